@@ -1,0 +1,476 @@
+//! The test backend: a real HTTP/1.1 + WebSocket server that benchmarks, scenarios, tests and
+//! `switchyard demo` put behind the router.
+//!
+//! Every answer names the backend (`X-Backend-Id` and the body), so a client can tell where a
+//! request landed. Query knobs shape the answer (see [`Knobs`]); `/health` answers what
+//! [`TestBackend::set_health`] or `POST /admin/health {"status": N}` last set; `/ws/echo`
+//! answers each WebSocket message as `<id>: <message>`.
+//!
+//! It must never be the bottleneck of a benchmark: the default answer is a small fixed body
+//! served without allocation beyond hyper's own, and WebSocket sessions keep small buffers.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Either, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Message, Role, WebSocketConfig};
+
+/// Header every answer carries with the backend's id.
+pub const BACKEND_ID_HEADER: &str = "x-backend-id";
+/// Largest body `?bytes=` may ask for (1 GiB): big enough for any stream test, small enough
+/// that a typo cannot make the backend stream forever.
+pub const MAX_BODY_BYTES: u64 = 1 << 30;
+/// Chunk size of streamed bodies unless `?chunk_bytes=` says otherwise.
+pub const DEFAULT_CHUNK_BYTES: usize = 16 * 1024;
+/// WebSocket read buffer: small, because idle sessions should cost little (PERF-NOTES: the
+/// 128 KiB default is zero-filled on every read and stays resident).
+const WS_READ_BUFFER_BYTES: usize = 4096;
+
+type Body = Either<Full<Bytes>, BoxBody<Bytes, io::Error>>;
+
+/// A running test backend. Dropping it stops the listener and cuts every open connection, as a
+/// killed process would.
+pub struct TestBackend {
+    addr: SocketAddr,
+    state: Arc<State>,
+    shutdown: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+struct State {
+    id: String,
+    id_body: Bytes,
+    id_header: HeaderValue,
+    health: AtomicU16,
+    requests: AtomicU64,
+}
+
+impl TestBackend {
+    /// Binds `listen` (use port 0 for a free port) and serves on the current tokio runtime.
+    pub async fn start(id: &str, listen: SocketAddr) -> io::Result<TestBackend> {
+        let id_header = HeaderValue::from_str(id).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("backend id {id:?} is not a valid header value"),
+            )
+        })?;
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State {
+            id: id.to_string(),
+            id_body: Bytes::from(id.to_string()),
+            id_header,
+            health: AtomicU16::new(200),
+            requests: AtomicU64::new(0),
+        });
+        let (shutdown, rx) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(listener, state.clone(), rx));
+        Ok(TestBackend {
+            addr,
+            state,
+            shutdown,
+            task: Some(task),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn id(&self) -> &str {
+        &self.state.id
+    }
+
+    /// Status `/health` answers from now on.
+    pub fn set_health(&self, status: u16) {
+        self.state.health.store(status, Ordering::Relaxed);
+    }
+
+    /// Requests answered so far, `/health` excluded.
+    pub fn requests_served(&self) -> u64 {
+        self.state.requests.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting and cuts every open connection, then waits for the accept loop to end.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TestBackend {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<State>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.changed() => return,
+        };
+        let (stream, _) = match accepted {
+            Ok(conn) => conn,
+            Err(err) => {
+                // Out of file descriptors and similar: report, back off briefly, keep serving.
+                eprintln!("switchyard-backend {}: accept failed: {err}", state.id);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(state.clone(), req));
+            let conn = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::select! {
+                _ = conn => {}
+                _ = shutdown.changed() => {}
+            }
+        });
+    }
+}
+
+/// What the query string asks of an answer.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Knobs {
+    /// `delay_ms=N`: wait N ms before sending the response head.
+    pub delay_ms: u64,
+    /// `status=N`: answer with this status.
+    pub status: Option<u16>,
+    /// `bytes=N`: a body of exactly N bytes instead of the id.
+    pub bytes: Option<u64>,
+    /// `chunk_ms=N`: stream the body in chunks, N ms apart (chunked encoding).
+    pub chunk_ms: Option<u64>,
+    /// `chunk_bytes=N`: size of each streamed chunk.
+    pub chunk_bytes: Option<usize>,
+    /// `echo=1`: answer with a JSON description of the request (headers, body length).
+    pub echo: bool,
+    /// `drop_after=N`: promise the whole body, send N bytes of it, then cut the connection.
+    pub drop_after: Option<u64>,
+}
+
+impl Knobs {
+    /// Parses a query string; unknown keys are ignored, bad numbers are an error naming the key.
+    pub fn parse(query: &str) -> Result<Knobs, String> {
+        let mut knobs = Knobs::default();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let num = |v: &str| -> Result<u64, String> {
+                v.parse::<u64>()
+                    .map_err(|_| format!("query {key}={v}: expected a whole number"))
+            };
+            match key {
+                "delay_ms" => knobs.delay_ms = num(value)?,
+                "status" => {
+                    let n = num(value)?;
+                    if !(100..=999).contains(&n) || (100..200).contains(&n) {
+                        return Err(format!("query status={value}: expected 200..=999"));
+                    }
+                    knobs.status = Some(n as u16);
+                }
+                "bytes" => {
+                    let n = num(value)?;
+                    if n > MAX_BODY_BYTES {
+                        return Err(format!("query bytes={value}: at most {MAX_BODY_BYTES}"));
+                    }
+                    knobs.bytes = Some(n);
+                }
+                "chunk_ms" => knobs.chunk_ms = Some(num(value)?),
+                "chunk_bytes" => {
+                    let n = num(value)?;
+                    if n == 0 || n > 1 << 24 {
+                        return Err(format!("query chunk_bytes={value}: expected 1..=16777216"));
+                    }
+                    knobs.chunk_bytes = Some(n as usize);
+                }
+                "echo" => knobs.echo = value != "0",
+                "drop_after" => knobs.drop_after = Some(num(value)?),
+                _ => {}
+            }
+        }
+        Ok(knobs)
+    }
+}
+
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path();
+    if path == "/health" {
+        let status = StatusCode::from_u16(state.health.load(Ordering::Relaxed))
+            .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        return Ok(respond(
+            &state,
+            status,
+            Either::Left(Full::new(Bytes::from_static(b"ok"))),
+        ));
+    }
+    state.requests.fetch_add(1, Ordering::Relaxed);
+    if path == "/admin/health" && req.method() == Method::POST {
+        return Ok(set_health(&state, req).await);
+    }
+    if path == "/ws/echo" && is_websocket_upgrade(&req) {
+        return Ok(upgrade_websocket(state, req));
+    }
+    let knobs = match Knobs::parse(req.uri().query().unwrap_or("")) {
+        Ok(knobs) => knobs,
+        Err(msg) => return Ok(plain(&state, StatusCode::BAD_REQUEST, msg)),
+    };
+    if knobs.delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(knobs.delay_ms)).await;
+    }
+    let status = knobs
+        .status
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    if knobs.echo {
+        return Ok(echo(&state, status, req).await);
+    }
+    // Requests with a body: read it all (so keep-alive stays usable), answer as asked.
+    if !is_bodiless(&req) {
+        let _ = req.into_body().collect().await;
+    }
+    let Some(total) = knobs
+        .bytes
+        .or(knobs.drop_after.map(|n| n.saturating_mul(2).max(1)))
+    else {
+        return Ok(respond(
+            &state,
+            status,
+            Either::Left(Full::new(state.id_body.clone())),
+        ));
+    };
+    let chunk = knobs.chunk_bytes.unwrap_or(DEFAULT_CHUNK_BYTES);
+    let gap = knobs.chunk_ms.map(Duration::from_millis);
+    let cut_at = knobs.drop_after;
+    let mut resp = respond(&state, status, body_stream(total, chunk, gap, cut_at));
+    if gap.is_none() || cut_at.is_some() {
+        resp.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+    }
+    Ok(resp)
+}
+
+fn is_bodiless<B>(req: &Request<B>) -> bool {
+    !req.headers().contains_key(header::TRANSFER_ENCODING)
+        && req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_none_or(|v| v.as_bytes() == b"0")
+}
+
+/// `total` bytes of filler in `chunk`-sized frames, `gap` apart; with `cut_at`, an error after
+/// that many bytes so hyper cuts the connection mid-body.
+fn body_stream(total: u64, chunk: usize, gap: Option<Duration>, cut_at: Option<u64>) -> Body {
+    let filler = Bytes::from(vec![b'x'; chunk]);
+    let stream = futures_util::stream::unfold(0u64, move |sent| {
+        let filler = filler.clone();
+        async move {
+            if sent == u64::MAX {
+                return None;
+            }
+            let limit = cut_at.unwrap_or(total).min(total);
+            if sent >= limit {
+                if cut_at.is_some() {
+                    // Let hyper flush what was sent first, so the client sees a response
+                    // head and part of a body before the cut.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    let err = io::Error::new(io::ErrorKind::ConnectionAborted, "drop_after");
+                    return Some((Err(err), u64::MAX));
+                }
+                return None;
+            }
+            if let (Some(gap), true) = (gap, sent > 0) {
+                tokio::time::sleep(gap).await;
+            }
+            let n = (limit - sent).min(filler.len() as u64) as usize;
+            Some((Ok(Frame::data(filler.slice(..n))), sent + n as u64))
+        }
+    });
+    Either::Right(BodyExt::boxed(StreamBody::new(stream)))
+}
+
+fn respond(state: &State, status: StatusCode, body: Body) -> Response<Body> {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        HeaderName::from_static(BACKEND_ID_HEADER),
+        state.id_header.clone(),
+    );
+    resp
+}
+
+fn plain(state: &State, status: StatusCode, msg: String) -> Response<Body> {
+    let mut resp = respond(state, status, Either::Left(Full::new(Bytes::from(msg))));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp
+}
+
+async fn set_health(state: &State, req: Request<Incoming>) -> Response<Body> {
+    #[derive(serde::Deserialize)]
+    struct SetHealth {
+        status: u16,
+    }
+    let body = match req.into_body().collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(err) => return plain(state, StatusCode::BAD_REQUEST, format!("body: {err}")),
+    };
+    match serde_json::from_slice::<SetHealth>(&body) {
+        Ok(SetHealth { status }) if StatusCode::from_u16(status).is_ok() && status >= 200 => {
+            state.health.store(status, Ordering::Relaxed);
+            plain(state, StatusCode::OK, format!("health {status}"))
+        }
+        Ok(SetHealth { status }) => plain(
+            state,
+            StatusCode::BAD_REQUEST,
+            format!("status {status}: expected 200..=999"),
+        ),
+        Err(err) => plain(
+            state,
+            StatusCode::BAD_REQUEST,
+            format!("expected {{\"status\": N}}: {err}"),
+        ),
+    }
+}
+
+async fn echo(state: &State, status: StatusCode, req: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let body_bytes = match body.collect().await {
+        Ok(body) => body.to_bytes().len(),
+        Err(err) => return plain(state, StatusCode::BAD_REQUEST, format!("body: {err}")),
+    };
+    let mut headers = serde_json::Map::new();
+    for name in parts.headers.keys() {
+        let values: Vec<_> = parts
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
+        headers.insert(name.as_str().to_string(), values.join(", ").into());
+    }
+    let json = serde_json::json!({
+        "id": state.id,
+        "method": parts.method.as_str(),
+        "path": parts.uri.path(),
+        "query": parts.uri.query().unwrap_or(""),
+        "headers": headers,
+        "body_bytes": body_bytes,
+    });
+    let mut resp = respond(
+        state,
+        status,
+        Either::Left(Full::new(json.to_string().into())),
+    );
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn is_websocket_upgrade<B>(req: &Request<B>) -> bool {
+    let has_token = |name: HeaderName, token: &str| {
+        req.headers().get_all(name).iter().any(|v| {
+            v.to_str()
+                .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+                .unwrap_or(false)
+        })
+    };
+    req.method() == Method::GET
+        && has_token(header::CONNECTION, "upgrade")
+        && has_token(header::UPGRADE, "websocket")
+}
+
+fn upgrade_websocket(state: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
+    let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY) else {
+        return plain(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "missing Sec-WebSocket-Key".to_string(),
+        );
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let session_state = state.clone();
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let config = WebSocketConfig::default()
+            .read_buffer_size(WS_READ_BUFFER_BYTES)
+            .write_buffer_size(0);
+        let ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        echo_session(&session_state.id, ws).await;
+    });
+    let mut resp = respond(
+        &state,
+        StatusCode::SWITCHING_PROTOCOLS,
+        Either::Left(Full::new(Bytes::new())),
+    );
+    let headers = resp.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(&accept) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    resp
+}
+
+async fn echo_session<S>(id: &str, mut ws: WebSocketStream<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    while let Some(msg) = ws.next().await {
+        let reply = match msg {
+            Ok(Message::Text(text)) => Message::text(format!("{id}: {}", text.as_str())),
+            Ok(Message::Binary(data)) => {
+                let mut out = Vec::with_capacity(id.len() + 2 + data.len());
+                out.extend_from_slice(id.as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(&data);
+                Message::binary(out)
+            }
+            // Pings are answered by tungstenite itself; a close is echoed by it too.
+            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
+            Ok(Message::Close(_)) | Err(_) => break,
+        };
+        if ws.send(reply).await.is_err() {
+            break;
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! `switchyard-load`: the test backend that stands in for a real service, and (with the
+//! load-tests issue) the load generator and fault scenarios that measure the router.
+#![forbid(unsafe_code)]
+
+pub mod backend;
+
+pub use backend::{Knobs, TestBackend};

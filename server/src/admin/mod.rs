@@ -1,0 +1,57 @@
+//! The admin listener (default `127.0.0.1:9901`): `/metrics` (Prometheus text), `/healthz`
+//! (the process is alive) and `/readyz` (it takes traffic; false while stopping). The admin
+//! API of the operators issue mounts here too.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use actix_web::{HttpResponse, web};
+
+use crate::telemetry;
+
+/// Whether this node takes traffic: set once the listeners are up, cleared when it stops.
+#[derive(Debug, Default)]
+pub struct Readiness(AtomicBool);
+
+impl Readiness {
+    pub fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::SeqCst);
+    }
+
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig, ready: Arc<Readiness>) {
+    cfg.app_data(web::Data::from(ready))
+        .route("/metrics", web::get().to(metrics))
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz));
+}
+
+async fn metrics() -> HttpResponse {
+    match telemetry::metrics_handle() {
+        Some(handle) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4")
+            .body(handle.render()),
+        None => HttpResponse::ServiceUnavailable()
+            .body("metrics unavailable: another metrics recorder was installed first\n"),
+    }
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok\n")
+}
+
+async fn readyz(ready: web::Data<Readiness>) -> HttpResponse {
+    if ready.get() {
+        HttpResponse::Ok()
+            .content_type("text/plain")
+            .body("ready\n")
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body("not ready\n")
+    }
+}

@@ -1,0 +1,225 @@
+//! Configuration: one TOML file, parsed into [`raw`] structs, then validated into [`Config`].
+//!
+//! Code past [`Config::from_toml_str`] never re-checks anything: a `Config` that exists is one
+//! whose references resolve, whose ids are unique and whose addresses parsed.
+
+pub mod raw;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+pub use validate::validate;
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub node: NodeConfig,
+    pub log: LogConfig,
+    /// Extra plain listeners besides `node.listen`.
+    pub listeners: Vec<ListenerConfig>,
+    /// In file order; matching picks the most specific (see [`crate::routing::RouteTable`]).
+    pub routes: Vec<RouteConfig>,
+    pub pools: Vec<PoolConfig>,
+    pub regions: Vec<RegionConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub region: String,
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub workers: usize,
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub access: bool,
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    pub id: String,
+    pub address: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub id: String,
+    /// Lower-case host without port; `None` matches any host.
+    pub host: Option<String>,
+    /// Normalised: starts with `/`, no trailing `/` unless it is exactly `/`.
+    pub path_prefix: String,
+    pub strip_prefix: bool,
+    /// Index into [`Config::pools`].
+    pub pool: usize,
+    pub timeouts: Timeouts,
+    pub retries: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub response: Duration,
+    pub idle: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    pub id: String,
+    pub algorithm: Algorithm,
+    pub resolve_interval: Duration,
+    pub backends: Vec<BackendConfig>,
+}
+
+/// The six balancers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Algorithm {
+    RoundRobin,
+    WeightedRoundRobin,
+    LeastConnections,
+    Random,
+    P2cEwma,
+    ConsistentHash(HashKey),
+}
+
+impl Algorithm {
+    pub const NAMES: &'static [&'static str] = &[
+        "round_robin",
+        "weighted_round_robin",
+        "least_connections",
+        "random",
+        "p2c_ewma",
+        "consistent_hash",
+    ];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Algorithm::RoundRobin => "round_robin",
+            Algorithm::WeightedRoundRobin => "weighted_round_robin",
+            Algorithm::LeastConnections => "least_connections",
+            Algorithm::Random => "random",
+            Algorithm::P2cEwma => "p2c_ewma",
+            Algorithm::ConsistentHash(_) => "consistent_hash",
+        }
+    }
+}
+
+/// What `consistent_hash` hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    ClientIp,
+    /// Lower-case header name; requests without it fall back to the client IP.
+    Header(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct BackendConfig {
+    pub id: String,
+    pub address: BackendAddress,
+    pub weight: u32,
+}
+
+/// A backend address as written, and what it resolved to at load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendAddress {
+    /// Host as written (an IP literal or a name).
+    pub host: String,
+    pub port: u16,
+    /// True when `host` is a name that must be resolved again from time to time.
+    pub is_name: bool,
+    pub resolved: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct RegionConfig {
+    pub name: String,
+    pub location: Option<(f64, f64)>,
+    pub endpoint: Option<String>,
+}
+
+impl Config {
+    /// Parses and validates TOML text.
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        let raw: raw::RawConfig = toml::from_str(text).map_err(|err| ConfigError {
+            issues: vec![ConfigIssue {
+                key: err
+                    .span()
+                    .map(|span| format!("line {}", line_of(text, span.start)))
+                    .unwrap_or_default(),
+                message: err.message().to_string(),
+            }],
+        })?;
+        validate(raw)
+    }
+
+    /// Reads, parses and validates a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError {
+            issues: vec![ConfigIssue {
+                key: path.display().to_string(),
+                message: format!("cannot read: {err}"),
+            }],
+        })?;
+        Config::from_toml_str(&text)
+    }
+
+    pub fn backend_count(&self) -> usize {
+        self.pools.iter().map(|p| p.backends.len()).sum()
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map(|before| before.matches('\n').count() + 1)
+        .unwrap_or(0)
+}
+
+/// Everything wrong with a config file, each with the key it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub issues: Vec<ConfigIssue>,
+}
+
+/// One problem: `routes[2].pool: no pool named "strem"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// Key path (`routes[2].pool`), or `line N` for a syntax error.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, issue) in self.issues.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{issue}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}

@@ -1,0 +1,244 @@
+//! The TOML file as written: serde structs that mirror it key for key. Unknown keys are
+//! rejected here; everything else (references, ranges, addresses) is checked in
+//! [`super::validate`], which turns these into the typed [`super::Config`].
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub node: RawNode,
+    #[serde(default)]
+    pub log: RawLog,
+    #[serde(default)]
+    pub listeners: Vec<RawListener>,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+    #[serde(default)]
+    pub pools: Vec<RawPool>,
+    #[serde(default)]
+    pub regions: Vec<RawRegion>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNode {
+    /// Region this node belongs to. Default `"local"`.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Public listener. Default `0.0.0.0:8080`, like most HTTP proxies' first example.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Admin listener (`/metrics`, `/healthz`, `/readyz`). Default `127.0.0.1:9901`: loopback
+    /// only, because it exposes internals.
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: String,
+    /// Request-path worker threads. Default: the number of cores.
+    pub workers: Option<usize>,
+    /// How long a graceful stop waits for in-flight requests. Default 30 s.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: DurationStr,
+}
+
+impl Default for RawNode {
+    fn default() -> Self {
+        RawNode {
+            region: default_region(),
+            listen: default_listen(),
+            admin_listen: default_admin_listen(),
+            workers: None,
+            shutdown_timeout: default_shutdown_timeout(),
+        }
+    }
+}
+
+fn default_region() -> String {
+    "local".to_string()
+}
+fn default_listen() -> String {
+    "0.0.0.0:8080".to_string()
+}
+fn default_admin_listen() -> String {
+    "127.0.0.1:9901".to_string()
+}
+fn default_shutdown_timeout() -> DurationStr {
+    DurationStr(Duration::from_secs(30))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// One access-log line per request. Default on: an operator expects to see traffic.
+    #[serde(default = "yes")]
+    pub access: bool,
+    /// `"text"` (default) or `"json"`.
+    #[serde(default = "default_log_format")]
+    pub format: String,
+    /// Log filter in `RUST_LOG` syntax; `RUST_LOG` itself wins when set. Default `"info"`.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            access: true,
+            format: default_log_format(),
+            level: default_log_level(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_log_format() -> String {
+    "text".to_string()
+}
+fn default_log_level() -> String {
+    "info".to_string()
+}
+
+/// An extra plain-HTTP listener beside `node.listen`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    pub id: String,
+    pub address: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub id: String,
+    /// Host to match (port ignored, case-insensitive); absent = any host.
+    pub host: Option<String>,
+    /// Path prefix matched on segment boundaries. Default `/` (everything).
+    #[serde(default = "default_prefix")]
+    pub path_prefix: String,
+    /// Remove the prefix before forwarding (`/api/x` → `/x`). Default false.
+    #[serde(default)]
+    pub strip_prefix: bool,
+    pub pool: String,
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+    /// Extra attempts on another backend after a connect failure. Default 1.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+fn default_prefix() -> String {
+    "/".to_string()
+}
+fn default_retries() -> u32 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    /// TCP connect to a backend. Default 1 s.
+    #[serde(default = "default_connect")]
+    pub connect: DurationStr,
+    /// Until the backend's response head arrives. Default 15 s (HAProxy's `timeout server`
+    /// examples use tens of seconds; API routes should set less).
+    #[serde(default = "default_response")]
+    pub response: DurationStr,
+    /// Longest silence while a response body streams. Default 60 s.
+    #[serde(default = "default_idle")]
+    pub idle: DurationStr,
+}
+
+impl Default for RawTimeouts {
+    fn default() -> Self {
+        RawTimeouts {
+            connect: default_connect(),
+            response: default_response(),
+            idle: default_idle(),
+        }
+    }
+}
+
+fn default_connect() -> DurationStr {
+    DurationStr(Duration::from_secs(1))
+}
+fn default_response() -> DurationStr {
+    DurationStr(Duration::from_secs(15))
+}
+fn default_idle() -> DurationStr {
+    DurationStr(Duration::from_secs(60))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPool {
+    pub id: String,
+    /// Balancer. Default `round_robin`.
+    #[serde(default = "default_algorithm")]
+    pub algorithm: String,
+    /// Key for `consistent_hash`: `"client_ip"` (default) or `"header:NAME"`.
+    pub hash_key: Option<String>,
+    /// How often host-name addresses are resolved again. Default 30 s.
+    #[serde(default = "default_resolve_interval")]
+    pub resolve_interval: DurationStr,
+    #[serde(default)]
+    pub backends: Vec<RawBackend>,
+}
+
+fn default_algorithm() -> String {
+    "round_robin".to_string()
+}
+fn default_resolve_interval() -> DurationStr {
+    DurationStr(Duration::from_secs(30))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackend {
+    pub id: String,
+    /// `ip:port` or `host:port`.
+    pub address: String,
+    /// Relative share for weighted balancers. Default 1.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegion {
+    pub name: String,
+    pub location: Option<RawLocation>,
+    pub endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocation {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// A duration written as a human string: `"250ms"`, `"10s"`, `"1h"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationStr(pub Duration);
+
+impl<'de> Deserialize<'de> for DurationStr {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(de)?;
+        humantime::parse_duration(text.trim())
+            .map(DurationStr)
+            .map_err(|err| {
+                serde::de::Error::custom(format!(
+                    "{text:?} is not a duration ({err}); write it like \"250ms\", \"10s\" or \"1h\""
+                ))
+            })
+    }
+}

@@ -1,0 +1,499 @@
+//! `RawConfig` → `Config`: every check, every error with its key path. Collects all problems
+//! instead of stopping at the first, so one run of `check-config` shows them all.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use super::raw::{RawBackend, RawConfig, RawPool, RawRoute};
+use super::{
+    Algorithm, BackendAddress, BackendConfig, Config, ConfigError, ConfigIssue, HashKey,
+    ListenerConfig, LogConfig, LogFormat, NodeConfig, PoolConfig, RegionConfig, RouteConfig,
+    Timeouts,
+};
+
+/// Largest accepted backend weight: enough for percentages with two decimals.
+pub const MAX_WEIGHT: u32 = 10_000;
+/// Largest accepted retry count: more only multiplies load during an outage.
+pub const MAX_RETRIES: u32 = 10;
+/// Fastest accepted re-resolution interval for host-name backends.
+pub const MIN_RESOLVE_INTERVAL: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+struct Issues(Vec<ConfigIssue>);
+
+impl Issues {
+    fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigIssue {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Validates a parsed file into a [`Config`], or returns every problem found.
+pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    let mut issues = Issues::default();
+    // Ids are unique within their kind (a route and its pool may share a name, as in the
+    // design's example); backend ids are unique across all pools, since operators address
+    // backends by id alone.
+    let mut ids: HashMap<(&'static str, String), String> = HashMap::new();
+    let mut claim_id = |issues: &mut Issues, kind: &'static str, key: String, id: &str| {
+        if id.trim().is_empty() {
+            issues.push(key, "ids must not be empty");
+        } else if let Some(first) = ids.get(&(kind, id.to_string())) {
+            issues.push(key, format!("{kind} id {id:?} is already used by {first}"));
+        } else {
+            ids.insert((kind, id.to_string()), key);
+        }
+    };
+
+    let listen = socket_addr(&mut issues, "node.listen", &raw.node.listen);
+    let admin_listen = socket_addr(&mut issues, "node.admin_listen", &raw.node.admin_listen);
+    let workers = match raw.node.workers {
+        Some(0) => {
+            issues.push("node.workers", "must be at least 1");
+            1
+        }
+        Some(n) if n > 256 => {
+            issues.push("node.workers", format!("{n} is more than 256"));
+            1
+        }
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let format = match raw.log.format.as_str() {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            issues.push(
+                "log.format",
+                format!("unknown format {other:?}; expected \"text\" or \"json\""),
+            );
+            LogFormat::Text
+        }
+    };
+
+    let mut listeners = Vec::new();
+    for (i, l) in raw.listeners.iter().enumerate() {
+        claim_id(&mut issues, "listener", format!("listeners[{i}].id"), &l.id);
+        let key = format!("listeners[{i}].address");
+        if let Some(address) = socket_addr(&mut issues, &key, &l.address) {
+            listeners.push(ListenerConfig {
+                id: l.id.clone(),
+                address,
+            });
+        }
+    }
+
+    let mut pools = Vec::new();
+    for (i, p) in raw.pools.iter().enumerate() {
+        claim_id(&mut issues, "pool", format!("pools[{i}].id"), &p.id);
+        for (j, b) in p.backends.iter().enumerate() {
+            claim_id(
+                &mut issues,
+                "backend",
+                format!("pools[{i}].backends[{j}].id"),
+                &b.id,
+            );
+        }
+        if let Some(pool) = pool(&mut issues, i, p) {
+            pools.push(pool);
+        }
+    }
+
+    let pool_index: HashMap<&str, usize> = raw
+        .pools
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.id.as_str(), i))
+        .collect();
+    let mut routes = Vec::new();
+    let mut matches: HashSet<(Option<String>, String)> = HashSet::new();
+    for (i, r) in raw.routes.iter().enumerate() {
+        claim_id(&mut issues, "route", format!("routes[{i}].id"), &r.id);
+        if let Some(route) = route(&mut issues, i, r, &pool_index) {
+            if !matches.insert((route.host.clone(), route.path_prefix.clone())) {
+                issues.push(
+                    format!("routes[{i}].path_prefix"),
+                    format!(
+                        "another route already matches host {} and prefix {:?}",
+                        route.host.as_deref().unwrap_or("*"),
+                        route.path_prefix
+                    ),
+                );
+            }
+            routes.push(route);
+        }
+    }
+
+    let mut regions = Vec::new();
+    let mut region_names = HashSet::new();
+    for (i, r) in raw.regions.iter().enumerate() {
+        if r.name.trim().is_empty() {
+            issues.push(format!("regions[{i}].name"), "must not be empty");
+        } else if !region_names.insert(r.name.as_str()) {
+            issues.push(
+                format!("regions[{i}].name"),
+                format!("region {:?} is listed twice", r.name),
+            );
+        }
+        if let Some(loc) = r.location {
+            if !(-90.0..=90.0).contains(&loc.lat) {
+                issues.push(
+                    format!("regions[{i}].location.lat"),
+                    "must be within -90..=90",
+                );
+            }
+            if !(-180.0..=180.0).contains(&loc.lon) {
+                issues.push(
+                    format!("regions[{i}].location.lon"),
+                    "must be within -180..=180",
+                );
+            }
+        }
+        regions.push(RegionConfig {
+            name: r.name.clone(),
+            location: r.location.map(|l| (l.lat, l.lon)),
+            endpoint: r.endpoint.clone(),
+        });
+    }
+    if !regions.is_empty() && !region_names.contains(raw.node.region.as_str()) {
+        issues.push(
+            "node.region",
+            format!("no region named {:?} in [[regions]]", raw.node.region),
+        );
+    }
+    if raw.node.shutdown_timeout.0.is_zero() {
+        issues.push("node.shutdown_timeout", "must be more than 0");
+    }
+
+    match (listen, admin_listen, issues.0.is_empty()) {
+        (Some(listen), Some(admin_listen), true) => Ok(Config {
+            node: NodeConfig {
+                region: raw.node.region,
+                listen,
+                admin_listen,
+                workers,
+                shutdown_timeout: raw.node.shutdown_timeout.0,
+            },
+            log: LogConfig {
+                access: raw.log.access,
+                format,
+                level: raw.log.level,
+            },
+            listeners,
+            routes,
+            pools,
+            regions,
+        }),
+        _ => Err(ConfigError { issues: issues.0 }),
+    }
+}
+
+fn socket_addr(issues: &mut Issues, key: &str, text: &str) -> Option<SocketAddr> {
+    match text.parse::<SocketAddr>() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            issues.push(
+                key,
+                format!("{text:?} is not an ip:port address (e.g. \"127.0.0.1:8080\")"),
+            );
+            None
+        }
+    }
+}
+
+fn pool(issues: &mut Issues, i: usize, p: &RawPool) -> Option<PoolConfig> {
+    let before = issues.0.len();
+    let algorithm = match p.algorithm.as_str() {
+        "round_robin" => Some(Algorithm::RoundRobin),
+        "weighted_round_robin" => Some(Algorithm::WeightedRoundRobin),
+        "least_connections" => Some(Algorithm::LeastConnections),
+        "random" => Some(Algorithm::Random),
+        "p2c_ewma" => Some(Algorithm::P2cEwma),
+        "consistent_hash" => {
+            hash_key(issues, i, p.hash_key.as_deref()).map(Algorithm::ConsistentHash)
+        }
+        other => {
+            issues.push(
+                format!("pools[{i}].algorithm"),
+                format!(
+                    "unknown algorithm {other:?}; expected one of {}",
+                    Algorithm::NAMES.join(", ")
+                ),
+            );
+            None
+        }
+    };
+    if p.hash_key.is_some() && p.algorithm != "consistent_hash" {
+        issues.push(
+            format!("pools[{i}].hash_key"),
+            "only applies to algorithm = \"consistent_hash\"",
+        );
+    }
+    if p.resolve_interval.0 < MIN_RESOLVE_INTERVAL {
+        issues.push(
+            format!("pools[{i}].resolve_interval"),
+            format!("must be at least {MIN_RESOLVE_INTERVAL:?}"),
+        );
+    }
+    if p.backends.is_empty() {
+        issues.push(
+            format!("pools[{i}].backends"),
+            format!("pool {:?} has no backends; a pool needs at least one", p.id),
+        );
+    }
+    let backends: Vec<_> = p
+        .backends
+        .iter()
+        .enumerate()
+        .filter_map(|(j, b)| backend(issues, &format!("pools[{i}].backends[{j}]"), b))
+        .collect();
+    (issues.0.len() == before).then(|| PoolConfig {
+        id: p.id.clone(),
+        algorithm: algorithm.expect("no issue was recorded, so the algorithm parsed"),
+        resolve_interval: p.resolve_interval.0,
+        backends,
+    })
+}
+
+fn hash_key(issues: &mut Issues, i: usize, key: Option<&str>) -> Option<HashKey> {
+    match key {
+        None | Some("client_ip") => Some(HashKey::ClientIp),
+        Some(key) => match key.strip_prefix("header:") {
+            Some(name) if http::HeaderName::from_bytes(name.trim().as_bytes()).is_ok() => {
+                Some(HashKey::Header(name.trim().to_ascii_lowercase()))
+            }
+            _ => {
+                issues.push(
+                    format!("pools[{i}].hash_key"),
+                    format!("{key:?}: expected \"client_ip\" or \"header:NAME\""),
+                );
+                None
+            }
+        },
+    }
+}
+
+fn backend(issues: &mut Issues, key: &str, b: &RawBackend) -> Option<BackendConfig> {
+    if b.weight == 0 {
+        issues.push(
+            format!("{key}.weight"),
+            "must be at least 1 (drain a backend instead of weighting it 0)",
+        );
+    } else if b.weight > MAX_WEIGHT {
+        issues.push(
+            format!("{key}.weight"),
+            format!("{} is more than {MAX_WEIGHT}", b.weight),
+        );
+    }
+    let address = match parse_address(&b.address) {
+        Ok(address) => Some(address),
+        Err(message) => {
+            issues.push(format!("{key}.address"), message);
+            None
+        }
+    };
+    Some(BackendConfig {
+        id: b.id.clone(),
+        address: address?,
+        weight: b.weight,
+    })
+}
+
+/// Parses `ip:port` or `host:port`, resolving a host name now.
+pub fn parse_address(text: &str) -> Result<BackendAddress, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(BackendAddress {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            is_name: false,
+            resolved: addr,
+        });
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!("{text:?} has no port; expected \"host:port\""));
+    };
+    let port: u16 = match port.parse() {
+        Ok(port) if port > 0 => port,
+        _ => {
+            return Err(format!(
+                "{text:?}: port {port:?} is not a number in 1..=65535"
+            ));
+        }
+    };
+    let valid_name = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_');
+    if !valid_name {
+        return Err(format!(
+            "{text:?}: {host:?} is neither an IP address nor a host name"
+        ));
+    }
+    let resolved = resolve(host, port)?;
+    Ok(BackendAddress {
+        host: host.to_string(),
+        port,
+        is_name: true,
+        resolved,
+    })
+}
+
+/// Resolves a host name, preferring IPv4 (most backends listen there first).
+pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|err| format!("cannot resolve {host:?}: {err}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{host:?} resolved to no address"))
+}
+
+fn route(
+    issues: &mut Issues,
+    i: usize,
+    r: &RawRoute,
+    pools: &HashMap<&str, usize>,
+) -> Option<RouteConfig> {
+    let before = issues.0.len();
+    let pool = pools.get(r.pool.as_str()).copied();
+    if pool.is_none() {
+        let hint = closest(&r.pool, pools.keys().copied())
+            .map(|name| format!(" (did you mean {name:?}?)"))
+            .unwrap_or_default();
+        issues.push(
+            format!("routes[{i}].pool"),
+            format!("no pool named {:?}{hint}", r.pool),
+        );
+    }
+    let path_prefix = normalize_prefix(&r.path_prefix);
+    if !r.path_prefix.starts_with('/') || r.path_prefix.contains(['?', '#', ' ']) {
+        issues.push(
+            format!("routes[{i}].path_prefix"),
+            format!(
+                "{:?} must start with '/' and hold no '?', '#' or spaces",
+                r.path_prefix
+            ),
+        );
+    }
+    let host = r.host.as_ref().map(|h| h.trim().to_ascii_lowercase());
+    if let Some(h) = &host
+        && (h.is_empty() || h.contains([':', '/', ' ']))
+    {
+        issues.push(
+            format!("routes[{i}].host"),
+            format!("{h:?} must be a bare host name (no port, scheme or path)"),
+        );
+    }
+    if r.retries > MAX_RETRIES {
+        issues.push(
+            format!("routes[{i}].retries"),
+            format!("{} is more than {MAX_RETRIES}", r.retries),
+        );
+    }
+    for (name, d) in [
+        ("connect", r.timeouts.connect.0),
+        ("response", r.timeouts.response.0),
+        ("idle", r.timeouts.idle.0),
+    ] {
+        if d.is_zero() {
+            issues.push(
+                format!("routes[{i}].timeouts.{name}"),
+                "must be more than 0",
+            );
+        }
+    }
+    (issues.0.len() == before).then(|| RouteConfig {
+        id: r.id.clone(),
+        host,
+        path_prefix,
+        strip_prefix: r.strip_prefix,
+        pool: pool.expect("no issue was recorded, so the pool exists"),
+        timeouts: Timeouts {
+            connect: r.timeouts.connect.0,
+            response: r.timeouts.response.0,
+            idle: r.timeouts.idle.0,
+        },
+        retries: r.retries,
+    })
+}
+
+fn normalize_prefix(prefix: &str) -> String {
+    let trimmed = prefix.trim_end_matches('/');
+    if trimmed.is_empty() {
+        "/".to_string()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+/// The known name nearest to a misspelt one, if it is close enough to be a typo.
+fn closest<'a>(wanted: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .map(|k| (edit_distance(wanted, k), k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min()
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_normalised() {
+        assert_eq!(normalize_prefix("/api/"), "/api");
+        assert_eq!(normalize_prefix("/"), "/");
+        assert_eq!(normalize_prefix("//"), "/");
+    }
+
+    #[test]
+    fn typos_get_a_hint() {
+        let pools = ["api", "stream", "search"];
+        assert_eq!(closest("strem", pools.iter().copied()), Some("stream"));
+        assert_eq!(closest("video", pools.iter().copied()), None);
+    }
+
+    #[test]
+    fn addresses_parse() {
+        let a = parse_address("127.0.0.1:8080").unwrap();
+        assert!(!a.is_name);
+        let a = parse_address("localhost:8080").unwrap();
+        assert!(a.is_name);
+        assert_eq!(a.resolved.port(), 8080);
+        assert!(parse_address("localhost").unwrap_err().contains("no port"));
+        assert!(parse_address("localhost:0").unwrap_err().contains("port"));
+        assert!(
+            parse_address("bad host:80")
+                .unwrap_err()
+                .contains("neither")
+        );
+        assert!(
+            parse_address("no-such-host.invalid:80")
+                .unwrap_err()
+                .contains("cannot resolve")
+        );
+    }
+}

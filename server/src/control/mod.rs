@@ -1,0 +1,34 @@
+//! The control plane: actix actors that own every piece of mutable routing state.
+//!
+//! ```text
+//! RouterSupervisor          starts the tree, keeps the metrics exporter tidy
+//!  └─ RegionActor           one per region this node serves (the local one for now)
+//!      └─ PoolActor         one per pool: membership, publishes PoolSnapshots
+//!          └─ BackendActor  one per backend: address re-resolution (health checks later)
+//! ```
+//! Actors never sit on the request path: they publish immutable snapshots through `arc-swap`
+//! (see [`crate::routing`]) and the request path reads those. Children run under actix
+//! [`Supervisor`](actix::Supervisor)s; a panic inside a handler is caught by [`guard`], logged,
+//! and turned into a stop, which the supervisor answers with a restart.
+
+pub mod backend;
+pub mod guard;
+pub mod pool;
+pub mod region;
+pub mod supervisor;
+
+pub use backend::{BackendActor, BackendChanged};
+pub use pool::PoolActor;
+pub use region::RegionActor;
+pub use supervisor::RouterSupervisor;
+
+/// Makes an actor panic inside a guarded handler: exercises supervision in tests.
+#[doc(hidden)]
+#[derive(actix::Message, Debug)]
+#[rtype(result = "()")]
+pub struct InjectPanic;
+
+/// How many times an actor has been restarted after a failure.
+#[derive(actix::Message, Debug)]
+#[rtype(result = "u32")]
+pub struct GetRestarts;

@@ -1,0 +1,206 @@
+//! `switchyard demo`: the router in front of in-process test backends for each pool of the
+//! design brief's path table, no config file and no Redis needed. Every route answers as soon
+//! as [`Demo::start`] returns.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use switchyard_load::TestBackend;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::server::{self, RouterHandle};
+
+/// The demo's pools: (route prefix, pool id, balancer, backends, timeouts).
+const POOLS: &[(&str, &str, &str, usize, &str)] = &[
+    (
+        "/api",
+        "api",
+        "round_robin",
+        3,
+        r#"{ connect = "250ms", response = "1s", idle = "60s" }"#,
+    ),
+    (
+        "/stream",
+        "stream",
+        "least_connections",
+        2,
+        r#"{ connect = "500ms", response = "10s", idle = "2h" }"#,
+    ),
+    (
+        "/browse",
+        "browse",
+        "round_robin",
+        2,
+        r#"{ connect = "250ms", response = "5s", idle = "60s" }"#,
+    ),
+    (
+        "/search",
+        "search",
+        "random",
+        2,
+        r#"{ connect = "250ms", response = "2s", idle = "60s" }"#,
+    ),
+];
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        DemoOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9901)),
+        }
+    }
+}
+
+/// A running demo: backends on their own runtime, the router in front.
+pub struct Demo {
+    router: Option<RouterHandle>,
+    backends: Vec<TestBackend>,
+    runtime: Option<tokio::runtime::Runtime>,
+    config: Config,
+}
+
+impl Demo {
+    pub fn start(options: &DemoOptions) -> Result<Demo, Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("demo-backends")
+            .enable_all()
+            .build()
+            .map_err(|source| Error::Io {
+                context: "cannot start the demo backends' runtime".to_string(),
+                source,
+            })?;
+        let mut backends = Vec::new();
+        for (_, pool, _, count, _) in POOLS {
+            for n in 1..=*count {
+                let id = format!("{pool}-{n}");
+                let local = SocketAddr::from(([127, 0, 0, 1], 0));
+                let backend =
+                    runtime
+                        .block_on(TestBackend::start(&id, local))
+                        .map_err(|source| Error::Io {
+                            context: format!("cannot start demo backend {id}"),
+                            source,
+                        })?;
+                backends.push(backend);
+            }
+        }
+        let config = Config::from_toml_str(&config_text(options, &backends))?;
+        let router = server::start(config.clone())?;
+        Ok(Demo {
+            router: Some(router),
+            backends,
+            runtime: Some(runtime),
+            config,
+        })
+    }
+
+    pub fn router(&self) -> &RouterHandle {
+        self.router.as_ref().expect("present until drop")
+    }
+
+    /// What to print: where it listens, its routes, and what to curl.
+    pub fn banner(&self) -> String {
+        let router = self.router();
+        let base = format!("http://{}", router.addr());
+        let admin = format!("http://{}", router.admin_addr());
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Switchyard demo: a router in front of {} test backends, all on this machine.",
+            self.backends.len()
+        );
+        let _ = writeln!(out, "  router  {base}");
+        let _ = writeln!(out, "  admin   {admin}   (/metrics, /healthz, /readyz)");
+        let _ = writeln!(out);
+        let _ = writeln!(out, "Routes (path prefix -> pool, balancer: backends):");
+        for route in &self.config.routes {
+            let pool = &self.config.pools[route.pool];
+            let ids: Vec<_> = pool.backends.iter().map(|b| b.id.as_str()).collect();
+            let _ = writeln!(
+                out,
+                "  {:<8} -> {:<7} {:<18} {}",
+                route.path_prefix,
+                pool.id,
+                pool.algorithm.name(),
+                ids.join(" ")
+            );
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(out, "Try:");
+        let _ = writeln!(
+            out,
+            "  curl -i {base}/api/hello                  # X-Backend-Id names the backend; repeat to see round robin"
+        );
+        let _ = writeln!(
+            out,
+            "  curl -N '{base}/stream/movie?bytes=200000&chunk_bytes=20000&chunk_ms=200'   # streamed as produced"
+        );
+        let _ = writeln!(
+            out,
+            "  curl -i '{base}/search/x?status=503'      # a backend's own 503 passes through unchanged"
+        );
+        let _ = writeln!(
+            out,
+            "  curl -i {base}/nowhere                    # the router's own 404: X-Switchyard-Error: no_route"
+        );
+        let _ = writeln!(
+            out,
+            "  curl -s {admin}/metrics | grep switchyard_requests_total"
+        );
+        let _ = writeln!(out, "Ctrl-C stops.");
+        out
+    }
+
+    /// Stops the router, then the backends.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(router) = self.router.take() {
+            router.stop();
+        }
+        self.backends.clear();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn config_text(options: &DemoOptions, backends: &[TestBackend]) -> String {
+    let mut text = format!(
+        "[node]\nregion = \"local\"\nlisten = \"{}\"\nadmin_listen = \"{}\"\nshutdown_timeout = \"2s\"\n\n",
+        options.listen, options.admin_listen
+    );
+    for (prefix, pool, algorithm, _, timeouts) in POOLS {
+        let _ = write!(
+            text,
+            "[[routes]]\nid = \"{pool}\"\npath_prefix = \"{prefix}\"\npool = \"{pool}\"\ntimeouts = {timeouts}\nretries = 2\n\n"
+        );
+        let members: Vec<String> = backends
+            .iter()
+            .filter(|b| b.id().starts_with(&format!("{pool}-")))
+            .map(|b| format!("  {{ id = \"{}\", address = \"{}\" }},", b.id(), b.addr()))
+            .collect();
+        let _ = write!(
+            text,
+            "[[pools]]\nid = \"{pool}\"\nalgorithm = \"{algorithm}\"\nbackends = [\n{}\n]\n\n",
+            members.join("\n")
+        );
+    }
+    text
+}

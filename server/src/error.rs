@@ -1,0 +1,115 @@
+//! The router's one error type. Each variant says what failed and where; [`Error::kind`] is the
+//! stable name used in the `X-Switchyard-Error` header, JSON bodies and metric labels, and
+//! [`Error::is_retryable`] tells a client (and the SDK) whether trying again may succeed.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::config::ConfigError;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid configuration:\n{0}")]
+    Config(#[from] ConfigError),
+    #[error("no route matches host {host:?} and path {path:?}")]
+    NoRoute { host: Option<String>, path: String },
+    #[error("pool {pool:?} has no healthy backend")]
+    NoHealthyBackend { pool: String },
+    #[error("cannot connect to backend {backend} at {addr}: {source}")]
+    UpstreamConnect {
+        backend: String,
+        addr: SocketAddr,
+        #[source]
+        source: BoxError,
+    },
+    #[error("backend {backend} sent no response head within {after:?}")]
+    UpstreamTimeout { backend: String, after: Duration },
+    #[error("backend {backend} failed before its response head: {source}")]
+    Upstream {
+        backend: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// Stable machine-readable name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Config(_) => "config",
+            Error::NoRoute { .. } => "no_route",
+            Error::NoHealthyBackend { .. } => "no_healthy_backend",
+            Error::UpstreamConnect { .. } => "upstream_connect",
+            Error::UpstreamTimeout { .. } => "upstream_timeout",
+            Error::Upstream { .. } => "upstream_error",
+            Error::Bind { .. } => "bind",
+            Error::Io { .. } => "io",
+        }
+    }
+
+    /// HTTP status the router answers with when this ends a request.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::NoRoute { .. } => 404,
+            Error::NoHealthyBackend { .. } => 503,
+            Error::UpstreamConnect { .. } | Error::Upstream { .. } => 502,
+            Error::UpstreamTimeout { .. } => 504,
+            Error::Config(_) | Error::Bind { .. } | Error::Io { .. } => 500,
+        }
+    }
+
+    /// True when the same request may succeed if tried again (on another backend, or later).
+    /// Timeouts and upstream failures are retryable only for idempotent requests; that
+    /// judgement belongs to the caller, who knows the method.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::NoHealthyBackend { .. }
+                | Error::UpstreamConnect { .. }
+                | Error::UpstreamTimeout { .. }
+                | Error::Upstream { .. }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_and_statuses_follow_the_wire_contract() {
+        let e = Error::NoHealthyBackend { pool: "api".into() };
+        assert_eq!(
+            (e.kind(), e.status(), e.is_retryable()),
+            ("no_healthy_backend", 503, true)
+        );
+        let e = Error::NoRoute {
+            host: None,
+            path: "/x".into(),
+        };
+        assert_eq!(
+            (e.kind(), e.status(), e.is_retryable()),
+            ("no_route", 404, false)
+        );
+        let e = Error::UpstreamTimeout {
+            backend: "b".into(),
+            after: Duration::from_secs(1),
+        };
+        assert_eq!((e.kind(), e.status()), ("upstream_timeout", 504));
+    }
+}

@@ -1,0 +1,24 @@
+//! Switchyard: a streaming session router.
+//!
+//! - [`control`]: the control plane, actix actors that own routing state.
+//! - [`proxy`]: the data plane, the request path; reads snapshots, never awaits a mailbox.
+//! - [`routing`]: what the two share: route table, pool snapshots, per-backend atomics.
+//! - [`balance`]: the six balancers.
+//! - [`config`]: the TOML file, parsed and validated into typed config.
+//! - [`server`]: start and stop a router; [`demo`]: the newcomer's first run.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod balance;
+pub mod config;
+pub mod control;
+pub mod demo;
+pub mod error;
+pub mod proxy;
+pub mod routing;
+pub mod server;
+pub mod telemetry;
+
+pub use config::Config;
+pub use error::Error;
+pub use server::{RouterHandle, start};

@@ -1,0 +1,54 @@
+//! Responses the router makes itself: status, `X-Switchyard-Error: <kind>`, `X-Request-Id`,
+//! and a short JSON body `{"error", "message", "request_id"}`. Messages name the route or
+//! pool, never backend addresses: those stay in the router's own logs.
+
+use actix_web::HttpResponse;
+use actix_web::body::{BoxBody, EitherBody};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self as ax, HeaderValue};
+
+use super::headers::{REQUEST_ID, SWITCHYARD_ERROR};
+use crate::error::Error;
+
+/// What a client is told about an error.
+pub fn public_message(err: &Error) -> String {
+    match err {
+        Error::NoRoute { .. } => "no route matches this host and path".to_string(),
+        Error::NoHealthyBackend { pool } => format!("pool {pool:?} has no healthy backend"),
+        Error::UpstreamConnect { .. } => "could not connect to a backend".to_string(),
+        Error::UpstreamTimeout { after, .. } => {
+            format!("the backend sent no response within {after:?}")
+        }
+        Error::Upstream { .. } => "the backend failed before answering".to_string(),
+        _ => "internal error".to_string(),
+    }
+}
+
+pub fn error_response<L>(
+    err: &Error,
+    request_id: &http::HeaderValue,
+) -> HttpResponse<EitherBody<L>> {
+    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let rid = String::from_utf8_lossy(request_id.as_bytes());
+    let body = serde_json::json!({
+        "error": err.kind(),
+        "message": public_message(err),
+        "request_id": rid,
+    })
+    .to_string();
+    let mut resp = HttpResponse::with_body(status, EitherBody::right(BoxBody::new(body)));
+    let headers = resp.headers_mut();
+    headers.insert(
+        ax::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        ax::HeaderName::from_static(SWITCHYARD_ERROR),
+        HeaderValue::from_static(err.kind()),
+    );
+    if let Ok(v) = HeaderValue::from_bytes(request_id.as_bytes()) {
+        headers.insert(ax::HeaderName::from_static(REQUEST_ID), v);
+    }
+    metrics::counter!("switchyard_router_errors_total", "kind" => err.kind()).increment(1);
+    resp
+}

@@ -1,0 +1,187 @@
+//! Per-backend live counters shared by the control plane and the request path. Everything here
+//! is an atomic: the request path updates it without locks, actors read it when they decide.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use metrics::{Counter, Gauge};
+
+/// How fast the peak-EWMA forgets a slow response: linkerd2-proxy and Finagle use 10 s.
+pub const EWMA_DECAY: Duration = Duration::from_secs(10);
+/// Latency assumed for a backend that has not answered yet: low enough that new backends get
+/// traffic, high enough that one of them is not flooded before its first answer.
+pub const EWMA_DEFAULT_RTT: Duration = Duration::from_millis(1);
+
+/// Nanoseconds since the first call in this process: a cheap monotonic clock for atomics.
+pub fn now_ns() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// Live state of one backend.
+#[derive(Debug)]
+pub struct BackendStats {
+    inflight: AtomicU32,
+    sessions: AtomicU32,
+    pub ewma: PeakEwma,
+    inflight_gauge: Gauge,
+    /// Request counters by route slot (see `Route::slot`) then status class 1xx..5xx.
+    requests: Vec<[Counter; 5]>,
+}
+
+impl BackendStats {
+    /// `routes` are the ids of the routes that send to this backend's pool, in slot order.
+    pub fn new(pool: &str, backend: &str, routes: &[String]) -> BackendStats {
+        let requests = routes
+            .iter()
+            .map(|route| {
+                ["1xx", "2xx", "3xx", "4xx", "5xx"].map(|class| {
+                    metrics::counter!(
+                        "switchyard_requests_total",
+                        "route" => route.clone(),
+                        "pool" => pool.to_string(),
+                        "backend" => backend.to_string(),
+                        "status_class" => class,
+                    )
+                })
+            })
+            .collect();
+        BackendStats {
+            inflight: AtomicU32::new(0),
+            sessions: AtomicU32::new(0),
+            ewma: PeakEwma::new(EWMA_DEFAULT_RTT, EWMA_DECAY),
+            inflight_gauge: metrics::gauge!(
+                "switchyard_backend_inflight",
+                "pool" => pool.to_string(),
+                "backend" => backend.to_string(),
+            ),
+            requests,
+        }
+    }
+
+    pub fn inflight(&self) -> u32 {
+        self.inflight.load(Ordering::Relaxed)
+    }
+
+    pub fn sessions(&self) -> u32 {
+        self.sessions.load(Ordering::Relaxed)
+    }
+
+    /// In-flight requests plus open sessions: what `least_connections` minimises.
+    pub fn load(&self) -> u64 {
+        u64::from(self.inflight()) + u64::from(self.sessions())
+    }
+
+    /// Counts a request as in flight until the guard drops.
+    pub fn start_request(self: &Arc<Self>) -> InflightGuard {
+        self.inflight.fetch_add(1, Ordering::Relaxed);
+        self.inflight_gauge.increment(1.0);
+        InflightGuard {
+            stats: self.clone(),
+        }
+    }
+
+    /// Counts a finished request under its route slot and status.
+    pub fn record_status(&self, slot: usize, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        if let Some(counters) = self.requests.get(slot) {
+            counters[class].increment(1);
+        }
+    }
+}
+
+/// Decrements the in-flight count on drop (including when a client goes away mid-response).
+#[derive(Debug)]
+pub struct InflightGuard {
+    stats: Arc<BackendStats>,
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.stats.inflight.fetch_sub(1, Ordering::Relaxed);
+        self.stats.inflight_gauge.decrement(1.0);
+    }
+}
+
+/// Peak-sensitive exponentially weighted moving average of response latency (Finagle's and
+/// linkerd2-proxy's "peak EWMA"): a slower sample replaces the estimate at once, faster samples
+/// pull it down with a time-based decay. Lossy under races by design: a lost update between two
+/// concurrent samples changes nothing that matters to a balancer.
+#[derive(Debug)]
+pub struct PeakEwma {
+    rtt_ns: AtomicU64,
+    stamp_ns: AtomicU64,
+    decay_ns: f64,
+}
+
+impl PeakEwma {
+    pub fn new(initial: Duration, decay: Duration) -> PeakEwma {
+        PeakEwma {
+            rtt_ns: AtomicU64::new((initial.as_nanos() as f64).to_bits()),
+            stamp_ns: AtomicU64::new(now_ns()),
+            decay_ns: decay.as_nanos() as f64,
+        }
+    }
+
+    /// Records one observed latency at time `now` (from [`now_ns`]).
+    pub fn observe(&self, rtt: Duration, now: u64) {
+        let sample = rtt.as_nanos() as f64;
+        let prev = f64::from_bits(self.rtt_ns.load(Ordering::Relaxed));
+        let w = self.weight_since(now);
+        let next = if sample > prev {
+            sample
+        } else {
+            prev * w + sample * (1.0 - w)
+        };
+        self.rtt_ns.store(next.to_bits(), Ordering::Relaxed);
+        self.stamp_ns.store(now, Ordering::Relaxed);
+    }
+
+    /// The estimate in nanoseconds at time `now`. Decays toward zero while no sample arrives,
+    /// so a backend that once was slow and then got no traffic is tried again (tower's
+    /// `PeakEwma` does the same).
+    pub fn estimate_ns(&self, now: u64) -> f64 {
+        f64::from_bits(self.rtt_ns.load(Ordering::Relaxed)) * self.weight_since(now)
+    }
+
+    fn weight_since(&self, now: u64) -> f64 {
+        let elapsed = now.saturating_sub(self.stamp_ns.load(Ordering::Relaxed)) as f64;
+        (-elapsed / self.decay_ns).exp()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_sample_is_taken_at_once_and_fast_ones_decay_it() {
+        let ewma = PeakEwma::new(Duration::from_millis(1), Duration::from_secs(10));
+        let t0 = now_ns();
+        ewma.observe(Duration::from_millis(100), t0);
+        assert_eq!(ewma.estimate_ns(t0), 100e6);
+        // One decay period later a fast sample pulls it most of the way down.
+        let t1 = t0 + 10_000_000_000;
+        ewma.observe(Duration::from_millis(1), t1);
+        let est = ewma.estimate_ns(t1) / 1e6;
+        assert!((37.0..38.0).contains(&est), "estimate {est} ms");
+        // A tiny gap barely moves it.
+        ewma.observe(Duration::from_millis(1), t1 + 1_000_000);
+        assert!(ewma.estimate_ns(t1 + 1_000_000) / 1e6 > 36.0);
+        // Left alone, it decays so the backend is tried again.
+        assert!(ewma.estimate_ns(t1 + 60_000_000_000) / 1e6 < 0.2);
+    }
+
+    #[test]
+    fn inflight_counts_until_the_guard_drops() {
+        let stats = Arc::new(BackendStats::new("p", "b", &["r".to_string()]));
+        let a = stats.start_request();
+        let b = stats.start_request();
+        assert_eq!(stats.inflight(), 2);
+        drop(a);
+        assert_eq!(stats.load(), 1);
+        drop(b);
+        assert_eq!(stats.inflight(), 0);
+    }
+}

@@ -1,0 +1,257 @@
+//! The route table: which route a request belongs to, and the pools routes send to.
+//!
+//! Built once from a [`Config`] (and again on reload); immutable afterwards. Matching is a
+//! short linear scan in precedence order: host-specific routes before any-host ones, longer
+//! prefixes before shorter, so the first hit is the most specific.
+
+use std::sync::Arc;
+
+use metrics::Histogram;
+
+use super::snapshot::{BackendEntry, BackendState, PoolHandle, PoolSnapshot};
+use super::stats::BackendStats;
+use crate::config::{Algorithm, Config, HashKey, Timeouts};
+
+/// One route, ready for the request path.
+#[derive(Debug)]
+pub struct Route {
+    pub id: Arc<str>,
+    host: Option<String>,
+    prefix: String,
+    pub strip_prefix: bool,
+    pub pool: Arc<PoolHandle>,
+    pub timeouts: Timeouts,
+    pub retries: u32,
+    /// Position among the routes that send to the same pool: indexes per-backend counters.
+    pub slot: usize,
+    /// `Some` when the pool balances by consistent hash.
+    pub hash_key: Option<HashKey>,
+    pub latency: Histogram,
+}
+
+impl Route {
+    /// True when `path` is the prefix itself or continues it at a `/` boundary.
+    pub fn matches_path(&self, path: &str) -> bool {
+        prefix_matches(&self.prefix, path)
+    }
+
+    fn matches_host(&self, host: Option<&str>) -> bool {
+        match (&self.host, host) {
+            (None, _) => true,
+            (Some(want), Some(got)) => want.eq_ignore_ascii_case(strip_port(got)),
+            (Some(_), None) => false,
+        }
+    }
+
+    /// The path to send upstream: with the prefix removed when the route strips it.
+    pub fn upstream_path<'a>(&self, path: &'a str) -> &'a str {
+        if !self.strip_prefix || self.prefix == "/" {
+            return path;
+        }
+        match &path[self.prefix.len().min(path.len())..] {
+            "" => "/",
+            rest => rest,
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+}
+
+/// `/api` matches `/api` and `/api/x`, never `/apix`; `/` matches everything.
+pub fn prefix_matches(prefix: &str, path: &str) -> bool {
+    prefix == "/"
+        || (path.starts_with(prefix)
+            && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/')))
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        // [v6]:port
+        return host.split_once(']').map_or(host, |(h, _)| &h[1..]);
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+/// All routes and pools of one configuration.
+#[derive(Debug)]
+pub struct RouteTable {
+    /// In match precedence order.
+    routes: Vec<Arc<Route>>,
+    pub pools: Vec<Arc<PoolHandle>>,
+}
+
+impl RouteTable {
+    /// Builds the table and every pool's first snapshot (all backends up) from a config.
+    pub fn build(config: &Config) -> RouteTable {
+        let mut slots = vec![Vec::<String>::new(); config.pools.len()];
+        for route in &config.routes {
+            slots[route.pool].push(route.id.clone());
+        }
+        let pools: Vec<Arc<PoolHandle>> = config
+            .pools
+            .iter()
+            .zip(&slots)
+            .map(|(pool, route_ids)| {
+                let backends = pool
+                    .backends
+                    .iter()
+                    .map(|b| {
+                        let stats = Arc::new(BackendStats::new(&pool.id, &b.id, route_ids));
+                        Arc::new(BackendEntry::new(
+                            b.id.as_str().into(),
+                            b.address.resolved,
+                            b.weight,
+                            BackendState::Up,
+                            stats,
+                        ))
+                    })
+                    .collect();
+                let first = PoolSnapshot::build(1, backends, &pool.algorithm);
+                Arc::new(PoolHandle::new(
+                    pool.id.as_str().into(),
+                    pool.algorithm.clone(),
+                    first,
+                ))
+            })
+            .collect();
+        let mut next_slot = vec![0usize; config.pools.len()];
+        let mut routes: Vec<Arc<Route>> = config
+            .routes
+            .iter()
+            .map(|r| {
+                let slot = next_slot[r.pool];
+                next_slot[r.pool] += 1;
+                let pool = pools[r.pool].clone();
+                let hash_key = match &pool.algorithm {
+                    Algorithm::ConsistentHash(key) => Some(key.clone()),
+                    _ => None,
+                };
+                Arc::new(Route {
+                    id: r.id.as_str().into(),
+                    host: r.host.clone(),
+                    prefix: r.path_prefix.clone(),
+                    strip_prefix: r.strip_prefix,
+                    latency: metrics::histogram!(
+                        "switchyard_request_duration_seconds",
+                        "route" => r.id.clone(),
+                        "pool" => pool.id.to_string(),
+                    ),
+                    pool,
+                    timeouts: r.timeouts,
+                    retries: r.retries,
+                    slot,
+                    hash_key,
+                })
+            })
+            .collect();
+        // Stable sort keeps file order among equals.
+        routes.sort_by_key(|r| (r.host.is_none(), std::cmp::Reverse(r.prefix.len())));
+        RouteTable { routes, pools }
+    }
+
+    /// The most specific route for a host (from `Host`, may carry a port) and path.
+    pub fn find(&self, host: Option<&str>, path: &str) -> Option<&Arc<Route>> {
+        self.routes
+            .iter()
+            .find(|r| r.matches_host(host) && r.matches_path(path))
+    }
+
+    pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
+        self.routes.iter()
+    }
+
+    pub fn pool(&self, id: &str) -> Option<&Arc<PoolHandle>> {
+        self.pools.iter().find(|p| &*p.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(toml: &str) -> RouteTable {
+        RouteTable::build(&Config::from_toml_str(toml).unwrap())
+    }
+
+    const POOLS: &str = r#"
+        [[pools]]
+        id = "a"
+        backends = [{ id = "a1", address = "127.0.0.1:1" }]
+        [[pools]]
+        id = "b"
+        backends = [{ id = "b1", address = "127.0.0.1:2" }]
+    "#;
+
+    #[test]
+    fn prefixes_match_on_segment_boundaries() {
+        assert!(prefix_matches("/api", "/api"));
+        assert!(prefix_matches("/api", "/api/"));
+        assert!(prefix_matches("/api", "/api/x/y"));
+        assert!(!prefix_matches("/api", "/apix"));
+        assert!(!prefix_matches("/api", "/ap"));
+        assert!(prefix_matches("/", "/anything"));
+    }
+
+    #[test]
+    fn the_most_specific_route_wins() {
+        let t = table(&format!(
+            r#"{POOLS}
+            [[routes]]
+            id = "all"
+            pool = "a"
+            [[routes]]
+            id = "api"
+            path_prefix = "/api"
+            pool = "a"
+            [[routes]]
+            id = "api-v2"
+            path_prefix = "/api/v2"
+            pool = "b"
+            [[routes]]
+            id = "tv-api"
+            host = "TV.example.net"
+            path_prefix = "/api"
+            pool = "b"
+            "#
+        ));
+        let id = |host, path| t.find(host, path).map(|r| r.id.to_string());
+        assert_eq!(id(None, "/api/v2/x").as_deref(), Some("api-v2"));
+        assert_eq!(id(None, "/api/v1").as_deref(), Some("api"));
+        assert_eq!(id(None, "/apix").as_deref(), Some("all"));
+        assert_eq!(
+            id(Some("tv.example.net:8080"), "/api/v2").as_deref(),
+            Some("tv-api")
+        );
+        assert_eq!(id(Some("other"), "/api").as_deref(), Some("api"));
+    }
+
+    #[test]
+    fn no_route_without_a_catch_all() {
+        let t = table(&format!(
+            "{POOLS}\n[[routes]]\nid = \"api\"\npath_prefix = \"/api\"\npool = \"a\"\n"
+        ));
+        assert!(t.find(None, "/stream").is_none());
+    }
+
+    #[test]
+    fn stripping_keeps_a_leading_slash() {
+        let t = table(&format!(
+            "{POOLS}\n[[routes]]\nid = \"api\"\npath_prefix = \"/api\"\nstrip_prefix = true\npool = \"a\"\n"
+        ));
+        let r = t.find(None, "/api/x").unwrap();
+        assert_eq!(r.upstream_path("/api/x"), "/x");
+        assert_eq!(r.upstream_path("/api"), "/");
+    }
+
+    #[test]
+    fn routes_to_one_pool_get_distinct_slots() {
+        let t = table(&format!(
+            "{POOLS}\n[[routes]]\nid = \"r1\"\npath_prefix = \"/x\"\npool = \"a\"\n[[routes]]\nid = \"r2\"\npath_prefix = \"/y\"\npool = \"a\"\n"
+        ));
+        let mut slots: Vec<_> = t.routes().map(|r| r.slot).collect();
+        slots.sort();
+        assert_eq!(slots, vec![0, 1]);
+    }
+}

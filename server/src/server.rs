@@ -1,0 +1,210 @@
+//! Starting and stopping a router: the actor tree, the public listeners and the admin
+//! listener, all in one actix `System` on a thread of their own.
+//!
+//! [`start`] returns once every listener is bound (so a caller can print or test addresses
+//! right away) with a [`RouterHandle`]; [`RouterHandle::stop`] stops gracefully: readiness
+//! fails first, listeners close, in-flight requests finish within `shutdown_timeout`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use actix::Actor;
+use actix_web::{App, HttpServer, web};
+use arc_swap::ArcSwap;
+use tokio::sync::oneshot;
+
+use crate::admin::{self, Readiness};
+use crate::config::Config;
+use crate::control::RouterSupervisor;
+use crate::error::Error;
+use crate::proxy::{self, ProxyState};
+use crate::routing::RouteTable;
+use crate::telemetry;
+
+/// Client connections idle longer than this between requests are closed (nginx's default
+/// `keepalive_timeout` is 75 s).
+pub const CLIENT_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(75);
+/// Time a client has to send a full request head: protects workers from slow-header clients.
+pub const CLIENT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Pending-connection queue of each listener.
+pub const LISTEN_BACKLOG: u32 = 2048;
+
+/// A running router.
+pub struct RouterHandle {
+    listen: Vec<SocketAddr>,
+    admin: SocketAddr,
+    table: Arc<ArcSwap<RouteTable>>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RouterHandle {
+    /// Public listener addresses, `node.listen` first (actual ports when 0 was asked).
+    pub fn listen_addrs(&self) -> &[SocketAddr] {
+        &self.listen
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.listen[0]
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+    }
+
+    /// The live route table (for inspection; actors own changes).
+    pub fn table(&self) -> Arc<RouteTable> {
+        self.table.load_full()
+    }
+
+    /// Stops gracefully and waits until everything has shut down.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    /// Blocks until the router stops by itself (it does not, unless stopped elsewhere).
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for RouterHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+struct Bound {
+    listen: Vec<SocketAddr>,
+    admin: SocketAddr,
+}
+
+/// Starts a router for `config`; returns once it is serving.
+pub fn start(config: Config) -> Result<RouterHandle, Error> {
+    telemetry::install_metrics();
+    let table = Arc::new(ArcSwap::from_pointee(RouteTable::build(&config)));
+    let (bound_tx, bound_rx) = std::sync::mpsc::channel::<Result<Bound, Error>>();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let thread_table = table.clone();
+    let thread = std::thread::Builder::new()
+        .name("switchyard-control".to_string())
+        .spawn(move || {
+            let system = actix_rt::System::new();
+            system.block_on(run(config, thread_table, bound_tx, stop_rx));
+        })
+        .map_err(|source| Error::Io {
+            context: "cannot start the router thread".to_string(),
+            source,
+        })?;
+    let bound = match bound_rx.recv() {
+        Ok(Ok(bound)) => bound,
+        Ok(Err(err)) => {
+            let _ = thread.join();
+            return Err(err);
+        }
+        Err(_) => {
+            let _ = thread.join();
+            return Err(Error::Io {
+                context: "router thread ended during start".to_string(),
+                source: std::io::Error::other("no start report"),
+            });
+        }
+    };
+    Ok(RouterHandle {
+        listen: bound.listen,
+        admin: bound.admin,
+        table,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    })
+}
+
+async fn run(
+    config: Config,
+    table: Arc<ArcSwap<RouteTable>>,
+    bound_tx: std::sync::mpsc::Sender<Result<Bound, Error>>,
+    stop_rx: oneshot::Receiver<()>,
+) {
+    let ready = Arc::new(Readiness::default());
+    let _supervisor = RouterSupervisor::new(config.clone(), table.clone()).start();
+
+    let state = web::Data::new(ProxyState {
+        table: table.clone(),
+        access_log: config.log.access,
+        proto: "http",
+    });
+    let mut addrs = vec![config.node.listen];
+    addrs.extend(config.listeners.iter().map(|l| l.address));
+    let mut public = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .default_service(web::to(proxy::handle))
+    })
+    .workers(config.node.workers)
+    .backlog(LISTEN_BACKLOG)
+    .keep_alive(CLIENT_KEEP_ALIVE)
+    .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+    .shutdown_timeout(config.node.shutdown_timeout.as_secs().max(1))
+    .on_connect(|conn, _| {
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let _ = tcp.set_nodelay(true);
+        }
+    })
+    .disable_signals();
+    for addr in &addrs {
+        public = match public.bind(addr) {
+            Ok(server) => server,
+            Err(source) => {
+                let _ = bound_tx.send(Err(Error::Bind {
+                    addr: *addr,
+                    source,
+                }));
+                return;
+            }
+        };
+    }
+    let listen = public.addrs();
+
+    let admin_ready = ready.clone();
+    let admin_server = HttpServer::new(move || {
+        App::new().configure(|cfg| admin::configure(cfg, admin_ready.clone()))
+    })
+    .workers(1)
+    .shutdown_timeout(1)
+    .disable_signals()
+    .bind(config.node.admin_listen);
+    let admin_server = match admin_server {
+        Ok(server) => server,
+        Err(source) => {
+            let _ = bound_tx.send(Err(Error::Bind {
+                addr: config.node.admin_listen,
+                source,
+            }));
+            return;
+        }
+    };
+    let admin = admin_server.addrs()[0];
+
+    let public = public.run();
+    let admin_server = admin_server.run();
+    let public_handle = public.handle();
+    let admin_handle = admin_server.handle();
+    actix_rt::spawn(public);
+    actix_rt::spawn(admin_server);
+    ready.set(true);
+    tracing::info!(listen = ?listen, admin = %admin, workers = config.node.workers, "switchyard serving");
+    let _ = bound_tx.send(Ok(Bound { listen, admin }));
+
+    let _ = stop_rx.await;
+    tracing::info!("stopping: readiness off, closing listeners, finishing in-flight requests");
+    ready.set(false);
+    public_handle.stop(true).await;
+    admin_handle.stop(true).await;
+    actix_rt::System::current().stop();
+}
