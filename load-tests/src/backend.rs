@@ -60,6 +60,8 @@ struct State {
     id_body: Bytes,
     id_header: HeaderValue,
     health: AtomicU16,
+    /// Added before every answer but `/health`: makes one backend slower than its peers.
+    base_delay_ms: AtomicU64,
     requests: AtomicU64,
 }
 
@@ -79,6 +81,7 @@ impl TestBackend {
             id_body: Bytes::from(id.to_string()),
             id_header,
             health: AtomicU16::new(200),
+            base_delay_ms: AtomicU64::new(0),
             requests: AtomicU64::new(0),
         });
         let (shutdown, rx) = watch::channel(false);
@@ -102,6 +105,13 @@ impl TestBackend {
     /// Status `/health` answers from now on.
     pub fn set_health(&self, status: u16) {
         self.state.health.store(status, Ordering::Relaxed);
+    }
+
+    /// Delay added before every answer from now on (`/health` excepted).
+    pub fn set_delay(&self, delay: Duration) {
+        self.state
+            .base_delay_ms
+            .store(delay.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Requests answered so far, `/health` excluded.
@@ -247,8 +257,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         Ok(knobs) => knobs,
         Err(msg) => return Ok(plain(&state, StatusCode::BAD_REQUEST, msg)),
     };
-    if knobs.delay_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(knobs.delay_ms)).await;
+    let delay_ms = knobs.delay_ms + state.base_delay_ms.load(Ordering::Relaxed);
+    if delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
     }
     let status = knobs
         .status

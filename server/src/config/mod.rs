@@ -152,14 +152,20 @@ pub struct RegionConfig {
 impl Config {
     /// Parses and validates TOML text.
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
-        let raw: raw::RawConfig = toml::from_str(text).map_err(|err| ConfigError {
+        let parse_error = |key: String, err: &toml::de::Error| ConfigError {
             issues: vec![ConfigIssue {
-                key: err
-                    .span()
-                    .map(|span| format!("line {}", line_of(text, span.start)))
-                    .unwrap_or_default(),
-                message: err.message().to_string(),
+                key,
+                message: match err.span() {
+                    Some(span) => format!("{} (line {})", err.message(), line_of(text, span.start)),
+                    None => err.message().to_string(),
+                },
             }],
+        };
+        let de = toml::Deserializer::parse(text).map_err(|err| parse_error(String::new(), &err))?;
+        let raw: raw::RawConfig = serde_path_to_error::deserialize(de).map_err(|err| {
+            let path = err.path().to_string();
+            let key = if path == "." { String::new() } else { path };
+            parse_error(key, err.inner())
         })?;
         validate(raw)
     }

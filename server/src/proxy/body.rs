@@ -89,6 +89,8 @@ impl Body for UpstreamBody {
 pub struct ClientBody {
     body: Incoming,
     size: BodySize,
+    /// HEAD, 204, 304: the size may be announced, but no byte is sent.
+    bodiless: bool,
     idle: Duration,
     /// Armed only when the backend makes us wait, so small answers never touch the timer.
     timer: Option<Pin<Box<Sleep>>>,
@@ -96,10 +98,17 @@ pub struct ClientBody {
 }
 
 impl ClientBody {
-    pub fn new(body: Incoming, size: BodySize, idle: Duration, inflight: InflightGuard) -> Self {
+    pub fn new(
+        body: Incoming,
+        size: BodySize,
+        bodiless: bool,
+        idle: Duration,
+        inflight: InflightGuard,
+    ) -> Self {
         ClientBody {
             body,
             size,
+            bodiless,
             idle,
             timer: None,
             _inflight: inflight,
@@ -119,7 +128,7 @@ impl MessageBody for ClientBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = self.get_mut();
-        if this.size == BodySize::None {
+        if this.bodiless {
             return Poll::Ready(None);
         }
         loop {

@@ -205,21 +205,30 @@ fn client_response(
 ) -> Response {
     let (parts, body) = resp.into_parts();
     let status = StatusCode::from_u16(parts.status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let bodiless = head_request
-        || status.is_informational()
+    // actix-web writes Content-Length from the body size, except for 304 where it keeps the
+    // header as given; for HEAD it writes the size but sends no body.
+    let (size, bodiless) = if status.is_informational()
         || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED;
-    let size = if bodiless {
-        BodySize::None
+        || status == StatusCode::NOT_MODIFIED
+    {
+        (BodySize::None, true)
+    } else if head_request {
+        let announced = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        (announced.map_or(BodySize::None, BodySize::Sized), true)
     } else {
         match hyper::body::Body::size_hint(&body).exact() {
-            Some(n) => BodySize::Sized(n),
-            None => BodySize::Stream,
+            Some(n) => (BodySize::Sized(n), false),
+            None => (BodySize::Stream, false),
         }
     };
-    let body = ClientBody::new(body, size, route.timeouts.idle, inflight);
+    let keep_length = status == StatusCode::NOT_MODIFIED;
+    let body = ClientBody::new(body, size, bodiless, route.timeouts.idle, inflight);
     let mut out = HttpResponse::with_body(status, EitherBody::left(body));
-    headers::client_response_headers(&parts.headers, bodiless, out.headers_mut());
+    headers::client_response_headers(&parts.headers, keep_length, out.headers_mut());
     if let Ok(v) = ax::HeaderValue::from_bytes(request_id.as_bytes()) {
         out.headers_mut()
             .insert(ax::HeaderName::from_static(headers::REQUEST_ID), v);

@@ -1,0 +1,198 @@
+//! `switchyard check-config` and `serve` on bad files: every kind of mistake is reported with
+//! the key it concerns and a non-zero exit, and nothing is served.
+
+use std::io::Write;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+
+const POOL: &str = r#"
+[[pools]]
+id = "stream"
+backends = [{ id = "s1", address = "127.0.0.1:9001" }]
+"#;
+
+fn check(text: &str) -> Output {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    Command::new(BIN)
+        .arg("check-config")
+        .arg(file.path())
+        .output()
+        .expect("run switchyard check-config")
+}
+
+/// Asserts the file is rejected and that stderr names `key` and says `reason`.
+fn rejected(text: &str, key: &str, reason: &str) {
+    let out = check(text);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted:\n{text}");
+    assert!(
+        stderr.contains(key) && stderr.contains(reason),
+        "expected `{key}` and `{reason}` in:\n{stderr}"
+    );
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/switchyard.toml");
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("4 routes, 4 pools, 9 backends"), "{stdout}");
+}
+
+#[test]
+fn a_route_to_a_missing_pool_names_the_route_and_suggests_the_pool() {
+    rejected(
+        &format!("{POOL}[[routes]]\nid = \"r\"\npath_prefix = \"/s\"\npool = \"strem\"\n"),
+        "routes[0].pool",
+        "no pool named \"strem\" (did you mean \"stream\"?)",
+    );
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_their_path() {
+    rejected(
+        &format!("{POOL}[[routes]]\nid = \"r\"\npath_prefx = \"/s\"\npool = \"stream\"\n"),
+        "routes[0].path_prefx",
+        "unknown field `path_prefx`",
+    );
+}
+
+#[test]
+fn duplicate_ids_name_both_places() {
+    rejected(
+        r#"
+        [[pools]]
+        id = "a"
+        backends = [{ id = "x", address = "127.0.0.1:1" }]
+        [[pools]]
+        id = "b"
+        backends = [{ id = "x", address = "127.0.0.1:2" }]
+        "#,
+        "pools[1].backends[0].id",
+        "backend id \"x\" is already used by pools[0].backends[0].id",
+    );
+}
+
+#[test]
+fn empty_pools_are_rejected() {
+    rejected(
+        "[[pools]]\nid = \"a\"\nbackends = []\n",
+        "pools[0].backends",
+        "no backends",
+    );
+}
+
+#[test]
+fn zero_weights_are_rejected() {
+    rejected(
+        "[[pools]]\nid = \"a\"\nbackends = [{ id = \"x\", address = \"127.0.0.1:1\", weight = 0 }]\n",
+        "pools[0].backends[0].weight",
+        "at least 1",
+    );
+}
+
+#[test]
+fn unparsable_addresses_are_rejected() {
+    rejected(
+        "[[pools]]\nid = \"a\"\nbackends = [{ id = \"x\", address = \"10.0.0.1\" }]\n",
+        "pools[0].backends[0].address",
+        "has no port",
+    );
+    rejected(
+        "[[pools]]\nid = \"a\"\nbackends = [{ id = \"x\", address = \"no-such-host.invalid:80\" }]\n",
+        "pools[0].backends[0].address",
+        "cannot resolve",
+    );
+    rejected(
+        "[node]\nlisten = \"localhost\"\n",
+        "node.listen",
+        "not an ip:port address",
+    );
+}
+
+#[test]
+fn bad_durations_are_rejected() {
+    rejected(
+        &format!(
+            "{POOL}[[routes]]\nid = \"r\"\npool = \"stream\"\ntimeouts = {{ connect = \"fast\" }}\n"
+        ),
+        "routes[0].timeouts.connect",
+        "\"fast\" is not a duration",
+    );
+}
+
+#[test]
+fn unknown_algorithms_list_the_known_ones() {
+    rejected(
+        "[[pools]]\nid = \"a\"\nalgorithm = \"fastest\"\nbackends = [{ id = \"x\", address = \"127.0.0.1:1\" }]\n",
+        "pools[0].algorithm",
+        "expected one of round_robin, weighted_round_robin, least_connections, random, p2c_ewma, consistent_hash",
+    );
+}
+
+#[test]
+fn syntax_errors_name_the_line() {
+    rejected("[node\nlisten = 1\n", "line 1", "");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let out = check(
+        "[[pools]]\nid = \"a\"\nbackends = [{ id = \"x\", address = \"bad\", weight = 0 }]\n[[routes]]\nid = \"r\"\npool = \"nope\"\n",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for key in [
+        "pools[0].backends[0].weight",
+        "pools[0].backends[0].address",
+        "routes[0].pool",
+    ] {
+        assert!(stderr.contains(key), "{key} missing from:\n{stderr}");
+    }
+}
+
+#[test]
+fn serve_refuses_an_invalid_file_and_serves_nothing() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(b"[[routes]]\nid = \"r\"\npool = \"missing\"\n")
+        .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(file.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve kept running with an invalid config");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(2));
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let out = Command::new(BIN)
+        .args(["check-config", "/no/such/switchyard.toml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/switchyard.toml: cannot read"));
+}

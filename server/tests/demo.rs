@@ -1,0 +1,168 @@
+//! `switchyard demo`, run as a new user would: the banner names where it listens, every route
+//! of the design brief answers at once, metrics count the traffic, and Ctrl-C stops it cleanly.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use support::Client;
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+const BANNER_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The demo process; killed on drop if a test fails before stopping it.
+struct DemoProcess {
+    child: Child,
+    router: SocketAddr,
+    admin: SocketAddr,
+    banner: String,
+}
+
+impl Drop for DemoProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_demo() -> DemoProcess {
+    let mut child = Command::new(BIN)
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start switchyard demo");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + BANNER_DEADLINE;
+    let mut banner = String::new();
+    let (mut router, mut admin) = (None, None);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no complete banner within {BANNER_DEADLINE:?}:\n{banner}"));
+        banner.push_str(&line);
+        banner.push('\n');
+        let addr = |l: &str| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|u| u.strip_prefix("http://"))
+                .and_then(|a| a.parse().ok())
+        };
+        if line.starts_with("  router ") {
+            router = addr(&line);
+        } else if line.starts_with("  admin ") {
+            admin = addr(&line);
+        } else if line.starts_with("Ctrl-C stops") {
+            break;
+        }
+    }
+    // Keep draining stdout (access logs) so the demo never blocks on a full pipe.
+    std::thread::spawn(move || while rx.recv().is_ok() {});
+    DemoProcess {
+        child,
+        router: router.unwrap_or_else(|| panic!("no router address in banner:\n{banner}")),
+        admin: admin.unwrap_or_else(|| panic!("no admin address in banner:\n{banner}")),
+        banner,
+    }
+}
+
+#[tokio::test]
+async fn the_demo_answers_every_route_of_the_design_brief_and_stops_on_ctrl_c() {
+    let mut demo = start_demo();
+    for route in ["/api", "/stream", "/browse", "/search"] {
+        assert!(
+            demo.banner.contains(route),
+            "banner does not list {route}:\n{}",
+            demo.banner
+        );
+    }
+
+    let client = Client::new(demo.router);
+    for (path, pool) in [
+        ("/api/titles", "api-"),
+        (
+            "/stream/movie?bytes=100000&chunk_bytes=10000&chunk_ms=5",
+            "stream-",
+        ),
+        ("/browse/home", "browse-"),
+        ("/search/q?term=heist", "search-"),
+    ] {
+        let reply = client.get(path).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+        assert!(
+            reply.backend().starts_with(pool),
+            "{path} answered by {}",
+            reply.backend()
+        );
+    }
+    let api: std::collections::BTreeSet<_> = {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..6 {
+            seen.insert(client.get("/api/titles").await.backend().to_string());
+        }
+        seen
+    };
+    assert_eq!(
+        api.len(),
+        3,
+        "round robin over the three api backends: {api:?}"
+    );
+    assert_eq!(
+        client.get("/nowhere").await.header("x-switchyard-error"),
+        Some("no_route")
+    );
+
+    let admin = Client::new(demo.admin);
+    let metrics = admin.get("/metrics").await;
+    assert_eq!(metrics.status, 200);
+    let text = metrics.text();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("switchyard_requests_total")
+                && l.contains("route=\"api\"")
+                && l.contains("status_class=\"2xx\"")),
+        "no api request counter in /metrics:\n{text}"
+    );
+    assert!(
+        text.contains("switchyard_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert_eq!(admin.get("/healthz").await.status, 200);
+    assert_eq!(admin.get("/readyz").await.status, 200);
+
+    // Ctrl-C: the demo stops by itself, with success.
+    let pid = demo.child.id().to_string();
+    let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = demo.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "demo still running 15 s after Ctrl-C"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "demo exited with {status}");
+}

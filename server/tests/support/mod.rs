@@ -1,0 +1,204 @@
+//! Shared helpers for the router's end-to-end tests: real test backends on `127.0.0.1:0`, a
+//! real router started from TOML, and a small HTTP client. Every server is owned by a guard
+//! that stops it on drop, so a failing test leaks nothing.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use switchyard::{Config, RouterHandle};
+pub use switchyard_load::TestBackend;
+
+/// Starts test backends with the given ids on free ports.
+pub async fn backends(ids: &[&str]) -> Vec<TestBackend> {
+    let mut out = Vec::new();
+    for id in ids {
+        let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        out.push(
+            TestBackend::start(id, local)
+                .await
+                .expect("start test backend"),
+        );
+    }
+    out
+}
+
+/// A `[[pools]]` table for these backends (weights from `weights`, or 1).
+pub fn pool(id: &str, algorithm: &str, backends: &[TestBackend], weights: &[u32]) -> String {
+    let members: Vec<String> = backends
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            format!(
+                "  {{ id = \"{}\", address = \"{}\", weight = {} }},",
+                b.id(),
+                b.addr(),
+                weights.get(i).copied().unwrap_or(1)
+            )
+        })
+        .collect();
+    format!(
+        "[[pools]]\nid = \"{id}\"\nalgorithm = \"{algorithm}\"\nbackends = [\n{}\n]\n",
+        members.join("\n")
+    )
+}
+
+/// A `[[routes]]` table sending `prefix` to `pool`.
+pub fn route(id: &str, prefix: &str, pool: &str) -> String {
+    format!("[[routes]]\nid = \"{id}\"\npath_prefix = \"{prefix}\"\npool = \"{pool}\"\n")
+}
+
+/// Starts a router on free ports with one worker and the given routes and pools.
+pub fn router(body: &str) -> RouterHandle {
+    let text = format!(
+        "[node]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 1\nshutdown_timeout = \"1s\"\n[log]\naccess = false\n\n{body}"
+    );
+    let config = Config::from_toml_str(&text)
+        .unwrap_or_else(|err| panic!("test config is invalid:\n{err}\n---\n{text}"));
+    switchyard::start(config).expect("router starts")
+}
+
+/// One answer, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The `X-Backend-Id` the answer came with.
+    pub fn backend(&self) -> &str {
+        self.header("x-backend-id").unwrap_or("-")
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|err| {
+            panic!(
+                "body is not JSON ({err}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A keep-alive HTTP/1.1 client for tests.
+#[derive(Clone)]
+pub struct Client {
+    inner: HyperClient<HttpConnector, Full<Bytes>>,
+    base: String,
+}
+
+/// Longest any single test request may take before the test fails with a clear message.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(20);
+
+impl Client {
+    pub fn new(addr: SocketAddr) -> Client {
+        Client {
+            inner: HyperClient::builder(TokioExecutor::new()).build_http(),
+            base: format!("http://{addr}"),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(http::Method::GET, path, &[], Bytes::new()).await
+    }
+
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        self.send(http::Method::GET, path, headers, Bytes::new())
+            .await
+    }
+
+    /// Sends a request and reads the whole answer; panics with the URL on error or timeout.
+    pub async fn send(
+        &self,
+        method: http::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Reply {
+        let resp = tokio::time::timeout(REQUEST_DEADLINE, self.head(method, path, headers, body))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: no answer within {REQUEST_DEADLINE:?}"));
+        let (parts, body) = resp.into_parts();
+        let body = tokio::time::timeout(REQUEST_DEADLINE, body.collect())
+            .await
+            .unwrap_or_else(|_| panic!("{path}: body not complete within {REQUEST_DEADLINE:?}"))
+            .unwrap_or_else(|err| panic!("{path}: body failed: {err}"))
+            .to_bytes();
+        Reply {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    /// Sends a request and returns as soon as the response head arrives.
+    pub async fn head(
+        &self,
+        method: http::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> http::Response<hyper::body::Incoming> {
+        let mut req = http::Request::builder().method(method).uri(self.url(path));
+        for (n, v) in headers {
+            req = req.header(*n, *v);
+        }
+        let req = req.body(Full::new(body)).expect("valid test request");
+        self.inner
+            .request(req)
+            .await
+            .unwrap_or_else(|err| panic!("{path}: request failed: {err}"))
+    }
+}
+
+/// Polls `check` until it returns true or `within` passes; panics with `what` on timeout.
+pub async fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Counts answers per backend id over `n` GETs of `path`.
+pub async fn spread(
+    client: &Client,
+    path: &str,
+    n: usize,
+) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for _ in 0..n {
+        let reply = client.get(path).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+        *counts.entry(reply.backend().to_string()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// A local address on which nothing listens (bound, then released).
+pub fn dead_address() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
