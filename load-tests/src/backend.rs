@@ -63,6 +63,8 @@ struct State {
     /// Added before every answer but `/health`: makes one backend slower than its peers.
     base_delay_ms: AtomicU64,
     requests: AtomicU64,
+    /// Turns `true` (or its sender drops) on stop: upgraded WebSocket sessions watch it too.
+    shutdown: watch::Receiver<bool>,
 }
 
 impl TestBackend {
@@ -76,6 +78,7 @@ impl TestBackend {
         })?;
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
+        let (shutdown, rx) = watch::channel(false);
         let state = Arc::new(State {
             id: id.to_string(),
             id_body: Bytes::from(id.to_string()),
@@ -83,8 +86,8 @@ impl TestBackend {
             health: AtomicU16::new(200),
             base_delay_ms: AtomicU64::new(0),
             requests: AtomicU64::new(0),
+            shutdown: rx.clone(),
         });
-        let (shutdown, rx) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, state.clone(), rx));
         Ok(TestBackend {
             addr,
@@ -257,7 +260,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         Ok(knobs) => knobs,
         Err(msg) => return Ok(plain(&state, StatusCode::BAD_REQUEST, msg)),
     };
-    let delay_ms = knobs.delay_ms + state.base_delay_ms.load(Ordering::Relaxed);
+    let delay_ms = knobs
+        .delay_ms
+        .saturating_add(state.base_delay_ms.load(Ordering::Relaxed));
     if delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
     }
@@ -436,6 +441,7 @@ fn upgrade_websocket(state: Arc<State>, mut req: Request<Incoming>) -> Response<
     let accept = derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut req);
     let session_state = state.clone();
+    let mut shutdown = state.shutdown.clone();
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
             return;
@@ -446,7 +452,10 @@ fn upgrade_websocket(state: Arc<State>, mut req: Request<Incoming>) -> Response<
         let ws =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
-        echo_session(&session_state.id, ws).await;
+        tokio::select! {
+            _ = echo_session(&session_state.id, ws) => {}
+            _ = shutdown.changed() => {}
+        }
     });
     let mut resp = respond(
         &state,
@@ -476,12 +485,153 @@ where
                 out.extend_from_slice(&data);
                 Message::binary(out)
             }
-            // Pings are answered by tungstenite itself; a close is echoed by it too.
-            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
-            Ok(Message::Close(_)) | Err(_) => break,
+            // Pings are answered by tungstenite itself; a close is echoed by it too, but the
+            // reply is only queued: the next read flushes it and then ends the stream.
+            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_) | Message::Close(_)) => {
+                continue;
+            }
+            Err(_) => break,
         };
         if ws.send(reply).await.is_err() {
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err_of(query: &str) -> String {
+        match Knobs::parse(query) {
+            Ok(knobs) => panic!("query {query:?} should be rejected, parsed as {knobs:?}"),
+            Err(msg) => msg,
+        }
+    }
+
+    #[test]
+    fn empty_query_gives_default_knobs() {
+        assert_eq!(Knobs::parse(""), Ok(Knobs::default()));
+        assert_eq!(Knobs::parse("&&"), Ok(Knobs::default()));
+    }
+
+    #[test]
+    fn every_knob_is_parsed() {
+        assert_eq!(Knobs::parse("delay_ms=250").unwrap().delay_ms, 250);
+        assert_eq!(Knobs::parse("status=418").unwrap().status, Some(418));
+        assert_eq!(Knobs::parse("bytes=100000").unwrap().bytes, Some(100_000));
+        assert_eq!(Knobs::parse("bytes=0").unwrap().bytes, Some(0));
+        assert_eq!(Knobs::parse("chunk_ms=10").unwrap().chunk_ms, Some(10));
+        assert_eq!(
+            Knobs::parse("chunk_bytes=1000").unwrap().chunk_bytes,
+            Some(1000)
+        );
+        assert_eq!(
+            Knobs::parse("drop_after=1000").unwrap().drop_after,
+            Some(1000)
+        );
+        assert!(Knobs::parse("echo=1").unwrap().echo);
+        assert!(
+            Knobs::parse("echo").unwrap().echo,
+            "a bare `echo` turns echo on"
+        );
+        assert!(!Knobs::parse("echo=0").unwrap().echo);
+    }
+
+    #[test]
+    fn knobs_combine() {
+        let knobs = Knobs::parse(
+            "delay_ms=5&status=503&bytes=5000&chunk_bytes=1000&chunk_ms=10&echo=1&drop_after=7",
+        )
+        .unwrap();
+        assert_eq!(
+            knobs,
+            Knobs {
+                delay_ms: 5,
+                status: Some(503),
+                bytes: Some(5000),
+                chunk_ms: Some(10),
+                chunk_bytes: Some(1000),
+                echo: true,
+                drop_after: Some(7),
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_ignored() {
+        assert_eq!(
+            Knobs::parse("foo=bar&flag&delay_ms=5&x=not-a-number"),
+            Ok(Knobs {
+                delay_ms: 5,
+                ..Knobs::default()
+            })
+        );
+    }
+
+    #[test]
+    fn bad_numbers_are_errors_naming_the_key() {
+        for (query, named) in [
+            ("delay_ms=x", "delay_ms=x"),
+            ("delay_ms=", "delay_ms="),
+            ("delay_ms=-1", "delay_ms=-1"),
+            ("delay_ms=1.5", "delay_ms=1.5"),
+            (
+                "delay_ms=18446744073709551616",
+                "delay_ms=18446744073709551616",
+            ),
+            ("status=ok", "status=ok"),
+            ("bytes=lots", "bytes=lots"),
+            ("chunk_ms=x", "chunk_ms=x"),
+            ("chunk_bytes=x", "chunk_bytes=x"),
+            ("drop_after=x", "drop_after=x"),
+            ("echo=1&delay_ms=abc", "delay_ms=abc"),
+        ] {
+            let msg = err_of(query);
+            assert!(
+                msg.contains(named),
+                "error for {query:?} should name {named:?}: {msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn status_outside_200_to_999_is_rejected() {
+        for bad in ["0", "99", "100", "101", "199", "1000", "65535", "70000"] {
+            let msg = err_of(&format!("status={bad}"));
+            assert!(msg.contains(&format!("status={bad}")), "{msg}");
+        }
+        for good in [200u16, 204, 418, 503, 999] {
+            assert_eq!(
+                Knobs::parse(&format!("status={good}")).unwrap().status,
+                Some(good)
+            );
+        }
+    }
+
+    #[test]
+    fn bytes_above_the_cap_are_rejected() {
+        assert_eq!(
+            Knobs::parse(&format!("bytes={MAX_BODY_BYTES}"))
+                .unwrap()
+                .bytes,
+            Some(MAX_BODY_BYTES)
+        );
+        let too_many = MAX_BODY_BYTES + 1;
+        let msg = err_of(&format!("bytes={too_many}"));
+        assert!(msg.contains(&format!("bytes={too_many}")), "{msg}");
+    }
+
+    #[test]
+    fn chunk_bytes_must_be_1_to_16_mib() {
+        let msg = err_of("chunk_bytes=0");
+        assert!(msg.contains("chunk_bytes=0"), "{msg}");
+        assert_eq!(Knobs::parse("chunk_bytes=1").unwrap().chunk_bytes, Some(1));
+        assert_eq!(
+            Knobs::parse("chunk_bytes=16777216").unwrap().chunk_bytes,
+            Some(1 << 24)
+        );
+        let msg = err_of("chunk_bytes=16777217");
+        assert!(msg.contains("chunk_bytes=16777217"), "{msg}");
     }
 }

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Saturated throughput of Switchyard vs HAProxy (and NGINX when installed), one worker each,
+# two switchyard-backends behind them, keep-alive both sides, wrk -t1 -c50, interleaved rounds
+# so machine drift hits every proxy alike. Traffic stays on 127.0.0.1; everything started here
+# is stopped on exit.
+#
+#   load-tests/bench/compare-haproxy.sh [ROUNDS] [SECONDS]
+#
+# Needs: wrk and haproxy (apt-get install -y wrk haproxy), optionally nginx (nginx-light).
+# Builds the release binaries first. Prints one line per run and a summary with ratios.
+set -euo pipefail
+ROUNDS=${1:-3}
+SECS=${2:-8}
+CONNS=50
+cd "$(dirname "$0")/../.."
+for tool in wrk haproxy; do
+  command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y wrk haproxy" >&2; exit 1; }
+done
+cargo build --release -q -p switchyard -p switchyard-load
+BIN=target/release
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+
+B1=$(free_port); B2=$(free_port)
+"$BIN/switchyard-backend" --listen 127.0.0.1:$B1 --id b1 & PIDS+=($!)
+"$BIN/switchyard-backend" --listen 127.0.0.1:$B2 --id b2 & PIDS+=($!)
+wait_port $B1; wait_port $B2
+
+SY=$(free_port); SYA=$(free_port)
+cat > "$WORK/switchyard.toml" <<TOML
+[node]
+listen = "127.0.0.1:$SY"
+admin_listen = "127.0.0.1:$SYA"
+workers = 1
+[log]
+access = false
+[[routes]]
+id = "api"
+path_prefix = "/"
+pool = "api"
+retries = 0
+[[pools]]
+id = "api"
+algorithm = "round_robin"
+backends = [ { id = "b1", address = "127.0.0.1:$B1" }, { id = "b2", address = "127.0.0.1:$B2" } ]
+TOML
+"$BIN/switchyard" serve --config "$WORK/switchyard.toml" >/dev/null & PIDS+=($!)
+
+HA=$(free_port)
+cat > "$WORK/haproxy.cfg" <<CFG
+global
+  nbthread 1
+  maxconn 9000
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 30s
+  timeout server 30s
+  option http-keep-alive
+frontend fe
+  bind 127.0.0.1:$HA
+  default_backend be
+backend be
+  balance roundrobin
+  http-reuse always
+  server b1 127.0.0.1:$B1
+  server b2 127.0.0.1:$B2
+CFG
+haproxy -f "$WORK/haproxy.cfg" -q & PIDS+=($!)
+
+PROXIES=("switchyard:$SY" "haproxy:$HA")
+if command -v nginx >/dev/null; then
+  NG=$(free_port)
+  cat > "$WORK/nginx.conf" <<CFG
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream be { server 127.0.0.1:$B1; server 127.0.0.1:$B2; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NG;
+    location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CFG
+  nginx -c "$WORK/nginx.conf" -g 'daemon off;' & PIDS+=($!)
+  PROXIES+=("nginx:$NG")
+else
+  echo "nginx not installed: skipping it (apt-get install -y nginx-light)"
+fi
+for p in "${PROXIES[@]}"; do wait_port "${p#*:}"; done
+PROXIES=("direct:$B1" "${PROXIES[@]}")
+
+echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  cores: $(nproc)  wrk -t1 -c$CONNS -d${SECS}s, $ROUNDS interleaved rounds"
+declare -A SUM
+for round in $(seq 1 "$ROUNDS"); do
+  for p in "${PROXIES[@]}"; do
+    name=${p%%:*}; port=${p#*:}
+    out=$(wrk -t1 -c$CONNS -d"${SECS}s" --latency "http://127.0.0.1:$port/api/x")
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    p50=$(awk '$1=="50%" {print $2}' <<<"$out"); p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+    errs=$(grep -E "Non-2xx|Socket errors" <<<"$out" | tr '\n' ' ' || true)
+    printf "round %s  %-10s %10s rps  p50 %-8s p99 %-8s %s\n" "$round" "$name" "$rps" "$p50" "$p99" "$errs"
+    SUM[$name]=$(python3 -c "print(${SUM[$name]:-0} + $rps)")
+  done
+done
+echo "--- mean rps and ratio to haproxy"
+for p in "${PROXIES[@]}"; do
+  name=${p%%:*}
+  python3 -c "m=${SUM[$name]}/$ROUNDS; h=${SUM[haproxy]}/$ROUNDS; print(f'{\"$name\":<10} {m:10.0f} rps  {m/h:5.2f}x haproxy')"
+done
