@@ -3,5 +3,10 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod cli_http;
+pub mod compare;
+pub mod load;
+pub mod procs;
+pub mod scenario;
 
 pub use backend::{Knobs, TestBackend};

@@ -163,6 +163,7 @@ async fn forward(
                 return Ok((resp, backend.id.clone()));
             }
             Err(err) if err.is_connect() => {
+                backend.stats.record_connect_failure();
                 tracing::debug!(backend = %backend.id, addr = %backend.addr, error = %err, "connect failed");
                 last_error = Some((
                     Error::UpstreamConnect {

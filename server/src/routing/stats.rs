@@ -26,6 +26,7 @@ pub struct BackendStats {
     sessions: AtomicU32,
     pub ewma: PeakEwma,
     inflight_gauge: Gauge,
+    connect_failures: Counter,
     /// Request counters by route slot (see `Route::slot`) then status class 1xx..5xx.
     requests: Vec<[Counter; 5]>,
 }
@@ -56,6 +57,11 @@ impl BackendStats {
                 "pool" => pool.to_string(),
                 "backend" => backend.to_string(),
             ),
+            connect_failures: metrics::counter!(
+                "switchyard_upstream_connect_failures_total",
+                "pool" => pool.to_string(),
+                "backend" => backend.to_string(),
+            ),
             requests,
         }
     }
@@ -80,6 +86,11 @@ impl BackendStats {
         InflightGuard {
             stats: self.clone(),
         }
+    }
+
+    /// Counts a failed attempt to connect (each one, including those retried elsewhere).
+    pub fn record_connect_failure(&self) {
+        self.connect_failures.increment(1);
     }
 
     /// Counts a finished request under its route slot and status.

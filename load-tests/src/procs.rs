@@ -1,0 +1,188 @@
+//! Child processes for comparisons and scenarios: the router, test backends and peer proxies,
+//! each killed when its guard drops so an interrupted run leaves nothing behind. Also the
+//! small helpers they share: free loopback ports, waiting for a port, finding binaries.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a started process may take to open its port.
+pub const START_DEADLINE: Duration = Duration::from_secs(20);
+
+/// A child process, killed on drop.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, cmd: &mut Command) -> Result<Proc, String> {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|err| format!("cannot start {name} ({:?}): {err}", cmd.get_program()))?;
+        Ok(Proc {
+            name: name.to_string(),
+            child,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, as a crashed machine would; waits for the process to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Fails if the process has already exited (a bad config, a taken port).
+    pub fn check_running(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Err(format!("{} exited early with {status}", self.name)),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|err| format!("no free port on 127.0.0.1: {err}"))
+}
+
+/// Waits until `addr` accepts connections, or fails naming `what`.
+pub fn wait_for_port(proc: &mut Proc, addr: SocketAddr) -> Result<(), String> {
+    let deadline = Instant::now() + START_DEADLINE;
+    loop {
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        proc.check_running()?;
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{} did not open {addr} within {START_DEADLINE:?}",
+                proc.name
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A binary of this workspace: next to the running executable (or one folder up, for test
+/// binaries in `deps/`), or named by the environment variable `env`.
+pub fn workspace_binary(name: &str, env: &str) -> Result<PathBuf, String> {
+    if let Ok(path) = std::env::var(env) {
+        return Ok(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().map_err(|err| format!("cannot find myself: {err}"))?;
+    let mut dir = exe.parent();
+    for _ in 0..2 {
+        if let Some(d) = dir {
+            let candidate = d.join(name);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+            dir = d.parent();
+        }
+    }
+    Err(format!(
+        "cannot find the {name} binary next to {}; build it with `cargo build --release -p switchyard -p switchyard-load`, or set {env}",
+        exe.display()
+    ))
+}
+
+/// The path of a program on `PATH`, if installed.
+pub fn on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
+/// A scratch folder removed on drop.
+pub struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    pub fn new(tag: &str) -> Result<ScratchDir, String> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir =
+            std::env::temp_dir().join(format!("switchyard-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+        Ok(ScratchDir(dir))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> Result<PathBuf, String> {
+        let path = self.0.join(name);
+        std::fs::write(&path, text)
+            .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+        Ok(path)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Starts a `switchyard-backend` process on a free port.
+pub fn start_backend(id: &str) -> Result<(Proc, SocketAddr), String> {
+    let bin = workspace_binary("switchyard-backend", "SWITCHYARD_BACKEND_BIN")?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let mut proc = Proc::spawn(
+        &format!("backend {id}"),
+        Command::new(bin).args(["--listen", &addr.to_string(), "--id", id, "--threads", "1"]),
+    )?;
+    wait_for_port(&mut proc, addr)?;
+    Ok((proc, addr))
+}
+
+/// Starts a `switchyard serve` process with one route `/` over `backends` (round robin).
+pub fn start_switchyard(
+    scratch: &ScratchDir,
+    backends: &[(String, SocketAddr)],
+    workers: usize,
+    retries: u32,
+) -> Result<(Proc, SocketAddr, SocketAddr), String> {
+    let bin = workspace_binary("switchyard", "SWITCHYARD_BIN")?;
+    let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let members: Vec<String> = backends
+        .iter()
+        .map(|(id, addr)| format!("{{ id = \"{id}\", address = \"{addr}\" }}"))
+        .collect();
+    let config = format!(
+        "[node]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\nworkers = {workers}\nshutdown_timeout = \"1s\"\n[log]\naccess = false\n\
+         [[routes]]\nid = \"all\"\npath_prefix = \"/\"\npool = \"all\"\nretries = {retries}\n\
+         [[pools]]\nid = \"all\"\nalgorithm = \"round_robin\"\nbackends = [{}]\n",
+        members.join(", ")
+    );
+    let path = scratch.write("switchyard.toml", &config)?;
+    let mut proc = Proc::spawn(
+        "switchyard",
+        Command::new(bin).arg("serve").arg("--config").arg(path),
+    )?;
+    wait_for_port(&mut proc, listen)?;
+    Ok((proc, listen, admin))
+}

@@ -1,0 +1,147 @@
+//! `switchyard-load scenario NAME`: fault stories told with real processes. Each starts its own
+//! router and backends on free ports, runs under 60 s, and ends with one verdict line holding
+//! `N failed` and its other figures.
+//!
+//! - `backend-kill`: a fixed 2,000 rps of GETs across three backends; one is SIGKILLed after
+//!   3 s. Reports failed requests and how long after the kill the router still sent requests to
+//!   the dead backend (from the router's `switchyard_upstream_connect_failures_total`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::load::http::{self, HttpLoad, Progress};
+use crate::load::schedule::Pace;
+use crate::procs::{self, ScratchDir};
+
+pub const SCENARIOS: &[&str] = &["backend-kill"];
+
+/// The outcome of a scenario: the verdict line and whether it met its goal.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub line: String,
+    pub failed: u64,
+}
+
+pub async fn run(name: &str, say: impl Fn(&str)) -> Result<Verdict, String> {
+    match name {
+        "backend-kill" => backend_kill(say).await,
+        other => Err(format!(
+            "unknown scenario {other:?}; known: {}",
+            SCENARIOS.join(", ")
+        )),
+    }
+}
+
+const KILL_RATE: f64 = 2000.0;
+const KILL_RUN: Duration = Duration::from_secs(10);
+const KILL_AT: Duration = Duration::from_secs(3);
+const METRICS_EVERY: Duration = Duration::from_millis(100);
+
+async fn backend_kill(say: impl Fn(&str)) -> Result<Verdict, String> {
+    let scratch = ScratchDir::new("backend-kill")?;
+    let mut backends = Vec::new();
+    let mut members = Vec::new();
+    for id in ["b1", "b2", "b3"] {
+        let (proc, addr) = procs::start_backend(id)?;
+        backends.push(proc);
+        members.push((id.to_string(), addr));
+    }
+    let (_router, listen, admin) = procs::start_switchyard(&scratch, &members, 2, 2)?;
+    say(&format!(
+        "backend-kill: {KILL_RATE:.0} rps for {KILL_RUN:?} through {listen}, killing b2 after {KILL_AT:?}"
+    ));
+
+    let progress = Arc::new(Progress::default());
+    let load = HttpLoad {
+        target: listen,
+        host: listen.to_string(),
+        paths: vec![("/api/x".to_string(), 1)],
+        connections: 64,
+        pace: Pace::Open { rate: KILL_RATE },
+        duration: KILL_RUN,
+        max_requests: None,
+        timeout: Duration::from_secs(5),
+    };
+    let started = Instant::now();
+    let load_task = tokio::spawn(http::run(load, progress.clone()));
+
+    tokio::time::sleep_until((started + KILL_AT).into()).await;
+    backends[1].kill();
+    let killed_at = Instant::now();
+    say(&format!(
+        "b2 killed at {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+
+    // Watch the router's count of failed connects to b2: its last rise is the last time a
+    // request was sent there.
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let mut last_count = dead_backend_attempts(&client, admin, "b2")
+        .await
+        .unwrap_or(0);
+    let mut last_rise: Option<Instant> = None;
+    while !load_task.is_finished() {
+        tokio::time::sleep(METRICS_EVERY).await;
+        if let Some(count) = dead_backend_attempts(&client, admin, "b2").await
+            && count > last_count
+        {
+            last_count = count;
+            last_rise = Some(Instant::now());
+        }
+    }
+    let report = load_task
+        .await
+        .map_err(|err| format!("load task failed: {err}"))?;
+    let failed = report.requests - report.status.s2xx;
+    let routed_around = match last_rise {
+        None => "no request went to the dead backend after the kill".to_string(),
+        Some(t) if report_end_gap(t, started, KILL_RUN) < Duration::from_millis(500) => format!(
+            "the dead backend was still tried {:.1} s after the kill, until the end of the run",
+            t.duration_since(killed_at).as_secs_f64()
+        ),
+        Some(t) => format!(
+            "the dead backend was last tried {:.1} s after the kill",
+            t.duration_since(killed_at).as_secs_f64()
+        ),
+    };
+    let line = format!(
+        "backend-kill: {failed} failed, {} ok of {} requests at {KILL_RATE:.0} rps; p99 {:.2} ms; {routed_around}",
+        report.status.s2xx,
+        report.requests,
+        report.latency_us.p99 as f64 / 1000.0
+    );
+    Ok(Verdict { line, failed })
+}
+
+fn report_end_gap(t: Instant, started: Instant, run: Duration) -> Duration {
+    (started + run).saturating_duration_since(t)
+}
+
+/// The router's count of failed connects to `backend`, from its `/metrics`.
+async fn dead_backend_attempts(
+    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
+    admin: SocketAddr,
+    backend: &str,
+) -> Option<u64> {
+    let uri: ::http::Uri = format!("http://{admin}/metrics").parse().ok()?;
+    let resp = tokio::time::timeout(Duration::from_secs(2), client.get(uri))
+        .await
+        .ok()?
+        .ok()?;
+    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    let label = format!("backend=\"{backend}\"");
+    text.lines()
+        .filter(|l| {
+            l.starts_with("switchyard_upstream_connect_failures_total") && l.contains(&label)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .next()
+}
