@@ -37,18 +37,23 @@ pub fn parse_url(url: &str) -> Result<(SocketAddr, String, String), String> {
     Ok((addr, authority.to_string(), path.to_string()))
 }
 
-/// Parses `PATH` or `PATH=WEIGHT`.
+/// Parses `PATH` or `WEIGHT:PATH` (e.g. `3:/api/x`): a path always starts with `/`, so the
+/// weight can never be mistaken for part of a query string.
 pub fn parse_path(text: &str) -> Result<(String, u32), String> {
-    let (path, weight) = match text.rsplit_once('=') {
-        Some((p, w)) if !p.contains('?') || w.parse::<u32>().is_ok() => match w.parse::<u32>() {
-            Ok(w) if w > 0 => (p, w),
-            _ => {
-                return Err(format!(
-                    "--path {text:?}: weight must be a whole number ≥ 1"
-                ));
-            }
-        },
-        _ => (text, 1),
+    let (weight, path) = if text.starts_with('/') {
+        (1, text)
+    } else {
+        match text.split_once(':') {
+            Some((w, p)) => match w.parse::<u32>() {
+                Ok(w) if w > 0 => (w, p),
+                _ => {
+                    return Err(format!(
+                        "--path {text:?}: weight must be a whole number ≥ 1"
+                    ));
+                }
+            },
+            None => return Err(format!("--path {text:?}: expected PATH or WEIGHT:PATH")),
+        }
     };
     if !path.starts_with('/') {
         return Err(format!("--path {text:?}: a path starts with '/'"));
@@ -154,17 +159,13 @@ mod tests {
 
     #[test]
     fn paths_take_optional_weights() {
-        assert_eq!(parse_path("/api").unwrap(), ("/api".to_string(), 1));
-        assert_eq!(parse_path("/api=3").unwrap(), ("/api".to_string(), 3));
-        assert_eq!(
-            parse_path("/s?bytes=1000").unwrap(),
-            ("/s?bytes=1000".to_string(), 1)
-        );
-        assert_eq!(
-            parse_path("/s?bytes=1000=2").unwrap(),
-            ("/s?bytes=1000".to_string(), 2)
-        );
+        let p = |t| parse_path(t).unwrap();
+        assert_eq!(p("/api"), ("/api".to_string(), 1));
+        assert_eq!(p("3:/api"), ("/api".to_string(), 3));
+        assert_eq!(p("/s?bytes=1000"), ("/s?bytes=1000".to_string(), 1));
+        assert_eq!(p("2:/s?bytes=1000"), ("/s?bytes=1000".to_string(), 2));
         assert!(parse_path("api").is_err());
-        assert!(parse_path("/api=0").is_err());
+        assert!(parse_path("0:/api").is_err());
+        assert!(parse_path("x:/api").is_err());
     }
 }

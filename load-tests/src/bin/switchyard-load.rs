@@ -22,7 +22,7 @@ enum Command {
     Http {
         /// Target, e.g. http://127.0.0.1:8080/api/x
         url: String,
-        /// Paths to request instead of the URL's, each PATH or PATH=WEIGHT (repeatable).
+        /// Paths to request instead of the URL's, each PATH or WEIGHT:PATH (repeatable).
         #[arg(long = "path")]
         paths: Vec<String>,
         /// Concurrent keep-alive connections.
