@@ -99,10 +99,18 @@ impl PoolActor {
     }
 }
 
+/// How often a pool copies its backends' live counters into their gauges.
+pub const GAUGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Actor for PoolActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(GAUGE_INTERVAL, |act, _| {
+            for m in &act.members {
+                m.stats.publish_gauges();
+            }
+        });
         if !self.children.is_empty() {
             return; // A restart: the children live on under their own supervisors.
         }

@@ -6,7 +6,6 @@
 //! `docs/ARCHITECTURE.md`.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::time::Duration;
 
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -24,7 +23,8 @@ pub const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 type UpstreamClient = Client<HttpConnector, UpstreamBody>;
 
 thread_local! {
-    static CLIENTS: RefCell<HashMap<Duration, UpstreamClient>> = RefCell::new(HashMap::new());
+    /// A handful of distinct connect timeouts at most: a linear scan beats hashing.
+    static CLIENTS: RefCell<Vec<(Duration, UpstreamClient)>> = const { RefCell::new(Vec::new()) };
 }
 
 fn build(connect_timeout: Duration) -> UpstreamClient {
@@ -42,10 +42,14 @@ fn build(connect_timeout: Duration) -> UpstreamClient {
 /// Sends a request through this thread's pool for `connect_timeout`.
 pub fn send(connect_timeout: Duration, req: http::Request<UpstreamBody>) -> ResponseFuture {
     CLIENTS.with(|clients| {
-        clients
-            .borrow_mut()
-            .entry(connect_timeout)
-            .or_insert_with(|| build(connect_timeout))
-            .request(req)
+        let mut clients = clients.borrow_mut();
+        let index = match clients.iter().position(|(t, _)| *t == connect_timeout) {
+            Some(i) => i,
+            None => {
+                clients.push((connect_timeout, build(connect_timeout)));
+                clients.len() - 1
+            }
+        };
+        clients[index].1.request(req)
     })
 }

@@ -82,10 +82,15 @@ impl BackendStats {
     /// Counts a request as in flight until the guard drops.
     pub fn start_request(self: &Arc<Self>) -> InflightGuard {
         self.inflight.fetch_add(1, Ordering::Relaxed);
-        self.inflight_gauge.increment(1.0);
         InflightGuard {
             stats: self.clone(),
         }
+    }
+
+    /// Copies the live counters into their gauges. Called by the pool actor once a second, so
+    /// the request path touches only the atomic, not the metrics registry.
+    pub fn publish_gauges(&self) {
+        self.inflight_gauge.set(f64::from(self.inflight()));
     }
 
     /// Counts a failed attempt to connect (each one, including those retried elsewhere).
@@ -111,7 +116,6 @@ pub struct InflightGuard {
 impl Drop for InflightGuard {
     fn drop(&mut self) {
         self.stats.inflight.fetch_sub(1, Ordering::Relaxed);
-        self.stats.inflight_gauge.decrement(1.0);
     }
 }
 
