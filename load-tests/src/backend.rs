@@ -63,6 +63,7 @@ struct State {
     /// Added before every answer but `/health`: makes one backend slower than its peers.
     base_delay_ms: AtomicU64,
     requests: AtomicU64,
+    connections: AtomicU64,
     /// Turns `true` (or its sender drops) on stop: upgraded WebSocket sessions watch it too.
     shutdown: watch::Receiver<bool>,
 }
@@ -86,6 +87,7 @@ impl TestBackend {
             health: AtomicU16::new(200),
             base_delay_ms: AtomicU64::new(0),
             requests: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
             shutdown: rx.clone(),
         });
         let task = tokio::spawn(accept_loop(listener, state.clone(), rx));
@@ -115,6 +117,11 @@ impl TestBackend {
         self.state
             .base_delay_ms
             .store(delay.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// TCP connections accepted so far: shows whether a client reuses keep-alive connections.
+    pub fn connections_accepted(&self) -> u64 {
+        self.state.connections.load(Ordering::Relaxed)
     }
 
     /// Requests answered so far, `/health` excluded.
@@ -160,6 +167,7 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
+        state.connections.fetch_add(1, Ordering::Relaxed);
         let state = state.clone();
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
@@ -193,6 +201,8 @@ pub struct Knobs {
     pub echo: bool,
     /// `drop_after=N`: promise the whole body, send N bytes of it, then cut the connection.
     pub drop_after: Option<u64>,
+    /// `close=1`: answer with `Connection: close` and close the connection afterwards.
+    pub close: bool,
 }
 
 impl Knobs {
@@ -231,6 +241,7 @@ impl Knobs {
                 }
                 "echo" => knobs.echo = value != "0",
                 "drop_after" => knobs.drop_after = Some(num(value)?),
+                "close" => knobs.close = value != "0",
                 _ => {}
             }
         }
@@ -281,11 +292,16 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         .bytes
         .or(knobs.drop_after.map(|n| n.saturating_mul(2).max(1)))
     else {
-        return Ok(respond(
+        let mut resp = respond(
             &state,
             status,
             Either::Left(Full::new(state.id_body.clone())),
-        ));
+        );
+        if knobs.close {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        return Ok(resp);
     };
     let chunk = knobs.chunk_bytes.unwrap_or(DEFAULT_CHUNK_BYTES);
     let gap = knobs.chunk_ms.map(Duration::from_millis);
@@ -541,7 +557,7 @@ mod tests {
     #[test]
     fn knobs_combine() {
         let knobs = Knobs::parse(
-            "delay_ms=5&status=503&bytes=5000&chunk_bytes=1000&chunk_ms=10&echo=1&drop_after=7",
+            "delay_ms=5&status=503&bytes=5000&chunk_bytes=1000&chunk_ms=10&echo=1&drop_after=7&close=1",
         )
         .unwrap();
         assert_eq!(
@@ -554,6 +570,7 @@ mod tests {
                 chunk_bytes: Some(1000),
                 echo: true,
                 drop_after: Some(7),
+                close: true,
             }
         );
     }

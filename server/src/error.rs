@@ -33,6 +33,8 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    #[error("bad request: {reason}")]
+    BadRequest { reason: String },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -57,6 +59,7 @@ impl Error {
             Error::UpstreamConnect { .. } => "upstream_connect",
             Error::UpstreamTimeout { .. } => "upstream_timeout",
             Error::Upstream { .. } => "upstream_error",
+            Error::BadRequest { .. } => "bad_request",
             Error::Bind { .. } => "bind",
             Error::Io { .. } => "io",
         }
@@ -66,6 +69,7 @@ impl Error {
     pub fn status(&self) -> u16 {
         match self {
             Error::NoRoute { .. } => 404,
+            Error::BadRequest { .. } => 400,
             Error::NoHealthyBackend { .. } => 503,
             Error::UpstreamConnect { .. } | Error::Upstream { .. } => 502,
             Error::UpstreamTimeout { .. } => 504,

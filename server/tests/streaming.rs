@@ -192,3 +192,60 @@ async fn head_requests_keep_the_backends_length_and_send_no_body() {
     assert_eq!(reply.header("content-length"), Some("5000"));
     assert!(reply.body.is_empty());
 }
+
+#[tokio::test]
+async fn backend_connections_are_kept_alive_and_reused() {
+    let bs = backends(&["s1"]).await;
+    let r = stream_router(&bs, "60s");
+    let client = Client::new(r.addr());
+    for _ in 0..20 {
+        assert_eq!(client.get("/stream/x").await.status, 200);
+    }
+    let reply = client.get("/stream/x?bytes=100000").await;
+    assert_eq!(reply.body.len(), 100_000);
+    let chunked = client
+        .get("/stream/x?bytes=5000&chunk_bytes=1000&chunk_ms=1")
+        .await;
+    assert_eq!(chunked.body.len(), 5_000);
+    assert_eq!(bs[0].requests_served(), 22);
+    assert_eq!(
+        bs[0].connections_accepted(),
+        1,
+        "the router opened a new connection per request"
+    );
+}
+
+#[tokio::test]
+async fn a_backend_that_closes_after_each_answer_gets_a_new_connection_each_time() {
+    let bs = backends(&["s1"]).await;
+    let r = stream_router(&bs, "60s");
+    let client = Client::new(r.addr());
+    for _ in 0..5 {
+        let reply = client.get("/stream/x?close=1").await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.text(), "s1");
+        assert_eq!(reply.header("connection"), None, "hop-by-hop header leaked");
+    }
+    assert_eq!(bs[0].connections_accepted(), 5);
+}
+
+#[tokio::test]
+async fn pooled_connections_to_a_restarted_backend_are_replaced_without_errors() {
+    let bs = backends(&["s1"]).await;
+    let addr = bs[0].addr();
+    let r = stream_router(&bs, "60s");
+    let client = Client::new(r.addr());
+    assert_eq!(client.get("/stream/x").await.status, 200);
+    // The backend restarts on the same port (a deploy): the router's pooled connection is dead.
+    for b in bs {
+        b.stop().await;
+    }
+    let _again = TestBackend::start("s1-new", addr)
+        .await
+        .expect("rebind the same port");
+    for _ in 0..3 {
+        let reply = client.get("/stream/x").await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.backend(), "s1-new");
+    }
+}

@@ -20,14 +20,12 @@ pub fn public_message(err: &Error) -> String {
             format!("the backend sent no response within {after:?}")
         }
         Error::Upstream { .. } => "the backend failed before answering".to_string(),
+        Error::BadRequest { reason } => reason.clone(),
         _ => "internal error".to_string(),
     }
 }
 
-pub fn error_response<L>(
-    err: &Error,
-    request_id: &http::HeaderValue,
-) -> HttpResponse<EitherBody<L>> {
+pub fn error_response<L>(err: &Error, request_id: &HeaderValue) -> HttpResponse<EitherBody<L>> {
     let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_GATEWAY);
     let rid = String::from_utf8_lossy(request_id.as_bytes());
     let body = serde_json::json!({
@@ -46,9 +44,7 @@ pub fn error_response<L>(
         ax::HeaderName::from_static(SWITCHYARD_ERROR),
         HeaderValue::from_static(err.kind()),
     );
-    if let Ok(v) = HeaderValue::from_bytes(request_id.as_bytes()) {
-        headers.insert(ax::HeaderName::from_static(REQUEST_ID), v);
-    }
+    headers.insert(ax::HeaderName::from_static(REQUEST_ID), request_id.clone());
     metrics::counter!("switchyard_router_errors_total", "kind" => err.kind()).increment(1);
     resp
 }

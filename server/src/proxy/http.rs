@@ -2,23 +2,26 @@
 //!
 //! Never awaits an actor mailbox. Per request it loads the route table and the pool snapshot
 //! (lock-free), asks the pool's balancer for candidates, bumps the chosen backend's in-flight
-//! atomic, forwards, and reports latency and status through atomics and metric handles.
+//! atomic, exchanges with the backend over this worker's own connection pool ([`super::h1`]),
+//! and reports latency and status through atomics and metric handles.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::body::{BodySize, EitherBody};
-use actix_web::http::StatusCode;
-use actix_web::http::header::{self as ax};
+use actix_web::http::header::{self as ax, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 use arc_swap::ArcSwap;
-use http::uri::{PathAndQuery, Scheme, Uri};
+use bytes::BytesMut;
 
-use super::body::{ClientBody, UpstreamBody};
 use super::error::error_response;
+use super::h1::codec::{self, Forwarding};
+use super::h1::exchange::{ExchangeError, RequestBody};
+use super::h1::{Framing, RequestFraming, UpstreamBody};
 use super::headers;
-use super::upstream;
 use crate::balance::hash::hash_bytes;
 use crate::config::HashKey;
 use crate::error::Error;
@@ -34,7 +37,8 @@ pub struct ProxyState {
     pub proto: &'static str,
 }
 
-type Response = HttpResponse<EitherBody<ClientBody>>;
+type Response = HttpResponse<EitherBody<UpstreamBody>>;
+type Failure = (Error, Option<Arc<str>>);
 
 /// The default service of the public listener: every request comes here.
 pub async fn handle(
@@ -92,97 +96,115 @@ async fn forward(
     payload: web::Payload,
     route: &Route,
     state: &ProxyState,
-    request_id: &http::HeaderValue,
-) -> Result<(Response, Arc<str>), (Error, Option<Arc<str>>)> {
+    request_id: &HeaderValue,
+) -> Result<(Response, Arc<str>), Failure> {
     let snapshot = route.pool.load_full();
     if snapshot.eligible.is_empty() {
-        return Err((
-            Error::NoHealthyBackend {
-                pool: route.pool.id.to_string(),
-            },
-            None,
-        ));
+        let pool = route.pool.id.to_string();
+        return Err((Error::NoHealthyBackend { pool }, None));
     }
-    let peer_ip = req.peer_addr().map(|a| a.ip());
+    let client_ip = req.peer_addr().map(|a| a.ip());
     let key = route
         .hash_key
         .as_ref()
-        .map_or(0, |k| hash_key(k, req, peer_ip));
+        .map_or(0, |k| hash_key(k, req, client_ip));
     let mut candidates = snapshot.balancer.candidates(&snapshot.eligible, key);
 
-    let path_and_query = upstream_path_and_query(req, route);
-    let method = headers::method(req.method());
-    let mut upstream_headers =
-        headers::upstream_request_headers(req.headers(), peer_ip, state.proto, request_id);
-    let length = body_length(req);
-    let mut body = match length {
-        Some(0) => None,
-        length => Some(UpstreamBody::from_payload(payload, length)),
+    let framing = request_framing(req);
+    let fallback_host = snapshot.eligible[0].authority.as_str();
+    let mut head = BytesMut::new();
+    codec::write_request_head(
+        &mut head,
+        req.method(),
+        &upstream_target(req, route),
+        req.headers(),
+        &Forwarding {
+            client_ip,
+            proto: state.proto,
+            request_id: request_id.as_bytes(),
+            fallback_host,
+        },
+        framing,
+    );
+    let mut body = match framing {
+        RequestFraming::None | RequestFraming::Length(0) => RequestBody::None,
+        framing => RequestBody::Stream { payload, framing },
     };
-    let attempts = if body.is_some() { 1 } else { 1 + route.retries };
-    let no_body_reply = req.method() == actix_web::http::Method::HEAD;
+    let attempts = match body {
+        RequestBody::None => 1 + route.retries,
+        RequestBody::Stream { .. } => 1,
+    };
+    let head_request = req.method() == Method::HEAD;
 
     let mut last_error = None;
-    for attempt in 0..attempts {
+    for _ in 0..attempts {
         let Some(index) = candidates.next() else {
             break;
         };
         let backend = &snapshot.eligible[index];
-        let last = attempt + 1 == attempts;
-        let mut up = http::Request::new(body.take().unwrap_or(UpstreamBody::Empty));
-        *up.method_mut() = method.clone();
-        *up.uri_mut() = upstream_uri(&backend.authority, path_and_query.clone());
-        *up.headers_mut() = if last {
-            std::mem::take(&mut upstream_headers)
-        } else {
-            upstream_headers.clone()
-        };
-
         let inflight = backend.stats.start_request();
         let sent = Instant::now();
-        let pending = upstream::send(route.timeouts.connect, up);
-        let result = match tokio::time::timeout(route.timeouts.response, pending).await {
-            Ok(result) => result,
-            Err(_) => {
-                backend.stats.record_status(route.slot, 504);
-                return Err((
-                    Error::UpstreamTimeout {
-                        backend: backend.id.to_string(),
-                        after: route.timeouts.response,
-                    },
-                    Some(backend.id.clone()),
-                ));
-            }
-        };
-        match result {
-            Ok(resp) => {
+        let body = std::mem::replace(&mut body, RequestBody::None);
+        let failed = |err: Error| (err, Some(backend.id.clone()));
+        match super::h1::exchange(backend.addr, &head, body, head_request, &route.timeouts).await {
+            Ok((conn, answer)) => {
                 backend.stats.ewma.observe(sent.elapsed(), now_ns());
-                let status = resp.status().as_u16();
-                backend.stats.record_status(route.slot, status);
-                let resp = client_response(resp, no_body_reply, route, inflight, request_id);
+                backend.stats.record_status(route.slot, answer.status);
+                let status = StatusCode::from_u16(answer.status).map_err(|_| {
+                    failed(Error::Upstream {
+                        backend: backend.id.to_string(),
+                        source: format!("invalid status {}", answer.status).into(),
+                    })
+                })?;
+                let size = match answer.framing {
+                    Framing::Empty if head_request => answer
+                        .content_length
+                        .map_or(BodySize::None, BodySize::Sized),
+                    Framing::Empty => BodySize::None,
+                    Framing::Length(n) => BodySize::Sized(n),
+                    Framing::Chunked | Framing::Close => BodySize::Stream,
+                };
+                let body = UpstreamBody::new(
+                    conn,
+                    answer.framing,
+                    size,
+                    answer.reusable,
+                    route.timeouts.idle,
+                    inflight,
+                );
+                let mut resp = HttpResponse::with_body(status, EitherBody::left(body));
+                *resp.headers_mut() = answer.headers;
+                resp.headers_mut().insert(
+                    ax::HeaderName::from_static(headers::REQUEST_ID),
+                    request_id.clone(),
+                );
                 return Ok((resp, backend.id.clone()));
             }
             Err(err) if err.is_connect() => {
                 backend.stats.record_connect_failure();
                 tracing::debug!(backend = %backend.id, addr = %backend.addr, error = %err, "connect failed");
-                last_error = Some((
-                    Error::UpstreamConnect {
-                        backend: backend.id.to_string(),
-                        addr: backend.addr,
-                        source: Box::new(err),
-                    },
-                    Some(backend.id.clone()),
-                ));
+                last_error = Some(failed(Error::UpstreamConnect {
+                    backend: backend.id.to_string(),
+                    addr: backend.addr,
+                    source: Box::new(err),
+                }));
+            }
+            Err(ExchangeError::HeadTimeout(after)) => {
+                backend.stats.record_status(route.slot, 504);
+                return Err(failed(Error::UpstreamTimeout {
+                    backend: backend.id.to_string(),
+                    after,
+                }));
+            }
+            Err(ExchangeError::ClientBody(reason)) => {
+                return Err(failed(Error::BadRequest { reason }));
             }
             Err(err) => {
                 backend.stats.record_status(route.slot, 502);
-                return Err((
-                    Error::Upstream {
-                        backend: backend.id.to_string(),
-                        source: Box::new(err),
-                    },
-                    Some(backend.id.clone()),
-                ));
+                return Err(failed(Error::Upstream {
+                    backend: backend.id.to_string(),
+                    source: Box::new(err),
+                }));
             }
         }
     }
@@ -197,91 +219,43 @@ async fn forward(
     Err((err, backend))
 }
 
-fn client_response(
-    resp: http::Response<hyper::body::Incoming>,
-    head_request: bool,
-    route: &Route,
-    inflight: crate::routing::InflightGuard,
-    request_id: &http::HeaderValue,
-) -> Response {
-    let (parts, body) = resp.into_parts();
-    let status = StatusCode::from_u16(parts.status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    // actix-web writes Content-Length from the body size, except for 304 where it keeps the
-    // header as given; for HEAD it writes the size but sends no body.
-    let (size, bodiless) = if status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
-        (BodySize::None, true)
-    } else if head_request {
-        let announced = parts
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        (announced.map_or(BodySize::None, BodySize::Sized), true)
-    } else {
-        match hyper::body::Body::size_hint(&body).exact() {
-            Some(n) => (BodySize::Sized(n), false),
-            None => (BodySize::Stream, false),
-        }
-    };
-    let keep_length = status == StatusCode::NOT_MODIFIED;
-    let body = ClientBody::new(body, size, bodiless, route.timeouts.idle, inflight);
-    let mut out = HttpResponse::with_body(status, EitherBody::left(body));
-    headers::client_response_headers(&parts.headers, keep_length, out.headers_mut());
-    if let Ok(v) = ax::HeaderValue::from_bytes(request_id.as_bytes()) {
-        out.headers_mut()
-            .insert(ax::HeaderName::from_static(headers::REQUEST_ID), v);
-    }
-    out
-}
-
-/// `Content-Length` of the client's body: `Some(0)` when there is none, `None` when chunked.
-fn body_length(req: &HttpRequest) -> Option<u64> {
+/// How the client framed its body: chunked, a length (possibly 0), or nothing at all.
+fn request_framing(req: &HttpRequest) -> RequestFraming {
     if req.headers().contains_key(ax::TRANSFER_ENCODING) {
-        return None;
+        return RequestFraming::Chunked;
     }
-    Some(
-        req.headers()
-            .get(ax::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-    )
+    match req.headers().get(ax::CONTENT_LENGTH) {
+        None => RequestFraming::None,
+        Some(v) => RequestFraming::Length(
+            // actix-web has already rejected an unparsable length with a 400.
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0),
+        ),
+    }
 }
 
-fn upstream_path_and_query(req: &HttpRequest, route: &Route) -> PathAndQuery {
-    let path = route.upstream_path(req.path());
-    let built;
-    let text = match req.uri().query() {
-        None if path.len() == req.path().len() => {
-            req.uri().path_and_query().map_or("/", |pq| pq.as_str())
-        }
-        None => path,
-        Some(q) => {
-            built = format!("{path}?{q}");
-            &built
-        }
-    };
-    PathAndQuery::try_from(text).unwrap_or_else(|_| PathAndQuery::from_static("/"))
+/// Path and query as the backend should see them.
+fn upstream_target<'a>(req: &'a HttpRequest, route: &Route) -> Cow<'a, str> {
+    let path = req.path();
+    let stripped = route.upstream_path(path);
+    if stripped.len() == path.len() {
+        return Cow::Borrowed(req.uri().path_and_query().map_or("/", |pq| pq.as_str()));
+    }
+    match req.uri().query() {
+        None => Cow::Borrowed(stripped),
+        Some(q) => Cow::Owned(format!("{stripped}?{q}")),
+    }
 }
 
-fn upstream_uri(authority: &http::uri::Authority, pq: PathAndQuery) -> Uri {
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(Scheme::HTTP);
-    parts.authority = Some(authority.clone());
-    parts.path_and_query = Some(pq);
-    Uri::from_parts(parts).expect("scheme, authority and path make a valid URI")
-}
-
-fn hash_key(key: &HashKey, req: &HttpRequest, peer_ip: Option<IpAddr>) -> u64 {
+fn hash_key(key: &HashKey, req: &HttpRequest, client_ip: Option<IpAddr>) -> u64 {
     if let HashKey::Header(name) = key
         && let Some(value) = req.headers().get(name.as_str())
     {
         return hash_bytes(value.as_bytes());
     }
-    match peer_ip {
+    match client_ip {
         Some(IpAddr::V4(ip)) => hash_bytes(&ip.octets()),
         Some(IpAddr::V6(ip)) => hash_bytes(&ip.octets()),
         None => 0,

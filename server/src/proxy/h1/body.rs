@@ -1,0 +1,208 @@
+//! A backend's answer body on its way to the client, read from the backend connection by the
+//! body itself (no extra task). Keeps the backend counted as in flight until the last byte,
+//! cuts the stream after the route's idle timeout, and hands the connection back to the pool
+//! when the answer was complete and the backend allows reuse. If the backend fails mid-body
+//! the error reaches actix-web, which closes the client connection instead of ending the body
+//! as if it were complete.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use actix_web::body::{BodySize, MessageBody};
+use bytes::Bytes;
+use tokio::time::{Instant, Sleep};
+
+use super::codec::{ChunkedDecoder, Decoded, Framing};
+use super::pool::{self, Conn};
+use crate::routing::InflightGuard;
+
+/// Read-buffer room made before each read of a body.
+const BODY_READ_BYTES: usize = 16 * 1024;
+
+enum Step {
+    Yield(Bytes, bool),
+    Read,
+    Finish,
+    Fail(String),
+    End,
+}
+
+enum State {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    Close,
+    Done,
+}
+
+pub struct UpstreamBody {
+    conn: Option<Conn>,
+    state: State,
+    size: BodySize,
+    reusable: bool,
+    idle: Duration,
+    /// Armed only when the backend makes us wait, so quick answers never touch the timer.
+    timer: Option<Pin<Box<Sleep>>>,
+    _inflight: InflightGuard,
+}
+
+type BodyError = Box<dyn std::error::Error>;
+
+impl UpstreamBody {
+    /// `size` is what the client is told; `framing` how the backend delimits the body.
+    pub fn new(
+        conn: Conn,
+        framing: Framing,
+        size: BodySize,
+        reusable: bool,
+        idle: Duration,
+        inflight: InflightGuard,
+    ) -> UpstreamBody {
+        let state = match framing {
+            Framing::Empty => State::Length(0),
+            Framing::Length(n) => State::Length(n),
+            Framing::Chunked => State::Chunked(ChunkedDecoder::default()),
+            Framing::Close => State::Close,
+        };
+        let mut body = UpstreamBody {
+            conn: Some(conn),
+            state,
+            size,
+            reusable,
+            idle,
+            timer: None,
+            _inflight: inflight,
+        };
+        if matches!(body.state, State::Length(0)) {
+            body.finish();
+        }
+        body
+    }
+
+    /// The answer is complete: the connection goes back to the pool if it can carry more.
+    fn finish(&mut self) {
+        self.state = State::Done;
+        if let Some(conn) = self.conn.take()
+            && self.reusable
+            && conn.buf.is_empty()
+        {
+            pool::checkin(conn);
+        }
+    }
+
+    /// The body cannot complete: the connection is dropped (closed), never reused.
+    fn fail(&mut self, message: String) -> BodyError {
+        self.state = State::Done;
+        self.reusable = false;
+        self.conn = None;
+        message.into()
+    }
+
+    /// Reads more from the backend. `Ready(Ok(0))` is end of stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let conn = self
+            .conn
+            .as_mut()
+            .expect("a body that is not done has its connection");
+        loop {
+            conn.buf.reserve(BODY_READ_BYTES);
+            match conn.stream.try_read_buf(&mut conn.buf) {
+                Ok(n) => {
+                    if let Some(timer) = self.timer.as_mut() {
+                        timer.as_mut().reset(Instant::now() + self.idle);
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    if conn.stream.poll_read_ready(cx)?.is_ready() {
+                        continue;
+                    }
+                    let idle = self.idle;
+                    let timer = self
+                        .timer
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                    ready!(timer.as_mut().poll(cx));
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("backend body idle for {idle:?}; cutting the response"),
+                    )));
+                }
+                Err(err) => return Poll::Ready(Err(err)),
+            }
+        }
+    }
+}
+
+impl MessageBody for UpstreamBody {
+    type Error = BodyError;
+
+    fn size(&self) -> BodySize {
+        self.size
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, BodyError>>> {
+        let this = self.get_mut();
+        loop {
+            let step = {
+                let Some(conn) = this.conn.as_mut() else {
+                    return Poll::Ready(None);
+                };
+                match &mut this.state {
+                    State::Done => Step::End,
+                    State::Length(0) => Step::Finish,
+                    State::Length(left) if !conn.buf.is_empty() => {
+                        let take = (conn.buf.len() as u64).min(*left) as usize;
+                        *left -= take as u64;
+                        Step::Yield(conn.buf.split_to(take).freeze(), *left == 0)
+                    }
+                    State::Length(_) => Step::Read,
+                    State::Chunked(decoder) => match decoder.decode(&mut conn.buf) {
+                        Ok(Decoded::Data(data)) => Step::Yield(data, false),
+                        Ok(Decoded::Done) => Step::Finish,
+                        Ok(Decoded::NeedMore) => Step::Read,
+                        Err(err) => Step::Fail(err.to_string()),
+                    },
+                    State::Close if !conn.buf.is_empty() => {
+                        Step::Yield(conn.buf.split().freeze(), false)
+                    }
+                    State::Close => Step::Read,
+                }
+            };
+            match step {
+                Step::End => return Poll::Ready(None),
+                Step::Finish => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Step::Yield(data, last) => {
+                    if last {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(data)));
+                }
+                Step::Fail(message) => return Poll::Ready(Some(Err(this.fail(message)))),
+                Step::Read => {}
+            }
+            match ready!(this.poll_fill(cx)) {
+                Ok(0) if matches!(this.state, State::Close) => {
+                    this.reusable = false;
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Ok(0) => {
+                    let err = this.fail("backend closed the connection mid-body".to_string());
+                    return Poll::Ready(Some(Err(err)));
+                }
+                Ok(_) => continue,
+                Err(err) => {
+                    let err = this.fail(format!("backend body: {err}"));
+                    return Poll::Ready(Some(Err(err)));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! One request/answer exchange with a backend, up to the answer's head: take a pooled
+//! connection or connect, write the request head (and stream the body), read the head.
+//!
+//! A pooled connection can have been closed by the backend a moment ago (its keep-alive timer
+//! ran out while the request was on its way). When that happens before any byte of the answer
+//! and the request had no body, the exchange is repeated once on a fresh connection: the
+//! backend never saw the request, so this is safe for any method (hyper and nginx do the same).
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use actix_web::web;
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::codec::{self, LAST_CHUNK, ParseError, RequestFraming, ResponseHead};
+use super::pool::{self, Conn};
+use crate::config::Timeouts;
+
+/// TCP keep-alive probes on backend connections, to notice dead peers behind idle pools.
+pub const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+/// A request with a body only reuses a connection idle for less than this: a body cannot be
+/// replayed, so it avoids connections a backend may be closing.
+pub const BODY_REUSE_MAX_IDLE: Duration = Duration::from_secs(2);
+
+/// Why an exchange failed before the answer's head.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("connect failed: {0}")]
+    Connect(io::Error),
+    #[error("connect timed out after {0:?}")]
+    ConnectTimeout(Duration),
+    #[error("no response head within {0:?}")]
+    HeadTimeout(Duration),
+    #[error("connection failed before the response head: {0}")]
+    Io(io::Error),
+    #[error("{0}")]
+    Protocol(#[from] ParseError),
+    #[error("the client's request body failed: {0}")]
+    ClientBody(String),
+}
+
+impl ExchangeError {
+    /// The backend was never reached: another backend may be tried, whatever the request.
+    pub fn is_connect(&self) -> bool {
+        matches!(
+            self,
+            ExchangeError::Connect(_) | ExchangeError::ConnectTimeout(_)
+        )
+    }
+}
+
+/// The request body to send, if any.
+pub enum RequestBody {
+    None,
+    Stream {
+        payload: web::Payload,
+        framing: RequestFraming,
+    },
+}
+
+/// Sends `head` (and the body) to `addr` and reads the answer's head. The connection is
+/// returned for the body to be read from it.
+pub async fn exchange(
+    addr: SocketAddr,
+    head: &[u8],
+    body: RequestBody,
+    head_request: bool,
+    timeouts: &Timeouts,
+) -> Result<(Conn, ResponseHead), ExchangeError> {
+    match body {
+        RequestBody::None => {
+            if let Some(conn) = pool::checkout(addr, pool::POOL_IDLE_TIMEOUT) {
+                match attempt(conn, head, None, head_request, timeouts).await {
+                    Err(ExchangeError::Io(err)) => {
+                        tracing::debug!(%addr, error = %err, "pooled connection was closed; retrying on a new one");
+                    }
+                    done => return done,
+                }
+            }
+            let conn = connect(addr, timeouts.connect).await?;
+            attempt(conn, head, None, head_request, timeouts).await
+        }
+        RequestBody::Stream { payload, framing } => {
+            let conn = match pool::checkout(addr, BODY_REUSE_MAX_IDLE) {
+                Some(conn) => conn,
+                None => connect(addr, timeouts.connect).await?,
+            };
+            attempt(conn, head, Some((payload, framing)), head_request, timeouts).await
+        }
+    }
+}
+
+/// A new connection with the router's socket options.
+pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Conn, ExchangeError> {
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(err)) => return Err(ExchangeError::Connect(err)),
+        Err(_) => return Err(ExchangeError::ConnectTimeout(timeout)),
+    };
+    let _ = stream.set_nodelay(true);
+    let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
+    let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
+    Ok(Conn::new(stream, addr))
+}
+
+async fn attempt(
+    mut conn: Conn,
+    head: &[u8],
+    body: Option<(web::Payload, RequestFraming)>,
+    head_request: bool,
+    timeouts: &Timeouts,
+) -> Result<(Conn, ResponseHead), ExchangeError> {
+    conn.stream
+        .write_all(head)
+        .await
+        .map_err(ExchangeError::Io)?;
+    if let Some((payload, framing)) = body {
+        send_body(&mut conn, payload, framing, timeouts.idle).await?;
+    }
+    let read_head = async {
+        loop {
+            if let Some(parsed) = codec::parse_response_head(&mut conn.buf, head_request)? {
+                return Ok(parsed);
+            }
+            conn.buf.reserve(pool::READ_BUFFER_BYTES);
+            let n = conn
+                .stream
+                .read_buf(&mut conn.buf)
+                .await
+                .map_err(ExchangeError::Io)?;
+            if n == 0 {
+                return Err(ExchangeError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "backend closed the connection before answering",
+                )));
+            }
+        }
+    };
+    match tokio::time::timeout(timeouts.response, read_head).await {
+        Ok(Ok(parsed)) => Ok((conn, parsed)),
+        Ok(Err(err)) => Err(err),
+        Err(_) => Err(ExchangeError::HeadTimeout(timeouts.response)),
+    }
+}
+
+/// Streams the client's body to the backend as it arrives; each wait for the client is
+/// bounded by the route's idle timeout.
+async fn send_body(
+    conn: &mut Conn,
+    mut payload: web::Payload,
+    framing: RequestFraming,
+    idle: Duration,
+) -> Result<(), ExchangeError> {
+    let mut framed = BytesMut::new();
+    loop {
+        let next = match tokio::time::timeout(idle, payload.next()).await {
+            Ok(next) => next,
+            Err(_) => {
+                return Err(ExchangeError::ClientBody(format!(
+                    "no request body data for {idle:?}"
+                )));
+            }
+        };
+        match next {
+            Some(Ok(chunk)) if chunk.is_empty() => continue,
+            Some(Ok(chunk)) => {
+                let data: &[u8] = if framing == RequestFraming::Chunked {
+                    framed.clear();
+                    codec::put_chunk(&mut framed, &chunk);
+                    &framed
+                } else {
+                    &chunk
+                };
+                conn.stream
+                    .write_all(data)
+                    .await
+                    .map_err(ExchangeError::Io)?;
+            }
+            Some(Err(err)) => return Err(ExchangeError::ClientBody(err.to_string())),
+            None => break,
+        }
+    }
+    if framing == RequestFraming::Chunked {
+        conn.stream
+            .write_all(LAST_CHUNK)
+            .await
+            .map_err(ExchangeError::Io)?;
+    }
+    Ok(())
+}
