@@ -272,10 +272,13 @@ fn start_haproxy(
         .map(|(id, a)| format!("  server {id} {a}\n"))
         .collect();
     // One thread, keep-alive both sides, connection reuse to backends: HAProxy at its best
-    // for this load. maxconn stays under the 20,000-file limit with two sockets a session.
+    // for this load, doing the same work per request as Switchyard (X-Forwarded-For,
+    // X-Forwarded-Proto, a generated X-Request-Id sent both ways). maxconn stays under the
+    // 20,000-file limit with two sockets a session.
     let cfg = format!(
-        "global\n  nbthread 1\n  maxconn 9000\ndefaults\n  mode http\n  timeout connect 1s\n  timeout client 30s\n  timeout server 30s\n  option http-keep-alive\n\
-         frontend fe\n  bind {addr}\n  default_backend be\nbackend be\n  balance roundrobin\n  http-reuse always\n{servers}"
+        "global\n  nbthread 1\n  maxconn 9000\ndefaults\n  mode http\n  timeout connect 1s\n  timeout client 30s\n  timeout server 30s\n  option http-keep-alive\n  option forwardfor\n\
+         frontend fe\n  bind {addr}\n  unique-id-format %[uuid()]\n  unique-id-header X-Request-Id\n  http-request set-header X-Forwarded-Proto http\n  http-after-response set-header X-Request-Id %[unique-id]\n  default_backend be\n\
+         backend be\n  balance roundrobin\n  http-reuse always\n{servers}"
     );
     let path = scratch.write("haproxy.cfg", &cfg)?;
     let mut proc = Proc::spawn("haproxy", Command::new(bin).arg("-db").arg("-f").arg(path))?;
@@ -298,7 +301,9 @@ fn start_nginx(
         "worker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/nginx-error.log;\nevents {{ worker_connections 9000; }}\n\
          http {{\n  access_log off;\n  client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n\
          upstream be {{ {servers}keepalive 64; }}\n\
-         server {{ listen {addr}; location / {{ proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }}\n}}\n"
+         server {{ listen {addr}; location / {{ proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection \"\"; \
+         proxy_set_header Host $host; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto $scheme; \
+         proxy_set_header X-Request-Id $request_id; add_header X-Request-Id $request_id always; }} }}\n}}\n"
     );
     let path = scratch.write("nginx.conf", &cfg)?;
     let mut proc = Proc::spawn(
