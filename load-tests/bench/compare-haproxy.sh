@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Saturated throughput of Switchyard vs HAProxy (and NGINX when installed), one worker each,
+# A cross-check of `switchyard-load compare` with another generator (wrk): saturated
+# throughput of Switchyard vs HAProxy (and NGINX when installed), one worker each, all adding
+# X-Forwarded-For/-Proto and a generated X-Request-Id,
 # two switchyard-backends behind them, keep-alive both sides, wrk -t1 -c50, interleaved rounds
 # so machine drift hits every proxy alike. Traffic stays on 127.0.0.1; everything started here
 # is stopped on exit.
@@ -62,8 +64,13 @@ defaults
   timeout client 30s
   timeout server 30s
   option http-keep-alive
+  option forwardfor
 frontend fe
   bind 127.0.0.1:$HA
+  unique-id-format %[uuid()]
+  unique-id-header X-Request-Id
+  http-request set-header X-Forwarded-Proto http
+  http-after-response set-header X-Request-Id %[unique-id]
   default_backend be
 backend be
   balance roundrobin
@@ -86,7 +93,12 @@ http {
   upstream be { server 127.0.0.1:$B1; server 127.0.0.1:$B2; keepalive 64; }
   server {
     listen 127.0.0.1:$NG;
-    location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    location / {
+      proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_set_header Host \$host; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme; proxy_set_header X-Request-Id \$request_id;
+      add_header X-Request-Id \$request_id always;
+    }
   }
 }
 CFG

@@ -1,6 +1,6 @@
 //! `switchyard-load compare`: Switchyard, HAProxy and NGINX side by side, one worker each, in
 //! front of the same two test backends, measured by the same generator in interleaved rounds
-//! (A B C A B C …) so that drift on a shared machine hits them alike. Prints rps, latency and
+//! (A B C, B C A, …) so that drift on a shared machine hits them alike. Prints rps, latency and
 //! ratios to HAProxy, and the latency each proxy adds over calling a backend directly.
 
 use std::fmt::Write as _;
@@ -181,8 +181,13 @@ pub async fn run(options: &CompareOptions, say: impl Fn(&str)) -> Result<Compari
         say(&format!("skipping {s}"));
     }
 
+    // Interleaved, and each round starts one target later (A B C, B C A, C A B …), so neither
+    // drift nor position in the round favours anyone.
+    let n = targets.len();
     for round in 1..=options.rounds {
-        for t in &mut targets {
+        let order: Vec<usize> = (0..n).map(|i| (i + round - 1) % n).collect();
+        for &i in &order {
+            let t = &mut targets[i];
             let closed = measure(t.addr, options, Pace::Closed).await;
             say(&format!(
                 "round {round} {:<10} closed {:>9.0} rps  p99 {:.3} ms",
@@ -192,7 +197,8 @@ pub async fn run(options: &CompareOptions, say: impl Fn(&str)) -> Result<Compari
             ));
             t.closed.push(closed);
         }
-        for t in &mut targets {
+        for &i in &order {
+            let t = &mut targets[i];
             let fixed = measure(t.addr, options, Pace::Open { rate: options.rate }).await;
             say(&format!(
                 "round {round} {:<10} {:.0} rps  p50 {:.3} ms  p99 {:.3} ms",
