@@ -199,7 +199,8 @@ pub struct Knobs {
     pub chunk_bytes: Option<usize>,
     /// `echo=1`: answer with a JSON description of the request (headers, body length).
     pub echo: bool,
-    /// `drop_after=N`: promise the whole body, send N bytes of it, then cut the connection.
+    /// `drop_after=N`: promise the whole body (`Content-Length: 2N`, or chunked with `chunk_ms`),
+    /// send N bytes of it, then cut the connection.
     pub drop_after: Option<u64>,
     /// `close=1`: answer with `Connection: close` and close the connection afterwards.
     pub close: bool,
@@ -307,7 +308,8 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     let gap = knobs.chunk_ms.map(Duration::from_millis);
     let cut_at = knobs.drop_after;
     let mut resp = respond(&state, status, body_stream(total, chunk, gap, cut_at));
-    if gap.is_none() || cut_at.is_some() {
+    // Paced bodies are chunked (no length), even when cut: so a cut can be tested both ways.
+    if gap.is_none() {
         resp.headers_mut()
             .insert(header::CONTENT_LENGTH, HeaderValue::from(total));
     }

@@ -3,7 +3,7 @@
 //! - [`control`]: the control plane, actix actors that own routing state.
 //! - [`proxy`]: the data plane, the request path; reads snapshots, never awaits a mailbox.
 //! - [`routing`]: what the two share: route table, pool snapshots, per-backend atomics.
-//! - [`balance`]: the six balancers.
+//! - [`balance`]: the six balancers; [`health`]: active checks and outlier ejection.
 //! - [`config`]: the TOML file, parsed and validated into typed config.
 //! - [`server`]: start and stop a router; [`demo`]: the newcomer's first run.
 #![forbid(unsafe_code)]
@@ -14,6 +14,7 @@ pub mod config;
 pub mod control;
 pub mod demo;
 pub mod error;
+pub mod health;
 pub mod proxy;
 pub mod routing;
 pub mod server;

@@ -80,6 +80,34 @@ impl Drop for RouterHandle {
     }
 }
 
+/// Waits until every backend's first health check has decided (each check has its own hard
+/// timeout), so a router serves with known states instead of guessing; bounded by the longest
+/// check timeout.
+async fn first_checks(config: &Config, table: &ArcSwap<RouteTable>) {
+    let longest = config
+        .pools
+        .iter()
+        .map(|p| p.health.timeout)
+        .max()
+        .unwrap_or_default();
+    let deadline = std::time::Instant::now() + longest + FIRST_CHECK_MARGIN;
+    let table = table.load_full();
+    let undecided = || {
+        table.pools.iter().any(|p| {
+            p.load()
+                .backends
+                .iter()
+                .any(|b| b.state == crate::routing::BackendState::Unknown)
+        })
+    };
+    while undecided() && std::time::Instant::now() < deadline {
+        actix_rt::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// Slack over the longest check timeout for the first checks' verdicts to be published.
+const FIRST_CHECK_MARGIN: std::time::Duration = std::time::Duration::from_millis(200);
+
 struct Bound {
     listen: Vec<SocketAddr>,
     admin: SocketAddr,
@@ -133,6 +161,7 @@ async fn run(
 ) {
     let ready = Arc::new(Readiness::default());
     let _supervisor = RouterSupervisor::new(config.clone(), table.clone()).start();
+    first_checks(&config, &table).await;
 
     let state = web::Data::new(ProxyState {
         table: table.clone(),

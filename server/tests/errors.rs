@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use support::*;
-use switchyard::routing::{BackendEntry, BackendState, PoolSnapshot};
+use switchyard::routing::{BackendEntry, BackendState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn assert_router_error(reply: &Reply, status: u16, kind: &str) {
@@ -67,11 +67,7 @@ async fn a_pool_with_no_eligible_backend_gets_503() {
             ))
         })
         .collect();
-    pool.publish(PoolSnapshot::build(
-        current.version + 1,
-        down,
-        &pool.algorithm,
-    ));
+    pool.publish(pool.snapshot(current.version + 1, down));
 
     let reply = Client::new(r.addr()).get("/api/x").await;
     assert_router_error(&reply, 503, "no_healthy_backend");
@@ -82,7 +78,7 @@ async fn a_pool_with_no_eligible_backend_gets_503() {
 async fn an_unreachable_backend_gets_502_upstream_connect() {
     let dead = dead_address();
     let r = router(&format!(
-        "{}[[pools]]\nid = \"api\"\nbackends = [{{ id = \"gone\", address = \"{dead}\" }}]\n",
+        "{}[[pools]]\nid = \"api\"\nhealth = {{ kind = \"none\" }}\nbackends = [{{ id = \"gone\", address = \"{dead}\" }}]\n",
         route("api", "/api", "api")
     ));
     let reply = Client::new(r.addr()).get("/api/x").await;
@@ -98,7 +94,7 @@ async fn connect_failures_are_retried_on_another_backend() {
     let live = backends(&["live"]).await;
     let dead = dead_address();
     let r = router(&format!(
-        "{}[[pools]]\nid = \"api\"\nbackends = [\n {{ id = \"gone\", address = \"{dead}\" }},\n {{ id = \"live\", address = \"{}\" }},\n]\n",
+        "{}[[pools]]\nid = \"api\"\nhealth = {{ kind = \"none\" }}\noutlier = {{ consecutive_failures = 0 }}\nbackends = [\n {{ id = \"gone\", address = \"{dead}\" }},\n {{ id = \"live\", address = \"{}\" }},\n]\n",
         route("api", "/api", "api"),
         live[0].addr()
     ));
@@ -182,7 +178,7 @@ async fn a_post_to_an_unreachable_backend_gets_one_502() {
     // Bodies are never replayed: a POST to a dead backend is answered 502, not half-sent twice.
     let dead = dead_address();
     let r = router(&format!(
-        "{}[[pools]]\nid = \"api\"\nbackends = [{{ id = \"gone\", address = \"{dead}\" }}]\n",
+        "{}[[pools]]\nid = \"api\"\nhealth = {{ kind = \"none\" }}\nbackends = [{{ id = \"gone\", address = \"{dead}\" }}]\n",
         route("api", "/api", "api")
     ));
     let reply = Client::new(r.addr())
@@ -194,4 +190,122 @@ async fn a_post_to_an_unreachable_backend_gets_one_502() {
         )
         .await;
     assert_router_error(&reply, 502, "upstream_connect");
+}
+
+#[tokio::test]
+async fn an_upgrade_request_with_a_body_is_refused_and_smuggles_nothing() {
+    let bs = backends(&["a"]).await;
+    let r = router(&format!(
+        "{}{}",
+        route("api", "/api", "api"),
+        pool("api", "round_robin", &bs, &[])
+    ));
+    let mut sock = tokio::net::TcpStream::connect(r.addr()).await.unwrap();
+    sock.write_all(
+        b"POST /api HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 5\r\n\r\nhelloGET /internal-admin HTTP/1.1\r\nHost: internal\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(REQUEST_DEADLINE, sock.read(&mut answer))
+        .await
+        .expect("an answer within the deadline")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer.contains("x-switchyard-error: bad_request"),
+        "{answer}"
+    );
+    drop(sock);
+    assert_eq!(bs[0].requests_served(), 0, "something reached the backend");
+}
+
+/// A hand-made backend: answers the first request on a connection, then reads the second and
+/// closes without answering, as a backend does whose keep-alive timer fires at that moment.
+/// Counts the requests it read, per method.
+async fn closing_backend() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                return;
+            };
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                for answered in [true, false] {
+                    let head = loop {
+                        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                            buf.drain(..end + 4);
+                            break head;
+                        }
+                        let mut chunk = [0u8; 1024];
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    log.lock()
+                        .unwrap()
+                        .push(head.split(' ').next().unwrap_or("").to_string());
+                    if !answered {
+                        return; // read it, then close without a word
+                    }
+                    let _ = conn
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        .await;
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn a_post_on_a_connection_the_backend_closes_is_never_sent_twice() {
+    let (addr, seen) = closing_backend().await;
+    let r = router(&format!(
+        "{}[[pools]]\nid = \"api\"\nhealth = {{ kind = \"none\" }}\nbackends = [{{ id = \"b\", address = \"{addr}\" }}]\n",
+        route("api", "/api", "api")
+    ));
+    let client = Client::new(r.addr());
+    assert_eq!(client.get("/api/warm").await.status, 200);
+    let reply = client
+        .send(
+            http::Method::POST,
+            "/api/charge",
+            &[("content-length", "0")],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(reply.status, 502, "{}", reply.text());
+    let posts = seen.lock().unwrap().iter().filter(|m| *m == "POST").count();
+    assert_eq!(posts, 1, "the POST reached the backend {posts} times");
+}
+
+#[tokio::test]
+async fn a_get_on_a_connection_the_backend_closes_is_sent_again_on_a_new_one() {
+    let (addr, seen) = closing_backend().await;
+    let r = router(&format!(
+        "{}[[pools]]\nid = \"api\"\nhealth = {{ kind = \"none\" }}\nbackends = [{{ id = \"b\", address = \"{addr}\" }}]\n",
+        route("api", "/api", "api")
+    ));
+    let client = Client::new(r.addr());
+    assert_eq!(client.get("/api/warm").await.status, 200);
+    let reply = client.get("/api/again").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.text(), "ok");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        3,
+        "warm, the lost GET, the GET again"
+    );
 }

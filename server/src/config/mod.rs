@@ -66,6 +66,14 @@ pub struct RouteConfig {
     pub pool: usize,
     pub timeouts: Timeouts,
     pub retries: u32,
+    pub retry_non_idempotent: bool,
+    pub retry_budget: RetryBudgetConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryBudgetConfig {
+    pub percent: u32,
+    pub min_per_s: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +89,43 @@ pub struct PoolConfig {
     pub algorithm: Algorithm,
     pub resolve_interval: Duration,
     pub backends: Vec<BackendConfig>,
+    pub health: HealthConfig,
+    pub outlier: OutlierConfig,
+    /// Percent; 0 disables panic routing.
+    pub panic_threshold: u32,
+}
+
+/// Active health checks of a pool's backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthConfig {
+    pub kind: HealthKind,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub rise: u32,
+    pub fall: u32,
+    /// True when backends count as healthy before their first check.
+    pub initially_healthy: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthKind {
+    None,
+    Tcp,
+    /// `expect` empty means any 2xx or 3xx.
+    Http {
+        path: String,
+        expect: Vec<u16>,
+    },
+}
+
+/// Passive outlier detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutlierConfig {
+    /// 0 disables it.
+    pub consecutive_failures: u32,
+    pub base_ejection: Duration,
+    pub max_ejection: Duration,
+    pub max_ejection_percent: u32,
 }
 
 /// The six balancers.

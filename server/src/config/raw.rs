@@ -126,9 +126,46 @@ pub struct RawRoute {
     pub pool: String,
     #[serde(default)]
     pub timeouts: RawTimeouts,
-    /// Extra attempts on another backend after a connect failure. Default 1.
+    /// Extra attempts on another backend after a failure before any answer byte reached the
+    /// client. Default 1.
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// Also retry non-idempotent methods (POST, PATCH) after failures other than connect
+    /// failures. Default false: the backend may have acted on them.
+    #[serde(default)]
+    pub retry_non_idempotent: bool,
+    /// Cap on retries so an outage cannot become a retry storm.
+    #[serde(default)]
+    pub retry_budget: RawRetryBudget,
+}
+
+/// Finagle's and Linkerd's retry budget: retries may add `percent` of the route's requests,
+/// plus `min_per_s` retries a second whatever the traffic.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetryBudget {
+    /// Default 20.
+    #[serde(default = "default_budget_percent")]
+    pub percent: u32,
+    /// Default 10.
+    #[serde(default = "default_budget_min")]
+    pub min_per_s: u32,
+}
+
+impl Default for RawRetryBudget {
+    fn default() -> Self {
+        RawRetryBudget {
+            percent: default_budget_percent(),
+            min_per_s: default_budget_min(),
+        }
+    }
+}
+
+fn default_budget_percent() -> u32 {
+    20
+}
+fn default_budget_min() -> u32 {
+    10
 }
 
 fn default_prefix() -> String {
@@ -187,6 +224,130 @@ pub struct RawPool {
     pub resolve_interval: DurationStr,
     #[serde(default)]
     pub backends: Vec<RawBackend>,
+    /// Active health checks.
+    #[serde(default)]
+    pub health: RawHealth,
+    /// Passive outlier detection from the request path.
+    #[serde(default)]
+    pub outlier: RawOutlier,
+    /// Below this share of healthy backends (percent), route across all of them rather than
+    /// overload the few left (Envoy's panic threshold). Default 50; 0 disables.
+    #[serde(default = "default_panic_threshold")]
+    pub panic_threshold: u32,
+}
+
+fn default_panic_threshold() -> u32 {
+    50
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    /// `"tcp"` (default: a connect must succeed), `"http"` (a GET of `path` must answer with an
+    /// expected status) or `"none"` (every backend counts as healthy).
+    #[serde(default = "default_health_kind")]
+    pub kind: String,
+    /// Path of HTTP checks. Default `/health`.
+    #[serde(default = "default_health_path")]
+    pub path: String,
+    /// Statuses that pass an HTTP check. Default: any 2xx or 3xx (as HAProxy).
+    pub expect: Option<Vec<u16>>,
+    /// Between checks of one backend, jittered by ±10%. Default 1 s: with `fall = 3` a dead
+    /// backend is marked down within 3 s, as the design brief asks.
+    #[serde(default = "default_health_interval")]
+    pub interval: DurationStr,
+    /// One check's limit. Default 500 ms.
+    #[serde(default = "default_health_timeout")]
+    pub timeout: DurationStr,
+    /// Consecutive passes that make an unhealthy backend healthy. Default 2.
+    #[serde(default = "default_rise")]
+    pub rise: u32,
+    /// Consecutive failures that make a healthy backend unhealthy. Default 3.
+    #[serde(default = "default_fall")]
+    pub fall: u32,
+    /// State before the first check: `"unknown"` (default: takes traffic only after its first
+    /// pass) or `"healthy"`.
+    #[serde(default = "default_initial")]
+    pub initial: String,
+}
+
+impl Default for RawHealth {
+    fn default() -> Self {
+        RawHealth {
+            kind: default_health_kind(),
+            path: default_health_path(),
+            expect: None,
+            interval: default_health_interval(),
+            timeout: default_health_timeout(),
+            rise: default_rise(),
+            fall: default_fall(),
+            initial: default_initial(),
+        }
+    }
+}
+
+fn default_health_kind() -> String {
+    "tcp".to_string()
+}
+fn default_health_path() -> String {
+    "/health".to_string()
+}
+fn default_health_interval() -> DurationStr {
+    DurationStr(Duration::from_secs(1))
+}
+fn default_health_timeout() -> DurationStr {
+    DurationStr(Duration::from_millis(500))
+}
+fn default_rise() -> u32 {
+    2
+}
+fn default_fall() -> u32 {
+    3
+}
+fn default_initial() -> String {
+    "unknown".to_string()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutlier {
+    /// Consecutive failed requests (connect failures, 5xx, timeouts) that eject a backend.
+    /// Default 5 (Envoy's); 0 disables passive ejection.
+    #[serde(default = "default_consecutive_failures")]
+    pub consecutive_failures: u32,
+    /// First ejection's length; the n-th lasts n times as long. Default 10 s.
+    #[serde(default = "default_base_ejection")]
+    pub base_ejection: DurationStr,
+    /// Longest ejection. Default 2 min.
+    #[serde(default = "default_max_ejection")]
+    pub max_ejection: DurationStr,
+    /// Most of a pool that may be ejected at once (at least one backend always may). Default 50.
+    #[serde(default = "default_max_ejection_percent")]
+    pub max_ejection_percent: u32,
+}
+
+impl Default for RawOutlier {
+    fn default() -> Self {
+        RawOutlier {
+            consecutive_failures: default_consecutive_failures(),
+            base_ejection: default_base_ejection(),
+            max_ejection: default_max_ejection(),
+            max_ejection_percent: default_max_ejection_percent(),
+        }
+    }
+}
+
+fn default_consecutive_failures() -> u32 {
+    5
+}
+fn default_base_ejection() -> DurationStr {
+    DurationStr(Duration::from_secs(10))
+}
+fn default_max_ejection() -> DurationStr {
+    DurationStr(Duration::from_secs(120))
+}
+fn default_max_ejection_percent() -> u32 {
+    50
 }
 
 fn default_algorithm() -> String {

@@ -8,8 +8,8 @@ use std::time::Duration;
 use super::raw::{RawBackend, RawConfig, RawPool, RawRoute};
 use super::{
     Algorithm, BackendAddress, BackendConfig, Config, ConfigError, ConfigIssue, HashKey,
-    ListenerConfig, LogConfig, LogFormat, NodeConfig, PoolConfig, RegionConfig, RouteConfig,
-    Timeouts,
+    HealthConfig, HealthKind, ListenerConfig, LogConfig, LogFormat, NodeConfig, OutlierConfig,
+    PoolConfig, RegionConfig, RetryBudgetConfig, RouteConfig, Timeouts,
 };
 
 /// Largest accepted backend weight: enough for percentages with two decimals.
@@ -250,11 +250,105 @@ fn pool(issues: &mut Issues, i: usize, p: &RawPool) -> Option<PoolConfig> {
         .enumerate()
         .filter_map(|(j, b)| backend(issues, &format!("pools[{i}].backends[{j}]"), b))
         .collect();
+    let health = health(issues, i, &p.health);
+    let o = &p.outlier;
+    if o.max_ejection_percent > 100 {
+        issues.push(
+            format!("pools[{i}].outlier.max_ejection_percent"),
+            "must be 0..=100",
+        );
+    }
+    if o.base_ejection.0.is_zero() || o.max_ejection.0 < o.base_ejection.0 {
+        issues.push(
+            format!("pools[{i}].outlier.max_ejection"),
+            "base_ejection must be more than 0 and max_ejection at least base_ejection",
+        );
+    }
+    if p.panic_threshold > 100 {
+        issues.push(
+            format!("pools[{i}].panic_threshold"),
+            "must be 0..=100 (percent)",
+        );
+    }
     (issues.0.len() == before).then(|| PoolConfig {
         id: p.id.clone(),
         algorithm: algorithm.expect("no issue was recorded, so the algorithm parsed"),
         resolve_interval: p.resolve_interval.0,
         backends,
+        health: health.expect("no issue was recorded, so the health config parsed"),
+        outlier: OutlierConfig {
+            consecutive_failures: o.consecutive_failures,
+            base_ejection: o.base_ejection.0,
+            max_ejection: o.max_ejection.0,
+            max_ejection_percent: o.max_ejection_percent,
+        },
+        panic_threshold: p.panic_threshold,
+    })
+}
+
+fn health(issues: &mut Issues, i: usize, h: &super::raw::RawHealth) -> Option<HealthConfig> {
+    let key = |k: &str| format!("pools[{i}].health.{k}");
+    let before = issues.0.len();
+    let kind = match h.kind.as_str() {
+        "none" => Some(HealthKind::None),
+        "tcp" => Some(HealthKind::Tcp),
+        "http" => {
+            if !h.path.starts_with('/') || h.path.contains([' ', '\r', '\n']) {
+                issues.push(
+                    key("path"),
+                    format!("{:?} must start with '/' and hold no spaces", h.path),
+                );
+            }
+            let expect = h.expect.clone().unwrap_or_default();
+            if expect.iter().any(|s| !(100..=599).contains(s)) {
+                issues.push(key("expect"), "statuses must be within 100..=599");
+            }
+            Some(HealthKind::Http {
+                path: h.path.clone(),
+                expect,
+            })
+        }
+        other => {
+            issues.push(
+                key("kind"),
+                format!("unknown kind {other:?}; expected \"tcp\", \"http\" or \"none\""),
+            );
+            None
+        }
+    };
+    if h.expect.is_some() && h.kind != "http" {
+        issues.push(key("expect"), "only applies to kind = \"http\"");
+    }
+    if h.interval.0 < Duration::from_millis(100) {
+        issues.push(key("interval"), "must be at least 100ms");
+    }
+    if h.timeout.0.is_zero() || h.timeout.0 > h.interval.0 {
+        issues.push(
+            key("timeout"),
+            "must be more than 0 and at most the interval",
+        );
+    }
+    if h.rise == 0 || h.fall == 0 {
+        issues.push(key("rise"), "rise and fall must be at least 1");
+    }
+    let initially_healthy = match h.initial.as_str() {
+        "unknown" => false,
+        "healthy" => true,
+        other => {
+            issues.push(
+                key("initial"),
+                format!("{other:?}: expected \"unknown\" or \"healthy\""),
+            );
+            false
+        }
+    };
+    (issues.0.len() == before).then(|| HealthConfig {
+        kind: kind.expect("no issue was recorded"),
+        interval: h.interval.0,
+        timeout: h.timeout.0,
+        rise: h.rise,
+        fall: h.fall,
+        initially_healthy,
     })
 }
 
@@ -392,6 +486,12 @@ fn route(
             format!("{h:?} must be a bare host name (no port, scheme or path)"),
         );
     }
+    if r.retry_budget.percent > 100 {
+        issues.push(
+            format!("routes[{i}].retry_budget.percent"),
+            "must be 0..=100",
+        );
+    }
     if r.retries > MAX_RETRIES {
         issues.push(
             format!("routes[{i}].retries"),
@@ -422,6 +522,11 @@ fn route(
             idle: r.timeouts.idle.0,
         },
         retries: r.retries,
+        retry_non_idempotent: r.retry_non_idempotent,
+        retry_budget: RetryBudgetConfig {
+            percent: r.retry_budget.percent,
+            min_per_s: r.retry_budget.min_per_s,
+        },
     })
 }
 

@@ -1,8 +1,14 @@
-//! `BackendActor`: owns one backend's address (and, with the health issue, its checks).
+//! `BackendActor`: owns one backend's address and its active health checks.
+//!
+//! Checks run every `interval` (jittered ±10%), the first one at once. A backend starts
+//! `Unknown` (or `Up` with `initial = "healthy"`): its first check decides; after that `fall`
+//! consecutive failures make it `Down` and `rise` consecutive passes make it `Up` again. Each
+//! verdict change goes to the pool, which republishes. A check has a hard timeout, so a health
+//! endpoint that hangs costs a timer, never a stuck actor.
 //!
 //! A backend written as `host:port` is resolved at load and again every `resolve_interval`;
-//! when the answer changes, the actor tells its pool, which republishes. A failed lookup keeps
-//! the last good address (as Envoy's strict DNS does) and is logged once per change of state.
+//! when the answer changes, the actor tells its pool. A failed lookup keeps the last good
+//! address (as Envoy's strict DNS does) and is logged once per change of state.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +18,8 @@ use actix::prelude::*;
 
 use super::guard::guarded;
 use super::{GetRestarts, InjectPanic};
-use crate::config::BackendConfig;
+use crate::config::{BackendConfig, HealthConfig, HealthKind};
+use crate::health::active::{self, CheckResult};
 use crate::routing::BackendState;
 
 /// A backend's address or state changed: the pool republishes its snapshot.
@@ -30,7 +37,10 @@ pub struct BackendActor {
     resolve_interval: Duration,
     notify: Recipient<BackendChanged>,
     addr: SocketAddr,
+    health: HealthConfig,
     state: BackendState,
+    passes: u32,
+    failures: u32,
     lookup_failing: bool,
     restarts: u32,
 }
@@ -40,6 +50,7 @@ impl BackendActor {
         pool: Arc<str>,
         config: BackendConfig,
         resolve_interval: Duration,
+        health: HealthConfig,
         notify: Recipient<BackendChanged>,
     ) -> BackendActor {
         BackendActor {
@@ -48,9 +59,61 @@ impl BackendActor {
             config,
             resolve_interval,
             notify,
-            state: BackendState::Up,
+            state: crate::routing::table::initial_state(&health),
+            health,
+            passes: 0,
+            failures: 0,
             lookup_failing: false,
             restarts: 0,
+        }
+    }
+
+    /// Runs one check now, then schedules the next.
+    fn check(&mut self, ctx: &mut Context<Self>) {
+        let addr = self.addr;
+        let kind = self.health.kind.clone();
+        let timeout = self.health.timeout;
+        ctx.spawn(
+            async move { active::check(addr, &kind, timeout).await }
+                .into_actor(self)
+                .map(|result, act, ctx| {
+                    guarded(ctx, "backend", || act.checked(result));
+                    let next = active::jittered(act.health.interval);
+                    ctx.run_later(next, |act, ctx| act.check(ctx));
+                }),
+        );
+    }
+
+    fn checked(&mut self, result: CheckResult) {
+        let (pool, backend) = (self.pool.to_string(), self.config.id.clone());
+        let outcome = if result.passed { "pass" } else { "fail" };
+        metrics::counter!("switchyard_health_checks_total", "pool" => pool.clone(), "backend" => backend.clone(), "result" => outcome).increment(1);
+        metrics::histogram!("switchyard_health_check_duration_seconds", "pool" => pool.clone(), "backend" => backend.clone())
+            .record(result.took.as_secs_f64());
+        if result.passed {
+            self.passes += 1;
+            self.failures = 0;
+        } else {
+            self.failures += 1;
+            self.passes = 0;
+        }
+        let next = match self.state {
+            BackendState::Unknown if result.passed => BackendState::Up,
+            BackendState::Unknown => BackendState::Down,
+            BackendState::Up if self.failures >= self.health.fall => BackendState::Down,
+            BackendState::Down if self.passes >= self.health.rise => BackendState::Up,
+            same => same,
+        };
+        if next != self.state {
+            if next == BackendState::Up {
+                tracing::info!(pool = %self.pool, backend = %self.config.id, check = %result.detail, "backend healthy");
+            } else {
+                tracing::warn!(pool = %self.pool, backend = %self.config.id, check = %result.detail, "backend unhealthy");
+            }
+            self.state = next;
+            metrics::gauge!("switchyard_backend_healthy", "pool" => pool, "backend" => backend)
+                .set(if next == BackendState::Up { 1.0 } else { 0.0 });
+            self.publish();
         }
     }
 
@@ -114,6 +177,9 @@ impl Actor for BackendActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         if self.config.address.is_name {
             ctx.run_interval(self.resolve_interval, |act, ctx| act.resolve(ctx));
+        }
+        if self.health.kind != HealthKind::None {
+            self.check(ctx);
         }
     }
 }

@@ -1,12 +1,15 @@
 //! `PoolActor`: owns one pool's membership and publishes its [`PoolSnapshot`]s.
 //!
-//! Every change (an address re-resolved, a state change) arrives as a message; the actor
-//! updates its members and publishes a whole new snapshot with the balancer rebuilt. The
-//! request path keeps reading whichever snapshot it loaded, so no request ever waits on this
-//! actor.
+//! Every change (an address re-resolved, a health check's verdict) arrives as a message; the
+//! actor updates its members and publishes a whole new snapshot with the balancer rebuilt.
+//! Ten times a second it also reads each backend's failure streak (an atomic the request path
+//! keeps) and ejects outliers, within the pool's `max_ejection_percent`; an ejected backend
+//! comes back when its ejection ends and its latest active check passed. The request path
+//! keeps reading whichever snapshot it loaded, so no request ever waits on this actor.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
@@ -14,14 +17,35 @@ use super::backend::{BackendActor, BackendChanged};
 use super::guard::guarded;
 use super::{GetRestarts, InjectPanic};
 use crate::config::PoolConfig;
-use crate::routing::{BackendEntry, BackendState, BackendStats, PoolHandle, PoolSnapshot};
+use crate::health::outlier;
+use crate::routing::{BackendEntry, BackendState, BackendStats, PoolHandle};
+
+/// How often failure streaks are read for outlier ejection: a backend failing every request
+/// is out within about this long after its streak reaches the threshold.
+pub const OUTLIER_POLL: Duration = Duration::from_millis(100);
 
 struct Member {
     id: Arc<str>,
     addr: SocketAddr,
     weight: u32,
-    state: BackendState,
+    /// What the backend's active checks say (`Up`, `Down` or `Unknown`).
+    health: BackendState,
+    /// Set while passively ejected.
+    ejected_until: Option<Instant>,
+    times_ejected: u32,
+    /// When the backend last came back from an ejection (to forgive old ejections).
+    back_since: Option<Instant>,
     stats: Arc<BackendStats>,
+}
+
+impl Member {
+    fn state(&self) -> BackendState {
+        if self.ejected_until.is_some() {
+            BackendState::Ejected
+        } else {
+            self.health
+        }
+    }
 }
 
 pub struct PoolActor {
@@ -49,7 +73,10 @@ impl PoolActor {
                 id: b.id.clone(),
                 addr: b.addr,
                 weight: b.weight,
-                state: b.state,
+                health: b.state,
+                ejected_until: None,
+                times_ejected: 0,
+                back_since: None,
                 stats: b.stats.clone(),
             })
             .collect();
@@ -63,7 +90,10 @@ impl PoolActor {
     }
 
     fn publish(&self) {
-        let version = self.handle.load().version + 1;
+        let previous = self.handle.load();
+        let version = previous.version + 1;
+        let was_panicking = previous.panic;
+        drop(previous);
         let backends = self
             .members
             .iter()
@@ -72,16 +102,26 @@ impl PoolActor {
                     m.id.clone(),
                     m.addr,
                     m.weight,
-                    m.state,
+                    m.state(),
                     m.stats.clone(),
                 ))
             })
             .collect();
-        self.handle.publish(PoolSnapshot::build(
-            version,
-            backends,
-            &self.config.algorithm,
-        ));
+        let next = self.handle.snapshot(version, backends);
+        let (panic, eligible) = (next.panic, next.eligible.len());
+        self.handle.publish(next);
+        metrics::gauge!("switchyard_pool_panic", "pool" => self.config.id.clone()).set(if panic {
+            1.0
+        } else {
+            0.0
+        });
+        if panic != was_panicking {
+            if panic {
+                tracing::warn!(pool = %self.config.id, eligible, "too few healthy backends: routing across all of them (panic mode)");
+            } else {
+                tracing::info!(pool = %self.config.id, "enough healthy backends again: panic mode over");
+            }
+        }
         tracing::debug!(pool = %self.config.id, version, "published pool snapshot");
     }
 
@@ -90,17 +130,70 @@ impl PoolActor {
             tracing::warn!(pool = %self.config.id, backend = %change.id, "change for a backend this pool does not have");
             return;
         };
-        if member.addr == change.addr && member.state == change.state {
+        if member.addr == change.addr && member.health == change.state {
             return;
         }
         member.addr = change.addr;
-        member.state = change.state;
+        member.health = change.state;
         self.publish();
+    }
+
+    /// Ejects backends whose failure streak reached the threshold; returns those whose
+    /// ejection ended and whose latest check passed. Publishes once if anything changed.
+    fn review_outliers(&mut self) {
+        let config = self.config.outlier;
+        let now = Instant::now();
+        let total = self.members.len();
+        let mut changed = false;
+        for i in 0..total {
+            let ejected = self
+                .members
+                .iter()
+                .filter(|m| m.ejected_until.is_some())
+                .count();
+            let m = &mut self.members[i];
+            match m.ejected_until {
+                Some(until) if now >= until && m.health == BackendState::Up => {
+                    m.ejected_until = None;
+                    m.back_since = Some(now);
+                    m.stats.reset_failures();
+                    tracing::info!(pool = %self.config.id, backend = %m.id, "ejection over and its check passes: back in rotation");
+                    changed = true;
+                }
+                Some(_) => {}
+                None => {
+                    // A backend that stayed in for a whole max ejection is forgiven.
+                    if m.back_since
+                        .is_some_and(|t| now.duration_since(t) >= config.max_ejection)
+                    {
+                        m.times_ejected = 0;
+                        m.back_since = None;
+                    }
+                    let streak = m.stats.consecutive_failures();
+                    if config.consecutive_failures > 0
+                        && streak >= config.consecutive_failures
+                        && m.health != BackendState::Down
+                        && outlier::may_eject(&config, ejected, total)
+                    {
+                        m.times_ejected += 1;
+                        let time = outlier::ejection_time(&config, m.times_ejected);
+                        m.ejected_until = Some(now + time);
+                        m.stats.reset_failures();
+                        metrics::counter!("switchyard_ejections_total", "pool" => self.config.id.clone(), "backend" => m.id.to_string()).increment(1);
+                        tracing::warn!(pool = %self.config.id, backend = %m.id, failures = streak, ejection = ?time, "ejecting outlier");
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if changed {
+            self.publish();
+        }
     }
 }
 
 /// How often a pool copies its backends' live counters into their gauges.
-pub const GAUGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+pub const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Actor for PoolActor {
     type Context = Context<Self>;
@@ -111,6 +204,9 @@ impl Actor for PoolActor {
                 m.stats.publish_gauges();
             }
         });
+        ctx.run_interval(OUTLIER_POLL, |act, ctx| {
+            guarded(ctx, "pool", || act.review_outliers());
+        });
         if !self.children.is_empty() {
             return; // A restart: the children live on under their own supervisors.
         }
@@ -119,9 +215,10 @@ impl Actor for PoolActor {
             let pool: Arc<str> = self.config.id.as_str().into();
             let backend = backend.clone();
             let interval = self.config.resolve_interval;
+            let health = self.config.health.clone();
             let notify = notify.clone();
             self.children.push(Supervisor::start(move |_| {
-                BackendActor::new(pool, backend, interval, notify)
+                BackendActor::new(pool, backend, interval, health, notify)
             }));
         }
     }
@@ -178,6 +275,8 @@ mod tests {
         [[pools]]
         id = "api"
         algorithm = "round_robin"
+        health = { kind = "none" }
+        outlier = { consecutive_failures = 5, base_ejection = "10s" }
         backends = [
             { id = "api-1", address = "127.0.0.1:1001" },
             { id = "api-2", address = "127.0.0.1:1002" },
@@ -195,6 +294,11 @@ mod tests {
         let (config, handle) = pool();
         let first = handle.load_full();
         assert_eq!(first.eligible.len(), 2);
+        assert_eq!(
+            first.backends[0].state,
+            BackendState::Up,
+            "health kind none: up at once"
+        );
         let _held = first.backends[1].stats.start_request();
 
         let actor = PoolActor::new(config, handle.clone()).start();
@@ -242,6 +346,66 @@ mod tests {
         assert_eq!(snap.version, version + 1);
         assert_eq!(snap.backends[1].addr.port(), 2002);
         assert_eq!(snap.backends[1].authority.as_str(), "127.0.0.1:2002");
+    }
+
+    /// Waits (bounded) until the pool's snapshot satisfies `check`.
+    async fn until(
+        handle: &PoolHandle,
+        what: &str,
+        check: impl Fn(&crate::routing::PoolSnapshot) -> bool,
+    ) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !check(&handle.load_full()) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            actix_rt::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_failing_backend_is_ejected_and_the_rest_keep_serving() {
+        let (config, handle) = pool();
+        let _actor = PoolActor::new(config, handle.clone()).start();
+        let api1 = handle.load_full().backends[0].stats.clone();
+        for _ in 0..5 {
+            api1.record_outcome(false);
+        }
+        until(&handle, "api-1 ejected", |s| {
+            s.backends[0].state == BackendState::Ejected
+        })
+        .await;
+        let snap = handle.load_full();
+        let eligible: Vec<_> = snap.eligible.iter().map(|b| b.id.to_string()).collect();
+        assert_eq!(eligible, vec!["api-2"]);
+        assert_eq!(
+            api1.consecutive_failures(),
+            0,
+            "the streak restarts after an ejection"
+        );
+    }
+
+    #[actix_rt::test]
+    async fn no_more_than_max_ejection_percent_is_ejected() {
+        let (config, handle) = pool();
+        let _actor = PoolActor::new(config, handle.clone()).start();
+        for b in &handle.load_full().backends {
+            for _ in 0..5 {
+                b.stats.record_outcome(false);
+            }
+        }
+        until(&handle, "one ejection", |s| {
+            s.backends.iter().any(|b| b.state == BackendState::Ejected)
+        })
+        .await;
+        // Give the actor several more polls: the second must stay in (50% of 2 is 1).
+        actix_rt::time::sleep(OUTLIER_POLL * 5).await;
+        let snap = handle.load_full();
+        let ejected = snap
+            .backends
+            .iter()
+            .filter(|b| b.state == BackendState::Ejected)
+            .count();
+        assert_eq!(ejected, 1);
+        assert_eq!(snap.eligible.len(), 1);
     }
 
     #[actix_rt::test]

@@ -111,6 +111,19 @@ async fn forward(
     let mut candidates = snapshot.balancer.candidates(&snapshot.eligible, key);
 
     let framing = request_framing(req);
+    // actix-web treats a request with `Upgrade` as a tunnel whose body runs until the client
+    // closes, whatever its Content-Length says; forwarding that body could smuggle a second
+    // request to the backend. WebSocket proxying comes with the sessions issue; until then an
+    // upgrade request is forwarded without its upgrade, and only if it has no body.
+    let upgrade = req.headers().contains_key(ax::UPGRADE);
+    if upgrade && framing != RequestFraming::None && framing != RequestFraming::Length(0) {
+        return Err((
+            Error::BadRequest {
+                reason: "a request asking for a protocol upgrade must not carry a body".to_string(),
+            },
+            None,
+        ));
+    }
     let fallback_host = snapshot.eligible[0].authority.as_str();
     let mut head = BytesMut::new();
     codec::write_request_head(
@@ -135,6 +148,7 @@ async fn forward(
         RequestBody::Stream { .. } => 1,
     };
     let head_request = req.method() == Method::HEAD;
+    let idempotent = is_idempotent(req.method());
 
     let mut last_error = None;
     for _ in 0..attempts {
@@ -146,7 +160,15 @@ async fn forward(
         let sent = Instant::now();
         let body = std::mem::replace(&mut body, RequestBody::None);
         let failed = |err: Error| (err, Some(backend.id.clone()));
-        match super::h1::exchange(backend.addr, &head, body, head_request, &route.timeouts).await {
+        let exchanged = super::h1::exchange(
+            backend.addr,
+            &head,
+            body,
+            head_request,
+            idempotent,
+            &route.timeouts,
+        );
+        match exchanged.await {
             Ok((conn, answer)) => {
                 backend.stats.ewma.observe(sent.elapsed(), now_ns());
                 backend.stats.record_status(route.slot, answer.status);
@@ -217,6 +239,14 @@ async fn forward(
         b.stats.record_status(route.slot, 502);
     }
     Err((err, backend))
+}
+
+/// Methods a backend may receive twice without harm (RFC 9110 §9.2.2).
+pub fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
 }
 
 /// How the client framed its body: chunked, a length (possibly 0), or nothing at all.

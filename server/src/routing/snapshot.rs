@@ -18,10 +18,14 @@ use crate::config::Algorithm;
 /// Whether a backend takes new requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendState {
-    /// Takes new requests.
+    /// Passed its health checks: takes new requests.
     Up,
-    /// Takes nothing new (failed checks, ejected, or unresolvable).
+    /// Failed its health checks.
     Down,
+    /// Not checked yet (health `initial = "unknown"`).
+    Unknown,
+    /// Taken out by passive outlier detection until its ejection ends and a check passes.
+    Ejected,
 }
 
 impl BackendState {
@@ -29,6 +33,8 @@ impl BackendState {
         match self {
             BackendState::Up => "up",
             BackendState::Down => "down",
+            BackendState::Unknown => "unknown",
+            BackendState::Ejected => "ejected",
         }
     }
 }
@@ -76,25 +82,50 @@ pub struct PoolSnapshot {
     /// Members that take new requests, in configuration order: what balancers choose from.
     pub eligible: Vec<Arc<BackendEntry>>,
     pub balancer: Balancer,
+    /// True when too few backends are up and the pool routes across all of them.
+    pub panic: bool,
 }
 
 impl PoolSnapshot {
+    /// Who takes requests:
+    /// - normally the backends that are `Up`;
+    /// - in panic (fewer than `panic_threshold` percent up, but some): every backend, so the
+    ///   few left are not crushed by the whole load (Envoy's panic mode);
+    /// - none up: the `Unknown` ones if any (a pool whose first checks are still running tries
+    ///   them rather than fail), else nobody — requests get 503 `no_healthy_backend`.
     pub fn build(
         version: u64,
         backends: Vec<Arc<BackendEntry>>,
         algorithm: &Algorithm,
+        panic_threshold: u32,
     ) -> PoolSnapshot {
-        let eligible: Vec<_> = backends
+        let up = backends
             .iter()
             .filter(|b| b.state == BackendState::Up)
-            .cloned()
-            .collect();
+            .count();
+        let panic = up > 0 && up * 100 < panic_threshold as usize * backends.len();
+        let eligible: Vec<_> = if panic {
+            backends.clone()
+        } else if up > 0 {
+            backends
+                .iter()
+                .filter(|b| b.state == BackendState::Up)
+                .cloned()
+                .collect()
+        } else {
+            backends
+                .iter()
+                .filter(|b| b.state == BackendState::Unknown)
+                .cloned()
+                .collect()
+        };
         let balancer = Balancer::build(algorithm, &eligible);
         PoolSnapshot {
             version,
             backends,
             eligible,
             balancer,
+            panic,
         }
     }
 }
@@ -104,16 +135,29 @@ impl PoolSnapshot {
 pub struct PoolHandle {
     pub id: Arc<str>,
     pub algorithm: Algorithm,
+    pub panic_threshold: u32,
     current: ArcSwap<PoolSnapshot>,
 }
 
 impl PoolHandle {
-    pub fn new(id: Arc<str>, algorithm: Algorithm, first: PoolSnapshot) -> PoolHandle {
+    pub fn new(
+        id: Arc<str>,
+        algorithm: Algorithm,
+        panic_threshold: u32,
+        backends: Vec<Arc<BackendEntry>>,
+    ) -> PoolHandle {
+        let first = PoolSnapshot::build(1, backends, &algorithm, panic_threshold);
         PoolHandle {
             id,
             algorithm,
+            panic_threshold,
             current: ArcSwap::from_pointee(first),
         }
+    }
+
+    /// A snapshot of `backends` with this pool's balancer and panic threshold.
+    pub fn snapshot(&self, version: u64, backends: Vec<Arc<BackendEntry>>) -> PoolSnapshot {
+        PoolSnapshot::build(version, backends, &self.algorithm, self.panic_threshold)
     }
 
     /// The current snapshot: one atomic load, never blocks.
@@ -129,5 +173,60 @@ impl PoolHandle {
     /// Replaces the snapshot; requests already holding the old one finish with it.
     pub fn publish(&self, next: PoolSnapshot) {
         self.current.store(Arc::new(next));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(states: &[BackendState]) -> Vec<Arc<BackendEntry>> {
+        states
+            .iter()
+            .enumerate()
+            .map(|(i, &state)| {
+                let id = format!("b{i}");
+                Arc::new(BackendEntry::new(
+                    id.as_str().into(),
+                    "127.0.0.1:1".parse().unwrap(),
+                    1,
+                    state,
+                    Arc::new(BackendStats::new("p", &id, &[])),
+                ))
+            })
+            .collect()
+    }
+
+    fn eligible(states: &[BackendState], threshold: u32) -> (Vec<String>, bool) {
+        let snap = PoolSnapshot::build(1, pool(states), &Algorithm::RoundRobin, threshold);
+        (
+            snap.eligible.iter().map(|b| b.id.to_string()).collect(),
+            snap.panic,
+        )
+    }
+
+    use BackendState::{Down, Ejected, Unknown, Up};
+
+    #[test]
+    fn only_up_backends_take_requests_normally() {
+        assert_eq!(
+            eligible(&[Up, Down, Up, Ejected], 50),
+            (vec!["b0".into(), "b2".into()], false)
+        );
+    }
+
+    #[test]
+    fn below_the_panic_threshold_every_backend_takes_requests() {
+        let (ids, panic) = eligible(&[Up, Down, Down, Ejected], 50);
+        assert!(panic);
+        assert_eq!(ids.len(), 4);
+        let (_, panic) = eligible(&[Up, Down, Down, Ejected], 0);
+        assert!(!panic, "a threshold of 0 disables panic routing");
+    }
+
+    #[test]
+    fn with_nothing_up_unknown_backends_are_tried_and_down_ones_never() {
+        assert_eq!(eligible(&[Unknown, Down], 50), (vec!["b0".into()], false));
+        assert_eq!(eligible(&[Down, Ejected], 50), (vec![], false));
     }
 }

@@ -24,6 +24,8 @@ pub fn now_ns() -> u64 {
 pub struct BackendStats {
     inflight: AtomicU32,
     sessions: AtomicU32,
+    /// Failed requests in a row (connect failures, timeouts, 5xx): passive outlier detection.
+    consecutive_failures: AtomicU32,
     pub ewma: PeakEwma,
     inflight_gauge: Gauge,
     connect_failures: Counter,
@@ -51,6 +53,7 @@ impl BackendStats {
         BackendStats {
             inflight: AtomicU32::new(0),
             sessions: AtomicU32::new(0),
+            consecutive_failures: AtomicU32::new(0),
             ewma: PeakEwma::new(EWMA_DEFAULT_RTT, EWMA_DECAY),
             inflight_gauge: metrics::gauge!(
                 "switchyard_backend_inflight",
@@ -91,6 +94,27 @@ impl BackendStats {
     /// the request path touches only the atomic, not the metrics registry.
     pub fn publish_gauges(&self) {
         self.inflight_gauge.set(f64::from(self.inflight()));
+    }
+
+    /// Reports a request's outcome for outlier detection: a success ends a failure streak.
+    pub fn record_outcome(&self, success: bool) {
+        if success {
+            // Read first: most requests succeed, and a store would dirty a shared cache line.
+            if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
+                self.consecutive_failures.store(0, Ordering::Relaxed);
+            }
+        } else {
+            self.consecutive_failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn consecutive_failures(&self) -> u32 {
+        self.consecutive_failures.load(Ordering::Relaxed)
+    }
+
+    /// Starts a new streak (after an ejection).
+    pub fn reset_failures(&self) {
+        self.consecutive_failures.store(0, Ordering::Relaxed);
     }
 
     /// Counts a failed attempt to connect (each one, including those retried elsewhere).

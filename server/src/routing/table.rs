@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use metrics::Histogram;
 
-use super::snapshot::{BackendEntry, BackendState, PoolHandle, PoolSnapshot};
+use super::snapshot::{BackendEntry, BackendState, PoolHandle};
 use super::stats::BackendStats;
-use crate::config::{Algorithm, Config, HashKey, Timeouts};
+use crate::config::{Algorithm, Config, HashKey, HealthConfig, HealthKind, Timeouts};
 
 /// One route, ready for the request path.
 #[derive(Debug)]
@@ -59,6 +59,15 @@ impl Route {
     }
 }
 
+/// A backend's state before its first health check.
+pub fn initial_state(health: &HealthConfig) -> BackendState {
+    if health.kind == HealthKind::None || health.initially_healthy {
+        BackendState::Up
+    } else {
+        BackendState::Unknown
+    }
+}
+
 /// `/api` matches `/api` and `/api/x`, never `/apix`; `/` matches everything.
 pub fn prefix_matches(prefix: &str, path: &str) -> bool {
     prefix == "/"
@@ -103,16 +112,16 @@ impl RouteTable {
                             b.id.as_str().into(),
                             b.address.resolved,
                             b.weight,
-                            BackendState::Up,
+                            initial_state(&pool.health),
                             stats,
                         ))
                     })
                     .collect();
-                let first = PoolSnapshot::build(1, backends, &pool.algorithm);
                 Arc::new(PoolHandle::new(
                     pool.id.as_str().into(),
                     pool.algorithm.clone(),
-                    first,
+                    pool.panic_threshold,
+                    backends,
                 ))
             })
             .collect();

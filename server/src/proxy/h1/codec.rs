@@ -247,10 +247,12 @@ fn build_head(
             chunked = last.eq_ignore_ascii_case(b"chunked");
             other_coding = !chunked;
         } else if name.eq_ignore_ascii_case(b"content-length") {
-            let parsed = std::str::from_utf8(value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or_else(|| ParseError::Head("invalid content-length".to_string()))?;
+            let digits = value.trim_ascii();
+            let parsed =
+                (!digits.is_empty() && digits.len() <= 19 && digits.iter().all(u8::is_ascii_digit))
+                    .then(|| std::str::from_utf8(digits).ok()?.parse::<u64>().ok())
+                    .flatten()
+                    .ok_or_else(|| ParseError::Head("invalid content-length".to_string()))?;
             if content_length.is_some_and(|c| c != parsed) {
                 return Err(ParseError::Head(
                     "conflicting content-length headers".to_string(),
@@ -270,12 +272,21 @@ fn build_head(
             }
         }
     }
+    let has_coding = chunked || other_coding;
     // HTTP/1.1 keeps the connection unless told to close; HTTP/1.0 closes unless told not to.
-    let close = says_close || other_coding || (!http11 && !says_keep_alive);
+    // A Transfer-Encoding next to a Content-Length, or on HTTP/1.0, is a framing conflict
+    // (RFC 9112 §6.1, §6.3): the body is read as the coding says, and the connection is closed.
+    let close = says_close
+        || other_coding
+        || (!http11 && !says_keep_alive)
+        || (has_coding && (content_length.is_some() || !http11));
     let framing = if head_request || status == 204 || status == 304 {
         Framing::Empty
     } else if chunked {
         Framing::Chunked
+    } else if other_coding {
+        // A coding other than chunked overrides any length: the body runs until close.
+        Framing::Close
     } else if let Some(n) = content_length {
         Framing::Length(n)
     } else {
@@ -606,6 +617,7 @@ mod tests {
             "SPDY/9 200 OK\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n",
             "HTTP/1.1 101 Switching Protocols\r\n\r\n",
         ] {
             let mut buf = BytesMut::from(bad.as_bytes());

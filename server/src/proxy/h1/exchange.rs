@@ -2,9 +2,10 @@
 //! connection or connect, write the request head (and stream the body), read the head.
 //!
 //! A pooled connection can have been closed by the backend a moment ago (its keep-alive timer
-//! ran out while the request was on its way). When that happens before any byte of the answer
-//! and the request had no body, the exchange is repeated once on a fresh connection: the
-//! backend never saw the request, so this is safe for any method (hyper and nginx do the same).
+//! ran out while the request was on its way). When that happens before any byte of the answer,
+//! for a bodiless request with an idempotent method, the exchange is repeated once on a fresh
+//! connection. A backend that read a POST and then closed may have acted on it, so such
+//! requests are never sent twice.
 
 use std::io;
 use std::net::SocketAddr;
@@ -37,6 +38,9 @@ pub enum ExchangeError {
     HeadTimeout(Duration),
     #[error("connection failed before the response head: {0}")]
     Io(io::Error),
+    /// A pooled connection failed before any answer byte arrived.
+    #[error("pooled connection closed before any answer: {0}")]
+    Stale(io::Error),
     #[error("{0}")]
     Protocol(#[from] ParseError),
     #[error("the client's request body failed: {0}")]
@@ -69,15 +73,17 @@ pub async fn exchange(
     head: &[u8],
     body: RequestBody,
     head_request: bool,
+    idempotent: bool,
     timeouts: &Timeouts,
 ) -> Result<(Conn, ResponseHead), ExchangeError> {
     match body {
         RequestBody::None => {
             if let Some(conn) = pool::checkout(addr, pool::POOL_IDLE_TIMEOUT) {
                 match attempt(conn, head, None, head_request, timeouts).await {
-                    Err(ExchangeError::Io(err)) => {
+                    Err(ExchangeError::Stale(err)) if idempotent => {
                         tracing::debug!(%addr, error = %err, "pooled connection was closed; retrying on a new one");
                     }
+                    Err(ExchangeError::Stale(err)) => return Err(ExchangeError::Io(err)),
                     done => return done,
                 }
             }
@@ -114,30 +120,46 @@ async fn attempt(
     head_request: bool,
     timeouts: &Timeouts,
 ) -> Result<(Conn, ResponseHead), ExchangeError> {
-    conn.stream
-        .write_all(head)
+    // Failures before any answer byte on a pooled connection are "stale"; the caller decides
+    // whether the request may be sent again.
+    let reused = conn.reused;
+    let early = |err: io::Error| {
+        if reused {
+            ExchangeError::Stale(err)
+        } else {
+            ExchangeError::Io(err)
+        }
+    };
+    write_within(&mut conn, head, timeouts.idle)
         .await
-        .map_err(ExchangeError::Io)?;
+        .map_err(early)?;
     if let Some((payload, framing)) = body {
         send_body(&mut conn, payload, framing, timeouts.idle).await?;
     }
+    let mut received = false;
     let read_head = async {
         loop {
             if let Some(parsed) = codec::parse_response_head(&mut conn.buf, head_request)? {
                 return Ok(parsed);
             }
             conn.buf.reserve(pool::READ_BUFFER_BYTES);
-            let n = conn
-                .stream
-                .read_buf(&mut conn.buf)
-                .await
-                .map_err(ExchangeError::Io)?;
+            let n = match conn.stream.read_buf(&mut conn.buf).await {
+                Ok(n) => n,
+                Err(err) if !received => return Err(early(err)),
+                Err(err) => return Err(ExchangeError::Io(err)),
+            };
             if n == 0 {
-                return Err(ExchangeError::Io(io::Error::new(
+                let err = io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "backend closed the connection before answering",
-                )));
+                );
+                return Err(if received {
+                    ExchangeError::Io(err)
+                } else {
+                    early(err)
+                });
             }
+            received = true;
         }
     };
     match tokio::time::timeout(timeouts.response, read_head).await {
@@ -147,8 +169,20 @@ async fn attempt(
     }
 }
 
-/// Streams the client's body to the backend as it arrives; each wait for the client is
-/// bounded by the route's idle timeout.
+/// Writes to the backend; a backend that stops reading for `idle` fails the write.
+async fn write_within(conn: &mut Conn, data: &[u8], idle: Duration) -> io::Result<()> {
+    match tokio::time::timeout(idle, conn.stream.write_all(data)).await {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("backend stopped reading the request for {idle:?}"),
+        )),
+    }
+}
+
+/// Streams the client's body to the backend as it arrives; each wait for the client and each
+/// write to the backend is bounded by the route's idle timeout. A body longer or shorter than
+/// its announced length is an error, never forwarded.
 async fn send_body(
     conn: &mut Conn,
     mut payload: web::Payload,
@@ -156,6 +190,7 @@ async fn send_body(
     idle: Duration,
 ) -> Result<(), ExchangeError> {
     let mut framed = BytesMut::new();
+    let mut sent: u64 = 0;
     loop {
         let next = match tokio::time::timeout(idle, payload.next()).await {
             Ok(next) => next,
@@ -168,6 +203,14 @@ async fn send_body(
         match next {
             Some(Ok(chunk)) if chunk.is_empty() => continue,
             Some(Ok(chunk)) => {
+                sent += chunk.len() as u64;
+                if let RequestFraming::Length(n) = framing
+                    && sent > n
+                {
+                    return Err(ExchangeError::ClientBody(format!(
+                        "request body longer than its Content-Length {n}"
+                    )));
+                }
                 let data: &[u8] = if framing == RequestFraming::Chunked {
                     framed.clear();
                     codec::put_chunk(&mut framed, &chunk);
@@ -175,8 +218,7 @@ async fn send_body(
                 } else {
                     &chunk
                 };
-                conn.stream
-                    .write_all(data)
+                write_within(conn, data, idle)
                     .await
                     .map_err(ExchangeError::Io)?;
             }
@@ -184,11 +226,18 @@ async fn send_body(
             None => break,
         }
     }
-    if framing == RequestFraming::Chunked {
-        conn.stream
-            .write_all(LAST_CHUNK)
-            .await
-            .map_err(ExchangeError::Io)?;
+    match framing {
+        RequestFraming::Chunked => {
+            write_within(conn, LAST_CHUNK, idle)
+                .await
+                .map_err(ExchangeError::Io)?;
+        }
+        RequestFraming::Length(n) if sent != n => {
+            return Err(ExchangeError::ClientBody(format!(
+                "request body ended after {sent} of {n} bytes"
+            )));
+        }
+        _ => {}
     }
     Ok(())
 }
