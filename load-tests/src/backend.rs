@@ -62,6 +62,9 @@ struct State {
     health: AtomicU16,
     /// Added before every answer but `/health`: makes one backend slower than its peers.
     base_delay_ms: AtomicU64,
+    /// When not 0, every answer but `/health` gets this status: a backend that passes its
+    /// health checks but fails real requests.
+    fail_status: AtomicU16,
     requests: AtomicU64,
     connections: AtomicU64,
     /// Turns `true` (or its sender drops) on stop: upgraded WebSocket sessions watch it too.
@@ -86,6 +89,7 @@ impl TestBackend {
             id_header,
             health: AtomicU16::new(200),
             base_delay_ms: AtomicU64::new(0),
+            fail_status: AtomicU16::new(0),
             requests: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             shutdown: rx.clone(),
@@ -117,6 +121,13 @@ impl TestBackend {
         self.state
             .base_delay_ms
             .store(delay.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// From now on, answer every request but `/health` with `status` (`None`: as asked).
+    pub fn set_fail_status(&self, status: Option<u16>) {
+        self.state
+            .fail_status
+            .store(status.unwrap_or(0), Ordering::Relaxed);
     }
 
     /// TCP connections accepted so far: shows whether a client reuses keep-alive connections.
@@ -278,8 +289,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     if delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
     }
-    let status = knobs
-        .status
+    let forced = state.fail_status.load(Ordering::Relaxed);
+    let status = (forced != 0)
+        .then_some(forced)
+        .or(knobs.status)
         .and_then(|s| StatusCode::from_u16(s).ok())
         .unwrap_or(StatusCode::OK);
     if knobs.echo {

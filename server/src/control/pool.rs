@@ -39,11 +39,12 @@ struct Member {
 }
 
 impl Member {
+    /// Failed checks say most, then an ejection, then the checks' verdict.
     fn state(&self) -> BackendState {
-        if self.ejected_until.is_some() {
-            BackendState::Ejected
-        } else {
-            self.health
+        match (self.health, self.ejected_until) {
+            (BackendState::Down, _) => BackendState::Down,
+            (_, Some(_)) => BackendState::Ejected,
+            (health, None) => health,
         }
     }
 }

@@ -89,8 +89,11 @@ pub async fn handle(
     resp
 }
 
-/// Forwards to the pool's first usable candidate, trying the next after a connect failure
-/// while the route's retries last (bodiless requests only: a streamed body cannot be replayed).
+/// Forwards to the pool's first candidate; on a failure before any answer byte reached the
+/// client, tries the next candidate while the route's retries and retry budget last. Connect
+/// failures are retried for any method; resets, head timeouts and a backend's 502/503 only for
+/// idempotent methods (or routes with `retry_non_idempotent`). Requests with a body are never
+/// retried: a streamed body cannot be replayed.
 async fn forward(
     req: &HttpRequest,
     payload: web::Payload,
@@ -149,13 +152,17 @@ async fn forward(
     };
     let head_request = req.method() == Method::HEAD;
     let idempotent = is_idempotent(req.method());
+    let retryable_method = idempotent || route.retry_non_idempotent;
+    route.budget.deposit();
 
     let mut last_error = None;
-    for _ in 0..attempts {
+    for attempt in 0..attempts {
         let Some(index) = candidates.next() else {
             break;
         };
         let backend = &snapshot.eligible[index];
+        // Whether a failure of this attempt may be retried (the budget is asked only then).
+        let another = attempt + 1 < attempts && candidates.clone().next().is_some();
         let inflight = backend.stats.start_request();
         let sent = Instant::now();
         let body = std::mem::replace(&mut body, RequestBody::None);
@@ -168,77 +175,107 @@ async fn forward(
             idempotent,
             &route.timeouts,
         );
-        match exchanged.await {
+        let err = match exchanged.await {
             Ok((conn, answer)) => {
                 backend.stats.ewma.observe(sent.elapsed(), now_ns());
                 backend.stats.record_status(route.slot, answer.status);
-                let status = StatusCode::from_u16(answer.status).map_err(|_| {
-                    failed(Error::Upstream {
-                        backend: backend.id.to_string(),
-                        source: format!("invalid status {}", answer.status).into(),
-                    })
-                })?;
-                let size = match answer.framing {
-                    Framing::Empty if head_request => answer
-                        .content_length
-                        .map_or(BodySize::None, BodySize::Sized),
-                    Framing::Empty => BodySize::None,
-                    Framing::Length(n) => BodySize::Sized(n),
-                    Framing::Chunked | Framing::Close => BodySize::Stream,
-                };
-                let body = UpstreamBody::new(
-                    conn,
-                    answer.framing,
-                    size,
-                    answer.reusable,
-                    route.timeouts.idle,
-                    inflight,
-                );
-                let mut resp = HttpResponse::with_body(status, EitherBody::left(body));
-                *resp.headers_mut() = answer.headers;
-                resp.headers_mut().insert(
-                    ax::HeaderName::from_static(headers::REQUEST_ID),
-                    request_id.clone(),
-                );
-                return Ok((resp, backend.id.clone()));
+                backend.stats.record_outcome(answer.status < 500);
+                // A backend's 502/503 before any byte reached the client: another backend may
+                // do better. Its answer is dropped (and its connection closed) only once a
+                // retry is granted; otherwise it goes to the client unchanged.
+                if matches!(answer.status, 502 | 503)
+                    && retryable_method
+                    && another
+                    && route.budget.try_withdraw()
+                {
+                    tracing::debug!(backend = %backend.id, status = answer.status, "retrying on another backend");
+                    continue;
+                }
+                return Ok((
+                    client_response(conn, answer, head_request, route, inflight, request_id),
+                    backend.id.clone(),
+                ));
             }
-            Err(err) if err.is_connect() => {
+            Err(err) => err,
+        };
+        backend.stats.record_outcome(false);
+        let (error, retryable) = match err {
+            err if err.is_connect() => {
                 backend.stats.record_connect_failure();
                 tracing::debug!(backend = %backend.id, addr = %backend.addr, error = %err, "connect failed");
-                last_error = Some(failed(Error::UpstreamConnect {
+                let error = Error::UpstreamConnect {
                     backend: backend.id.to_string(),
                     addr: backend.addr,
                     source: Box::new(err),
-                }));
+                };
+                (error, true)
             }
-            Err(ExchangeError::HeadTimeout(after)) => {
+            ExchangeError::ClientBody(reason) => return Err(failed(Error::BadRequest { reason })),
+            ExchangeError::HeadTimeout(after) => {
                 backend.stats.record_status(route.slot, 504);
-                return Err(failed(Error::UpstreamTimeout {
+                let error = Error::UpstreamTimeout {
                     backend: backend.id.to_string(),
                     after,
-                }));
+                };
+                (error, retryable_method)
             }
-            Err(ExchangeError::ClientBody(reason)) => {
-                return Err(failed(Error::BadRequest { reason }));
-            }
-            Err(err) => {
+            err => {
                 backend.stats.record_status(route.slot, 502);
-                return Err(failed(Error::Upstream {
+                let error = Error::Upstream {
                     backend: backend.id.to_string(),
                     source: Box::new(err),
-                }));
+                };
+                (error, retryable_method)
             }
+        };
+        if !(retryable && another && route.budget.try_withdraw()) {
+            if matches!(error, Error::UpstreamConnect { .. }) {
+                backend.stats.record_status(route.slot, 502);
+            }
+            return Err(failed(error));
         }
+        last_error = Some(failed(error));
     }
-    let (err, backend) = last_error.expect("at least one attempt ran: eligible is not empty");
-    if let Some(b) = snapshot
-        .eligible
-        .iter()
-        .find(|b| Some(&b.id) == backend.as_ref())
-    {
-        b.stats.record_status(route.slot, 502);
-    }
-    Err((err, backend))
+    Err(last_error.unwrap_or_else(|| {
+        let pool = route.pool.id.to_string();
+        (Error::NoHealthyBackend { pool }, None)
+    }))
+}
+
+/// Turns a backend's answer into the client's response, its body streamed from `conn`.
+fn client_response(
+    conn: super::h1::pool::Conn,
+    answer: super::h1::ResponseHead,
+    head_request: bool,
+    route: &Route,
+    inflight: crate::routing::InflightGuard,
+    request_id: &HeaderValue,
+) -> Response {
+    // A status actix-web cannot represent was already refused by the parser (3 digits).
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let size = match answer.framing {
+        Framing::Empty if head_request => answer
+            .content_length
+            .map_or(BodySize::None, BodySize::Sized),
+        Framing::Empty => BodySize::None,
+        Framing::Length(n) => BodySize::Sized(n),
+        Framing::Chunked | Framing::Close => BodySize::Stream,
+    };
+    let body = UpstreamBody::new(
+        conn,
+        answer.framing,
+        size,
+        answer.reusable,
+        route.timeouts.idle,
+        inflight,
+    );
+    let mut resp = HttpResponse::with_body(status, EitherBody::left(body));
+    *resp.headers_mut() = answer.headers;
+    resp.headers_mut().insert(
+        ax::HeaderName::from_static(headers::REQUEST_ID),
+        request_id.clone(),
+    );
+    resp
 }
 
 /// Methods a backend may receive twice without harm (RFC 9110 §9.2.2).

@@ -2,11 +2,13 @@
 //!
 //! It reads the route table and pool snapshots (one `arc-swap` load each), bumps per-backend
 //! atomics, and never awaits an actor mailbox. Modules: [`http`] (the handler), [`h1`] (the
-//! HTTP/1.1 client side: pool, framing, streamed bodies), [`headers`], [`error`].
+//! HTTP/1.1 client side: pool, framing, streamed bodies), [`retry`] (retry budgets), [`headers`],
+//! [`error`].
 
 pub mod error;
 pub mod h1;
 pub mod headers;
 pub mod http;
+pub mod retry;
 
 pub use self::http::{ProxyState, handle};

@@ -11,6 +11,7 @@ use metrics::Histogram;
 use super::snapshot::{BackendEntry, BackendState, PoolHandle};
 use super::stats::BackendStats;
 use crate::config::{Algorithm, Config, HashKey, HealthConfig, HealthKind, Timeouts};
+use crate::proxy::retry::RetryBudget;
 
 /// One route, ready for the request path.
 #[derive(Debug)]
@@ -22,6 +23,8 @@ pub struct Route {
     pub pool: Arc<PoolHandle>,
     pub timeouts: Timeouts,
     pub retries: u32,
+    pub retry_non_idempotent: bool,
+    pub budget: RetryBudget,
     /// Position among the routes that send to the same pool: indexes per-backend counters.
     pub slot: usize,
     /// `Some` when the pool balances by consistent hash.
@@ -150,6 +153,8 @@ impl RouteTable {
                     pool,
                     timeouts: r.timeouts,
                     retries: r.retries,
+                    retry_non_idempotent: r.retry_non_idempotent,
+                    budget: RetryBudget::new(r.retry_budget, &r.id),
                     slot,
                     hash_key,
                 })

@@ -14,16 +14,35 @@ use hyper_util::rt::TokioExecutor;
 use switchyard::{Config, RouterHandle};
 pub use switchyard_load::TestBackend;
 
+/// The runtime test backends run on: their own threads, so a test that blocks its own
+/// runtime (starting a router waits for first health checks) never starves them.
+fn backend_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("test-backends")
+            .enable_all()
+            .build()
+            .expect("backend runtime")
+    })
+}
+
+/// Starts a test backend on `addr` (port 0 for a free one).
+pub async fn backend_at(id: &str, addr: SocketAddr) -> std::io::Result<TestBackend> {
+    let id = id.to_string();
+    backend_runtime()
+        .spawn(async move { TestBackend::start(&id, addr).await })
+        .await
+        .expect("backend start task")
+}
+
 /// Starts test backends with the given ids on free ports.
 pub async fn backends(ids: &[&str]) -> Vec<TestBackend> {
     let mut out = Vec::new();
     for id in ids {
         let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        out.push(
-            TestBackend::start(id, local)
-                .await
-                .expect("start test backend"),
-        );
+        out.push(backend_at(id, local).await.expect("start test backend"));
     }
     out
 }

@@ -1,0 +1,276 @@
+//! Failures are routed around: active checks take a backend out after `fall` failures and back
+//! after `rise` passes, outliers are ejected from request outcomes, failed attempts are retried
+//! on another backend within the budget, and a pool with nothing healthy answers a clear 503
+//! and recovers when a backend returns.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use support::*;
+use switchyard::routing::BackendState;
+
+/// Fast checks so tests finish quickly; the defaults (1 s) are documented in CONFIG.md.
+const FAST_HTTP: &str = "health = { kind = \"http\", path = \"/health\", interval = \"100ms\", timeout = \"100ms\", rise = 2, fall = 2 }";
+const FAST_TCP: &str =
+    "health = { kind = \"tcp\", interval = \"100ms\", timeout = \"100ms\", rise = 2, fall = 2 }";
+const WAIT: Duration = Duration::from_secs(10);
+
+fn pool_with(id: &str, bs: &[TestBackend], extra: &str) -> String {
+    pool(id, "round_robin", bs, &[]).replace("algorithm = ", &format!("{extra}\nalgorithm = "))
+}
+
+fn state_of(r: &switchyard::RouterHandle, pool: &str, backend: &str) -> BackendState {
+    let table = r.table();
+    let snap = table.pool(pool).unwrap().load_full();
+    snap.backends
+        .iter()
+        .find(|b| &*b.id == backend)
+        .unwrap()
+        .state
+}
+
+async fn backends_answering(client: &Client, n: usize) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    for _ in 0..n {
+        let reply = client.get("/api/x").await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        seen.insert(reply.backend().to_string());
+    }
+    seen
+}
+
+#[tokio::test]
+async fn a_failing_health_endpoint_takes_a_backend_out_and_passing_brings_it_back() {
+    let bs = backends(&["a", "b", "c"]).await;
+    let r = router(&format!(
+        "{}{}",
+        route("api", "/api", "api"),
+        pool_with("api", &bs, FAST_HTTP)
+    ));
+    let client = Client::new(r.addr());
+    assert_eq!(backends_answering(&client, 9).await.len(), 3);
+
+    bs[1].set_health(503);
+    let router = &r;
+    eventually("b marked down", WAIT, || {
+        state_of(router, "api", "b") == BackendState::Down
+    })
+    .await;
+    let seen = backends_answering(&client, 12).await;
+    assert!(!seen.contains("b"), "b still got traffic: {seen:?}");
+
+    bs[1].set_health(200);
+    eventually("b back up", WAIT, || {
+        state_of(router, "api", "b") == BackendState::Up
+    })
+    .await;
+    assert!(backends_answering(&client, 12).await.contains("b"));
+}
+
+#[tokio::test]
+async fn a_killed_backend_costs_no_request_and_is_marked_down() {
+    let mut bs = backends(&["a", "b", "c"]).await;
+    let r = router(&format!(
+        "{}{}",
+        route("api", "/api", "api"),
+        pool_with("api", &bs, FAST_TCP)
+    ));
+    let client = Client::new(r.addr());
+    bs.remove(1).stop().await;
+    // Every request succeeds: connect failures move on to another backend at once.
+    let seen = backends_answering(&client, 30).await;
+    assert!(!seen.contains("b"));
+    let router = &r;
+    eventually("b marked down", WAIT, || {
+        state_of(router, "api", "b") == BackendState::Down
+    })
+    .await;
+}
+
+/// A server that accepts connections and never answers (a black hole).
+async fn black_hole() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn);
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn a_black_holed_backend_times_out_is_retried_elsewhere_and_is_marked_down() {
+    let live = backends(&["live"]).await;
+    let (hole, _task) = black_hole().await;
+    let r = router(&format!(
+        "[[routes]]\nid = \"api\"\npath_prefix = \"/api\"\npool = \"api\"\nretries = 1\ntimeouts = {{ connect = \"200ms\", response = \"300ms\", idle = \"5s\" }}\n\
+         [[pools]]\nid = \"api\"\n{FAST_HTTP}\npanic_threshold = 0\nbackends = [\n {{ id = \"hole\", address = \"{hole}\" }},\n {{ id = \"live\", address = \"{}\" }},\n]\n",
+        live[0].addr()
+    ));
+    let client = Client::new(r.addr());
+    // Whether or not the hole is still in rotation, every GET is answered by the live one.
+    for _ in 0..6 {
+        let reply = client.get("/api/x").await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(reply.backend(), "live");
+    }
+    // Its hanging health endpoint hits the check timeout: marked down, actor not stuck.
+    let router = &r;
+    eventually("hole marked down", WAIT, || {
+        state_of(router, "api", "hole") == BackendState::Down
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_backend_that_passes_checks_but_fails_requests_is_ejected() {
+    let bs = backends(&["a", "bad", "c"]).await;
+    bs[1].set_fail_status(Some(500));
+    let r = router(&format!(
+        "{}{}",
+        route("api", "/api", "api"),
+        pool_with(
+            "api",
+            &bs,
+            &format!(
+                "{FAST_HTTP}\noutlier = {{ consecutive_failures = 3, base_ejection = \"30s\" }}"
+            )
+        )
+    ));
+    let client = Client::new(r.addr());
+    let router = &r;
+    // Round robin sends every third request to it; 500s are passed through (not retried).
+    let mut failures = 0;
+    for _ in 0..30 {
+        if client.get("/api/x").await.status == 500 {
+            failures += 1;
+        }
+        if state_of(router, "api", "bad") == BackendState::Ejected {
+            break;
+        }
+    }
+    eventually("bad ejected", WAIT, || {
+        state_of(router, "api", "bad") == BackendState::Ejected
+    })
+    .await;
+    assert!(failures >= 3, "ejected after {failures} failures");
+    assert!(!backends_answering(&client, 12).await.contains("bad"));
+}
+
+#[tokio::test]
+async fn a_backends_503_is_retried_on_another_backend_for_idempotent_requests() {
+    let bs = backends(&["busy", "ok"]).await;
+    bs[0].set_fail_status(Some(503));
+    let r = router(&format!(
+        "[[routes]]\nid = \"api\"\npath_prefix = \"/api\"\npool = \"api\"\nretries = 1\n{}",
+        pool_with("api", &bs, "outlier = { consecutive_failures = 0 }")
+    ));
+    let client = Client::new(r.addr());
+    for _ in 0..6 {
+        let reply = client.get("/api/x").await;
+        assert_eq!((reply.status, reply.backend()), (200, "ok"));
+    }
+    // A POST is not retried: when it lands on the busy backend its 503 passes through as is.
+    let mut statuses = BTreeSet::new();
+    for _ in 0..6 {
+        let reply = client
+            .send(
+                http::Method::POST,
+                "/api/x",
+                &[("content-length", "0")],
+                bytes::Bytes::new(),
+            )
+            .await;
+        assert_eq!(reply.header("x-switchyard-error"), None);
+        statuses.insert(reply.status);
+    }
+    assert_eq!(statuses, BTreeSet::from([200, 503]));
+}
+
+#[tokio::test]
+async fn an_empty_retry_budget_stops_retries() {
+    let bs = backends(&["busy", "ok"]).await;
+    bs[0].set_fail_status(Some(503));
+    let r = router(&format!(
+        "[[routes]]\nid = \"api\"\npath_prefix = \"/api\"\npool = \"api\"\nretries = 1\nretry_budget = {{ percent = 0, min_per_s = 0 }}\n{}",
+        pool_with("api", &bs, "outlier = { consecutive_failures = 0 }")
+    ));
+    let client = Client::new(r.addr());
+    let statuses: BTreeSet<u16> = {
+        let mut s = BTreeSet::new();
+        for _ in 0..6 {
+            s.insert(client.get("/api/x").await.status);
+        }
+        s
+    };
+    assert_eq!(
+        statuses,
+        BTreeSet::from([200, 503]),
+        "no retry without budget"
+    );
+}
+
+#[tokio::test]
+async fn with_every_backend_down_the_pool_answers_503_and_recovers() {
+    let bs = backends(&["a", "b"]).await;
+    let addrs: Vec<_> = bs.iter().map(|b| b.addr()).collect();
+    let r = router(&format!(
+        "{}{}",
+        route("api", "/api", "api"),
+        pool_with("api", &bs, FAST_TCP)
+    ));
+    let client = Client::new(r.addr());
+    for b in bs {
+        b.stop().await;
+    }
+    let router = &r;
+    eventually("both down", WAIT, || {
+        state_of(router, "api", "a") == BackendState::Down
+            && state_of(router, "api", "b") == BackendState::Down
+    })
+    .await;
+    let reply = client.get("/api/x").await;
+    assert_eq!(reply.status, 503);
+    assert_eq!(
+        reply.header("x-switchyard-error"),
+        Some("no_healthy_backend")
+    );
+    assert!(reply.json()["message"].as_str().unwrap().contains("api"));
+
+    let back = backend_at("a-again", addrs[0]).await.expect("rebind");
+    eventually("a back up", WAIT, || {
+        state_of(router, "api", "a") == BackendState::Up
+    })
+    .await;
+    let reply = client.get("/api/x").await;
+    assert_eq!((reply.status, reply.backend()), (200, "a-again"));
+    drop(back);
+}
+
+#[tokio::test]
+async fn below_the_panic_threshold_traffic_spreads_over_all_backends() {
+    let bs = backends(&["a", "b", "c", "d"]).await;
+    let r = router(&format!(
+        "{}{}",
+        route("api", "/api", "api"),
+        pool_with("api", &bs, &format!("{FAST_HTTP}\npanic_threshold = 50"))
+    ));
+    let client = Client::new(r.addr());
+    for b in &bs[1..] {
+        b.set_health(503);
+    }
+    let router = &r;
+    eventually("three down", WAIT, || {
+        ["b", "c", "d"]
+            .iter()
+            .all(|id| state_of(router, "api", id) == BackendState::Down)
+    })
+    .await;
+    assert!(r.table().pool("api").unwrap().load().panic);
+    // One healthy of four is under 50%: all four take traffic rather than crush "a".
+    assert_eq!(backends_answering(&client, 8).await.len(), 4);
+}
