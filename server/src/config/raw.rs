@@ -252,8 +252,8 @@ pub struct RawHealth {
     pub path: String,
     /// Statuses that pass an HTTP check. Default: any 2xx or 3xx (as HAProxy).
     pub expect: Option<Vec<u16>>,
-    /// Between checks of one backend, jittered by ±10%. Default 1 s: with `fall = 3` a dead
-    /// backend is marked down within 3 s, as the design brief asks.
+    /// Between checks of one backend, shortened by up to 20% at random. Default 1 s: with
+    /// `fall = 3` a dead backend is marked down within 3 s, as the design brief asks.
     #[serde(default = "default_health_interval")]
     pub interval: DurationStr,
     /// One check's limit. Default 500 ms.

@@ -1,6 +1,6 @@
 //! `BackendActor`: owns one backend's address and its active health checks.
 //!
-//! Checks run every `interval` (jittered ±10%), the first one at once. A backend starts
+//! Checks run every `interval` (shortened by up to 20% at random), the first one at once. A backend starts
 //! `Unknown` (or `Up` with `initial = "healthy"`): its first check decides; after that `fall`
 //! consecutive failures make it `Down` and `rise` consecutive passes make it `Up` again. Each
 //! verdict change goes to the pool, which republishes. A check has a hard timeout, so a health

@@ -94,10 +94,11 @@ async fn probe(addr: SocketAddr, kind: &HealthKind) -> Result<String, String> {
     }
 }
 
-/// The next check's delay: the interval, jittered by ±10% so a fleet of routers does not
-/// probe a backend in lock-step.
+/// The next check's delay: the interval shortened by up to 20% at random, so a fleet of
+/// routers does not probe a backend in lock-step, and checks never come later than the
+/// interval promises (with the defaults a dead backend is down within 3 × 1 s).
 pub fn jittered(interval: Duration) -> Duration {
-    interval.mul_f64(0.9 + fastrand::f64() * 0.2)
+    interval.mul_f64(0.8 + fastrand::f64() * 0.2)
 }
 
 #[cfg(test)]
@@ -105,10 +106,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn jitter_stays_within_ten_percent() {
+    fn jitter_only_ever_shortens_the_interval() {
         for _ in 0..1000 {
             let d = jittered(Duration::from_secs(1));
-            assert!(d >= Duration::from_millis(900) && d <= Duration::from_millis(1100));
+            assert!(d >= Duration::from_millis(800) && d <= Duration::from_secs(1));
         }
     }
 }
