@@ -67,7 +67,7 @@ async fn a_pool_with_no_eligible_backend_gets_503() {
             ))
         })
         .collect();
-    pool.publish(pool.snapshot(current.version + 1, down));
+    pool.publish(pool.snapshot(current.version + 1, down, false));
 
     let reply = Client::new(r.addr()).get("/api/x").await;
     assert_router_error(&reply, 503, "no_healthy_backend");

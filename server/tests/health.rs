@@ -274,3 +274,51 @@ async fn below_the_panic_threshold_traffic_spreads_over_all_backends() {
     // One healthy of four is under 50%: all four take traffic rather than crush "a".
     assert_eq!(backends_answering(&client, 8).await.len(), 4);
 }
+
+#[tokio::test]
+async fn a_backend_back_from_failed_checks_is_eased_in_by_slow_start() {
+    let bs = backends(&["steady", "back"]).await;
+    let r = router(&format!(
+        "{}{}",
+        route("api", "/api", "api"),
+        pool_with(
+            "api",
+            &bs,
+            &format!("{FAST_HTTP}\nslow_start = \"4s\"\npanic_threshold = 0")
+        )
+    ));
+    let client = Client::new(r.addr());
+    let router = &r;
+    bs[1].set_health(503);
+    eventually("back marked down", WAIT, || {
+        state_of(router, "api", "back") == BackendState::Down
+    })
+    .await;
+    bs[1].set_health(200);
+    eventually("back up again", WAIT, || {
+        state_of(router, "api", "back") == BackendState::Up
+    })
+    .await;
+    // Early in its ramp it gets a small share (10% of its weight at first), not half.
+    let mut early = 0;
+    for _ in 0..40 {
+        if client.get("/api/x").await.backend() == "back" {
+            early += 1;
+        }
+    }
+    assert!(early <= 12, "back got {early} of 40 right after returning");
+    // Once the window has passed, round robin shares evenly again.
+    eventually("ramp over", WAIT, || {
+        let table = router.table();
+        let snap = table.pool("api").unwrap().load_full();
+        snap.backends.iter().all(|b| b.weight == 1)
+    })
+    .await;
+    let mut later = 0;
+    for _ in 0..40 {
+        if client.get("/api/x").await.backend() == "back" {
+            later += 1;
+        }
+    }
+    assert_eq!(later, 20);
+}

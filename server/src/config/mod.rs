@@ -93,6 +93,8 @@ pub struct PoolConfig {
     pub outlier: OutlierConfig,
     /// Percent; 0 disables panic routing.
     pub panic_threshold: u32,
+    /// Zero: off.
+    pub slow_start: Duration,
 }
 
 /// Active health checks of a pool's backends.

@@ -234,6 +234,14 @@ pub struct RawPool {
     /// overload the few left (Envoy's panic threshold). Default 50; 0 disables.
     #[serde(default = "default_panic_threshold")]
     pub panic_threshold: u32,
+    /// A backend that comes back (from down or ejected) gets its weight ramped from 10% to
+    /// full over this window. Default "0s": off, as in HAProxy and Envoy.
+    #[serde(default = "default_slow_start")]
+    pub slow_start: DurationStr,
+}
+
+fn default_slow_start() -> DurationStr {
+    DurationStr(Duration::ZERO)
 }
 
 fn default_panic_threshold() -> u32 {

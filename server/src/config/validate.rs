@@ -283,6 +283,7 @@ fn pool(issues: &mut Issues, i: usize, p: &RawPool) -> Option<PoolConfig> {
             max_ejection_percent: o.max_ejection_percent,
         },
         panic_threshold: p.panic_threshold,
+        slow_start: p.slow_start.0,
     })
 }
 

@@ -23,6 +23,8 @@ use crate::routing::{BackendEntry, BackendState, BackendStats, PoolHandle};
 /// How often failure streaks are read for outlier ejection: a backend failing every request
 /// is out within about this long after its streak reaches the threshold.
 pub const OUTLIER_POLL: Duration = Duration::from_millis(100);
+/// How often slow-start weights step up while a backend ramps.
+pub const RAMP_STEP: Duration = Duration::from_millis(500);
 
 struct Member {
     id: Arc<str>,
@@ -35,6 +37,8 @@ struct Member {
     times_ejected: u32,
     /// When the backend last came back from an ejection (to forgive old ejections).
     back_since: Option<Instant>,
+    /// When it (re)joined, while its slow start lasts.
+    joined_at: Option<Instant>,
     stats: Arc<BackendStats>,
 }
 
@@ -50,6 +54,8 @@ impl Member {
 }
 
 pub struct PoolActor {
+    /// When the last slow-start step was published.
+    ramp_published: Option<Instant>,
     config: PoolConfig,
     handle: Arc<PoolHandle>,
     members: Vec<Member>,
@@ -78,10 +84,12 @@ impl PoolActor {
                 ejected_until: None,
                 times_ejected: 0,
                 back_since: None,
+                joined_at: None,
                 stats: b.stats.clone(),
             })
             .collect();
         PoolActor {
+            ramp_published: None,
             config,
             handle,
             members,
@@ -90,25 +98,65 @@ impl PoolActor {
         }
     }
 
-    fn publish(&self) {
+    /// Slow start: weights, in hundredths, of backends that (re)joined less than `slow_start`
+    /// ago ramp from 10% to 100%; `None` when nobody ramps (or the pool hashes, where a weight
+    /// change would move keys).
+    fn ramp_weights(&self, now: Instant) -> Option<Vec<u32>> {
+        let window = self.config.slow_start;
+        if window.is_zero()
+            || matches!(
+                self.config.algorithm,
+                crate::config::Algorithm::ConsistentHash(_)
+            )
+        {
+            return None;
+        }
+        let fraction = |m: &Member| {
+            m.joined_at
+                .map(|t| now.duration_since(t).as_secs_f64() / window.as_secs_f64())
+                .filter(|f| *f < 1.0)
+                .map(|f| f.max(0.1))
+        };
+        if !self.members.iter().any(|m| fraction(m).is_some()) {
+            return None;
+        }
+        Some(
+            self.members
+                .iter()
+                .map(|m| ((f64::from(m.weight) * 100.0 * fraction(m).unwrap_or(1.0)) as u32).max(1))
+                .collect(),
+        )
+    }
+
+    fn publish(&mut self) {
         let previous = self.handle.load();
         let version = previous.version + 1;
         let was_panicking = previous.panic;
         drop(previous);
+        let now = Instant::now();
+        let ramp = self.ramp_weights(now);
+        if ramp.is_none() {
+            for m in &mut self.members {
+                m.joined_at = None;
+            }
+        }
+        self.ramp_published = ramp.as_ref().map(|_| now);
         let backends = self
             .members
             .iter()
-            .map(|m| {
+            .enumerate()
+            .map(|(i, m)| {
+                let weight = ramp.as_ref().map_or(m.weight, |w| w[i]);
                 Arc::new(BackendEntry::new(
                     m.id.clone(),
                     m.addr,
-                    m.weight,
+                    weight,
                     m.state(),
                     m.stats.clone(),
                 ))
             })
             .collect();
-        let next = self.handle.snapshot(version, backends);
+        let next = self.handle.snapshot(version, backends, ramp.is_some());
         let (panic, eligible) = (next.panic, next.eligible.len());
         self.handle.publish(next);
         metrics::gauge!("switchyard_pool_panic", "pool" => self.config.id.clone()).set(if panic {
@@ -134,6 +182,10 @@ impl PoolActor {
         if member.addr == change.addr && member.health == change.state {
             return;
         }
+        // Back from failed checks: ease it in (a first verdict is not a comeback).
+        if member.health == BackendState::Down && change.state == BackendState::Up {
+            member.joined_at = Some(Instant::now());
+        }
         member.addr = change.addr;
         member.health = change.state;
         self.publish();
@@ -157,6 +209,7 @@ impl PoolActor {
                 Some(until) if now >= until && m.health == BackendState::Up => {
                     m.ejected_until = None;
                     m.back_since = Some(now);
+                    m.joined_at = Some(now);
                     m.stats.reset_failures();
                     tracing::info!(pool = %self.config.id, backend = %m.id, "ejection over and its check passes: back in rotation");
                     changed = true;
@@ -187,7 +240,11 @@ impl PoolActor {
                 }
             }
         }
-        if changed {
+        // While someone ramps up, step the weights about twice a second.
+        let ramp_step_due = self
+            .ramp_published
+            .is_some_and(|t| now.duration_since(t) >= RAMP_STEP);
+        if changed || ramp_step_due {
             self.publish();
         }
     }

@@ -93,11 +93,15 @@ impl PoolSnapshot {
     ///   few left are not crushed by the whole load (Envoy's panic mode);
     /// - none up: the `Unknown` ones if any (a pool whose first checks are still running tries
     ///   them rather than fail), else nobody — requests get 503 `no_healthy_backend`.
+    ///
+    /// `ramping`: some backend is in slow start, its weight lowered; round robin then balances
+    /// by weight (smoothly) until the ramp ends.
     pub fn build(
         version: u64,
         backends: Vec<Arc<BackendEntry>>,
         algorithm: &Algorithm,
         panic_threshold: u32,
+        ramping: bool,
     ) -> PoolSnapshot {
         let up = backends
             .iter()
@@ -119,7 +123,12 @@ impl PoolSnapshot {
                 .cloned()
                 .collect()
         };
-        let balancer = Balancer::build(algorithm, &eligible);
+        let balancer = match algorithm {
+            Algorithm::RoundRobin if ramping => {
+                Balancer::build(&Algorithm::WeightedRoundRobin, &eligible)
+            }
+            _ => Balancer::build(algorithm, &eligible),
+        };
         PoolSnapshot {
             version,
             backends,
@@ -146,7 +155,7 @@ impl PoolHandle {
         panic_threshold: u32,
         backends: Vec<Arc<BackendEntry>>,
     ) -> PoolHandle {
-        let first = PoolSnapshot::build(1, backends, &algorithm, panic_threshold);
+        let first = PoolSnapshot::build(1, backends, &algorithm, panic_threshold, false);
         PoolHandle {
             id,
             algorithm,
@@ -156,8 +165,19 @@ impl PoolHandle {
     }
 
     /// A snapshot of `backends` with this pool's balancer and panic threshold.
-    pub fn snapshot(&self, version: u64, backends: Vec<Arc<BackendEntry>>) -> PoolSnapshot {
-        PoolSnapshot::build(version, backends, &self.algorithm, self.panic_threshold)
+    pub fn snapshot(
+        &self,
+        version: u64,
+        backends: Vec<Arc<BackendEntry>>,
+        ramping: bool,
+    ) -> PoolSnapshot {
+        PoolSnapshot::build(
+            version,
+            backends,
+            &self.algorithm,
+            self.panic_threshold,
+            ramping,
+        )
     }
 
     /// The current snapshot: one atomic load, never blocks.
@@ -198,7 +218,7 @@ mod tests {
     }
 
     fn eligible(states: &[BackendState], threshold: u32) -> (Vec<String>, bool) {
-        let snap = PoolSnapshot::build(1, pool(states), &Algorithm::RoundRobin, threshold);
+        let snap = PoolSnapshot::build(1, pool(states), &Algorithm::RoundRobin, threshold, false);
         (
             snap.eligible.iter().map(|b| b.id.to_string()).collect(),
             snap.panic,
