@@ -21,6 +21,15 @@ fn pool_with(id: &str, bs: &[TestBackend], extra: &str) -> String {
     pool(id, "round_robin", bs, &[]).replace("algorithm = ", &format!("{extra}\nalgorithm = "))
 }
 
+/// A router with one route `/api` to pool `api` over `bs`, with `extra` pool settings.
+fn api_router(bs: &[TestBackend], extra: &str) -> switchyard::RouterHandle {
+    router(&format!(
+        "{}{}",
+        route("api", "/api", "api"),
+        pool_with("api", bs, extra)
+    ))
+}
+
 fn state_of(r: &switchyard::RouterHandle, pool: &str, backend: &str) -> BackendState {
     let table = r.table();
     let snap = table.pool(pool).unwrap().load_full();
@@ -44,11 +53,7 @@ async fn backends_answering(client: &Client, n: usize) -> BTreeSet<String> {
 #[tokio::test]
 async fn a_failing_health_endpoint_takes_a_backend_out_and_passing_brings_it_back() {
     let bs = backends(&["a", "b", "c"]).await;
-    let r = router(&format!(
-        "{}{}",
-        route("api", "/api", "api"),
-        pool_with("api", &bs, FAST_HTTP)
-    ));
+    let r = api_router(&bs, FAST_HTTP);
     let client = Client::new(r.addr());
     assert_eq!(backends_answering(&client, 9).await.len(), 3);
 
@@ -72,11 +77,7 @@ async fn a_failing_health_endpoint_takes_a_backend_out_and_passing_brings_it_bac
 #[tokio::test]
 async fn a_killed_backend_costs_no_request_and_is_marked_down() {
     let mut bs = backends(&["a", "b", "c"]).await;
-    let r = router(&format!(
-        "{}{}",
-        route("api", "/api", "api"),
-        pool_with("api", &bs, FAST_TCP)
-    ));
+    let r = api_router(&bs, FAST_TCP);
     let client = Client::new(r.addr());
     bs.remove(1).stop().await;
     // Every request succeeds: connect failures move on to another backend at once.
@@ -130,17 +131,10 @@ async fn a_black_holed_backend_times_out_is_retried_elsewhere_and_is_marked_down
 async fn a_backend_that_passes_checks_but_fails_requests_is_ejected() {
     let bs = backends(&["a", "bad", "c"]).await;
     bs[1].set_fail_status(Some(500));
-    let r = router(&format!(
-        "{}{}",
-        route("api", "/api", "api"),
-        pool_with(
-            "api",
-            &bs,
-            &format!(
-                "{FAST_HTTP}\noutlier = {{ consecutive_failures = 3, base_ejection = \"30s\" }}"
-            )
-        )
-    ));
+    let r = api_router(
+        &bs,
+        &format!("{FAST_HTTP}\noutlier = {{ consecutive_failures = 3, base_ejection = \"30s\" }}"),
+    );
     let client = Client::new(r.addr());
     let router = &r;
     // Round robin sends every third request to it; 500s are passed through (not retried).
@@ -218,11 +212,7 @@ async fn an_empty_retry_budget_stops_retries() {
 async fn with_every_backend_down_the_pool_answers_503_and_recovers() {
     let bs = backends(&["a", "b"]).await;
     let addrs: Vec<_> = bs.iter().map(|b| b.addr()).collect();
-    let r = router(&format!(
-        "{}{}",
-        route("api", "/api", "api"),
-        pool_with("api", &bs, FAST_TCP)
-    ));
+    let r = api_router(&bs, FAST_TCP);
     let client = Client::new(r.addr());
     for b in bs {
         b.stop().await;
@@ -254,11 +244,7 @@ async fn with_every_backend_down_the_pool_answers_503_and_recovers() {
 #[tokio::test]
 async fn below_the_panic_threshold_traffic_spreads_over_all_backends() {
     let bs = backends(&["a", "b", "c", "d"]).await;
-    let r = router(&format!(
-        "{}{}",
-        route("api", "/api", "api"),
-        pool_with("api", &bs, &format!("{FAST_HTTP}\npanic_threshold = 50"))
-    ));
+    let r = api_router(&bs, &format!("{FAST_HTTP}\npanic_threshold = 50"));
     let client = Client::new(r.addr());
     for b in &bs[1..] {
         b.set_health(503);
@@ -278,15 +264,10 @@ async fn below_the_panic_threshold_traffic_spreads_over_all_backends() {
 #[tokio::test]
 async fn a_backend_back_from_failed_checks_is_eased_in_by_slow_start() {
     let bs = backends(&["steady", "back"]).await;
-    let r = router(&format!(
-        "{}{}",
-        route("api", "/api", "api"),
-        pool_with(
-            "api",
-            &bs,
-            &format!("{FAST_HTTP}\nslow_start = \"4s\"\npanic_threshold = 0")
-        )
-    ));
+    let r = api_router(
+        &bs,
+        &format!("{FAST_HTTP}\nslow_start = \"4s\"\npanic_threshold = 0"),
+    );
     let client = Client::new(r.addr());
     let router = &r;
     bs[1].set_health(503);
