@@ -303,3 +303,72 @@ async fn a_backend_back_from_failed_checks_is_eased_in_by_slow_start() {
     }
     assert_eq!(later, 20);
 }
+
+#[tokio::test]
+async fn a_flapping_backend_is_held_down_on_its_next_comeback() {
+    let bs = backends(&["steady", "flappy"]).await;
+    let r = api_router(
+        &bs,
+        &format!("{FAST_HTTP}\npanic_threshold = 0\n").replace(
+            "fall = 2 }",
+            "fall = 2, flap_threshold = 2, flap_penalty = \"1500ms\" }",
+        ),
+    );
+    let router = &r;
+    let state = || state_of(router, "api", "flappy");
+    // Two comebacks are allowed…
+    for _ in 0..2 {
+        bs[1].set_health(503);
+        eventually("flappy down", WAIT, || state() == BackendState::Down).await;
+        bs[1].set_health(200);
+        eventually("flappy back", WAIT, || state() == BackendState::Up).await;
+    }
+    // …the third is held for the penalty although its checks pass.
+    bs[1].set_health(503);
+    eventually("flappy down again", WAIT, || state() == BackendState::Down).await;
+    bs[1].set_health(200);
+    let held_from = std::time::Instant::now();
+    eventually("flappy back after its hold", WAIT, || {
+        state() == BackendState::Up
+    })
+    .await;
+    let held = held_from.elapsed();
+    // rise (2 checks, ~200 ms) would bring it back at once without damping.
+    assert!(
+        held >= Duration::from_millis(1200),
+        "back after only {held:?}"
+    );
+}
+
+#[tokio::test]
+async fn small_bodies_are_kept_for_a_retry_and_large_ones_are_not() {
+    let bs = backends(&["busy", "ok"]).await;
+    bs[0].set_fail_status(Some(503));
+    let r = router(&format!(
+        "[[routes]]\nid = \"api\"\npath_prefix = \"/api\"\npool = \"api\"\nretries = 1\nretry_buffer_bytes = 1000\n{}",
+        pool_with("api", &bs, "outlier = { consecutive_failures = 0 }")
+    ));
+    let client = Client::new(r.addr());
+    let small = bytes::Bytes::from(vec![b's'; 900]);
+    for _ in 0..4 {
+        let reply = client
+            .send(http::Method::PUT, "/api/x?echo=1", &[], small.clone())
+            .await;
+        assert_eq!((reply.status, reply.backend()), (200, "ok"));
+        assert_eq!(
+            reply.json()["body_bytes"],
+            900,
+            "the retried body arrived whole"
+        );
+    }
+    // Over the limit the body is streamed: when it meets the busy backend, its 503 stands.
+    let large = bytes::Bytes::from(vec![b'l'; 5000]);
+    let mut statuses = BTreeSet::new();
+    for _ in 0..4 {
+        let reply = client
+            .send(http::Method::PUT, "/api/x?echo=1", &[], large.clone())
+            .await;
+        statuses.insert(reply.status);
+    }
+    assert_eq!(statuses, BTreeSet::from([200, 503]));
+}

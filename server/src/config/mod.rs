@@ -68,6 +68,7 @@ pub struct RouteConfig {
     pub retries: u32,
     pub retry_non_idempotent: bool,
     pub retry_budget: RetryBudgetConfig,
+    pub retry_buffer_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +108,18 @@ pub struct HealthConfig {
     pub fall: u32,
     /// True when backends count as healthy before their first check.
     pub initially_healthy: bool,
+    pub flap: FlapConfig,
+}
+
+/// Flap damping: comebacks counted within `window`; at `threshold` the next comeback is held
+/// for `penalty`, doubled per further flap, capped at `max_penalty`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlapConfig {
+    /// 0 disables damping.
+    pub threshold: u32,
+    pub window: Duration,
+    pub penalty: Duration,
+    pub max_penalty: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

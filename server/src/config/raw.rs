@@ -137,6 +137,14 @@ pub struct RawRoute {
     /// Cap on retries so an outage cannot become a retry storm.
     #[serde(default)]
     pub retry_budget: RawRetryBudget,
+    /// Request bodies up to this size (with a Content-Length) are read whole first so a retry
+    /// can send them again; larger ones are streamed and never retried. Default 64 KiB.
+    #[serde(default = "default_retry_buffer_bytes")]
+    pub retry_buffer_bytes: u64,
+}
+
+fn default_retry_buffer_bytes() -> u64 {
+    64 * 1024
 }
 
 /// Finagle's and Linkerd's retry budget: retries may add `percent` of the route's requests,
@@ -277,6 +285,32 @@ pub struct RawHealth {
     /// pass) or `"healthy"`.
     #[serde(default = "default_initial")]
     pub initial: String,
+    /// Flap damping: a backend that came back this many times within `flap_window` is held
+    /// down on its next comeback. Default 3; 0 disables.
+    #[serde(default = "default_flap_threshold")]
+    pub flap_threshold: u32,
+    /// Default 60 s: comebacks older than this are forgotten.
+    #[serde(default = "default_flap_window")]
+    pub flap_window: DurationStr,
+    /// First hold; each further flap in the window doubles it. Default 10 s.
+    #[serde(default = "default_flap_penalty")]
+    pub flap_penalty: DurationStr,
+    /// Longest hold. Default 5 min.
+    #[serde(default = "default_flap_max_penalty")]
+    pub flap_max_penalty: DurationStr,
+}
+
+fn default_flap_threshold() -> u32 {
+    3
+}
+fn default_flap_window() -> DurationStr {
+    DurationStr(Duration::from_secs(60))
+}
+fn default_flap_penalty() -> DurationStr {
+    DurationStr(Duration::from_secs(10))
+}
+fn default_flap_max_penalty() -> DurationStr {
+    DurationStr(Duration::from_secs(300))
 }
 
 impl Default for RawHealth {
@@ -290,6 +324,10 @@ impl Default for RawHealth {
             rise: default_rise(),
             fall: default_fall(),
             initial: default_initial(),
+            flap_threshold: default_flap_threshold(),
+            flap_window: default_flap_window(),
+            flap_penalty: default_flap_penalty(),
+            flap_max_penalty: default_flap_max_penalty(),
         }
     }
 }

@@ -16,6 +16,8 @@ use super::{
 pub const MAX_WEIGHT: u32 = 10_000;
 /// Largest accepted retry count: more only multiplies load during an outage.
 pub const MAX_RETRIES: u32 = 10;
+/// Largest request body kept for retries: memory per request must stay bounded.
+pub const MAX_RETRY_BUFFER_BYTES: u64 = 16 * 1024 * 1024;
 /// Fastest accepted re-resolution interval for host-name backends.
 pub const MIN_RESOLVE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -343,6 +345,12 @@ fn health(issues: &mut Issues, i: usize, h: &super::raw::RawHealth) -> Option<He
             false
         }
     };
+    if h.flap_penalty.0.is_zero() || h.flap_max_penalty.0 < h.flap_penalty.0 {
+        issues.push(
+            key("flap_max_penalty"),
+            "flap_penalty must be more than 0 and flap_max_penalty at least flap_penalty",
+        );
+    }
     (issues.0.len() == before).then(|| HealthConfig {
         kind: kind.expect("no issue was recorded"),
         interval: h.interval.0,
@@ -350,6 +358,12 @@ fn health(issues: &mut Issues, i: usize, h: &super::raw::RawHealth) -> Option<He
         rise: h.rise,
         fall: h.fall,
         initially_healthy,
+        flap: super::FlapConfig {
+            threshold: h.flap_threshold,
+            window: h.flap_window.0,
+            penalty: h.flap_penalty.0,
+            max_penalty: h.flap_max_penalty.0,
+        },
     })
 }
 
@@ -487,6 +501,15 @@ fn route(
             format!("{h:?} must be a bare host name (no port, scheme or path)"),
         );
     }
+    if r.retry_buffer_bytes > MAX_RETRY_BUFFER_BYTES {
+        issues.push(
+            format!("routes[{i}].retry_buffer_bytes"),
+            format!(
+                "{} is more than {MAX_RETRY_BUFFER_BYTES}",
+                r.retry_buffer_bytes
+            ),
+        );
+    }
     if r.retry_budget.percent > 100 {
         issues.push(
             format!("routes[{i}].retry_budget.percent"),
@@ -528,6 +551,7 @@ fn route(
             percent: r.retry_budget.percent,
             min_per_s: r.retry_budget.min_per_s,
         },
+        retry_buffer_bytes: r.retry_buffer_bytes,
     })
 }
 

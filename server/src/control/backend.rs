@@ -20,6 +20,7 @@ use super::guard::guarded;
 use super::{GetRestarts, InjectPanic};
 use crate::config::{BackendConfig, HealthConfig, HealthKind};
 use crate::health::active::{self, CheckResult};
+use crate::health::flap::{Comeback, FlapDamper};
 use crate::routing::BackendState;
 
 /// A backend's address or state changed: the pool republishes its snapshot.
@@ -41,6 +42,7 @@ pub struct BackendActor {
     state: BackendState,
     passes: u32,
     failures: u32,
+    flaps: FlapDamper,
     lookup_failing: bool,
     restarts: u32,
 }
@@ -63,6 +65,7 @@ impl BackendActor {
             health,
             passes: 0,
             failures: 0,
+            flaps: FlapDamper::default(),
             lookup_failing: false,
             restarts: 0,
         }
@@ -101,7 +104,21 @@ impl BackendActor {
             BackendState::Unknown if result.passed => BackendState::Up,
             BackendState::Unknown => BackendState::Down,
             BackendState::Up if self.failures >= self.health.fall => BackendState::Down,
-            BackendState::Down if self.passes >= self.health.rise => BackendState::Up,
+            BackendState::Down if self.passes >= self.health.rise => {
+                let now = std::time::Instant::now();
+                let comeback = self.flaps.comeback(&self.health.flap, now);
+                let left = self.flaps.penalty_left(now).as_secs_f64();
+                metrics::gauge!("switchyard_backend_flap_hold_seconds", "pool" => pool.clone(), "backend" => backend.clone()).set(left);
+                match comeback {
+                    Comeback::Allowed => BackendState::Up,
+                    Comeback::Held(_) => {
+                        if self.passes == self.health.rise {
+                            tracing::warn!(pool = %self.pool, backend = %self.config.id, hold_s = left, "backend keeps flapping: held down");
+                        }
+                        BackendState::Down
+                    }
+                }
+            }
             same => same,
         };
         if next != self.state {

@@ -128,6 +128,29 @@ impl PoolActor {
         )
     }
 
+    /// `switchyard_backend_state{pool,backend,state}`: 1 for each backend's current state
+    /// (`up`, `down`, `unknown`, `ejected`, or `slow_start` while it ramps), 0 for the others.
+    fn publish_states(&self, ramp: Option<&[u32]>) {
+        const STATES: [&str; 5] = ["up", "down", "unknown", "ejected", "slow_start"];
+        for (i, m) in self.members.iter().enumerate() {
+            let ramping = ramp.is_some_and(|w| w[i] < m.weight.saturating_mul(100));
+            let current = if ramping && m.state() == BackendState::Up {
+                "slow_start"
+            } else {
+                m.state().as_str()
+            };
+            for state in STATES {
+                metrics::gauge!(
+                    "switchyard_backend_state",
+                    "pool" => self.config.id.clone(),
+                    "backend" => m.id.to_string(),
+                    "state" => state,
+                )
+                .set(if state == current { 1.0 } else { 0.0 });
+            }
+        }
+    }
+
     fn publish(&mut self) {
         let previous = self.handle.load();
         let version = previous.version + 1;
@@ -156,6 +179,7 @@ impl PoolActor {
                 ))
             })
             .collect();
+        self.publish_states(ramp.as_deref());
         let next = self.handle.snapshot(version, backends, ramp.is_some());
         let (panic, eligible) = (next.panic, next.eligible.len());
         self.handle.publish(next);
@@ -257,6 +281,7 @@ impl Actor for PoolActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.publish_states(None);
         ctx.run_interval(GAUGE_INTERVAL, |act, _| {
             for m in &act.members {
                 m.stats.publish_gauges();

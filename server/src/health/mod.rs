@@ -1,5 +1,7 @@
-//! Backend health: active checks ([`active`], run by each `BackendActor`), passive outlier
-//! ejection ([`outlier`], decided by each `PoolActor` from the request path's atomics).
+//! Backend health: active checks ([`active`]) and flap damping ([`flap`]), run by each
+//! `BackendActor`; passive outlier ejection ([`outlier`]), decided by each `PoolActor` from the
+//! request path's atomics.
 
 pub mod active;
+pub mod flap;
 pub mod outlier;

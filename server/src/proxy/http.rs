@@ -19,7 +19,7 @@ use bytes::BytesMut;
 
 use super::error::error_response;
 use super::h1::codec::{self, Forwarding};
-use super::h1::exchange::{ExchangeError, RequestBody};
+use super::h1::exchange::{self, ExchangeError, RequestBody};
 use super::h1::{Framing, RequestFraming, UpstreamBody};
 use super::headers;
 use crate::balance::hash::hash_bytes;
@@ -142,13 +142,28 @@ async fn forward(
         },
         framing,
     );
+    // A small body is read whole first so a retry can send it again; a larger one (or one of
+    // unknown length) is streamed and never retried.
     let mut body = match framing {
         RequestFraming::None | RequestFraming::Length(0) => RequestBody::None,
+        RequestFraming::Length(n) if route.retries > 0 && n <= route.retry_buffer_bytes => {
+            match exchange::buffer_body(payload, n, route.timeouts.idle).await {
+                Ok(bytes) => RequestBody::Buffered(bytes),
+                Err(ExchangeError::ClientBody(reason)) => {
+                    return Err((Error::BadRequest { reason }, None));
+                }
+                Err(err) => {
+                    let reason = err.to_string();
+                    return Err((Error::BadRequest { reason }, None));
+                }
+            }
+        }
         framing => RequestBody::Stream { payload, framing },
     };
-    let attempts = match body {
-        RequestBody::None => 1 + route.retries,
-        RequestBody::Stream { .. } => 1,
+    let attempts = if body.replayable() {
+        1 + route.retries
+    } else {
+        1
     };
     let head_request = req.method() == Method::HEAD;
     let idempotent = is_idempotent(req.method());
@@ -165,12 +180,11 @@ async fn forward(
         let another = attempt + 1 < attempts && candidates.clone().next().is_some();
         let inflight = backend.stats.start_request();
         let sent = Instant::now();
-        let body = std::mem::replace(&mut body, RequestBody::None);
         let failed = |err: Error| (err, Some(backend.id.clone()));
         let exchanged = super::h1::exchange(
             backend.addr,
             &head,
-            body,
+            &mut body,
             head_request,
             idempotent,
             &route.timeouts,

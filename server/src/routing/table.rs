@@ -25,6 +25,7 @@ pub struct Route {
     pub retries: u32,
     pub retry_non_idempotent: bool,
     pub budget: RetryBudget,
+    pub retry_buffer_bytes: u64,
     /// Position among the routes that send to the same pool: indexes per-backend counters.
     pub slot: usize,
     /// `Some` when the pool balances by consistent hash.
@@ -155,6 +156,7 @@ impl RouteTable {
                     retries: r.retries,
                     retry_non_idempotent: r.retry_non_idempotent,
                     budget: RetryBudget::new(r.retry_budget, &r.id),
+                    retry_buffer_bytes: r.retry_buffer_bytes,
                     slot,
                     hash_key,
                 })

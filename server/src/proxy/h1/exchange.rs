@@ -60,26 +60,55 @@ impl ExchangeError {
 /// The request body to send, if any.
 pub enum RequestBody {
     None,
+    /// Read whole beforehand (small enough to keep), so it can be sent again on a retry.
+    Buffered(bytes::Bytes),
     Stream {
         payload: web::Payload,
         framing: RequestFraming,
     },
 }
 
+impl RequestBody {
+    /// True when the same body can be sent on another attempt.
+    pub fn replayable(&self) -> bool {
+        !matches!(self, RequestBody::Stream { .. })
+    }
+}
+
 /// Sends `head` (and the body) to `addr` and reads the answer's head. The connection is
-/// returned for the body to be read from it.
+/// returned for the body to be read from it. A streamed body is consumed; the others are not.
 pub async fn exchange(
     addr: SocketAddr,
     head: &[u8],
-    body: RequestBody,
+    body: &mut RequestBody,
     head_request: bool,
     idempotent: bool,
     timeouts: &Timeouts,
 ) -> Result<(Conn, ResponseHead), ExchangeError> {
-    match body {
-        RequestBody::None => {
+    match std::mem::replace(body, RequestBody::None) {
+        RequestBody::Stream { payload, framing } => {
+            let conn = match pool::checkout(addr, BODY_REUSE_MAX_IDLE) {
+                Some(conn) => conn,
+                None => connect(addr, timeouts.connect).await?,
+            };
+            attempt(
+                conn,
+                head,
+                Outgoing::Stream(payload, framing),
+                head_request,
+                timeouts,
+            )
+            .await
+        }
+        kept => {
+            *body = kept;
+            let buffered = match body {
+                RequestBody::Buffered(bytes) => Some(bytes.clone()),
+                _ => None,
+            };
             if let Some(conn) = pool::checkout(addr, pool::POOL_IDLE_TIMEOUT) {
-                match attempt(conn, head, None, head_request, timeouts).await {
+                let out = Outgoing::from(buffered.clone());
+                match attempt(conn, head, out, head_request, timeouts).await {
                     Err(ExchangeError::Stale(err)) if idempotent => {
                         tracing::debug!(%addr, error = %err, "pooled connection was closed; retrying on a new one");
                     }
@@ -88,16 +117,58 @@ pub async fn exchange(
                 }
             }
             let conn = connect(addr, timeouts.connect).await?;
-            attempt(conn, head, None, head_request, timeouts).await
-        }
-        RequestBody::Stream { payload, framing } => {
-            let conn = match pool::checkout(addr, BODY_REUSE_MAX_IDLE) {
-                Some(conn) => conn,
-                None => connect(addr, timeouts.connect).await?,
-            };
-            attempt(conn, head, Some((payload, framing)), head_request, timeouts).await
+            attempt(conn, head, Outgoing::from(buffered), head_request, timeouts).await
         }
     }
+}
+
+/// What follows the head on the wire.
+enum Outgoing {
+    Nothing,
+    Bytes(bytes::Bytes),
+    Stream(web::Payload, RequestFraming),
+}
+
+impl From<Option<bytes::Bytes>> for Outgoing {
+    fn from(bytes: Option<bytes::Bytes>) -> Outgoing {
+        bytes.map_or(Outgoing::Nothing, Outgoing::Bytes)
+    }
+}
+
+/// Reads a whole client body of `length` bytes (bounded by the caller) so it can be replayed;
+/// each wait for the client is bounded by `idle`.
+pub async fn buffer_body(
+    mut payload: web::Payload,
+    length: u64,
+    idle: Duration,
+) -> Result<bytes::Bytes, ExchangeError> {
+    let mut body = BytesMut::with_capacity(length as usize);
+    loop {
+        match tokio::time::timeout(idle, payload.next()).await {
+            Err(_) => {
+                return Err(ExchangeError::ClientBody(format!(
+                    "no request body data for {idle:?}"
+                )));
+            }
+            Ok(Some(Ok(chunk))) => {
+                if body.len() as u64 + chunk.len() as u64 > length {
+                    return Err(ExchangeError::ClientBody(format!(
+                        "request body longer than its Content-Length {length}"
+                    )));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(Some(Err(err))) => return Err(ExchangeError::ClientBody(err.to_string())),
+            Ok(None) => break,
+        }
+    }
+    if body.len() as u64 != length {
+        return Err(ExchangeError::ClientBody(format!(
+            "request body ended after {} of {length} bytes",
+            body.len()
+        )));
+    }
+    Ok(body.freeze())
 }
 
 /// A new connection with the router's socket options.
@@ -116,7 +187,7 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Conn, Exchan
 async fn attempt(
     mut conn: Conn,
     head: &[u8],
-    body: Option<(web::Payload, RequestFraming)>,
+    body: Outgoing,
     head_request: bool,
     timeouts: &Timeouts,
 ) -> Result<(Conn, ResponseHead), ExchangeError> {
@@ -133,8 +204,16 @@ async fn attempt(
     write_within(&mut conn, head, timeouts.idle)
         .await
         .map_err(early)?;
-    if let Some((payload, framing)) = body {
-        send_body(&mut conn, payload, framing, timeouts.idle).await?;
+    match body {
+        Outgoing::Nothing => {}
+        Outgoing::Bytes(bytes) => {
+            write_within(&mut conn, &bytes, timeouts.idle)
+                .await
+                .map_err(early)?;
+        }
+        Outgoing::Stream(payload, framing) => {
+            send_body(&mut conn, payload, framing, timeouts.idle).await?;
+        }
     }
     let mut received = false;
     let read_head = async {
