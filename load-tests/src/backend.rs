@@ -60,6 +60,8 @@ struct State {
     id_body: Bytes,
     id_header: HeaderValue,
     health: AtomicU16,
+    /// Body of `/health` answers: `ok`, or a JSON load report.
+    health_body: std::sync::Mutex<Bytes>,
     /// Added before every answer but `/health`: makes one backend slower than its peers.
     base_delay_ms: AtomicU64,
     /// When not 0, every answer but `/health` gets this status: a backend that passes its
@@ -88,6 +90,7 @@ impl TestBackend {
             id_body: Bytes::from(id.to_string()),
             id_header,
             health: AtomicU16::new(200),
+            health_body: std::sync::Mutex::new(Bytes::from_static(b"ok")),
             base_delay_ms: AtomicU64::new(0),
             fail_status: AtomicU16::new(0),
             requests: AtomicU64::new(0),
@@ -114,6 +117,14 @@ impl TestBackend {
     /// Status `/health` answers from now on.
     pub fn set_health(&self, status: u16) {
         self.state.health.store(status, Ordering::Relaxed);
+    }
+
+    /// What `/health` answers from now on: a JSON load report such as
+    /// `{"cpu": 0.9}` or `{"sessions": 90, "capacity": 100}` (`None`: plain `ok`). Also
+    /// settable with `POST /admin/load {...}`.
+    pub fn set_load_report(&self, report: Option<&str>) {
+        let body = report.map_or(Bytes::from_static(b"ok"), |r| Bytes::from(r.to_string()));
+        *self.state.health_body.lock().expect("health body lock") = body;
     }
 
     /// Delay added before every answer from now on (`/health` excepted).
@@ -266,15 +277,15 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     if path == "/health" {
         let status = StatusCode::from_u16(state.health.load(Ordering::Relaxed))
             .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        return Ok(respond(
-            &state,
-            status,
-            Either::Left(Full::new(Bytes::from_static(b"ok"))),
-        ));
+        let body = state.health_body.lock().expect("health body lock").clone();
+        return Ok(respond(&state, status, Either::Left(Full::new(body))));
     }
     state.requests.fetch_add(1, Ordering::Relaxed);
     if path == "/admin/health" && req.method() == Method::POST {
         return Ok(set_health(&state, req).await);
+    }
+    if path == "/admin/load" && req.method() == Method::POST {
+        return Ok(set_load(&state, req).await);
     }
     if path == "/ws/echo" && is_websocket_upgrade(&req) {
         return Ok(upgrade_websocket(state, req));
@@ -408,6 +419,24 @@ async fn set_health(state: &State, req: Request<Incoming>) -> Response<Body> {
             state,
             StatusCode::BAD_REQUEST,
             format!("expected {{\"status\": N}}: {err}"),
+        ),
+    }
+}
+
+async fn set_load(state: &State, req: Request<Incoming>) -> Response<Body> {
+    let body = match req.into_body().collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(err) => return plain(state, StatusCode::BAD_REQUEST, format!("body: {err}")),
+    };
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Object(_)) => {
+            *state.health_body.lock().expect("health body lock") = body;
+            plain(state, StatusCode::OK, "load report set".to_string())
+        }
+        _ => plain(
+            state,
+            StatusCode::BAD_REQUEST,
+            "expected a JSON object such as {\"cpu\": 0.9}".to_string(),
         ),
     }
 }

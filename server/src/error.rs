@@ -18,6 +18,8 @@ pub enum Error {
     NoRoute { host: Option<String>, path: String },
     #[error("pool {pool:?} has no healthy backend")]
     NoHealthyBackend { pool: String },
+    #[error("every backend of pool {pool:?} is at capacity")]
+    Overloaded { pool: String },
     #[error("cannot connect to backend {backend} at {addr}: {source}")]
     UpstreamConnect {
         backend: String,
@@ -56,6 +58,7 @@ impl Error {
             Error::Config(_) => "config",
             Error::NoRoute { .. } => "no_route",
             Error::NoHealthyBackend { .. } => "no_healthy_backend",
+            Error::Overloaded { .. } => "overloaded",
             Error::UpstreamConnect { .. } => "upstream_connect",
             Error::UpstreamTimeout { .. } => "upstream_timeout",
             Error::Upstream { .. } => "upstream_error",
@@ -70,7 +73,7 @@ impl Error {
         match self {
             Error::NoRoute { .. } => 404,
             Error::BadRequest { .. } => 400,
-            Error::NoHealthyBackend { .. } => 503,
+            Error::NoHealthyBackend { .. } | Error::Overloaded { .. } => 503,
             Error::UpstreamConnect { .. } | Error::Upstream { .. } => 502,
             Error::UpstreamTimeout { .. } => 504,
             Error::Config(_) | Error::Bind { .. } | Error::Io { .. } => 500,
@@ -84,6 +87,7 @@ impl Error {
         matches!(
             self,
             Error::NoHealthyBackend { .. }
+                | Error::Overloaded { .. }
                 | Error::UpstreamConnect { .. }
                 | Error::UpstreamTimeout { .. }
                 | Error::Upstream { .. }

@@ -372,3 +372,63 @@ async fn small_bodies_are_kept_for_a_retry_and_large_ones_are_not() {
     }
     assert_eq!(statuses, BTreeSet::from([200, 503]));
 }
+
+/// Checks that read load reports, fast.
+const FAST_LOAD: &str = "health = { kind = \"http\", path = \"/health\", interval = \"100ms\", timeout = \"100ms\", rise = 2, fall = 2, load_report = true }";
+
+#[tokio::test]
+async fn a_busy_backend_gets_less_and_a_full_one_nothing_without_being_failed() {
+    let bs = backends(&["idle", "busy"]).await;
+    let r = api_router(&bs, FAST_LOAD);
+    let client = Client::new(r.addr());
+    let router = &r;
+    let weight_of = |id: &str| {
+        let table = router.table();
+        let snap = table.pool("api").unwrap().load_full();
+        snap.backends.iter().find(|b| &*b.id == id).unwrap().weight
+    };
+    // 90% busy: a fifth of its weight.
+    bs[1].set_load_report(Some(r#"{"cpu": 0.9}"#));
+    eventually("busy reweighted", WAIT, || {
+        weight_of("busy") == 20 && weight_of("idle") == 100
+    })
+    .await;
+    let mut busy = 0;
+    for _ in 0..60 {
+        if client.get("/api/x").await.backend() == "busy" {
+            busy += 1;
+        }
+    }
+    assert_eq!(busy, 10, "weights 100:20 over 60 requests");
+
+    // At capacity: no new work, yet not marked down.
+    bs[1].set_load_report(Some(r#"{"sessions": 500, "capacity": 500}"#));
+    eventually("busy overloaded", WAIT, || {
+        state_of(router, "api", "busy") == BackendState::Overloaded
+    })
+    .await;
+    let seen = backends_answering(&client, 10).await;
+    assert_eq!(seen, BTreeSet::from(["idle".to_string()]));
+
+    // Everyone full: a clear 503 that says so, with Retry-After.
+    bs[0].set_load_report(Some(r#"{"overloaded": true}"#));
+    eventually("idle overloaded", WAIT, || {
+        state_of(router, "api", "idle") == BackendState::Overloaded
+    })
+    .await;
+    let reply = client.get("/api/x").await;
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.header("x-switchyard-error"), Some("overloaded"));
+    assert_eq!(reply.header("retry-after"), Some("1"));
+
+    // Load falls: back to full weight.
+    bs[0].set_load_report(None);
+    bs[1].set_load_report(Some(r#"{"cpu": 0.2}"#));
+    eventually("both normal", WAIT, || {
+        ["idle", "busy"]
+            .iter()
+            .all(|id| weight_of(id) == 1 && state_of(router, "api", id) == BackendState::Up)
+    })
+    .await;
+    assert_eq!(backends_answering(&client, 10).await.len(), 2);
+}

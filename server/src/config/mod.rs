@@ -126,10 +126,11 @@ pub struct FlapConfig {
 pub enum HealthKind {
     None,
     Tcp,
-    /// `expect` empty means any 2xx or 3xx.
+    /// `expect` empty means any 2xx or 3xx; `load_report`: read a load report from the body.
     Http {
         path: String,
         expect: Vec<u16>,
+        load_report: bool,
     },
 }
 

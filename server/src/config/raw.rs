@@ -285,6 +285,10 @@ pub struct RawHealth {
     /// pass) or `"healthy"`.
     #[serde(default = "default_initial")]
     pub initial: String,
+    /// Read a load report from HTTP check answers and lower the backend's weight as it nears
+    /// capacity (see docs/CONFIG.md for the JSON shape). Default false.
+    #[serde(default)]
+    pub load_report: bool,
     /// Flap damping: a backend that came back this many times within `flap_window` is held
     /// down on its next comeback. Default 3; 0 disables.
     #[serde(default = "default_flap_threshold")]
@@ -324,6 +328,7 @@ impl Default for RawHealth {
             rise: default_rise(),
             fall: default_fall(),
             initial: default_initial(),
+            load_report: false,
             flap_threshold: default_flap_threshold(),
             flap_window: default_flap_window(),
             flap_penalty: default_flap_penalty(),

@@ -309,6 +309,7 @@ fn health(issues: &mut Issues, i: usize, h: &super::raw::RawHealth) -> Option<He
             Some(HealthKind::Http {
                 path: h.path.clone(),
                 expect,
+                load_report: h.load_report,
             })
         }
         other => {
@@ -319,6 +320,9 @@ fn health(issues: &mut Issues, i: usize, h: &super::raw::RawHealth) -> Option<He
             None
         }
     };
+    if h.load_report && h.kind != "http" {
+        issues.push(key("load_report"), "only applies to kind = \"http\"");
+    }
     if h.expect.is_some() && h.kind != "http" {
         issues.push(key("expect"), "only applies to kind = \"http\"");
     }

@@ -19,7 +19,7 @@ use actix::prelude::*;
 use super::guard::guarded;
 use super::{GetRestarts, InjectPanic};
 use crate::config::{BackendConfig, HealthConfig, HealthKind};
-use crate::health::active::{self, CheckResult};
+use crate::health::active::{self, CheckResult, Load};
 use crate::health::flap::{Comeback, FlapDamper};
 use crate::routing::BackendState;
 
@@ -30,6 +30,8 @@ pub struct BackendChanged {
     pub id: Arc<str>,
     pub addr: SocketAddr,
     pub state: BackendState,
+    /// From the latest load report, if the pool reads them.
+    pub load: Option<Load>,
 }
 
 pub struct BackendActor {
@@ -43,6 +45,7 @@ pub struct BackendActor {
     passes: u32,
     failures: u32,
     flaps: FlapDamper,
+    load: Option<Load>,
     lookup_failing: bool,
     restarts: u32,
 }
@@ -66,6 +69,7 @@ impl BackendActor {
             passes: 0,
             failures: 0,
             flaps: FlapDamper::default(),
+            load: None,
             lookup_failing: false,
             restarts: 0,
         }
@@ -93,6 +97,10 @@ impl BackendActor {
         metrics::counter!("switchyard_health_checks_total", "pool" => pool.clone(), "backend" => backend.clone(), "result" => outcome).increment(1);
         metrics::histogram!("switchyard_health_check_duration_seconds", "pool" => pool.clone(), "backend" => backend.clone())
             .record(result.took.as_secs_f64());
+        let load_changed = result.passed && result.load.is_some() && result.load != self.load;
+        if load_changed {
+            self.load = result.load;
+        }
         if result.passed {
             self.passes += 1;
             self.failures = 0;
@@ -130,6 +138,8 @@ impl BackendActor {
             self.state = next;
             metrics::gauge!("switchyard_backend_healthy", "pool" => pool, "backend" => backend)
                 .set(if next == BackendState::Up { 1.0 } else { 0.0 });
+            self.publish();
+        } else if load_changed {
             self.publish();
         }
     }
@@ -184,6 +194,7 @@ impl BackendActor {
             id: self.config.id.as_str().into(),
             addr: self.addr,
             state: self.state,
+            load: self.load,
         });
     }
 }

@@ -39,15 +39,19 @@ struct Member {
     back_since: Option<Instant>,
     /// When it (re)joined, while its slow start lasts.
     joined_at: Option<Instant>,
+    /// From its load report: share of its weight to use (percent), and whether it is full.
+    load_percent: u32,
+    overloaded: bool,
     stats: Arc<BackendStats>,
 }
 
 impl Member {
-    /// Failed checks say most, then an ejection, then the checks' verdict.
+    /// Failed checks say most, then an ejection, then a full backend, then the checks' verdict.
     fn state(&self) -> BackendState {
         match (self.health, self.ejected_until) {
             (BackendState::Down, _) => BackendState::Down,
             (_, Some(_)) => BackendState::Ejected,
+            (BackendState::Up, None) if self.overloaded => BackendState::Overloaded,
             (health, None) => health,
         }
     }
@@ -85,6 +89,8 @@ impl PoolActor {
                 times_ejected: 0,
                 back_since: None,
                 joined_at: None,
+                load_percent: 100,
+                overloaded: false,
                 stats: b.stats.clone(),
             })
             .collect();
@@ -98,42 +104,67 @@ impl PoolActor {
         }
     }
 
-    /// Slow start: weights, in hundredths, of backends that (re)joined less than `slow_start`
-    /// ago ramp from 10% to 100%; `None` when nobody ramps (or the pool hashes, where a weight
-    /// change would move keys).
-    fn ramp_weights(&self, now: Instant) -> Option<Vec<u32>> {
-        let window = self.config.slow_start;
-        if window.is_zero()
-            || matches!(
-                self.config.algorithm,
-                crate::config::Algorithm::ConsistentHash(_)
-            )
-        {
+    /// Effective weights, in hundredths of the configured ones, when anyone's differs: slow
+    /// start ramps a backend that (re)joined less than `slow_start` ago from 10% to 100%, and a
+    /// load report scales a busy backend down. `None` when nobody is reweighted, or when the
+    /// pool hashes (a weight change would move keys).
+    fn effective_weights(&self, now: Instant) -> Option<Vec<u32>> {
+        if matches!(
+            self.config.algorithm,
+            crate::config::Algorithm::ConsistentHash(_)
+        ) {
             return None;
         }
-        let fraction = |m: &Member| {
+        let window = self.config.slow_start;
+        let ramp = |m: &Member| {
             m.joined_at
+                .filter(|_| !window.is_zero())
                 .map(|t| now.duration_since(t).as_secs_f64() / window.as_secs_f64())
                 .filter(|f| *f < 1.0)
                 .map(|f| f.max(0.1))
         };
-        if !self.members.iter().any(|m| fraction(m).is_some()) {
+        if !self
+            .members
+            .iter()
+            .any(|m| ramp(m).is_some() || m.load_percent < 100)
+        {
             return None;
         }
         Some(
             self.members
                 .iter()
-                .map(|m| ((f64::from(m.weight) * 100.0 * fraction(m).unwrap_or(1.0)) as u32).max(1))
+                .map(|m| {
+                    let share = ramp(m).unwrap_or(1.0) * f64::from(m.load_percent) / 100.0;
+                    ((f64::from(m.weight) * 100.0 * share) as u32).max(1)
+                })
                 .collect(),
         )
+    }
+
+    /// True while some backend's slow start lasts.
+    fn ramping(&self, now: Instant) -> bool {
+        let window = self.config.slow_start;
+        !window.is_zero()
+            && self
+                .members
+                .iter()
+                .any(|m| m.joined_at.is_some_and(|t| now.duration_since(t) < window))
     }
 
     /// `switchyard_backend_state{pool,backend,state}`: 1 for each backend's current state
     /// (`up`, `down`, `unknown`, `ejected`, or `slow_start` while it ramps), 0 for the others.
     fn publish_states(&self, ramp: Option<&[u32]>) {
-        const STATES: [&str; 5] = ["up", "down", "unknown", "ejected", "slow_start"];
+        const STATES: [&str; 6] = [
+            "up",
+            "down",
+            "unknown",
+            "ejected",
+            "overloaded",
+            "slow_start",
+        ];
         for (i, m) in self.members.iter().enumerate() {
-            let ramping = ramp.is_some_and(|w| w[i] < m.weight.saturating_mul(100));
+            let ramping =
+                m.joined_at.is_some() && ramp.is_some_and(|w| w[i] < m.weight.saturating_mul(100));
             let current = if ramping && m.state() == BackendState::Up {
                 "slow_start"
             } else {
@@ -157,13 +188,14 @@ impl PoolActor {
         let was_panicking = previous.panic;
         drop(previous);
         let now = Instant::now();
-        let ramp = self.ramp_weights(now);
-        if ramp.is_none() {
+        let ramp = self.effective_weights(now);
+        let ramping = self.ramping(now);
+        if !ramping {
             for m in &mut self.members {
                 m.joined_at = None;
             }
         }
-        self.ramp_published = ramp.as_ref().map(|_| now);
+        self.ramp_published = ramping.then_some(now);
         let backends = self
             .members
             .iter()
@@ -203,9 +235,18 @@ impl PoolActor {
             tracing::warn!(pool = %self.config.id, backend = %change.id, "change for a backend this pool does not have");
             return;
         };
-        if member.addr == change.addr && member.health == change.state {
+        let (load_percent, overloaded) = change
+            .load
+            .map_or((100, false), |l| (l.weight_percent, l.overloaded));
+        if member.addr == change.addr
+            && member.health == change.state
+            && member.load_percent == load_percent
+            && member.overloaded == overloaded
+        {
             return;
         }
+        member.load_percent = load_percent;
+        member.overloaded = overloaded;
         // Back from failed checks: ease it in (a first verdict is not a comeback).
         if member.health == BackendState::Down && change.state == BackendState::Up {
             member.joined_at = Some(Instant::now());
@@ -390,6 +431,7 @@ mod tests {
                 id: "api-1".into(),
                 addr: "127.0.0.1:1001".parse().unwrap(),
                 state: BackendState::Down,
+                load: None,
             })
             .await
             .unwrap();
@@ -413,6 +455,7 @@ mod tests {
             id: "api-2".into(),
             addr: "127.0.0.1:1002".parse().unwrap(),
             state: BackendState::Up,
+            load: None,
         };
         actor.send(same.clone()).await.unwrap();
         assert_eq!(

@@ -11,12 +11,67 @@ use tokio::net::TcpStream;
 use crate::config::HealthKind;
 
 /// What one check found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CheckResult {
     pub passed: bool,
     /// Why it failed (for logs), or the status it got.
     pub detail: String,
     pub took: Duration,
+    /// The backend's load report, when the pool reads them and the answer had one.
+    pub load: Option<Load>,
+}
+
+/// What a backend's load report means for routing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Load {
+    /// Share of its weight to use, in percent (10..=100), in steps of 5.
+    pub weight_percent: u32,
+    /// At or over capacity: no new work, though it is not failing.
+    pub overloaded: bool,
+}
+
+/// The load report a health answer may carry (HAProxy's agent-check and Envoy's ORCA reports
+/// are the precedents): `{"cpu": 0.0–1.0, "sessions": N, "capacity": N, "overloaded": bool}`,
+/// every field optional. Utilisation is the larger of `cpu` and `sessions / capacity`.
+#[derive(Debug, Default, serde::Deserialize)]
+struct LoadReport {
+    cpu: Option<f64>,
+    sessions: Option<f64>,
+    capacity: Option<f64>,
+    #[serde(default)]
+    overloaded: bool,
+}
+
+impl Load {
+    /// No load reported: full weight.
+    pub const IDLE: Load = Load {
+        weight_percent: 100,
+        overloaded: false,
+    };
+
+    /// Full weight up to 50% utilisation, then down linearly to 10% at 95%; at 100% (or when
+    /// the backend says so) overloaded.
+    pub fn from_report(body: &[u8]) -> Option<Load> {
+        let report: LoadReport = serde_json::from_slice(body).ok()?;
+        let by_sessions = match (report.sessions, report.capacity) {
+            (Some(s), Some(c)) if c > 0.0 => s / c,
+            _ => 0.0,
+        };
+        let utilisation = report.cpu.unwrap_or(0.0).max(by_sessions);
+        if !utilisation.is_finite() {
+            return None;
+        }
+        let share = if utilisation <= 0.5 {
+            1.0
+        } else {
+            (1.0 - (utilisation - 0.5) / 0.45 * 0.9).max(0.1)
+        };
+        let percent = ((share * 100.0 / 5.0).round() * 5.0).clamp(10.0, 100.0) as u32;
+        Some(Load {
+            weight_percent: percent,
+            overloaded: report.overloaded || utilisation >= 1.0,
+        })
+    }
 }
 
 /// Largest health answer head read.
@@ -28,30 +83,38 @@ pub async fn check(addr: SocketAddr, kind: &HealthKind, timeout: Duration) -> Ch
     let outcome = tokio::time::timeout(timeout, probe(addr, kind)).await;
     let took = started.elapsed();
     match outcome {
-        Ok(Ok(detail)) => CheckResult {
+        Ok(Ok((detail, load))) => CheckResult {
             passed: true,
             detail,
             took,
+            load,
         },
         Ok(Err(detail)) => CheckResult {
             passed: false,
             detail,
             took,
+            load: None,
         },
         Err(_) => CheckResult {
             passed: false,
             detail: format!("no answer within {timeout:?}"),
             took,
+            load: None,
         },
     }
 }
 
-async fn probe(addr: SocketAddr, kind: &HealthKind) -> Result<String, String> {
+async fn probe(addr: SocketAddr, kind: &HealthKind) -> Result<(String, Option<Load>), String> {
     let mut stream = TcpStream::connect(addr)
         .await
         .map_err(|err| format!("connect: {err}"))?;
-    let HealthKind::Http { path, expect } = kind else {
-        return Ok("connected".to_string());
+    let HealthKind::Http {
+        path,
+        expect,
+        load_report,
+    } = kind
+    else {
+        return Ok(("connected".to_string(), None));
     };
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: switchyard-health\r\nConnection: close\r\n\r\n"
@@ -65,18 +128,24 @@ async fn probe(addr: SocketAddr, kind: &HealthKind) -> Result<String, String> {
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut resp = httparse::Response::new(&mut headers);
         match resp.parse(&buf) {
-            Ok(httparse::Status::Complete(_)) => {
+            Ok(httparse::Status::Complete(head_len)) => {
                 let status = resp.code.unwrap_or(0);
                 let ok = if expect.is_empty() {
                     (200..400).contains(&status)
                 } else {
                     expect.contains(&status)
                 };
-                return if ok {
-                    Ok(format!("status {status}"))
+                if !ok {
+                    return Err(format!("status {status}"));
+                }
+                // With reports on, an answer without one means "no load to speak of".
+                let load = if *load_report {
+                    read_rest(&mut stream, &mut buf).await;
+                    Some(Load::from_report(&buf[head_len.min(buf.len())..]).unwrap_or(Load::IDLE))
                 } else {
-                    Err(format!("status {status}"))
+                    None
                 };
+                return Ok((format!("status {status}"), load));
             }
             Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD_BYTES => {}
             Ok(httparse::Status::Partial) => return Err("answer head too large".to_string()),
@@ -94,6 +163,17 @@ async fn probe(addr: SocketAddr, kind: &HealthKind) -> Result<String, String> {
     }
 }
 
+/// Reads what is left of a `Connection: close` answer, up to a few KiB (a load report is small).
+async fn read_rest(stream: &mut TcpStream, buf: &mut Vec<u8>) {
+    let mut chunk = [0u8; 1024];
+    while buf.len() < MAX_HEAD_BYTES {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
 /// The next check's delay: the interval shortened by up to 20% at random, so a fleet of
 /// routers does not probe a backend in lock-step, and checks never come later than the
 /// interval promises (with the defaults a dead backend is down within 3 × 1 s).
@@ -104,6 +184,27 @@ pub fn jittered(interval: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn load_reports_lower_the_weight_near_capacity() {
+        let load = |json: &str| Load::from_report(json.as_bytes());
+        let pct = |json: &str| load(json).unwrap().weight_percent;
+        assert_eq!(pct(r#"{"cpu": 0.3}"#), 100);
+        assert_eq!(pct(r#"{"cpu": 0.5}"#), 100);
+        assert_eq!(pct(r#"{"cpu": 0.725}"#), 55);
+        assert_eq!(pct(r#"{"cpu": 0.95}"#), 10);
+        assert_eq!(pct(r#"{"sessions": 90, "capacity": 100, "cpu": 0.1}"#), 20);
+        assert!(!load(r#"{"cpu": 0.9}"#).unwrap().overloaded);
+        assert!(load(r#"{"cpu": 1.0}"#).unwrap().overloaded);
+        assert!(
+            load(r#"{"sessions": 100, "capacity": 100}"#)
+                .unwrap()
+                .overloaded
+        );
+        assert!(load(r#"{"overloaded": true}"#).unwrap().overloaded);
+        assert_eq!(load("ok"), None, "a plain answer is no report");
+        assert_eq!(pct("{}"), 100);
+    }
 
     #[test]
     fn jitter_only_ever_shortens_the_interval() {

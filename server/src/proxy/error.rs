@@ -10,11 +10,17 @@ use actix_web::http::header::{self as ax, HeaderValue};
 use super::headers::{REQUEST_ID, SWITCHYARD_ERROR};
 use crate::error::Error;
 
+/// `Retry-After` on the router's own 503s, in seconds.
+pub const RETRY_AFTER_SECONDS: &str = "1";
+
 /// What a client is told about an error.
 pub fn public_message(err: &Error) -> String {
     match err {
         Error::NoRoute { .. } => "no route matches this host and path".to_string(),
         Error::NoHealthyBackend { pool } => format!("pool {pool:?} has no healthy backend"),
+        Error::Overloaded { pool } => {
+            format!("every backend of pool {pool:?} is at capacity; try again shortly")
+        }
         Error::UpstreamConnect { .. } => "could not connect to a backend".to_string(),
         Error::UpstreamTimeout { after, .. } => {
             format!("the backend sent no response within {after:?}")
@@ -45,6 +51,13 @@ pub fn error_response<L>(err: &Error, request_id: &HeaderValue) -> HttpResponse<
         HeaderValue::from_static(err.kind()),
     );
     headers.insert(ax::HeaderName::from_static(REQUEST_ID), request_id.clone());
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // The router's own 503s are momentary by nature: say when to come back.
+        headers.insert(
+            ax::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        );
+    }
     metrics::counter!("switchyard_router_errors_total", "kind" => err.kind()).increment(1);
     resp
 }

@@ -104,6 +104,9 @@ async fn forward(
     let snapshot = route.pool.load_full();
     if snapshot.eligible.is_empty() {
         let pool = route.pool.id.to_string();
+        if snapshot.overloaded {
+            return Err((Error::Overloaded { pool }, None));
+        }
         return Err((Error::NoHealthyBackend { pool }, None));
     }
     let client_ip = req.peer_addr().map(|a| a.ip());

@@ -26,6 +26,8 @@ pub enum BackendState {
     Unknown,
     /// Taken out by passive outlier detection until its ejection ends and a check passes.
     Ejected,
+    /// Healthy, but its load report says it is at capacity: no new work.
+    Overloaded,
 }
 
 impl BackendState {
@@ -35,6 +37,7 @@ impl BackendState {
             BackendState::Down => "down",
             BackendState::Unknown => "unknown",
             BackendState::Ejected => "ejected",
+            BackendState::Overloaded => "overloaded",
         }
     }
 }
@@ -84,13 +87,15 @@ pub struct PoolSnapshot {
     pub balancer: Balancer,
     /// True when too few backends are up and the pool routes across all of them.
     pub panic: bool,
+    /// True when nobody takes requests because every candidate is overloaded (not failing).
+    pub overloaded: bool,
 }
 
 impl PoolSnapshot {
     /// Who takes requests:
     /// - normally the backends that are `Up`;
-    /// - in panic (fewer than `panic_threshold` percent up, but some): every backend, so the
-    ///   few left are not crushed by the whole load (Envoy's panic mode);
+    /// - in panic (fewer than `panic_threshold` percent up, but some): every backend that is
+    ///   not overloaded, so the few left are not crushed by the whole load (Envoy's panic mode);
     /// - none up: the `Unknown` ones if any (a pool whose first checks are still running tries
     ///   them rather than fail), else nobody — requests get 503 `no_healthy_backend`.
     ///
@@ -109,7 +114,11 @@ impl PoolSnapshot {
             .count();
         let panic = up > 0 && up * 100 < panic_threshold as usize * backends.len();
         let eligible: Vec<_> = if panic {
-            backends.clone()
+            backends
+                .iter()
+                .filter(|b| b.state != BackendState::Overloaded)
+                .cloned()
+                .collect()
         } else if up > 0 {
             backends
                 .iter()
@@ -129,12 +138,15 @@ impl PoolSnapshot {
             }
             _ => Balancer::build(algorithm, &eligible),
         };
+        let overloaded =
+            eligible.is_empty() && backends.iter().any(|b| b.state == BackendState::Overloaded);
         PoolSnapshot {
             version,
             backends,
             eligible,
             balancer,
             panic,
+            overloaded,
         }
     }
 }
@@ -225,7 +237,23 @@ mod tests {
         )
     }
 
-    use BackendState::{Down, Ejected, Unknown, Up};
+    use BackendState::{Down, Ejected, Overloaded, Unknown, Up};
+
+    #[test]
+    fn overloaded_backends_take_nothing_new_even_in_panic() {
+        assert_eq!(eligible(&[Up, Overloaded], 0), (vec!["b0".into()], false));
+        let (ids, panic) = eligible(&[Up, Overloaded, Down, Down], 50);
+        assert!(panic);
+        assert_eq!(ids, vec!["b0", "b2", "b3"]);
+        let snap = PoolSnapshot::build(
+            1,
+            pool(&[Overloaded, Down]),
+            &Algorithm::RoundRobin,
+            50,
+            false,
+        );
+        assert!(snap.eligible.is_empty() && snap.overloaded);
+    }
 
     #[test]
     fn only_up_backends_take_requests_normally() {
