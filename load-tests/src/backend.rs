@@ -60,6 +60,8 @@ struct State {
     id_body: Bytes,
     id_header: HeaderValue,
     health: AtomicU16,
+    /// Added before `/health` answers: a slow health endpoint.
+    health_delay_ms: AtomicU64,
     /// Body of `/health` answers: `ok`, or a JSON load report.
     health_body: std::sync::Mutex<Bytes>,
     /// Added before every answer but `/health`: makes one backend slower than its peers.
@@ -90,6 +92,7 @@ impl TestBackend {
             id_body: Bytes::from(id.to_string()),
             id_header,
             health: AtomicU16::new(200),
+            health_delay_ms: AtomicU64::new(0),
             health_body: std::sync::Mutex::new(Bytes::from_static(b"ok")),
             base_delay_ms: AtomicU64::new(0),
             fail_status: AtomicU16::new(0),
@@ -117,6 +120,13 @@ impl TestBackend {
     /// Status `/health` answers from now on.
     pub fn set_health(&self, status: u16) {
         self.state.health.store(status, Ordering::Relaxed);
+    }
+
+    /// Delay before every `/health` answer from now on.
+    pub fn set_health_delay(&self, delay: Duration) {
+        self.state
+            .health_delay_ms
+            .store(delay.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// What `/health` answers from now on: a JSON load report such as
@@ -275,6 +285,10 @@ impl Knobs {
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path();
     if path == "/health" {
+        let delay = state.health_delay_ms.load(Ordering::Relaxed);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
         let status = StatusCode::from_u16(state.health.load(Ordering::Relaxed))
             .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         let body = state.health_body.lock().expect("health body lock").clone();

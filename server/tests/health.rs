@@ -432,3 +432,26 @@ async fn a_busy_backend_gets_less_and_a_full_one_nothing_without_being_failed() 
     .await;
     assert_eq!(backends_answering(&client, 10).await.len(), 2);
 }
+
+#[tokio::test]
+async fn a_health_answer_slower_than_max_response_time_fails_the_check() {
+    let bs = backends(&["quick", "sluggish"]).await;
+    let r = api_router(
+        &bs,
+        &format!("{FAST_HTTP}\npanic_threshold = 0\n")
+            .replace(
+                "fall = 2 }",
+                "fall = 2, timeout = \"90ms\", max_response_time = \"30ms\" }",
+            )
+            .replace("timeout = \"100ms\", ", ""),
+    );
+    let router = &r;
+    assert_eq!(state_of(router, "api", "sluggish"), BackendState::Up);
+    // 60 ms answers: within the check timeout, but over max_response_time.
+    bs[1].set_health_delay(Duration::from_millis(60));
+    eventually("sluggish down", WAIT, || {
+        state_of(router, "api", "sluggish") == BackendState::Down
+    })
+    .await;
+    assert_eq!(state_of(router, "api", "quick"), BackendState::Up);
+}

@@ -131,6 +131,8 @@ pub enum HealthKind {
         path: String,
         expect: Vec<u16>,
         load_report: bool,
+        /// A slower answer fails the check.
+        max_response_time: Option<Duration>,
     },
 }
 

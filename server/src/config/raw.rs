@@ -285,6 +285,9 @@ pub struct RawHealth {
     /// pass) or `"healthy"`.
     #[serde(default = "default_initial")]
     pub initial: String,
+    /// An HTTP check slower than this fails even with a good status (e.g. "200ms"). Default:
+    /// none, only `timeout` applies.
+    pub max_response_time: Option<DurationStr>,
     /// Read a load report from HTTP check answers and lower the backend's weight as it nears
     /// capacity (see docs/CONFIG.md for the JSON shape). Default false.
     #[serde(default)]
@@ -329,6 +332,7 @@ impl Default for RawHealth {
             fall: default_fall(),
             initial: default_initial(),
             load_report: false,
+            max_response_time: None,
             flap_threshold: default_flap_threshold(),
             flap_window: default_flap_window(),
             flap_penalty: default_flap_penalty(),

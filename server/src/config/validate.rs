@@ -310,6 +310,7 @@ fn health(issues: &mut Issues, i: usize, h: &super::raw::RawHealth) -> Option<He
                 path: h.path.clone(),
                 expect,
                 load_report: h.load_report,
+                max_response_time: h.max_response_time.map(|d| d.0),
             })
         }
         other => {
@@ -320,6 +321,9 @@ fn health(issues: &mut Issues, i: usize, h: &super::raw::RawHealth) -> Option<He
             None
         }
     };
+    if h.max_response_time.is_some() && h.kind != "http" {
+        issues.push(key("max_response_time"), "only applies to kind = \"http\"");
+    }
     if h.load_report && h.kind != "http" {
         issues.push(key("load_report"), "only applies to kind = \"http\"");
     }

@@ -82,6 +82,22 @@ pub async fn check(addr: SocketAddr, kind: &HealthKind, timeout: Duration) -> Ch
     let started = Instant::now();
     let outcome = tokio::time::timeout(timeout, probe(addr, kind)).await;
     let took = started.elapsed();
+    if let (
+        Ok(Ok(_)),
+        HealthKind::Http {
+            max_response_time: Some(max),
+            ..
+        },
+    ) = (&outcome, kind)
+        && took > *max
+    {
+        return CheckResult {
+            passed: false,
+            detail: format!("answered in {took:?}, over max_response_time {max:?}"),
+            took,
+            load: None,
+        };
+    }
     match outcome {
         Ok(Ok((detail, load))) => CheckResult {
             passed: true,
@@ -112,6 +128,7 @@ async fn probe(addr: SocketAddr, kind: &HealthKind) -> Result<(String, Option<Lo
         path,
         expect,
         load_report,
+        ..
     } = kind
     else {
         return Ok(("connected".to_string(), None));
