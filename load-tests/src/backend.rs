@@ -4,7 +4,8 @@
 //! Every answer names the backend (`X-Backend-Id` and the body), so a client can tell where a
 //! request landed. Query knobs shape the answer (see [`Knobs`]); `/health` answers what
 //! [`TestBackend::set_health`] or `POST /admin/health {"status": N}` last set; `/ws/echo`
-//! answers each WebSocket message as `<id>: <message>`.
+//! answers each WebSocket message as `<id>: <message>` (a text `close:CODE:REASON` makes it
+//! close the session with that code).
 //!
 //! It must never be the bottleneck of a benchmark: the default answer is a small fixed body
 //! served without allocation beyond hyper's own, and WebSocket sessions keep small buffers.
@@ -513,6 +514,12 @@ fn upgrade_websocket(state: Arc<State>, mut req: Request<Incoming>) -> Response<
         );
     };
     let accept = derive_accept_key(key.as_bytes());
+    let offered_protocol = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|p| p.trim().to_string());
     let on_upgrade = hyper::upgrade::on(&mut req);
     let session_state = state.clone();
     let mut shutdown = state.shutdown.clone();
@@ -542,6 +549,12 @@ fn upgrade_websocket(state: Arc<State>, mut req: Request<Incoming>) -> Response<
     if let Ok(accept) = HeaderValue::from_str(&accept) {
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     }
+    // Like most servers, pick the first subprotocol the client offers.
+    if let Some(first) = offered_protocol
+        && let Ok(v) = HeaderValue::from_str(&first)
+    {
+        headers.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
+    }
     resp
 }
 
@@ -551,6 +564,22 @@ where
 {
     while let Some(msg) = ws.next().await {
         let reply = match msg {
+            // `close:CODE:REASON` asks the backend to close the session with that code.
+            Ok(Message::Text(text)) if text.as_str().starts_with("close:") => {
+                let mut parts = text.as_str().splitn(3, ':').skip(1);
+                let code = parts
+                    .next()
+                    .and_then(|c| c.parse::<u16>().ok())
+                    .unwrap_or(1000);
+                let reason = parts.next().unwrap_or("").to_string();
+                let _ = ws
+                    .close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                        code: code.into(),
+                        reason: reason.into(),
+                    }))
+                    .await;
+                continue;
+            }
             Ok(Message::Text(text)) => Message::text(format!("{id}: {}", text.as_str())),
             Ok(Message::Binary(data)) => {
                 let mut out = Vec::with_capacity(id.len() + 2 + data.len());

@@ -41,6 +41,13 @@ const POOLS: &[(&str, &str, &str, usize, &str)] = &[
         2,
         r#"{ connect = "250ms", response = "2s", idle = "60s" }"#,
     ),
+    (
+        "/ws",
+        "ws",
+        "least_connections",
+        2,
+        r#"{ connect = "250ms", response = "2s", idle = "1h" }"#,
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -150,6 +157,11 @@ impl Demo {
         let _ = writeln!(
             out,
             "  curl -i {base}/nowhere                    # the router's own 404: X-Switchyard-Error: no_route"
+        );
+        let ws = base.replacen("http://", "ws://", 1);
+        let _ = writeln!(
+            out,
+            "  websocat {ws}/ws/echo                     # any WebSocket client: each message comes back as '<backend>: <message>'"
         );
         let _ = writeln!(
             out,

@@ -88,9 +88,12 @@ fn start_demo() -> DemoProcess {
 #[tokio::test]
 async fn the_demo_answers_every_route_of_the_design_brief_and_stops_on_ctrl_c() {
     let mut demo = start_demo();
-    for route in ["/api", "/stream", "/browse", "/search"] {
+    for route in ["/api", "/stream", "/browse", "/search", "/ws"] {
+        // A routes-table line starts with the prefix.
         assert!(
-            demo.banner.contains(route),
+            demo.banner
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{route} "))),
             "banner does not list {route}:\n{}",
             demo.banner
         );
@@ -130,6 +133,29 @@ async fn the_demo_answers_every_route_of_the_design_brief_and_stops_on_ctrl_c() 
         client.get("/nowhere").await.header("x-switchyard-error"),
         Some("no_route")
     );
+
+    // The /ws route holds WebSocket sessions with the test backends' echo.
+    {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let stream = tokio::net::TcpStream::connect(demo.router).await.unwrap();
+        let url = format!("ws://{}/ws/echo", demo.router);
+        let (mut ws, answer) = tokio_tungstenite::client_async(url.as_str(), stream)
+            .await
+            .expect("WebSocket handshake through the demo");
+        let backend = answer.headers()["x-backend-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(backend.starts_with("ws-"), "{backend}");
+        ws.send(Message::text("hello")).await.unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("an echo within 10 s")
+            .unwrap()
+            .unwrap();
+        assert_eq!(reply, Message::text(format!("{backend}: hello")));
+    }
 
     let admin = Client::new(demo.admin);
     let metrics = admin.get("/metrics").await;

@@ -104,25 +104,57 @@ async fn black_hole() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
 }
 
 #[tokio::test]
-async fn a_black_holed_backend_times_out_is_retried_elsewhere_and_is_marked_down() {
+async fn a_black_holed_backends_timeouts_are_retried_elsewhere() {
+    let live = backends(&["live"]).await;
+    let (hole, _task) = black_hole().await;
+    // TCP checks pass (the hole accepts) and ejection is off: it stays in rotation.
+    let r = router(&format!(
+        "[[routes]]\nid = \"api\"\npath_prefix = \"/api\"\npool = \"api\"\nretries = 1\ntimeouts = {{ connect = \"200ms\", response = \"300ms\", idle = \"5s\" }}\n\
+         [[pools]]\nid = \"api\"\n{FAST_TCP}\noutlier = {{ consecutive_failures = 0 }}\nbackends = [\n {{ id = \"hole\", address = \"{hole}\" }},\n {{ id = \"live\", address = \"{}\" }},\n]\n",
+        live[0].addr()
+    ));
+    assert_eq!(state_of(&r, "api", "hole"), BackendState::Up);
+    let client = Client::new(r.addr());
+    let mut slow = 0;
+    for _ in 0..6 {
+        let started = std::time::Instant::now();
+        let reply = client.get("/api/x").await;
+        assert_eq!(
+            (reply.status, reply.backend()),
+            (200, "live"),
+            "{}",
+            reply.text()
+        );
+        if started.elapsed() >= Duration::from_millis(280) {
+            slow += 1; // waited out the hole's response timeout, then was retried
+        }
+    }
+    assert!(slow >= 2, "only {slow} of 6 requests met the hole first");
+}
+
+#[tokio::test]
+async fn a_hanging_health_endpoint_fails_its_check_without_stalling_the_others() {
     let live = backends(&["live"]).await;
     let (hole, _task) = black_hole().await;
     let r = router(&format!(
-        "[[routes]]\nid = \"api\"\npath_prefix = \"/api\"\npool = \"api\"\nretries = 1\ntimeouts = {{ connect = \"200ms\", response = \"300ms\", idle = \"5s\" }}\n\
-         [[pools]]\nid = \"api\"\n{FAST_HTTP}\npanic_threshold = 0\nbackends = [\n {{ id = \"hole\", address = \"{hole}\" }},\n {{ id = \"live\", address = \"{}\" }},\n]\n",
+        "{}[[pools]]\nid = \"api\"\n{FAST_HTTP}\npanic_threshold = 0\nbackends = [\n {{ id = \"hole\", address = \"{hole}\" }},\n {{ id = \"live\", address = \"{}\" }},\n]\n",
+        route("api", "/api", "api"),
         live[0].addr()
     ));
-    let client = Client::new(r.addr());
-    // Whether or not the hole is still in rotation, every GET is answered by the live one.
-    for _ in 0..6 {
-        let reply = client.get("/api/x").await;
-        assert_eq!(reply.status, 200, "{}", reply.text());
-        assert_eq!(reply.backend(), "live");
-    }
-    // Its hanging health endpoint hits the check timeout: marked down, actor not stuck.
     let router = &r;
     eventually("hole marked down", WAIT, || {
         state_of(router, "api", "hole") == BackendState::Down
+    })
+    .await;
+    // The other backend's checks go on: take it down and back.
+    live[0].set_health(503);
+    eventually("live down", WAIT, || {
+        state_of(router, "api", "live") == BackendState::Down
+    })
+    .await;
+    live[0].set_health(200);
+    eventually("live up", WAIT, || {
+        state_of(router, "api", "live") == BackendState::Up
     })
     .await;
 }

@@ -18,6 +18,9 @@ pub const MAX_WEIGHT: u32 = 10_000;
 pub const MAX_RETRIES: u32 = 10;
 /// Largest request body kept for retries: memory per request must stay bounded.
 pub const MAX_RETRY_BUFFER_BYTES: u64 = 16 * 1024 * 1024;
+/// Longest accepted health, ejection and flap duration: longer ones are typos, and could
+/// overflow time arithmetic.
+pub const MAX_CONTROL_DURATION: Duration = Duration::from_secs(24 * 3600);
 /// Fastest accepted re-resolution interval for host-name backends.
 pub const MIN_RESOLVE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -254,6 +257,23 @@ fn pool(issues: &mut Issues, i: usize, p: &RawPool) -> Option<PoolConfig> {
         .collect();
     let health = health(issues, i, &p.health);
     let o = &p.outlier;
+    for (name, d) in [
+        ("base_ejection", o.base_ejection.0),
+        ("max_ejection", o.max_ejection.0),
+    ] {
+        if d > MAX_CONTROL_DURATION {
+            issues.push(
+                format!("pools[{i}].outlier.{name}"),
+                format!("{d:?} is more than a day"),
+            );
+        }
+    }
+    if p.slow_start.0 > MAX_CONTROL_DURATION || p.resolve_interval.0 > MAX_CONTROL_DURATION {
+        issues.push(
+            format!("pools[{i}]"),
+            "slow_start and resolve_interval must be at most a day",
+        );
+    }
     if o.max_ejection_percent > 100 {
         issues.push(
             format!("pools[{i}].outlier.max_ejection_percent"),
@@ -353,6 +373,17 @@ fn health(issues: &mut Issues, i: usize, h: &super::raw::RawHealth) -> Option<He
             false
         }
     };
+    for (name, d) in [
+        ("interval", h.interval.0),
+        ("timeout", h.timeout.0),
+        ("flap_window", h.flap_window.0),
+        ("flap_penalty", h.flap_penalty.0),
+        ("flap_max_penalty", h.flap_max_penalty.0),
+    ] {
+        if d > MAX_CONTROL_DURATION {
+            issues.push(key(name), format!("{d:?} is more than a day"));
+        }
+    }
     if h.flap_penalty.0.is_zero() || h.flap_max_penalty.0 < h.flap_penalty.0 {
         issues.push(
             key("flap_max_penalty"),

@@ -84,8 +84,9 @@ impl BackendActor {
             async move { active::check(addr, &kind, timeout).await }
                 .into_actor(self)
                 .map(|result, act, ctx| {
+                    // Checks start an interval apart, however long one took.
+                    let next = active::jittered(act.health.interval).saturating_sub(result.took);
                     guarded(ctx, "backend", || act.checked(result));
-                    let next = active::jittered(act.health.interval);
                     ctx.run_later(next, |act, ctx| act.check(ctx));
                 }),
         );

@@ -4,7 +4,8 @@
 //! RouterSupervisor          starts the tree, keeps the metrics exporter tidy
 //!  └─ RegionActor           one per region this node serves (the local one for now)
 //!      └─ PoolActor         one per pool: membership, publishes PoolSnapshots
-//!          └─ BackendActor  one per backend: address re-resolution (health checks later)
+//!          └─ BackendActor  one per backend: health checks, address re-resolution
+//! SessionActor              one per live WebSocket session: pumps frames, obeys CloseSession
 //! ```
 //! Actors never sit on the request path: they publish immutable snapshots through `arc-swap`
 //! (see [`crate::routing`]) and the request path reads those. Children run under actix
@@ -15,11 +16,13 @@ pub mod backend;
 pub mod guard;
 pub mod pool;
 pub mod region;
+pub mod session;
 pub mod supervisor;
 
 pub use backend::{BackendActor, BackendChanged};
 pub use pool::PoolActor;
 pub use region::RegionActor;
+pub use session::{CloseSession, SessionActor};
 pub use supervisor::RouterSupervisor;
 
 /// Makes an actor panic inside a guarded handler: exercises supervision in tests.

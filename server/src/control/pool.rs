@@ -247,9 +247,11 @@ impl PoolActor {
         }
         member.load_percent = load_percent;
         member.overloaded = overloaded;
-        // Back from failed checks: ease it in (a first verdict is not a comeback).
+        // Back from failed checks: ease it in (a first verdict is not a comeback), and forget
+        // failures from before (panic mode may have sent it requests while it was down).
         if member.health == BackendState::Down && change.state == BackendState::Up {
             member.joined_at = Some(Instant::now());
+            member.stats.reset_failures();
         }
         member.addr = change.addr;
         member.health = change.state;

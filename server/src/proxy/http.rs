@@ -62,6 +62,19 @@ pub async fn handle(
             };
             (error_response(&err, &request_id), None)
         }
+        Some(route) if super::websocket::is_websocket(&req) => {
+            let target = upstream_target(&req, &route);
+            let outcome =
+                super::websocket::proxy(&req, payload, &route, &target, state.proto, &request_id)
+                    .await;
+            match outcome {
+                Ok((resp, backend)) => (resp.map_into_right_body(), Some(backend)),
+                Err((err, backend)) => {
+                    tracing::warn!(route = %route.id, request_id = ?request_id, error = %err, "WebSocket session failed to open");
+                    (error_response(&err, &request_id), backend)
+                }
+            }
+        }
         Some(route) => {
             let outcome = forward(&req, payload, &route, &state, &request_id).await;
             route.latency.record(started.elapsed().as_secs_f64());
@@ -92,8 +105,8 @@ pub async fn handle(
 /// Forwards to the pool's first candidate; on a failure before any answer byte reached the
 /// client, tries the next candidate while the route's retries and retry budget last. Connect
 /// failures are retried for any method; resets, head timeouts and a backend's 502/503 only for
-/// idempotent methods (or routes with `retry_non_idempotent`). Requests with a body are never
-/// retried: a streamed body cannot be replayed.
+/// idempotent methods (or routes with `retry_non_idempotent`). A body is retried only when it
+/// was small enough to be kept (`retry_buffer_bytes`); a streamed one cannot be replayed.
 async fn forward(
     req: &HttpRequest,
     payload: web::Payload,
@@ -215,7 +228,9 @@ async fn forward(
             }
             Err(err) => err,
         };
-        backend.stats.record_outcome(false);
+        if !matches!(err, ExchangeError::ClientBody(_)) {
+            backend.stats.record_outcome(false);
+        }
         let (error, retryable) = match err {
             err if err.is_connect() => {
                 backend.stats.record_connect_failure();

@@ -2,7 +2,7 @@
 //!
 //! It reads the route table and pool snapshots (one `arc-swap` load each), bumps per-backend
 //! atomics, and never awaits an actor mailbox. Modules: [`http`] (the handler), [`h1`] (the
-//! HTTP/1.1 client side: pool, framing, streamed bodies), [`retry`] (retry budgets), [`headers`],
+//! HTTP/1.1 client side: pool, framing, streamed bodies), [`retry`] (retry budgets), [`websocket`] (WebSocket sessions), [`headers`],
 //! [`error`].
 
 pub mod error;
@@ -10,5 +10,6 @@ pub mod h1;
 pub mod headers;
 pub mod http;
 pub mod retry;
+pub mod websocket;
 
 pub use self::http::{ProxyState, handle};

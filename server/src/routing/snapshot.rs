@@ -112,7 +112,12 @@ impl PoolSnapshot {
             .iter()
             .filter(|b| b.state == BackendState::Up)
             .count();
-        let panic = up > 0 && up * 100 < panic_threshold as usize * backends.len();
+        // A full backend is not a failed one: it does not count towards panic.
+        let full = backends
+            .iter()
+            .filter(|b| b.state == BackendState::Overloaded)
+            .count();
+        let panic = up > 0 && up * 100 < panic_threshold as usize * (backends.len() - full);
         let eligible: Vec<_> = if panic {
             backends
                 .iter()
@@ -242,9 +247,11 @@ mod tests {
     #[test]
     fn overloaded_backends_take_nothing_new_even_in_panic() {
         assert_eq!(eligible(&[Up, Overloaded], 0), (vec!["b0".into()], false));
-        let (ids, panic) = eligible(&[Up, Overloaded, Down, Down], 50);
+        let (ids, panic) = eligible(&[Up, Overloaded, Down, Down, Down], 50);
         assert!(panic);
-        assert_eq!(ids, vec!["b0", "b2", "b3"]);
+        assert_eq!(ids, vec!["b0", "b2", "b3", "b4"]);
+        let (_, panic) = eligible(&[Up, Overloaded, Overloaded, Down], 50);
+        assert!(!panic, "full backends do not count as failed");
         let snap = PoolSnapshot::build(
             1,
             pool(&[Overloaded, Down]),

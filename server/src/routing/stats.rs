@@ -28,6 +28,7 @@ pub struct BackendStats {
     consecutive_failures: AtomicU32,
     pub ewma: PeakEwma,
     inflight_gauge: Gauge,
+    sessions_gauge: Gauge,
     connect_failures: Counter,
     /// Request counters by route slot (see `Route::slot`) then status class 1xx..5xx.
     requests: Vec<[Counter; 5]>,
@@ -60,6 +61,11 @@ impl BackendStats {
                 "pool" => pool.to_string(),
                 "backend" => backend.to_string(),
             ),
+            sessions_gauge: metrics::gauge!(
+                "switchyard_backend_sessions",
+                "pool" => pool.to_string(),
+                "backend" => backend.to_string(),
+            ),
             connect_failures: metrics::counter!(
                 "switchyard_upstream_connect_failures_total",
                 "pool" => pool.to_string(),
@@ -82,6 +88,14 @@ impl BackendStats {
         u64::from(self.inflight()) + u64::from(self.sessions())
     }
 
+    /// Counts an open session until the guard drops.
+    pub fn start_session(self: &Arc<Self>) -> SessionGuard {
+        self.sessions.fetch_add(1, Ordering::Relaxed);
+        SessionGuard {
+            stats: self.clone(),
+        }
+    }
+
     /// Counts a request as in flight until the guard drops.
     pub fn start_request(self: &Arc<Self>) -> InflightGuard {
         self.inflight.fetch_add(1, Ordering::Relaxed);
@@ -94,6 +108,7 @@ impl BackendStats {
     /// the request path touches only the atomic, not the metrics registry.
     pub fn publish_gauges(&self) {
         self.inflight_gauge.set(f64::from(self.inflight()));
+        self.sessions_gauge.set(f64::from(self.sessions()));
     }
 
     /// Reports a request's outcome for outlier detection: a success ends a failure streak.
@@ -128,6 +143,18 @@ impl BackendStats {
         if let Some(counters) = self.requests.get(slot) {
             counters[class].increment(1);
         }
+    }
+}
+
+/// Decrements the open-session count on drop.
+#[derive(Debug)]
+pub struct SessionGuard {
+    stats: Arc<BackendStats>,
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.stats.sessions.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

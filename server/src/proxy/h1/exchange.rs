@@ -106,7 +106,14 @@ pub async fn exchange(
                 RequestBody::Buffered(bytes) => Some(bytes.clone()),
                 _ => None,
             };
-            if let Some(conn) = pool::checkout(addr, pool::POOL_IDLE_TIMEOUT) {
+            // A non-idempotent request with a body cannot be sent twice: like a streamed body,
+            // it only takes a connection idle for a moment.
+            let max_idle = if buffered.is_some() && !idempotent {
+                BODY_REUSE_MAX_IDLE
+            } else {
+                pool::POOL_IDLE_TIMEOUT
+            };
+            if let Some(conn) = pool::checkout(addr, max_idle) {
                 let out = Outgoing::from(buffered.clone());
                 match attempt(conn, head, out, head_request, timeouts).await {
                     Err(ExchangeError::Stale(err)) if idempotent => {
@@ -142,7 +149,8 @@ pub async fn buffer_body(
     length: u64,
     idle: Duration,
 ) -> Result<bytes::Bytes, ExchangeError> {
-    let mut body = BytesMut::with_capacity(length as usize);
+    // Grown as data arrives: a client that announces a length and sends nothing holds nothing.
+    let mut body = BytesMut::with_capacity((length as usize).min(8 * 1024));
     loop {
         match tokio::time::timeout(idle, payload.next()).await {
             Err(_) => {

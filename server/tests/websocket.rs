@@ -1,0 +1,209 @@
+//! WebSocket sessions through the router: the handshake carries what the backend needs and
+//! returns what the client needs, frames of every kind pass both ways, close codes pass
+//! through unchanged, a lost backend is reported with 4002, and closed sessions leave no
+//! counters behind.
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use support::*;
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
+type Ws = WebSocketStream<TcpStream>;
+
+fn ws_router(bs: &[TestBackend]) -> switchyard::RouterHandle {
+    router(&format!(
+        "{}{}",
+        route("ws", "/ws", "ws"),
+        pool("ws", "least_connections", bs, &[])
+            .replace("algorithm = ", "health = { kind = \"none\" }\nalgorithm = ")
+    ))
+}
+
+async fn connect(
+    addr: std::net::SocketAddr,
+    extra: &[(&str, &str)],
+) -> (Ws, http::Response<Option<Vec<u8>>>) {
+    let mut request = format!("ws://{addr}/ws/echo")
+        .into_client_request()
+        .unwrap();
+    for (n, v) in extra {
+        request.headers_mut().insert(
+            http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    let stream = TcpStream::connect(addr).await.unwrap();
+    tokio::time::timeout(
+        REQUEST_DEADLINE,
+        tokio_tungstenite::client_async(request, stream),
+    )
+    .await
+    .expect("handshake within the deadline")
+    .expect("handshake succeeds")
+}
+
+async fn next(ws: &mut Ws) -> Message {
+    tokio::time::timeout(REQUEST_DEADLINE, ws.next())
+        .await
+        .expect("a message within the deadline")
+        .expect("the stream is open")
+        .expect("no protocol error")
+}
+
+#[tokio::test]
+async fn text_and_binary_messages_pass_both_ways_and_the_101_names_the_backend() {
+    let bs = backends(&["ws-1"]).await;
+    let r = ws_router(&bs);
+    let (mut ws, answer) = connect(r.addr(), &[]).await;
+    assert_eq!(answer.status(), 101);
+    assert_eq!(answer.headers()["x-backend-id"], "ws-1");
+    assert!(answer.headers().contains_key("x-request-id"));
+
+    ws.send(Message::text("hello")).await.unwrap();
+    assert_eq!(next(&mut ws).await, Message::text("ws-1: hello"));
+    ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    assert_eq!(
+        next(&mut ws).await,
+        Message::binary(b"ws-1: \x01\x02\x03".to_vec())
+    );
+    // A large message (300 KiB, over actix's default 64 KiB frame limit) arrives whole.
+    let big = "x".repeat(300 * 1024);
+    ws.send(Message::text(big.clone())).await.unwrap();
+    assert_eq!(next(&mut ws).await, Message::text(format!("ws-1: {big}")));
+    // Pings are answered end to end.
+    ws.send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut ws).await,
+        Message::Pong(b"are you there".to_vec().into())
+    );
+}
+
+#[tokio::test]
+async fn close_codes_pass_through_in_both_directions() {
+    let bs = backends(&["ws-1"]).await;
+    let r = ws_router(&bs);
+    // The backend closes with its own code: the client sees it unchanged.
+    let (mut ws, _) = connect(r.addr(), &[]).await;
+    ws.send(Message::text("close:4321:backend says bye"))
+        .await
+        .unwrap();
+    match next(&mut ws).await {
+        Message::Close(Some(CloseFrame { code, reason })) => {
+            assert_eq!(u16::from(code), 4321);
+            assert_eq!(reason.as_str(), "backend says bye");
+        }
+        other => panic!("expected a close, got {other:?}"),
+    }
+    // The client closes with its code: the close handshake completes.
+    let (mut ws, _) = connect(r.addr(), &[]).await;
+    ws.close(Some(CloseFrame {
+        code: 4100u16.into(),
+        reason: "client done".into(),
+    }))
+    .await
+    .unwrap();
+    match next(&mut ws).await {
+        Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 4100),
+        other => panic!("expected the close echoed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_lost_backend_closes_the_session_with_4002() {
+    let bs = backends(&["ws-1"]).await;
+    let r = ws_router(&bs);
+    let (mut ws, _) = connect(r.addr(), &[]).await;
+    ws.send(Message::text("hi")).await.unwrap();
+    assert_eq!(next(&mut ws).await, Message::text("ws-1: hi"));
+    for b in bs {
+        b.stop().await;
+    }
+    match next(&mut ws).await {
+        Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 4002),
+        other => panic!("expected close 4002, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn sessions_spread_by_least_connections_and_counters_return_to_zero() {
+    let bs = backends(&["ws-1", "ws-2", "ws-3"]).await;
+    let r = ws_router(&bs);
+    let mut sessions = Vec::new();
+    let mut per_backend = std::collections::BTreeMap::new();
+    for _ in 0..30 {
+        let (ws, answer) = connect(r.addr(), &[]).await;
+        let id = answer.headers()["x-backend-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        *per_backend.entry(id).or_insert(0) += 1;
+        sessions.push(ws);
+    }
+    assert_eq!(
+        per_backend.values().copied().collect::<Vec<_>>(),
+        vec![10, 10, 10]
+    );
+    let table = r.table();
+    let pool = table.pool("ws").unwrap();
+    assert_eq!(
+        pool.load()
+            .backends
+            .iter()
+            .map(|b| b.stats.sessions())
+            .sum::<u32>(),
+        30
+    );
+    // Close them all at once (actix keeps each TCP connection up to 1 s after the close
+    // handshake unless the client closes first).
+    let closes = sessions
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut ws)| async move {
+            ws.close(None).await.unwrap();
+            let drained = tokio::time::timeout(REQUEST_DEADLINE, async {
+                while let Some(Ok(_)) = ws.next().await {}
+            })
+            .await;
+            assert!(drained.is_ok(), "session {i} was not closed by the router");
+        });
+    futures_util::future::join_all(closes).await;
+    eventually(
+        "session counters back to zero",
+        Duration::from_secs(10),
+        || pool.load().backends.iter().all(|b| b.stats.sessions() == 0),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_handshake_forwards_subprotocols_and_a_refusal_is_passed_on() {
+    let bs = backends(&["ws-1"]).await;
+    let r = ws_router(&bs);
+    // The backend picks the first subprotocol offered; the client is told which.
+    let (_ws, answer) = connect(r.addr(), &[("sec-websocket-protocol", "chat.v2, chat.v1")]).await;
+    assert_eq!(answer.status(), 101);
+    assert_eq!(answer.headers()["sec-websocket-protocol"], "chat.v2");
+
+    // A WebSocket request to a path the backend does not upgrade gets the backend's answer.
+    let mut request = format!("ws://{}/ws/nothing-here", r.addr())
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert("x-test", "1".parse().unwrap());
+    let stream = TcpStream::connect(r.addr()).await.unwrap();
+    match tokio_tungstenite::client_async(request, stream).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 200, "the backend answered the plain request");
+            assert_eq!(resp.headers()["x-backend-id"], "ws-1");
+        }
+        other => panic!("expected the backend's refusal, got {other:?}"),
+    }
+}
