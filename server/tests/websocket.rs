@@ -207,3 +207,64 @@ async fn the_handshake_forwards_subprotocols_and_a_refusal_is_passed_on() {
         other => panic!("expected the backend's refusal, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn full_backends_take_no_new_sessions_and_a_full_pool_answers_503_before_upgrading() {
+    let bs = backends(&["ws-1", "ws-2"]).await;
+    let members: Vec<String> = bs
+        .iter()
+        .map(|b| {
+            format!(
+                "{{ id = \"{}\", address = \"{}\", max_sessions = 2 }}",
+                b.id(),
+                b.addr()
+            )
+        })
+        .collect();
+    let r = router(&format!(
+        "{}[[pools]]\nid = \"ws\"\nalgorithm = \"least_connections\"\nhealth = {{ kind = \"none\" }}\nbackends = [{}]\n",
+        route("ws", "/ws", "ws"),
+        members.join(", ")
+    ));
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        open.push(connect(r.addr(), &[]).await.0);
+    }
+    // The fifth: every backend is full.
+    let url = format!("ws://{}/ws/echo", r.addr());
+    let stream = TcpStream::connect(r.addr()).await.unwrap();
+    match tokio_tungstenite::client_async(url.as_str(), stream).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 503);
+            assert_eq!(resp.headers()["x-switchyard-error"], "overloaded");
+            assert_eq!(resp.headers()["retry-after"], "1");
+        }
+        other => panic!("expected 503 before the upgrade, got {other:?}"),
+    }
+    // Existing sessions are untouched.
+    for ws in &mut open {
+        ws.send(Message::text("still here")).await.unwrap();
+        assert!(matches!(next(ws).await, Message::Text(t) if t.as_str().ends_with(": still here")));
+    }
+    // One leaves: a new session fits again.
+    let mut leaving = open.pop().unwrap();
+    leaving.close(None).await.unwrap();
+    while let Some(Ok(_)) = tokio::time::timeout(REQUEST_DEADLINE, leaving.next())
+        .await
+        .expect("closed within the deadline")
+    {}
+    let table = r.table();
+    let pool = table.pool("ws").unwrap();
+    eventually("a free slot", Duration::from_secs(10), || {
+        pool.load()
+            .backends
+            .iter()
+            .map(|b| b.stats.sessions())
+            .sum::<u32>()
+            == 3
+    })
+    .await;
+    let (mut again, _) = connect(r.addr(), &[]).await;
+    again.send(Message::text("in")).await.unwrap();
+    assert!(matches!(next(&mut again).await, Message::Text(_)));
+}

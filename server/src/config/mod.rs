@@ -192,6 +192,8 @@ pub struct BackendConfig {
     pub id: String,
     pub address: BackendAddress,
     pub weight: u32,
+    /// `None`: no limit.
+    pub max_sessions: Option<u32>,
 }
 
 /// A backend address as written, and what it resolved to at load.

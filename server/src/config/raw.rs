@@ -421,6 +421,9 @@ pub struct RawBackend {
     /// Relative share for weighted balancers. Default 1.
     #[serde(default = "default_weight")]
     pub weight: u32,
+    /// Most WebSocket sessions this backend holds; a full backend takes no new ones (and when
+    /// every backend is full, a new session gets 503 before any upgrade). Default: no limit.
+    pub max_sessions: Option<u32>,
 }
 
 fn default_weight() -> u32 {

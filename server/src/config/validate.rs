@@ -443,10 +443,17 @@ fn backend(issues: &mut Issues, key: &str, b: &RawBackend) -> Option<BackendConf
             None
         }
     };
+    if b.max_sessions == Some(0) {
+        issues.push(
+            format!("{key}.max_sessions"),
+            "must be at least 1 (drain a backend to stop new sessions)",
+        );
+    }
     Some(BackendConfig {
         id: b.id.clone(),
         address: address?,
         weight: b.weight,
+        max_sessions: b.max_sessions,
     })
 }
 

@@ -71,9 +71,19 @@ pub async fn proxy(
             (Error::NoHealthyBackend { pool }, None)
         });
     }
-    let candidates = snapshot.balancer.candidates(&snapshot.eligible, 0);
+    // Full backends (max_sessions) take no new session; when all are full, the client gets
+    // 503 + Retry-After before any upgrade, and existing sessions are untouched.
+    let candidates: Vec<usize> = snapshot
+        .balancer
+        .candidates(&snapshot.eligible, 0)
+        .filter(|&i| !snapshot.eligible[i].stats.sessions_full())
+        .collect();
+    if candidates.is_empty() {
+        let pool = route.pool.id.to_string();
+        return Err((Error::Overloaded { pool }, None));
+    }
     let mut last_error = None;
-    for index in candidates.take(1 + route.retries as usize) {
+    for index in candidates.into_iter().take(1 + route.retries as usize) {
         let backend = &snapshot.eligible[index];
         let failed = |err: Error| (err, Some(backend.id.clone()));
         let stream =

@@ -26,6 +26,8 @@ pub struct BackendStats {
     sessions: AtomicU32,
     /// Failed requests in a row (connect failures, timeouts, 5xx): passive outlier detection.
     consecutive_failures: AtomicU32,
+    /// Most sessions this backend takes; 0 is no limit.
+    max_sessions: AtomicU32,
     pub ewma: PeakEwma,
     inflight_gauge: Gauge,
     sessions_gauge: Gauge,
@@ -55,6 +57,7 @@ impl BackendStats {
             inflight: AtomicU32::new(0),
             sessions: AtomicU32::new(0),
             consecutive_failures: AtomicU32::new(0),
+            max_sessions: AtomicU32::new(0),
             ewma: PeakEwma::new(EWMA_DEFAULT_RTT, EWMA_DECAY),
             inflight_gauge: metrics::gauge!(
                 "switchyard_backend_inflight",
@@ -86,6 +89,17 @@ impl BackendStats {
     /// In-flight requests plus open sessions: what `least_connections` minimises.
     pub fn load(&self) -> u64 {
         u64::from(self.inflight()) + u64::from(self.sessions())
+    }
+
+    /// Sets the session capacity (`None`: no limit).
+    pub fn set_max_sessions(&self, max: Option<u32>) {
+        self.max_sessions.store(max.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// True when the backend holds as many sessions as it may.
+    pub fn sessions_full(&self) -> bool {
+        let max = self.max_sessions.load(Ordering::Relaxed);
+        max != 0 && self.sessions() >= max
     }
 
     /// Counts an open session until the guard drops.

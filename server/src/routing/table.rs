@@ -112,6 +112,7 @@ impl RouteTable {
                     .iter()
                     .map(|b| {
                         let stats = Arc::new(BackendStats::new(&pool.id, &b.id, route_ids));
+                        stats.set_max_sessions(b.max_sessions);
                         Arc::new(BackendEntry::new(
                             b.id.as_str().into(),
                             b.address.resolved,
