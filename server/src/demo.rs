@@ -201,7 +201,8 @@ fn config_text(options: &DemoOptions, backends: &[TestBackend]) -> String {
     for (prefix, pool, algorithm, _, timeouts) in POOLS {
         let _ = write!(
             text,
-            "[[routes]]\nid = \"{pool}\"\npath_prefix = \"{prefix}\"\npool = \"{pool}\"\ntimeouts = {timeouts}\nretries = 2\n\n"
+            "[[routes]]\nid = \"{pool}\"\npath_prefix = \"{prefix}\"\npool = \"{pool}\"\ntimeouts = {timeouts}\nretries = 2\nsticky = {}\n\n",
+            matches!(*pool, "stream" | "ws")
         );
         let members: Vec<String> = backends
             .iter()

@@ -5,6 +5,7 @@
 //! - [`routing`]: what the two share: route table, pool snapshots, per-backend atomics.
 //! - [`balance`]: the six balancers; [`health`]: active checks and outlier ejection.
 //! - [`config`]: the TOML file, parsed and validated into typed config.
+//! - [`session`]: sticky sessions (tokens, store).
 //! - [`server`]: start and stop a router; [`demo`]: the newcomer's first run.
 #![forbid(unsafe_code)]
 
@@ -18,6 +19,7 @@ pub mod health;
 pub mod proxy;
 pub mod routing;
 pub mod server;
+pub mod session;
 pub mod telemetry;
 
 pub use config::Config;

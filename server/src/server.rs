@@ -20,6 +20,7 @@ use crate::control::RouterSupervisor;
 use crate::error::Error;
 use crate::proxy::{self, ProxyState};
 use crate::routing::RouteTable;
+use crate::session::{MemoryStore, Sessions, TokenKey};
 use crate::telemetry;
 
 /// Client connections idle longer than this between requests are closed (nginx's default
@@ -77,6 +78,21 @@ impl RouterHandle {
 impl Drop for RouterHandle {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// The session-token key from the environment variable the config names, or a random one
+/// (tokens then last only as long as this process, and other nodes cannot check them).
+fn token_key(config: &Config) -> TokenKey {
+    match std::env::var(&config.sessions.cookie_key_env) {
+        Ok(key) if !key.is_empty() => TokenKey::new(key.as_bytes()),
+        _ => {
+            tracing::warn!(
+                env = %config.sessions.cookie_key_env,
+                "no session key set: using a random one; session tokens will not survive a restart"
+            );
+            TokenKey::random()
+        }
     }
 }
 
@@ -160,13 +176,19 @@ async fn run(
     stop_rx: oneshot::Receiver<()>,
 ) {
     let ready = Arc::new(Readiness::default());
-    let _supervisor = RouterSupervisor::new(config.clone(), table.clone()).start();
+    let sessions = Arc::new(Sessions::new(
+        token_key(&config),
+        Arc::new(MemoryStore::new(config.sessions.ttl)),
+    ));
+    let _supervisor =
+        RouterSupervisor::new(config.clone(), table.clone(), sessions.store.clone()).start();
     first_checks(&config, &table).await;
 
     let state = web::Data::new(ProxyState {
         table: table.clone(),
         access_log: config.log.access,
         proto: "http",
+        sessions: sessions.clone(),
     });
     let mut addrs = vec![config.node.listen];
     addrs.extend(config.listeners.iter().map(|l| l.address));

@@ -79,6 +79,9 @@ pub struct Candidates {
     start: usize,
     len: usize,
     taken: usize,
+    /// Tried first, then skipped in the usual order (a sticky session's backend).
+    preferred: Option<usize>,
+    preferred_yielded: bool,
 }
 
 impl Candidates {
@@ -87,7 +90,17 @@ impl Candidates {
             start: 0,
             len: 0,
             taken: 0,
+            preferred: None,
+            preferred_yielded: false,
         }
+    }
+
+    /// The same order with `index` moved to the front.
+    pub fn prefer(mut self, index: usize) -> Candidates {
+        if index < self.len {
+            self.preferred = Some(index);
+        }
+        self
     }
 
     fn starting_at(start: usize, len: usize) -> Candidates {
@@ -96,6 +109,8 @@ impl Candidates {
             start,
             len,
             taken: 0,
+            preferred: None,
+            preferred_yielded: false,
         }
     }
 }
@@ -104,17 +119,22 @@ impl Iterator for Candidates {
     type Item = usize;
 
     fn next(&mut self) -> Option<usize> {
-        if self.taken == self.len {
-            return None;
+        if let Some(p) = self.preferred
+            && !self.preferred_yielded
+        {
+            self.preferred_yielded = true;
+            return Some(p);
         }
-        let i = (self.start + self.taken) % self.len;
-        self.taken += 1;
-        Some(i)
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.len - self.taken;
-        (left, Some(left))
+        loop {
+            if self.taken == self.len {
+                return None;
+            }
+            let i = (self.start + self.taken) % self.len;
+            self.taken += 1;
+            if Some(i) != self.preferred {
+                return Some(i);
+            }
+        }
     }
 }
 
@@ -169,6 +189,12 @@ mod tests {
     fn candidates_visit_every_backend_once_from_the_first() {
         let order: Vec<_> = Candidates::starting_at(2, 4).collect();
         assert_eq!(order, vec![2, 3, 0, 1]);
+        let sticky: Vec<_> = Candidates::starting_at(2, 4).prefer(0).collect();
+        assert_eq!(
+            sticky,
+            vec![0, 2, 3, 1],
+            "the preferred one first, then the rest once"
+        );
         assert_eq!(Candidates::empty().next(), None);
     }
 

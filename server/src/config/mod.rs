@@ -24,6 +24,13 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     pub pools: Vec<PoolConfig>,
     pub regions: Vec<RegionConfig>,
+    pub sessions: SessionsConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionsConfig {
+    pub cookie_key_env: String,
+    pub ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +69,7 @@ pub struct RouteConfig {
     /// Normalised: starts with `/`, no trailing `/` unless it is exactly `/`.
     pub path_prefix: String,
     pub strip_prefix: bool,
+    pub sticky: bool,
     /// Index into [`Config::pools`].
     pub pool: usize,
     pub timeouts: Timeouts,

@@ -22,6 +22,43 @@ pub struct RawConfig {
     pub pools: Vec<RawPool>,
     #[serde(default)]
     pub regions: Vec<RawRegion>,
+    #[serde(default)]
+    pub sessions: RawSessions,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSessions {
+    /// `"memory"` (default; one node). The shared `"redis"` store comes later.
+    #[serde(default = "default_store")]
+    pub store: String,
+    /// Environment variable holding the token-signing key. Default `SWITCHYARD_COOKIE_KEY`;
+    /// when it is unset a random key is used and tokens last only as long as the process.
+    #[serde(default = "default_cookie_key_env")]
+    pub cookie_key_env: String,
+    /// A session idle this long is forgotten. Default 1 h.
+    #[serde(default = "default_session_ttl")]
+    pub ttl: DurationStr,
+}
+
+impl Default for RawSessions {
+    fn default() -> Self {
+        RawSessions {
+            store: default_store(),
+            cookie_key_env: default_cookie_key_env(),
+            ttl: default_session_ttl(),
+        }
+    }
+}
+
+fn default_store() -> String {
+    "memory".to_string()
+}
+fn default_cookie_key_env() -> String {
+    "SWITCHYARD_COOKIE_KEY".to_string()
+}
+fn default_session_ttl() -> DurationStr {
+    DurationStr(Duration::from_secs(3600))
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,6 +160,9 @@ pub struct RawRoute {
     /// Remove the prefix before forwarding (`/api/x` → `/x`). Default false.
     #[serde(default)]
     pub strip_prefix: bool,
+    /// Keep a client's session on one backend (tokens, see `[sessions]`). Default false.
+    #[serde(default)]
+    pub sticky: bool,
     pub pool: String,
     #[serde(default)]
     pub timeouts: RawTimeouts,

@@ -169,6 +169,20 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             format!("no region named {:?} in [[regions]]", raw.node.region),
         );
     }
+    match raw.sessions.store.as_str() {
+        "memory" => {}
+        "redis" => issues.push(
+            "sessions.store",
+            "the redis store is not built yet; use \"memory\" (one node)",
+        ),
+        other => issues.push(
+            "sessions.store",
+            format!("unknown store {other:?}; expected \"memory\""),
+        ),
+    }
+    if raw.sessions.ttl.0.is_zero() {
+        issues.push("sessions.ttl", "must be more than 0");
+    }
     if raw.node.shutdown_timeout.0.is_zero() {
         issues.push("node.shutdown_timeout", "must be more than 0");
     }
@@ -191,6 +205,10 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             routes,
             pools,
             regions,
+            sessions: super::SessionsConfig {
+                cookie_key_env: raw.sessions.cookie_key_env,
+                ttl: raw.sessions.ttl.0,
+            },
         }),
         _ => Err(ConfigError { issues: issues.0 }),
     }
@@ -585,6 +603,7 @@ fn route(
         host,
         path_prefix,
         strip_prefix: r.strip_prefix,
+        sticky: r.sticky,
         pool: pool.expect("no issue was recorded, so the pool exists"),
         timeouts: Timeouts {
             connect: r.timeouts.connect.0,

@@ -1,5 +1,6 @@
-//! `RouterSupervisor`: the root of the actor tree. Starts the local region with its pools and
-//! keeps the metrics exporter's histograms drained. Config reload lands here later.
+//! `RouterSupervisor`: the root of the actor tree. Starts the local region with its pools,
+//! keeps the metrics exporter's histograms drained and sweeps expired session records. Config
+//! reload lands here later.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use arc_swap::ArcSwap;
 use super::region::RegionActor;
 use crate::config::Config;
 use crate::routing::RouteTable;
+use crate::session::SessionStore;
 use crate::telemetry;
 
 /// How often the Prometheus exporter folds recorded histogram samples.
@@ -18,8 +20,12 @@ pub const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 pub struct RouterSupervisor {
     config: Config,
     table: Arc<ArcSwap<RouteTable>>,
+    sessions: Arc<dyn SessionStore>,
     regions: Vec<Addr<RegionActor>>,
 }
+
+/// How often expired session records are swept.
+pub const SESSION_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The supervised `RegionActor`s.
 #[derive(Message, Debug)]
@@ -27,10 +33,15 @@ pub struct RouterSupervisor {
 pub struct GetRegionActors;
 
 impl RouterSupervisor {
-    pub fn new(config: Config, table: Arc<ArcSwap<RouteTable>>) -> RouterSupervisor {
+    pub fn new(
+        config: Config,
+        table: Arc<ArcSwap<RouteTable>>,
+        sessions: Arc<dyn SessionStore>,
+    ) -> RouterSupervisor {
         RouterSupervisor {
             config,
             table,
+            sessions,
             regions: Vec::new(),
         }
     }
@@ -51,6 +62,11 @@ impl Actor for RouterSupervisor {
         let name = self.config.node.region.clone();
         self.regions
             .push(Supervisor::start(move |_| RegionActor::new(name, pools)));
+        ctx.run_interval(SESSION_SWEEP_INTERVAL, |act, _| {
+            let dropped = act.sessions.sweep();
+            metrics::gauge!("switchyard_sessions_recorded").set(act.sessions.len() as f64);
+            tracing::debug!(dropped, "swept expired session records");
+        });
         ctx.run_interval(METRICS_UPKEEP_INTERVAL, |_, _| {
             if let Some(handle) = telemetry::metrics_handle() {
                 handle.run_upkeep();

@@ -27,6 +27,7 @@ use crate::config::HashKey;
 use crate::error::Error;
 use crate::routing::stats::now_ns;
 use crate::routing::{Route, RouteTable};
+use crate::session::Sessions;
 use crate::telemetry::ACCESS_TARGET;
 
 /// What every worker shares.
@@ -35,6 +36,7 @@ pub struct ProxyState {
     pub access_log: bool,
     /// `X-Forwarded-Proto` of this listener.
     pub proto: &'static str,
+    pub sessions: Arc<Sessions>,
 }
 
 type Response = HttpResponse<EitherBody<UpstreamBody>>;
@@ -65,8 +67,7 @@ pub async fn handle(
         Some(route) if super::websocket::is_websocket(&req) => {
             let target = upstream_target(&req, &route);
             let outcome =
-                super::websocket::proxy(&req, payload, &route, &target, state.proto, &request_id)
-                    .await;
+                super::websocket::proxy(&req, payload, &route, &target, &state, &request_id).await;
             match outcome {
                 Ok((resp, backend)) => (resp.map_into_right_body(), Some(backend)),
                 Err((err, backend)) => {
@@ -128,6 +129,18 @@ async fn forward(
         .as_ref()
         .map_or(0, |k| hash_key(k, req, client_ip));
     let mut candidates = snapshot.balancer.candidates(&snapshot.eligible, key);
+    // A sticky route sends a known session to its recorded backend while it takes requests.
+    let session = route.sticky.then(|| state.sessions.of(req));
+    let recorded = session
+        .as_ref()
+        .filter(|s| !s.new)
+        .and_then(|s| state.sessions.store.resume(s.id, &route.pool.id));
+    if let Some(at) = recorded
+        .as_ref()
+        .and_then(|r| snapshot.eligible.iter().position(|b| &b.id == r))
+    {
+        candidates = candidates.prefer(at);
+    }
 
     let framing = request_framing(req);
     // actix-web treats a request with `Upgrade` as a tunnel whose body runs until the client
@@ -221,10 +234,21 @@ async fn forward(
                     tracing::debug!(backend = %backend.id, status = answer.status, "retrying on another backend");
                     continue;
                 }
-                return Ok((
-                    client_response(conn, answer, head_request, route, inflight, request_id),
-                    backend.id.clone(),
-                ));
+                let mut resp =
+                    client_response(conn, answer, head_request, route, inflight, request_id);
+                if let Some(session) = &session {
+                    if recorded.as_ref() != Some(&backend.id) {
+                        state.sessions.store.place(
+                            session.id,
+                            route.pool.id.clone(),
+                            backend.id.clone(),
+                        );
+                    }
+                    state
+                        .sessions
+                        .issue(session, resp.headers_mut(), state.proto == "https");
+                }
+                return Ok((resp, backend.id.clone()));
             }
             Err(err) => err,
         };

@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::headers::{FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID};
+use super::http::ProxyState;
 use crate::control::SessionActor;
 use crate::error::Error;
 use crate::routing::Route;
@@ -59,9 +60,10 @@ pub async fn proxy(
     payload: web::Payload,
     route: &Route,
     target: &str,
-    proto: &'static str,
+    state: &ProxyState,
     request_id: &HeaderValue,
 ) -> Result<(HttpResponse<BoxBody>, Arc<str>), Failure> {
+    let proto = state.proto;
     let snapshot = route.pool.load_full();
     if snapshot.eligible.is_empty() {
         let pool = route.pool.id.to_string();
@@ -73,9 +75,21 @@ pub async fn proxy(
     }
     // Full backends (max_sessions) take no new session; when all are full, the client gets
     // 503 + Retry-After before any upgrade, and existing sessions are untouched.
-    let candidates: Vec<usize> = snapshot
-        .balancer
-        .candidates(&snapshot.eligible, 0)
+    // A sticky route resumes a known session on its recorded backend if that one still takes
+    // sessions; otherwise the session is placed anew and the record moves.
+    let sticky = route.sticky.then(|| state.sessions.of(req));
+    let recorded = sticky
+        .as_ref()
+        .filter(|s| !s.new)
+        .and_then(|s| state.sessions.store.resume(s.id, &route.pool.id));
+    let mut order = snapshot.balancer.candidates(&snapshot.eligible, 0);
+    if let Some(at) = recorded
+        .as_ref()
+        .and_then(|r| snapshot.eligible.iter().position(|b| &b.id == r))
+    {
+        order = order.prefer(at);
+    }
+    let candidates: Vec<usize> = order
         .filter(|&i| !snapshot.eligible[i].stats.sessions_full())
         .collect();
     if candidates.is_empty() {
@@ -182,6 +196,17 @@ pub async fn proxy(
         }
         resp.headers_mut()
             .insert(ax::HeaderName::from_static(REQUEST_ID), request_id.clone());
+        if let Some(sticky) = &sticky {
+            if recorded.as_ref() != Some(&backend.id) {
+                state
+                    .sessions
+                    .store
+                    .place(sticky.id, route.pool.id.clone(), backend.id.clone());
+            }
+            state
+                .sessions
+                .issue(sticky, resp.headers_mut(), proto == "https");
+        }
         let messages = messages
             .max_frame_size(MAX_MESSAGE_BYTES)
             .aggregate_continuations()

@@ -20,6 +20,7 @@ pub struct Route {
     host: Option<String>,
     prefix: String,
     pub strip_prefix: bool,
+    pub sticky: bool,
     pub pool: Arc<PoolHandle>,
     pub timeouts: Timeouts,
     pub retries: u32,
@@ -147,6 +148,7 @@ impl RouteTable {
                     host: r.host.clone(),
                     prefix: r.path_prefix.clone(),
                     strip_prefix: r.strip_prefix,
+                    sticky: r.sticky,
                     latency: metrics::histogram!(
                         "switchyard_request_duration_seconds",
                         "route" => r.id.clone(),
