@@ -84,7 +84,7 @@ impl Drop for RouterHandle {
 /// The session-token key from the environment variable the config names, or a random one
 /// (tokens then last only as long as this process, and other nodes cannot check them).
 fn token_key(config: &Config) -> TokenKey {
-    match std::env::var(&config.sessions.cookie_key_env) {
+    let key = match std::env::var(&config.sessions.cookie_key_env) {
         Ok(key) if !key.is_empty() => TokenKey::new(key.as_bytes()),
         _ => {
             tracing::warn!(
@@ -93,6 +93,19 @@ fn token_key(config: &Config) -> TokenKey {
             );
             TokenKey::random()
         }
+    };
+    match config
+        .sessions
+        .previous_key_env
+        .as_ref()
+        .and_then(|env| std::env::var(env).ok())
+        .filter(|k| !k.is_empty())
+    {
+        Some(previous) => key.with_previous(
+            previous.as_bytes(),
+            std::time::Instant::now() + config.sessions.previous_key_window,
+        ),
+        None => key,
     }
 }
 

@@ -31,6 +31,8 @@ pub struct Config {
 pub struct SessionsConfig {
     pub cookie_key_env: String,
     pub ttl: Duration,
+    pub previous_key_env: Option<String>,
+    pub previous_key_window: Duration,
 }
 
 #[derive(Debug, Clone)]

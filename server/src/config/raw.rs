@@ -39,6 +39,16 @@ pub struct RawSessions {
     /// A session idle this long is forgotten. Default 1 h.
     #[serde(default = "default_session_ttl")]
     pub ttl: DurationStr,
+    /// Key rotation: environment variable with the previous key, whose tokens are still
+    /// accepted (and re-issued with the current key) for `previous_key_window`.
+    pub previous_key_env: Option<String>,
+    /// Default 24 h.
+    #[serde(default = "default_previous_key_window")]
+    pub previous_key_window: DurationStr,
+}
+
+fn default_previous_key_window() -> DurationStr {
+    DurationStr(Duration::from_secs(24 * 3600))
 }
 
 impl Default for RawSessions {
@@ -47,6 +57,8 @@ impl Default for RawSessions {
             store: default_store(),
             cookie_key_env: default_cookie_key_env(),
             ttl: default_session_ttl(),
+            previous_key_env: None,
+            previous_key_window: default_previous_key_window(),
         }
     }
 }

@@ -180,6 +180,9 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             format!("unknown store {other:?}; expected \"memory\""),
         ),
     }
+    if raw.sessions.previous_key_window.0 > Duration::from_secs(30 * 24 * 3600) {
+        issues.push("sessions.previous_key_window", "must be at most 30 days");
+    }
     if raw.sessions.ttl.0.is_zero() {
         issues.push("sessions.ttl", "must be more than 0");
     }
@@ -208,6 +211,8 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             sessions: super::SessionsConfig {
                 cookie_key_env: raw.sessions.cookie_key_env,
                 ttl: raw.sessions.ttl.0,
+                previous_key_env: raw.sessions.previous_key_env,
+                previous_key_window: raw.sessions.previous_key_window.0,
             },
         }),
         _ => Err(ConfigError { issues: issues.0 }),

@@ -133,7 +133,7 @@ async fn forward(
     let session = route.sticky.then(|| state.sessions.of(req));
     let recorded = session
         .as_ref()
-        .filter(|s| !s.new)
+        .filter(|s| s.known)
         .and_then(|s| state.sessions.store.resume(s.id, &route.pool.id));
     if let Some(at) = recorded
         .as_ref()

@@ -80,7 +80,7 @@ pub async fn proxy(
     let sticky = route.sticky.then(|| state.sessions.of(req));
     let recorded = sticky
         .as_ref()
-        .filter(|s| !s.new)
+        .filter(|s| s.known)
         .and_then(|s| state.sessions.store.resume(s.id, &route.pool.id));
     let mut order = snapshot.balancer.candidates(&snapshot.eligible, 0);
     if let Some(at) = recorded

@@ -19,7 +19,7 @@ use metrics::Counter;
 use uuid::Uuid;
 
 pub use store::{MemoryStore, SessionStore};
-pub use token::TokenKey;
+pub use token::{TokenKey, Verified};
 
 /// Header that carries a session token both ways.
 pub const SESSION_HEADER: &str = "x-switchyard-session";
@@ -48,8 +48,21 @@ pub struct Sessions {
 #[derive(Debug, Clone)]
 pub struct SessionRef {
     pub id: Uuid,
-    /// True when the client brought no genuine token: the response must carry one.
-    pub new: bool,
+    /// The id came from a genuine token: the session may have a record.
+    pub known: bool,
+    /// The response must carry a token: the client brought none (or a forged one, and this
+    /// is a new session), or one signed with the key being rotated out.
+    pub issue: bool,
+}
+
+impl SessionRef {
+    fn fresh() -> SessionRef {
+        SessionRef {
+            id: Uuid::new_v4(),
+            known: false,
+            issue: true,
+        }
+    }
 }
 
 impl Sessions {
@@ -70,27 +83,31 @@ impl Sessions {
             .map(str::to_string)
             .or_else(|| cookie(req, SESSION_COOKIE));
         match presented {
-            Some(token) => match self.key.verify(&token) {
-                Some(id) => SessionRef { id, new: false },
+            Some(token) => match self.key.check(&token) {
+                Some(Verified::Current(id)) => SessionRef {
+                    id,
+                    known: true,
+                    issue: false,
+                },
+                // Signed with the key being rotated out: same session, re-issued token.
+                Some(Verified::Previous(id)) => SessionRef {
+                    id,
+                    known: true,
+                    issue: true,
+                },
                 None => {
                     self.rejected.increment(1);
-                    SessionRef {
-                        id: Uuid::new_v4(),
-                        new: true,
-                    }
+                    SessionRef::fresh()
                 }
             },
-            None => SessionRef {
-                id: Uuid::new_v4(),
-                new: true,
-            },
+            None => SessionRef::fresh(),
         }
     }
 
     /// Adds the token of a new session to a response: `X-Switchyard-Session` and the cookie
     /// (`Secure` on TLS listeners).
     pub fn issue(&self, session: &SessionRef, headers: &mut ax::HeaderMap, secure: bool) {
-        if !session.new {
+        if !session.issue {
             return;
         }
         let token = self.key.sign(session.id);
@@ -105,5 +122,55 @@ impl Sessions {
             headers.insert(ax::HeaderName::from_static(SESSION_HEADER), t);
             headers.append(ax::SET_COOKIE, c);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    fn sessions(key: TokenKey) -> Sessions {
+        Sessions::new(key, Arc::new(MemoryStore::new(Duration::from_secs(60))))
+    }
+
+    #[test]
+    fn tokens_are_read_from_the_header_or_the_cookie() {
+        let s = sessions(TokenKey::new(b"k"));
+        let id = Uuid::new_v4();
+        let token = s.key.sign(id);
+        let by_header = TestRequest::default()
+            .insert_header((SESSION_HEADER, token.as_str()))
+            .to_http_request();
+        let by_cookie = TestRequest::default()
+            .insert_header(("cookie", format!("a=1; {SESSION_COOKIE}={token}")))
+            .to_http_request();
+        for req in [by_header, by_cookie] {
+            let r = s.of(&req);
+            assert_eq!((r.id, r.known, r.issue), (id, true, false));
+        }
+        let none = s.of(&TestRequest::default().to_http_request());
+        assert_eq!((none.known, none.issue), (false, true));
+    }
+
+    #[test]
+    fn a_token_of_the_rotated_out_key_keeps_its_session_and_gets_a_new_token() {
+        let id = Uuid::new_v4();
+        let old_token = TokenKey::new(b"old").sign(id);
+        let s = sessions(
+            TokenKey::new(b"new").with_previous(b"old", Instant::now() + Duration::from_secs(60)),
+        );
+        let req = TestRequest::default()
+            .insert_header((SESSION_HEADER, old_token.as_str()))
+            .to_http_request();
+        let r = s.of(&req);
+        assert_eq!((r.id, r.known, r.issue), (id, true, true));
+        let mut headers = ax::HeaderMap::new();
+        s.issue(&r, &mut headers, false);
+        let fresh = headers.get(SESSION_HEADER).unwrap().to_str().unwrap();
+        assert_eq!(s.key.check(fresh), Some(Verified::Current(id)));
     }
 }

@@ -12,6 +12,25 @@ type HmacSha256 = Hmac<Sha256>;
 #[derive(Clone)]
 pub struct TokenKey {
     key: Vec<u8>,
+    /// A key being rotated out: its tokens are still accepted until the instant given.
+    previous: Option<(Vec<u8>, std::time::Instant)>,
+}
+
+/// How a token checked out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verified {
+    /// Signed with the current key.
+    Current(Uuid),
+    /// Signed with the previous key, inside its window: valid, but should be re-issued.
+    Previous(Uuid),
+}
+
+impl Verified {
+    pub fn id(self) -> Uuid {
+        match self {
+            Verified::Current(id) | Verified::Previous(id) => id,
+        }
+    }
 }
 
 impl std::fmt::Debug for TokenKey {
@@ -22,17 +41,30 @@ impl std::fmt::Debug for TokenKey {
 
 impl TokenKey {
     pub fn new(key: &[u8]) -> TokenKey {
-        TokenKey { key: key.to_vec() }
+        TokenKey {
+            key: key.to_vec(),
+            previous: None,
+        }
     }
 
     /// A random key: tokens then hold only for this process.
     pub fn random() -> TokenKey {
         let key: Vec<u8> = (0..32).map(|_| fastrand::u8(..)).collect();
-        TokenKey { key }
+        TokenKey::new(&key)
+    }
+
+    /// Also accepts tokens of `previous` until `until` (key rotation).
+    pub fn with_previous(mut self, previous: &[u8], until: std::time::Instant) -> TokenKey {
+        self.previous = Some((previous.to_vec(), until));
+        self
+    }
+
+    fn mac_with(key: &[u8]) -> HmacSha256 {
+        <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length")
     }
 
     fn mac(&self) -> HmacSha256 {
-        <HmacSha256 as KeyInit>::new_from_slice(&self.key).expect("HMAC takes keys of any length")
+        TokenKey::mac_with(&self.key)
     }
 
     /// The token for a session id.
@@ -50,6 +82,11 @@ impl TokenKey {
 
     /// The session id of a genuine token; `None` for anything unsigned, altered or malformed.
     pub fn verify(&self, token: &str) -> Option<Uuid> {
+        self.check(token).map(Verified::id)
+    }
+
+    /// Like [`TokenKey::verify`], saying which key signed it.
+    pub fn check(&self, token: &str) -> Option<Verified> {
         let (id, tag) = token.split_once('.')?;
         let uuid = Uuid::parse_str(id).ok()?;
         if tag.len() != 64 || !tag.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -59,9 +96,20 @@ impl TokenKey {
             .map(|i| u8::from_str_radix(&tag[2 * i..2 * i + 2], 16))
             .collect::<Result<_, _>>()
             .ok()?;
-        let mut mac = self.mac();
-        mac.update(uuid.as_hyphenated().to_string().as_bytes());
-        mac.verify_slice(&bytes).ok().map(|_| uuid)
+        let signed_by = |key: &[u8]| {
+            let mut mac = TokenKey::mac_with(key);
+            mac.update(uuid.as_hyphenated().to_string().as_bytes());
+            mac.verify_slice(&bytes).is_ok()
+        };
+        if signed_by(&self.key) {
+            return Some(Verified::Current(uuid));
+        }
+        match &self.previous {
+            Some((key, until)) if std::time::Instant::now() < *until && signed_by(key) => {
+                Some(Verified::Previous(uuid))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -87,5 +135,21 @@ mod tests {
         for junk in ["", ".", "abc", &id.to_string(), &format!("{id}.zz")] {
             assert_eq!(key.verify(junk), None, "{junk:?}");
         }
+    }
+
+    #[test]
+    fn a_rotated_out_key_is_accepted_only_within_its_window() {
+        let old = TokenKey::new(b"old");
+        let id = Uuid::new_v4();
+        let token = old.sign(id);
+        let later = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let rotated = TokenKey::new(b"new").with_previous(b"old", later);
+        assert_eq!(rotated.check(&token), Some(Verified::Previous(id)));
+        assert_eq!(
+            rotated.check(&rotated.sign(id)),
+            Some(Verified::Current(id))
+        );
+        let expired = TokenKey::new(b"new").with_previous(b"old", std::time::Instant::now());
+        assert_eq!(expired.check(&token), None);
     }
 }
