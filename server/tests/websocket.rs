@@ -268,3 +268,87 @@ async fn full_backends_take_no_new_sessions_and_a_full_pool_answers_503_before_u
     again.send(Message::text("in")).await.unwrap();
     assert!(matches!(next(&mut again).await, Message::Text(_)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hundred_sessions_spread_evenly_and_refill_the_emptiest_backend() {
+    let bs = backends(&["ws-1", "ws-2", "ws-3"]).await;
+    let r = ws_router(&bs);
+    let mut by_backend: std::collections::BTreeMap<String, Vec<Ws>> = Default::default();
+    for _ in 0..300 {
+        let (ws, answer) = connect(r.addr(), &[]).await;
+        let id = answer.headers()["x-backend-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        by_backend.entry(id).or_default().push(ws);
+    }
+    let counts: Vec<usize> = by_backend.values().map(Vec::len).collect();
+    assert!(
+        counts.iter().all(|&n| (95..=105).contains(&n)),
+        "uneven: {counts:?}"
+    );
+
+    // Close every session of ws-2: the next 50 all go to it, the emptiest.
+    let leaving = by_backend.remove("ws-2").unwrap();
+    futures_util::future::join_all(leaving.into_iter().map(|mut ws| async move {
+        let _ = ws.close(None).await;
+        let _ = tokio::time::timeout(REQUEST_DEADLINE, async {
+            while let Some(Ok(_)) = ws.next().await {}
+        })
+        .await;
+    }))
+    .await;
+    let table = r.table();
+    let pool = table.pool("ws").unwrap();
+    eventually("ws-2 empty", Duration::from_secs(10), || {
+        pool.load()
+            .backends
+            .iter()
+            .any(|b| &*b.id == "ws-2" && b.stats.sessions() == 0)
+    })
+    .await;
+    let mut refill = Vec::new();
+    for _ in 0..50 {
+        let (ws, answer) = connect(r.addr(), &[]).await;
+        assert_eq!(answer.headers()["x-backend-id"], "ws-2");
+        refill.push(ws);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_sessions_opened_and_closed_leave_no_counters_behind() {
+    let bs = backends(&["ws-1", "ws-2"]).await;
+    let r = ws_router(&bs);
+    let mut open = Vec::new();
+    for _ in 0..1000 {
+        open.push(connect(r.addr(), &[]).await.0);
+    }
+    let table = r.table();
+    let pool = table.pool("ws").unwrap();
+    assert_eq!(
+        pool.load()
+            .backends
+            .iter()
+            .map(|b| b.stats.sessions())
+            .sum::<u32>(),
+        1000
+    );
+    // Half close cleanly, half just drop their connection.
+    let (clean, dropped): (Vec<_>, Vec<_>) =
+        open.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
+    drop(dropped);
+    futures_util::future::join_all(clean.into_iter().map(|(_, mut ws)| async move {
+        let _ = ws.close(None).await;
+        let _ = tokio::time::timeout(REQUEST_DEADLINE, async {
+            while let Some(Ok(_)) = ws.next().await {}
+        })
+        .await;
+    }))
+    .await;
+    eventually(
+        "all session counters back to zero",
+        Duration::from_secs(20),
+        || pool.load().backends.iter().all(|b| b.stats.sessions() == 0),
+    )
+    .await;
+}
