@@ -20,7 +20,7 @@ use crate::control::RouterSupervisor;
 use crate::error::Error;
 use crate::proxy::{self, ProxyState};
 use crate::routing::RouteTable;
-use crate::session::{MemoryStore, Sessions, TokenKey};
+use crate::session::{MemoryStore, Sessions, SharedStore, Store, TokenKey};
 use crate::telemetry;
 
 /// Client connections idle longer than this between requests are closed (nginx's default
@@ -81,11 +81,15 @@ impl Drop for RouterHandle {
     }
 }
 
-/// The session-token key from the environment variable the config names, or a random one
+/// The session-token key from the configured file or environment variable, or a random one
 /// (tokens then last only as long as this process, and other nodes cannot check them).
 fn token_key(config: &Config) -> TokenKey {
-    let key = match std::env::var(&config.sessions.cookie_key_env) {
-        Ok(key) if !key.is_empty() => TokenKey::new(key.as_bytes()),
+    let from_env = std::env::var(&config.sessions.cookie_key_env)
+        .ok()
+        .filter(|k| !k.is_empty())
+        .map(String::into_bytes);
+    let key = match config.sessions.cookie_key.clone().or(from_env) {
+        Some(key) => TokenKey::new(&key),
         _ => {
             tracing::warn!(
                 env = %config.sessions.cookie_key_env,
@@ -189,10 +193,29 @@ async fn run(
     stop_rx: oneshot::Receiver<()>,
 ) {
     let ready = Arc::new(Readiness::default());
-    let sessions = Arc::new(Sessions::new(
-        token_key(&config),
-        Arc::new(MemoryStore::new(config.sessions.ttl)),
-    ));
+    let store = match &config.sessions.redis {
+        None => Store::Memory(MemoryStore::new(config.sessions.ttl)),
+        Some(redis) => match SharedStore::new(
+            &redis.url,
+            redis.key_prefix.clone(),
+            config.sessions.ttl,
+            redis.timeout,
+        ) {
+            Ok(shared) => {
+                let shared = Arc::new(shared);
+                actix_rt::spawn(shared.clone().maintain());
+                Store::Shared(shared)
+            }
+            Err(reason) => {
+                let _ = bound_tx.send(Err(Error::Io {
+                    context: "session store".to_string(),
+                    source: std::io::Error::other(reason),
+                }));
+                return;
+            }
+        },
+    };
+    let sessions = Arc::new(Sessions::new(token_key(&config), Arc::new(store)));
     let _supervisor =
         RouterSupervisor::new(config.clone(), table.clone(), sessions.store.clone()).start();
     first_checks(&config, &table).await;

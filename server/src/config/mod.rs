@@ -30,9 +30,20 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct SessionsConfig {
     pub cookie_key_env: String,
+    /// Read at load: the key from `cookie_key_file`.
+    pub cookie_key: Option<Vec<u8>>,
     pub ttl: Duration,
     pub previous_key_env: Option<String>,
     pub previous_key_window: Duration,
+    /// `Some` when sessions are shared through Redis.
+    pub redis: Option<RedisConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    pub url: String,
+    pub key_prefix: String,
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -36,6 +36,9 @@ pub struct RawSessions {
     /// when it is unset a random key is used and tokens last only as long as the process.
     #[serde(default = "default_cookie_key_env")]
     pub cookie_key_env: String,
+    /// A file holding the key instead (its content, whitespace trimmed). Wins over the
+    /// environment variable when both are set.
+    pub cookie_key_file: Option<String>,
     /// A session idle this long is forgotten. Default 1 h.
     #[serde(default = "default_session_ttl")]
     pub ttl: DurationStr,
@@ -45,6 +48,26 @@ pub struct RawSessions {
     /// Default 24 h.
     #[serde(default = "default_previous_key_window")]
     pub previous_key_window: DurationStr,
+    /// With `store = "redis"`: `redis://` or `rediss://` URL (user and password in it for
+    /// AUTH). Default `redis://127.0.0.1:6379`.
+    #[serde(default = "default_redis_url")]
+    pub redis_url: String,
+    /// Prefix of every session key. Default `switchyard:session:`.
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+    /// Longest wait for one Redis call before the store counts as down. Default 100 ms.
+    #[serde(default = "default_store_timeout")]
+    pub store_timeout: DurationStr,
+}
+
+fn default_redis_url() -> String {
+    "redis://127.0.0.1:6379".to_string()
+}
+fn default_key_prefix() -> String {
+    "switchyard:session:".to_string()
+}
+fn default_store_timeout() -> DurationStr {
+    DurationStr(Duration::from_millis(100))
 }
 
 fn default_previous_key_window() -> DurationStr {
@@ -56,9 +79,13 @@ impl Default for RawSessions {
         RawSessions {
             store: default_store(),
             cookie_key_env: default_cookie_key_env(),
+            cookie_key_file: None,
             ttl: default_session_ttl(),
             previous_key_env: None,
             previous_key_window: default_previous_key_window(),
+            redis_url: default_redis_url(),
+            key_prefix: default_key_prefix(),
+            store_timeout: default_store_timeout(),
         }
     }
 }

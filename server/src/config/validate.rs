@@ -169,17 +169,49 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             format!("no region named {:?} in [[regions]]", raw.node.region),
         );
     }
-    match raw.sessions.store.as_str() {
-        "memory" => {}
-        "redis" => issues.push(
-            "sessions.store",
-            "the redis store is not built yet; use \"memory\" (one node)",
-        ),
-        other => issues.push(
-            "sessions.store",
-            format!("unknown store {other:?}; expected \"memory\""),
-        ),
-    }
+    let cookie_key = match &raw.sessions.cookie_key_file {
+        None => None,
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) if !text.trim().is_empty() => Some(text.trim().as_bytes().to_vec()),
+            Ok(_) => {
+                issues.push("sessions.cookie_key_file", format!("{path:?} is empty"));
+                None
+            }
+            Err(err) => {
+                issues.push(
+                    "sessions.cookie_key_file",
+                    format!("cannot read {path:?}: {err}"),
+                );
+                None
+            }
+        },
+    };
+    let redis = match raw.sessions.store.as_str() {
+        "memory" => None,
+        "redis" => {
+            if let Err(err) = redis::Client::open(raw.sessions.redis_url.as_str()) {
+                issues.push(
+                    "sessions.redis_url",
+                    format!("{:?}: {err}", raw.sessions.redis_url),
+                );
+            }
+            if raw.sessions.store_timeout.0.is_zero() {
+                issues.push("sessions.store_timeout", "must be more than 0");
+            }
+            Some(super::RedisConfig {
+                url: raw.sessions.redis_url.clone(),
+                key_prefix: raw.sessions.key_prefix.clone(),
+                timeout: raw.sessions.store_timeout.0,
+            })
+        }
+        other => {
+            issues.push(
+                "sessions.store",
+                format!("unknown store {other:?}; expected \"memory\" or \"redis\""),
+            );
+            None
+        }
+    };
     if raw.sessions.previous_key_window.0 > Duration::from_secs(30 * 24 * 3600) {
         issues.push("sessions.previous_key_window", "must be at most 30 days");
     }
@@ -210,9 +242,11 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             regions,
             sessions: super::SessionsConfig {
                 cookie_key_env: raw.sessions.cookie_key_env,
+                cookie_key,
                 ttl: raw.sessions.ttl.0,
                 previous_key_env: raw.sessions.previous_key_env,
                 previous_key_window: raw.sessions.previous_key_window.0,
+                redis,
             },
         }),
         _ => Err(ConfigError { issues: issues.0 }),

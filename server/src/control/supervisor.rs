@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 use super::region::RegionActor;
 use crate::config::Config;
 use crate::routing::RouteTable;
-use crate::session::SessionStore;
+use crate::session::Store;
 use crate::telemetry;
 
 /// How often the Prometheus exporter folds recorded histogram samples.
@@ -20,7 +20,7 @@ pub const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 pub struct RouterSupervisor {
     config: Config,
     table: Arc<ArcSwap<RouteTable>>,
-    sessions: Arc<dyn SessionStore>,
+    sessions: Arc<Store>,
     regions: Vec<Addr<RegionActor>>,
 }
 
@@ -36,7 +36,7 @@ impl RouterSupervisor {
     pub fn new(
         config: Config,
         table: Arc<ArcSwap<RouteTable>>,
-        sessions: Arc<dyn SessionStore>,
+        sessions: Arc<Store>,
     ) -> RouterSupervisor {
         RouterSupervisor {
             config,

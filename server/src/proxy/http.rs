@@ -131,10 +131,11 @@ async fn forward(
     let mut candidates = snapshot.balancer.candidates(&snapshot.eligible, key);
     // A sticky route sends a known session to its recorded backend while it takes requests.
     let session = route.sticky.then(|| state.sessions.of(req));
-    let recorded = session
-        .as_ref()
-        .filter(|s| s.known)
-        .and_then(|s| state.sessions.store.resume(s.id, &route.pool.id));
+    let recorded = session.as_ref().filter(|s| s.known);
+    let recorded = match recorded {
+        Some(s) => state.sessions.store.resume(s.id, &route.pool.id).await,
+        None => None,
+    };
     if let Some(at) = recorded
         .as_ref()
         .and_then(|r| snapshot.eligible.iter().position(|b| &b.id == r))

@@ -78,10 +78,11 @@ pub async fn proxy(
     // A sticky route resumes a known session on its recorded backend if that one still takes
     // sessions; otherwise the session is placed anew and the record moves.
     let sticky = route.sticky.then(|| state.sessions.of(req));
-    let recorded = sticky
-        .as_ref()
-        .filter(|s| s.known)
-        .and_then(|s| state.sessions.store.resume(s.id, &route.pool.id));
+    let recorded = sticky.as_ref().filter(|s| s.known);
+    let recorded = match recorded {
+        Some(s) => state.sessions.store.resume(s.id, &route.pool.id).await,
+        None => None,
+    };
     let mut order = snapshot.balancer.candidates(&snapshot.eligible, 0);
     if let Some(at) = recorded
         .as_ref()

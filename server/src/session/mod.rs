@@ -8,6 +8,7 @@
 //! on a WebSocket's 101). Forged or altered tokens are ignored (a new session is made) and
 //! counted in `switchyard_session_tokens_rejected_total`.
 
+pub mod shared;
 pub mod store;
 pub mod token;
 
@@ -18,7 +19,51 @@ use actix_web::http::header::{self as ax, HeaderValue};
 use metrics::Counter;
 use uuid::Uuid;
 
+pub use shared::SharedStore;
 pub use store::{MemoryStore, SessionStore};
+
+/// The node's session store: its own memory, or Redis shared by every node (with memory as
+/// cache and fallback).
+pub enum Store {
+    Memory(MemoryStore),
+    Shared(Arc<SharedStore>),
+}
+
+impl Store {
+    /// The backend a live session of `pool` is recorded on.
+    pub async fn resume(&self, id: Uuid, pool: &str) -> Option<Arc<str>> {
+        match self {
+            Store::Memory(m) => m.resume(id, pool),
+            Store::Shared(s) => s.resume(id, pool).await,
+        }
+    }
+
+    /// Records (or moves) a session; never waits on the network.
+    pub fn place(&self, id: Uuid, pool: Arc<str>, backend: Arc<str>) {
+        match self {
+            Store::Memory(m) => m.place(id, pool, backend),
+            Store::Shared(s) => s.place(id, pool, backend),
+        }
+    }
+
+    pub fn sweep(&self) -> usize {
+        match self {
+            Store::Memory(m) => m.sweep(),
+            Store::Shared(s) => s.sweep(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Store::Memory(m) => m.len(),
+            Store::Shared(s) => s.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 pub use token::{TokenKey, Verified};
 
 /// Header that carries a session token both ways.
@@ -40,7 +85,7 @@ fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
 /// The request path's view of sessions.
 pub struct Sessions {
     pub key: TokenKey,
-    pub store: Arc<dyn SessionStore>,
+    pub store: Arc<Store>,
     rejected: Counter,
 }
 
@@ -66,7 +111,7 @@ impl SessionRef {
 }
 
 impl Sessions {
-    pub fn new(key: TokenKey, store: Arc<dyn SessionStore>) -> Sessions {
+    pub fn new(key: TokenKey, store: Arc<Store>) -> Sessions {
         Sessions {
             key,
             store,
@@ -134,7 +179,10 @@ mod tests {
     use super::*;
 
     fn sessions(key: TokenKey) -> Sessions {
-        Sessions::new(key, Arc::new(MemoryStore::new(Duration::from_secs(60))))
+        Sessions::new(
+            key,
+            Arc::new(Store::Memory(MemoryStore::new(Duration::from_secs(60)))),
+        )
     }
 
     #[test]

@@ -1,0 +1,240 @@
+//! The Redis session store shared by every router node, with the node's memory store as its
+//! cache and fallback.
+//!
+//! - Reads: the local cache first; on a miss (a session made through another node) one `GET`
+//!   with a short timeout. Writes: the local cache at once, Redis in the background — never a
+//!   Redis round trip before a request is forwarded.
+//! - Keys: `{key_prefix}{session uuid}` → `"{pool}\t{backend}"`, with `EX` = the session TTL,
+//!   refreshed on each write.
+//! - Outage: a failed or slow call marks the store down (one log line per change of state,
+//!   gauge `switchyard_session_store_up`); the router keeps routing from its cache and places
+//!   unknown sessions as new; writes made meanwhile are kept (bounded) and written again once
+//!   Redis answers. A background task reconnects every second.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use uuid::Uuid;
+
+use super::store::{MemoryStore, SessionStore};
+
+/// Most writes kept while Redis is unreachable; older ones are dropped first.
+pub const MAX_PENDING_WRITES: usize = 100_000;
+/// How often the background task tries to (re)connect and to flush kept writes.
+pub const RECONNECT_EVERY: Duration = Duration::from_secs(1);
+
+pub struct SharedStore {
+    local: MemoryStore,
+    client: redis::Client,
+    conn: ArcSwapOption<ConnectionManager>,
+    prefix: String,
+    ttl: Duration,
+    timeout: Duration,
+    up: AtomicBool,
+    pending: Mutex<HashMap<Uuid, Placement>>,
+}
+
+/// Where a session was placed: its pool and backend.
+type Placement = (Arc<str>, Arc<str>);
+
+impl SharedStore {
+    /// Validates the URL; connects later, in the background (Redis may be down at start).
+    pub fn new(
+        url: &str,
+        prefix: String,
+        ttl: Duration,
+        timeout: Duration,
+    ) -> Result<SharedStore, String> {
+        let client =
+            redis::Client::open(url).map_err(|err| format!("sessions.redis_url: {err}"))?;
+        Ok(SharedStore {
+            local: MemoryStore::new(ttl),
+            client,
+            conn: ArcSwapOption::empty(),
+            prefix,
+            ttl,
+            timeout,
+            up: AtomicBool::new(false),
+            pending: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn key(&self, id: Uuid) -> String {
+        format!("{}{}", self.prefix, id.as_hyphenated())
+    }
+
+    fn set_up(&self, up: bool, why: &str) {
+        if self.up.swap(up, Ordering::SeqCst) != up {
+            if up {
+                tracing::info!("session store reachable again");
+            } else {
+                tracing::warn!(
+                    reason = why,
+                    "session store unreachable: routing from the local cache"
+                );
+            }
+        }
+        metrics::gauge!("switchyard_session_store_up").set(if up { 1.0 } else { 0.0 });
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::SeqCst)
+    }
+
+    /// The backend recorded for a session of `pool`: local cache, then Redis.
+    pub async fn resume(&self, id: Uuid, pool: &str) -> Option<Arc<str>> {
+        if let Some(backend) = self.local.resume(id, pool) {
+            return Some(backend);
+        }
+        let key = self.key(id);
+        // One more try after an error: the first command on a connection Redis dropped
+        // (a restart) fails, and the connection manager reconnects for the next.
+        let mut value = None;
+        for attempt in 0..2 {
+            let mut conn = (*self.conn.load_full()?).clone();
+            match tokio::time::timeout(self.timeout, conn.get::<_, Option<String>>(&key)).await {
+                Ok(Ok(found)) => {
+                    self.set_up(true, "");
+                    value = found;
+                    break;
+                }
+                Ok(Err(err)) if attempt == 0 => {
+                    tracing::debug!(error = %err, "session store read failed; trying once more");
+                }
+                Ok(Err(err)) => {
+                    self.set_up(false, &err.to_string());
+                    return None;
+                }
+                Err(_) => {
+                    self.set_up(false, "timed out");
+                    return None;
+                }
+            }
+        }
+        let (stored_pool, backend) = value?
+            .split_once('\t')
+            .map(|(p, b)| (p.to_string(), b.to_string()))?;
+        if stored_pool != pool {
+            return None;
+        }
+        let backend: Arc<str> = backend.into();
+        self.local.place(id, stored_pool.into(), backend.clone());
+        Some(backend)
+    }
+
+    /// Records a session here at once and in Redis in the background.
+    pub fn place(self: &Arc<Self>, id: Uuid, pool: Arc<str>, backend: Arc<str>) {
+        self.local.place(id, pool.clone(), backend.clone());
+        let store = self.clone();
+        actix_rt::spawn(async move {
+            if !store.write(id, &pool, &backend).await {
+                store.keep(id, pool, backend);
+            }
+        });
+    }
+
+    async fn write(&self, id: Uuid, pool: &str, backend: &str) -> bool {
+        let Some(conn) = self.conn.load_full() else {
+            return false;
+        };
+        let mut conn = (*conn).clone();
+        let value = format!("{pool}\t{backend}");
+        let ttl = self.ttl.as_secs().max(1);
+        match tokio::time::timeout(
+            self.timeout,
+            conn.set_ex::<_, _, ()>(self.key(id), value, ttl),
+        )
+        .await
+        {
+            Ok(Ok(())) => {
+                self.set_up(true, "");
+                true
+            }
+            Ok(Err(err)) => {
+                self.set_up(false, &err.to_string());
+                false
+            }
+            Err(_) => {
+                self.set_up(false, "timed out");
+                false
+            }
+        }
+    }
+
+    fn keep(&self, id: Uuid, pool: Arc<str>, backend: Arc<str>) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.len() >= MAX_PENDING_WRITES
+            && let Some(old) = pending.keys().next().copied()
+        {
+            pending.remove(&old);
+        }
+        pending.insert(id, (pool, backend));
+    }
+
+    /// The background task: connects (again) when needed, then writes what was kept.
+    pub async fn maintain(self: Arc<Self>) {
+        loop {
+            if self.conn.load().is_none() {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.timeout.max(Duration::from_millis(200))))
+                    .set_response_timeout(Some(self.timeout))
+                    .set_number_of_retries(1);
+                match tokio::time::timeout(
+                    Duration::from_secs(2),
+                    self.client.get_connection_manager_with_config(config),
+                )
+                .await
+                {
+                    Ok(Ok(conn)) => {
+                        self.conn.store(Some(Arc::new(conn)));
+                        self.set_up(true, "");
+                    }
+                    Ok(Err(err)) => self.set_up(false, &err.to_string()),
+                    Err(_) => self.set_up(false, "connect timed out"),
+                }
+            } else if !self.is_up() {
+                // Probe with a PING so a store marked down comes back without traffic.
+                if let Some(conn) = self.conn.load_full() {
+                    let mut conn = (*conn).clone();
+                    let pong: Result<Result<String, _>, _> = tokio::time::timeout(
+                        self.timeout,
+                        redis::cmd("PING").query_async(&mut conn),
+                    )
+                    .await;
+                    if matches!(pong, Ok(Ok(_))) {
+                        self.set_up(true, "");
+                    }
+                }
+            }
+            if self.is_up() {
+                let kept: Vec<_> = {
+                    let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                    pending.drain().collect()
+                };
+                for (id, (pool, backend)) in kept {
+                    if !self.write(id, &pool, &backend).await {
+                        self.keep(id, pool, backend);
+                    }
+                }
+            }
+            actix_rt::time::sleep(RECONNECT_EVERY).await;
+        }
+    }
+
+    pub fn sweep(&self) -> usize {
+        self.local.sweep()
+    }
+
+    pub fn len(&self) -> usize {
+        self.local.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.local.is_empty()
+    }
+}

@@ -1,0 +1,127 @@
+//! Sessions shared through Redis: a session made through one router node resumes on the same
+//! backend through another; when Redis goes away the nodes keep routing from their caches,
+//! and what they recorded meanwhile reaches Redis once it is back.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+
+/// A router node; every node of a test signs tokens with the same key (from a file).
+fn node(bs: &[TestBackend], redis: &RedisServer) -> switchyard::RouterHandle {
+    let key = std::env::temp_dir().join(format!("switchyard-test-key-{}", redis.port));
+    std::fs::write(&key, "a shared test key").unwrap();
+    router(&format!(
+        "[sessions]\nstore = \"redis\"\nredis_url = \"{}\"\nstore_timeout = \"200ms\"\ncookie_key_file = \"{}\"\n\
+         [[routes]]\nid = \"stream\"\npath_prefix = \"/stream\"\npool = \"stream\"\nsticky = true\n{}",
+        redis.url(),
+        key.display(),
+        pool("stream", "round_robin", bs, &[])
+            .replace("algorithm = ", "health = { kind = \"none\" }\nalgorithm = ")
+    ))
+}
+
+fn key_of(token: &str) -> String {
+    format!("switchyard:session:{}", &token[..36])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_made_through_one_node_resumes_through_another() {
+    let redis = RedisServer::start();
+    let bs = backends(&["s1", "s2", "s3"]).await;
+    let a = node(&bs, &redis);
+    let b = node(&bs, &redis);
+    let first = Client::new(a.addr()).get("/stream/movie").await;
+    let token = first.header("x-switchyard-session").unwrap().to_string();
+    let home = first.backend().to_string();
+    let key = key_of(&token);
+    eventually("the record reaches Redis", Duration::from_secs(10), || {
+        redis.get(&key).is_some()
+    })
+    .await;
+    assert_eq!(redis.get(&key).unwrap(), format!("stream\t{home}"));
+
+    let via_b = Client::new(b.addr());
+    for _ in 0..6 {
+        let reply = via_b
+            .get_with("/stream/movie", &[("x-switchyard-session", &token)])
+            .await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            reply.backend(),
+            home,
+            "node B did not resume node A's session"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_goes_on_through_a_redis_outage_and_records_are_written_when_it_returns() {
+    let mut redis = RedisServer::start();
+    let bs = backends(&["s1", "s2", "s3"]).await;
+    let a = node(&bs, &redis);
+    let b = node(&bs, &redis);
+    let via_a = Client::new(a.addr());
+    let before = via_a.get("/stream/x").await;
+    let old_token = before.header("x-switchyard-session").unwrap().to_string();
+    let old_home = before.backend().to_string();
+    eventually("the first record in Redis", Duration::from_secs(10), || {
+        redis.get(&key_of(&old_token)).is_some()
+    })
+    .await;
+
+    redis.kill();
+    // New sessions are placed and answered; known ones stick from the local cache.
+    let mut made = Vec::new();
+    for _ in 0..10 {
+        let reply = via_a.get("/stream/x").await;
+        assert_eq!(
+            reply.status,
+            200,
+            "a 5xx while Redis is down: {}",
+            reply.text()
+        );
+        made.push((
+            reply.header("x-switchyard-session").unwrap().to_string(),
+            reply.backend().to_string(),
+        ));
+        let known = via_a
+            .get_with("/stream/x", &[("x-switchyard-session", &old_token)])
+            .await;
+        assert_eq!((known.status, known.backend()), (200, old_home.as_str()));
+    }
+
+    // Node A has noticed: its store gauge says down (its writes failed and were kept).
+    let admin = Client::new(a.admin_addr());
+    let mut down = false;
+    for _ in 0..100 {
+        let metrics = admin.get("/metrics").await.text();
+        if metrics
+            .lines()
+            .any(|l| l == "switchyard_session_store_up 0")
+        {
+            down = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(down, "node A never reported its session store down");
+
+    redis.restart(); // empty: every record must be written again by the nodes
+    let (token, home) = made.last().unwrap().clone();
+    eventually(
+        "records kept during the outage reach Redis",
+        Duration::from_secs(15),
+        || redis.get(&key_of(&token)).is_some(),
+    )
+    .await;
+    let reply = Client::new(b.addr())
+        .get_with("/stream/x", &[("x-switchyard-session", &token)])
+        .await;
+    assert_eq!(
+        reply.backend(),
+        home,
+        "node B did not resume a session made during the outage"
+    );
+}
