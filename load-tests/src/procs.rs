@@ -165,6 +165,20 @@ pub fn start_switchyard(
     workers: usize,
     retries: u32,
 ) -> Result<(Proc, SocketAddr, SocketAddr), String> {
+    start_switchyard_with(scratch, "switchyard", backends, workers, retries, "", false)
+}
+
+/// Like [`start_switchyard`], with `extra` config text before the routes, a config file named
+/// after `name`, and a sticky route when `sticky`.
+pub fn start_switchyard_with(
+    scratch: &ScratchDir,
+    name: &str,
+    backends: &[(String, SocketAddr)],
+    workers: usize,
+    retries: u32,
+    extra: &str,
+    sticky: bool,
+) -> Result<(Proc, SocketAddr, SocketAddr), String> {
     let bin = workspace_binary("switchyard", "SWITCHYARD_BIN")?;
     let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
     let admin = SocketAddr::from(([127, 0, 0, 1], free_port()?));
@@ -173,14 +187,14 @@ pub fn start_switchyard(
         .map(|(id, addr)| format!("{{ id = \"{id}\", address = \"{addr}\" }}"))
         .collect();
     let config = format!(
-        "[node]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\nworkers = {workers}\nshutdown_timeout = \"1s\"\n[log]\naccess = false\n\
-         [[routes]]\nid = \"all\"\npath_prefix = \"/\"\npool = \"all\"\nretries = {retries}\n\
+        "[node]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\nworkers = {workers}\nshutdown_timeout = \"1s\"\n[log]\naccess = false\n{extra}\
+         [[routes]]\nid = \"all\"\npath_prefix = \"/\"\npool = \"all\"\nretries = {retries}\nsticky = {sticky}\n\
          [[pools]]\nid = \"all\"\nalgorithm = \"round_robin\"\nbackends = [{}]\n",
         members.join(", ")
     );
-    let path = scratch.write("switchyard.toml", &config)?;
+    let path = scratch.write(&format!("{name}.toml"), &config)?;
     let mut proc = Proc::spawn(
-        "switchyard",
+        name,
         Command::new(bin).arg("serve").arg("--config").arg(path),
     )?;
     wait_for_port(&mut proc, listen)?;

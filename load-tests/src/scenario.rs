@@ -7,6 +7,10 @@
 //!   the dead backend (the last rise of its `switchyard_upstream_connect_failures_total`), and
 //!   when active checks marked it unhealthy (`switchyard_backend_healthy` falling to 0), both
 //!   read from the router's `/metrics` every 50 ms. Router health settings are the defaults.
+//! - `redis-outage`: two router nodes share sessions through a `redis-server`; 200 viewers with
+//!   session tokens send requests through both nodes in turn for 15 s; Redis is killed after
+//!   4 s and restarted after 9 s. Reports failed requests and how many landed on the viewer's
+//!   first backend.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,7 +25,7 @@ use crate::load::http::{self, HttpLoad, Progress};
 use crate::load::schedule::Pace;
 use crate::procs::{self, ScratchDir};
 
-pub const SCENARIOS: &[&str] = &["backend-kill"];
+pub const SCENARIOS: &[&str] = &["backend-kill", "redis-outage"];
 
 /// The outcome of a scenario: the verdict line and whether it met its goal.
 #[derive(Debug, Clone)]
@@ -33,6 +37,7 @@ pub struct Verdict {
 pub async fn run(name: &str, say: impl Fn(&str)) -> Result<Verdict, String> {
     match name {
         "backend-kill" => backend_kill(say).await,
+        "redis-outage" => redis_outage(say).await,
         other => Err(format!(
             "unknown scenario {other:?}; known: {}",
             SCENARIOS.join(", ")
@@ -168,4 +173,136 @@ async fn metric(
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{') && l.contains(&label))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .next()
+}
+
+const OUTAGE_RUN: Duration = Duration::from_secs(15);
+const OUTAGE_KILL_AT: Duration = Duration::from_secs(4);
+const OUTAGE_BACK_AT: Duration = Duration::from_secs(9);
+const OUTAGE_VIEWERS: usize = 200;
+const OUTAGE_EVERY: Duration = Duration::from_micros(2500);
+
+async fn redis_outage(say: impl Fn(&str)) -> Result<Verdict, String> {
+    let scratch = ScratchDir::new("redis-outage")?;
+    let port = procs::free_port()?;
+    let redis_addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let start_redis = || -> Result<procs::Proc, String> {
+        let mut proc = procs::Proc::spawn(
+            "redis-server",
+            std::process::Command::new("redis-server").args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ]),
+        )
+        .map_err(|err| format!("{err} (apt-get install -y redis-server)"))?;
+        procs::wait_for_port(&mut proc, redis_addr)?;
+        Ok(proc)
+    };
+    let mut redis = Some(start_redis()?);
+    let mut backends = Vec::new();
+    let mut members = Vec::new();
+    for id in ["b1", "b2", "b3"] {
+        let (proc, addr) = procs::start_backend(id)?;
+        backends.push(proc);
+        members.push((id.to_string(), addr));
+    }
+    let key = scratch.write("session.key", "redis-outage scenario key")?;
+    let extra = format!(
+        "[sessions]\nstore = \"redis\"\nredis_url = \"redis://{redis_addr}\"\ncookie_key_file = \"{}\"\n",
+        key.display()
+    );
+    let (_a, a, _) = procs::start_switchyard_with(&scratch, "a", &members, 1, 1, &extra, true)?;
+    let (_b, b, _) = procs::start_switchyard_with(&scratch, "b", &members, 1, 1, &extra, true)?;
+    say(&format!(
+        "redis-outage: nodes {a} and {b}, redis {redis_addr}; {OUTAGE_VIEWERS} viewers for {OUTAGE_RUN:?}, redis down from {OUTAGE_KILL_AT:?} to {OUTAGE_BACK_AT:?}"
+    ));
+
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let get = |node: SocketAddr, token: Option<&str>| {
+        let mut req = ::http::Request::builder().uri(format!("http://{node}/stream/x"));
+        if let Some(t) = token {
+            req = req.header("x-switchyard-session", t);
+        }
+        let req = req.body(Empty::new()).expect("a valid request");
+        let client = client.clone();
+        async move {
+            let resp = tokio::time::timeout(Duration::from_secs(2), client.request(req))
+                .await
+                .ok()?
+                .ok()?;
+            let status = resp.status().as_u16();
+            let token = resp
+                .headers()
+                .get("x-switchyard-session")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let backend = resp
+                .headers()
+                .get("x-backend-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_string();
+            let _ = resp.into_body().collect().await;
+            Some((status, token, backend))
+        }
+    };
+    let mut viewers = Vec::new();
+    for _ in 0..OUTAGE_VIEWERS {
+        match get(a, None).await {
+            Some((200, Some(token), backend)) => viewers.push((token, backend)),
+            other => return Err(format!("could not start a viewer session: {other:?}")),
+        }
+    }
+    // Let the records reach Redis before the run starts.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let started = Instant::now();
+    let (mut sent, mut failed, mut kept) = (0u64, 0u64, 0u64);
+    let mut tick = tokio::time::interval(OUTAGE_EVERY);
+    while started.elapsed() < OUTAGE_RUN {
+        tick.tick().await;
+        if redis.is_some()
+            && started.elapsed() >= OUTAGE_KILL_AT
+            && started.elapsed() < OUTAGE_BACK_AT
+        {
+            if let Some(mut r) = redis.take() {
+                r.kill();
+            }
+            say(&format!(
+                "redis killed at {:.1} s",
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        if redis.is_none() && started.elapsed() >= OUTAGE_BACK_AT {
+            redis = Some(start_redis()?);
+            say(&format!(
+                "redis back at {:.1} s",
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        let (token, home) = &viewers[sent as usize % OUTAGE_VIEWERS];
+        let node = if sent % 2 == 0 { a } else { b };
+        sent += 1;
+        match get(node, Some(token)).await {
+            Some((200, _, backend)) => {
+                if &backend == home {
+                    kept += 1;
+                }
+            }
+            _ => failed += 1,
+        }
+    }
+    let line = format!(
+        "redis-outage: {failed} failed, {} ok of {sent} requests over 2 nodes; {kept} ({:.1}%) on the viewer's first backend; redis down {:.0} s of {:.0} s",
+        sent - failed,
+        kept as f64 * 100.0 / sent.max(1) as f64,
+        (OUTAGE_BACK_AT - OUTAGE_KILL_AT).as_secs_f64(),
+        OUTAGE_RUN.as_secs_f64()
+    );
+    Ok(Verdict { line, failed })
 }

@@ -275,5 +275,26 @@ async fn the_backend_kill_scenario_ends_with_a_verdict() {
 async fn an_unknown_scenario_lists_the_known_ones() {
     let out = load(args(&["scenario", "meteor-strike"])).await;
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("known: backend-kill"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("known: backend-kill, redis-outage"));
+}
+
+#[tokio::test]
+async fn the_redis_outage_scenario_ends_with_a_verdict() {
+    if !router_present() {
+        return;
+    }
+    if switchyard_load::procs::on_path("redis-server").is_none() {
+        println!("SKIPPED: redis-server is not installed (apt-get install -y redis-server)");
+        return;
+    }
+    let out = load(args(&["scenario", "redis-outage"])).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verdict = stdout.lines().last().unwrap_or("");
+    assert!(verdict.starts_with("redis-outage: "), "{stdout}");
+    assert!(verdict.contains(" failed, "), "{verdict}");
 }
