@@ -158,6 +158,21 @@ pub fn start_backend(id: &str) -> Result<(Proc, SocketAddr), String> {
     Ok((proc, addr))
 }
 
+/// Backends as `(id, address)` pairs, the shape router configs are written from.
+pub type Members = Vec<(String, SocketAddr)>;
+
+/// Starts one `switchyard-backend` per id: the processes and `(id, address)` pairs.
+pub fn start_backends(ids: &[&str]) -> Result<(Vec<Proc>, Members), String> {
+    let mut procs = Vec::new();
+    let mut members = Vec::new();
+    for id in ids {
+        let (proc, addr) = start_backend(id)?;
+        procs.push(proc);
+        members.push((id.to_string(), addr));
+    }
+    Ok((procs, members))
+}
+
 /// Starts a `switchyard serve` process with one route `/` over `backends` (round robin).
 pub fn start_switchyard(
     scratch: &ScratchDir,

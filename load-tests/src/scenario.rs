@@ -52,13 +52,7 @@ const METRICS_EVERY: Duration = Duration::from_millis(50);
 
 async fn backend_kill(say: impl Fn(&str)) -> Result<Verdict, String> {
     let scratch = ScratchDir::new("backend-kill")?;
-    let mut backends = Vec::new();
-    let mut members = Vec::new();
-    for id in ["b1", "b2", "b3"] {
-        let (proc, addr) = procs::start_backend(id)?;
-        backends.push(proc);
-        members.push((id.to_string(), addr));
-    }
+    let (mut backends, members) = procs::start_backends(&["b1", "b2", "b3"])?;
     let (_router, listen, admin) = procs::start_switchyard(&scratch, &members, 2, 2)?;
     say(&format!(
         "backend-kill: {KILL_RATE:.0} rps for {KILL_RUN:?} through {listen}, killing b2 after {KILL_AT:?}"
@@ -204,13 +198,8 @@ async fn redis_outage(say: impl Fn(&str)) -> Result<Verdict, String> {
         Ok(proc)
     };
     let mut redis = Some(start_redis()?);
-    let mut backends = Vec::new();
-    let mut members = Vec::new();
-    for id in ["b1", "b2", "b3"] {
-        let (proc, addr) = procs::start_backend(id)?;
-        backends.push(proc);
-        members.push((id.to_string(), addr));
-    }
+    // Held until the end: dropping a process guard kills the backend.
+    let (_backends, members) = procs::start_backends(&["b1", "b2", "b3"])?;
     let key = scratch.write("session.key", "redis-outage scenario key")?;
     let extra = format!(
         "[sessions]\nstore = \"redis\"\nredis_url = \"redis://{redis_addr}\"\ncookie_key_file = \"{}\"\n",

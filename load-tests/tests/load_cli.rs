@@ -205,6 +205,19 @@ async fn the_ws_soak_holds_its_sessions_and_gets_every_echo() {
     assert!(r["server_kib_per_session"].as_f64().is_some(), "{r}");
 }
 
+/// Asserts a scenario ran and ended with its verdict line (`NAME: N failed, …`).
+fn assert_verdict(out: &Output, name: &str) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verdict = stdout.lines().last().unwrap_or("");
+    assert!(verdict.starts_with(&format!("{name}: ")), "{stdout}");
+    assert!(verdict.contains(" failed, "), "{verdict}");
+}
+
 /// The router binary, if this build has one (it does under `cargo test --workspace`).
 fn router_present() -> bool {
     let present = switchyard_load::procs::workspace_binary("switchyard", "SWITCHYARD_BIN").is_ok();
@@ -259,15 +272,7 @@ async fn the_backend_kill_scenario_ends_with_a_verdict() {
     }
     let started = Instant::now();
     let out = load(args(&["scenario", "backend-kill"])).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let verdict = stdout.lines().last().unwrap_or("");
-    assert!(verdict.starts_with("backend-kill: "), "{stdout}");
-    assert!(verdict.contains(" failed, "), "{verdict}");
+    assert_verdict(&out, "backend-kill");
     assert!(started.elapsed() < Duration::from_secs(60));
 }
 
@@ -288,13 +293,5 @@ async fn the_redis_outage_scenario_ends_with_a_verdict() {
         return;
     }
     let out = load(args(&["scenario", "redis-outage"])).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let verdict = stdout.lines().last().unwrap_or("");
-    assert!(verdict.starts_with("redis-outage: "), "{stdout}");
-    assert!(verdict.contains(" failed, "), "{verdict}");
+    assert_verdict(&out, "redis-outage");
 }
