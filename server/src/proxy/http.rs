@@ -40,7 +40,7 @@ pub struct ProxyState {
 }
 
 type Response = HttpResponse<EitherBody<UpstreamBody>>;
-type Failure = (Error, Option<Arc<str>>);
+pub(crate) type Failure = (Error, Option<Arc<str>>);
 
 /// The default service of the public listener: every request comes here.
 pub async fn handle(
@@ -117,11 +117,7 @@ async fn forward(
 ) -> Result<(Response, Arc<str>), Failure> {
     let snapshot = route.pool.load_full();
     if snapshot.eligible.is_empty() {
-        let pool = route.pool.id.to_string();
-        if snapshot.overloaded {
-            return Err((Error::Overloaded { pool }, None));
-        }
-        return Err((Error::NoHealthyBackend { pool }, None));
+        return Err(unavailable(route, &snapshot));
     }
     let client_ip = req.peer_addr().map(|a| a.ip());
     let key = route
@@ -130,17 +126,12 @@ async fn forward(
         .map_or(0, |k| hash_key(k, req, client_ip));
     let mut candidates = snapshot.balancer.candidates(&snapshot.eligible, key);
     // A sticky route sends a known session to its recorded backend while it takes requests.
-    let session = route.sticky.then(|| state.sessions.of(req));
-    let recorded = session.as_ref().filter(|s| s.known);
-    let recorded = match recorded {
-        Some(s) => state.sessions.store.resume(s.id, &route.pool.id).await,
-        None => None,
+    let sticky = match route.sticky {
+        true => Some(state.sessions.sticky(req, &route.pool.id).await),
+        false => None,
     };
-    if let Some(at) = recorded
-        .as_ref()
-        .and_then(|r| snapshot.eligible.iter().position(|b| &b.id == r))
-    {
-        candidates = candidates.prefer(at);
+    if let Some(sticky) = &sticky {
+        candidates = sticky.prefer(candidates, &snapshot.eligible);
     }
 
     let framing = request_framing(req);
@@ -237,17 +228,15 @@ async fn forward(
                 }
                 let mut resp =
                     client_response(conn, answer, head_request, route, inflight, request_id);
-                if let Some(session) = &session {
-                    if recorded.as_ref() != Some(&backend.id) {
-                        state.sessions.store.place(
-                            session.id,
-                            route.pool.id.clone(),
-                            backend.id.clone(),
-                        );
-                    }
-                    state
-                        .sessions
-                        .issue(session, resp.headers_mut(), state.proto == "https");
+                if let Some(sticky) = &sticky {
+                    let secure = state.proto == "https";
+                    sticky.landed(
+                        &state.sessions,
+                        &route.pool.id,
+                        &backend.id,
+                        resp.headers_mut(),
+                        secure,
+                    );
                 }
                 return Ok((resp, backend.id.clone()));
             }
@@ -293,10 +282,17 @@ async fn forward(
         }
         last_error = Some(failed(error));
     }
-    Err(last_error.unwrap_or_else(|| {
-        let pool = route.pool.id.to_string();
+    Err(last_error.unwrap_or_else(|| unavailable(route, &snapshot)))
+}
+
+/// Why a pool took nobody: every candidate full (`overloaded`) or none healthy.
+pub(crate) fn unavailable(route: &Route, snapshot: &crate::routing::PoolSnapshot) -> Failure {
+    let pool = route.pool.id.to_string();
+    if snapshot.overloaded {
+        (Error::Overloaded { pool }, None)
+    } else {
         (Error::NoHealthyBackend { pool }, None)
-    }))
+    }
 }
 
 /// Turns a backend's answer into the client's response, its body streamed from `conn`.

@@ -14,12 +14,12 @@ use actix_web::body::BoxBody;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self as ax, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use super::h1::exchange;
 use super::headers::{FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID};
-use super::http::ProxyState;
+use super::http::{Failure, ProxyState, unavailable};
 use crate::control::SessionActor;
 use crate::error::Error;
 use crate::routing::Route;
@@ -36,8 +36,6 @@ const FORWARDED_HANDSHAKE_HEADERS: &[&str] = &[
     "origin",
     "user-agent",
 ];
-
-type Failure = (Error, Option<Arc<str>>);
 
 /// A WebSocket upgrade request (RFC 6455 §4.1).
 pub fn is_websocket(req: &HttpRequest) -> bool {
@@ -66,29 +64,19 @@ pub async fn proxy(
     let proto = state.proto;
     let snapshot = route.pool.load_full();
     if snapshot.eligible.is_empty() {
-        let pool = route.pool.id.to_string();
-        return Err(if snapshot.overloaded {
-            (Error::Overloaded { pool }, None)
-        } else {
-            (Error::NoHealthyBackend { pool }, None)
-        });
+        return Err(unavailable(route, &snapshot));
     }
     // Full backends (max_sessions) take no new session; when all are full, the client gets
     // 503 + Retry-After before any upgrade, and existing sessions are untouched.
     // A sticky route resumes a known session on its recorded backend if that one still takes
     // sessions; otherwise the session is placed anew and the record moves.
-    let sticky = route.sticky.then(|| state.sessions.of(req));
-    let recorded = sticky.as_ref().filter(|s| s.known);
-    let recorded = match recorded {
-        Some(s) => state.sessions.store.resume(s.id, &route.pool.id).await,
-        None => None,
+    let sticky = match route.sticky {
+        true => Some(state.sessions.sticky(req, &route.pool.id).await),
+        false => None,
     };
     let mut order = snapshot.balancer.candidates(&snapshot.eligible, 0);
-    if let Some(at) = recorded
-        .as_ref()
-        .and_then(|r| snapshot.eligible.iter().position(|b| &b.id == r))
-    {
-        order = order.prefer(at);
+    if let Some(sticky) = &sticky {
+        order = sticky.prefer(order, &snapshot.eligible);
     }
     let candidates: Vec<usize> = order
         .filter(|&i| !snapshot.eligible[i].stats.sessions_full())
@@ -101,34 +89,19 @@ pub async fn proxy(
     for index in candidates.into_iter().take(1 + route.retries as usize) {
         let backend = &snapshot.eligible[index];
         let failed = |err: Error| (err, Some(backend.id.clone()));
-        let stream =
-            match tokio::time::timeout(route.timeouts.connect, TcpStream::connect(backend.addr))
-                .await
-            {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(err)) => {
-                    backend.stats.record_connect_failure();
-                    backend.stats.record_outcome(false);
-                    last_error = Some(failed(Error::UpstreamConnect {
-                        backend: backend.id.to_string(),
-                        addr: backend.addr,
-                        source: Box::new(err),
-                    }));
-                    continue;
-                }
-                Err(_) => {
-                    backend.stats.record_connect_failure();
-                    backend.stats.record_outcome(false);
-                    last_error = Some(failed(Error::UpstreamConnect {
-                        backend: backend.id.to_string(),
-                        addr: backend.addr,
-                        source: format!("connect timed out after {:?}", route.timeouts.connect)
-                            .into(),
-                    }));
-                    continue;
-                }
-            };
-        let _ = stream.set_nodelay(true);
+        let stream = match exchange::connect_stream(backend.addr, route.timeouts.connect).await {
+            Ok(stream) => stream,
+            Err(err) => {
+                backend.stats.record_connect_failure();
+                backend.stats.record_outcome(false);
+                last_error = Some(failed(Error::UpstreamConnect {
+                    backend: backend.id.to_string(),
+                    addr: backend.addr,
+                    source: Box::new(err),
+                }));
+                continue;
+            }
+        };
         let request = backend_request(req, &backend.authority, target, proto, request_id)
             .map_err(|reason| failed(Error::BadRequest { reason }))?;
         let config = WebSocketConfig::default()
@@ -198,15 +171,13 @@ pub async fn proxy(
         resp.headers_mut()
             .insert(ax::HeaderName::from_static(REQUEST_ID), request_id.clone());
         if let Some(sticky) = &sticky {
-            if recorded.as_ref() != Some(&backend.id) {
-                state
-                    .sessions
-                    .store
-                    .place(sticky.id, route.pool.id.clone(), backend.id.clone());
-            }
-            state
-                .sessions
-                .issue(sticky, resp.headers_mut(), proto == "https");
+            sticky.landed(
+                &state.sessions,
+                &route.pool.id,
+                &backend.id,
+                resp.headers_mut(),
+                proto == "https",
+            );
         }
         let messages = messages
             .max_frame_size(MAX_MESSAGE_BYTES)
@@ -215,10 +186,7 @@ pub async fn proxy(
         SessionActor::new(session, messages, ws, backend.stats.start_session()).start();
         return Ok((resp, backend.id.clone()));
     }
-    Err(last_error.unwrap_or_else(|| {
-        let pool = route.pool.id.to_string();
-        (Error::NoHealthyBackend { pool }, None)
-    }))
+    Err(last_error.unwrap_or_else(|| unavailable(route, &snapshot)))
 }
 
 /// The backend's handshake request: standard WebSocket headers (with a fresh key), the

@@ -19,6 +19,9 @@ use actix_web::http::header::{self as ax, HeaderValue};
 use metrics::Counter;
 use uuid::Uuid;
 
+use crate::balance::Candidates;
+use crate::routing::BackendEntry;
+
 pub use shared::SharedStore;
 pub use store::{MemoryStore, SessionStore};
 
@@ -100,6 +103,44 @@ pub struct SessionRef {
     pub issue: bool,
 }
 
+/// A request's session on one sticky route: who it is, and where it was recorded.
+pub struct Sticky {
+    session: SessionRef,
+    recorded: Option<Arc<str>>,
+}
+
+impl Sticky {
+    /// Puts the recorded backend first in `candidates` while it is still eligible.
+    pub fn prefer(&self, candidates: Candidates, eligible: &[Arc<BackendEntry>]) -> Candidates {
+        match self
+            .recorded
+            .as_ref()
+            .and_then(|r| eligible.iter().position(|b| &b.id == r))
+        {
+            Some(at) => candidates.prefer(at),
+            None => candidates,
+        }
+    }
+
+    /// The session landed on `backend`: records it if that is a move, and gives a new session
+    /// (or one with a rotated-out key) its token.
+    pub fn landed(
+        &self,
+        sessions: &Sessions,
+        pool: &Arc<str>,
+        backend: &Arc<str>,
+        headers: &mut ax::HeaderMap,
+        secure: bool,
+    ) {
+        if self.recorded.as_ref() != Some(backend) {
+            sessions
+                .store
+                .place(self.session.id, pool.clone(), backend.clone());
+        }
+        sessions.issue(&self.session, headers, secure);
+    }
+}
+
 impl SessionRef {
     fn fresh() -> SessionRef {
         SessionRef {
@@ -147,6 +188,18 @@ impl Sessions {
             },
             None => SessionRef::fresh(),
         }
+    }
+
+    /// The request's session on a sticky route of `pool`, with its recorded backend (looked up
+    /// in the store only for a genuine token).
+    pub async fn sticky(&self, req: &HttpRequest, pool: &str) -> Sticky {
+        let session = self.of(req);
+        let recorded = if session.known {
+            self.store.resume(session.id, pool).await
+        } else {
+            None
+        };
+        Sticky { session, recorded }
     }
 
     /// Adds the token of a new session to a response: `X-Switchyard-Session` and the cookie

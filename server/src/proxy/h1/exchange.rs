@@ -181,6 +181,15 @@ pub async fn buffer_body(
 
 /// A new connection with the router's socket options.
 pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Conn, ExchangeError> {
+    Ok(Conn::new(connect_stream(addr, timeout).await?, addr))
+}
+
+/// A TCP connection to a backend within `timeout`, with `TCP_NODELAY` and TCP keep-alive (for
+/// HTTP exchanges and WebSocket sessions alike).
+pub async fn connect_stream(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<TcpStream, ExchangeError> {
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(err)) => return Err(ExchangeError::Connect(err)),
@@ -189,7 +198,7 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Conn, Exchan
     let _ = stream.set_nodelay(true);
     let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-    Ok(Conn::new(stream, addr))
+    Ok(stream)
 }
 
 async fn attempt(
