@@ -14,11 +14,7 @@ fn counts(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
 #[tokio::test]
 async fn round_robin_takes_turns() {
     let bs = backends(&["a", "b", "c"]).await;
-    let r = router(&format!(
-        "{}{}",
-        route("api", "/api", "api"),
-        pool("api", "round_robin", &bs, &[])
-    ));
+    let r = api_router(&bs, "round_robin", "");
     let client = Client::new(r.addr());
     let mut order = Vec::new();
     for _ in 0..6 {
@@ -146,11 +142,7 @@ async fn random_is_roughly_uniform() {
 async fn p2c_ewma_prefers_the_fast_backend() {
     let bs = backends(&["slow", "fast"]).await;
     bs[0].set_delay(Duration::from_millis(40));
-    let r = router(&format!(
-        "{}{}",
-        route("api", "/api", "api"),
-        pool("api", "p2c_ewma", &bs, &[])
-    ));
+    let r = api_router(&bs, "p2c_ewma", "");
     let client = Client::new(r.addr());
     let got = spread(&client, "/api/x", 60).await;
     let fast = got.get("fast").copied().unwrap_or(0);
@@ -161,9 +153,11 @@ async fn p2c_ewma_prefers_the_fast_backend() {
 #[tokio::test]
 async fn consistent_hash_keeps_each_key_on_one_backend() {
     let bs = backends(&["h1", "h2", "h3"]).await;
-    let pool_toml = pool("users", "consistent_hash", &bs, &[]).replace(
-        "algorithm = \"consistent_hash\"",
-        "algorithm = \"consistent_hash\"\nhash_key = \"header:x-user\"",
+    let pool_toml = pool_with(
+        "users",
+        "consistent_hash",
+        &bs,
+        "hash_key = \"header:x-user\"",
     );
     let r = router(&format!("{}{pool_toml}", route("users", "/api", "users")));
     let client = Client::new(r.addr());
@@ -189,11 +183,7 @@ async fn consistent_hash_keeps_each_key_on_one_backend() {
 #[tokio::test]
 async fn consistent_hash_by_client_ip_pins_a_client() {
     let bs = backends(&["h1", "h2", "h3"]).await;
-    let r = router(&format!(
-        "{}{}",
-        route("api", "/api", "api"),
-        pool("api", "consistent_hash", &bs, &[])
-    ));
+    let r = api_router(&bs, "consistent_hash", "");
     let client = Client::new(r.addr());
     let got = spread(&client, "/api/x", 20).await;
     assert_eq!(got.len(), 1, "one client IP, one backend: {got:?}");

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 
+/// A valid pool for files whose mistake is elsewhere (check-config never connects to it).
 const POOL: &str = r#"
 [[pools]]
 id = "stream"
-backends = [{ id = "s1", address = "127.0.0.1:9001" }]
+backends = [{ id = "s1", address = "127.0.0.1:1" }]
 "#;
 
 fn check(text: &str) -> Output {

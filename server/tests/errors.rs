@@ -28,11 +28,7 @@ fn assert_router_error(reply: &Reply, status: u16, kind: &str) {
 #[tokio::test]
 async fn unknown_paths_get_404_no_route() {
     let bs = backends(&["a"]).await;
-    let r = router(&format!(
-        "{}{}",
-        route("api", "/api", "api"),
-        pool("api", "round_robin", &bs, &[])
-    ));
+    let r = api_router(&bs, "round_robin", "");
     let client = Client::new(r.addr());
     let reply = client
         .get_with("/apix", &[("x-request-id", "trace-404")])
@@ -45,11 +41,7 @@ async fn unknown_paths_get_404_no_route() {
 #[tokio::test]
 async fn a_pool_with_no_eligible_backend_gets_503() {
     let bs = backends(&["a", "b"]).await;
-    let r = router(&format!(
-        "{}{}",
-        route("api", "/api", "api"),
-        pool("api", "round_robin", &bs, &[])
-    ));
+    let r = api_router(&bs, "round_robin", "");
     // Mark every backend down, as failed health checks will.
     let table = r.table();
     let pool = table.pool("api").unwrap();
@@ -126,11 +118,7 @@ async fn a_slow_backend_gets_504_upstream_timeout() {
 #[tokio::test]
 async fn a_backends_own_503_passes_through_unmarked() {
     let bs = backends(&["a"]).await;
-    let r = router(&format!(
-        "{}{}",
-        route("api", "/api", "api"),
-        pool("api", "round_robin", &bs, &[])
-    ));
+    let r = api_router(&bs, "round_robin", "");
     let reply = Client::new(r.addr()).get("/api/x?status=503").await;
     assert_eq!(reply.status, 503);
     assert_eq!(reply.header("x-switchyard-error"), None);
@@ -141,11 +129,7 @@ async fn a_backends_own_503_passes_through_unmarked() {
 #[tokio::test]
 async fn malformed_requests_get_400_and_the_router_keeps_serving() {
     let bs = backends(&["a"]).await;
-    let r = router(&format!(
-        "{}{}",
-        route("api", "/api", "api"),
-        pool("api", "round_robin", &bs, &[])
-    ));
+    let r = api_router(&bs, "round_robin", "");
     for garbage in [
         &b"GARBAGE\r\n\r\n"[..],
         b"GET /api HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n",
@@ -195,11 +179,7 @@ async fn a_post_to_an_unreachable_backend_gets_one_502() {
 #[tokio::test]
 async fn an_upgrade_request_with_a_body_is_refused_and_smuggles_nothing() {
     let bs = backends(&["a"]).await;
-    let r = router(&format!(
-        "{}{}",
-        route("api", "/api", "api"),
-        pool("api", "round_robin", &bs, &[])
-    ));
+    let r = api_router(&bs, "round_robin", "");
     let mut sock = tokio::net::TcpStream::connect(r.addr()).await.unwrap();
     sock.write_all(
         b"POST /api HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 5\r\n\r\nhelloGET /internal-admin HTTP/1.1\r\nHost: internal\r\n\r\n",

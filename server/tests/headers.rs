@@ -14,11 +14,7 @@ async fn echo(client: &Client, path: &str, headers: &[(&str, &str)]) -> serde_js
 #[tokio::test]
 async fn forwarding_headers_reach_the_backend() {
     let bs = backends(&["a"]).await;
-    let r = router(&format!(
-        "{}{}",
-        route("api", "/api", "api"),
-        pool("api", "round_robin", &bs, &[])
-    ));
+    let r = api_router(&bs, "round_robin", "");
     let client = Client::new(r.addr());
     let seen = echo(
         &client,
@@ -37,11 +33,7 @@ async fn forwarding_headers_reach_the_backend() {
 #[tokio::test]
 async fn request_ids_are_generated_or_kept_and_returned() {
     let bs = backends(&["a"]).await;
-    let r = router(&format!(
-        "{}{}",
-        route("api", "/api", "api"),
-        pool("api", "round_robin", &bs, &[])
-    ));
+    let r = api_router(&bs, "round_robin", "");
     let client = Client::new(r.addr());
 
     let reply = client.get("/api/x?echo=1").await;
@@ -62,11 +54,7 @@ async fn request_ids_are_generated_or_kept_and_returned() {
 #[tokio::test]
 async fn hop_by_hop_headers_stop_at_the_router() {
     let bs = backends(&["a"]).await;
-    let r = router(&format!(
-        "{}{}",
-        route("api", "/api", "api"),
-        pool("api", "round_robin", &bs, &[])
-    ));
+    let r = api_router(&bs, "round_robin", "");
     let client = Client::new(r.addr());
     let seen = echo(
         &client,
@@ -90,11 +78,7 @@ async fn hop_by_hop_headers_stop_at_the_router() {
 #[tokio::test]
 async fn responses_carry_the_backend_id_and_request_id() {
     let bs = backends(&["api-7"]).await;
-    let r = router(&format!(
-        "{}{}",
-        route("api", "/api", "api"),
-        pool("api", "round_robin", &bs, &[])
-    ));
+    let r = api_router(&bs, "round_robin", "");
     let reply = Client::new(r.addr()).get("/api/x").await;
     assert_eq!(reply.backend(), "api-7");
     assert!(reply.header("x-request-id").is_some());

@@ -17,19 +17,6 @@ const FAST_TCP: &str =
     "health = { kind = \"tcp\", interval = \"100ms\", timeout = \"100ms\", rise = 2, fall = 2 }";
 const WAIT: Duration = Duration::from_secs(10);
 
-fn pool_with(id: &str, bs: &[TestBackend], extra: &str) -> String {
-    pool(id, "round_robin", bs, &[]).replace("algorithm = ", &format!("{extra}\nalgorithm = "))
-}
-
-/// A router with one route `/api` to pool `api` over `bs`, with `extra` pool settings.
-fn api_router(bs: &[TestBackend], extra: &str) -> switchyard::RouterHandle {
-    router(&format!(
-        "{}{}",
-        route("api", "/api", "api"),
-        pool_with("api", bs, extra)
-    ))
-}
-
 fn state_of(r: &switchyard::RouterHandle, pool: &str, backend: &str) -> BackendState {
     let table = r.table();
     let snap = table.pool(pool).unwrap().load_full();
@@ -53,7 +40,7 @@ async fn backends_answering(client: &Client, n: usize) -> BTreeSet<String> {
 #[tokio::test]
 async fn a_failing_health_endpoint_takes_a_backend_out_and_passing_brings_it_back() {
     let bs = backends(&["a", "b", "c"]).await;
-    let r = api_router(&bs, FAST_HTTP);
+    let r = api_router(&bs, "round_robin", FAST_HTTP);
     let client = Client::new(r.addr());
     assert_eq!(backends_answering(&client, 9).await.len(), 3);
 
@@ -77,7 +64,7 @@ async fn a_failing_health_endpoint_takes_a_backend_out_and_passing_brings_it_bac
 #[tokio::test]
 async fn a_killed_backend_costs_no_request_and_is_marked_down() {
     let mut bs = backends(&["a", "b", "c"]).await;
-    let r = api_router(&bs, FAST_TCP);
+    let r = api_router(&bs, "round_robin", FAST_TCP);
     let client = Client::new(r.addr());
     bs.remove(1).stop().await;
     // Every request succeeds: connect failures move on to another backend at once.
@@ -165,6 +152,7 @@ async fn a_backend_that_passes_checks_but_fails_requests_is_ejected() {
     bs[1].set_fail_status(Some(500));
     let r = api_router(
         &bs,
+        "round_robin",
         &format!("{FAST_HTTP}\noutlier = {{ consecutive_failures = 3, base_ejection = \"30s\" }}"),
     );
     let client = Client::new(r.addr());
@@ -193,7 +181,12 @@ async fn a_backends_503_is_retried_on_another_backend_for_idempotent_requests() 
     bs[0].set_fail_status(Some(503));
     let r = router(&format!(
         "[[routes]]\nid = \"api\"\npath_prefix = \"/api\"\npool = \"api\"\nretries = 1\n{}",
-        pool_with("api", &bs, "outlier = { consecutive_failures = 0 }")
+        pool_with(
+            "api",
+            "round_robin",
+            &bs,
+            "outlier = { consecutive_failures = 0 }"
+        )
     ));
     let client = Client::new(r.addr());
     for _ in 0..6 {
@@ -223,7 +216,12 @@ async fn an_empty_retry_budget_stops_retries() {
     bs[0].set_fail_status(Some(503));
     let r = router(&format!(
         "[[routes]]\nid = \"api\"\npath_prefix = \"/api\"\npool = \"api\"\nretries = 1\nretry_budget = {{ percent = 0, min_per_s = 0 }}\n{}",
-        pool_with("api", &bs, "outlier = { consecutive_failures = 0 }")
+        pool_with(
+            "api",
+            "round_robin",
+            &bs,
+            "outlier = { consecutive_failures = 0 }"
+        )
     ));
     let client = Client::new(r.addr());
     let statuses: BTreeSet<u16> = {
@@ -244,7 +242,7 @@ async fn an_empty_retry_budget_stops_retries() {
 async fn with_every_backend_down_the_pool_answers_503_and_recovers() {
     let bs = backends(&["a", "b"]).await;
     let addrs: Vec<_> = bs.iter().map(|b| b.addr()).collect();
-    let r = api_router(&bs, FAST_TCP);
+    let r = api_router(&bs, "round_robin", FAST_TCP);
     let client = Client::new(r.addr());
     for b in bs {
         b.stop().await;
@@ -276,7 +274,11 @@ async fn with_every_backend_down_the_pool_answers_503_and_recovers() {
 #[tokio::test]
 async fn below_the_panic_threshold_traffic_spreads_over_all_backends() {
     let bs = backends(&["a", "b", "c", "d"]).await;
-    let r = api_router(&bs, &format!("{FAST_HTTP}\npanic_threshold = 50"));
+    let r = api_router(
+        &bs,
+        "round_robin",
+        &format!("{FAST_HTTP}\npanic_threshold = 50"),
+    );
     let client = Client::new(r.addr());
     for b in &bs[1..] {
         b.set_health(503);
@@ -298,6 +300,7 @@ async fn a_backend_back_from_failed_checks_is_eased_in_by_slow_start() {
     let bs = backends(&["steady", "back"]).await;
     let r = api_router(
         &bs,
+        "round_robin",
         &format!("{FAST_HTTP}\nslow_start = \"4s\"\npanic_threshold = 0"),
     );
     let client = Client::new(r.addr());
@@ -341,6 +344,7 @@ async fn a_flapping_backend_is_held_down_on_its_next_comeback() {
     let bs = backends(&["steady", "flappy"]).await;
     let r = api_router(
         &bs,
+        "round_robin",
         &format!("{FAST_HTTP}\npanic_threshold = 0\n").replace(
             "fall = 2 }",
             "fall = 2, flap_threshold = 2, flap_penalty = \"1500ms\" }",
@@ -378,7 +382,12 @@ async fn small_bodies_are_kept_for_a_retry_and_large_ones_are_not() {
     bs[0].set_fail_status(Some(503));
     let r = router(&format!(
         "[[routes]]\nid = \"api\"\npath_prefix = \"/api\"\npool = \"api\"\nretries = 1\nretry_buffer_bytes = 1000\n{}",
-        pool_with("api", &bs, "outlier = { consecutive_failures = 0 }")
+        pool_with(
+            "api",
+            "round_robin",
+            &bs,
+            "outlier = { consecutive_failures = 0 }"
+        )
     ));
     let client = Client::new(r.addr());
     let small = bytes::Bytes::from(vec![b's'; 900]);
@@ -411,7 +420,7 @@ const FAST_LOAD: &str = "health = { kind = \"http\", path = \"/health\", interva
 #[tokio::test]
 async fn a_busy_backend_gets_less_and_a_full_one_nothing_without_being_failed() {
     let bs = backends(&["idle", "busy"]).await;
-    let r = api_router(&bs, FAST_LOAD);
+    let r = api_router(&bs, "round_robin", FAST_LOAD);
     let client = Client::new(r.addr());
     let router = &r;
     let weight_of = |id: &str| {
@@ -470,6 +479,7 @@ async fn a_health_answer_slower_than_max_response_time_fails_the_check() {
     let bs = backends(&["quick", "sluggish"]).await;
     let r = api_router(
         &bs,
+        "round_robin",
         &format!("{FAST_HTTP}\npanic_threshold = 0\n")
             .replace(
                 "fall = 2 }",

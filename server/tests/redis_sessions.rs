@@ -17,8 +17,7 @@ fn node(bs: &[TestBackend], redis: &RedisServer) -> switchyard::RouterHandle {
          [[routes]]\nid = \"stream\"\npath_prefix = \"/stream\"\npool = \"stream\"\nsticky = true\n{}",
         redis.url(),
         key.display(),
-        pool("stream", "round_robin", bs, &[])
-            .replace("algorithm = ", "health = { kind = \"none\" }\nalgorithm = ")
+        pool_with("stream", "round_robin", bs, "health = { kind = \"none\" }")
     ))
 }
 

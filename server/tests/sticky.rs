@@ -16,9 +16,11 @@ const FAST_HTTP: &str = "health = { kind = \"http\", path = \"/health\", interva
 fn sticky_router(bs: &[TestBackend], algorithm: &str) -> switchyard::RouterHandle {
     router(&format!(
         "[[routes]]\nid = \"stream\"\npath_prefix = \"/stream\"\npool = \"stream\"\nsticky = true\n{}",
-        pool("stream", algorithm, bs, &[]).replace(
-            "algorithm = ",
-            &format!("{FAST_HTTP}\npanic_threshold = 0\nalgorithm = ")
+        pool_with(
+            "stream",
+            algorithm,
+            bs,
+            &format!("{FAST_HTTP}\npanic_threshold = 0")
         )
     ))
 }

@@ -14,8 +14,12 @@ fn stream_router(bs: &[TestBackend], idle: &str) -> switchyard::RouterHandle {
     router(&format!(
         "[[routes]]\nid = \"stream\"\npath_prefix = \"/stream\"\npool = \"stream\"\ntimeouts = {{ connect = \"1s\", response = \"5s\", idle = \"{idle}\" }}\n{}",
         // No health checks here: their connections would blur the connection counts below.
-        pool("stream", "least_connections", bs, &[])
-            .replace("algorithm = ", "health = { kind = \"none\" }\nalgorithm = ")
+        pool_with(
+            "stream",
+            "least_connections",
+            bs,
+            "health = { kind = \"none\" }"
+        )
     ))
 }
 
@@ -27,12 +31,7 @@ async fn the_first_chunk_arrives_before_the_backend_finishes() {
     // 10 chunks, 300 ms apart: the backend needs 2.7 s to finish.
     let started = Instant::now();
     let resp = client
-        .head(
-            http::Method::GET,
-            "/stream/movie?bytes=10000&chunk_bytes=1000&chunk_ms=300",
-            &[],
-            Bytes::new(),
-        )
+        .get_head("/stream/movie?bytes=10000&chunk_bytes=1000&chunk_ms=300")
         .await;
     assert_eq!(resp.status(), 200);
     let mut body = resp.into_body();
@@ -111,14 +110,7 @@ async fn a_backend_that_dies_mid_body_makes_the_client_see_an_error() {
     let r = stream_router(&bs, "60s");
     let client = Client::new(r.addr());
     // The backend promises 20,000 bytes, sends 10,000, then cuts its connection.
-    let resp = client
-        .head(
-            http::Method::GET,
-            "/stream/x?drop_after=10000",
-            &[],
-            Bytes::new(),
-        )
-        .await;
+    let resp = client.get_head("/stream/x?drop_after=10000").await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-length"], "20000");
     let result = tokio::time::timeout(REQUEST_DEADLINE, resp.into_body().collect())
@@ -136,12 +128,7 @@ async fn a_chunked_body_cut_short_is_not_terminated_cleanly() {
     let r = stream_router(&bs, "60s");
     let client = Client::new(r.addr());
     let resp = client
-        .head(
-            http::Method::GET,
-            "/stream/x?drop_after=3000&chunk_ms=1&chunk_bytes=1000",
-            &[],
-            Bytes::new(),
-        )
+        .get_head("/stream/x?drop_after=3000&chunk_ms=1&chunk_bytes=1000")
         .await;
     assert!(
         resp.headers().get("content-length").is_none(),
@@ -164,12 +151,7 @@ async fn a_silent_stream_is_cut_after_the_idle_timeout() {
     // Chunks 2 s apart: far beyond the route's 300 ms idle timeout.
     let started = Instant::now();
     let resp = client
-        .head(
-            http::Method::GET,
-            "/stream/x?bytes=3000&chunk_bytes=1000&chunk_ms=2000",
-            &[],
-            Bytes::new(),
-        )
+        .get_head("/stream/x?bytes=3000&chunk_bytes=1000&chunk_ms=2000")
         .await;
     let result = tokio::time::timeout(REQUEST_DEADLINE, resp.into_body().collect())
         .await

@@ -21,8 +21,12 @@ fn ws_router(bs: &[TestBackend]) -> switchyard::RouterHandle {
     router(&format!(
         "{}{}",
         route("ws", "/ws", "ws"),
-        pool("ws", "least_connections", bs, &[])
-            .replace("algorithm = ", "health = { kind = \"none\" }\nalgorithm = ")
+        pool_with(
+            "ws",
+            "least_connections",
+            bs,
+            "health = { kind = \"none\" }"
+        )
     ))
 }
 

@@ -67,6 +67,20 @@ pub fn pool(id: &str, algorithm: &str, backends: &[TestBackend], weights: &[u32]
     )
 }
 
+/// A `[[pools]]` table like [`pool`], with `extra` pool settings (e.g. `health = {…}`).
+pub fn pool_with(id: &str, algorithm: &str, backends: &[TestBackend], extra: &str) -> String {
+    pool(id, algorithm, backends, &[]).replace("algorithm = ", &format!("{extra}\nalgorithm = "))
+}
+
+/// A router with one route `/api` to a pool `api` over `backends`.
+pub fn api_router(backends: &[TestBackend], algorithm: &str, extra: &str) -> RouterHandle {
+    router(&format!(
+        "{}{}",
+        route("api", "/api", "api"),
+        pool_with("api", algorithm, backends, extra)
+    ))
+}
+
 /// A `[[routes]]` table sending `prefix` to `pool`.
 pub fn route(id: &str, prefix: &str, pool: &str) -> String {
     format!("[[routes]]\nid = \"{id}\"\npath_prefix = \"{prefix}\"\npool = \"{pool}\"\n")
@@ -167,6 +181,11 @@ impl Client {
             headers: parts.headers,
             body,
         }
+    }
+
+    /// A GET that returns as soon as the response head arrives (the body still streaming).
+    pub async fn get_head(&self, path: &str) -> http::Response<hyper::body::Incoming> {
+        self.head(http::Method::GET, path, &[], Bytes::new()).await
     }
 
     /// Sends a request and returns as soon as the response head arrives.
