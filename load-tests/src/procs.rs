@@ -158,6 +158,26 @@ pub fn start_backend(id: &str) -> Result<(Proc, SocketAddr), String> {
     Ok((proc, addr))
 }
 
+/// Starts a private, empty `redis-server` on `127.0.0.1:port` that keeps nothing on disk.
+pub fn start_redis(port: u16) -> Result<Proc, String> {
+    let mut proc = Proc::spawn(
+        "redis-server",
+        Command::new("redis-server").args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]),
+    )
+    .map_err(|err| format!("{err} (apt-get install -y redis-server)"))?;
+    wait_for_port(&mut proc, SocketAddr::from(([127, 0, 0, 1], port)))?;
+    Ok(proc)
+}
+
 /// Backends as `(id, address)` pairs, the shape router configs are written from.
 pub type Members = Vec<(String, SocketAddr)>;
 

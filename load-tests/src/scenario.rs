@@ -179,24 +179,7 @@ async fn redis_outage(say: impl Fn(&str)) -> Result<Verdict, String> {
     let scratch = ScratchDir::new("redis-outage")?;
     let port = procs::free_port()?;
     let redis_addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let start_redis = || -> Result<procs::Proc, String> {
-        let mut proc = procs::Proc::spawn(
-            "redis-server",
-            std::process::Command::new("redis-server").args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ]),
-        )
-        .map_err(|err| format!("{err} (apt-get install -y redis-server)"))?;
-        procs::wait_for_port(&mut proc, redis_addr)?;
-        Ok(proc)
-    };
+    let start_redis = || procs::start_redis(port);
     let mut redis = Some(start_redis()?);
     // Held until the end: dropping a process guard kills the backend.
     let (_backends, members) = procs::start_backends(&["b1", "b2", "b3"])?;

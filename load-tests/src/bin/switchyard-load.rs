@@ -122,6 +122,19 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?} is out of range"))
 }
 
+/// Prints a report as text, or as one JSON object for scripts.
+fn print_report<R: serde::Serialize + std::fmt::Display>(report: &R, json: bool) -> ExitCode {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(report).expect("a report serialises")
+        );
+    } else {
+        println!("{report}");
+    }
+    ExitCode::SUCCESS
+}
+
 fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, ExitCode> {
     // One thread: a current-thread runtime, cheapest per request (no work stealing).
     let mut builder = if threads <= 1 {
@@ -165,17 +178,7 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             match rt.block_on(cli_http::run_with_progress(load, json)) {
-                Ok(report) => {
-                    if json {
-                        println!(
-                            "{}",
-                            serde_json::to_string(&report).expect("a report serialises")
-                        );
-                    } else {
-                        println!("{report}");
-                    }
-                    ExitCode::SUCCESS
-                }
+                Ok(report) => print_report(&report, json),
                 Err(msg) => {
                     eprintln!("switchyard-load http: {msg}");
                     ExitCode::from(2)
@@ -232,16 +235,7 @@ fn main() -> ExitCode {
                     eprintln!("switchyard-load ws: {msg}");
                     return ExitCode::from(2);
                 }
-                let report = ws::run(load).await;
-                if json {
-                    println!(
-                        "{}",
-                        serde_json::to_string(&report).expect("a report serialises")
-                    );
-                } else {
-                    println!("{report}");
-                }
-                ExitCode::SUCCESS
+                print_report(&ws::run(load).await, json)
             })
         }
         Command::Compare {

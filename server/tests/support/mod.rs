@@ -243,47 +243,22 @@ pub fn dead_address() -> SocketAddr {
 
 /// A private `redis-server` on a free port, stopped on drop.
 pub struct RedisServer {
-    child: Option<std::process::Child>,
+    proc: Option<switchyard_load::procs::Proc>,
     pub port: u16,
 }
 
 impl RedisServer {
     pub fn start() -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut server = RedisServer { child: None, port };
+        let port = switchyard_load::procs::free_port().expect("a free port");
+        let mut server = RedisServer { proc: None, port };
         server.spawn();
         server
     }
 
     fn spawn(&mut self) {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (see .ci/run)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start on {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let proc = switchyard_load::procs::start_redis(self.port)
+            .unwrap_or_else(|err| panic!("redis-server (installed by .ci/run): {err}"));
+        self.proc = Some(proc);
     }
 
     pub fn url(&self) -> String {
@@ -292,9 +267,8 @@ impl RedisServer {
 
     /// Kills it (an outage).
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(mut proc) = self.proc.take() {
+            proc.kill();
         }
     }
 
