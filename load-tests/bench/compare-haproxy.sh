@@ -18,15 +18,7 @@ cd "$(dirname "$0")/../.."
 for tool in wrk haproxy; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y wrk haproxy" >&2; exit 1; }
 done
-cargo build --release -q -p switchyard -p switchyard-load
-BIN=target/release
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+source load-tests/bench/common.sh
 
 B1=$(free_port); B2=$(free_port)
 "$BIN/switchyard-backend" --listen 127.0.0.1:$B1 --id b1 & PIDS+=($!)

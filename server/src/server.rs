@@ -9,7 +9,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use std::convert::Infallible;
+
 use actix::Actor;
+use actix_codec::Framed;
+use actix_http::{HttpService, Request, h1};
+use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_service, map_config};
+use actix_web::dev::AppConfig;
+use actix_web::rt::net::TcpStream;
 use actix_web::{App, HttpServer, web};
 use arc_swap::ArcSwap;
 use tokio::sync::oneshot;
@@ -138,6 +145,76 @@ async fn first_checks(config: &Config, table: &ArcSwap<RouteTable>) {
     }
 }
 
+/// The public listeners: actix-http's HTTP/1.1 service with the proxy handler for requests and
+/// an upgrade hook that gives WebSocket upgrades their connection ([`proxy::websocket`]), so
+/// sessions are framed with the router's own small buffers instead of actix-web's 16 KiB per
+/// connection. Built on actix-server directly because `HttpServer` has no upgrade hook.
+fn public_server(
+    config: &Config,
+    state: web::Data<ProxyState>,
+) -> Result<(actix_server::Server, Vec<SocketAddr>), Error> {
+    let mut builder = actix_server::Server::build()
+        .workers(config.node.workers)
+        .backlog(LISTEN_BACKLOG)
+        .shutdown_timeout(config.node.shutdown_timeout.as_secs().max(1))
+        .disable_signals();
+    let shutdown = builder.graceful_shutdown_signal();
+    let mut listen = Vec::new();
+    let addrs =
+        std::iter::once(config.node.listen).chain(config.listeners.iter().map(|l| l.address));
+    for addr in addrs {
+        let bind_error = |source| Error::Bind { addr, source };
+        let listener = bind_listener(addr).map_err(bind_error)?;
+        let local = listener.local_addr().map_err(bind_error)?;
+        listen.push(local);
+        let state = state.clone();
+        let shutdown = shutdown.clone();
+        builder = builder
+            .listen(format!("switchyard-{local}"), listener, move || {
+                let upgrade_state = state.clone();
+                let shutdown = shutdown.clone();
+                let app = App::new()
+                    .app_data(state.clone())
+                    .default_service(web::to(proxy::handle))
+                    .into_factory()
+                    .map_err(|err: actix_web::Error| err.error_response());
+                HttpService::build()
+                    .keep_alive(CLIENT_KEEP_ALIVE)
+                    .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+                    .tcp_nodelay(true)
+                    .local_addr(local)
+                    .graceful_shutdown_signal(move || {
+                        let shutdown = shutdown.clone();
+                        async move { shutdown.notified().await }
+                    })
+                    .upgrade(fn_service(
+                        move |(req, framed): (Request, Framed<TcpStream, h1::Codec>)| {
+                            let state = upgrade_state.clone();
+                            async move {
+                                proxy::websocket::upgrade(req, framed, &state).await;
+                                Ok::<_, Infallible>(())
+                            }
+                        },
+                    ))
+                    .finish(map_config(app, |_| AppConfig::default()))
+                    .tcp()
+            })
+            .map_err(bind_error)?;
+    }
+    Ok((builder.run(), listen))
+}
+
+/// A listening socket with the router's backlog.
+fn bind_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG as i32)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
 /// Slack over the longest check timeout for the first checks' verdicts to be published.
 const FIRST_CHECK_MARGIN: std::time::Duration = std::time::Duration::from_millis(200);
 
@@ -226,37 +303,13 @@ async fn run(
         proto: "http",
         sessions: sessions.clone(),
     });
-    let mut addrs = vec![config.node.listen];
-    addrs.extend(config.listeners.iter().map(|l| l.address));
-    let mut public = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .default_service(web::to(proxy::handle))
-    })
-    .workers(config.node.workers)
-    .backlog(LISTEN_BACKLOG)
-    .keep_alive(CLIENT_KEEP_ALIVE)
-    .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
-    .shutdown_timeout(config.node.shutdown_timeout.as_secs().max(1))
-    .on_connect(|conn, _| {
-        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-            let _ = tcp.set_nodelay(true);
+    let (public, listen) = match public_server(&config, state) {
+        Ok(bound) => bound,
+        Err(err) => {
+            let _ = bound_tx.send(Err(err));
+            return;
         }
-    })
-    .disable_signals();
-    for addr in &addrs {
-        public = match public.bind(addr) {
-            Ok(server) => server,
-            Err(source) => {
-                let _ = bound_tx.send(Err(Error::Bind {
-                    addr: *addr,
-                    source,
-                }));
-                return;
-            }
-        };
-    }
-    let listen = public.addrs();
+    };
 
     let admin_ready = ready.clone();
     let admin_server = HttpServer::new(move || {
@@ -278,7 +331,6 @@ async fn run(
     };
     let admin = admin_server.addrs()[0];
 
-    let public = public.run();
     let admin_server = admin_server.run();
     let public_handle = public.handle();
     let admin_handle = admin_server.handle();

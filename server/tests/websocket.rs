@@ -356,3 +356,74 @@ async fn a_thousand_sessions_opened_and_closed_leave_no_counters_behind() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn fragmented_messages_arrive_whole() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let bs = backends(&["ws-1"]).await;
+    let r = ws_router(&bs);
+    let (mut ws, _) = connect(r.addr(), &[]).await;
+    let parts: [(&str, OpCode, bool); 3] = [
+        ("frag", OpCode::Data(Data::Text), false),
+        ("men", OpCode::Data(Data::Continue), false),
+        ("ted", OpCode::Data(Data::Continue), true),
+    ];
+    for (text, opcode, last) in parts {
+        let frame = Frame::message(text.as_bytes().to_vec(), opcode, last);
+        ws.send(Message::Frame(frame)).await.unwrap();
+    }
+    assert_eq!(next(&mut ws).await, Message::text("ws-1: fragmented"));
+}
+
+#[tokio::test]
+async fn a_message_over_the_limit_closes_the_session_with_1009() {
+    let bs = backends(&["ws-1"]).await;
+    let r = ws_router(&bs);
+    let (mut ws, _) = connect(r.addr(), &[]).await;
+    let too_big = vec![0u8; switchyard::proxy::websocket::MAX_MESSAGE_BYTES + 1];
+    // The router may close before the whole message is written; that is its answer too.
+    let _ = ws.send(Message::binary(too_big)).await;
+    match next(&mut ws).await {
+        Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1009),
+        other => panic!("expected close 1009, got {other:?}"),
+    }
+    let table = r.table();
+    let pool = table.pool("ws").unwrap();
+    eventually("the session counter back to zero", REQUEST_DEADLINE, || {
+        pool.load().backends.iter().all(|b| b.stats.sessions() == 0)
+    })
+    .await;
+}
+
+/// Sends raw request bytes and returns the whole answer (the router closes after it).
+async fn raw_exchange(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(REQUEST_DEADLINE, stream.read_to_end(&mut answer))
+        .await
+        .expect("the router answers and closes within the deadline")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn a_bad_client_handshake_is_refused_before_any_backend_is_asked() {
+    // The only backend is dead: an answer other than 502 shows it was never contacted.
+    let r = router(&format!(
+        "{}[[pools]]\nid = \"ws\"\nhealth = {{ kind = \"none\" }}\nbackends = [{{ id = \"gone\", address = \"{}\" }}]\n",
+        route("ws", "/ws", "ws"),
+        dead_address()
+    ));
+    let no_key = "GET /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let answer = raw_exchange(r.addr(), no_key).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("bad WebSocket handshake"), "{answer}");
+
+    let post = "POST /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    let answer = raw_exchange(r.addr(), post).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("only WebSocket upgrades"), "{answer}");
+}

@@ -48,6 +48,9 @@ pub struct WsReport {
     pub messages_echoed: u64,
     pub connect_us: Percentiles,
     pub rtt_us: Percentiles,
+    /// Round trips of messages sent once every session was open (the held phase only:
+    /// no handshakes competing with messages).
+    pub held_rtt_us: Percentiles,
     /// Growth of the server's resident memory per held session, when its pid was given.
     pub server_kib_per_session: Option<f64>,
 }
@@ -65,6 +68,7 @@ struct Counters {
 struct SessionResult {
     connect: Option<Duration>,
     rtt: hdrhistogram::Histogram<u64>,
+    held_rtt: hdrhistogram::Histogram<u64>,
 }
 
 /// Resident memory of a process in KiB.
@@ -83,13 +87,20 @@ pub async fn run(load: WsLoad) -> WsReport {
     let counters = Arc::new(Counters::default());
     let start = Instant::now();
     let ramp = Duration::from_secs_f64(load.sessions as f64 / load.ramp_per_s.max(0.001));
-    let end = start + ramp + load.duration;
+    let held_from = start + ramp;
+    let end = held_from + load.duration;
     let rss_before = load.server_pid.and_then(rss_kib);
     let load = Arc::new(load);
     let tasks: Vec<_> = (0..load.sessions)
         .map(|i| {
             let opens_at = start + Duration::from_secs_f64(i as f64 / load.ramp_per_s.max(0.001));
-            tokio::spawn(session(load.clone(), counters.clone(), i, opens_at, end))
+            tokio::spawn(session(
+                load.clone(),
+                counters.clone(),
+                i,
+                opens_at,
+                (held_from, end),
+            ))
         })
         .collect();
     // Memory is read once every session has had its chance to open, midway through the hold.
@@ -100,12 +111,14 @@ pub async fn run(load: WsLoad) -> WsReport {
 
     let mut connect = report::latency_histogram();
     let mut rtt = report::latency_histogram();
+    let mut held_rtt = report::latency_histogram();
     for t in tasks {
         if let Ok(r) = t.await {
             if let Some(c) = r.connect {
                 report::record(&mut connect, c);
             }
             rtt.add(&r.rtt).expect("same bounds");
+            held_rtt.add(&r.held_rtt).expect("same bounds");
         }
     }
     let server_kib_per_session = match (rss_before, rss_held) {
@@ -125,6 +138,7 @@ pub async fn run(load: WsLoad) -> WsReport {
         messages_echoed: counters.echoed.load(Ordering::Relaxed),
         connect_us: Percentiles::of(&connect),
         rtt_us: Percentiles::of(&rtt),
+        held_rtt_us: Percentiles::of(&held_rtt),
         server_kib_per_session,
     }
 }
@@ -134,11 +148,12 @@ async fn session(
     counters: Arc<Counters>,
     index: usize,
     opens_at: Instant,
-    end: Instant,
+    (held_from, end): (Instant, Instant),
 ) -> SessionResult {
     let mut out = SessionResult {
         connect: None,
         rtt: report::latency_histogram(),
+        held_rtt: report::latency_histogram(),
     };
     tokio::time::sleep_until(opens_at.into()).await;
     let t0 = Instant::now();
@@ -200,7 +215,11 @@ async fn session(
         match reply {
             Ok(true) => {
                 counters.echoed.fetch_add(1, Ordering::Relaxed);
-                report::record(&mut out.rtt, sent.elapsed());
+                let rtt = sent.elapsed();
+                report::record(&mut out.rtt, rtt);
+                if sent >= held_from {
+                    report::record(&mut out.held_rtt, rtt);
+                }
             }
             _ => {
                 counters.drops.fetch_add(1, Ordering::Relaxed);
@@ -238,6 +257,13 @@ impl std::fmt::Display for WsReport {
             ms(self.rtt_us.p50),
             ms(self.rtt_us.p99),
             ms(self.rtt_us.max)
+        )?;
+        writeln!(
+            f,
+            "  held       rtt p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms  (messages sent once all sessions were open)",
+            ms(self.held_rtt_us.p50),
+            ms(self.held_rtt_us.p99),
+            ms(self.held_rtt_us.max)
         )?;
         match self.server_kib_per_session {
             Some(kib) => write!(f, "  server     {kib:.1} KiB resident per session"),

@@ -1,21 +1,30 @@
-//! `SessionActor`: one per live WebSocket session. Owns the session's two ends and pumps
-//! frames between them (on the worker thread that accepted the client, so no frame crosses
-//! threads), and obeys [`CloseSession`] — how drains and shutdowns will move sessions.
+//! `SessionActor`: one per live WebSocket session. Owns the session's two ends — the client's
+//! upgraded connection and the backend's — and pumps frames between them on the worker thread
+//! that accepted the client (no frame crosses threads). It obeys [`CloseSession`], which is how
+//! drains and shutdowns move sessions.
+//!
+//! Both ends are tokio-tungstenite connections with small read buffers and no write buffer, so
+//! an idle session holds about 1 KiB of buffer per end (PERF-NOTES: actix-web's own WebSocket
+//! side keeps 16 KiB per connection whether data moves or not).
 //!
 //! Close codes the router sends itself (the SDK knows them): `4001` backend draining, `4002`
-//! backend lost abnormally, `1009` message too big, `1001` the router is going away. Every
-//! other close code is the backend's (or the client's) and passes through unchanged.
+//! backend lost abnormally, `1009` message too big, `1002` protocol error, `1001` the router is
+//! going away. Every other close code is the backend's (or the client's) and passes through
+//! unchanged. Each end answers pings itself (tungstenite does) and the pings and pongs are also
+//! relayed, so an endpoint may see one extra pong — harmless (RFC 6455 §5.5.3).
+
+use std::time::Duration;
 
 use actix::Message;
 use actix::prelude::*;
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
 use crate::routing::stats::SessionGuard;
 
@@ -23,6 +32,17 @@ use crate::routing::stats::SessionGuard;
 pub const CLOSE_DRAINING: u16 = 4001;
 /// Close code: the backend was lost abnormally; reconnect after a short jittered delay.
 pub const CLOSE_BACKEND_LOST: u16 = 4002;
+/// Close code: the router is going away (shutdown).
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+
+/// How long a session waits for the other side's close frame after sending its own, before
+/// it drops the connection anyway.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// How long one frame may wait to be written to a side that does not read (a zombie client
+/// whose TCP window stays full); past it the side counts as gone.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// A close reason is at most 123 bytes on the wire (RFC 6455 §5.5: 125-byte control payload).
+const MAX_REASON_BYTES: usize = 123;
 
 /// Ends a session with a close code (to the client) and a reason.
 #[derive(Message, Debug, Clone)]
@@ -32,41 +52,60 @@ pub struct CloseSession {
     pub reason: String,
 }
 
-pub struct SessionActor {
-    pump: Option<Pump>,
+pub struct SessionActor<C> {
+    pump: Option<Pump<C>>,
     commands: mpsc::Sender<CloseSession>,
 }
 
-struct Pump {
-    client: Session,
-    from_client: AggregatedMessageStream,
+struct Pump<C> {
+    client: WebSocketStream<C>,
     backend: WebSocketStream<TcpStream>,
     commands: mpsc::Receiver<CloseSession>,
-    _guard: SessionGuard,
+    guard: Option<SessionGuard>,
 }
 
-impl SessionActor {
+/// Why the frame loop ended.
+enum End {
+    /// The client sent a close frame (already answered by its end).
+    ClientClosed(Option<CloseFrame>),
+    /// The backend sent a close frame (already answered by its end).
+    BackendClosed(Option<CloseFrame>),
+    /// The client broke the protocol or a limit: it gets this code.
+    ClientFailed(u16, String),
+    /// The client's connection is gone without a close.
+    ClientGone,
+    /// The backend's connection failed or broke the protocol.
+    BackendLost(String),
+    /// The control plane closes the session.
+    Command(CloseSession),
+}
+
+impl<C> SessionActor<C>
+where
+    C: AsyncRead + AsyncWrite + Unpin + 'static,
+{
     pub fn new(
-        client: Session,
-        from_client: AggregatedMessageStream,
+        client: WebSocketStream<C>,
         backend: WebSocketStream<TcpStream>,
         guard: SessionGuard,
-    ) -> SessionActor {
-        let (commands, rx) = mpsc::channel(4);
+    ) -> SessionActor<C> {
+        let (commands, rx) = mpsc::channel(1);
         SessionActor {
             pump: Some(Pump {
                 client,
-                from_client,
                 backend,
                 commands: rx,
-                _guard: guard,
+                guard: Some(guard),
             }),
             commands,
         }
     }
 }
 
-impl Actor for SessionActor {
+impl<C> Actor for SessionActor<C>
+where
+    C: AsyncRead + AsyncWrite + Unpin + 'static,
+{
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
@@ -80,97 +119,124 @@ impl Actor for SessionActor {
     }
 }
 
-impl Handler<CloseSession> for SessionActor {
+impl<C> Handler<CloseSession> for SessionActor<C>
+where
+    C: AsyncRead + AsyncWrite + Unpin + 'static,
+{
     type Result = ();
 
     fn handle(&mut self, msg: CloseSession, _: &mut Context<Self>) {
+        // One close is enough; a second one while the first is under way changes nothing.
         let _ = self.commands.try_send(msg);
     }
 }
 
-fn client_reason(code: u16, reason: &str) -> Option<CloseReason> {
-    Some(CloseReason {
-        code: CloseCode::from(code),
-        description: (!reason.is_empty()).then(|| reason.to_string()),
-    })
-}
-
-fn backend_frame(code: u16, reason: &str) -> WsMessage {
+fn close_frame(code: u16, reason: &str) -> WsMessage {
+    let mut end = reason.len().min(MAX_REASON_BYTES);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
     WsMessage::Close(Some(CloseFrame {
-        code: WsCode::from(code),
-        reason: reason.to_string().into(),
+        code: CloseCode::from(code),
+        reason: reason[..end].to_string().into(),
     }))
 }
 
-impl Pump {
+/// Sends one message, bounded by [`SEND_TIMEOUT`]; `false` when the side is gone.
+async fn send<S>(to: &mut WebSocketStream<S>, msg: WsMessage) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, to.send(msg)).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Sends our close frame (if any), flushes the automatic close reply tungstenite may have
+/// queued, and waits a bounded time for the other side's close, then drops the connection.
+/// Whatever the peer still sends meanwhile (the rest of an oversized message) is read and
+/// discarded: closing a socket with unread data resets it, and the reset could destroy our
+/// close frame before the peer reads it.
+async fn finish<S>(side: &mut WebSocketStream<S>, close: Option<WsMessage>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let closing = async {
+        if let Some(close) = close
+            && side.send(close).await.is_err()
+        {
+            return;
+        }
+        let _ = side.flush().await;
+        while let Some(Ok(_)) = side.next().await {}
+        let mut scratch = [0u8; 1024];
+        while let Ok(1..) = side.get_mut().read(&mut scratch).await {}
+    };
+    let _ = tokio::time::timeout(CLOSE_LINGER, closing).await;
+}
+
+impl<C> Pump<C>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
     async fn run(mut self) {
-        let (mut to_backend, mut from_backend) = self.backend.split();
+        let end = self.relay().await;
+        // The session is over for placement and gauges now; the close handshakes below are
+        // bookkeeping on sockets that carry no more data.
+        drop(self.guard.take());
+        let (to_client, to_backend) = match end {
+            End::ClientClosed(frame) => (None, Some(WsMessage::Close(frame))),
+            End::BackendClosed(frame) => (Some(WsMessage::Close(frame)), None),
+            End::ClientFailed(code, reason) => (
+                Some(close_frame(code, &reason)),
+                Some(close_frame(CLOSE_GOING_AWAY, "client failed")),
+            ),
+            End::ClientGone => (
+                None,
+                Some(close_frame(CLOSE_GOING_AWAY, "client went away")),
+            ),
+            End::BackendLost(reason) => (Some(close_frame(CLOSE_BACKEND_LOST, &reason)), None),
+            End::Command(CloseSession { code, reason }) => (
+                Some(close_frame(code, &reason)),
+                Some(close_frame(CLOSE_GOING_AWAY, &reason)),
+            ),
+        };
+        tokio::join!(
+            finish(&mut self.client, to_client),
+            finish(&mut self.backend, to_backend)
+        );
+    }
+
+    /// Relays frames both ways until one side closes, fails or a command arrives.
+    async fn relay(&mut self) -> End {
         loop {
             tokio::select! {
-                msg = self.from_client.next() => {
-                    let forward = match msg {
-                        Some(Ok(AggregatedMessage::Text(text))) => WsMessage::text(text.to_string()),
-                        Some(Ok(AggregatedMessage::Binary(data))) => WsMessage::binary(data),
-                        Some(Ok(AggregatedMessage::Ping(data))) => WsMessage::Ping(data),
-                        Some(Ok(AggregatedMessage::Pong(data))) => WsMessage::Pong(data),
-                        Some(Ok(AggregatedMessage::Close(reason))) => {
-                            let (code, text) = reason.map_or((1000, String::new()), |r| {
-                                (u16::from(r.code), r.description.unwrap_or_default())
-                            });
-                            let _ = to_backend.send(backend_frame(code, &text)).await;
-                            let _ = self.client.close(client_reason(code, &text)).await;
-                            return;
+                msg = self.client.next() => match msg {
+                    Some(Ok(WsMessage::Close(frame))) => return End::ClientClosed(frame),
+                    Some(Ok(WsMessage::Frame(_))) => {}
+                    Some(Ok(msg)) => {
+                        if !send(&mut self.backend, msg).await {
+                            return End::BackendLost("backend lost".to_string());
                         }
-                        Some(Err(err)) => {
-                            // Too big or malformed: tell both sides, as RFC 6455 asks.
-                            let code = match err {
-                                actix_ws::ProtocolError::Overflow => 1009,
-                                _ => 1002,
-                            };
-                            let _ = to_backend.send(backend_frame(1001, "client failed")).await;
-                            let _ = self.client.close(client_reason(code, &err.to_string())).await;
-                            return;
-                        }
-                        None => {
-                            let _ = to_backend.send(backend_frame(1001, "client went away")).await;
-                            return;
-                        }
-                    };
-                    if to_backend.send(forward).await.is_err() {
-                        let _ = self.client.close(client_reason(CLOSE_BACKEND_LOST, "backend lost")).await;
-                        return;
                     }
-                }
-                msg = from_backend.next() => {
-                    let sent = match msg {
-                        Some(Ok(WsMessage::Text(text))) => self.client.text(text.as_str().to_owned()).await,
-                        Some(Ok(WsMessage::Binary(data))) => self.client.binary(data).await,
-                        Some(Ok(WsMessage::Ping(data))) => self.client.ping(&data).await,
-                        Some(Ok(WsMessage::Pong(data))) => self.client.pong(&data).await,
-                        Some(Ok(WsMessage::Close(frame))) => {
-                            let (code, text) = frame.map_or((1000, String::new()), |f| {
-                                (u16::from(f.code), f.reason.to_string())
-                            });
-                            let _ = self.client.close(client_reason(code, &text)).await;
-                            return;
+                    Some(Err(WsError::Capacity(err))) => return End::ClientFailed(1009, err.to_string()),
+                    Some(Err(WsError::Protocol(err))) => return End::ClientFailed(1002, err.to_string()),
+                    Some(Err(WsError::Utf8(_))) => return End::ClientFailed(1007, "invalid UTF-8 in a text message".to_string()),
+                    Some(Err(_)) | None => return End::ClientGone,
+                },
+                msg = self.backend.next() => match msg {
+                    Some(Ok(WsMessage::Close(frame))) => return End::BackendClosed(frame),
+                    Some(Ok(WsMessage::Frame(_))) => {}
+                    Some(Ok(msg)) => {
+                        if !send(&mut self.client, msg).await {
+                            return End::ClientGone;
                         }
-                        Some(Ok(WsMessage::Frame(_))) => Ok(()),
-                        Some(Err(_)) | None => {
-                            let _ = self.client.close(client_reason(CLOSE_BACKEND_LOST, "backend lost")).await;
-                            return;
-                        }
-                    };
-                    if sent.is_err() {
-                        // The client is gone.
-                        let _ = to_backend.send(backend_frame(1001, "client went away")).await;
-                        return;
                     }
-                }
-                Some(command) = self.commands.recv() => {
-                    let _ = to_backend.send(backend_frame(1001, &command.reason)).await;
-                    let _ = self.client.close(client_reason(command.code, &command.reason)).await;
-                    return;
-                }
+                    Some(Err(WsError::Capacity(err))) => return End::BackendLost(format!("backend sent {err}")),
+                    Some(Err(_)) | None => return End::BackendLost("backend lost".to_string()),
+                },
+                Some(command) = self.commands.recv() => return End::Command(command),
             }
         }
     }

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use actix_web::body::{BodySize, EitherBody};
 use actix_web::http::header::{self as ax, HeaderValue};
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::{Method, StatusCode, Uri};
 use actix_web::{HttpRequest, HttpResponse, web};
 use arc_swap::ArcSwap;
 use bytes::BytesMut;
@@ -63,18 +63,6 @@ pub async fn handle(
                 path: req.path().to_string(),
             };
             (error_response(&err, &request_id), None)
-        }
-        Some(route) if super::websocket::is_websocket(&req) => {
-            let target = upstream_target(&req, &route);
-            let outcome =
-                super::websocket::proxy(&req, payload, &route, &target, &state, &request_id).await;
-            match outcome {
-                Ok((resp, backend)) => (resp.map_into_right_body(), Some(backend)),
-                Err((err, backend)) => {
-                    tracing::warn!(route = %route.id, request_id = ?request_id, error = %err, "WebSocket session failed to open");
-                    (error_response(&err, &request_id), backend)
-                }
-            }
         }
         Some(route) => {
             let outcome = forward(&req, payload, &route, &state, &request_id).await;
@@ -127,7 +115,7 @@ async fn forward(
     let mut candidates = snapshot.balancer.candidates(&snapshot.eligible, key);
     // A sticky route sends a known session to its recorded backend while it takes requests.
     let sticky = match route.sticky {
-        true => Some(state.sessions.sticky(req, &route.pool.id).await),
+        true => Some(state.sessions.sticky(req.headers(), &route.pool.id).await),
         false => None,
     };
     if let Some(sticky) = &sticky {
@@ -153,7 +141,7 @@ async fn forward(
     codec::write_request_head(
         &mut head,
         req.method(),
-        &upstream_target(req, route),
+        &upstream_target(req.uri(), route),
         req.headers(),
         &Forwarding {
             client_ip,
@@ -357,13 +345,13 @@ fn request_framing(req: &HttpRequest) -> RequestFraming {
 }
 
 /// Path and query as the backend should see them.
-fn upstream_target<'a>(req: &'a HttpRequest, route: &Route) -> Cow<'a, str> {
-    let path = req.path();
+pub(crate) fn upstream_target<'a>(uri: &'a Uri, route: &Route) -> Cow<'a, str> {
+    let path = uri.path();
     let stripped = route.upstream_path(path);
     if stripped.len() == path.len() {
-        return Cow::Borrowed(req.uri().path_and_query().map_or("/", |pq| pq.as_str()));
+        return Cow::Borrowed(uri.path_and_query().map_or("/", |pq| pq.as_str()));
     }
-    match req.uri().query() {
+    match uri.query() {
         None => Cow::Borrowed(stripped),
         Some(q) => Cow::Owned(format!("{stripped}?{q}")),
     }

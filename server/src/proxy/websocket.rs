@@ -1,33 +1,49 @@
-//! WebSocket sessions through the router: the backend handshake first (so a refusing or dead
-//! backend is answered with a proper status before the client is upgraded), then the client's
-//! upgrade, then one [`SessionActor`] per session that pumps frames both ways on this worker.
+//! WebSocket sessions through the router.
+//!
+//! The public listener hands every WebSocket upgrade request to [`upgrade`] together with the
+//! client's connection (actix-http's upgrade hook), so the router frames the client side
+//! itself, with the same small buffers as the backend side. In order: the client's handshake
+//! is checked, a backend is placed (taking one of its session slots), the backend's handshake
+//! is made (so a refusing or dead backend is answered with a proper status before the client
+//! is upgraded), then the client gets its 101 and one [`SessionActor`] pumps frames both ways
+//! on this worker.
 //!
 //! The handshake forwards the client's subprotocols, cookies, `Authorization`, `Origin` and
 //! `User-Agent`, plus `X-Forwarded-For`/`-Proto` and `X-Request-Id`; the backend's chosen
-//! subprotocol and `X-Backend-Id` come back on the 101. Backend connections keep small
-//! buffers (PERF-NOTES: tungstenite's 128 KiB default read buffer stays resident per session).
+//! subprotocol and `X-Backend-Id` come back on the 101.
 
-use std::sync::Arc;
+use std::time::Instant;
 
 use actix::Actor;
-use actix_web::body::BoxBody;
-use actix_web::http::StatusCode;
+use actix_codec::{AsyncRead, AsyncWrite, Framed};
+use actix_http::body::{BodySize, BoxBody, MessageBody};
+use actix_http::h1::{Codec, Message as H1Message};
+use actix_http::{ConnectionType, Request, RequestHead, Response};
+use actix_web::HttpResponse;
 use actix_web::http::header::{self as ax, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::http::{Method, StatusCode};
+use futures_util::SinkExt;
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
+use super::error::error_response;
 use super::h1::exchange;
-use super::headers::{FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID};
-use super::http::{Failure, ProxyState, unavailable};
+use super::headers::{self, FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID};
+use super::http::{Failure, ProxyState, unavailable, upstream_target};
 use crate::control::SessionActor;
 use crate::error::Error;
 use crate::routing::Route;
+use crate::routing::stats::SessionGuard;
+use crate::telemetry::ACCESS_TARGET;
 
 /// Largest WebSocket message relayed either way; bigger ones close the session with 1009.
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
-/// Read buffer of backend WebSocket connections.
-const BACKEND_READ_BUFFER_BYTES: usize = 4096;
+/// Read buffer of each end of a session. PERF-NOTES: tungstenite's 128 KiB default stays
+/// resident per connection; 1 KiB measured as fast as 4 KiB for small messages, and bigger
+/// frames grow the buffer as they need.
+const READ_BUFFER_BYTES: usize = 1024;
 /// Client headers the backend's handshake carries.
 const FORWARDED_HANDSHAKE_HEADERS: &[&str] = &[
     "sec-websocket-protocol",
@@ -37,57 +53,202 @@ const FORWARDED_HANDSHAKE_HEADERS: &[&str] = &[
     "user-agent",
 ];
 
+/// Frame limits and buffers of both ends of a session.
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .max_message_size(Some(MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_MESSAGE_BYTES))
+}
+
 /// A WebSocket upgrade request (RFC 6455 §4.1).
-pub fn is_websocket(req: &HttpRequest) -> bool {
+pub fn is_websocket(head: &RequestHead) -> bool {
     let has = |name: ax::HeaderName, token: &str| {
-        req.headers().get_all(name).any(|v| {
+        head.headers.get_all(name).any(|v| {
             v.to_str()
                 .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
                 .unwrap_or(false)
         })
     };
-    req.method() == actix_web::http::Method::GET
-        && has(ax::UPGRADE, "websocket")
-        && has(ax::CONNECTION, "upgrade")
+    head.method == Method::GET && has(ax::UPGRADE, "websocket") && has(ax::CONNECTION, "upgrade")
 }
 
-/// Opens a session: a backend chosen by the pool's balancer (retrying connect failures on
-/// the next candidate), its handshake, then the client's upgrade.
-pub async fn proxy(
-    req: &HttpRequest,
-    payload: web::Payload,
+/// What opening a session came to.
+enum Opened {
+    /// The backend accepted: upgrade the client with this 101 and relay.
+    Session {
+        switching: Response<()>,
+        backend: Box<WebSocketStream<TcpStream>>,
+        guard: SessionGuard,
+        backend_id: std::sync::Arc<str>,
+    },
+    /// The backend refused the handshake: the client hears its answer.
+    Refused {
+        answer: HttpResponse,
+        backend_id: std::sync::Arc<str>,
+    },
+}
+
+/// Serves one upgrade request on its connection: a session, or an error answer after which
+/// the connection closes. Requests actix hands over that are not WebSocket upgrades (a
+/// `CONNECT`, an upgrade without `Connection: upgrade`) are refused with 400: the router is a
+/// reverse proxy, not a tunnel.
+pub async fn upgrade<T>(req: Request, mut framed: Framed<T, Codec>, state: &ProxyState)
+where
+    T: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let started = Instant::now();
+    let head = req.head();
+    let request_id = headers::request_id(&head.headers);
+    let host = head
+        .headers
+        .get(ax::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| head.uri.host());
+    let route = state.table.load().find(host, head.uri.path()).cloned();
+    let outcome = match &route {
+        None => Err((
+            Error::NoRoute {
+                host: host.map(str::to_string),
+                path: head.uri.path().to_string(),
+            },
+            None,
+        )),
+        Some(_) if !is_websocket(head) => Err((
+            Error::BadRequest {
+                reason: "only WebSocket upgrades (GET with Upgrade: websocket and Connection: upgrade) are served; tunnels are not".to_string(),
+            },
+            None,
+        )),
+        Some(route) => open(head, route, state, &request_id).await,
+    };
+    let (status, backend) = match outcome {
+        Ok(Opened::Session {
+            switching,
+            backend,
+            guard,
+            backend_id,
+        }) => {
+            let status = switching.status().as_u16();
+            if framed
+                .send(H1Message::Item((switching, BodySize::None)))
+                .await
+                .is_ok()
+            {
+                let parts = framed.into_parts();
+                let client = WebSocketStream::from_partially_read(
+                    parts.io,
+                    parts.read_buf.to_vec(),
+                    Role::Server,
+                    Some(ws_config()),
+                )
+                .await;
+                SessionActor::new(client, *backend, guard).start();
+            }
+            (status, Some(backend_id))
+        }
+        Ok(Opened::Refused { answer, backend_id }) => {
+            let status = answer.status().as_u16();
+            answer_and_close(framed, answer.into()).await;
+            (status, Some(backend_id))
+        }
+        Err((err, backend)) => {
+            if let Some(route) = &route {
+                tracing::warn!(route = %route.id, request_id = ?request_id, error = %err, "WebSocket session failed to open");
+            }
+            let answer: HttpResponse =
+                error_response::<BoxBody>(&err, &request_id).map_into_boxed_body();
+            let status = answer.status().as_u16();
+            answer_and_close(framed, answer.into()).await;
+            (status, backend)
+        }
+    };
+    if state.access_log {
+        tracing::info!(
+            target: ACCESS_TARGET,
+            method = %head.method,
+            path = %head.uri.path(),
+            status,
+            backend = backend.as_deref().unwrap_or("-"),
+            peer = %head.peer_addr.map_or_else(|| "-".to_string(), |a| a.ip().to_string()),
+            duration_us = started.elapsed().as_micros() as u64,
+            request_id = %String::from_utf8_lossy(request_id.as_bytes()),
+        );
+    }
+}
+
+/// Writes a whole response on the taken-over connection, then closes it.
+async fn answer_and_close<T>(mut framed: Framed<T, Codec>, answer: Response<BoxBody>)
+where
+    T: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let (mut head, body) = answer.into_parts();
+    head.head_mut().set_connection_type(ConnectionType::Close);
+    let bytes = body.try_into_bytes().unwrap_or_default();
+    let size = BodySize::Sized(bytes.len() as u64);
+    let written = async {
+        framed.send(H1Message::Item((head, size))).await?;
+        if !bytes.is_empty() {
+            framed.send(H1Message::Chunk(Some(bytes))).await?;
+        }
+        framed.send(H1Message::Chunk(None)).await?;
+        framed.close().await
+    };
+    if let Err(err) = written.await {
+        tracing::debug!(error = %err, "could not answer a refused upgrade: the client is gone");
+    }
+}
+
+/// Places the session and makes the backend's handshake: a backend chosen by the pool's
+/// balancer (its recorded one first on a sticky route), retrying connect failures on the next
+/// candidate.
+async fn open(
+    head: &RequestHead,
     route: &Route,
-    target: &str,
     state: &ProxyState,
     request_id: &HeaderValue,
-) -> Result<(HttpResponse<BoxBody>, Arc<str>), Failure> {
+) -> Result<Opened, Failure> {
+    // The client's own handshake is checked before any backend is bothered.
+    actix_http::ws::verify_handshake(head).map_err(|err| {
+        (
+            Error::BadRequest {
+                reason: format!("bad WebSocket handshake: {err}"),
+            },
+            None,
+        )
+    })?;
     let proto = state.proto;
     let snapshot = route.pool.load_full();
     if snapshot.eligible.is_empty() {
         return Err(unavailable(route, &snapshot));
     }
-    // Full backends (max_sessions) take no new session; when all are full, the client gets
-    // 503 + Retry-After before any upgrade, and existing sessions are untouched.
     // A sticky route resumes a known session on its recorded backend if that one still takes
     // sessions; otherwise the session is placed anew and the record moves.
     let sticky = match route.sticky {
-        true => Some(state.sessions.sticky(req, &route.pool.id).await),
+        true => Some(state.sessions.sticky(&head.headers, &route.pool.id).await),
         false => None,
     };
     let mut order = snapshot.balancer.candidates(&snapshot.eligible, 0);
     if let Some(sticky) = &sticky {
         order = sticky.prefer(order, &snapshot.eligible);
     }
-    let candidates: Vec<usize> = order
-        .filter(|&i| !snapshot.eligible[i].stats.sessions_full())
-        .collect();
-    if candidates.is_empty() {
-        let pool = route.pool.id.to_string();
-        return Err((Error::Overloaded { pool }, None));
-    }
+    let target = upstream_target(&head.uri, route);
+    let mut attempts = 0;
+    let mut full = true;
     let mut last_error = None;
-    for index in candidates.into_iter().take(1 + route.retries as usize) {
+    for index in order {
+        if attempts > route.retries {
+            break;
+        }
         let backend = &snapshot.eligible[index];
+        // Full backends (max_sessions) take no new session; when all are full, the client
+        // gets 503 + Retry-After before any upgrade, and existing sessions are untouched.
+        let Some(guard) = backend.stats.try_start_session() else {
+            continue;
+        };
+        full = false;
+        attempts += 1;
         let failed = |err: Error| (err, Some(backend.id.clone()));
         let stream = match exchange::connect_stream(backend.addr, route.timeouts.connect).await {
             Ok(stream) => stream,
@@ -102,14 +263,10 @@ pub async fn proxy(
                 continue;
             }
         };
-        let request = backend_request(req, &backend.authority, target, proto, request_id)
+        let request = backend_request(head, &backend.authority, &target, proto, request_id)
             .map_err(|reason| failed(Error::BadRequest { reason }))?;
-        let config = WebSocketConfig::default()
-            .read_buffer_size(BACKEND_READ_BUFFER_BYTES)
-            .write_buffer_size(0)
-            .max_message_size(Some(MAX_MESSAGE_BYTES))
-            .max_frame_size(Some(MAX_MESSAGE_BYTES));
-        let handshake = tokio_tungstenite::client_async_with_config(request, stream, Some(config));
+        let handshake =
+            tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config()));
         let (ws, answer) = match tokio::time::timeout(route.timeouts.response, handshake).await {
             Err(_) => {
                 backend.stats.record_outcome(false);
@@ -119,26 +276,13 @@ pub async fn proxy(
                 }));
             }
             Ok(Err(tokio_tungstenite::tungstenite::Error::Http(refusal))) => {
-                // The backend said no (401, 404, 503…): the client hears its answer.
                 backend
                     .stats
                     .record_outcome(refusal.status().as_u16() < 500);
-                let status = StatusCode::from_u16(refusal.status().as_u16())
-                    .unwrap_or(StatusCode::BAD_GATEWAY);
-                let mut resp = HttpResponse::build(status);
-                for (name, value) in refusal.headers() {
-                    if let (Ok(n), Ok(v)) = (
-                        ax::HeaderName::from_bytes(name.as_str().as_bytes()),
-                        HeaderValue::from_bytes(value.as_bytes()),
-                    ) && !super::headers::is_hop_by_hop(n.as_str())
-                        && n != ax::CONTENT_LENGTH
-                    {
-                        resp.append_header((n, v));
-                    }
-                }
-                resp.insert_header((REQUEST_ID, request_id.clone()));
-                let body = refusal.into_body().unwrap_or_default();
-                return Ok((resp.body(body), backend.id.clone()));
+                return Ok(Opened::Refused {
+                    answer: refused(*refusal, request_id),
+                    backend_id: backend.id.clone(),
+                });
             }
             Ok(Err(err)) => {
                 backend.stats.record_outcome(false);
@@ -153,46 +297,65 @@ pub async fn proxy(
         let protocol = answer
             .headers()
             .get("sec-websocket-protocol")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let protocols: Vec<&str> = protocol.iter().map(String::as_str).collect();
-        let (mut resp, session, messages) =
-            actix_ws::handle_with_protocols(req, payload, &protocols).map_err(|err| {
-                failed(Error::BadRequest {
-                    reason: format!("bad WebSocket upgrade: {err}"),
-                })
-            })?;
+            .and_then(|v| v.to_str().ok());
+        let mut switching = actix_http::ws::handshake_response(head);
+        if let Some(protocol) = protocol
+            && let Ok(v) = HeaderValue::from_str(protocol)
+        {
+            switching.insert_header((ax::SEC_WEBSOCKET_PROTOCOL, v));
+        }
         if let Some(id) = answer.headers().get("x-backend-id")
             && let Ok(v) = HeaderValue::from_bytes(id.as_bytes())
         {
-            resp.headers_mut()
-                .insert(ax::HeaderName::from_static("x-backend-id"), v);
+            switching.insert_header((ax::HeaderName::from_static("x-backend-id"), v));
         }
-        resp.headers_mut()
-            .insert(ax::HeaderName::from_static(REQUEST_ID), request_id.clone());
+        switching.insert_header((ax::HeaderName::from_static(REQUEST_ID), request_id.clone()));
+        let mut switching = switching.finish().drop_body();
         if let Some(sticky) = &sticky {
             sticky.landed(
                 &state.sessions,
                 &route.pool.id,
                 &backend.id,
-                resp.headers_mut(),
+                switching.headers_mut(),
                 proto == "https",
             );
         }
-        let messages = messages
-            .max_frame_size(MAX_MESSAGE_BYTES)
-            .aggregate_continuations()
-            .max_continuation_size(MAX_MESSAGE_BYTES);
-        SessionActor::new(session, messages, ws, backend.stats.start_session()).start();
-        return Ok((resp, backend.id.clone()));
+        return Ok(Opened::Session {
+            switching,
+            backend: Box::new(ws),
+            guard,
+            backend_id: backend.id.clone(),
+        });
+    }
+    if full {
+        let pool = route.pool.id.to_string();
+        return Err((Error::Overloaded { pool }, None));
     }
     Err(last_error.unwrap_or_else(|| unavailable(route, &snapshot)))
+}
+
+/// The backend's refusal (401, 404, 503…) as the client's response.
+fn refused(refusal: http::Response<Option<Vec<u8>>>, request_id: &HeaderValue) -> HttpResponse {
+    let status = StatusCode::from_u16(refusal.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut resp = HttpResponse::build(status);
+    for (name, value) in refusal.headers() {
+        if let (Ok(n), Ok(v)) = (
+            ax::HeaderName::from_bytes(name.as_str().as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) && !headers::is_hop_by_hop(n.as_str())
+            && n != ax::CONTENT_LENGTH
+        {
+            resp.append_header((n, v));
+        }
+    }
+    resp.insert_header((REQUEST_ID, request_id.clone()));
+    resp.body(refusal.into_body().unwrap_or_default())
 }
 
 /// The backend's handshake request: standard WebSocket headers (with a fresh key), the
 /// client's Host and forwarded headers.
 fn backend_request(
-    req: &HttpRequest,
+    head: &RequestHead,
     authority: &http::uri::Authority,
     target: &str,
     proto: &'static str,
@@ -203,23 +366,23 @@ fn backend_request(
         .map_err(|err| format!("cannot build the backend handshake: {err}"))?;
     let headers = request.headers_mut();
     for name in FORWARDED_HANDSHAKE_HEADERS {
-        for value in req.headers().get_all(*name) {
+        for value in head.headers.get_all(*name) {
             if let Ok(v) = http::HeaderValue::from_bytes(value.as_bytes()) {
                 headers.append(http::HeaderName::from_static(name), v);
             }
         }
     }
-    if let Some(host) = req.headers().get(ax::HOST)
+    if let Some(host) = head.headers.get(ax::HOST)
         && let Ok(v) = http::HeaderValue::from_bytes(host.as_bytes())
     {
         headers.insert(http::header::HOST, v);
     }
     let mut forwarded_for: Vec<u8> = Vec::new();
-    for value in req.headers().get_all(FORWARDED_FOR) {
+    for value in head.headers.get_all(FORWARDED_FOR) {
         forwarded_for.extend_from_slice(value.as_bytes());
         forwarded_for.extend_from_slice(b", ");
     }
-    if let Some(peer) = req.peer_addr() {
+    if let Some(peer) = head.peer_addr {
         forwarded_for.extend_from_slice(peer.ip().to_string().as_bytes());
     }
     if let Ok(v) = http::HeaderValue::from_bytes(&forwarded_for) {

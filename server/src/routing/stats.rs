@@ -110,6 +110,21 @@ impl BackendStats {
         }
     }
 
+    /// Takes one of the backend's session slots, or `None` when it is full. Sessions opening
+    /// at the same moment each get their own slot, so `max_sessions` holds under a burst and
+    /// least-connection placement sees a session from the moment it is placed.
+    pub fn try_start_session(self: &Arc<Self>) -> Option<SessionGuard> {
+        let max = self.max_sessions.load(Ordering::Relaxed);
+        self.sessions
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (max == 0 || n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| SessionGuard {
+                stats: self.clone(),
+            })
+    }
+
     /// Counts a request as in flight until the guard drops.
     pub fn start_request(self: &Arc<Self>) -> InflightGuard {
         self.inflight.fetch_add(1, Ordering::Relaxed);

@@ -14,7 +14,6 @@ pub mod token;
 
 use std::sync::Arc;
 
-use actix_web::HttpRequest;
 use actix_web::http::header::{self as ax, HeaderValue};
 use metrics::Counter;
 use uuid::Uuid;
@@ -75,8 +74,8 @@ pub const SESSION_HEADER: &str = "x-switchyard-session";
 pub const SESSION_COOKIE: &str = "sy_session";
 
 /// The value of cookie `name` in the request's `Cookie` headers.
-fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
-    req.headers()
+fn cookie(headers: &ax::HeaderMap, name: &str) -> Option<String> {
+    headers
         .get_all(ax::COOKIE)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
@@ -161,13 +160,12 @@ impl Sessions {
     }
 
     /// The session a request belongs to: its genuine token's, or a new one.
-    pub fn of(&self, req: &HttpRequest) -> SessionRef {
-        let presented = req
-            .headers()
+    pub fn of(&self, headers: &ax::HeaderMap) -> SessionRef {
+        let presented = headers
             .get(SESSION_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
-            .or_else(|| cookie(req, SESSION_COOKIE));
+            .or_else(|| cookie(headers, SESSION_COOKIE));
         match presented {
             Some(token) => match self.key.check(&token) {
                 Some(Verified::Current(id)) => SessionRef {
@@ -192,8 +190,8 @@ impl Sessions {
 
     /// The request's session on a sticky route of `pool`, with its recorded backend (looked up
     /// in the store only for a genuine token).
-    pub async fn sticky(&self, req: &HttpRequest, pool: &str) -> Sticky {
-        let session = self.of(req);
+    pub async fn sticky(&self, headers: &ax::HeaderMap, pool: &str) -> Sticky {
+        let session = self.of(headers);
         let recorded = if session.known {
             self.store.resume(session.id, pool).await
         } else {
@@ -250,10 +248,10 @@ mod tests {
             .insert_header(("cookie", format!("a=1; {SESSION_COOKIE}={token}")))
             .to_http_request();
         for req in [by_header, by_cookie] {
-            let r = s.of(&req);
+            let r = s.of(req.headers());
             assert_eq!((r.id, r.known, r.issue), (id, true, false));
         }
-        let none = s.of(&TestRequest::default().to_http_request());
+        let none = s.of(TestRequest::default().to_http_request().headers());
         assert_eq!((none.known, none.issue), (false, true));
     }
 
@@ -267,7 +265,7 @@ mod tests {
         let req = TestRequest::default()
             .insert_header((SESSION_HEADER, old_token.as_str()))
             .to_http_request();
-        let r = s.of(&req);
+        let r = s.of(req.headers());
         assert_eq!((r.id, r.known, r.issue), (id, true, true));
         let mut headers = ax::HeaderMap::new();
         s.issue(&r, &mut headers, false);

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# WebSocket sessions at scale: Switchyard vs HAProxy holding N concurrent proxied sessions
+# (default 9,000, each messaging every N/RATE seconds so the total is RATE messages/s), one
+# worker/thread each, in front of the same three switchyard-backends, in interleaved rounds in
+# fresh proxy processes (resident memory per session is only honest in a fresh process).
+# Traffic stays on 127.0.0.1; everything started here is stopped on exit.
+#
+#   load-tests/bench/ws-sessions.sh [SESSIONS] [RATE] [ROUNDS] [HOLD]
+#
+# A proxied session holds two sockets in the proxy; with the 20,000 open-file limit here one
+# proxy process fits ~9,900 sessions. Needs haproxy (apt-get install -y haproxy). Builds the
+# release binaries first and prints `switchyard-load ws` reports.
+set -euo pipefail
+SESSIONS=${1:-9000}
+RATE=${2:-5000}
+ROUNDS=${3:-2}
+HOLD=${4:-20s}
+cd "$(dirname "$0")/../.."
+command -v haproxy >/dev/null || { echo "missing haproxy: apt-get install -y haproxy" >&2; exit 1; }
+source load-tests/bench/common.sh
+# Interval between one session's messages for RATE messages/s in total, in ms.
+INTERVAL_MS=$(( SESSIONS * 1000 / RATE ))
+
+B=()
+for i in 1 2 3; do
+  port=$(free_port)
+  "$BIN/switchyard-backend" --listen 127.0.0.1:$port --id b$i >/dev/null & PIDS+=($!)
+  B+=("$port")
+done
+for port in "${B[@]}"; do wait_port "$port"; done
+
+start_switchyard() {
+  SY=$(free_port); local admin; admin=$(free_port)
+  cat > "$WORK/switchyard.toml" <<TOML
+[node]
+listen = "127.0.0.1:$SY"
+admin_listen = "127.0.0.1:$admin"
+workers = 1
+[log]
+access = false
+[[routes]]
+id = "ws"
+path_prefix = "/"
+pool = "ws"
+timeouts = { connect = "1s", response = "5s", idle = "1h" }
+[[pools]]
+id = "ws"
+algorithm = "least_connections"
+backends = [ { id = "b1", address = "127.0.0.1:${B[0]}" }, { id = "b2", address = "127.0.0.1:${B[1]}" }, { id = "b3", address = "127.0.0.1:${B[2]}" } ]
+TOML
+  "$BIN/switchyard" serve --config "$WORK/switchyard.toml" >/dev/null 2>"$WORK/switchyard.log" &
+  PROXY_PID=$!; PIDS+=($PROXY_PID); PROXY_PORT=$SY
+  wait_port "$SY"
+}
+
+start_haproxy() {
+  local port; port=$(free_port)
+  cat > "$WORK/haproxy.cfg" <<CFG
+global
+  nbthread 1
+  maxconn 9900
+defaults
+  mode http
+  maxconn 9900
+  timeout connect 1s
+  timeout client 30s
+  timeout server 30s
+  timeout tunnel 1h
+frontend fe
+  bind 127.0.0.1:$port
+  default_backend be
+backend be
+  balance leastconn
+  server b1 127.0.0.1:${B[0]}
+  server b2 127.0.0.1:${B[1]}
+  server b3 127.0.0.1:${B[2]}
+CFG
+  haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>&1 &
+  PROXY_PID=$!; PIDS+=($PROXY_PID); PROXY_PORT=$port
+  wait_port "$port"
+}
+
+stop_proxy() { kill "$PROXY_PID" 2>/dev/null || true; wait "$PROXY_PID" 2>/dev/null || true; }
+
+echo "# $SESSIONS sessions, one message each per ${INTERVAL_MS} ms (~$RATE messages/s), held $HOLD; $(date -u +%F)"
+for round in $(seq 1 "$ROUNDS"); do
+  for proxy in haproxy switchyard; do
+    "start_$proxy"
+    echo "## round $round: $proxy"
+    "$BIN/switchyard-load" ws "ws://127.0.0.1:$PROXY_PORT/ws/echo" -n "$SESSIONS" --ramp 1500 \
+      --interval "${INTERVAL_MS}ms" -d "$HOLD" --pid "$PROXY_PID"
+    stop_proxy
+  done
+done
