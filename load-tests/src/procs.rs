@@ -160,18 +160,51 @@ pub fn start_backend(id: &str) -> Result<(Proc, SocketAddr), String> {
 
 /// Starts a private, empty `redis-server` on `127.0.0.1:port` that keeps nothing on disk.
 pub fn start_redis(port: u16) -> Result<Proc, String> {
+    start_redis_with(port, &[])
+}
+
+/// [`start_redis`] with more `redis-server` arguments (e.g. `--replicaof 127.0.0.1 PORT`).
+pub fn start_redis_with(port: u16, extra: &[&str]) -> Result<Proc, String> {
     let mut proc = Proc::spawn(
         "redis-server",
-        Command::new("redis-server").args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]),
+        Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(extra),
+    )
+    .map_err(|err| format!("{err} (apt-get install -y redis-server)"))?;
+    wait_for_port(&mut proc, SocketAddr::from(([127, 0, 0, 1], port)))?;
+    Ok(proc)
+}
+
+/// Starts a Redis Sentinel on `127.0.0.1:port` watching the master `name` at
+/// `127.0.0.1:master_port` alone (quorum 1), quick to fail over: down after 500 ms. Its
+/// config file (a sentinel rewrites it) lives in `scratch`.
+pub fn start_sentinel(
+    scratch: &ScratchDir,
+    port: u16,
+    name: &str,
+    master_port: u16,
+) -> Result<Proc, String> {
+    let config = scratch.write(
+        &format!("sentinel-{port}.conf"),
+        &format!(
+            "port {port}\nbind 127.0.0.1\nsentinel monitor {name} 127.0.0.1 {master_port} 1\n\
+             sentinel down-after-milliseconds {name} 500\nsentinel failover-timeout {name} 5000\n\
+             sentinel parallel-syncs {name} 1\n"
+        ),
+    )?;
+    let mut proc = Proc::spawn(
+        "redis-sentinel",
+        Command::new("redis-server").arg(&config).arg("--sentinel"),
     )
     .map_err(|err| format!("{err} (apt-get install -y redis-server)"))?;
     wait_for_port(&mut proc, SocketAddr::from(([127, 0, 0, 1], port)))?;

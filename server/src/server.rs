@@ -272,12 +272,7 @@ async fn run(
     let ready = Arc::new(Readiness::default());
     let store = match &config.sessions.redis {
         None => Store::Memory(MemoryStore::new(config.sessions.ttl)),
-        Some(redis) => match SharedStore::new(
-            &redis.url,
-            redis.key_prefix.clone(),
-            config.sessions.ttl,
-            redis.timeout,
-        ) {
+        Some(redis) => match SharedStore::new(redis, config.sessions.ttl) {
             Ok(shared) => {
                 let shared = Arc::new(shared);
                 actix_rt::spawn(shared.clone().maintain());

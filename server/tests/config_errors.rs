@@ -197,3 +197,23 @@ fn a_missing_file_is_named() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/switchyard.toml: cannot read"));
 }
+
+#[test]
+fn a_sentinel_that_is_not_host_port_is_named() {
+    rejected(
+        &format!(
+            "{POOL}[sessions]\nstore = \"redis\"\nsentinels = [\"127.0.0.1:26379\", \"sentinel-b\"]\n"
+        ),
+        "sessions.sentinels[1]",
+        "\"sentinel-b\" is not host:port",
+    );
+}
+
+#[test]
+fn sentinels_without_the_redis_store_are_refused() {
+    rejected(
+        &format!("{POOL}[sessions]\nsentinels = [\"127.0.0.1:26379\"]\n"),
+        "sessions.sentinels",
+        "only used with store = \"redis\"",
+    );
+}

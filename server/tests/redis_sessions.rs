@@ -124,3 +124,101 @@ async fn routing_goes_on_through_a_redis_outage_and_records_are_written_when_it_
         "node B did not resume a session made during the outage"
     );
 }
+
+/// Runs one command on the Redis (or sentinel) at `port`.
+fn redis_query<T: redis::FromRedisValue>(port: u16, cmd: &mut redis::Cmd) -> Option<T> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
+    let mut conn = client.get_connection().ok()?;
+    cmd.query(&mut conn).ok()
+}
+
+fn is_master(port: u16) -> bool {
+    redis_query::<String>(port, redis::cmd("INFO").arg("replication"))
+        .is_some_and(|info| info.contains("role:master"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_sentinels_the_store_follows_a_failover() {
+    use switchyard_load::procs::{
+        ScratchDir, free_port, start_redis, start_redis_with, start_sentinel,
+    };
+    let scratch = ScratchDir::new("sentinel").unwrap();
+    let (master_port, replica_port, sentinel_port) = (
+        free_port().unwrap(),
+        free_port().unwrap(),
+        free_port().unwrap(),
+    );
+    let mut master = start_redis(master_port).unwrap();
+    let _replica = start_redis_with(
+        replica_port,
+        &["--replicaof", "127.0.0.1", &master_port.to_string()],
+    )
+    .unwrap();
+    eventually("the replica in sync", Duration::from_secs(20), || {
+        redis_query::<String>(master_port, redis::cmd("INFO").arg("replication"))
+            .is_some_and(|info| info.contains("connected_slaves:1"))
+    })
+    .await;
+    let _sentinel = start_sentinel(&scratch, sentinel_port, "sy", master_port).unwrap();
+    eventually(
+        "the sentinel knows the replica",
+        Duration::from_secs(30),
+        || {
+            redis_query::<Vec<redis::Value>>(
+                sentinel_port,
+                redis::cmd("SENTINEL").arg("REPLICAS").arg("sy"),
+            )
+            .is_some_and(|replicas| !replicas.is_empty())
+        },
+    )
+    .await;
+
+    let bs = backends(&["s1", "s2"]).await;
+    // redis_url's host is not used behind sentinels: only its credentials and database.
+    let r = router(&format!(
+        "[sessions]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:1\"\nstore_timeout = \"200ms\"\n\
+         sentinels = [\"127.0.0.1:{sentinel_port}\"]\nsentinel_master = \"sy\"\n\
+         [[routes]]\nid = \"stream\"\npath_prefix = \"/stream\"\npool = \"stream\"\nsticky = true\n{}",
+        pool_with("stream", "round_robin", &bs, "health = { kind = \"none\" }")
+    ));
+    let client = Client::new(r.addr());
+    let first = client.get("/stream/a").await;
+    let key = key_of(first.header("x-switchyard-session").unwrap());
+    eventually(
+        "the record in the master the sentinel named",
+        Duration::from_secs(10),
+        || {
+            redis_query::<Option<String>>(master_port, redis::cmd("GET").arg(&key))
+                .flatten()
+                .is_some()
+        },
+    )
+    .await;
+
+    master.kill();
+    eventually(
+        "the sentinel promotes the replica",
+        Duration::from_secs(30),
+        || is_master(replica_port),
+    )
+    .await;
+    // Sessions made after the failover are recorded in the promoted replica.
+    let after = client.get("/stream/a").await;
+    assert_eq!(
+        after.status,
+        200,
+        "a 5xx during the failover: {}",
+        after.text()
+    );
+    let key = key_of(after.header("x-switchyard-session").unwrap());
+    eventually(
+        "a new record in the promoted replica",
+        Duration::from_secs(20),
+        || {
+            redis_query::<Option<String>>(replica_port, redis::cmd("GET").arg(&key))
+                .flatten()
+                .is_some()
+        },
+    )
+    .await;
+}

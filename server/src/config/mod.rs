@@ -44,6 +44,9 @@ pub struct RedisConfig {
     pub url: String,
     pub key_prefix: String,
     pub timeout: Duration,
+    /// Sentinels to ask for the master's address (empty: `url` names the server).
+    pub sentinels: Vec<String>,
+    pub sentinel_master: String,
 }
 
 #[derive(Debug, Clone)]

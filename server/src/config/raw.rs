@@ -29,7 +29,7 @@ pub struct RawConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSessions {
-    /// `"memory"` (default; one node). The shared `"redis"` store comes later.
+    /// `"memory"` (default; one node) or `"redis"` (shared by every node using it).
     #[serde(default = "default_store")]
     pub store: String,
     /// Environment variable holding the token-signing key. Default `SWITCHYARD_COOKIE_KEY`;
@@ -58,6 +58,18 @@ pub struct RawSessions {
     /// Longest wait for one Redis call before the store counts as down. Default 100 ms.
     #[serde(default = "default_store_timeout")]
     pub store_timeout: DurationStr,
+    /// Redis Sentinel: `host:port` of each sentinel. When set, the master's address comes
+    /// from the sentinels (asked again whenever the store is down, so a failover is
+    /// followed); `redis_url` then only gives the master's user, password, database and TLS.
+    #[serde(default)]
+    pub sentinels: Vec<String>,
+    /// The master name the sentinels monitor. Default `mymaster`.
+    #[serde(default = "default_sentinel_master")]
+    pub sentinel_master: String,
+}
+
+fn default_sentinel_master() -> String {
+    "mymaster".to_string()
 }
 
 fn default_redis_url() -> String {
@@ -86,6 +98,8 @@ impl Default for RawSessions {
             redis_url: default_redis_url(),
             key_prefix: default_key_prefix(),
             store_timeout: default_store_timeout(),
+            sentinels: Vec::new(),
+            sentinel_master: default_sentinel_master(),
         }
     }
 }

@@ -198,10 +198,26 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             if raw.sessions.store_timeout.0.is_zero() {
                 issues.push("sessions.store_timeout", "must be more than 0");
             }
+            for (i, sentinel) in raw.sessions.sentinels.iter().enumerate() {
+                let valid = sentinel
+                    .rsplit_once(':')
+                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+                if !valid {
+                    issues.push(
+                        format!("sessions.sentinels[{i}]"),
+                        format!("{sentinel:?} is not host:port"),
+                    );
+                }
+            }
+            if !raw.sessions.sentinels.is_empty() && raw.sessions.sentinel_master.is_empty() {
+                issues.push("sessions.sentinel_master", "must not be empty");
+            }
             Some(super::RedisConfig {
                 url: raw.sessions.redis_url.clone(),
                 key_prefix: raw.sessions.key_prefix.clone(),
                 timeout: raw.sessions.store_timeout.0,
+                sentinels: raw.sessions.sentinels.clone(),
+                sentinel_master: raw.sessions.sentinel_master.clone(),
             })
         }
         other => {
@@ -212,6 +228,9 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             None
         }
     };
+    if redis.is_none() && !raw.sessions.sentinels.is_empty() {
+        issues.push("sessions.sentinels", "only used with store = \"redis\"");
+    }
     if raw.sessions.previous_key_window.0 > Duration::from_secs(30 * 24 * 3600) {
         issues.push("sessions.previous_key_window", "must be at most 30 days");
     }

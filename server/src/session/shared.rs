@@ -10,6 +10,9 @@
 //!   gauge `switchyard_session_store_up`); the router keeps routing from its cache and places
 //!   unknown sessions as new; writes made meanwhile are kept (bounded) and written again once
 //!   Redis answers. A background task reconnects every second.
+//! - Sentinel: with `sessions.sentinels` set, the master's address comes from the sentinels,
+//!   and is asked for again every second while the store is down — so after a failover the
+//!   store follows the promoted replica within a second or two of the sentinels' decision.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,18 +22,23 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use uuid::Uuid;
 
 use super::store::{MemoryStore, SessionStore};
+use crate::config::RedisConfig;
 
 /// Most writes kept while Redis is unreachable; older ones are dropped first.
 pub const MAX_PENDING_WRITES: usize = 100_000;
 /// How often the background task tries to (re)connect and to flush kept writes.
 pub const RECONNECT_EVERY: Duration = Duration::from_secs(1);
+/// Longest wait for the sentinels to name the master.
+const SENTINEL_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct SharedStore {
     local: MemoryStore,
     client: redis::Client,
+    sentinel: Option<tokio::sync::Mutex<SentinelClient>>,
     conn: ArcSwapOption<ConnectionManager>,
     prefix: String,
     ttl: Duration,
@@ -44,21 +52,44 @@ type Placement = (Arc<str>, Arc<str>);
 
 impl SharedStore {
     /// Validates the URL; connects later, in the background (Redis may be down at start).
-    pub fn new(
-        url: &str,
-        prefix: String,
-        ttl: Duration,
-        timeout: Duration,
-    ) -> Result<SharedStore, String> {
-        let client =
-            redis::Client::open(url).map_err(|err| format!("sessions.redis_url: {err}"))?;
+    pub fn new(config: &RedisConfig, ttl: Duration) -> Result<SharedStore, String> {
+        let client = redis::Client::open(config.url.as_str())
+            .map_err(|err| format!("sessions.redis_url: {err}"))?;
+        let sentinel = match config.sentinels.is_empty() {
+            true => None,
+            false => {
+                let info = client.get_connection_info();
+                let mut node = SentinelNodeConnectionInfo::default()
+                    .set_redis_connection_info(info.redis_settings().clone());
+                if let redis::ConnectionAddr::TcpTls { insecure, .. } = info.addr() {
+                    node = node.set_tls_mode(match insecure {
+                        true => redis::TlsMode::Insecure,
+                        false => redis::TlsMode::Secure,
+                    });
+                }
+                let sentinels: Vec<String> = config
+                    .sentinels
+                    .iter()
+                    .map(|s| format!("redis://{s}"))
+                    .collect();
+                let sentinel = SentinelClient::build(
+                    sentinels,
+                    config.sentinel_master.clone(),
+                    Some(node),
+                    SentinelServerType::Master,
+                )
+                .map_err(|err| format!("sessions.sentinels: {err}"))?;
+                Some(tokio::sync::Mutex::new(sentinel))
+            }
+        };
         Ok(SharedStore {
             local: MemoryStore::new(ttl),
             client,
+            sentinel,
             conn: ArcSwapOption::empty(),
-            prefix,
+            prefix: config.key_prefix.clone(),
             ttl,
-            timeout,
+            timeout: config.timeout,
             up: AtomicBool::new(false),
             pending: Mutex::new(HashMap::new()),
         })
@@ -176,27 +207,55 @@ impl SharedStore {
         pending.insert(id, (pool, backend));
     }
 
+    /// The client for the server to use: the configured one, or the master the sentinels
+    /// name now.
+    async fn master(&self) -> Result<redis::Client, String> {
+        let Some(sentinel) = &self.sentinel else {
+            return Ok(self.client.clone());
+        };
+        let mut sentinel = sentinel.lock().await;
+        match tokio::time::timeout(SENTINEL_TIMEOUT, sentinel.async_get_client()).await {
+            Ok(Ok(client)) => Ok(client),
+            Ok(Err(err)) => Err(format!("sentinels: {err}")),
+            Err(_) => Err("sentinels did not answer in time".to_string()),
+        }
+    }
+
+    /// A connection manager to the (current) master.
+    async fn connect(&self) {
+        let client = match self.master().await {
+            Ok(client) => client,
+            Err(err) => return self.set_up(false, &err),
+        };
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout.max(Duration::from_millis(200))))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(1);
+        match tokio::time::timeout(
+            Duration::from_secs(2),
+            client.get_connection_manager_with_config(config),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => {
+                if self.sentinel.is_some() {
+                    tracing::info!(master = %client.get_connection_info().addr(), "session store: master from the sentinels");
+                }
+                self.conn.store(Some(Arc::new(conn)));
+                self.set_up(true, "");
+            }
+            Ok(Err(err)) => self.set_up(false, &err.to_string()),
+            Err(_) => self.set_up(false, "connect timed out"),
+        }
+    }
+
     /// The background task: connects (again) when needed, then writes what was kept.
     pub async fn maintain(self: Arc<Self>) {
         loop {
-            if self.conn.load().is_none() {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.timeout.max(Duration::from_millis(200))))
-                    .set_response_timeout(Some(self.timeout))
-                    .set_number_of_retries(1);
-                match tokio::time::timeout(
-                    Duration::from_secs(2),
-                    self.client.get_connection_manager_with_config(config),
-                )
-                .await
-                {
-                    Ok(Ok(conn)) => {
-                        self.conn.store(Some(Arc::new(conn)));
-                        self.set_up(true, "");
-                    }
-                    Ok(Err(err)) => self.set_up(false, &err.to_string()),
-                    Err(_) => self.set_up(false, "connect timed out"),
-                }
+            // Behind sentinels a store that is down may be talking to a demoted master: ask
+            // the sentinels again rather than waiting for the old address to come back.
+            if self.conn.load().is_none() || (self.sentinel.is_some() && !self.is_up()) {
+                self.connect().await;
             } else if !self.is_up() {
                 // Probe with a PING so a store marked down comes back without traffic.
                 if let Some(conn) = self.conn.load_full() {
