@@ -80,6 +80,9 @@ CFG
   wait_port "$port"
 }
 
+# CPU seconds (user + system) the proxy has used so far.
+cpu_seconds() { awk -v tck="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / tck }' "/proc/$1/stat"; }
+
 stop_proxy() { kill "$PROXY_PID" 2>/dev/null || true; wait "$PROXY_PID" 2>/dev/null || true; }
 
 echo "# $SESSIONS sessions, one message each per ${INTERVAL_MS} ms (~$RATE messages/s), held $HOLD; $(date -u +%F)"
@@ -89,6 +92,7 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "## round $round: $proxy"
     "$BIN/switchyard-load" ws "ws://127.0.0.1:$PROXY_PORT/ws/echo" -n "$SESSIONS" --ramp 1500 \
       --interval "${INTERVAL_MS}ms" -d "$HOLD" --pid "$PROXY_PID"
+    echo "  proxy cpu  $(cpu_seconds "$PROXY_PID") s over the whole run"
     stop_proxy
   done
 done
