@@ -271,8 +271,15 @@ async fn run(
 ) {
     let ready = Arc::new(Readiness::default());
     let store = match &config.sessions.redis {
-        None => Store::Memory(MemoryStore::new(config.sessions.ttl)),
-        Some(redis) => match SharedStore::new(redis, config.sessions.ttl) {
+        None => Store::Memory(MemoryStore::new(
+            config.sessions.ttl,
+            config.node.region.as_str().into(),
+        )),
+        Some(redis) => match SharedStore::new(
+            redis,
+            config.sessions.ttl,
+            config.node.region.as_str().into(),
+        ) {
             Ok(shared) => {
                 let shared = Arc::new(shared);
                 actix_rt::spawn(shared.clone().maintain());

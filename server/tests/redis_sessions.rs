@@ -10,10 +10,15 @@ use support::*;
 
 /// A router node; every node of a test signs tokens with the same key (from a file).
 fn node(bs: &[TestBackend], redis: &RedisServer) -> switchyard::RouterHandle {
+    node_with(bs, redis, "")
+}
+
+/// [`node`] with more `[sessions]` keys.
+fn node_with(bs: &[TestBackend], redis: &RedisServer, sessions: &str) -> switchyard::RouterHandle {
     let key = std::env::temp_dir().join(format!("switchyard-test-key-{}", redis.port));
     std::fs::write(&key, "a shared test key").unwrap();
     router(&format!(
-        "[sessions]\nstore = \"redis\"\nredis_url = \"{}\"\nstore_timeout = \"200ms\"\ncookie_key_file = \"{}\"\n\
+        "[sessions]\nstore = \"redis\"\nredis_url = \"{}\"\nstore_timeout = \"200ms\"\ncookie_key_file = \"{}\"\n{sessions}\n\
          [[routes]]\nid = \"stream\"\npath_prefix = \"/stream\"\npool = \"stream\"\nsticky = true\n{}",
         redis.url(),
         key.display(),
@@ -39,7 +44,14 @@ async fn a_session_made_through_one_node_resumes_through_another() {
         redis.get(&key).is_some()
     })
     .await;
-    assert_eq!(redis.get(&key).unwrap(), format!("stream\t{home}"));
+    let record: serde_json::Value = serde_json::from_str(&redis.get(&key).unwrap()).unwrap();
+    assert_eq!(record["id"], token[..36]);
+    assert_eq!(record["pool"], "stream");
+    assert_eq!(record["backend"], home.as_str());
+    assert_eq!(record["region"], "local");
+    assert_eq!(record["resume_count"], 0);
+    assert!(record["created_ms"].as_u64().unwrap() > 0);
+    assert!(record["last_seen_ms"].as_u64() >= record["created_ms"].as_u64());
 
     let via_b = Client::new(b.addr());
     for _ in 0..6 {
@@ -221,4 +233,67 @@ async fn behind_sentinels_the_store_follows_a_failover() {
         },
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_keeps_coming_back_keeps_its_record_alive_in_redis() {
+    let redis = RedisServer::start();
+    let bs = backends(&["s1", "s2"]).await;
+    let r = node_with(&bs, &redis, "ttl = \"2s\"");
+    let client = Client::new(r.addr());
+    let first = client.get("/stream/live").await;
+    let token = first.header("x-switchyard-session").unwrap().to_string();
+    let key = key_of(&token);
+    // Coming back every 250 ms for 3.5 s: well past the 2 s TTL of the first write.
+    let until = std::time::Instant::now() + Duration::from_millis(3500);
+    while std::time::Instant::now() < until {
+        let reply = client
+            .get_with("/stream/live", &[("x-switchyard-session", &token)])
+            .await;
+        assert_eq!(reply.backend(), first.backend());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let stored = redis
+        .get(&key)
+        .expect("the record outlived its first TTL: it was refreshed");
+    let record: serde_json::Value = serde_json::from_str(&stored).unwrap();
+    assert!(
+        record["resume_count"].as_u64().unwrap() >= 5,
+        "resumes are counted in the shared record: {record}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_websocket_session_keeps_its_record_alive_in_redis() {
+    use futures_util::StreamExt;
+    let redis = RedisServer::start();
+    let bs = backends(&["w1", "w2"]).await;
+    let r = router(&format!(
+        "[sessions]\nstore = \"redis\"\nredis_url = \"{}\"\nttl = \"2s\"\n{}{}",
+        redis.url(),
+        "[[routes]]\nid = \"ws\"\npath_prefix = \"/ws\"\npool = \"ws\"\nsticky = true\n",
+        pool_with(
+            "ws",
+            "least_connections",
+            &bs,
+            "health = { kind = \"none\" }"
+        )
+    ));
+    let stream = tokio::net::TcpStream::connect(r.addr()).await.unwrap();
+    let (mut ws, answer) =
+        tokio_tungstenite::client_async(format!("ws://{}/ws/echo", r.addr()), stream)
+            .await
+            .expect("the session opens");
+    let token = answer.headers()["x-switchyard-session"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let key = key_of(&token);
+    // Held silently for 3.5 s, well past the 2 s TTL of the first write.
+    let idle = tokio::time::timeout(Duration::from_millis(3500), ws.next()).await;
+    assert!(idle.is_err(), "the session stays open and quiet: {idle:?}");
+    assert!(
+        redis.get(&key).is_some(),
+        "the record of a held session outlived its TTL: the session refreshes it"
+    );
 }

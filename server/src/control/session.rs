@@ -13,6 +13,7 @@
 //! unchanged. Each end answers pings itself (tungstenite does) and the pings and pongs are also
 //! relayed, so an endpoint may see one extra pong — harmless (RFC 6455 §5.5.3).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Message;
@@ -26,7 +27,10 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
+use uuid::Uuid;
+
 use crate::routing::stats::SessionGuard;
+use crate::session::Store;
 
 /// Close code: the backend is draining; reconnect now with the same session id.
 pub const CLOSE_DRAINING: u16 = 4001;
@@ -55,6 +59,8 @@ pub struct CloseSession {
 pub struct SessionActor<C> {
     pump: Option<Pump<C>>,
     commands: mpsc::Sender<CloseSession>,
+    /// A sticky session's record, kept from expiring while the session is held.
+    record: Option<(Arc<Store>, Uuid)>,
 }
 
 struct Pump<C> {
@@ -88,9 +94,11 @@ where
         client: WebSocketStream<C>,
         backend: WebSocketStream<TcpStream>,
         guard: SessionGuard,
+        record: Option<(Arc<Store>, Uuid)>,
     ) -> SessionActor<C> {
         let (commands, rx) = mpsc::channel(1);
         SessionActor {
+            record,
             pump: Some(Pump {
                 client,
                 backend,
@@ -109,6 +117,11 @@ where
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some((store, id)) = self.record.clone() {
+            // The record's shared copy is refreshed once per quarter TTL (the store decides).
+            let every = (store.ttl() / 8).max(Duration::from_secs(1));
+            ctx.run_interval(every, move |_, _| store.touch(id));
+        }
         if let Some(pump) = self.pump.take() {
             ctx.spawn(
                 pump.run()

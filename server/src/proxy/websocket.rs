@@ -82,6 +82,8 @@ enum Opened {
         backend: Box<WebSocketStream<TcpStream>>,
         guard: SessionGuard,
         backend_id: std::sync::Arc<str>,
+        /// A sticky session's id, whose record the session keeps alive.
+        sticky: Option<uuid::Uuid>,
     },
     /// The backend refused the handshake: the client hears its answer.
     Refused {
@@ -129,6 +131,7 @@ where
             backend,
             guard,
             backend_id,
+            sticky,
         }) => {
             let status = switching.status().as_u16();
             if framed
@@ -144,7 +147,8 @@ where
                     Some(ws_config()),
                 )
                 .await;
-                SessionActor::new(client, *backend, guard).start();
+                let record = sticky.map(|id| (state.sessions.store.clone(), id));
+                SessionActor::new(client, *backend, guard, record).start();
             }
             (status, Some(backend_id))
         }
@@ -325,6 +329,7 @@ async fn open(
             backend: Box::new(ws),
             guard,
             backend_id: backend.id.clone(),
+            sticky: sticky.as_ref().map(|s| s.id()),
         });
     }
     if full {

@@ -13,6 +13,7 @@ pub mod store;
 pub mod token;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::http::header::{self as ax, HeaderValue};
 use metrics::Counter;
@@ -35,7 +36,7 @@ impl Store {
     /// The backend a live session of `pool` is recorded on.
     pub async fn resume(&self, id: Uuid, pool: &str) -> Option<Arc<str>> {
         match self {
-            Store::Memory(m) => m.resume(id, pool),
+            Store::Memory(m) => m.resume(id, pool).map(|r| r.backend),
             Store::Shared(s) => s.resume(id, pool).await,
         }
     }
@@ -43,8 +44,28 @@ impl Store {
     /// Records (or moves) a session; never waits on the network.
     pub fn place(&self, id: Uuid, pool: Arc<str>, backend: Arc<str>) {
         match self {
-            Store::Memory(m) => m.place(id, pool, backend),
+            Store::Memory(m) => {
+                m.place(id, pool, backend);
+            }
             Store::Shared(s) => s.place(id, pool, backend),
+        }
+    }
+
+    /// A live session (a held WebSocket) is still there: keeps its record from expiring.
+    pub fn touch(&self, id: Uuid) {
+        match self {
+            Store::Memory(m) => {
+                m.touch(id);
+            }
+            Store::Shared(s) => s.touch(id),
+        }
+    }
+
+    /// Records expire this long after a session was last seen.
+    pub fn ttl(&self) -> Duration {
+        match self {
+            Store::Memory(m) => m.ttl(),
+            Store::Shared(s) => s.ttl(),
         }
     }
 
@@ -109,6 +130,11 @@ pub struct Sticky {
 }
 
 impl Sticky {
+    /// The session's id.
+    pub fn id(&self) -> Uuid {
+        self.session.id
+    }
+
     /// Puts the recorded backend first in `candidates` while it is still eligible.
     pub fn prefer(&self, candidates: Candidates, eligible: &[Arc<BackendEntry>]) -> Candidates {
         match self
@@ -232,7 +258,10 @@ mod tests {
     fn sessions(key: TokenKey) -> Sessions {
         Sessions::new(
             key,
-            Arc::new(Store::Memory(MemoryStore::new(Duration::from_secs(60)))),
+            Arc::new(Store::Memory(MemoryStore::new(
+                Duration::from_secs(60),
+                "test".into(),
+            ))),
         )
     }
 

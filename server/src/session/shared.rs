@@ -4,8 +4,10 @@
 //! - Reads: the local cache first; on a miss (a session made through another node) one `GET`
 //!   with a short timeout. Writes: the local cache at once, Redis in the background — never a
 //!   Redis round trip before a request is forwarded.
-//! - Keys: `{key_prefix}{session uuid}` → `"{pool}\t{backend}"`, with `EX` = the session TTL,
-//!   refreshed on each write.
+//! - Keys: `{key_prefix}{session uuid}` → a JSON record `{"id", "pool", "backend", "region",
+//!   "created_ms", "last_seen_ms", "resume_count"}` (times in Unix milliseconds), with `EX` =
+//!   the session TTL. Written when a session is placed or moves, and again (TTL and last seen
+//!   refreshed) at most once per `ttl / 4` while the session keeps coming back.
 //! - Outage: a failed or slow call marks the store down (one log line per change of state,
 //!   gauge `switchyard_session_store_up`); the router keeps routing from its cache and places
 //!   unknown sessions as new; writes made meanwhile are kept (bounded) and written again once
@@ -17,15 +19,16 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::store::{MemoryStore, SessionStore};
+use super::store::{MemoryStore, Record, SessionStore};
 use crate::config::RedisConfig;
 
 /// Most writes kept while Redis is unreachable; older ones are dropped first.
@@ -44,15 +47,60 @@ pub struct SharedStore {
     ttl: Duration,
     timeout: Duration,
     up: AtomicBool,
-    pending: Mutex<HashMap<Uuid, Placement>>,
+    pending: Mutex<HashMap<Uuid, Record>>,
 }
 
-/// Where a session was placed: its pool and backend.
-type Placement = (Arc<str>, Arc<str>);
+/// A record as stored in Redis.
+#[derive(Debug, Serialize, Deserialize)]
+struct Stored {
+    id: String,
+    pool: String,
+    backend: String,
+    region: String,
+    created_ms: u64,
+    last_seen_ms: u64,
+    resume_count: u32,
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Stored {
+    fn of(id: Uuid, r: &Record) -> Stored {
+        Stored {
+            id: id.to_string(),
+            pool: r.pool.to_string(),
+            backend: r.backend.to_string(),
+            region: r.region.to_string(),
+            created_ms: unix_ms(r.created),
+            last_seen_ms: unix_ms(SystemTime::now()),
+            resume_count: r.resume_count,
+        }
+    }
+
+    fn into_record(self) -> Record {
+        let now = Instant::now();
+        Record {
+            pool: self.pool.into(),
+            backend: self.backend.into(),
+            region: self.region.into(),
+            created: UNIX_EPOCH + Duration::from_millis(self.created_ms),
+            last_seen: now,
+            resume_count: self.resume_count,
+            synced: now,
+        }
+    }
+}
 
 impl SharedStore {
     /// Validates the URL; connects later, in the background (Redis may be down at start).
-    pub fn new(config: &RedisConfig, ttl: Duration) -> Result<SharedStore, String> {
+    pub fn new(
+        config: &RedisConfig,
+        ttl: Duration,
+        region: Arc<str>,
+    ) -> Result<SharedStore, String> {
         let client = redis::Client::open(config.url.as_str())
             .map_err(|err| format!("sessions.redis_url: {err}"))?;
         let sentinel = match config.sentinels.is_empty() {
@@ -83,7 +131,7 @@ impl SharedStore {
             }
         };
         Ok(SharedStore {
-            local: MemoryStore::new(ttl),
+            local: MemoryStore::new(ttl, region),
             client,
             sentinel,
             conn: ArcSwapOption::empty(),
@@ -118,9 +166,12 @@ impl SharedStore {
     }
 
     /// The backend recorded for a session of `pool`: local cache, then Redis.
-    pub async fn resume(&self, id: Uuid, pool: &str) -> Option<Arc<str>> {
-        if let Some(backend) = self.local.resume(id, pool) {
-            return Some(backend);
+    pub async fn resume(self: &Arc<Self>, id: Uuid, pool: &str) -> Option<Arc<str>> {
+        if let Some(resumed) = self.local.resume(id, pool) {
+            if let Some(record) = resumed.refresh {
+                self.share(id, record);
+            }
+            return Some(resumed.backend);
         }
         let key = self.key(id);
         // One more try after an error: the first command on a connection Redis dropped
@@ -147,34 +198,57 @@ impl SharedStore {
                 }
             }
         }
-        let (stored_pool, backend) = value?
-            .split_once('\t')
-            .map(|(p, b)| (p.to_string(), b.to_string()))?;
-        if stored_pool != pool {
+        let stored: Stored = match serde_json::from_str(&value?) {
+            Ok(stored) => stored,
+            Err(err) => {
+                tracing::warn!(key, error = %err, "unreadable session record in Redis: placing the session anew");
+                return None;
+            }
+        };
+        if stored.pool != pool {
             return None;
         }
-        let backend: Arc<str> = backend.into();
-        self.local.place(id, stored_pool.into(), backend.clone());
-        Some(backend)
+        self.local.insert(id, stored.into_record());
+        Some(self.local.resume(id, pool)?.backend)
+    }
+
+    /// A live session is still there: refreshes it here, and in Redis when due.
+    pub fn touch(self: &Arc<Self>, id: Uuid) {
+        if let Some(record) = self.local.touch(id) {
+            self.share(id, record);
+        }
+    }
+
+    /// How often a live session should be touched to keep its record.
+    pub fn ttl(&self) -> Duration {
+        self.local.ttl()
     }
 
     /// Records a session here at once and in Redis in the background.
     pub fn place(self: &Arc<Self>, id: Uuid, pool: Arc<str>, backend: Arc<str>) {
-        self.local.place(id, pool.clone(), backend.clone());
+        let record = self.local.place(id, pool, backend);
+        self.share(id, record);
+    }
+
+    /// Writes a record to Redis in the background; kept for later if Redis is down.
+    fn share(self: &Arc<Self>, id: Uuid, record: Record) {
         let store = self.clone();
         actix_rt::spawn(async move {
-            if !store.write(id, &pool, &backend).await {
-                store.keep(id, pool, backend);
+            if !store.write(id, &record).await {
+                store.keep(id, record);
             }
         });
     }
 
-    async fn write(&self, id: Uuid, pool: &str, backend: &str) -> bool {
+    async fn write(&self, id: Uuid, record: &Record) -> bool {
         let Some(conn) = self.conn.load_full() else {
             return false;
         };
         let mut conn = (*conn).clone();
-        let value = format!("{pool}\t{backend}");
+        let value = match serde_json::to_string(&Stored::of(id, record)) {
+            Ok(value) => value,
+            Err(_) => return true, // cannot happen: plain strings and numbers
+        };
         let ttl = self.ttl.as_secs().max(1);
         match tokio::time::timeout(
             self.timeout,
@@ -197,14 +271,14 @@ impl SharedStore {
         }
     }
 
-    fn keep(&self, id: Uuid, pool: Arc<str>, backend: Arc<str>) {
+    fn keep(&self, id: Uuid, record: Record) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         if pending.len() >= MAX_PENDING_WRITES
             && let Some(old) = pending.keys().next().copied()
         {
             pending.remove(&old);
         }
-        pending.insert(id, (pool, backend));
+        pending.insert(id, record);
     }
 
     /// The client for the server to use: the configured one, or the master the sentinels
@@ -275,9 +349,9 @@ impl SharedStore {
                     let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
                     pending.drain().collect()
                 };
-                for (id, (pool, backend)) in kept {
-                    if !self.write(id, &pool, &backend).await {
-                        self.keep(id, pool, backend);
+                for (id, record) in kept {
+                    if !self.write(id, &record).await {
+                        self.keep(id, record);
                     }
                 }
             }

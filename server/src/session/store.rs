@@ -1,11 +1,10 @@
 //! Where session records live. `memory` is the embedded store of one node: a sharded map, so
 //! lookups on the request path take one short read lock on one shard and never wait on an
-//! actor or the network. The Redis store shared by every node comes with the rest of the
-//! sessions work and implements the same trait.
+//! actor or the network. The Redis store (`shared.rs`) keeps one as its cache.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use uuid::Uuid;
 
@@ -14,19 +13,32 @@ use uuid::Uuid;
 pub struct Record {
     pub pool: Arc<str>,
     pub backend: Arc<str>,
-    pub created: Instant,
+    /// Region of the node that placed it.
+    pub region: Arc<str>,
+    pub created: SystemTime,
+    /// Local clock of the last request (the TTL counts from it).
     pub last_seen: Instant,
     /// How many times the session came back after it was created.
     pub resume_count: u32,
+    /// When this node last wrote the record to a shared store (or read it from there).
+    pub synced: Instant,
+}
+
+/// A resumed session: its backend, and its record when the shared copy is due for a
+/// refresh (its TTL and last-seen time), at most once per `ttl / 4` per session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resumed {
+    pub backend: Arc<str>,
+    pub refresh: Option<Record>,
 }
 
 /// A session store.
 pub trait SessionStore: Send + Sync {
     /// The backend a live session of `pool` is recorded on; refreshes its TTL and counts the
     /// resume.
-    fn resume(&self, id: Uuid, pool: &str) -> Option<Arc<str>>;
-    /// Records (or moves) a session to a backend.
-    fn place(&self, id: Uuid, pool: Arc<str>, backend: Arc<str>);
+    fn resume(&self, id: Uuid, pool: &str) -> Option<Resumed>;
+    /// Records (or moves) a session to a backend; returns the record to share.
+    fn place(&self, id: Uuid, pool: Arc<str>, backend: Arc<str>) -> Record;
     /// Drops records idle past the TTL; returns how many.
     fn sweep(&self) -> usize;
     fn len(&self) -> usize;
@@ -40,23 +52,49 @@ const SHARDS: usize = 16;
 pub struct MemoryStore {
     shards: Vec<RwLock<HashMap<Uuid, Record>>>,
     ttl: Duration,
+    region: Arc<str>,
 }
 
 impl MemoryStore {
-    pub fn new(ttl: Duration) -> MemoryStore {
+    pub fn new(ttl: Duration, region: Arc<str>) -> MemoryStore {
         MemoryStore {
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
             ttl,
+            region,
         }
     }
 
     fn shard(&self, id: &Uuid) -> &RwLock<HashMap<Uuid, Record>> {
         &self.shards[id.as_bytes()[15] as usize % SHARDS]
     }
+
+    /// Keeps a record read from a shared store.
+    pub fn insert(&self, id: Uuid, record: Record) {
+        let mut shard = self.shard(&id).write().unwrap_or_else(|e| e.into_inner());
+        shard.insert(id, record);
+    }
+
+    /// The TTL records live for.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// A live session is still there (a held WebSocket): refreshes its last-seen time, and
+    /// returns its record when the shared copy is due for a refresh (as [`Resumed::refresh`]).
+    pub fn touch(&self, id: Uuid) -> Option<Record> {
+        let now = Instant::now();
+        let mut shard = self.shard(&id).write().unwrap_or_else(|e| e.into_inner());
+        let record = shard.get_mut(&id)?;
+        record.last_seen = now;
+        (now.duration_since(record.synced) >= self.ttl / 4).then(|| {
+            record.synced = now;
+            record.clone()
+        })
+    }
 }
 
 impl SessionStore for MemoryStore {
-    fn resume(&self, id: Uuid, pool: &str) -> Option<Arc<str>> {
+    fn resume(&self, id: Uuid, pool: &str) -> Option<Resumed> {
         let now = Instant::now();
         let mut shard = self.shard(&id).write().unwrap_or_else(|e| e.into_inner());
         let record = shard.get_mut(&id)?;
@@ -65,26 +103,38 @@ impl SessionStore for MemoryStore {
         }
         record.last_seen = now;
         record.resume_count += 1;
-        Some(record.backend.clone())
+        let refresh = (now.duration_since(record.synced) >= self.ttl / 4).then(|| {
+            record.synced = now;
+            record.clone()
+        });
+        Some(Resumed {
+            backend: record.backend.clone(),
+            refresh,
+        })
     }
 
-    fn place(&self, id: Uuid, pool: Arc<str>, backend: Arc<str>) {
+    fn place(&self, id: Uuid, pool: Arc<str>, backend: Arc<str>) -> Record {
         let now = Instant::now();
         let mut shard = self.shard(&id).write().unwrap_or_else(|e| e.into_inner());
-        shard
+        let record = shard
             .entry(id)
             .and_modify(|r| {
                 r.pool = pool.clone();
                 r.backend = backend.clone();
+                r.region = self.region.clone();
                 r.last_seen = now;
+                r.synced = now;
             })
             .or_insert(Record {
                 pool,
                 backend,
-                created: now,
+                region: self.region.clone(),
+                created: SystemTime::now(),
                 last_seen: now,
                 resume_count: 0,
+                synced: now,
             });
+        record.clone()
     }
 
     fn sweep(&self) -> usize {
@@ -113,17 +163,44 @@ mod tests {
 
     #[test]
     fn a_placed_session_resumes_on_its_backend_and_expires() {
-        let store = MemoryStore::new(Duration::from_millis(50));
+        let store = MemoryStore::new(Duration::from_millis(50), "eu-west".into());
         let id = Uuid::new_v4();
+        let backend = |r: Option<Resumed>| r.map(|r| r.backend.to_string());
         assert_eq!(store.resume(id, "ws"), None);
-        store.place(id, "ws".into(), "ws-2".into());
-        assert_eq!(store.resume(id, "ws").as_deref(), Some("ws-2"));
+        let placed = store.place(id, "ws".into(), "ws-2".into());
+        assert_eq!((&*placed.region, placed.resume_count), ("eu-west", 0));
+        assert_eq!(backend(store.resume(id, "ws")).as_deref(), Some("ws-2"));
         assert_eq!(store.resume(id, "other-pool"), None);
         store.place(id, "ws".into(), "ws-1".into());
-        assert_eq!(store.resume(id, "ws").as_deref(), Some("ws-1"));
+        assert_eq!(backend(store.resume(id, "ws")).as_deref(), Some("ws-1"));
         std::thread::sleep(Duration::from_millis(80));
         assert_eq!(store.resume(id, "ws"), None, "idle past its TTL");
         assert_eq!(store.sweep(), 1);
         assert_eq!(store.len(), 0);
+    }
+}
+
+#[cfg(test)]
+mod refresh_tests {
+    use super::*;
+
+    #[test]
+    fn resumes_count_and_ask_for_a_shared_refresh_once_a_quarter_ttl() {
+        let store = MemoryStore::new(Duration::from_millis(400), "us-east".into());
+        let id = Uuid::new_v4();
+        store.place(id, "ws".into(), "ws-1".into());
+        let first = store.resume(id, "ws").unwrap();
+        assert_eq!(first.refresh, None, "just written: nothing to refresh");
+        std::thread::sleep(Duration::from_millis(120));
+        let later = store.resume(id, "ws").unwrap();
+        let record = later
+            .refresh
+            .expect("a quarter TTL later the shared copy is refreshed");
+        assert_eq!(record.resume_count, 2);
+        assert_eq!(
+            store.resume(id, "ws").unwrap().refresh,
+            None,
+            "once per quarter TTL"
+        );
     }
 }
