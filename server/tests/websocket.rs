@@ -320,11 +320,11 @@ async fn three_hundred_sessions_spread_evenly_and_refill_the_emptiest_backend() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_sessions_opened_and_closed_leave_no_counters_behind() {
+async fn two_thousand_sessions_opened_and_closed_leave_no_counters_behind() {
     let bs = backends(&["ws-1", "ws-2"]).await;
     let r = ws_router(&bs);
     let mut open = Vec::new();
-    for _ in 0..1000 {
+    for _ in 0..2000 {
         open.push(connect(r.addr(), &[]).await.0);
     }
     let table = r.table();
@@ -335,7 +335,7 @@ async fn a_thousand_sessions_opened_and_closed_leave_no_counters_behind() {
             .iter()
             .map(|b| b.stats.sessions())
             .sum::<u32>(),
-        1000
+        2000
     );
     // Half close cleanly, half just drop their connection.
     let (clean, dropped): (Vec<_>, Vec<_>) =
