@@ -295,9 +295,48 @@ async fn run(
         },
     };
     let sessions = Arc::new(Sessions::new(token_key(&config), Arc::new(store)));
-    let _supervisor =
+    let supervisor =
         RouterSupervisor::new(config.clone(), table.clone(), sessions.store.clone()).start();
     first_checks(&config, &table).await;
+    // Admin changes travel between nodes through the same Redis as the sessions.
+    let cluster = match (&*sessions.store, &config.sessions.redis) {
+        (Store::Shared(shared), Some(redis)) => {
+            let cluster = Arc::new(admin::cluster::Cluster::new(
+                shared.clone(),
+                &redis.key_prefix,
+                table.clone(),
+                supervisor.clone(),
+            ));
+            actix_rt::spawn(cluster.clone().run());
+            Some(cluster)
+        }
+        _ => None,
+    };
+    let admin_token = config.node.admin_token.clone().or_else(|| {
+        std::env::var(&config.node.admin_token_env)
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+    });
+    if admin_token.is_none() {
+        tracing::info!(
+            env = %config.node.admin_token_env,
+            "no admin token configured: the admin API is read-only"
+        );
+    }
+    let admin_state = web::Data::new(admin::api::AdminState {
+        table: table.clone(),
+        supervisor: supervisor.clone(),
+        ready: ready.clone(),
+        token: admin_token,
+        region: config.node.region.clone(),
+        started: std::time::Instant::now(),
+        store: match config.sessions.redis {
+            Some(_) => "redis",
+            None => "memory",
+        },
+        cluster,
+    });
 
     let state = web::Data::new(ProxyState {
         table: table.clone(),
@@ -313,9 +352,8 @@ async fn run(
         }
     };
 
-    let admin_ready = ready.clone();
     let admin_server = HttpServer::new(move || {
-        App::new().configure(|cfg| admin::configure(cfg, admin_ready.clone()))
+        App::new().configure(|cfg| admin::configure(cfg, admin_state.clone()))
     })
     .workers(1)
     .shutdown_timeout(1)

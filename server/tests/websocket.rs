@@ -10,12 +10,9 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use support::*;
 use tokio::net::TcpStream;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-
-type Ws = WebSocketStream<TcpStream>;
 
 fn ws_router(bs: &[TestBackend]) -> switchyard::RouterHandle {
     router(&format!(
@@ -28,37 +25,6 @@ fn ws_router(bs: &[TestBackend]) -> switchyard::RouterHandle {
             "health = { kind = \"none\" }"
         )
     ))
-}
-
-async fn connect(
-    addr: std::net::SocketAddr,
-    extra: &[(&str, &str)],
-) -> (Ws, http::Response<Option<Vec<u8>>>) {
-    let mut request = format!("ws://{addr}/ws/echo")
-        .into_client_request()
-        .unwrap();
-    for (n, v) in extra {
-        request.headers_mut().insert(
-            http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
-            v.parse().unwrap(),
-        );
-    }
-    let stream = TcpStream::connect(addr).await.unwrap();
-    tokio::time::timeout(
-        REQUEST_DEADLINE,
-        tokio_tungstenite::client_async(request, stream),
-    )
-    .await
-    .expect("handshake within the deadline")
-    .expect("handshake succeeds")
-}
-
-async fn next(ws: &mut Ws) -> Message {
-    tokio::time::timeout(REQUEST_DEADLINE, ws.next())
-        .await
-        .expect("a message within the deadline")
-        .expect("the stream is open")
-        .expect("no protocol error")
 }
 
 #[tokio::test]

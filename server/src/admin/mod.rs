@@ -1,8 +1,12 @@
 //! The admin listener (default `127.0.0.1:9901`): `/metrics` (Prometheus text), `/healthz`
-//! (the process is alive) and `/readyz` (it takes traffic; false while stopping). The admin
-//! API of the operators issue mounts here too.
+//! (the process is alive), `/readyz` (it takes traffic; false while stopping) and the JSON
+//! admin API under `/admin/v1/` ([`api`], guarded by [`auth`], shared across nodes by
+//! [`cluster`]).
 
-use std::sync::Arc;
+pub mod api;
+pub mod auth;
+pub mod cluster;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::{HttpResponse, web};
@@ -23,11 +27,13 @@ impl Readiness {
     }
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig, ready: Arc<Readiness>) {
-    cfg.app_data(web::Data::from(ready))
+pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<api::AdminState>) {
+    cfg.app_data(web::Data::from(state.ready.clone()))
+        .app_data(state)
         .route("/metrics", web::get().to(metrics))
         .route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz));
+        .route("/readyz", web::get().to(readyz))
+        .configure(api::configure);
 }
 
 async fn metrics() -> HttpResponse {

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-pub use validate::validate;
+pub use validate::{MAX_WEIGHT, MIN_ADMIN_TOKEN_BYTES, validate};
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -56,6 +56,11 @@ pub struct NodeConfig {
     pub admin_listen: SocketAddr,
     pub workers: usize,
     pub shutdown_timeout: Duration,
+    pub shutdown_delay: Duration,
+    /// The admin API's bearer token (from `admin_token_file`, read at load, or later from
+    /// the environment variable `admin_token_env`). `None`: the admin API is read-only.
+    pub admin_token: Option<String>,
+    pub admin_token_env: String,
 }
 
 #[derive(Debug, Clone)]

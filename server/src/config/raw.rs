@@ -129,9 +129,26 @@ pub struct RawNode {
     pub admin_listen: String,
     /// Request-path worker threads. Default: the number of cores.
     pub workers: Option<usize>,
-    /// How long a graceful stop waits for in-flight requests. Default 30 s.
+    /// How long a graceful stop waits for in-flight requests and sessions. Default 30 s.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: DurationStr,
+    /// On SIGTERM/SIGINT, how long `/readyz` fails before the listeners stop accepting, so
+    /// load balancers in front notice first. Default 5 s.
+    #[serde(default = "default_shutdown_delay")]
+    pub shutdown_delay: DurationStr,
+    /// A file holding the admin API's bearer token. Without it the token comes from the
+    /// environment variable `admin_token_env`; with neither, the admin API is read-only.
+    pub admin_token_file: Option<String>,
+    /// Default `SWITCHYARD_ADMIN_TOKEN`.
+    #[serde(default = "default_admin_token_env")]
+    pub admin_token_env: String,
+}
+
+fn default_shutdown_delay() -> DurationStr {
+    DurationStr(Duration::from_secs(5))
+}
+fn default_admin_token_env() -> String {
+    "SWITCHYARD_ADMIN_TOKEN".to_string()
 }
 
 impl Default for RawNode {
@@ -142,6 +159,9 @@ impl Default for RawNode {
             admin_listen: default_admin_listen(),
             workers: None,
             shutdown_timeout: default_shutdown_timeout(),
+            shutdown_delay: default_shutdown_delay(),
+            admin_token_file: None,
+            admin_token_env: default_admin_token_env(),
         }
     }
 }

@@ -12,6 +12,8 @@ use super::{
     PoolConfig, RegionConfig, RetryBudgetConfig, RouteConfig, Timeouts,
 };
 
+/// Shortest admin token accepted: a guessable token would make the admin API an open door.
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 16;
 /// Largest accepted backend weight: enough for percentages with two decimals.
 pub const MAX_WEIGHT: u32 = 10_000;
 /// Largest accepted retry count: more only multiplies load during an outage.
@@ -169,6 +171,26 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             format!("no region named {:?} in [[regions]]", raw.node.region),
         );
     }
+    let admin_token = match &raw.node.admin_token_file {
+        None => None,
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) if text.trim().len() >= MIN_ADMIN_TOKEN_BYTES => Some(text.trim().to_string()),
+            Ok(_) => {
+                issues.push(
+                    "node.admin_token_file",
+                    format!("{path:?} holds a token shorter than {MIN_ADMIN_TOKEN_BYTES} bytes"),
+                );
+                None
+            }
+            Err(err) => {
+                issues.push(
+                    "node.admin_token_file",
+                    format!("cannot read {path:?}: {err}"),
+                );
+                None
+            }
+        },
+    };
     let cookie_key = match &raw.sessions.cookie_key_file {
         None => None,
         Some(path) => match std::fs::read_to_string(path) {
@@ -249,6 +271,9 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 admin_listen,
                 workers,
                 shutdown_timeout: raw.node.shutdown_timeout.0,
+                shutdown_delay: raw.node.shutdown_delay.0,
+                admin_token,
+                admin_token_env: raw.node.admin_token_env,
             },
             log: LogConfig {
                 access: raw.log.access,

@@ -15,10 +15,11 @@ use actix::prelude::*;
 
 use super::backend::{BackendActor, BackendChanged};
 use super::guard::guarded;
+use super::session::CLOSE_DRAINING;
 use super::{GetRestarts, InjectPanic};
 use crate::config::PoolConfig;
 use crate::health::outlier;
-use crate::routing::{BackendEntry, BackendState, BackendStats, PoolHandle};
+use crate::routing::{BackendEntry, BackendState, BackendStats, CloseSession, Health, PoolHandle};
 
 /// How often failure streaks are read for outlier ejection: a backend failing every request
 /// is out within about this long after its streak reaches the threshold.
@@ -43,11 +44,32 @@ struct Member {
     load_percent: u32,
     overloaded: bool,
     stats: Arc<BackendStats>,
+    /// An operator's drain, from the request until `undrain`.
+    drain: Option<DrainState>,
+}
+
+/// A drain under way (or done).
+struct DrainState {
+    started: Instant,
+    deadline: Instant,
+    /// Every session listed when the drain began has been asked to close.
+    spread_done: bool,
+    /// Nothing is left on the backend: it shows `drained`.
+    drained: bool,
+    /// The spread closes and the deadline sweep, cancelled by `undrain`.
+    tasks: Vec<SpawnHandle>,
 }
 
 impl Member {
-    /// Failed checks say most, then an ejection, then a full backend, then the checks' verdict.
+    /// An operator's drain says most; then failed checks, an ejection, a full backend, and
+    /// the checks' verdict.
     fn state(&self) -> BackendState {
+        if let Some(drain) = &self.drain {
+            return match drain.drained {
+                true => BackendState::Drained,
+                false => BackendState::Draining,
+            };
+        }
         match (self.health, self.ejected_until) {
             (BackendState::Down, _) => BackendState::Down,
             (_, Some(_)) => BackendState::Ejected,
@@ -65,6 +87,32 @@ pub struct PoolActor {
     members: Vec<Member>,
     children: Vec<Addr<BackendActor>>,
     restarts: u32,
+}
+
+/// Drains a backend of this pool: it leaves the placement set at once, its sessions are asked
+/// to move (close `4001`) spread evenly over `spread`, and whatever is left at `deadline` is
+/// closed. Draining a draining (or drained) backend changes nothing. `Err`: no such backend.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), String>")]
+pub struct DrainBackend {
+    pub backend: String,
+    pub deadline: Duration,
+    pub spread: Duration,
+}
+
+/// Ends a drain: the backend takes work again (eased in by slow start).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), String>")]
+pub struct UndrainBackend {
+    pub backend: String,
+}
+
+/// Sets a backend's weight (1..=10,000, validated by the caller).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), String>")]
+pub struct SetWeight {
+    pub backend: String,
+    pub weight: u32,
 }
 
 /// The supervised `BackendActor`s of a pool, in configuration order.
@@ -92,6 +140,7 @@ impl PoolActor {
                 load_percent: 100,
                 overloaded: false,
                 stats: b.stats.clone(),
+                drain: None,
             })
             .collect();
         PoolActor {
@@ -202,13 +251,14 @@ impl PoolActor {
             .enumerate()
             .map(|(i, m)| {
                 let weight = ramp.as_ref().map_or(m.weight, |w| w[i]);
-                Arc::new(BackendEntry::new(
-                    m.id.clone(),
-                    m.addr,
-                    weight,
-                    m.state(),
-                    m.stats.clone(),
-                ))
+                Arc::new(
+                    BackendEntry::new(m.id.clone(), m.addr, weight, m.state(), m.stats.clone())
+                        .with_health(Health {
+                            checks: m.health,
+                            ejected: m.ejected_until.is_some(),
+                            overloaded: m.overloaded,
+                        }),
+                )
             })
             .collect();
         self.publish_states(ramp.as_deref());
@@ -256,6 +306,111 @@ impl PoolActor {
         member.addr = change.addr;
         member.health = change.state;
         self.publish();
+    }
+
+    /// A draining backend whose sessions were all asked to move, and that holds no session and
+    /// no request any more (or whose deadline passed with nothing left), shows `drained`.
+    fn review_drains(&mut self) {
+        let now = Instant::now();
+        let mut changed = false;
+        for m in &mut self.members {
+            let Some(drain) = &mut m.drain else { continue };
+            let empty = m.stats.sessions() == 0 && m.stats.inflight() == 0;
+            if !drain.drained && empty && (drain.spread_done || now >= drain.deadline) {
+                drain.drained = true;
+                changed = true;
+                metrics::counter!("switchyard_backend_admin_transitions_total", "pool" => self.config.id.clone(), "backend" => m.id.to_string(), "to" => "drained").increment(1);
+                tracing::info!(pool = %self.config.id, backend = %m.id, took = ?now.duration_since(drain.started), "backend drained");
+            }
+        }
+        if changed {
+            self.publish();
+        }
+    }
+
+    fn drain(&mut self, msg: DrainBackend, ctx: &mut Context<Self>) -> Result<(), String> {
+        let pool = self.config.id.clone();
+        let Some(at) = self.members.iter().position(|m| *m.id == *msg.backend) else {
+            return Err(format!("no backend {:?} in pool {pool:?}", msg.backend));
+        };
+        if self.members[at].drain.is_some() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let id = self.members[at].id.clone();
+        let sessions = self.handle.sessions.on(&id);
+        tracing::info!(pool = %pool, backend = %id, sessions = sessions.len(), deadline = ?msg.deadline, spread = ?msg.spread, "draining backend");
+        metrics::counter!("switchyard_backend_admin_transitions_total", "pool" => pool.clone(), "backend" => id.to_string(), "to" => "draining").increment(1);
+        let deadline = now + msg.deadline;
+        let spread = spread_closes(
+            sessions,
+            now,
+            msg.spread.min(msg.deadline),
+            self.handle.clone(),
+            id.clone(),
+        );
+        let spread_id = id.clone();
+        let spread = ctx.spawn(spread.into_actor(self).map(move |_, act, _| {
+            if let Some(m) = act.members.iter_mut().find(|m| m.id == spread_id)
+                && let Some(drain) = &mut m.drain
+            {
+                drain.spread_done = true;
+            }
+        }));
+        let sweep_pool = self.handle.clone();
+        let sweep_id = id.clone();
+        let sweep = ctx.run_later(msg.deadline, move |_, _| {
+            let left = sweep_pool.sessions.on(&sweep_id);
+            if !left.is_empty() {
+                tracing::info!(backend = %sweep_id, sessions = left.len(), "drain deadline: closing the sessions left");
+            }
+            for (_, session) in left {
+                session.do_send(CloseSession {
+                    code: CLOSE_DRAINING,
+                    reason: "backend drained: deadline reached".to_string(),
+                });
+            }
+        });
+        self.members[at].drain = Some(DrainState {
+            started: now,
+            deadline,
+            spread_done: false,
+            drained: false,
+            tasks: vec![spread, sweep],
+        });
+        self.publish();
+        Ok(())
+    }
+
+    fn undrain(&mut self, msg: UndrainBackend, ctx: &mut Context<Self>) -> Result<(), String> {
+        let pool = self.config.id.clone();
+        let Some(member) = self.members.iter_mut().find(|m| *m.id == *msg.backend) else {
+            return Err(format!("no backend {:?} in pool {pool:?}", msg.backend));
+        };
+        let Some(drain) = member.drain.take() else {
+            return Ok(());
+        };
+        for task in drain.tasks {
+            ctx.cancel_future(task);
+        }
+        member.joined_at = Some(Instant::now());
+        tracing::info!(pool = %pool, backend = %member.id, "backend undrained: takes work again");
+        metrics::counter!("switchyard_backend_admin_transitions_total", "pool" => pool, "backend" => member.id.to_string(), "to" => "active").increment(1);
+        self.publish();
+        Ok(())
+    }
+
+    fn set_weight(&mut self, msg: SetWeight) -> Result<(), String> {
+        let pool = self.config.id.clone();
+        let Some(member) = self.members.iter_mut().find(|m| *m.id == *msg.backend) else {
+            return Err(format!("no backend {:?} in pool {pool:?}", msg.backend));
+        };
+        if member.weight != msg.weight {
+            tracing::info!(pool = %pool, backend = %member.id, from = member.weight, to = msg.weight, "backend weight changed");
+            member.weight = msg.weight;
+            self.publish();
+        }
+        Ok(())
     }
 
     /// Ejects backends whose failure streak reached the threshold; returns those whose
@@ -331,7 +486,10 @@ impl Actor for PoolActor {
             }
         });
         ctx.run_interval(OUTLIER_POLL, |act, ctx| {
-            guarded(ctx, "pool", || act.review_outliers());
+            guarded(ctx, "pool", || {
+                act.review_outliers();
+                act.review_drains();
+            });
         });
         if !self.children.is_empty() {
             return; // A restart: the children live on under their own supervisors.
@@ -364,6 +522,53 @@ impl Handler<BackendChanged> for PoolActor {
 
     fn handle(&mut self, change: BackendChanged, ctx: &mut Context<Self>) {
         guarded(ctx, "pool", || self.apply(change));
+    }
+}
+
+impl Handler<DrainBackend> for PoolActor {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, msg: DrainBackend, ctx: &mut Context<Self>) -> Self::Result {
+        self.drain(msg, ctx)
+    }
+}
+
+impl Handler<UndrainBackend> for PoolActor {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, msg: UndrainBackend, ctx: &mut Context<Self>) -> Self::Result {
+        self.undrain(msg, ctx)
+    }
+}
+
+impl Handler<SetWeight> for PoolActor {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, msg: SetWeight, _: &mut Context<Self>) -> Self::Result {
+        self.set_weight(msg)
+    }
+}
+
+/// Asks a draining backend's sessions to move, one at a time, evenly over `spread`, so their
+/// reconnects do not arrive at the rest of the pool all at once. A session that ended on its
+/// own meanwhile is skipped.
+async fn spread_closes(
+    sessions: Vec<(u64, Recipient<CloseSession>)>,
+    start: Instant,
+    spread: Duration,
+    pool: Arc<PoolHandle>,
+    backend: Arc<str>,
+) {
+    let n = sessions.len().max(1) as f64;
+    for (i, (number, session)) in sessions.into_iter().enumerate() {
+        let at = start + spread.mul_f64(i as f64 / n);
+        actix_rt::time::sleep_until(at.into()).await;
+        if pool.sessions.holds(&backend, number) {
+            session.do_send(CloseSession {
+                code: CLOSE_DRAINING,
+                reason: "backend draining".to_string(),
+            });
+        }
     }
 }
 

@@ -20,6 +20,13 @@ pub struct RegionActor {
 #[rtype(result = "Vec<Addr<PoolActor>>")]
 pub struct GetPoolActors;
 
+/// The `PoolActor` of one pool, if this region has it.
+#[derive(Message, Debug)]
+#[rtype(result = "Option<Addr<PoolActor>>")]
+pub struct GetPoolActor {
+    pub pool: String,
+}
+
 impl RegionActor {
     pub fn new(name: String, pools: Vec<(PoolConfig, Arc<PoolHandle>)>) -> RegionActor {
         RegionActor {
@@ -49,6 +56,17 @@ impl Actor for RegionActor {
 impl Supervised for RegionActor {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         tracing::warn!(region = %self.name, "region actor restarting");
+    }
+}
+
+impl Handler<GetPoolActor> for RegionActor {
+    type Result = Option<Addr<PoolActor>>;
+
+    fn handle(&mut self, msg: GetPoolActor, _: &mut Context<Self>) -> Self::Result {
+        self.pools
+            .iter()
+            .position(|(config, _)| config.id == msg.pool)
+            .and_then(|i| self.children.get(i).cloned())
     }
 }
 

@@ -16,7 +16,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Message;
 use actix::prelude::*;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
@@ -29,6 +28,8 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
 use uuid::Uuid;
 
+pub use crate::routing::CloseSession;
+use crate::routing::PoolHandle;
 use crate::routing::stats::SessionGuard;
 use crate::session::Store;
 
@@ -48,19 +49,13 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// A close reason is at most 123 bytes on the wire (RFC 6455 §5.5: 125-byte control payload).
 const MAX_REASON_BYTES: usize = 123;
 
-/// Ends a session with a close code (to the client) and a reason.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct CloseSession {
-    pub code: u16,
-    pub reason: String,
-}
-
 pub struct SessionActor<C> {
     pump: Option<Pump<C>>,
     commands: mpsc::Sender<CloseSession>,
     /// A sticky session's record, kept from expiring while the session is held.
     record: Option<(Arc<Store>, Uuid)>,
+    /// Where the session is listed for drains: its pool, backend and number there.
+    listing: (Arc<PoolHandle>, Arc<str>, Option<u64>),
 }
 
 struct Pump<C> {
@@ -95,10 +90,13 @@ where
         backend: WebSocketStream<TcpStream>,
         guard: SessionGuard,
         record: Option<(Arc<Store>, Uuid)>,
+        pool: Arc<PoolHandle>,
+        backend_id: Arc<str>,
     ) -> SessionActor<C> {
         let (commands, rx) = mpsc::channel(1);
         SessionActor {
             record,
+            listing: (pool, backend_id, None),
             pump: Some(Pump {
                 client,
                 backend,
@@ -117,6 +115,8 @@ where
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        let (pool, backend, number) = &mut self.listing;
+        *number = Some(pool.sessions.join(backend, ctx.address().recipient()));
         if let Some((store, id)) = self.record.clone() {
             // The record's shared copy is refreshed once per quarter TTL (the store decides).
             let every = (store.ttl() / 8).max(Duration::from_secs(1));
@@ -129,6 +129,21 @@ where
                     .map(|_, _, ctx: &mut Context<Self>| ctx.stop()),
             );
         }
+    }
+}
+
+impl<C> SessionActor<C> {
+    fn unlist(&mut self) {
+        let (pool, backend, number) = &mut self.listing;
+        if let Some(number) = number.take() {
+            pool.sessions.leave(backend, number);
+        }
+    }
+}
+
+impl<C> Drop for SessionActor<C> {
+    fn drop(&mut self) {
+        self.unlist();
     }
 }
 

@@ -84,6 +84,7 @@ enum Opened {
         backend_id: std::sync::Arc<str>,
         /// A sticky session's id, whose record the session keeps alive.
         sticky: Option<uuid::Uuid>,
+        pool: std::sync::Arc<crate::routing::PoolHandle>,
     },
     /// The backend refused the handshake: the client hears its answer.
     Refused {
@@ -132,6 +133,7 @@ where
             guard,
             backend_id,
             sticky,
+            pool,
         }) => {
             let status = switching.status().as_u16();
             if framed
@@ -148,7 +150,8 @@ where
                 )
                 .await;
                 let record = sticky.map(|id| (state.sessions.store.clone(), id));
-                SessionActor::new(client, *backend, guard, record).start();
+                SessionActor::new(client, *backend, guard, record, pool, backend_id.clone())
+                    .start();
             }
             (status, Some(backend_id))
         }
@@ -330,6 +333,7 @@ async fn open(
             guard,
             backend_id: backend.id.clone(),
             sticky: sticky.as_ref().map(|s| s.id()),
+            pool: route.pool.clone(),
         });
     }
     if full {

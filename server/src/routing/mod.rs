@@ -1,10 +1,12 @@
 //! State shared between the planes: the route table, pool snapshots and per-backend atomics.
 //! Actors write it; the request path only reads it (and bumps atomics).
 
+pub mod sessions;
 pub mod snapshot;
 pub mod stats;
 pub mod table;
 
-pub use snapshot::{BackendEntry, BackendState, PoolHandle, PoolSnapshot};
+pub use sessions::{CloseSession, SessionRegistry};
+pub use snapshot::{BackendEntry, BackendState, Health, PoolHandle, PoolSnapshot};
 pub use stats::{BackendStats, InflightGuard, PeakEwma};
 pub use table::{Route, RouteTable};

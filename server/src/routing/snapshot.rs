@@ -11,6 +11,7 @@ use std::sync::Arc;
 use arc_swap::{ArcSwap, Guard};
 use http::uri::Authority;
 
+use super::sessions::SessionRegistry;
 use super::stats::BackendStats;
 use crate::balance::Balancer;
 use crate::config::Algorithm;
@@ -28,6 +29,10 @@ pub enum BackendState {
     Ejected,
     /// Healthy, but its load report says it is at capacity: no new work.
     Overloaded,
+    /// An operator drains it: no new work; its sessions are being moved.
+    Draining,
+    /// Drained: no new work, nothing left on it.
+    Drained,
 }
 
 impl BackendState {
@@ -38,8 +43,25 @@ impl BackendState {
             BackendState::Unknown => "unknown",
             BackendState::Ejected => "ejected",
             BackendState::Overloaded => "overloaded",
+            BackendState::Draining => "draining",
+            BackendState::Drained => "drained",
         }
     }
+
+    /// Taken out by an operator: never a candidate, not even in panic mode, and not counted
+    /// when panic mode weighs how many are up.
+    pub fn is_drained(self) -> bool {
+        matches!(self, BackendState::Draining | BackendState::Drained)
+    }
+}
+
+/// What a backend's health looks like apart from an operator's drain (for the admin API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    /// The active checks' verdict: `Up`, `Down` or `Unknown`.
+    pub checks: BackendState,
+    pub ejected: bool,
+    pub overloaded: bool,
 }
 
 /// One backend as the request path sees it at one moment.
@@ -51,6 +73,7 @@ pub struct BackendEntry {
     pub authority: Authority,
     pub weight: u32,
     pub state: BackendState,
+    pub health: Health,
     pub stats: Arc<BackendStats>,
 }
 
@@ -70,8 +93,18 @@ impl BackendEntry {
             authority,
             weight,
             state,
+            health: Health {
+                checks: state,
+                ejected: state == BackendState::Ejected,
+                overloaded: state == BackendState::Overloaded,
+            },
             stats,
         }
+    }
+
+    pub fn with_health(mut self, health: Health) -> BackendEntry {
+        self.health = health;
+        self
     }
 }
 
@@ -108,34 +141,31 @@ impl PoolSnapshot {
         panic_threshold: u32,
         ramping: bool,
     ) -> PoolSnapshot {
-        let up = backends
+        // Drained backends are out of the pool for every purpose but being listed.
+        let active: Vec<_> = backends.iter().filter(|b| !b.state.is_drained()).collect();
+        let up = active
             .iter()
             .filter(|b| b.state == BackendState::Up)
             .count();
         // A full backend is not a failed one: it does not count towards panic.
-        let full = backends
+        let full = active
             .iter()
             .filter(|b| b.state == BackendState::Overloaded)
             .count();
-        let panic = up > 0 && up * 100 < panic_threshold as usize * (backends.len() - full);
-        let eligible: Vec<_> = if panic {
-            backends
+        let panic = up > 0 && up * 100 < panic_threshold as usize * (active.len() - full);
+        let pick = |keep: &dyn Fn(BackendState) -> bool| -> Vec<Arc<BackendEntry>> {
+            active
                 .iter()
-                .filter(|b| b.state != BackendState::Overloaded)
-                .cloned()
+                .filter(|b| keep(b.state))
+                .map(|b| Arc::clone(b))
                 .collect()
+        };
+        let eligible = if panic {
+            pick(&|s| s != BackendState::Overloaded)
         } else if up > 0 {
-            backends
-                .iter()
-                .filter(|b| b.state == BackendState::Up)
-                .cloned()
-                .collect()
+            pick(&|s| s == BackendState::Up)
         } else {
-            backends
-                .iter()
-                .filter(|b| b.state == BackendState::Unknown)
-                .cloned()
-                .collect()
+            pick(&|s| s == BackendState::Unknown)
         };
         let balancer = match algorithm {
             Algorithm::RoundRobin if ramping => {
@@ -144,7 +174,7 @@ impl PoolSnapshot {
             _ => Balancer::build(algorithm, &eligible),
         };
         let overloaded =
-            eligible.is_empty() && backends.iter().any(|b| b.state == BackendState::Overloaded);
+            eligible.is_empty() && active.iter().any(|b| b.state == BackendState::Overloaded);
         PoolSnapshot {
             version,
             backends,
@@ -162,6 +192,8 @@ pub struct PoolHandle {
     pub id: Arc<str>,
     pub algorithm: Algorithm,
     pub panic_threshold: u32,
+    /// The pool's live sessions by backend (what a drain closes).
+    pub sessions: SessionRegistry,
     current: ArcSwap<PoolSnapshot>,
 }
 
@@ -177,6 +209,7 @@ impl PoolHandle {
             id,
             algorithm,
             panic_threshold,
+            sessions: SessionRegistry::default(),
             current: ArcSwap::from_pointee(first),
         }
     }

@@ -283,7 +283,7 @@ impl SharedStore {
 
     /// The client for the server to use: the configured one, or the master the sentinels
     /// name now.
-    async fn master(&self) -> Result<redis::Client, String> {
+    pub(crate) async fn master(&self) -> Result<redis::Client, String> {
         let Some(sentinel) = &self.sentinel else {
             return Ok(self.client.clone());
         };

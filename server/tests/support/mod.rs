@@ -88,8 +88,13 @@ pub fn route(id: &str, prefix: &str, pool: &str) -> String {
 
 /// Starts a router on free ports with one worker and the given routes and pools.
 pub fn router(body: &str) -> RouterHandle {
+    router_with("", body)
+}
+
+/// [`router`] with more `[node]` keys.
+pub fn router_with(node: &str, body: &str) -> RouterHandle {
     let text = format!(
-        "[node]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 1\nshutdown_timeout = \"1s\"\n[log]\naccess = false\n\n{body}"
+        "[node]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 1\nshutdown_timeout = \"1s\"\n{node}\n[log]\naccess = false\n\n{body}"
     );
     let config = Config::from_toml_str(&text)
         .unwrap_or_else(|err| panic!("test config is invalid:\n{err}\n---\n{text}"));
@@ -290,4 +295,42 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A WebSocket client connection.
+pub type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// Opens a WebSocket session to `/ws/echo` through the router, with extra handshake headers.
+pub async fn connect(
+    addr: SocketAddr,
+    extra: &[(&str, &str)],
+) -> (Ws, http::Response<Option<Vec<u8>>>) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{addr}/ws/echo")
+        .into_client_request()
+        .unwrap();
+    for (n, v) in extra {
+        request.headers_mut().insert(
+            http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::time::timeout(
+        REQUEST_DEADLINE,
+        tokio_tungstenite::client_async(request, stream),
+    )
+    .await
+    .expect("handshake within the deadline")
+    .expect("handshake succeeds")
+}
+
+/// The next message of a session, within [`REQUEST_DEADLINE`].
+pub async fn next(ws: &mut Ws) -> tokio_tungstenite::tungstenite::Message {
+    use futures_util::StreamExt;
+    tokio::time::timeout(REQUEST_DEADLINE, ws.next())
+        .await
+        .expect("a message within the deadline")
+        .expect("the stream is open")
+        .expect("no protocol error")
 }

@@ -1,0 +1,474 @@
+//! The admin JSON API under `/admin/v1/` (shapes pinned in DESIGN.md, described in
+//! `docs/admin-openapi.yaml`).
+//!
+//! Reads come straight from the published snapshots (no actor round trip); changes go to the
+//! owning `PoolActor` and, with Redis configured, to every other node through the cluster
+//! channel ([`super::cluster`]). Every call that changes something needs
+//! `Authorization: Bearer TOKEN`, checked before anything else ([`super::auth`]).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::Addr;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use arc_swap::ArcSwap;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::Readiness;
+use super::cluster::{AdminAction, Cluster};
+use crate::config::MAX_WEIGHT;
+use crate::control::RouterSupervisor;
+use crate::control::pool::{DrainBackend, PoolActor, SetWeight, UndrainBackend};
+use crate::control::region::GetPoolActor;
+use crate::control::supervisor::GetRegionActors;
+use crate::routing::{BackendEntry, PoolHandle, RouteTable};
+
+/// Largest admin request body.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// A drain's deadline when the request names none.
+pub const DEFAULT_DRAIN_DEADLINE: Duration = Duration::from_secs(60);
+/// A drain's spread when the request names none (never more than the deadline).
+pub const DEFAULT_DRAIN_SPREAD: Duration = Duration::from_secs(10);
+/// Longest drain deadline accepted: a day.
+pub const MAX_DRAIN_SECONDS: f64 = 86_400.0;
+
+/// What the admin API works with.
+pub struct AdminState {
+    pub table: Arc<ArcSwap<RouteTable>>,
+    pub supervisor: Addr<RouterSupervisor>,
+    pub ready: Arc<Readiness>,
+    pub token: Option<String>,
+    pub region: String,
+    pub started: Instant,
+    pub store: &'static str,
+    pub cluster: Option<Arc<Cluster>>,
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/admin/v1")
+            .wrap(actix_web::middleware::from_fn(super::auth::require_token))
+            .route("/status", web::get().to(status))
+            .route("/regions", web::get().to(regions))
+            .route("/pools", web::get().to(pools))
+            .route("/backends", web::get().to(backends))
+            .route("/backends/{id}", web::get().to(backend))
+            .route("/backends/{id}/drain", web::post().to(drain))
+            .route("/backends/{id}/undrain", web::post().to(undrain))
+            .route("/backends/{id}/weight", web::put().to(weight))
+            .default_service(web::to(not_found)),
+    );
+}
+
+/// An error answer: `{"error": kind, "message": ...}`.
+pub fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> HttpResponse {
+    HttpResponse::build(status).json(json!({ "error": kind, "message": message.into() }))
+}
+
+/// A refused admin call, before it becomes its answer.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            kind,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn response(&self) -> HttpResponse {
+        error(self.status, self.kind, self.message.clone())
+    }
+}
+
+async fn not_found() -> HttpResponse {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such admin endpoint; see docs/admin-openapi.yaml",
+    )
+}
+
+fn backend_json(pool: &PoolHandle, b: &BackendEntry) -> Value {
+    json!({
+        "id": &*b.id,
+        "pool": &*pool.id,
+        "address": b.addr.to_string(),
+        "state": b.state.as_str(),
+        "weight": b.weight,
+        "inflight": b.stats.inflight(),
+        "sessions": b.stats.sessions(),
+        "health": {
+            "checks": b.health.checks.as_str(),
+            "ejected": b.health.ejected,
+            "overloaded": b.health.overloaded,
+            "consecutive_failures": b.stats.consecutive_failures(),
+        },
+    })
+}
+
+/// A backend by id, with its pool.
+fn find(table: &RouteTable, id: &str) -> Option<(Arc<PoolHandle>, Arc<BackendEntry>)> {
+    table.pools.iter().find_map(|pool| {
+        let snapshot = pool.load();
+        snapshot
+            .backends
+            .iter()
+            .find(|b| &*b.id == id)
+            .map(|b| (pool.clone(), b.clone()))
+    })
+}
+
+fn unknown_backend(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_backend",
+        format!("no backend with id {id:?}"),
+    )
+}
+
+async fn status(state: web::Data<AdminState>) -> HttpResponse {
+    let table = state.table.load();
+    let (mut backends, mut sessions, mut inflight) = (0, 0u64, 0u64);
+    for pool in &table.pools {
+        for b in &pool.load().backends {
+            backends += 1;
+            sessions += u64::from(b.stats.sessions());
+            inflight += u64::from(b.stats.inflight());
+        }
+    }
+    HttpResponse::Ok().json(json!({
+        "region": state.region,
+        "version": env!("CARGO_PKG_VERSION"),
+        "ready": state.ready.get(),
+        "uptime_s": state.started.elapsed().as_secs(),
+        "routes": table.routes().count(),
+        "pools": table.pools.len(),
+        "backends": backends,
+        "sessions": sessions,
+        "inflight": inflight,
+        "session_store": state.store,
+        "cluster": state.cluster.as_ref().map(|c| c.is_up()),
+    }))
+}
+
+async fn regions(state: web::Data<AdminState>) -> HttpResponse {
+    let table = state.table.load();
+    let pools: Vec<&str> = table.pools.iter().map(|p| &*p.id).collect();
+    HttpResponse::Ok().json(json!({
+        "regions": [{ "name": state.region, "local": true, "ready": state.ready.get(), "pools": pools }],
+    }))
+}
+
+async fn pools(state: web::Data<AdminState>) -> HttpResponse {
+    let table = state.table.load();
+    let pools: Vec<Value> = table
+        .pools
+        .iter()
+        .map(|pool| {
+            let snapshot = pool.load();
+            json!({
+                "id": &*pool.id,
+                "algorithm": pool.algorithm.name(),
+                "panic": snapshot.panic,
+                "eligible": snapshot.eligible.iter().map(|b| &*b.id).collect::<Vec<_>>(),
+                "backends": snapshot.backends.iter().map(|b| backend_json(pool, b)).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({ "pools": pools }))
+}
+
+async fn backends(state: web::Data<AdminState>) -> HttpResponse {
+    let table = state.table.load();
+    let all: Vec<Value> = table
+        .pools
+        .iter()
+        .flat_map(|pool| {
+            let snapshot = pool.load_full();
+            snapshot
+                .backends
+                .iter()
+                .map(|b| backend_json(pool, b))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({ "backends": all }))
+}
+
+async fn backend(state: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
+    match find(&state.table.load(), &id) {
+        Some((pool, b)) => HttpResponse::Ok().json(backend_json(&pool, &b)),
+        None => unknown_backend(&id).response(),
+    }
+}
+
+/// Reads a JSON body (empty is `None`), at most [`MAX_BODY_BYTES`]; errors name the field.
+async fn read_json<T: serde::de::DeserializeOwned>(
+    mut payload: web::Payload,
+) -> Result<Option<T>, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|err| ApiError::bad_request(format!("cannot read the body: {err}")))?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("admin request bodies are at most {MAX_BODY_BYTES} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let de = &mut serde_json::Deserializer::from_slice(&body);
+    serde_path_to_error::deserialize(de)
+        .map(Some)
+        .map_err(|err| {
+            let path = err.path().to_string();
+            let inner = err.inner();
+            let message =
+                if inner.is_syntax() || inner.is_eof() || matches!(path.as_str(), "." | "") {
+                    format!("malformed JSON body: {inner}")
+                } else {
+                    format!("field `{path}`: {inner}")
+                };
+            ApiError::bad_request(message)
+        })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DrainBody {
+    deadline_s: Option<f64>,
+    spread_s: Option<f64>,
+}
+
+/// A drain's deadline and spread from its body, checked.
+fn drain_times(body: Option<DrainBody>) -> Result<(Duration, Duration), ApiError> {
+    let body = body.unwrap_or(DrainBody {
+        deadline_s: None,
+        spread_s: None,
+    });
+    let bad = ApiError::bad_request;
+    let deadline = match body.deadline_s {
+        None => DEFAULT_DRAIN_DEADLINE,
+        Some(d) if d.is_finite() && d > 0.0 && d <= MAX_DRAIN_SECONDS => Duration::from_secs_f64(d),
+        Some(d) => {
+            return Err(bad(format!(
+                "field `deadline_s`: {d} is not between 0 (excluded) and {MAX_DRAIN_SECONDS} seconds"
+            )));
+        }
+    };
+    let spread = match body.spread_s {
+        None => DEFAULT_DRAIN_SPREAD.min(deadline),
+        Some(s) if s.is_finite() && s >= 0.0 && Duration::from_secs_f64(s) <= deadline => {
+            Duration::from_secs_f64(s)
+        }
+        Some(s) => {
+            return Err(bad(format!(
+                "field `spread_s`: {s} must be at least 0 and at most `deadline_s` ({} s)",
+                deadline.as_secs_f64()
+            )));
+        }
+    };
+    Ok((deadline, spread))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WeightBody {
+    weight: u32,
+}
+
+/// Applies an admin action to this node's pool actor. `Err`: unknown backend or the actor
+/// did not answer.
+pub async fn apply(
+    table: &RouteTable,
+    supervisor: &Addr<RouterSupervisor>,
+    action: &AdminAction,
+) -> Result<(), ApiError> {
+    let id = action.backend();
+    let (pool, _) = find(table, id).ok_or_else(|| unknown_backend(id))?;
+    let actor = pool_actor(supervisor, &pool.id)
+        .await
+        .ok_or_else(|| unavailable("the pool's actor is not running"))?;
+    let outcome = match action.clone() {
+        AdminAction::Drain {
+            backend,
+            deadline_ms,
+            spread_ms,
+        } => {
+            actor
+                .send(DrainBackend {
+                    backend,
+                    deadline: Duration::from_millis(deadline_ms),
+                    spread: Duration::from_millis(spread_ms),
+                })
+                .await
+        }
+        AdminAction::Undrain { backend } => actor.send(UndrainBackend { backend }).await,
+        AdminAction::Weight { backend, weight } => actor.send(SetWeight { backend, weight }).await,
+    };
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(message)) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_backend",
+            message,
+        )),
+        Err(_) => Err(unavailable("the pool's actor did not answer")),
+    }
+}
+
+/// The `PoolActor` owning `pool`.
+async fn pool_actor(supervisor: &Addr<RouterSupervisor>, pool: &str) -> Option<Addr<PoolActor>> {
+    let regions = supervisor.send(GetRegionActors).await.ok()?;
+    for region in regions {
+        let found = region
+            .send(GetPoolActor {
+                pool: pool.to_string(),
+            })
+            .await;
+        if let Ok(Some(actor)) = found {
+            return Some(actor);
+        }
+    }
+    None
+}
+
+fn unavailable(message: &str) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+}
+
+/// Applies an action here, then tells the other nodes; answers with the backend's view.
+async fn act(state: &AdminState, action: AdminAction, status: StatusCode) -> HttpResponse {
+    let table = state.table.load_full();
+    if let Err(err) = apply(&table, &state.supervisor, &action).await {
+        return err.response();
+    }
+    if let Some(cluster) = &state.cluster {
+        cluster.announce(&action).await;
+    }
+    match find(&table, action.backend()) {
+        Some((pool, b)) => HttpResponse::build(status).json(backend_json(&pool, &b)),
+        None => unknown_backend(action.backend()).response(),
+    }
+}
+
+async fn drain(
+    state: web::Data<AdminState>,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> HttpResponse {
+    let body = match read_json::<DrainBody>(payload).await {
+        Ok(body) => body,
+        Err(err) => return err.response(),
+    };
+    let (deadline, spread) = match drain_times(body) {
+        Ok(times) => times,
+        Err(err) => return err.response(),
+    };
+    let action = AdminAction::Drain {
+        backend: id.into_inner(),
+        deadline_ms: deadline.as_millis() as u64,
+        spread_ms: spread.as_millis() as u64,
+    };
+    act(&state, action, StatusCode::ACCEPTED).await
+}
+
+async fn undrain(
+    state: web::Data<AdminState>,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> HttpResponse {
+    if let Err(err) = read_json::<Value>(payload).await {
+        return err.response();
+    }
+    let action = AdminAction::Undrain {
+        backend: id.into_inner(),
+    };
+    act(&state, action, StatusCode::OK).await
+}
+
+async fn weight(
+    state: web::Data<AdminState>,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> HttpResponse {
+    let weight = match read_json::<WeightBody>(payload).await {
+        Ok(Some(body)) => body.weight,
+        Ok(None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "a body {\"weight\": N} is required",
+            );
+        }
+        Err(err) => return err.response(),
+    };
+    if weight == 0 || weight > MAX_WEIGHT {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!(
+                "field `weight`: {weight} is not between 1 and {MAX_WEIGHT} (drain a backend instead of weighting it 0)"
+            ),
+        );
+    }
+    let action = AdminAction::Weight {
+        backend: id.into_inner(),
+        weight,
+    };
+    act(&state, action, StatusCode::OK).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn times(deadline: Option<f64>, spread: Option<f64>) -> Result<(u64, u64), StatusCode> {
+        drain_times(Some(DrainBody {
+            deadline_s: deadline,
+            spread_s: spread,
+        }))
+        .map(|(d, s)| (d.as_millis() as u64, s.as_millis() as u64))
+        .map_err(|e| e.status)
+    }
+
+    #[test]
+    fn drain_times_have_defaults_and_refuse_absurd_values() {
+        assert_eq!(times(None, None), Ok((60_000, 10_000)));
+        assert_eq!(
+            times(Some(4.0), None),
+            Ok((4_000, 4_000)),
+            "spread within the deadline"
+        );
+        assert_eq!(times(Some(30.0), Some(5.5)), Ok((30_000, 5_500)));
+        for bad in [
+            times(Some(-1.0), None),
+            times(Some(0.0), None),
+            times(Some(1e12), None),
+            times(Some(f64::NAN), None),
+            times(Some(10.0), Some(11.0)),
+            times(Some(10.0), Some(-0.5)),
+        ] {
+            assert_eq!(bad, Err(StatusCode::BAD_REQUEST));
+        }
+    }
+}

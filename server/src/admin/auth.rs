@@ -1,0 +1,70 @@
+//! The admin API's bearer token: every call that changes something needs
+//! `Authorization: Bearer TOKEN`, checked before routing, so an unknown backend id without a
+//! token is 401, not 404. Reads (`GET`) need none: the admin listener is loopback-only by
+//! default. Without a configured token the API is read-only.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::middleware::Next;
+use actix_web::web;
+
+use super::api::{AdminState, error};
+
+pub async fn require_token(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if matches!(*req.method(), Method::GET | Method::HEAD) {
+        return next.call(req).await.map(|r| r.map_into_left_body());
+    }
+    let configured = req
+        .app_data::<web::Data<AdminState>>()
+        .and_then(|s| s.token.clone());
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let refusal = match (presented, configured) {
+        (None, _) => {
+            let mut resp = error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "this call needs Authorization: Bearer <admin token>",
+            );
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            resp
+        }
+        (Some(_), None) => error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the admin API is read-only on this node: no admin token is configured (node.admin_token_file or SWITCHYARD_ADMIN_TOKEN)",
+        ),
+        (Some(given), Some(token)) if same(given.as_bytes(), token.as_bytes()) => {
+            return next.call(req).await.map(|r| r.map_into_left_body());
+        }
+        (Some(_), Some(_)) => error(StatusCode::FORBIDDEN, "forbidden", "wrong admin token"),
+    };
+    metrics::counter!("switchyard_admin_refused_total").increment(1);
+    Ok(req.into_response(refusal).map_into_right_body())
+}
+
+/// Compares in time that depends only on the lengths, not on where the bytes differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tokens_match_only_when_equal() {
+        assert!(super::same(b"s3cret-token", b"s3cret-token"));
+        assert!(!super::same(b"s3cret-token", b"s3cret-tokeN"));
+        assert!(!super::same(b"s3cret", b"s3cret-token"));
+    }
+}

@@ -1,0 +1,377 @@
+//! The admin API as operators use it: the token guards every change (checked first), bad
+//! bodies are refused with the field named, and a drain moves a backend's WebSocket sessions
+//! away with `4001`, spread over the window, while in-flight requests finish and nothing new
+//! lands on it; undrain brings it back.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use support::*;
+use tokio_tungstenite::tungstenite::Message;
+
+const TOKEN: &str = "an-admin-token-for-tests";
+
+/// The `[node]` keys giving a router the test token (from a file, as operators would).
+fn token_node() -> String {
+    let path = std::env::temp_dir().join(format!(
+        "switchyard-admin-token-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4()
+    ));
+    std::fs::write(&path, format!("{TOKEN}\n")).unwrap();
+    format!("admin_token_file = \"{}\"", path.display())
+}
+
+fn ws_pool(bs: &[TestBackend]) -> String {
+    format!(
+        "{}{}{}",
+        route("ws", "/ws", "ws"),
+        route("api", "/", "ws"),
+        pool_with(
+            "ws",
+            "least_connections",
+            bs,
+            "health = { kind = \"none\" }"
+        )
+    )
+}
+
+/// The admin API of one router, with or without the token.
+struct Admin {
+    client: Client,
+}
+
+impl Admin {
+    fn of(r: &switchyard::RouterHandle) -> Admin {
+        Admin {
+            client: Client::new(r.admin_addr()),
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> Reply {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(auth) = &auth {
+            headers.push(("authorization", auth.as_str()));
+        }
+        let method = http::Method::from_bytes(method.as_bytes()).unwrap();
+        self.client
+            .send(method, path, &headers, Bytes::from(body.to_string()))
+            .await
+    }
+
+    async fn post(&self, path: &str, body: &str) -> Reply {
+        self.call("POST", path, Some(TOKEN), body).await
+    }
+
+    async fn state(&self, backend: &str) -> String {
+        let reply = self
+            .client
+            .get(&format!("/admin/v1/backends/{backend}"))
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        reply.json()["state"].as_str().unwrap().to_string()
+    }
+}
+
+#[tokio::test]
+async fn changes_need_the_token_and_it_is_checked_before_anything_else() {
+    let bs = backends(&["a1", "a2"]).await;
+    let r = router_with(&token_node(), &ws_pool(&bs));
+    let admin = Admin::of(&r);
+    // No token: 401, even for a backend that does not exist.
+    for path in [
+        "/admin/v1/backends/a1/drain",
+        "/admin/v1/backends/nope/drain",
+    ] {
+        let reply = admin.call("POST", path, None, "{}").await;
+        assert_eq!(reply.status, 401, "{path}: {}", reply.text());
+        assert_eq!(reply.header("www-authenticate"), Some("Bearer"));
+        assert_eq!(reply.json()["error"], "unauthorized");
+    }
+    // A wrong token: 403.
+    let reply = admin
+        .call(
+            "POST",
+            "/admin/v1/backends/a1/drain",
+            Some("not-the-token-at-all"),
+            "{}",
+        )
+        .await;
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    // Reads need none.
+    let reply = admin.client.get("/admin/v1/backends").await;
+    assert_eq!(reply.status, 200);
+    let ids: Vec<_> = reply.json()["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["a1", "a2"]);
+    let status = admin.client.get("/admin/v1/status").await.json();
+    assert_eq!(
+        (status["backends"].as_u64(), status["ready"].as_bool()),
+        (Some(2), Some(true))
+    );
+    // With the token, an unknown backend is 404 and says which.
+    let reply = admin.post("/admin/v1/backends/nope/drain", "{}").await;
+    assert_eq!(reply.status, 404);
+    assert!(reply.json()["message"].as_str().unwrap().contains("nope"));
+}
+
+#[tokio::test]
+async fn without_a_configured_token_the_admin_api_is_read_only() {
+    let bs = backends(&["a1"]).await;
+    let r = router(&ws_pool(&bs));
+    let admin = Admin::of(&r);
+    let reply = admin.post("/admin/v1/backends/a1/drain", "{}").await;
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    assert!(
+        reply.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("read-only")
+    );
+    assert_eq!(admin.state("a1").await, "up");
+}
+
+#[tokio::test]
+async fn bad_bodies_are_refused_with_the_field_named() {
+    let bs = backends(&["a1", "a2"]).await;
+    let r = router_with(&token_node(), &ws_pool(&bs));
+    let admin = Admin::of(&r);
+    let drain = "/admin/v1/backends/a1/drain";
+    for (body, expect) in [
+        ("{\"deadline_s\": ", "malformed JSON"),
+        ("{\"deadline_s\": \"soon\"}", "field `deadline_s`"),
+        ("{\"deadline_s\": -5}", "field `deadline_s`"),
+        ("{\"deadline_s\": 1e9}", "field `deadline_s`"),
+        ("{\"deadline_s\": 10, \"spread_s\": 20}", "field `spread_s`"),
+        ("{\"deadline\": 10}", "unknown field `deadline`"),
+    ] {
+        let reply = admin.post(drain, body).await;
+        assert_eq!(reply.status, 400, "{body}: {}", reply.text());
+        let message = reply.json()["message"].as_str().unwrap().to_string();
+        assert!(message.contains(expect), "{body}: {message}");
+    }
+    let reply = admin
+        .call(
+            "PUT",
+            "/admin/v1/backends/a1/weight",
+            Some(TOKEN),
+            "{\"weight\": 0}",
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    let huge = format!(
+        "{{\"deadline_s\": 10, \"pad\": \"{}\"}}",
+        "x".repeat(20_000)
+    );
+    assert_eq!(admin.post(drain, &huge).await.status, 413);
+    assert_eq!(admin.state("a1").await, "up", "nothing applied");
+
+    // Weight changes apply; a drain twice is the same drain.
+    let reply = admin
+        .call(
+            "PUT",
+            "/admin/v1/backends/a2/weight",
+            Some(TOKEN),
+            "{\"weight\": 7}",
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.json()["weight"].as_u64()),
+        (200, Some(7))
+    );
+    for _ in 0..2 {
+        let reply = admin
+            .post(drain, "{\"deadline_s\": 5, \"spread_s\": 0}")
+            .await;
+        assert_eq!(reply.status, 202, "{}", reply.text());
+        let state = reply.json()["state"].as_str().unwrap().to_string();
+        assert!(state.starts_with("drain"), "{state}");
+    }
+    // Nothing on it: drained within a review or two.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while admin.state("a1").await != "drained" {
+        assert!(
+            Instant::now() < deadline,
+            "an empty backend never showed drained"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_moves_every_session_with_4001_spread_out_and_lets_requests_finish() {
+    let bs = backends(&["d1", "d2"]).await;
+    let r = router_with(&token_node(), &ws_pool(&bs));
+    let admin = Admin::of(&r);
+    // 1,000 live sessions, spread over both backends by least connections.
+    let mut sessions = Vec::new();
+    for _ in 0..1000 {
+        let (ws, answer) = connect(r.addr(), &[]).await;
+        let backend = answer.headers()["x-backend-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        sessions.push((backend, ws));
+    }
+    let on_d1 = sessions.iter().filter(|(b, _)| b == "d1").count();
+    assert!((450..=550).contains(&on_d1), "{on_d1} of 1000 on d1");
+    // Requests in flight when the drain starts: enough of them that least connections puts
+    // some on d1 whatever the sessions' split.
+    let client = Client::new(r.addr());
+    let in_flight: Vec<_> = (0..on_d1.abs_diff(1000 - on_d1) + 20)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.get("/slow?delay_ms=1500").await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = Instant::now();
+    let reply = admin
+        .post(
+            "/admin/v1/backends/d1/drain",
+            "{\"deadline_s\": 20, \"spread_s\": 2}",
+        )
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    assert_eq!(reply.json()["state"], "draining");
+
+    // Every session on d1 gets 4001; sessions on d2 are left alone.
+    let (on_drained, others): (Vec<_>, Vec<_>) = sessions.into_iter().partition(|(b, _)| b == "d1");
+    let closes =
+        futures_util::future::join_all(on_drained.into_iter().map(|(_, mut ws)| async move {
+            let msg = next(&mut ws).await;
+            (msg, started.elapsed())
+        }))
+        .await;
+    let mut times = Vec::new();
+    for (msg, at) in closes {
+        match msg {
+            Message::Close(Some(frame)) => {
+                assert_eq!(u16::from(frame.code), 4001);
+                assert!(frame.reason.contains("draining"), "{}", frame.reason);
+            }
+            other => panic!("expected close 4001, got {other:?}"),
+        }
+        times.push(at);
+    }
+    times.sort();
+    let (first, last) = (times[0], times[times.len() - 1]);
+    assert!(
+        last - first >= Duration::from_millis(1500),
+        "closes spread over the 2 s window, not at once: first {first:?}, last {last:?}"
+    );
+    assert!(
+        last < Duration::from_secs(10),
+        "all moved well within the deadline: {last:?}"
+    );
+    // New sessions (the reconnects) all land elsewhere.
+    for _ in 0..50 {
+        let (_ws, answer) = connect(r.addr(), &[]).await;
+        assert_eq!(answer.headers()["x-backend-id"], "d2");
+    }
+    // The requests in flight finished normally, d1's included.
+    let mut finished_on_d1 = 0;
+    for request in in_flight {
+        let reply = request.await.unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        finished_on_d1 += usize::from(reply.backend() == "d1");
+    }
+    assert!(finished_on_d1 > 0, "no request was in flight on d1");
+    // The kept sessions still work.
+    let (_, mut kept) = others.into_iter().next().unwrap();
+    futures_util::SinkExt::send(&mut kept, Message::text("still here"))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut kept).await, Message::text("d2: still here"));
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while admin.state("d1").await != "drained" {
+        assert!(Instant::now() < deadline, "d1 never showed drained");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Undrain: it takes sessions again.
+    let reply = admin.post("/admin/v1/backends/d1/undrain", "").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(admin.state("d1").await, "up");
+    let (_ws, answer) = connect(r.addr(), &[]).await;
+    assert_eq!(
+        answer.headers()["x-backend-id"],
+        "d1",
+        "the emptiest backend again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_made_on_one_node_is_obeyed_by_every_node_sharing_the_redis() {
+    let redis = RedisServer::start();
+    let bs = backends(&["c1", "c2"]).await;
+    let body = format!(
+        "[sessions]\nstore = \"redis\"\nredis_url = \"{}\"\n{}",
+        redis.url(),
+        ws_pool(&bs)
+    );
+    let a = router_with(&token_node(), &body);
+    let b = router_with(&token_node(), &body);
+    let (admin_a, admin_b) = (Admin::of(&a), Admin::of(&b));
+    let hearing = |admin: &Admin| {
+        let client = admin.client.clone();
+        async move { client.get("/admin/v1/status").await.json()["cluster"] == true }
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(hearing(&admin_a).await && hearing(&admin_b).await) {
+        assert!(Instant::now() < deadline, "the nodes never subscribed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let reply = admin_a
+        .post("/admin/v1/backends/c1/drain", "{\"deadline_s\": 30}")
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !admin_b.state("c1").await.starts_with("drain") {
+        assert!(Instant::now() < deadline, "node B never heard of the drain");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Node B places nothing on c1 any more.
+    let via_b = Client::new(b.addr());
+    for _ in 0..10 {
+        assert_eq!(via_b.get("/x").await.backend(), "c2");
+    }
+    // A node started now learns it from Redis.
+    let c = router_with(&token_node(), &body);
+    let admin_c = Admin::of(&c);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !admin_c.state("c1").await.starts_with("drain") {
+        assert!(
+            Instant::now() < deadline,
+            "a late node never learned of the drain"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Undrain on B lifts it everywhere.
+    assert_eq!(
+        admin_b
+            .post("/admin/v1/backends/c1/undrain", "")
+            .await
+            .status,
+        200
+    );
+    for admin in [&admin_a, &admin_c] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while admin.state("c1").await != "up" {
+            assert!(
+                Instant::now() < deadline,
+                "the undrain did not reach every node"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
