@@ -99,7 +99,9 @@ impl Demo {
                 backends.push(backend);
             }
         }
-        let config = Config::from_toml_str(&config_text(options, &backends))?;
+        let mut config = Config::from_toml_str(&config_text(options, &backends))?;
+        // A fresh admin token each run, printed in the banner, so a new user can drain.
+        config.node.admin_token = Some(uuid::Uuid::new_v4().simple().to_string());
         let router = server::start(config.clone())?;
         Ok(Demo {
             router: Some(router),
@@ -125,7 +127,12 @@ impl Demo {
             self.backends.len()
         );
         let _ = writeln!(out, "  router  {base}");
-        let _ = writeln!(out, "  admin   {admin}   (/metrics, /healthz, /readyz)");
+        let _ = writeln!(
+            out,
+            "  admin   {admin}   (/admin/v1/..., /metrics, /healthz, /readyz)"
+        );
+        let token = self.config.node.admin_token.as_deref().unwrap_or("-");
+        let _ = writeln!(out, "admin token: {token}");
         let _ = writeln!(out);
         let _ = writeln!(out, "Routes (path prefix -> pool, balancer: backends):");
         for route in &self.config.routes {
@@ -166,6 +173,18 @@ impl Demo {
         let _ = writeln!(
             out,
             "  curl -s {admin}/metrics | grep switchyard_requests_total"
+        );
+        let _ = writeln!(
+            out,
+            "  curl -s {admin}/admin/v1/backends         # every backend: state, weight, in-flight, sessions"
+        );
+        let _ = writeln!(
+            out,
+            "  curl -s -X POST -H 'Authorization: Bearer {token}' -d '{{\"deadline_s\": 30, \"spread_s\": 5}}' {admin}/admin/v1/backends/stream-1/drain"
+        );
+        let _ = writeln!(
+            out,
+            "                                            # its WebSocket sessions move (close 4001), new work goes elsewhere; .../undrain reverses it"
         );
         let _ = writeln!(out, "Ctrl-C stops.");
         out

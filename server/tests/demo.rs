@@ -19,6 +19,7 @@ struct DemoProcess {
     child: Child,
     router: SocketAddr,
     admin: SocketAddr,
+    token: String,
     banner: String,
 }
 
@@ -53,7 +54,7 @@ fn start_demo() -> DemoProcess {
     });
     let deadline = Instant::now() + BANNER_DEADLINE;
     let mut banner = String::new();
-    let (mut router, mut admin) = (None, None);
+    let (mut router, mut admin, mut token) = (None, None, None);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = rx
@@ -71,6 +72,8 @@ fn start_demo() -> DemoProcess {
             router = addr(&line);
         } else if line.starts_with("  admin ") {
             admin = addr(&line);
+        } else if let Some(t) = line.strip_prefix("admin token: ") {
+            token = Some(t.to_string());
         } else if line.starts_with("Ctrl-C stops") {
             break;
         }
@@ -81,6 +84,7 @@ fn start_demo() -> DemoProcess {
         child,
         router: router.unwrap_or_else(|| panic!("no router address in banner:\n{banner}")),
         admin: admin.unwrap_or_else(|| panic!("no admin address in banner:\n{banner}")),
+        token: token.unwrap_or_else(|| panic!("no admin token in banner:\n{banner}")),
         banner,
     }
 }
@@ -174,6 +178,22 @@ async fn the_demo_answers_every_route_of_the_design_brief_and_stops_on_ctrl_c() 
     );
     assert_eq!(admin.get("/healthz").await.status, 200);
     assert_eq!(admin.get("/readyz").await.status, 200);
+
+    // The printed token drains a demo backend, as the banner shows.
+    let auth = format!("Bearer {}", demo.token);
+    let drained = admin
+        .send(
+            http::Method::POST,
+            "/admin/v1/backends/stream-1/drain",
+            &[("authorization", auth.as_str())],
+            bytes::Bytes::from_static(b"{\"deadline_s\": 30, \"spread_s\": 5}"),
+        )
+        .await;
+    assert_eq!(drained.status, 202, "{}", drained.text());
+    for _ in 0..4 {
+        let reply = client.get("/stream/movie?bytes=10").await;
+        assert_eq!(reply.backend(), "stream-2", "nothing new goes to the drained backend");
+    }
 
     // Ctrl-C: the demo stops by itself, with success.
     let pid = demo.child.id().to_string();
