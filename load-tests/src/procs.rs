@@ -39,6 +39,23 @@ impl Proc {
         let _ = self.child.wait();
     }
 
+    /// Sends SIGTERM, as an orchestrator stopping it would.
+    pub fn terminate(&self) -> Result<(), String> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .map_err(|err| format!("cannot run kill: {err}"))?;
+        match status.success() {
+            true => Ok(()),
+            false => Err(format!("kill -TERM {} failed", self.pid())),
+        }
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Fails if the process has already exited (a bad config, a taken port).
     pub fn check_running(&mut self) -> Result<(), String> {
         match self.child.try_wait() {

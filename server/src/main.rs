@@ -82,10 +82,11 @@ fn main() -> ExitCode {
                 }
             };
             let _logs = telemetry::init_logging(&config.log);
+            let delay = config.node.shutdown_delay;
             match switchyard::start(config) {
                 Ok(router) => {
                     wait_for_shutdown_signal();
-                    router.stop();
+                    router.stop_after(delay);
                     ExitCode::SUCCESS
                 }
                 Err(err) => {

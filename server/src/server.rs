@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use std::convert::Infallible;
 
@@ -43,7 +44,7 @@ pub struct RouterHandle {
     listen: Vec<SocketAddr>,
     admin: SocketAddr,
     table: Arc<ArcSwap<RouteTable>>,
-    stop: Option<oneshot::Sender<()>>,
+    stop: Option<oneshot::Sender<Duration>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -68,13 +69,20 @@ impl RouterHandle {
 
     /// Stops gracefully and waits until everything has shut down.
     pub fn stop(mut self) {
-        self.shutdown();
+        self.shutdown(Duration::ZERO);
     }
 
-    /// Blocks until the router stops by itself (it does not, unless stopped elsewhere).
-    fn shutdown(&mut self) {
+    /// Stops as on SIGTERM: `/readyz` fails for `delay` while the listeners still accept
+    /// (so load balancers in front notice), then they stop accepting, live sessions are
+    /// closed with `4001`, and it waits for sessions and in-flight requests to end, at most
+    /// `node.shutdown_timeout`.
+    pub fn stop_after(mut self, delay: Duration) {
+        self.shutdown(delay);
+    }
+
+    fn shutdown(&mut self, delay: Duration) {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            let _ = stop.send(delay);
         }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -84,7 +92,7 @@ impl RouterHandle {
 
 impl Drop for RouterHandle {
     fn drop(&mut self) {
-        self.shutdown();
+        self.shutdown(Duration::ZERO);
     }
 }
 
@@ -228,7 +236,7 @@ pub fn start(config: Config) -> Result<RouterHandle, Error> {
     telemetry::install_metrics();
     let table = Arc::new(ArcSwap::from_pointee(RouteTable::build(&config)));
     let (bound_tx, bound_rx) = std::sync::mpsc::channel::<Result<Bound, Error>>();
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let (stop_tx, stop_rx) = oneshot::channel::<Duration>();
     let thread_table = table.clone();
     let thread = std::thread::Builder::new()
         .name("switchyard-control".to_string())
@@ -267,7 +275,7 @@ async fn run(
     config: Config,
     table: Arc<ArcSwap<RouteTable>>,
     bound_tx: std::sync::mpsc::Sender<Result<Bound, Error>>,
-    stop_rx: oneshot::Receiver<()>,
+    stop_rx: oneshot::Receiver<Duration>,
 ) {
     let ready = Arc::new(Readiness::default());
     let store = match &config.sessions.redis {
@@ -380,10 +388,51 @@ async fn run(
     tracing::info!(listen = ?listen, admin = %admin, workers = config.node.workers, "switchyard serving");
     let _ = bound_tx.send(Ok(Bound { listen, admin }));
 
-    let _ = stop_rx.await;
-    tracing::info!("stopping: readiness off, closing listeners, finishing in-flight requests");
+    let delay = stop_rx.await.unwrap_or_default();
+    tracing::info!(
+        ?delay,
+        "stopping: readiness off, then listeners closed, sessions moved, in-flight requests finished"
+    );
     ready.set(false);
+    actix_rt::time::sleep(delay).await;
+    public_handle.pause().await;
+    let deadline = Instant::now() + config.node.shutdown_timeout;
+    let sessions = close_all_sessions(&table.load());
+    if sessions > 0 {
+        tracing::info!(sessions, "asked every live session to move (close 4001)");
+    }
+    while Instant::now() < deadline && !idle(&table.load()) {
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
     public_handle.stop(true).await;
     admin_handle.stop(true).await;
     actix_rt::System::current().stop();
+}
+
+/// Closes every live session with `4001` (the router is going away: reconnect now, to
+/// another node); returns how many were asked.
+fn close_all_sessions(table: &RouteTable) -> usize {
+    let mut asked = 0;
+    for pool in &table.pools {
+        for backend in &pool.load().backends {
+            for (_, session) in pool.sessions.on(&backend.id) {
+                session.do_send(crate::routing::CloseSession {
+                    code: crate::control::session::CLOSE_DRAINING,
+                    reason: "router shutting down".to_string(),
+                });
+                asked += 1;
+            }
+        }
+    }
+    asked
+}
+
+/// No session open and no request in flight.
+fn idle(table: &RouteTable) -> bool {
+    table.pools.iter().all(|pool| {
+        pool.load()
+            .backends
+            .iter()
+            .all(|b| b.stats.sessions() == 0 && b.stats.inflight() == 0)
+    })
 }

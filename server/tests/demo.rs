@@ -192,7 +192,11 @@ async fn the_demo_answers_every_route_of_the_design_brief_and_stops_on_ctrl_c() 
     assert_eq!(drained.status, 202, "{}", drained.text());
     for _ in 0..4 {
         let reply = client.get("/stream/movie?bytes=10").await;
-        assert_eq!(reply.backend(), "stream-2", "nothing new goes to the drained backend");
+        assert_eq!(
+            reply.backend(),
+            "stream-2",
+            "nothing new goes to the drained backend"
+        );
     }
 
     // Ctrl-C: the demo stops by itself, with success.

@@ -1,0 +1,80 @@
+//! Stopping a router the way an orchestrator does (SIGTERM): `/readyz` fails first while the
+//! listener still serves, then live sessions are told to move (`4001`), then the process exits
+//! by itself, successfully.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use futures_util::SinkExt;
+use support::*;
+use switchyard_load::procs::{Proc, ScratchDir, free_port, wait_for_port, workspace_binary};
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_fails_readiness_first_then_moves_sessions_then_exits() {
+    let bs = backends(&["t1"]).await;
+    let scratch = ScratchDir::new("shutdown").unwrap();
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
+    let admin = std::net::SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
+    let config = format!(
+        "[node]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\nworkers = 1\n\
+         shutdown_delay = \"1s\"\nshutdown_timeout = \"5s\"\n[log]\naccess = false\n{}{}",
+        route("all", "/", "all"),
+        pool_with("all", "round_robin", &bs, "health = { kind = \"none\" }")
+    );
+    let path = scratch.write("router.toml", &config).unwrap();
+    let bin = workspace_binary("switchyard", "SWITCHYARD_BIN").unwrap();
+    let mut router = Proc::spawn(
+        "switchyard",
+        std::process::Command::new(bin)
+            .arg("serve")
+            .arg("--config")
+            .arg(path),
+    )
+    .unwrap();
+    wait_for_port(&mut router, listen).unwrap();
+    let (mut ws, _) = connect(listen, &[]).await;
+    ws.send(Message::text("hi")).await.unwrap();
+    assert_eq!(next(&mut ws).await, Message::text("t1: hi"));
+    let (public, admin) = (Client::new(listen), Client::new(admin));
+    assert_eq!(admin.get("/readyz").await.status, 200);
+
+    let signalled = Instant::now();
+    router.terminate().unwrap();
+    let deadline = signalled + Duration::from_secs(5);
+    while admin.get("/readyz").await.status != 503 {
+        assert!(Instant::now() < deadline, "/readyz never failed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        signalled.elapsed() < Duration::from_secs(1),
+        "readiness fails before the listener stops"
+    );
+    // Still serving during the delay.
+    assert_eq!(public.get("/during-the-delay").await.status, 200);
+
+    match next(&mut ws).await {
+        Message::Close(Some(frame)) => {
+            assert_eq!(u16::from(frame.code), 4001);
+            assert!(frame.reason.contains("shutting down"), "{}", frame.reason);
+        }
+        other => panic!("expected close 4001, got {other:?}"),
+    }
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(1),
+        "sessions move only after the delay"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = router.exited() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the router did not exit by itself"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "exited with {status}");
+}
