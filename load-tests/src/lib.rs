@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod cli_http;
 pub mod compare;
+pub mod drain;
 pub mod load;
 pub mod procs;
 pub mod scenario;

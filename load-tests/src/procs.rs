@@ -264,7 +264,6 @@ pub fn start_switchyard_with(
     extra: &str,
     sticky: bool,
 ) -> Result<(Proc, SocketAddr, SocketAddr), String> {
-    let bin = workspace_binary("switchyard", "SWITCHYARD_BIN")?;
     let listen = SocketAddr::from(([127, 0, 0, 1], free_port()?));
     let admin = SocketAddr::from(([127, 0, 0, 1], free_port()?));
     let members: Vec<String> = backends
@@ -277,11 +276,24 @@ pub fn start_switchyard_with(
          [[pools]]\nid = \"all\"\nalgorithm = \"round_robin\"\nbackends = [{}]\n",
         members.join(", ")
     );
-    let path = scratch.write(&format!("{name}.toml"), &config)?;
+    let proc = start_switchyard_config(scratch, name, &config, listen)?;
+    Ok((proc, listen, admin))
+}
+
+/// Starts `switchyard serve` with a whole config text (written to `name.toml` in `scratch`)
+/// and waits until it listens on `listen`.
+pub fn start_switchyard_config(
+    scratch: &ScratchDir,
+    name: &str,
+    config: &str,
+    listen: SocketAddr,
+) -> Result<Proc, String> {
+    let bin = workspace_binary("switchyard", "SWITCHYARD_BIN")?;
+    let path = scratch.write(&format!("{name}.toml"), config)?;
     let mut proc = Proc::spawn(
         name,
         Command::new(bin).arg("serve").arg("--config").arg(path),
     )?;
     wait_for_port(&mut proc, listen)?;
-    Ok((proc, listen, admin))
+    Ok(proc)
 }

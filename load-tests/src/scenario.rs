@@ -11,6 +11,7 @@
 //!   session tokens send requests through both nodes in turn for 15 s; Redis is killed after
 //!   4 s and restarted after 9 s. Reports failed requests and how many landed on the viewer's
 //!   first backend.
+//! - `drain`: 9,000 WebSocket sessions, one backend drained; see [`crate::drain`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use crate::load::http::{self, HttpLoad, Progress};
 use crate::load::schedule::Pace;
 use crate::procs::{self, ScratchDir};
 
-pub const SCENARIOS: &[&str] = &["backend-kill", "redis-outage"];
+pub const SCENARIOS: &[&str] = &["backend-kill", "redis-outage", "drain"];
 
 /// The outcome of a scenario: the verdict line and whether it met its goal.
 #[derive(Debug, Clone)]
@@ -38,6 +39,7 @@ pub async fn run(name: &str, say: impl Fn(&str)) -> Result<Verdict, String> {
     match name {
         "backend-kill" => backend_kill(say).await,
         "redis-outage" => redis_outage(say).await,
+        "drain" => crate::drain::run(say).await,
         other => Err(format!(
             "unknown scenario {other:?}; known: {}",
             SCENARIOS.join(", ")

@@ -295,3 +295,12 @@ async fn the_redis_outage_scenario_ends_with_a_verdict() {
     let out = load(args(&["scenario", "redis-outage"])).await;
     assert_verdict(&out, "redis-outage");
 }
+
+#[tokio::test]
+async fn the_drain_scenario_ends_with_a_verdict() {
+    if !router_present() {
+        return;
+    }
+    let out = load(args(&["scenario", "drain"])).await;
+    assert_verdict(&out, "drain");
+}

@@ -201,15 +201,18 @@ impl PoolActor {
     }
 
     /// `switchyard_backend_state{pool,backend,state}`: 1 for each backend's current state
-    /// (`up`, `down`, `unknown`, `ejected`, or `slow_start` while it ramps), 0 for the others.
+    /// (`up`, `down`, `unknown`, `ejected`, `overloaded`, `draining`, `drained`, or
+    /// `slow_start` while it ramps), 0 for the others.
     fn publish_states(&self, ramp: Option<&[u32]>) {
-        const STATES: [&str; 6] = [
+        const STATES: [&str; 8] = [
             "up",
             "down",
             "unknown",
             "ejected",
             "overloaded",
             "slow_start",
+            "draining",
+            "drained",
         ];
         for (i, m) in self.members.iter().enumerate() {
             let ramping =
