@@ -83,9 +83,10 @@ fn main() -> ExitCode {
             };
             let _logs = telemetry::init_logging(&config.log);
             let delay = config.node.shutdown_delay;
+            let path = config.source.clone();
             match switchyard::start(config) {
                 Ok(router) => {
-                    wait_for_shutdown_signal();
+                    serve_until_stopped(&router, path);
                     router.stop_after(delay);
                     ExitCode::SUCCESS
                 }
@@ -123,6 +124,54 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Serves until SIGINT or SIGTERM; on SIGHUP reloads the config file (an invalid one is
+/// reported with its key paths and changes nothing).
+fn serve_until_stopped(router: &switchyard::RouterHandle, path: Option<PathBuf>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("switchyard: cannot wait for signals: {err}");
+            return;
+        }
+    };
+    runtime.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            eprintln!("switchyard: cannot install signal handlers");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return,
+                _ = term.recv() => return,
+                _ = hup.recv() => {
+                    let Some(path) = &path else { continue };
+                    match Config::load(path) {
+                        Err(err) => {
+                            tracing::error!(file = %path.display(), "reload refused: the file is invalid; the running config stays");
+                            for issue in &err.issues {
+                                tracing::error!("  {issue}");
+                            }
+                            metrics::counter!("switchyard_config_reloads_total", "outcome" => "invalid").increment(1);
+                        }
+                        Ok(config) => {
+                            if let Err(err) = router.reload_async(config).await {
+                                tracing::error!(error = %err, "reload failed");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
 }
 
 /// Blocks until SIGINT (Ctrl-C) or SIGTERM.

@@ -25,6 +25,7 @@ use tokio::sync::oneshot;
 use crate::admin::{self, Readiness};
 use crate::config::Config;
 use crate::control::RouterSupervisor;
+use crate::control::supervisor::{Reload, ReloadReport};
 use crate::error::Error;
 use crate::proxy::{self, ProxyState};
 use crate::routing::RouteTable;
@@ -43,6 +44,7 @@ pub const LISTEN_BACKLOG: u32 = 2048;
 pub struct RouterHandle {
     listen: Vec<SocketAddr>,
     admin: SocketAddr,
+    supervisor: actix::Addr<RouterSupervisor>,
     table: Arc<ArcSwap<RouteTable>>,
     stop: Option<oneshot::Sender<Duration>>,
     thread: Option<JoinHandle<()>>,
@@ -65,6 +67,31 @@ impl RouterHandle {
     /// The live route table (for inspection; actors own changes).
     pub fn table(&self) -> Arc<RouteTable> {
         self.table.load_full()
+    }
+
+    /// Applies a new (validated) configuration without dropping connections or sessions:
+    /// routes, pools and backends change; removed backends and pools are drained first.
+    /// What only a restart changes is named in the report.
+    pub fn reload(&self, config: Config) -> Result<ReloadReport, Error> {
+        let io = |source: std::io::Error| Error::Io {
+            context: "reload".to_string(),
+            source,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(io)?;
+        runtime.block_on(self.reload_async(config))
+    }
+
+    /// [`RouterHandle::reload`] for callers already on an async runtime.
+    pub async fn reload_async(&self, config: Config) -> Result<ReloadReport, Error> {
+        self.supervisor
+            .send(Reload(config))
+            .await
+            .map_err(|err| Error::Io {
+                context: "reload".to_string(),
+                source: std::io::Error::other(err.to_string()),
+            })
     }
 
     /// Stops gracefully and waits until everything has shut down.
@@ -229,6 +256,7 @@ const FIRST_CHECK_MARGIN: std::time::Duration = std::time::Duration::from_millis
 struct Bound {
     listen: Vec<SocketAddr>,
     admin: SocketAddr,
+    supervisor: actix::Addr<RouterSupervisor>,
 }
 
 /// Starts a router for `config`; returns once it is serving.
@@ -265,6 +293,7 @@ pub fn start(config: Config) -> Result<RouterHandle, Error> {
     Ok(RouterHandle {
         listen: bound.listen,
         admin: bound.admin,
+        supervisor: bound.supervisor,
         table,
         stop: Some(stop_tx),
         thread: Some(thread),
@@ -344,6 +373,7 @@ async fn run(
             None => "memory",
         },
         cluster,
+        config_path: config.source.clone(),
     });
 
     let state = web::Data::new(ProxyState {
@@ -386,7 +416,11 @@ async fn run(
     actix_rt::spawn(admin_server);
     ready.set(true);
     tracing::info!(listen = ?listen, admin = %admin, workers = config.node.workers, "switchyard serving");
-    let _ = bound_tx.send(Ok(Bound { listen, admin }));
+    let _ = bound_tx.send(Ok(Bound {
+        listen,
+        admin,
+        supervisor,
+    }));
 
     let delay = stop_rx.await.unwrap_or_default();
     tracing::info!(

@@ -19,11 +19,13 @@ use serde_json::{Value, json};
 
 use super::Readiness;
 use super::cluster::{AdminAction, Cluster};
-use crate::config::MAX_WEIGHT;
+use crate::config::{BackendConfig, Config, MAX_WEIGHT, parse_address};
 use crate::control::RouterSupervisor;
-use crate::control::pool::{DrainBackend, PoolActor, SetWeight, UndrainBackend};
+use crate::control::pool::{
+    AddBackend, DrainBackend, PoolActor, RemoveBackend, SetWeight, UndrainBackend,
+};
 use crate::control::region::GetPoolActor;
-use crate::control::supervisor::GetRegionActors;
+use crate::control::supervisor::{GetRegionActors, Reload};
 use crate::routing::{BackendEntry, PoolHandle, RouteTable};
 
 /// Largest admin request body.
@@ -45,6 +47,8 @@ pub struct AdminState {
     pub started: Instant,
     pub store: &'static str,
     pub cluster: Option<Arc<Cluster>>,
+    /// The config file a reload reads again (`None`: started from text, nothing to reload).
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -54,8 +58,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/status", web::get().to(status))
             .route("/regions", web::get().to(regions))
             .route("/pools", web::get().to(pools))
+            .route("/reload", web::post().to(reload))
             .route("/backends", web::get().to(backends))
+            .route("/backends", web::post().to(add_backend))
             .route("/backends/{id}", web::get().to(backend))
+            .route("/backends/{id}", web::delete().to(remove_backend))
             .route("/backends/{id}/drain", web::post().to(drain))
             .route("/backends/{id}/undrain", web::post().to(undrain))
             .route("/backends/{id}/weight", web::put().to(weight))
@@ -182,7 +189,7 @@ async fn pools(state: web::Data<AdminState>) -> HttpResponse {
             let snapshot = pool.load();
             json!({
                 "id": &*pool.id,
-                "algorithm": pool.algorithm.name(),
+                "algorithm": pool.algorithm().name(),
                 "panic": snapshot.panic,
                 "eligible": snapshot.eligible.iter().map(|b| &*b.id).collect::<Vec<_>>(),
                 "backends": snapshot.backends.iter().map(|b| backend_json(pool, b)).collect::<Vec<_>>(),
@@ -470,5 +477,179 @@ mod tests {
         ] {
             assert_eq!(bad, Err(StatusCode::BAD_REQUEST));
         }
+    }
+}
+
+/// `POST /admin/v1/reload`: reads the config file again; an invalid one changes nothing and
+/// is answered with every problem and its key path.
+async fn reload(state: web::Data<AdminState>, payload: web::Payload) -> HttpResponse {
+    if let Err(err) = read_json::<Value>(payload).await {
+        return err.response();
+    }
+    let Some(path) = state.config_path.clone() else {
+        return error(
+            StatusCode::CONFLICT,
+            "no_config_file",
+            "this node was started without a config file: there is nothing to reload",
+        );
+    };
+    let loaded = web::block(move || Config::load(&path).map_err(|e| (path, e))).await;
+    let config = match loaded {
+        Ok(Ok(config)) => config,
+        Ok(Err((path, err))) => {
+            metrics::counter!("switchyard_config_reloads_total", "outcome" => "invalid")
+                .increment(1);
+            tracing::error!(file = %path.display(), %err, "reload refused: the file is invalid; the running config stays");
+            let issues: Vec<Value> = err
+                .issues
+                .iter()
+                .map(|i| json!({ "key": i.key, "message": i.message }))
+                .collect();
+            return HttpResponse::BadRequest().json(json!({
+                "error": "invalid_config",
+                "message": format!("{} is invalid; the running config stays", path.display()),
+                "issues": issues,
+            }));
+        }
+        Err(_) => return unavailable("the reload could not run").response(),
+    };
+    match state.supervisor.send(Reload(config)).await {
+        Ok(report) => HttpResponse::Ok().json(report),
+        Err(_) => unavailable("the router's supervisor did not answer").response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewBackend {
+    pool: String,
+    id: String,
+    address: String,
+    weight: Option<u32>,
+    max_sessions: Option<u32>,
+}
+
+/// `POST /admin/v1/backends`: adds a backend to a pool on this node, until the next reload or
+/// restart (put it in the config file to keep it).
+async fn add_backend(state: web::Data<AdminState>, payload: web::Payload) -> HttpResponse {
+    let body = match read_json::<NewBackend>(payload).await {
+        Ok(Some(body)) => body,
+        Ok(None) => {
+            return ApiError::bad_request(
+                "a body {\"pool\", \"id\", \"address\", \"weight\"?, \"max_sessions\"?} is required",
+            )
+            .response();
+        }
+        Err(err) => return err.response(),
+    };
+    let table = state.table.load_full();
+    let Some(pool) = table.pool(&body.pool) else {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_pool",
+            format!("no pool with id {:?}", body.pool),
+        )
+        .response();
+    };
+    let valid_id = !body.id.is_empty()
+        && body.id.len() <= 128
+        && body
+            .id
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(&c));
+    if !valid_id {
+        return ApiError::bad_request(format!(
+            "field `id`: {:?} must be 1-128 letters, digits, '-', '_', '.' or ':'",
+            body.id
+        ))
+        .response();
+    }
+    if find(&table, &body.id).is_some() {
+        return ApiError::new(
+            StatusCode::CONFLICT,
+            "backend_exists",
+            format!(
+                "a backend with id {:?} exists (backend ids are unique across pools)",
+                body.id
+            ),
+        )
+        .response();
+    }
+    let weight = body.weight.unwrap_or(1);
+    if weight == 0 || weight > MAX_WEIGHT {
+        return ApiError::bad_request(format!(
+            "field `weight`: {weight} is not between 1 and {MAX_WEIGHT}"
+        ))
+        .response();
+    }
+    if body.max_sessions == Some(0) {
+        return ApiError::bad_request(
+            "field `max_sessions`: must be at least 1 (omit it for no limit)",
+        )
+        .response();
+    }
+    let text = body.address.clone();
+    let address = match web::block(move || parse_address(&text)).await {
+        Ok(Ok(address)) => address,
+        Ok(Err(reason)) => {
+            return ApiError::bad_request(format!("field `address`: {reason}")).response();
+        }
+        Err(_) => return unavailable("the address could not be checked").response(),
+    };
+    let Some(actor) = pool_actor(&state.supervisor, &pool.id).await else {
+        return unavailable("the pool's actor is not running").response();
+    };
+    let routes: Vec<String> = table
+        .routes()
+        .filter(|r| r.pool.id == pool.id)
+        .map(|r| r.id.to_string())
+        .collect();
+    let added = actor
+        .send(AddBackend {
+            backend: BackendConfig {
+                id: body.id.clone(),
+                address,
+                weight,
+                max_sessions: body.max_sessions,
+            },
+            routes,
+        })
+        .await;
+    match added {
+        Ok(Ok(())) => match find(&state.table.load(), &body.id) {
+            Some((pool, b)) => HttpResponse::Created().json(backend_json(&pool, &b)),
+            None => unknown_backend(&body.id).response(),
+        },
+        Ok(Err(message)) => {
+            ApiError::new(StatusCode::CONFLICT, "backend_exists", message).response()
+        }
+        Err(_) => unavailable("the pool's actor did not answer").response(),
+    }
+}
+
+/// `DELETE /admin/v1/backends/{id}`: drains the backend (as a drain with a 60 s deadline and
+/// a 10 s spread), then takes it out of its pool, on this node until the next reload.
+async fn remove_backend(state: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
+    let table = state.table.load_full();
+    let Some((pool, _)) = find(&table, &id) else {
+        return unknown_backend(&id).response();
+    };
+    let Some(actor) = pool_actor(&state.supervisor, &pool.id).await else {
+        return unavailable("the pool's actor is not running").response();
+    };
+    match actor
+        .send(RemoveBackend {
+            backend: id.to_string(),
+        })
+        .await
+    {
+        Ok(Ok(())) => match find(&state.table.load(), &id) {
+            Some((pool, b)) => HttpResponse::Accepted().json(backend_json(&pool, &b)),
+            None => unknown_backend(&id).response(),
+        },
+        Ok(Err(message)) => {
+            ApiError::new(StatusCode::NOT_FOUND, "unknown_backend", message).response()
+        }
+        Err(_) => unavailable("the pool's actor did not answer").response(),
     }
 }

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-pub use validate::{MAX_WEIGHT, MIN_ADMIN_TOKEN_BYTES, validate};
+pub use validate::{MAX_WEIGHT, MIN_ADMIN_TOKEN_BYTES, parse_address, validate};
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -25,6 +25,8 @@ pub struct Config {
     pub pools: Vec<PoolConfig>,
     pub regions: Vec<RegionConfig>,
     pub sessions: SessionsConfig,
+    /// The file it was loaded from (what a reload reads again); `None` when built from text.
+    pub source: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -272,7 +274,9 @@ impl Config {
                 message: format!("cannot read: {err}"),
             }],
         })?;
-        Config::from_toml_str(&text)
+        let mut config = Config::from_toml_str(&text)?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
     }
 
     pub fn backend_count(&self) -> usize {

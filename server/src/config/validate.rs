@@ -292,6 +292,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 previous_key_window: raw.sessions.previous_key_window.0,
                 redis,
             },
+            source: None,
         }),
         _ => Err(ConfigError { issues: issues.0 }),
     }

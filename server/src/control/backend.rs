@@ -222,6 +222,21 @@ impl Supervised for BackendActor {
     }
 }
 
+/// Stops a backend actor for good (its backend left the pool, or a reload replaces it): the
+/// pool drops its address first, so the supervisor does not restart it.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Retire;
+
+impl Handler<Retire> for BackendActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
+        tracing::debug!(pool = %self.pool, backend = %self.config.id, "backend actor retired");
+        ctx.stop();
+    }
+}
+
 impl Handler<InjectPanic> for BackendActor {
     type Result = ();
 

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::backend::{BackendActor, BackendChanged};
+use super::backend::{BackendActor, BackendChanged, Retire};
 use super::guard::guarded;
 use super::session::CLOSE_DRAINING;
 use super::{GetRestarts, InjectPanic};
-use crate::config::PoolConfig;
+use crate::config::{BackendConfig, PoolConfig};
 use crate::health::outlier;
 use crate::routing::{BackendEntry, BackendState, BackendStats, CloseSession, Health, PoolHandle};
 
@@ -46,6 +46,8 @@ struct Member {
     stats: Arc<BackendStats>,
     /// An operator's drain, from the request until `undrain`.
     drain: Option<DrainState>,
+    /// Leaving the pool (removed by a reload or the admin API): dropped once drained.
+    removing: bool,
 }
 
 /// A drain under way (or done).
@@ -85,7 +87,9 @@ pub struct PoolActor {
     config: PoolConfig,
     handle: Arc<PoolHandle>,
     members: Vec<Member>,
-    children: Vec<Addr<BackendActor>>,
+    children: Vec<(Arc<str>, Addr<BackendActor>)>,
+    /// Set when the pool itself is leaving (a reload removed it): it stops once empty.
+    retiring: bool,
     restarts: u32,
 }
 
@@ -115,6 +119,40 @@ pub struct SetWeight {
     pub weight: u32,
 }
 
+/// A reload's new configuration for this pool, with the ids of the routes now sending to it
+/// (in slot order, for the per-route request counters).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Reconfigure {
+    pub config: PoolConfig,
+    pub routes: Vec<String>,
+}
+
+/// Adds a backend at runtime (admin API). `Err`: the id is taken.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), String>")]
+pub struct AddBackend {
+    pub backend: BackendConfig,
+    pub routes: Vec<String>,
+}
+
+/// Removes a backend at runtime: drained, then dropped. `Err`: no such backend.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), String>")]
+pub struct RemoveBackend {
+    pub backend: String,
+}
+
+/// The pool leaves (a reload removed it): every backend is removed, then the actor stops.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct RetirePool;
+
+/// A removed backend's drain: its sessions move over this long, and whatever is left is
+/// closed at the deadline.
+pub const REMOVAL_SPREAD: Duration = Duration::from_secs(10);
+pub const REMOVAL_DEADLINE: Duration = Duration::from_secs(60);
+
 /// The supervised `BackendActor`s of a pool, in configuration order.
 #[derive(Message, Debug)]
 #[rtype(result = "Vec<Addr<BackendActor>>")]
@@ -141,6 +179,7 @@ impl PoolActor {
                 overloaded: false,
                 stats: b.stats.clone(),
                 drain: None,
+                removing: false,
             })
             .collect();
         PoolActor {
@@ -149,6 +188,7 @@ impl PoolActor {
             handle,
             members,
             children: Vec::new(),
+            retiring: false,
             restarts: 0,
         }
     }
@@ -313,7 +353,7 @@ impl PoolActor {
 
     /// A draining backend whose sessions were all asked to move, and that holds no session and
     /// no request any more (or whose deadline passed with nothing left), shows `drained`.
-    fn review_drains(&mut self) {
+    fn review_drains(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
         let mut changed = false;
         for m in &mut self.members {
@@ -326,9 +366,147 @@ impl PoolActor {
                 tracing::info!(pool = %self.config.id, backend = %m.id, took = ?now.duration_since(drain.started), "backend drained");
             }
         }
+        // Members leaving the pool go once drained.
+        let gone: Vec<Arc<str>> = self
+            .members
+            .iter()
+            .filter(|m| m.removing && m.drain.as_ref().is_some_and(|d| d.drained))
+            .map(|m| m.id.clone())
+            .collect();
+        for id in &gone {
+            self.members.retain(|m| &m.id != id);
+            self.retire_child(id);
+            tracing::info!(pool = %self.config.id, backend = %id, "backend removed from the pool");
+            changed = true;
+        }
         if changed {
             self.publish();
         }
+        if self.retiring && self.members.is_empty() {
+            tracing::info!(pool = %self.config.id, "pool removed");
+            ctx.stop();
+        }
+    }
+
+    /// Starts the supervised `BackendActor` of a backend.
+    fn start_child(&mut self, backend: BackendConfig, ctx: &mut Context<Self>) {
+        let pool: Arc<str> = self.config.id.as_str().into();
+        let id: Arc<str> = backend.id.as_str().into();
+        let interval = self.config.resolve_interval;
+        let health = self.config.health.clone();
+        let notify = ctx.address().recipient();
+        let child =
+            Supervisor::start(move |_| BackendActor::new(pool, backend, interval, health, notify));
+        self.children.push((id, child));
+    }
+
+    /// Stops a backend's actor for good (dropping its address so it is not restarted).
+    fn retire_child(&mut self, id: &str) {
+        if let Some(at) = self.children.iter().position(|(c, _)| &**c == id) {
+            let (_, child) = self.children.remove(at);
+            child.do_send(Retire);
+        }
+    }
+
+    /// Adds a backend (a reload or the admin API): a member with fresh counters and its own
+    /// actor. `Err` when the id is taken in this pool.
+    fn add_backend(
+        &mut self,
+        backend: BackendConfig,
+        routes: &[String],
+        ctx: &mut Context<Self>,
+    ) -> Result<(), String> {
+        if self.members.iter().any(|m| *m.id == *backend.id) {
+            return Err(format!(
+                "pool {:?} already has a backend {:?}",
+                self.config.id, backend.id
+            ));
+        }
+        let stats = Arc::new(BackendStats::new(&self.config.id, &backend.id, routes));
+        stats.set_max_sessions(backend.max_sessions);
+        let health = crate::routing::table::initial_state(&self.config.health);
+        self.members.push(Member {
+            id: backend.id.as_str().into(),
+            addr: backend.address.resolved,
+            weight: backend.weight,
+            health,
+            ejected_until: None,
+            times_ejected: 0,
+            back_since: None,
+            joined_at: None,
+            load_percent: 100,
+            overloaded: false,
+            stats,
+            drain: None,
+            removing: false,
+        });
+        tracing::info!(pool = %self.config.id, backend = %backend.id, address = %backend.address.resolved, "backend added");
+        self.start_child(backend, ctx);
+        self.publish();
+        Ok(())
+    }
+
+    /// Takes a backend out: drained first (its sessions move, its requests finish), then
+    /// dropped. `Err` when there is no such backend.
+    fn remove_backend(&mut self, id: &str, ctx: &mut Context<Self>) -> Result<(), String> {
+        let drain = DrainBackend {
+            backend: id.to_string(),
+            deadline: REMOVAL_DEADLINE,
+            spread: REMOVAL_SPREAD,
+        };
+        self.drain(drain, ctx)?;
+        if let Some(m) = self.members.iter_mut().find(|m| &*m.id == id) {
+            m.removing = true;
+        }
+        Ok(())
+    }
+
+    /// A reload: new settings, backends added, removed (drained first) or changed.
+    fn reconfigure(&mut self, msg: Reconfigure, ctx: &mut Context<Self>) {
+        let Reconfigure { config, routes } = msg;
+        self.handle
+            .set_settings(config.algorithm.clone(), config.panic_threshold);
+        let checks_changed = config.health != self.config.health
+            || config.resolve_interval != self.config.resolve_interval;
+        let old = std::mem::replace(&mut self.config, config);
+        for m in &self.members {
+            m.stats.set_routes(&self.config.id, &m.id, &routes);
+        }
+        let wanted = self.config.backends.clone();
+        let leaving: Vec<Arc<str>> = self
+            .members
+            .iter()
+            .filter(|m| !m.removing && !wanted.iter().any(|b| *b.id == *m.id))
+            .map(|m| m.id.clone())
+            .collect();
+        for id in leaving {
+            let _ = self.remove_backend(&id, ctx);
+        }
+        for backend in wanted {
+            let Some(at) = self.members.iter().position(|m| *m.id == *backend.id) else {
+                let _ = self.add_backend(backend, &routes, ctx);
+                continue;
+            };
+            let before = old.backends.iter().find(|b| b.id == backend.id);
+            let moved = before.is_none_or(|b| b.address != backend.address);
+            let member = &mut self.members[at];
+            if member.removing {
+                // Back in the file while still draining out: keep it.
+                member.removing = false;
+                member.drain = None;
+            }
+            member.weight = backend.weight;
+            member.stats.set_max_sessions(backend.max_sessions);
+            if moved {
+                member.addr = backend.address.resolved;
+            }
+            if moved || checks_changed {
+                // Its checks (or the address they watch) changed: a fresh actor.
+                self.retire_child(&backend.id);
+                self.start_child(backend, ctx);
+            }
+        }
+        self.publish();
     }
 
     fn drain(&mut self, msg: DrainBackend, ctx: &mut Context<Self>) -> Result<(), String> {
@@ -489,24 +667,14 @@ impl Actor for PoolActor {
             }
         });
         ctx.run_interval(OUTLIER_POLL, |act, ctx| {
-            guarded(ctx, "pool", || {
-                act.review_outliers();
-                act.review_drains();
-            });
+            guarded(ctx, "pool", || act.review_outliers());
+            act.review_drains(ctx);
         });
         if !self.children.is_empty() {
             return; // A restart: the children live on under their own supervisors.
         }
-        let notify = ctx.address().recipient();
-        for backend in &self.config.backends {
-            let pool: Arc<str> = self.config.id.as_str().into();
-            let backend = backend.clone();
-            let interval = self.config.resolve_interval;
-            let health = self.config.health.clone();
-            let notify = notify.clone();
-            self.children.push(Supervisor::start(move |_| {
-                BackendActor::new(pool, backend, interval, health, notify)
-            }));
+        for backend in self.config.backends.clone() {
+            self.start_child(backend, ctx);
         }
     }
 }
@@ -525,6 +693,42 @@ impl Handler<BackendChanged> for PoolActor {
 
     fn handle(&mut self, change: BackendChanged, ctx: &mut Context<Self>) {
         guarded(ctx, "pool", || self.apply(change));
+    }
+}
+
+impl Handler<Reconfigure> for PoolActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reconfigure, ctx: &mut Context<Self>) {
+        self.reconfigure(msg, ctx);
+    }
+}
+
+impl Handler<AddBackend> for PoolActor {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, msg: AddBackend, ctx: &mut Context<Self>) -> Self::Result {
+        self.add_backend(msg.backend, &msg.routes, ctx)
+    }
+}
+
+impl Handler<RemoveBackend> for PoolActor {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, msg: RemoveBackend, ctx: &mut Context<Self>) -> Self::Result {
+        self.remove_backend(&msg.backend, ctx)
+    }
+}
+
+impl Handler<RetirePool> for PoolActor {
+    type Result = ();
+
+    fn handle(&mut self, _: RetirePool, ctx: &mut Context<Self>) {
+        self.retiring = true;
+        let ids: Vec<Arc<str>> = self.members.iter().map(|m| m.id.clone()).collect();
+        for id in ids {
+            let _ = self.remove_backend(&id, ctx);
+        }
     }
 }
 
@@ -579,7 +783,7 @@ impl Handler<GetBackendActors> for PoolActor {
     type Result = MessageResult<GetBackendActors>;
 
     fn handle(&mut self, _: GetBackendActors, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.children.clone())
+        MessageResult(self.children.iter().map(|(_, a)| a.clone()).collect())
     }
 }
 

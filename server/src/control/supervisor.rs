@@ -1,6 +1,7 @@
 //! `RouterSupervisor`: the root of the actor tree. Starts the local region with its pools,
-//! keeps the metrics exporter's histograms drained and sweeps expired session records. Config
-//! reload lands here later.
+//! keeps the metrics exporter's histograms drained, sweeps expired session records, and
+//! applies config reloads: a new route table (kept pools keep their handles, so requests and
+//! sessions under way are untouched) and the pool changes for the region to carry out.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,8 @@ use std::time::Duration;
 use actix::prelude::*;
 use arc_swap::ArcSwap;
 
-use super::region::RegionActor;
+use super::pool::Reconfigure;
+use super::region::{ApplyPools, RegionActor};
 use crate::config::Config;
 use crate::routing::RouteTable;
 use crate::session::Store;
@@ -26,6 +28,24 @@ pub struct RouterSupervisor {
 
 /// How often expired session records are swept.
 pub const SESSION_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Applies a validated configuration: routes, pools and backends. Parts that need a restart
+/// (listeners, node, sessions, log, regions) are kept as they are and named in the report.
+#[derive(Message, Debug)]
+#[rtype(result = "ReloadReport")]
+pub struct Reload(pub Config);
+
+/// What a reload changed.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReloadReport {
+    pub routes: usize,
+    pub pools_added: Vec<String>,
+    pub pools_kept: Vec<String>,
+    /// Pools leaving: their backends drain first, then they stop.
+    pub pools_removed: Vec<String>,
+    /// Changed sections this reload did not apply (a restart does).
+    pub restart_needed: Vec<String>,
+}
 
 /// The supervised `RegionActor`s.
 #[derive(Message, Debug)]
@@ -72,6 +92,85 @@ impl Actor for RouterSupervisor {
                 handle.run_upkeep();
             }
         });
+    }
+}
+
+impl RouterSupervisor {
+    fn reload(&mut self, new: Config) -> ReloadReport {
+        let old = self.table.load_full();
+        let (table, changes) = RouteTable::rebuild(&new, Some(&old));
+        let report = ReloadReport {
+            routes: new.routes.len(),
+            pools_added: changes.added.iter().map(|(c, _)| c.id.clone()).collect(),
+            pools_kept: changes.kept.iter().map(|(c, _)| c.id.clone()).collect(),
+            pools_removed: changes.removed.clone(),
+            restart_needed: restart_needed(&self.config, &new),
+        };
+        if let Some(region) = self.regions.first() {
+            region.do_send(ApplyPools {
+                added: changes.added,
+                kept: changes
+                    .kept
+                    .into_iter()
+                    .map(|(config, routes)| Reconfigure { config, routes })
+                    .collect(),
+                removed: changes.removed,
+            });
+        }
+        self.table.store(Arc::new(table));
+        // Keep what a reload cannot change, so the next reload compares against what runs.
+        let mut applied = new;
+        applied.node = self.config.node.clone();
+        applied.listeners = self.config.listeners.clone();
+        applied.sessions = self.config.sessions.clone();
+        applied.log = self.config.log.clone();
+        applied.regions = self.config.regions.clone();
+        self.config = applied;
+        tracing::info!(?report, "configuration reloaded");
+        metrics::counter!("switchyard_config_reloads_total", "outcome" => "applied").increment(1);
+        report
+    }
+}
+
+/// Sections that differ and that only a restart applies.
+fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
+    let mut needed = Vec::new();
+    let differs =
+        |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+    let node = |c: &Config| {
+        (
+            c.node.region.clone(),
+            c.node.listen,
+            c.node.admin_listen,
+            c.node.workers,
+            c.node.shutdown_timeout,
+            c.node.shutdown_delay,
+            c.node.admin_token.clone(),
+        )
+    };
+    if differs(&node(old), &node(new)) {
+        needed.push("node".to_string());
+    }
+    if differs(&old.listeners, &new.listeners) {
+        needed.push("listeners".to_string());
+    }
+    if differs(&old.sessions, &new.sessions) {
+        needed.push("sessions".to_string());
+    }
+    if differs(&old.log, &new.log) {
+        needed.push("log".to_string());
+    }
+    if differs(&old.regions, &new.regions) {
+        needed.push("regions".to_string());
+    }
+    needed
+}
+
+impl Handler<Reload> for RouterSupervisor {
+    type Result = MessageResult<Reload>;
+
+    fn handle(&mut self, msg: Reload, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.reload(msg.0))
     }
 }
 

@@ -190,8 +190,9 @@ impl PoolSnapshot {
 #[derive(Debug)]
 pub struct PoolHandle {
     pub id: Arc<str>,
-    pub algorithm: Algorithm,
-    pub panic_threshold: u32,
+    /// Balancer and panic threshold; changed by a reload (control plane only: the request
+    /// path reads the balancer built into each snapshot).
+    settings: std::sync::Mutex<(Algorithm, u32)>,
     /// The pool's live sessions by backend (what a drain closes).
     pub sessions: SessionRegistry,
     current: ArcSwap<PoolSnapshot>,
@@ -207,8 +208,7 @@ impl PoolHandle {
         let first = PoolSnapshot::build(1, backends, &algorithm, panic_threshold, false);
         PoolHandle {
             id,
-            algorithm,
-            panic_threshold,
+            settings: std::sync::Mutex::new((algorithm, panic_threshold)),
             sessions: SessionRegistry::default(),
             current: ArcSwap::from_pointee(first),
         }
@@ -221,13 +221,25 @@ impl PoolHandle {
         backends: Vec<Arc<BackendEntry>>,
         ramping: bool,
     ) -> PoolSnapshot {
-        PoolSnapshot::build(
-            version,
-            backends,
-            &self.algorithm,
-            self.panic_threshold,
-            ramping,
-        )
+        let (algorithm, panic_threshold) = self.settings();
+        PoolSnapshot::build(version, backends, &algorithm, panic_threshold, ramping)
+    }
+
+    /// The pool's balancer and panic threshold now.
+    pub fn settings(&self) -> (Algorithm, u32) {
+        self.settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        self.settings().0
+    }
+
+    /// A reload changed the balancer or panic threshold; the next publication uses them.
+    pub fn set_settings(&self, algorithm: Algorithm, panic_threshold: u32) {
+        *self.settings.lock().unwrap_or_else(|e| e.into_inner()) = (algorithm, panic_threshold);
     }
 
     /// The current snapshot: one atomic load, never blocks.

@@ -32,27 +32,33 @@ pub struct BackendStats {
     inflight_gauge: Gauge,
     sessions_gauge: Gauge,
     connect_failures: Counter,
-    /// Request counters by route slot (see `Route::slot`) then status class 1xx..5xx.
-    requests: Vec<[Counter; 5]>,
+    /// Request counters by route slot (see `Route::slot`) then status class 1xx..5xx;
+    /// replaced when a reload changes the pool's routes.
+    requests: arc_swap::ArcSwap<Vec<[Counter; 5]>>,
+}
+
+/// The request counters of one backend, one set per route in slot order.
+fn route_counters(pool: &str, backend: &str, routes: &[String]) -> Vec<[Counter; 5]> {
+    routes
+        .iter()
+        .map(|route| {
+            ["1xx", "2xx", "3xx", "4xx", "5xx"].map(|class| {
+                metrics::counter!(
+                    "switchyard_requests_total",
+                    "route" => route.clone(),
+                    "pool" => pool.to_string(),
+                    "backend" => backend.to_string(),
+                    "status_class" => class,
+                )
+            })
+        })
+        .collect()
 }
 
 impl BackendStats {
     /// `routes` are the ids of the routes that send to this backend's pool, in slot order.
     pub fn new(pool: &str, backend: &str, routes: &[String]) -> BackendStats {
-        let requests = routes
-            .iter()
-            .map(|route| {
-                ["1xx", "2xx", "3xx", "4xx", "5xx"].map(|class| {
-                    metrics::counter!(
-                        "switchyard_requests_total",
-                        "route" => route.clone(),
-                        "pool" => pool.to_string(),
-                        "backend" => backend.to_string(),
-                        "status_class" => class,
-                    )
-                })
-            })
-            .collect();
+        let requests = arc_swap::ArcSwap::from_pointee(route_counters(pool, backend, routes));
         BackendStats {
             inflight: AtomicU32::new(0),
             sessions: AtomicU32::new(0),
@@ -166,10 +172,16 @@ impl BackendStats {
         self.connect_failures.increment(1);
     }
 
+    /// A reload changed the routes sending to this backend's pool (ids in slot order).
+    pub fn set_routes(&self, pool: &str, backend: &str, routes: &[String]) {
+        self.requests
+            .store(Arc::new(route_counters(pool, backend, routes)));
+    }
+
     /// Counts a finished request under its route slot and status.
     pub fn record_status(&self, slot: usize, status: u16) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
-        if let Some(counters) = self.requests.get(slot) {
+        if let Some(counters) = self.requests.load().get(slot) {
             counters[class].increment(1);
         }
     }

@@ -10,7 +10,7 @@ use metrics::Histogram;
 
 use super::snapshot::{BackendEntry, BackendState, PoolHandle};
 use super::stats::BackendStats;
-use crate::config::{Algorithm, Config, HashKey, HealthConfig, HealthKind, Timeouts};
+use crate::config::{Algorithm, Config, HashKey, HealthConfig, HealthKind, PoolConfig, Timeouts};
 use crate::proxy::retry::RetryBudget;
 
 /// One route, ready for the request path.
@@ -88,6 +88,17 @@ fn strip_port(host: &str) -> &str {
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
 
+/// What a rebuild changed among the pools.
+#[derive(Debug, Default)]
+pub struct PoolChanges {
+    /// New pools, with their first handle.
+    pub added: Vec<(PoolConfig, Arc<PoolHandle>)>,
+    /// Pools kept (same id), with their new config and the ids of the routes now using them.
+    pub kept: Vec<(PoolConfig, Vec<String>)>,
+    /// Ids of pools the new config no longer has.
+    pub removed: Vec<String>,
+}
+
 /// All routes and pools of one configuration.
 #[derive(Debug)]
 pub struct RouteTable {
@@ -99,15 +110,27 @@ pub struct RouteTable {
 impl RouteTable {
     /// Builds the table and every pool's first snapshot (all backends up) from a config.
     pub fn build(config: &Config) -> RouteTable {
+        RouteTable::rebuild(config, None).0
+    }
+
+    /// Builds the table for a (re)loaded config. Pools that `previous` already has keep their
+    /// handle — their snapshot, live counters and session registry — so requests and sessions
+    /// under way are untouched; their actors apply the new settings. Returns what changed.
+    pub fn rebuild(config: &Config, previous: Option<&RouteTable>) -> (RouteTable, PoolChanges) {
         let mut slots = vec![Vec::<String>::new(); config.pools.len()];
         for route in &config.routes {
             slots[route.pool].push(route.id.clone());
         }
+        let mut changes = PoolChanges::default();
         let pools: Vec<Arc<PoolHandle>> = config
             .pools
             .iter()
             .zip(&slots)
             .map(|(pool, route_ids)| {
+                if let Some(kept) = previous.and_then(|t| t.pool(&pool.id)) {
+                    changes.kept.push((pool.clone(), route_ids.clone()));
+                    return kept.clone();
+                }
                 let backends = pool
                     .backends
                     .iter()
@@ -123,14 +146,24 @@ impl RouteTable {
                         ))
                     })
                     .collect();
-                Arc::new(PoolHandle::new(
+                let handle = Arc::new(PoolHandle::new(
                     pool.id.as_str().into(),
                     pool.algorithm.clone(),
                     pool.panic_threshold,
                     backends,
-                ))
+                ));
+                changes.added.push((pool.clone(), handle.clone()));
+                handle
             })
             .collect();
+        if let Some(previous) = previous {
+            changes.removed = previous
+                .pools
+                .iter()
+                .filter(|p| !config.pools.iter().any(|c| *c.id == *p.id))
+                .map(|p| p.id.to_string())
+                .collect();
+        }
         let mut next_slot = vec![0usize; config.pools.len()];
         let mut routes: Vec<Arc<Route>> = config
             .routes
@@ -139,7 +172,7 @@ impl RouteTable {
                 let slot = next_slot[r.pool];
                 next_slot[r.pool] += 1;
                 let pool = pools[r.pool].clone();
-                let hash_key = match &pool.algorithm {
+                let hash_key = match &config.pools[r.pool].algorithm {
                     Algorithm::ConsistentHash(key) => Some(key.clone()),
                     _ => None,
                 };
@@ -167,7 +200,7 @@ impl RouteTable {
             .collect();
         // Stable sort keeps file order among equals.
         routes.sort_by_key(|r| (r.host.is_none(), std::cmp::Reverse(r.prefix.len())));
-        RouteTable { routes, pools }
+        (RouteTable { routes, pools }, changes)
     }
 
     /// The most specific route for a host (from `Host`, may carry a port) and path.
