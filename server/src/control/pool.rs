@@ -63,6 +63,30 @@ struct DrainState {
 }
 
 impl Member {
+    fn new(
+        id: Arc<str>,
+        addr: SocketAddr,
+        weight: u32,
+        health: BackendState,
+        stats: Arc<BackendStats>,
+    ) -> Member {
+        Member {
+            id,
+            addr,
+            weight,
+            health,
+            ejected_until: None,
+            times_ejected: 0,
+            back_since: None,
+            joined_at: None,
+            load_percent: 100,
+            overloaded: false,
+            stats,
+            drain: None,
+            removing: false,
+        }
+    }
+
     /// An operator's drain says most; then failed checks, an ejection, a full backend, and
     /// the checks' verdict.
     fn state(&self) -> BackendState {
@@ -166,21 +190,7 @@ impl PoolActor {
             .load_full()
             .backends
             .iter()
-            .map(|b| Member {
-                id: b.id.clone(),
-                addr: b.addr,
-                weight: b.weight,
-                health: b.state,
-                ejected_until: None,
-                times_ejected: 0,
-                back_since: None,
-                joined_at: None,
-                load_percent: 100,
-                overloaded: false,
-                stats: b.stats.clone(),
-                drain: None,
-                removing: false,
-            })
+            .map(|b| Member::new(b.id.clone(), b.addr, b.weight, b.state, b.stats.clone()))
             .collect();
         PoolActor {
             ramp_published: None,
@@ -425,21 +435,13 @@ impl PoolActor {
         let stats = Arc::new(BackendStats::new(&self.config.id, &backend.id, routes));
         stats.set_max_sessions(backend.max_sessions);
         let health = crate::routing::table::initial_state(&self.config.health);
-        self.members.push(Member {
-            id: backend.id.as_str().into(),
-            addr: backend.address.resolved,
-            weight: backend.weight,
+        self.members.push(Member::new(
+            backend.id.as_str().into(),
+            backend.address.resolved,
+            backend.weight,
             health,
-            ejected_until: None,
-            times_ejected: 0,
-            back_since: None,
-            joined_at: None,
-            load_percent: 100,
-            overloaded: false,
             stats,
-            drain: None,
-            removing: false,
-        });
+        ));
         tracing::info!(pool = %self.config.id, backend = %backend.id, address = %backend.address.resolved, "backend added");
         self.start_child(backend, ctx);
         self.publish();
