@@ -332,8 +332,14 @@ async fn run(
         },
     };
     let sessions = Arc::new(Sessions::new(token_key(&config), Arc::new(store)));
-    let supervisor =
-        RouterSupervisor::new(config.clone(), table.clone(), sessions.store.clone()).start();
+    let directory = Arc::new(crate::regions::Directory::new(&config));
+    let supervisor = RouterSupervisor::new(
+        config.clone(),
+        table.clone(),
+        sessions.store.clone(),
+        directory.clone(),
+    )
+    .start();
     first_checks(&config, &table).await;
     // Admin changes travel between nodes through the same Redis as the sessions.
     let cluster = match (&*sessions.store, &config.sessions.redis) {
@@ -374,6 +380,7 @@ async fn run(
         },
         cluster,
         config_path: config.source.clone(),
+        directory: directory.clone(),
     });
 
     let state = web::Data::new(ProxyState {
@@ -381,6 +388,8 @@ async fn run(
         access_log: config.log.access,
         proto: "http",
         sessions: sessions.clone(),
+        directory: directory.clone(),
+        ready: ready.clone(),
     });
     let (public, listen) = match public_server(&config, state) {
         Ok(bound) => bound,

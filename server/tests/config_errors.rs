@@ -217,3 +217,32 @@ fn sentinels_without_the_redis_store_are_refused() {
         "only used with store = \"redis\"",
     );
 }
+
+#[test]
+fn region_and_directory_mistakes_are_named() {
+    let regions = "[node]\nregion = \"eu-west\"\n\
+        [[regions]]\nname = \"eu-west\"\n\
+        [[regions]]\nname = \"us-east\"\n\
+        [[regions]]\nname = \"ap-southeast\"\nendpoint = \"ftp://ap.example.net\"\n\
+        [directory]\ntrusted_proxies = [\"10.0.0.0/40\"]\n";
+    rejected(
+        &format!("{regions}{POOL}"),
+        "regions[1].endpoint",
+        "required for every region but this node's own",
+    );
+    rejected(
+        &format!("{regions}{POOL}"),
+        "regions[2].endpoint",
+        "must start with http:// or https://",
+    );
+    rejected(
+        &format!("{regions}{POOL}"),
+        "directory.trusted_proxies[0]",
+        "prefix length must be 0..=32",
+    );
+    rejected(
+        &format!("{POOL}[[routes]]\nid = \"r\"\npool = \"stream\"\noverflow = \"teleport\"\n"),
+        "routes[0].overflow",
+        "unknown overflow \"teleport\"",
+    );
+}

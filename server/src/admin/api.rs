@@ -26,6 +26,7 @@ use crate::control::pool::{
 };
 use crate::control::region::GetPoolActor;
 use crate::control::supervisor::{GetRegionActors, Reload};
+use crate::regions::Directory;
 use crate::routing::{BackendEntry, PoolHandle, RouteTable};
 
 /// Largest admin request body.
@@ -49,6 +50,7 @@ pub struct AdminState {
     pub cluster: Option<Arc<Cluster>>,
     /// The config file a reload reads again (`None`: started from text, nothing to reload).
     pub config_path: Option<std::path::PathBuf>,
+    pub directory: Arc<Directory>,
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -57,6 +59,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .wrap(actix_web::middleware::from_fn(super::auth::require_token))
             .route("/status", web::get().to(status))
             .route("/regions", web::get().to(regions))
+            .route("/regions/{name}/evacuate", web::post().to(evacuate))
+            .route("/regions/{name}/unevacuate", web::post().to(unevacuate))
             .route("/pools", web::get().to(pools))
             .route("/reload", web::post().to(reload))
             .route("/backends", web::get().to(backends))
@@ -174,10 +178,133 @@ async fn status(state: web::Data<AdminState>) -> HttpResponse {
 
 async fn regions(state: web::Data<AdminState>) -> HttpResponse {
     let table = state.table.load();
+    let from = state.directory.local.location.unwrap_or((0.0, 0.0));
     let pools: Vec<&str> = table.pools.iter().map(|p| &*p.id).collect();
-    HttpResponse::Ok().json(json!({
-        "regions": [{ "name": state.region, "local": true, "ready": state.ready.get(), "pools": pools }],
+    let regions: Vec<Value> = state
+        .directory
+        .ordered(&table, state.ready.get(), from)
+        .into_iter()
+        .map(|v| {
+            json!({
+                "name": v.name,
+                "local": v.local,
+                "endpoint": v.endpoint,
+                "healthy": v.healthy,
+                "evacuating": v.evacuating,
+                "load": v.load,
+                "distance_km": v.distance_km.map(f64::round),
+                "pools": if v.local { json!(pools) } else { json!(null) },
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({ "regions": regions }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EvacuateBody {
+    spread_s: Option<f64>,
+}
+
+/// `POST /admin/v1/regions/{name}/evacuate`: the region is ordered last in this node's
+/// directory and takes no overflow; when it is this node's own region, every live session is
+/// closed with `4003` (move to the next region), spread over `spread_s` (default 10 s), and
+/// new sessions are told to move.
+async fn evacuate(
+    state: web::Data<AdminState>,
+    name: web::Path<String>,
+    payload: web::Payload,
+) -> HttpResponse {
+    let spread = match read_json::<EvacuateBody>(payload).await {
+        Ok(body) => body.and_then(|b| b.spread_s),
+        Err(err) => return err.response(),
+    };
+    let spread = match spread {
+        None => DEFAULT_DRAIN_SPREAD,
+        Some(s) if s.is_finite() && (0.0..=MAX_DRAIN_SECONDS).contains(&s) => {
+            Duration::from_secs_f64(s)
+        }
+        Some(s) => {
+            return ApiError::bad_request(format!(
+                "field `spread_s`: {s} is not between 0 and {MAX_DRAIN_SECONDS} seconds"
+            ))
+            .response();
+        }
+    };
+    let Some(region) = state.directory.region(&name) else {
+        return unknown_region(&name).response();
+    };
+    let already = region.evacuating();
+    region.set_evacuating(true);
+    let mut moving = 0;
+    if region.local && !already {
+        let table = state.table.load_full();
+        let sessions: Vec<_> = table
+            .pools
+            .iter()
+            .flat_map(|pool| {
+                let backends: Vec<_> = pool.load().backends.iter().map(|b| b.id.clone()).collect();
+                backends
+                    .into_iter()
+                    .flat_map(|b| {
+                        pool.sessions
+                            .on(&b)
+                            .into_iter()
+                            .map(|(_, s)| s)
+                            .collect::<Vec<_>>()
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        moving = sessions.len();
+        let reason = match state.directory.nearest_remote() {
+            Some(next) => crate::proxy::region::move_reason(&region.name, &next),
+            None => format!("region {} evacuating", region.name),
+        };
+        actix_rt::spawn(async move {
+            let started = Instant::now();
+            let n = sessions.len().max(1) as f64;
+            for (i, session) in sessions.into_iter().enumerate() {
+                let at = started + spread.mul_f64(i as f64 / n);
+                actix_rt::time::sleep_until(at.into()).await;
+                session.do_send(crate::routing::CloseSession {
+                    code: crate::control::session::CLOSE_REGION_EVACUATING,
+                    reason: reason.clone(),
+                });
+            }
+        });
+    }
+    if !already {
+        tracing::warn!(region = %region.name, local = region.local, sessions = moving, ?spread, "region evacuating");
+        metrics::counter!("switchyard_region_evacuations_total", "region" => region.name.clone())
+            .increment(1);
+    }
+    HttpResponse::Accepted().json(json!({
+        "region": region.name,
+        "local": region.local,
+        "evacuating": true,
+        "sessions_moving": moving,
     }))
+}
+
+fn unknown_region(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_region",
+        format!("no region named {name:?}"),
+    )
+}
+
+/// `POST /admin/v1/regions/{name}/unevacuate`: the undo.
+async fn unevacuate(state: web::Data<AdminState>, name: web::Path<String>) -> HttpResponse {
+    let Some(region) = state.directory.region(&name) else {
+        return unknown_region(&name).response();
+    };
+    if region.evacuating() {
+        tracing::info!(region = %region.name, "region evacuation lifted");
+    }
+    region.set_evacuating(false);
+    HttpResponse::Ok().json(json!({ "region": region.name, "evacuating": false }))
 }
 
 async fn pools(state: web::Data<AdminState>) -> HttpResponse {

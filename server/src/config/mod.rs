@@ -24,6 +24,7 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     pub pools: Vec<PoolConfig>,
     pub regions: Vec<RegionConfig>,
+    pub directory: DirectoryConfig,
     pub sessions: SessionsConfig,
     /// The file it was loaded from (what a reload reads again); `None` when built from text.
     pub source: Option<std::path::PathBuf>,
@@ -100,6 +101,9 @@ pub struct RouteConfig {
     pub retry_non_idempotent: bool,
     pub retry_budget: RetryBudgetConfig,
     pub retry_buffer_bytes: u64,
+    pub overflow: Overflow,
+    /// Local region load above which the route overflows too.
+    pub overflow_load: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,8 +245,85 @@ pub struct BackendAddress {
 #[derive(Debug, Clone)]
 pub struct RegionConfig {
     pub name: String,
+    /// `(lat, lon)` in degrees.
     pub location: Option<(f64, f64)>,
+    /// Public router endpoint, `http://host:port` without a trailing `/`.
     pub endpoint: Option<String>,
+    /// `endpoint`'s address, resolved at load (what probes and forwarded requests use).
+    pub endpoint_addr: Option<SocketAddr>,
+    pub capacity: Option<u64>,
+}
+
+/// `[directory]`, validated.
+#[derive(Debug, Clone)]
+pub struct DirectoryConfig {
+    pub ttl: Duration,
+    pub probe_interval: Duration,
+    pub probe_timeout: Duration,
+    pub rise: u32,
+    pub fall: u32,
+    /// Lower-case.
+    pub geo_header: String,
+    pub trusted_proxies: Vec<Cidr>,
+    pub locations: Vec<(Cidr, (f64, f64))>,
+}
+
+/// An address range, `10.0.0.0/8` or `2001:db8::/32`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub network: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(text: &str) -> Result<Cidr, String> {
+        let (ip, prefix) = match text.split_once('/') {
+            Some((ip, prefix)) => (ip, Some(prefix)),
+            None => (text, None),
+        };
+        let network: std::net::IpAddr = ip
+            .trim()
+            .parse()
+            .map_err(|_| format!("{text:?}: {ip:?} is not an IP address"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => match p.trim().parse::<u8>() {
+                Ok(p) if p <= max => p,
+                _ => return Err(format!("{text:?}: prefix length must be 0..={max}")),
+            },
+        };
+        Ok(Cidr { network, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let bits = |ip: std::net::IpAddr| -> (u128, u32) {
+            match ip {
+                std::net::IpAddr::V4(v4) => (u128::from(u32::from(v4)), 32),
+                std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                    Some(v4) => (u128::from(u32::from(v4)), 32),
+                    None => (u128::from(v6), 128),
+                },
+            }
+        };
+        let (net, width) = bits(self.network);
+        let (addr, addr_width) = bits(ip);
+        if width != addr_width {
+            return false;
+        }
+        let host_bits = width - u32::from(self.prefix);
+        host_bits >= width || (net >> host_bits) == (addr >> host_bits)
+    }
+}
+
+/// What a route does when its local pool has no capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    Off,
+    /// Proxy to the nearest healthy remote region's router (one hop at most).
+    Forward,
+    /// Tell the client to move: 307 for requests, close `4003` for sessions.
+    Redirect,
 }
 
 impl Config {

@@ -22,6 +22,9 @@ pub struct RawConfig {
     pub pools: Vec<RawPool>,
     #[serde(default)]
     pub regions: Vec<RawRegion>,
+    /// The region directory and client location (`GET /v1/regions`).
+    #[serde(default)]
+    pub directory: RawDirectory,
     #[serde(default)]
     pub sessions: RawSessions,
 }
@@ -254,6 +257,19 @@ pub struct RawRoute {
     /// can send them again; larger ones are streamed and never retried. Default 64 KiB.
     #[serde(default = "default_retry_buffer_bytes")]
     pub retry_buffer_bytes: u64,
+    /// When the local pool has no capacity (no eligible backend, or the region's load over
+    /// `overflow_load`): `"off"` (default: 503), `"forward"` (proxy to the nearest healthy
+    /// region's router, one hop at most) or `"redirect"` (307 to it; WebSocket sessions get
+    /// close `4003`).
+    #[serde(default = "default_overflow")]
+    pub overflow: String,
+    /// Local region load (0–1+) above which the route overflows too. Default: only when no
+    /// backend takes work.
+    pub overflow_load: Option<f64>,
+}
+
+fn default_overflow() -> String {
+    "off".to_string()
 }
 
 fn default_retry_buffer_bytes() -> u64 {
@@ -548,7 +564,77 @@ fn default_weight() -> u32 {
 pub struct RawRegion {
     pub name: String,
     pub location: Option<RawLocation>,
+    /// Public router endpoint of the region, `http(s)://host[:port]`: what clients are told.
+    /// Required for every region but this node's own.
     pub endpoint: Option<String>,
+    /// Where other regions' routers reach it, `http://host:port`, for probes and forwarded
+    /// requests. Default: `endpoint` when that is `http://`. A region with neither is listed
+    /// but never probed nor forwarded to.
+    pub internal: Option<String>,
+    /// Sessions plus in-flight requests the region is sized for: its load is its use over
+    /// this. Without it, load is the share of its backends that take no work.
+    pub capacity: Option<u64>,
+}
+
+/// `[directory]`: how regions are probed and ordered, and how clients are located.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDirectory {
+    /// TTL suggested to clients for the directory answer. Default 30 s.
+    #[serde(default = "default_directory_ttl")]
+    pub ttl: DurationStr,
+    /// How often each remote region's routers are probed (`GET /v1/status`). Default 1 s.
+    #[serde(default = "default_health_interval")]
+    pub probe_interval: DurationStr,
+    /// Default 500 ms.
+    #[serde(default = "default_health_timeout")]
+    pub probe_timeout: DurationStr,
+    /// Passed probes before an unhealthy region is healthy again. Default 2.
+    #[serde(default = "default_rise")]
+    pub rise: u32,
+    /// Failed probes before a region is unhealthy. Default 3.
+    #[serde(default = "default_fall")]
+    pub fall: u32,
+    /// Header an edge in front sets to the client's `lat,lon`; only honoured from
+    /// `trusted_proxies`. Default `x-client-geo`.
+    #[serde(default = "default_geo_header")]
+    pub geo_header: String,
+    /// CIDRs whose `geo_header` is believed. Default none.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Client address ranges and where they are.
+    #[serde(default)]
+    pub locations: Vec<RawCidrLocation>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCidrLocation {
+    pub cidr: String,
+    pub lat: f64,
+    pub lon: f64,
+}
+
+fn default_directory_ttl() -> DurationStr {
+    DurationStr(Duration::from_secs(30))
+}
+fn default_geo_header() -> String {
+    "x-client-geo".to_string()
+}
+
+impl Default for RawDirectory {
+    fn default() -> Self {
+        RawDirectory {
+            ttl: default_directory_ttl(),
+            probe_interval: default_health_interval(),
+            probe_timeout: default_health_timeout(),
+            rise: default_rise(),
+            fall: default_fall(),
+            geo_header: default_geo_header(),
+            trusted_proxies: Vec::new(),
+            locations: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

@@ -159,12 +159,50 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 );
             }
         }
+        let endpoint = r.endpoint.as_ref().and_then(|text| match public_url(text) {
+            Ok(url) => Some(url),
+            Err(reason) => {
+                issues.push(format!("regions[{i}].endpoint"), reason);
+                None
+            }
+        });
+        let internal_text = r
+            .internal
+            .clone()
+            .or_else(|| endpoint.clone().filter(|u| u.starts_with("http://")));
+        let internal = internal_text
+            .as_ref()
+            .and_then(|text| match endpoint_addr(text) {
+                Ok((_, addr)) => Some(addr),
+                Err(reason) => {
+                    let key = match r.internal.is_some() {
+                        true => "internal",
+                        false => "endpoint",
+                    };
+                    issues.push(format!("regions[{i}].{key}"), reason);
+                    None
+                }
+            });
+        if r.capacity == Some(0) {
+            issues.push(format!("regions[{i}].capacity"), "must be at least 1");
+        }
         regions.push(RegionConfig {
             name: r.name.clone(),
             location: r.location.map(|l| (l.lat, l.lon)),
-            endpoint: r.endpoint.clone(),
+            endpoint,
+            endpoint_addr: internal,
+            capacity: r.capacity,
         });
     }
+    for (i, r) in regions.iter().enumerate() {
+        if r.name != raw.node.region && r.endpoint.is_none() {
+            issues.push(
+                format!("regions[{i}].endpoint"),
+                "required for every region but this node's own (clients and other regions reach it there)",
+            );
+        }
+    }
+    let directory = directory(&raw.directory, &mut issues);
     if !regions.is_empty() && !region_names.contains(raw.node.region.as_str()) {
         issues.push(
             "node.region",
@@ -284,6 +322,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             routes,
             pools,
             regions,
+            directory,
             sessions: super::SessionsConfig {
                 cookie_key_env: raw.sessions.cookie_key_env,
                 cookie_key,
@@ -630,6 +669,28 @@ fn route(
             format!("no pool named {:?}{hint}", r.pool),
         );
     }
+    let overflow = match r.overflow.as_str() {
+        "off" => super::Overflow::Off,
+        "forward" => super::Overflow::Forward,
+        "redirect" => super::Overflow::Redirect,
+        other => {
+            issues.push(
+                format!("routes[{i}].overflow"),
+                format!(
+                    "unknown overflow {other:?}; expected \"off\", \"forward\" or \"redirect\""
+                ),
+            );
+            super::Overflow::Off
+        }
+    };
+    if let Some(load) = r.overflow_load
+        && !(load.is_finite() && load > 0.0)
+    {
+        issues.push(
+            format!("routes[{i}].overflow_load"),
+            "must be more than 0 (e.g. 0.9)",
+        );
+    }
     let path_prefix = normalize_prefix(&r.path_prefix);
     if !r.path_prefix.starts_with('/') || r.path_prefix.contains(['?', '#', ' ']) {
         issues.push(
@@ -701,7 +762,108 @@ fn route(
             min_per_s: r.retry_budget.min_per_s,
         },
         retry_buffer_bytes: r.retry_buffer_bytes,
+        overflow,
+        overflow_load: r.overflow_load,
     })
+}
+
+/// A public endpoint: `http://` or `https://`, a host, no path; returned without a trailing `/`.
+fn public_url(text: &str) -> Result<String, String> {
+    let url = text.trim().trim_end_matches('/');
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("{text:?} must start with http:// or https://"))?;
+    if rest.is_empty() || rest.contains(['/', '?', '#', ' ']) {
+        return Err(format!(
+            "{text:?} must be a scheme and a host[:port], no path"
+        ));
+    }
+    Ok(url.to_string())
+}
+
+/// `http://host:port[/]` → the normalised URL and its address (resolved now).
+fn endpoint_addr(text: &str) -> Result<(String, SocketAddr), String> {
+    let url = text.trim().trim_end_matches('/');
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(format!(
+            "{text:?} must be an http:// URL (probes and forwarded requests speak plain HTTP between routers; set `internal` for an https endpoint)"
+        ));
+    };
+    if rest.contains('/') {
+        return Err(format!("{text:?} must have no path"));
+    }
+    let has_port = match rest.rfind(']') {
+        Some(close) => rest[close..].contains(':'),
+        None => rest.contains(':'),
+    };
+    let with_port = match has_port {
+        true => rest.to_string(),
+        false => format!("{rest}:80"),
+    };
+    let address = parse_address(&with_port).map_err(|reason| format!("{text:?}: {reason}"))?;
+    Ok((url.to_string(), address.resolved))
+}
+
+fn directory(raw: &super::raw::RawDirectory, issues: &mut Issues) -> super::DirectoryConfig {
+    let mut trusted = Vec::new();
+    for (i, text) in raw.trusted_proxies.iter().enumerate() {
+        match super::Cidr::parse(text) {
+            Ok(cidr) => trusted.push(cidr),
+            Err(reason) => issues.push(format!("directory.trusted_proxies[{i}]"), reason),
+        }
+    }
+    let mut locations = Vec::new();
+    for (i, l) in raw.locations.iter().enumerate() {
+        let cidr = super::Cidr::parse(&l.cidr);
+        if let Err(reason) = &cidr {
+            issues.push(format!("directory.locations[{i}].cidr"), reason.clone());
+        }
+        if !(-90.0..=90.0).contains(&l.lat) {
+            issues.push(
+                format!("directory.locations[{i}].lat"),
+                "must be within -90..=90",
+            );
+        }
+        if !(-180.0..=180.0).contains(&l.lon) {
+            issues.push(
+                format!("directory.locations[{i}].lon"),
+                "must be within -180..=180",
+            );
+        }
+        if let Ok(cidr) = cidr {
+            locations.push((cidr, (l.lat, l.lon)));
+        }
+    }
+    if raw.rise == 0 {
+        issues.push("directory.rise", "must be at least 1");
+    }
+    if raw.fall == 0 {
+        issues.push("directory.fall", "must be at least 1");
+    }
+    if raw.probe_interval.0.is_zero() || raw.probe_timeout.0.is_zero() {
+        issues.push(
+            "directory.probe_interval",
+            "probe interval and timeout must be more than 0",
+        );
+    }
+    let geo_header = raw.geo_header.trim().to_ascii_lowercase();
+    if actix_web::http::header::HeaderName::from_bytes(geo_header.as_bytes()).is_err() {
+        issues.push(
+            "directory.geo_header",
+            format!("{:?} is not a header name", raw.geo_header),
+        );
+    }
+    super::DirectoryConfig {
+        ttl: raw.ttl.0,
+        probe_interval: raw.probe_interval.0,
+        probe_timeout: raw.probe_timeout.0,
+        rise: raw.rise.max(1),
+        fall: raw.fall.max(1),
+        geo_header,
+        trusted_proxies: trusted,
+        locations,
+    }
 }
 
 fn normalize_prefix(prefix: &str) -> String {

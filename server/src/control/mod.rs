@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! RouterSupervisor          starts the tree, keeps the metrics exporter tidy
-//!  └─ RegionActor           one per region this node serves (the local one for now)
+//!  ├─ RegionActor           the local region: its pools
+//!  ├─ RemoteRegionActor     one per remote region: probes its routers (/v1/status)
 //!      └─ PoolActor         one per pool: membership, publishes PoolSnapshots
 //!          └─ BackendActor  one per backend: health checks, address re-resolution
 //! SessionActor              one per live WebSocket session: pumps frames, obeys CloseSession
@@ -16,6 +17,7 @@ pub mod backend;
 pub mod guard;
 pub mod pool;
 pub mod region;
+pub mod remote;
 pub mod session;
 pub mod supervisor;
 

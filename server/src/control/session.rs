@@ -37,6 +37,8 @@ use crate::session::Store;
 pub const CLOSE_DRAINING: u16 = 4001;
 /// Close code: the backend was lost abnormally; reconnect after a short jittered delay.
 pub const CLOSE_BACKEND_LOST: u16 = 4002;
+/// Close code: this region is evacuating (or has no capacity): reconnect to the next region.
+pub const CLOSE_REGION_EVACUATING: u16 = 4003;
 /// Close code: the router is going away (shutdown).
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 

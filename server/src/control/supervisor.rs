@@ -11,7 +11,9 @@ use arc_swap::ArcSwap;
 
 use super::pool::Reconfigure;
 use super::region::{ApplyPools, RegionActor};
+use super::remote::RemoteRegionActor;
 use crate::config::Config;
+use crate::regions::Directory;
 use crate::routing::RouteTable;
 use crate::session::Store;
 use crate::telemetry;
@@ -23,7 +25,9 @@ pub struct RouterSupervisor {
     config: Config,
     table: Arc<ArcSwap<RouteTable>>,
     sessions: Arc<Store>,
+    directory: Arc<Directory>,
     regions: Vec<Addr<RegionActor>>,
+    remotes: Vec<Addr<RemoteRegionActor>>,
 }
 
 /// How often expired session records are swept.
@@ -57,12 +61,15 @@ impl RouterSupervisor {
         config: Config,
         table: Arc<ArcSwap<RouteTable>>,
         sessions: Arc<Store>,
+        directory: Arc<Directory>,
     ) -> RouterSupervisor {
         RouterSupervisor {
             config,
             table,
             sessions,
+            directory,
             regions: Vec::new(),
+            remotes: Vec::new(),
         }
     }
 }
@@ -82,6 +89,22 @@ impl Actor for RouterSupervisor {
         let name = self.config.node.region.clone();
         self.regions
             .push(Supervisor::start(move |_| RegionActor::new(name, pools)));
+        for region in self
+            .config
+            .regions
+            .iter()
+            .filter(|r| r.name != self.config.node.region)
+        {
+            let (Some(entry), Some(addr)) =
+                (self.directory.region(&region.name), region.endpoint_addr)
+            else {
+                continue;
+            };
+            let (entry, config) = (entry.clone(), self.config.directory.clone());
+            self.remotes.push(Supervisor::start(move |_| {
+                RemoteRegionActor::new(entry, addr, config)
+            }));
+        }
         ctx.run_interval(SESSION_SWEEP_INTERVAL, |act, _| {
             let dropped = act.sessions.sweep();
             metrics::gauge!("switchyard_sessions_recorded").set(act.sessions.len() as f64);

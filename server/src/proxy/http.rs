@@ -22,9 +22,11 @@ use super::h1::codec::{self, Forwarding};
 use super::h1::exchange::{self, ExchangeError, RequestBody};
 use super::h1::{Framing, RequestFraming, UpstreamBody};
 use super::headers;
+use crate::admin::Readiness;
 use crate::balance::hash::hash_bytes;
 use crate::config::HashKey;
 use crate::error::Error;
+use crate::regions::Directory;
 use crate::routing::stats::now_ns;
 use crate::routing::{Route, RouteTable};
 use crate::session::Sessions;
@@ -37,6 +39,8 @@ pub struct ProxyState {
     /// `X-Forwarded-Proto` of this listener.
     pub proto: &'static str,
     pub sessions: Arc<Sessions>,
+    pub directory: Arc<Directory>,
+    pub ready: Arc<Readiness>,
 }
 
 type Response = HttpResponse<EitherBody<UpstreamBody>>;
@@ -49,6 +53,9 @@ pub async fn handle(
     state: web::Data<ProxyState>,
 ) -> Response {
     let started = Instant::now();
+    if let Some(answer) = super::region::public_endpoint(&req, &state) {
+        return answer;
+    }
     let request_id = headers::request_id(req.headers());
     let host = req
         .headers()
@@ -65,7 +72,13 @@ pub async fn handle(
             (error_response(&err, &request_id), None)
         }
         Some(route) => {
-            let outcome = forward(&req, payload, &route, &state, &request_id).await;
+            let outcome = match super::region::overflow_target(req.headers(), &route, &state) {
+                Some(region) => {
+                    super::region::overflow(&req, payload, &route, region, &state, &request_id)
+                        .await
+                }
+                None => forward(&req, payload, &route, Target::Local, &state, &request_id).await,
+            };
             route.latency.record(started.elapsed().as_secs_f64());
             match outcome {
                 Ok((resp, backend)) => (resp, Some(backend)),
@@ -96,14 +109,18 @@ pub async fn handle(
 /// failures are retried for any method; resets, head timeouts and a backend's 502/503 only for
 /// idempotent methods (or routes with `retry_non_idempotent`). A body is retried only when it
 /// was small enough to be kept (`retry_buffer_bytes`); a streamed one cannot be replayed.
-async fn forward(
+pub(crate) async fn forward(
     req: &HttpRequest,
     payload: web::Payload,
     route: &Route,
+    target: Target,
     state: &ProxyState,
     request_id: &HeaderValue,
 ) -> Result<(Response, Arc<str>), Failure> {
-    let snapshot = route.pool.load_full();
+    let (snapshot, hop) = match target {
+        Target::Local => (route.pool.load_full(), None),
+        Target::Region(pool, from) => (pool, Some(from)),
+    };
     if snapshot.eligible.is_empty() {
         return Err(unavailable(route, &snapshot));
     }
@@ -114,7 +131,7 @@ async fn forward(
         .map_or(0, |k| hash_key(k, req, client_ip));
     let mut candidates = snapshot.balancer.candidates(&snapshot.eligible, key);
     // A sticky route sends a known session to its recorded backend while it takes requests.
-    let sticky = match route.sticky {
+    let sticky = match route.sticky && hop.is_none() {
         true => Some(state.sessions.sticky(req.headers(), &route.pool.id).await),
         false => None,
     };
@@ -148,6 +165,7 @@ async fn forward(
             proto: state.proto,
             request_id: request_id.as_bytes(),
             fallback_host,
+            hop: hop.as_deref(),
         },
         framing,
     );
@@ -271,6 +289,13 @@ async fn forward(
         last_error = Some(failed(error));
     }
     Err(last_error.unwrap_or_else(|| unavailable(route, &snapshot)))
+}
+
+/// Where a request goes: the route's own pool, or another region's router (its one-backend
+/// pool, and this region's name for the hop header).
+pub(crate) enum Target {
+    Local,
+    Region(Arc<crate::routing::PoolSnapshot>, String),
 }
 
 /// Why a pool took nobody: every candidate full (`overloaded`) or none healthy.

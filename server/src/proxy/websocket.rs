@@ -124,7 +124,14 @@ where
             },
             None,
         )),
-        Some(route) => open(head, route, state, &request_id).await,
+        Some(route) => match move_to(&head.headers, route, state) {
+            Some(region) => {
+                let reason = super::region::move_reason(&state.directory.local.name, &region);
+                tell_to_move(head, framed, reason, &request_id).await;
+                return;
+            }
+            None => open(head, route, state, &request_id).await,
+        },
     };
     let (status, backend) = match outcome {
         Ok(Opened::Session {
@@ -183,6 +190,70 @@ where
             request_id = %String::from_utf8_lossy(request_id.as_bytes()),
         );
     }
+}
+
+/// The region a new session should move to: any usable remote region while this one
+/// evacuates, else the route's overflow target.
+fn move_to(
+    headers: &ax::HeaderMap,
+    route: &Route,
+    state: &ProxyState,
+) -> Option<std::sync::Arc<crate::regions::RegionEntry>> {
+    if state.directory.local.evacuating() && !headers.contains_key(crate::regions::HOP_HEADER) {
+        return state.directory.nearest_remote();
+    }
+    super::region::overflow_target(headers, route, state)
+}
+
+/// Upgrades the client and closes at once with `4003` and where to go: what the SDK reads as
+/// "reconnect to the next region".
+async fn tell_to_move<T>(
+    head: &RequestHead,
+    mut framed: Framed<T, Codec>,
+    reason: String,
+    request_id: &HeaderValue,
+) where
+    T: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    if actix_http::ws::verify_handshake(head).is_err() {
+        let answer = error_response::<BoxBody>(
+            &Error::BadRequest {
+                reason: "bad WebSocket handshake".to_string(),
+            },
+            request_id,
+        );
+        answer_and_close(framed, answer.map_into_boxed_body().into()).await;
+        return;
+    }
+    metrics::counter!("switchyard_sessions_moved_total", "code" => "4003").increment(1);
+    let switching = actix_http::ws::handshake_response(head)
+        .finish()
+        .drop_body();
+    if framed
+        .send(H1Message::Item((switching, BodySize::None)))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let parts = framed.into_parts();
+    let mut ws = WebSocketStream::from_partially_read(
+        parts.io,
+        parts.read_buf.to_vec(),
+        Role::Server,
+        Some(ws_config()),
+    )
+    .await;
+    let frame = CloseFrame {
+        code: crate::control::session::CLOSE_REGION_EVACUATING.into(),
+        reason: reason.chars().take(100).collect::<String>().into(),
+    };
+    let closing = async {
+        let _ = ws.close(Some(frame)).await;
+        while let Some(Ok(_)) = futures_util::StreamExt::next(&mut ws).await {}
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), closing).await;
 }
 
 /// Writes a whole response on the taken-over connection, then closes it.

@@ -10,7 +10,9 @@ use metrics::Histogram;
 
 use super::snapshot::{BackendEntry, BackendState, PoolHandle};
 use super::stats::BackendStats;
-use crate::config::{Algorithm, Config, HashKey, HealthConfig, HealthKind, PoolConfig, Timeouts};
+use crate::config::{
+    Algorithm, Config, HashKey, HealthConfig, HealthKind, Overflow, PoolConfig, Timeouts,
+};
 use crate::proxy::retry::RetryBudget;
 
 /// One route, ready for the request path.
@@ -31,6 +33,9 @@ pub struct Route {
     pub slot: usize,
     /// `Some` when the pool balances by consistent hash.
     pub hash_key: Option<HashKey>,
+    /// What to do when the pool has no capacity.
+    pub overflow: Overflow,
+    pub overflow_load: Option<f64>,
     pub latency: Histogram,
 }
 
@@ -195,6 +200,8 @@ impl RouteTable {
                     retry_buffer_bytes: r.retry_buffer_bytes,
                     slot,
                     hash_key,
+                    overflow: r.overflow,
+                    overflow_load: r.overflow_load,
                 })
             })
             .collect();

@@ -334,3 +334,12 @@ pub async fn next(ws: &mut Ws) -> tokio_tungstenite::tungstenite::Message {
         .expect("the stream is open")
         .expect("no protocol error")
 }
+
+/// Polls an async check every 20 ms until it holds; fails the test with `what` after `within`.
+pub async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -34,6 +34,9 @@ pub struct Forwarding<'a> {
     pub request_id: &'a [u8],
     /// `Host` to send when the client sent none (an HTTP/1.0 client).
     pub fallback_host: &'a str,
+    /// Set when the request goes to another region's router: this region's name, sent as
+    /// `X-Switchyard-Hop` so it is never forwarded again.
+    pub hop: Option<&'a str>,
 }
 
 /// Header names a `Connection` header lists (besides `close` and `keep-alive`).
@@ -114,6 +117,13 @@ pub fn write_request_head(
     out.put_slice(b"\r\n");
     put_header(out, FORWARDED_PROTO.as_bytes(), fwd.proto.as_bytes());
     put_header(out, REQUEST_ID.as_bytes(), fwd.request_id);
+    if let Some(region) = fwd.hop {
+        put_header(
+            out,
+            crate::regions::HOP_HEADER.as_bytes(),
+            region.as_bytes(),
+        );
+    }
     match framing {
         RequestFraming::None => {}
         RequestFraming::Length(n) => {
@@ -465,6 +475,7 @@ mod tests {
             proto: "http",
             request_id: b"rid-1",
             fallback_host: "10.0.0.1:8080",
+            hop: None,
         }
     }
 

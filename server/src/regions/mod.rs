@@ -1,0 +1,273 @@
+//! Regions as the request path sees them: the directory of every configured region (health,
+//! load, evacuation as atomics the region actors keep), where a client is, and which remote
+//! region takes a request the local region cannot.
+//!
+//! - [`geo`]: great-circle distance and the client's location (an explicit `lat,lon` query, a
+//!   geo header from a trusted proxy, the CIDR table, else this node's own region).
+//! - [`probe`]: one `GET /v1/status` of a remote region's router.
+
+pub mod geo;
+pub mod probe;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use serde_json::{Value, json};
+
+use crate::config::{Algorithm, Config, DirectoryConfig};
+use crate::routing::{BackendEntry, BackendState, BackendStats, PoolHandle, RouteTable};
+
+/// Header carried by a request one region forwarded to another: a request that has it is
+/// never forwarded again (one hop at most, so two regions without backends cannot ping-pong).
+pub const HOP_HEADER: &str = "x-switchyard-hop";
+
+/// One region of the directory.
+#[derive(Debug)]
+pub struct RegionEntry {
+    pub name: String,
+    pub location: Option<(f64, f64)>,
+    pub endpoint: Option<String>,
+    pub local: bool,
+    pub capacity: Option<u64>,
+    /// Remote: from its probes (rise/fall). Local: unused (computed from the pools).
+    healthy: AtomicBool,
+    /// Remote: its last reported load, in thousandths.
+    load_milli: AtomicU32,
+    evacuating: AtomicBool,
+    /// Remote: a one-backend pool whose backend is the region's router, for forwarding.
+    pub forward: Option<Arc<PoolHandle>>,
+}
+
+impl RegionEntry {
+    pub fn set_probe(&self, healthy: bool, load: Option<f64>) {
+        self.healthy.store(healthy, Ordering::Relaxed);
+        if let Some(load) = load {
+            self.load_milli
+                .store((load.clamp(0.0, 1000.0) * 1000.0) as u32, Ordering::Relaxed);
+        }
+    }
+
+    pub fn set_evacuating(&self, on: bool) {
+        self.evacuating.store(on, Ordering::Relaxed);
+    }
+
+    pub fn evacuating(&self) -> bool {
+        self.evacuating.load(Ordering::Relaxed)
+    }
+}
+
+/// Every configured region, this node's first.
+#[derive(Debug)]
+pub struct Directory {
+    pub local: Arc<RegionEntry>,
+    pub regions: Vec<Arc<RegionEntry>>,
+    pub config: DirectoryConfig,
+}
+
+/// A region as a client sees it in the directory.
+#[derive(Debug, Clone)]
+pub struct RegionView {
+    pub name: String,
+    pub endpoint: Option<String>,
+    pub distance_km: Option<f64>,
+    pub healthy: bool,
+    pub evacuating: bool,
+    pub load: f64,
+    pub local: bool,
+}
+
+impl Directory {
+    pub fn new(config: &Config) -> Directory {
+        let mut regions: Vec<Arc<RegionEntry>> = config
+            .regions
+            .iter()
+            .map(|r| {
+                let local = r.name == config.node.region;
+                let forward = match (local, r.endpoint_addr) {
+                    (false, Some(addr)) => Some(forward_pool(&r.name, addr)),
+                    _ => None,
+                };
+                Arc::new(RegionEntry {
+                    name: r.name.clone(),
+                    location: r.location,
+                    endpoint: r.endpoint.clone(),
+                    local,
+                    capacity: r.capacity,
+                    healthy: AtomicBool::new(true),
+                    load_milli: AtomicU32::new(0),
+                    evacuating: AtomicBool::new(false),
+                    forward,
+                })
+            })
+            .collect();
+        // A node without [[regions]] is a region of its own, named by `node.region`.
+        if !regions.iter().any(|r| r.local) {
+            regions.push(Arc::new(RegionEntry {
+                name: config.node.region.clone(),
+                location: None,
+                endpoint: None,
+                local: true,
+                capacity: None,
+                healthy: AtomicBool::new(true),
+                load_milli: AtomicU32::new(0),
+                evacuating: AtomicBool::new(false),
+                forward: None,
+            }));
+        }
+        regions.sort_by_key(|r| !r.local);
+        Directory {
+            local: regions[0].clone(),
+            regions,
+            config: config.directory.clone(),
+        }
+    }
+
+    pub fn region(&self, name: &str) -> Option<&Arc<RegionEntry>> {
+        self.regions.iter().find(|r| r.name == name)
+    }
+
+    /// This region's load: sessions plus in-flight requests over its capacity, or without a
+    /// capacity the share of its backends that take no work.
+    pub fn local_load(&self, table: &RouteTable) -> f64 {
+        let (mut used, mut backends, mut idle) = (0u64, 0usize, 0usize);
+        for pool in &table.pools {
+            let snapshot = pool.load();
+            for b in &snapshot.backends {
+                used += b.stats.load();
+                backends += 1;
+            }
+            idle += snapshot.backends.len() - snapshot.eligible.len();
+        }
+        match self.local.capacity {
+            Some(capacity) => used as f64 / capacity as f64,
+            None if backends == 0 => 0.0,
+            None => idle as f64 / backends as f64,
+        }
+    }
+
+    /// Whether this region takes traffic: ready, not evacuating, and some pool has a backend
+    /// that takes work.
+    pub fn local_healthy(&self, table: &RouteTable, ready: bool) -> bool {
+        ready
+            && !self.local.evacuating()
+            && table.pools.iter().any(|p| !p.load().eligible.is_empty())
+    }
+
+    fn view(
+        &self,
+        r: &RegionEntry,
+        table: &RouteTable,
+        ready: bool,
+        from: (f64, f64),
+    ) -> RegionView {
+        let (healthy, load) = match r.local {
+            true => (self.local_healthy(table, ready), self.local_load(table)),
+            false => (
+                r.healthy.load(Ordering::Relaxed),
+                f64::from(r.load_milli.load(Ordering::Relaxed)) / 1000.0,
+            ),
+        };
+        RegionView {
+            name: r.name.clone(),
+            endpoint: r.endpoint.clone(),
+            distance_km: r.location.map(|at| geo::distance_km(from, at)),
+            healthy,
+            evacuating: r.evacuating(),
+            load,
+            local: r.local,
+        }
+    }
+
+    /// Every region, nearest usable first: healthy and not evacuating ones by distance from
+    /// `from` (within 50 km counts as a tie, broken by load), then the others, marked.
+    pub fn ordered(&self, table: &RouteTable, ready: bool, from: (f64, f64)) -> Vec<RegionView> {
+        let mut views: Vec<RegionView> = self
+            .regions
+            .iter()
+            .map(|r| self.view(r, table, ready, from))
+            .collect();
+        views.sort_by(|a, b| {
+            let usable = |v: &RegionView| v.healthy && !v.evacuating;
+            let band = |v: &RegionView| v.distance_km.map_or(u64::MAX, |d| (d / 50.0) as u64);
+            usable(b)
+                .cmp(&usable(a))
+                .then(band(a).cmp(&band(b)))
+                .then(a.load.total_cmp(&b.load))
+        });
+        views
+    }
+
+    /// The nearest healthy, not evacuating remote region with an endpoint, from this region.
+    pub fn nearest_remote(&self) -> Option<Arc<RegionEntry>> {
+        let from = self.local.location.unwrap_or((0.0, 0.0));
+        let mut candidates: Vec<&Arc<RegionEntry>> = self
+            .regions
+            .iter()
+            .filter(|r| {
+                !r.local
+                    && r.forward.is_some()
+                    && r.healthy.load(Ordering::Relaxed)
+                    && !r.evacuating()
+            })
+            .collect();
+        candidates.sort_by(|a, b| {
+            let d = |r: &RegionEntry| r.location.map_or(f64::MAX, |at| geo::distance_km(from, at));
+            d(a).total_cmp(&d(b))
+        });
+        candidates.first().map(|r| Arc::clone(r))
+    }
+
+    /// `GET /v1/regions`.
+    pub fn answer(&self, table: &RouteTable, ready: bool, client: &geo::ClientLocation) -> Value {
+        let regions: Vec<Value> = self
+            .ordered(table, ready, client.at)
+            .into_iter()
+            .map(|v| {
+                json!({
+                    "name": v.name,
+                    "endpoint": v.endpoint,
+                    "distance_km": v.distance_km.map(|d| d.round()),
+                    "healthy": v.healthy,
+                    "evacuating": v.evacuating,
+                    "load": (v.load * 1000.0).round() / 1000.0,
+                    "local": v.local,
+                })
+            })
+            .collect();
+        json!({
+            "client": { "lat": client.at.0, "lon": client.at.1, "source": client.source },
+            "ttl_s": self.config.ttl.as_secs(),
+            "regions": regions,
+        })
+    }
+
+    /// `GET /v1/status`: what remote regions probe.
+    pub fn status(&self, table: &RouteTable, ready: bool) -> Value {
+        json!({
+            "region": self.local.name,
+            "ready": self.local_healthy(table, ready),
+            "load": (self.local_load(table) * 1000.0).round() / 1000.0,
+            "evacuating": self.local.evacuating(),
+        })
+    }
+}
+
+/// A pool of one backend: the remote region's router.
+fn forward_pool(region: &str, addr: SocketAddr) -> Arc<PoolHandle> {
+    let id = format!("region:{region}");
+    let stats = Arc::new(BackendStats::new(&id, region, &[]));
+    let entry = Arc::new(BackendEntry::new(
+        region.into(),
+        addr,
+        1,
+        BackendState::Up,
+        stats,
+    ));
+    Arc::new(PoolHandle::new(
+        id.as_str().into(),
+        Algorithm::RoundRobin,
+        0,
+        vec![entry],
+    ))
+}
