@@ -54,6 +54,8 @@ const POOLS: &[(&str, &str, &str, usize, &str)] = &[
 pub struct DemoOptions {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
+    /// With `--regions N`: this demo is region `k` of these, each `(name, listen)`.
+    pub region: Option<(usize, Vec<(&'static str, SocketAddr)>)>,
 }
 
 impl Default for DemoOptions {
@@ -61,8 +63,89 @@ impl Default for DemoOptions {
         DemoOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9901)),
+            region: None,
         }
     }
+}
+
+/// Regions of `switchyard demo --regions N`, at real data-centre locations, in order.
+pub const DEMO_REGIONS: &[(&str, f64, f64)] = &[
+    ("us-east", 39.0438, -77.4874),      // Ashburn
+    ("eu-west", 53.3498, -6.2603),       // Dublin
+    ("ap-southeast", 1.3521, 103.8198),  // Singapore
+    ("sa-east", -23.5505, -46.6333),     // São Paulo
+    ("ap-northeast", 35.6762, 139.6503), // Tokyo
+    ("us-west", 45.5946, -121.1787),     // The Dalles, Oregon
+    ("eu-central", 50.1109, 8.6821),     // Frankfurt
+    ("ap-south", 19.0760, 72.8777),      // Mumbai
+];
+
+/// `switchyard demo --regions N`: N demos, region k listening on `listen[k]` and
+/// `admin[k]`, each knowing all the others (routes overflow to the nearest healthy region).
+pub fn start_regions(listen: &[SocketAddr], admin: &[SocketAddr]) -> Result<Vec<Demo>, Error> {
+    let n = listen.len().min(admin.len()).min(DEMO_REGIONS.len());
+    let members: Vec<(&'static str, SocketAddr)> =
+        (0..n).map(|k| (DEMO_REGIONS[k].0, listen[k])).collect();
+    (0..n)
+        .map(|k| {
+            Demo::start(&DemoOptions {
+                listen: listen[k],
+                admin_listen: admin[k],
+                region: Some((k, members.clone())),
+            })
+        })
+        .collect()
+}
+
+/// What to print for a multi-region demo.
+pub fn regions_banner(demos: &[Demo]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Switchyard demo: {} regions, each a router in front of its own test backends, all on this machine.",
+        demos.len()
+    );
+    for demo in demos {
+        let router = demo.router();
+        let _ = writeln!(
+            out,
+            "  {:<13} router http://{}   admin http://{}",
+            demo.config.node.region,
+            router.addr(),
+            router.admin_addr()
+        );
+    }
+    if let Some(first) = demos.first() {
+        let token = first.config.node.admin_token.as_deref().unwrap_or("-");
+        let _ = writeln!(out, "admin token: {token}   (the same for every region)");
+        let base = format!("http://{}", first.router().addr());
+        let admin = format!("http://{}", first.router().admin_addr());
+        let _ = writeln!(out);
+        let _ = writeln!(out, "Try:");
+        let _ = writeln!(
+            out,
+            "  curl -s '{base}/v1/regions?lat=48.86&lon=2.35'    # the directory for a client in Paris: nearest healthy region first"
+        );
+        let _ = writeln!(
+            out,
+            "  curl -s '{base}/v1/regions?lat=1.29&lon=103.85'   # ... and in Singapore"
+        );
+        let _ = writeln!(
+            out,
+            "  curl -s -X POST -H 'Authorization: Bearer {token}' {admin}/admin/v1/regions/{}/evacuate",
+            first.config.node.region
+        );
+        let _ = writeln!(
+            out,
+            "                                                  # its sessions move (close 4003), /api and /stream requests are forwarded to the nearest region"
+        );
+        let _ = writeln!(
+            out,
+            "  curl -i {base}/api/hello                          # X-Backend-Id names the region that answered"
+        );
+    }
+    let _ = writeln!(out, "Ctrl-C stops.");
+    out
 }
 
 /// A running demo: backends on their own runtime, the router in front.
@@ -85,9 +168,13 @@ impl Demo {
                 source,
             })?;
         let mut backends = Vec::new();
+        let suffix = match &options.region {
+            Some((k, _)) => format!("-{}", DEMO_REGIONS[*k].0),
+            None => String::new(),
+        };
         for (_, pool, _, count, _) in POOLS {
             for n in 1..=*count {
-                let id = format!("{pool}-{n}");
+                let id = format!("{pool}-{n}{suffix}");
                 let local = SocketAddr::from(([127, 0, 0, 1], 0));
                 let backend =
                     runtime
@@ -100,8 +187,9 @@ impl Demo {
             }
         }
         let mut config = Config::from_toml_str(&config_text(options, &backends))?;
-        // A fresh admin token each run, printed in the banner, so a new user can drain.
-        config.node.admin_token = Some(uuid::Uuid::new_v4().simple().to_string());
+        // A fresh admin token each run, printed in the banner, so a new user can drain; all
+        // regions of one run share it.
+        config.node.admin_token = Some(demo_token());
         let router = server::start(config.clone())?;
         Ok(Demo {
             router: Some(router),
@@ -212,16 +300,51 @@ impl Drop for Demo {
     }
 }
 
+/// One token per process run.
+fn demo_token() -> String {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN
+        .get_or_init(|| uuid::Uuid::new_v4().simple().to_string())
+        .clone()
+}
+
 fn config_text(options: &DemoOptions, backends: &[TestBackend]) -> String {
+    let region = options
+        .region
+        .as_ref()
+        .map_or("local", |(k, _)| DEMO_REGIONS[*k].0);
     let mut text = format!(
-        "[node]\nregion = \"local\"\nlisten = \"{}\"\nadmin_listen = \"{}\"\nshutdown_timeout = \"2s\"\n\n",
+        "[node]\nregion = \"{region}\"\nlisten = \"{}\"\nadmin_listen = \"{}\"\nshutdown_timeout = \"2s\"\nshutdown_delay = \"0s\"\n\n",
         options.listen, options.admin_listen
     );
+    if let Some((_, members)) = &options.region {
+        let _ = write!(
+            text,
+            "[directory]\nprobe_interval = \"500ms\"\nfall = 2\nrise = 2\n\n"
+        );
+        for (name, addr) in members {
+            let (_, lat, lon) = DEMO_REGIONS
+                .iter()
+                .find(|(n, _, _)| n == name)
+                .copied()
+                .unwrap_or((name, 0.0, 0.0));
+            let _ = write!(
+                text,
+                "[[regions]]\nname = \"{name}\"\nlocation = {{ lat = {lat}, lon = {lon} }}\nendpoint = \"http://{addr}\"\n\n"
+            );
+        }
+    }
+    let overflow = |pool: &str| match (&options.region, pool) {
+        (None, _) => "off",
+        (Some(_), "ws") => "redirect",
+        (Some(_), _) => "forward",
+    };
     for (prefix, pool, algorithm, _, timeouts) in POOLS {
         let _ = write!(
             text,
-            "[[routes]]\nid = \"{pool}\"\npath_prefix = \"{prefix}\"\npool = \"{pool}\"\ntimeouts = {timeouts}\nretries = 2\nsticky = {}\n\n",
-            matches!(*pool, "stream" | "ws")
+            "[[routes]]\nid = \"{pool}\"\npath_prefix = \"{prefix}\"\npool = \"{pool}\"\ntimeouts = {timeouts}\nretries = 2\nsticky = {}\noverflow = \"{}\"\n\n",
+            matches!(*pool, "stream" | "ws"),
+            overflow(pool)
         );
         let members: Vec<String> = backends
             .iter()

@@ -42,9 +42,13 @@ enum Command {
         /// Public listener.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
-        /// Admin listener (/metrics, /healthz, /readyz).
+        /// Admin listener (/admin/v1/..., /metrics, /healthz, /readyz).
         #[arg(long, default_value = "127.0.0.1:9901")]
         admin_listen: SocketAddr,
+        /// Run N regions (1-8) at real data-centre locations: region k listens on the
+        /// listen port + k and the admin port + k.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8))]
+        regions: u16,
     },
 }
 
@@ -99,22 +103,55 @@ fn main() -> ExitCode {
         Command::Demo {
             listen,
             admin_listen,
+            regions,
         } => {
             let _logs = telemetry::init_logging(&LogConfig {
                 access: true,
                 format: LogFormat::Text,
                 level: "info".to_string(),
             });
-            match Demo::start(&DemoOptions {
-                listen,
-                admin_listen,
-            }) {
-                Ok(demo) => {
-                    print!("{}", demo.banner());
+            let shifted = |base: SocketAddr, k: u16| {
+                base.port()
+                    .checked_add(k)
+                    .map(|port| SocketAddr::new(base.ip(), port))
+            };
+            let started = match regions {
+                1 => Demo::start(&DemoOptions {
+                    listen,
+                    admin_listen,
+                    region: None,
+                })
+                .map(|demo| {
+                    let banner = demo.banner();
+                    (vec![demo], banner)
+                }),
+                n => {
+                    let (Some(listens), Some(admins)) = (
+                        (0..n)
+                            .map(|k| shifted(listen, k))
+                            .collect::<Option<Vec<_>>>(),
+                        (0..n)
+                            .map(|k| shifted(admin_listen, k))
+                            .collect::<Option<Vec<_>>>(),
+                    ) else {
+                        eprintln!("switchyard demo: ports + {n} regions run past 65535");
+                        return ExitCode::FAILURE;
+                    };
+                    switchyard::demo::start_regions(&listens, &admins).map(|demos| {
+                        let banner = switchyard::demo::regions_banner(&demos);
+                        (demos, banner)
+                    })
+                }
+            };
+            match started {
+                Ok((demos, banner)) => {
+                    print!("{banner}");
                     use std::io::Write;
                     let _ = std::io::stdout().flush();
                     wait_for_shutdown_signal();
-                    demo.stop();
+                    for demo in demos {
+                        demo.stop();
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(err) => {

@@ -216,3 +216,61 @@ async fn the_demo_answers_every_route_of_the_design_brief_and_stops_on_ctrl_c() 
     };
     assert!(status.success(), "demo exited with {status}");
 }
+
+/// The demo starts its own backend runtime, so this test drives its client from another.
+#[test]
+fn the_demo_with_three_regions_answers_the_directory_and_overflows_on_evacuation() {
+    let free = || -> SocketAddr {
+        format!("127.0.0.1:{}", switchyard_load::procs::free_port().unwrap())
+            .parse()
+            .unwrap()
+    };
+    let (listen, admin): (Vec<_>, Vec<_>) = (0..3).map(|_| (free(), free())).unzip();
+    let demos = switchyard::demo::start_regions(&listen, &admin).expect("three regions start");
+    let banner = switchyard::demo::regions_banner(&demos);
+    assert!(
+        banner.contains("us-east") && banner.contains("ap-southeast"),
+        "{banner}"
+    );
+    let token = banner
+        .lines()
+        .find_map(|l| l.strip_prefix("admin token: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let us_east = Client::new(listen[0]);
+        let directory = us_east.get("/v1/regions?lat=48.86&lon=2.35").await.json();
+        let order: Vec<_> = directory["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(order, ["eu-west", "us-east", "ap-southeast"], "{directory}");
+        assert!(us_east.get("/api/x").await.backend().ends_with("-us-east"));
+
+        // Evacuating us-east sends its /api requests to the nearest region.
+        let auth = format!("Bearer {token}");
+        let reply = Client::new(admin[0])
+            .send(
+                http::Method::POST,
+                "/admin/v1/regions/us-east/evacuate",
+                &[("authorization", auth.as_str())],
+                bytes::Bytes::new(),
+            )
+            .await;
+        assert_eq!(reply.status, 202, "{}", reply.text());
+        let served = us_east.get("/api/x").await;
+        assert_eq!(served.status, 200, "{}", served.text());
+        assert!(
+            served.backend().ends_with("-eu-west"),
+            "{}",
+            served.backend()
+        );
+    });
+    for demo in demos {
+        demo.stop();
+    }
+}

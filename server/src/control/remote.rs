@@ -65,6 +65,10 @@ impl RemoteRegionActor {
             tracing::info!(region = %self.entry.name, "remote region healthy again");
         }
         self.entry.set_probe(self.healthy, found.load);
+        if found.ready || found.evacuating {
+            // What the region says of itself (an answer that failed says nothing).
+            self.entry.set_reported_evacuating(found.evacuating);
+        }
         metrics::gauge!("switchyard_region_healthy", "region" => self.entry.name.clone())
             .set(if self.healthy { 1.0 } else { 0.0 });
     }

@@ -34,7 +34,10 @@ pub struct RegionEntry {
     healthy: AtomicBool,
     /// Remote: its last reported load, in thousandths.
     load_milli: AtomicU32,
+    /// Evacuated by an operator on this node.
     evacuating: AtomicBool,
+    /// Remote: the region says it is evacuating (from its probes).
+    reported_evacuating: AtomicBool,
     /// Remote: a one-backend pool whose backend is the region's router, for forwarding.
     pub forward: Option<Arc<PoolHandle>>,
 }
@@ -48,12 +51,18 @@ impl RegionEntry {
         }
     }
 
+    /// An operator evacuates (or stops evacuating) this region on this node.
     pub fn set_evacuating(&self, on: bool) {
         self.evacuating.store(on, Ordering::Relaxed);
     }
 
+    /// What a remote region's probe says of its evacuation.
+    pub fn set_reported_evacuating(&self, on: bool) {
+        self.reported_evacuating.store(on, Ordering::Relaxed);
+    }
+
     pub fn evacuating(&self) -> bool {
-        self.evacuating.load(Ordering::Relaxed)
+        self.evacuating.load(Ordering::Relaxed) || self.reported_evacuating.load(Ordering::Relaxed)
     }
 }
 
@@ -97,6 +106,7 @@ impl Directory {
                     healthy: AtomicBool::new(true),
                     load_milli: AtomicU32::new(0),
                     evacuating: AtomicBool::new(false),
+                    reported_evacuating: AtomicBool::new(false),
                     forward,
                 })
             })
@@ -112,6 +122,7 @@ impl Directory {
                 healthy: AtomicBool::new(true),
                 load_milli: AtomicU32::new(0),
                 evacuating: AtomicBool::new(false),
+                reported_evacuating: AtomicBool::new(false),
                 forward: None,
             }));
         }

@@ -16,6 +16,8 @@ const MAX_ANSWER_BYTES: usize = 16 * 1024;
 pub struct Probe {
     pub ready: bool,
     pub load: Option<f64>,
+    /// The region says an operator evacuates it.
+    pub evacuating: bool,
     /// Why it failed, for logs.
     pub detail: String,
 }
@@ -24,6 +26,8 @@ pub struct Probe {
 struct Status {
     ready: bool,
     load: Option<f64>,
+    #[serde(default)]
+    evacuating: bool,
 }
 
 pub async fn status(addr: SocketAddr, timeout: Duration) -> Probe {
@@ -31,6 +35,7 @@ pub async fn status(addr: SocketAddr, timeout: Duration) -> Probe {
         Ok(Ok(status)) => Probe {
             ready: status.ready,
             load: status.load,
+            evacuating: status.evacuating,
             detail: match status.ready {
                 true => "ready".to_string(),
                 false => "answered not ready".to_string(),
@@ -39,11 +44,13 @@ pub async fn status(addr: SocketAddr, timeout: Duration) -> Probe {
         Ok(Err(detail)) => Probe {
             ready: false,
             load: None,
+            evacuating: false,
             detail,
         },
         Err(_) => Probe {
             ready: false,
             load: None,
+            evacuating: false,
             detail: format!("no answer within {timeout:?}"),
         },
     }
