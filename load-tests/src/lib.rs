@@ -8,6 +8,7 @@ pub mod compare;
 pub mod drain;
 pub mod load;
 pub mod procs;
+pub mod region_loss;
 pub mod scenario;
 
 pub use backend::{Knobs, TestBackend};

@@ -12,6 +12,8 @@
 //!   4 s and restarted after 9 s. Reports failed requests and how many landed on the viewer's
 //!   first backend.
 //! - `drain`: 9,000 WebSocket sessions, one backend drained; see [`crate::drain`].
+//! - `region-loss`: a region's router killed under directory-following clients; see
+//!   [`crate::region_loss`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,7 +28,7 @@ use crate::load::http::{self, HttpLoad, Progress};
 use crate::load::schedule::Pace;
 use crate::procs::{self, ScratchDir};
 
-pub const SCENARIOS: &[&str] = &["backend-kill", "redis-outage", "drain"];
+pub const SCENARIOS: &[&str] = &["backend-kill", "redis-outage", "drain", "region-loss"];
 
 /// The outcome of a scenario: the verdict line and whether it met its goal.
 #[derive(Debug, Clone)]
@@ -40,6 +42,7 @@ pub async fn run(name: &str, say: impl Fn(&str)) -> Result<Verdict, String> {
         "backend-kill" => backend_kill(say).await,
         "redis-outage" => redis_outage(say).await,
         "drain" => crate::drain::run(say).await,
+        "region-loss" => crate::region_loss::run(say).await,
         other => Err(format!(
             "unknown scenario {other:?}; known: {}",
             SCENARIOS.join(", ")

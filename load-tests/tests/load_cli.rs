@@ -304,3 +304,12 @@ async fn the_drain_scenario_ends_with_a_verdict() {
     let out = load(args(&["scenario", "drain"])).await;
     assert_verdict(&out, "drain");
 }
+
+#[tokio::test]
+async fn the_region_loss_scenario_ends_with_a_verdict() {
+    if !router_present() {
+        return;
+    }
+    let out = load(args(&["scenario", "region-loss"])).await;
+    assert_verdict(&out, "region-loss");
+}

@@ -93,7 +93,7 @@ enum Command {
     },
     /// A fault scenario with its own router and backends; ends with a verdict line.
     Scenario {
-        /// One of: backend-kill, redis-outage, drain.
+        /// One of: backend-kill, redis-outage, drain, region-loss.
         name: String,
     },
 }
