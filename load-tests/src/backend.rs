@@ -237,6 +237,8 @@ pub struct Knobs {
     pub drop_after: Option<u64>,
     /// `close=1`: answer with `Connection: close` and close the connection afterwards.
     pub close: bool,
+    /// `retry_after=N`: add `Retry-After: N` (seconds) to the answer.
+    pub retry_after: Option<u64>,
 }
 
 impl Knobs {
@@ -276,6 +278,7 @@ impl Knobs {
                 "echo" => knobs.echo = value != "0",
                 "drop_after" => knobs.drop_after = Some(num(value)?),
                 "close" => knobs.close = value != "0",
+                "retry_after" => knobs.retry_after = Some(num(value)?),
                 _ => {}
             }
         }
@@ -340,6 +343,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         if knobs.close {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if let Some(seconds) = knobs.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         return Ok(resp);
     };
@@ -644,7 +651,7 @@ mod tests {
     #[test]
     fn knobs_combine() {
         let knobs = Knobs::parse(
-            "delay_ms=5&status=503&bytes=5000&chunk_bytes=1000&chunk_ms=10&echo=1&drop_after=7&close=1",
+            "delay_ms=5&status=503&bytes=5000&chunk_bytes=1000&chunk_ms=10&echo=1&drop_after=7&close=1&retry_after=3",
         )
         .unwrap();
         assert_eq!(
@@ -658,6 +665,7 @@ mod tests {
                 echo: true,
                 drop_after: Some(7),
                 close: true,
+                retry_after: Some(3),
             }
         );
     }

@@ -1,0 +1,122 @@
+//! A circuit breaker per region: after `failures` consecutive failures it opens and the region
+//! is skipped; after a jittered cool-off it half-opens and lets one request through — its
+//! success closes the breaker, its failure opens it again.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Breaker settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerConfig {
+    /// Consecutive failures that open it. Default 5.
+    pub failures: u32,
+    /// Cool-off before a trial request, ±20% jitter. Default 5 s.
+    pub cool_off: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            failures: 5,
+            cool_off: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
+    /// One trial request is out.
+    HalfOpen,
+}
+
+#[derive(Debug)]
+pub struct Breaker {
+    config: BreakerConfig,
+    state: Mutex<State>,
+}
+
+impl Breaker {
+    pub fn new(config: BreakerConfig) -> Breaker {
+        Breaker {
+            config,
+            state: Mutex::new(State::Closed { failures: 0 }),
+        }
+    }
+
+    /// Whether a request may go to this region now (an open breaker past its cool-off lets
+    /// exactly one trial through).
+    pub fn allows(&self) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match *state {
+            State::Closed { .. } => true,
+            State::Open { until } if Instant::now() >= until => {
+                *state = State::HalfOpen;
+                true
+            }
+            State::Open { .. } | State::HalfOpen => false,
+        }
+    }
+
+    pub fn success(&self) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = State::Closed { failures: 0 };
+    }
+
+    pub fn failure(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let open = || State::Open {
+            until: Instant::now() + self.config.cool_off.mul_f64(0.8 + 0.4 * fastrand::f64()),
+        };
+        *state = match *state {
+            State::Closed { failures } if failures + 1 >= self.config.failures => open(),
+            State::Closed { failures } => State::Closed {
+                failures: failures + 1,
+            },
+            State::HalfOpen | State::Open { .. } => open(),
+        };
+    }
+
+    pub fn is_open(&self) -> bool {
+        !matches!(
+            *self.state.lock().unwrap_or_else(|e| e.into_inner()),
+            State::Closed { .. }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn it_opens_after_the_failures_and_half_opens_after_the_cool_off() {
+        let b = Breaker::new(BreakerConfig {
+            failures: 3,
+            cool_off: Duration::from_secs(10),
+        });
+        for _ in 0..2 {
+            b.failure();
+            assert!(b.allows(), "still closed");
+        }
+        b.failure();
+        assert!(!b.allows(), "open after 3 failures");
+        tokio::time::advance(Duration::from_secs(7)).await;
+        assert!(!b.allows(), "cool-off is at least 8 s (10 s less 20%)");
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert!(b.allows(), "one trial after the cool-off");
+        assert!(!b.allows(), "only one");
+        b.failure();
+        assert!(!b.allows(), "a failed trial opens it again");
+        tokio::time::advance(Duration::from_secs(13)).await;
+        assert!(b.allows());
+        b.success();
+        assert!(b.allows() && b.allows(), "a good trial closes it");
+    }
+}

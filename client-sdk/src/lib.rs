@@ -1,0 +1,30 @@
+//! Switchyard's client SDK: what a streaming app links to talk to Switchyard routers.
+//!
+//! - Requests ([`Client::request`], [`Client::get`], [`Client::post`]) carry the router's
+//!   session id, retry only where safe (idempotent methods or an explicit opt-in; connect
+//!   failures and the router's "this region cannot serve" answers for any method), wait with
+//!   full-jitter exponential backoff (honouring `Retry-After`), spend a retry budget so an
+//!   outage cannot multiply load, and fail over to the next region when a region's circuit
+//!   breaker opens or it says it cannot serve.
+//! - Sessions ([`Client::session`]) are WebSocket sessions that reconnect with the same
+//!   session id by the router's close codes (`4001` drain: at once; `4002` backend lost: short
+//!   jittered delay; `4003` region evacuating: next region; `1013`: backoff; `1008`: give up)
+//!   and detect dead connections by ping timeout.
+//!
+//! Defaults are documented on [`ClientConfig`]; `docs/SDK.md` has the failure semantics.
+
+pub mod backoff;
+pub mod breaker;
+pub mod budget;
+pub mod client;
+pub mod error;
+pub mod session;
+
+pub use backoff::Backoff;
+pub use breaker::BreakerConfig;
+pub use budget::BudgetConfig;
+pub use client::{
+    Client, ClientBuilder, ClientConfig, Request, Response, SessionPersistence, StatsSnapshot,
+};
+pub use error::{Error, ErrorKind};
+pub use session::{Event, Session};

@@ -1,0 +1,409 @@
+//! The SDK against real routers (started in-process, on loopback sockets) and real test
+//! backends: failover between regions, retries only where safe and within the budget,
+//! `Retry-After`, and sessions that survive drains, backend deaths, router restarts and
+//! silently dead connections.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchyard::config::Config;
+use switchyard_client::{BreakerConfig, BudgetConfig, Client, ErrorKind, Event, Request};
+use switchyard_load::TestBackend;
+use tokio_tungstenite::tungstenite::Message;
+
+const TOKEN: &str = "an-sdk-test-admin-token";
+const DEADLINE: Duration = Duration::from_secs(20);
+
+async fn backends(ids: &[&str]) -> Vec<TestBackend> {
+    let mut out = Vec::new();
+    for id in ids {
+        out.push(
+            TestBackend::start(id, "127.0.0.1:0".parse().unwrap())
+                .await
+                .unwrap(),
+        );
+    }
+    out
+}
+
+fn free_addr() -> SocketAddr {
+    format!("127.0.0.1:{}", switchyard_load::procs::free_port().unwrap())
+        .parse()
+        .unwrap()
+}
+
+/// A router on `listen` in front of `bs` (routes `/` and `/ws`, least connections).
+fn router(listen: SocketAddr, bs: &[TestBackend]) -> switchyard::RouterHandle {
+    let token = std::env::temp_dir().join(format!("switchyard-sdk-token-{}", std::process::id()));
+    std::fs::write(&token, TOKEN).unwrap();
+    let members: Vec<String> = bs
+        .iter()
+        .map(|b| format!("{{ id = \"{}\", address = \"{}\" }}", b.id(), b.addr()))
+        .collect();
+    let text = format!(
+        "[node]\nlisten = \"{listen}\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 1\nshutdown_timeout = \"1s\"\nadmin_token_file = \"{}\"\n\
+         [log]\naccess = false\n\
+         [[routes]]\nid = \"all\"\npath_prefix = \"/\"\npool = \"p\"\nretries = 0\n\
+         [[pools]]\nid = \"p\"\nalgorithm = \"least_connections\"\nhealth = {{ kind = \"none\" }}\nbackends = [{}]\n",
+        token.display(),
+        members.join(", ")
+    );
+    switchyard::start(Config::from_toml_str(&text).unwrap()).expect("router starts")
+}
+
+/// A POST to the router's admin API with the token; the status.
+async fn admin_post(admin: SocketAddr, path: &str) -> u16 {
+    use http_body_util::Empty;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<bytes::Bytes>>();
+    let req = http::Request::post(format!("http://{admin}{path}"))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Empty::new())
+        .unwrap();
+    client.request(req).await.unwrap().status().as_u16()
+}
+
+async fn next_event(session: &mut switchyard_client::Session) -> Event {
+    tokio::time::timeout(DEADLINE, session.next())
+        .await
+        .expect("an event within the deadline")
+        .expect("the session is alive")
+}
+
+/// Reads events until one matches; fails with what came instead after the deadline.
+async fn until(
+    session: &mut switchyard_client::Session,
+    what: &str,
+    wanted: impl Fn(&Event) -> bool,
+) -> Event {
+    let deadline = Instant::now() + DEADLINE;
+    let mut seen = Vec::new();
+    loop {
+        assert!(Instant::now() < deadline, "no {what}; saw {seen:?}");
+        let event = next_event(session).await;
+        if wanted(&event) {
+            return event;
+        }
+        seen.push(event);
+    }
+}
+
+async fn echo(session: &mut switchyard_client::Session, text: &str) -> String {
+    session.send(Message::text(text)).unwrap();
+    match until(session, "an echo", |e| matches!(e, Event::Message(_))).await {
+        Event::Message(Message::Text(t)) => t.to_string(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_fail_over_to_the_next_region_when_a_region_stops() {
+    let (one, two) = (backends(&["r1-b"]).await, backends(&["r2-b"]).await);
+    let (a, b) = (free_addr(), free_addr());
+    let mut region1 = Some(router(a, &one));
+    let _region2 = router(b, &two);
+    let client = Client::builder()
+        .region("region-1", format!("http://{a}"))
+        .region("region-2", format!("http://{b}"))
+        .build()
+        .unwrap();
+    for i in 0..200 {
+        if i == 50 {
+            region1.take().unwrap().stop();
+        }
+        let resp = client
+            .get("/titles")
+            .await
+            .unwrap_or_else(|err| panic!("request {i} failed: {err}"));
+        assert_eq!(resp.status, 200);
+        if i > 50 {
+            assert_eq!(resp.backend(), Some("r2-b"));
+        }
+    }
+    let stats = client.stats();
+    assert!(stats.failovers >= 1, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_region_down_attempts_stay_within_the_budget_and_errors_say_why() {
+    let dead = || format!("http://{}", free_addr());
+    let requests = 100;
+    // The budget alone (breakers that never open): once it is spent, one attempt a request.
+    let client = Client::builder()
+        .region("r1", dead())
+        .region("r2", dead())
+        .budget(BudgetConfig {
+            capacity: 50,
+            ..BudgetConfig::default()
+        })
+        .breaker(BreakerConfig {
+            failures: u32::MAX,
+            ..BreakerConfig::default()
+        })
+        .build()
+        .unwrap();
+    for _ in 0..requests {
+        let err = client.get("/x").await.expect_err("every region is down");
+        assert!(err.retryable, "{err}");
+        assert!(
+            matches!(err.kind, ErrorKind::Connect(_) | ErrorKind::BudgetExhausted),
+            "{err}"
+        );
+        assert!(err.region.is_some() && err.attempt >= 1, "{err}");
+    }
+    let stats = client.stats();
+    let amplification = stats.attempts as f64 / requests as f64;
+    assert!(
+        amplification <= 1.2,
+        "{stats:?}: {amplification}× the requests"
+    );
+    assert_eq!(stats.budget_left, 0, "{stats:?}");
+
+    // With the default breakers both regions open after a few failures: the client stops
+    // trying them at all until the cool-off, and says so.
+    let client = Client::builder()
+        .region("r1", dead())
+        .region("r2", dead())
+        .build()
+        .unwrap();
+    let mut no_region = 0;
+    for _ in 0..requests {
+        let err = client.get("/x").await.expect_err("every region is down");
+        no_region += usize::from(err.kind == ErrorKind::NoRegion);
+    }
+    let stats = client.stats();
+    assert!(stats.attempts <= 20, "{stats:?}");
+    assert!(
+        no_region >= 90,
+        "{no_region} of {requests} refused without trying"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured_and_a_post_is_retried_only_when_opted_in() {
+    let bs = backends(&["b"]).await;
+    let addr = free_addr();
+    let _router = router(addr, &bs);
+    let client = Client::builder()
+        .region("r", format!("http://{addr}"))
+        .max_attempts(2)
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = client
+        .get("/busy?status=429&retry_after=1")
+        .await
+        .expect_err("still 429 after the retry");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "waited as Retry-After said"
+    );
+    assert_eq!(
+        err.kind,
+        ErrorKind::Status {
+            status: 429,
+            router_error: None
+        }
+    );
+    assert_eq!(client.stats().attempts, 2);
+
+    let before = client.stats().attempts;
+    let err = client.post("/buy?status=503", "x").await.expect_err("503");
+    assert!(!err.retryable, "{err}");
+    assert_eq!(client.stats().attempts - before, 1, "a POST is not retried");
+    let before = client.stats().attempts;
+    let req = Request::new(http::Method::POST, "/buy?status=503").retry_non_idempotent();
+    let _ = client.request(req).await.expect_err("503");
+    assert_eq!(
+        client.stats().attempts - before,
+        2,
+        "unless the caller opts in"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_survives_a_drain_and_a_killed_backend_with_the_same_session_id() {
+    let mut bs = backends(&["s1", "s2"]).await;
+    let addr = free_addr();
+    let r = router(addr, &bs);
+    let client = Client::builder()
+        .region("r", format!("http://{addr}"))
+        .build()
+        .unwrap();
+    let mut session = client.session("/ws/echo").await.unwrap();
+    let first = match next_event(&mut session).await {
+        Event::Connected {
+            backend: Some(b), ..
+        } => b,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(echo(&mut session, "hello").await, format!("{first}: hello"));
+    let id = client.session_id();
+
+    // Drained: 4001, reconnected at once elsewhere.
+    let admin = r.admin_addr();
+    assert_eq!(
+        admin_post(admin, &format!("/admin/v1/backends/{first}/drain")).await,
+        202
+    );
+    match until(&mut session, "a reconnect", |e| {
+        matches!(e, Event::Reconnecting { .. })
+    })
+    .await
+    {
+        Event::Reconnecting { reason, .. } => assert!(reason.starts_with("4001"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    let second = match until(&mut session, "a resume", |e| {
+        matches!(e, Event::Resumed { .. })
+    })
+    .await
+    {
+        Event::Resumed {
+            backend: Some(b), ..
+        } => b,
+        other => panic!("{other:?}"),
+    };
+    assert_ne!(second, first);
+    assert_eq!(client.session_id(), id, "the same session id");
+    assert_eq!(
+        echo(&mut session, "still here").await,
+        format!("{second}: still here")
+    );
+
+    // Its backend killed: 4002, back on the other one (undrained now).
+    assert_eq!(
+        admin_post(admin, &format!("/admin/v1/backends/{first}/undrain")).await,
+        200
+    );
+    let at = bs.iter().position(|b| b.id() == second).unwrap();
+    bs.remove(at).stop().await;
+    match until(&mut session, "a reconnect", |e| {
+        matches!(e, Event::Reconnecting { .. })
+    })
+    .await
+    {
+        Event::Reconnecting { reason, .. } => assert!(reason.starts_with("4002"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    match until(&mut session, "a resume", |e| {
+        matches!(e, Event::Resumed { .. })
+    })
+    .await
+    {
+        Event::Resumed { backend, .. } => assert_eq!(backend.as_deref(), Some(first.as_str())),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(echo(&mut session, "again").await, format!("{first}: again"));
+    assert_eq!(client.session_id(), id);
+    assert!(client.stats().reconnects >= 2);
+    session.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_survives_a_router_restart() {
+    let bs = backends(&["s1"]).await;
+    let addr = free_addr();
+    let r = router(addr, &bs);
+    let client = Client::builder()
+        .region("r", format!("http://{addr}"))
+        .build()
+        .unwrap();
+    let mut session = client.session("/ws/echo").await.unwrap();
+    let _ = next_event(&mut session).await;
+    assert_eq!(echo(&mut session, "before").await, "s1: before");
+    r.stop();
+    let _restarted = router(addr, &bs);
+    until(&mut session, "a resume", |e| {
+        matches!(e, Event::Resumed { .. })
+    })
+    .await;
+    assert_eq!(echo(&mut session, "after").await, "s1: after");
+}
+
+/// A TCP relay that can stop forwarding while keeping both connections open: a dead path
+/// that no TCP error reveals.
+struct Relay {
+    addr: SocketAddr,
+    frozen: Arc<std::sync::atomic::AtomicBool>,
+}
+
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    frozen: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = [0u8; 8192];
+    loop {
+        let Ok(n) = from.read(&mut buf).await else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        if frozen.load(std::sync::atomic::Ordering::Relaxed) {
+            continue; // swallowed: the path is dead, the sockets stay open
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+impl Relay {
+    async fn to(target: SocketAddr) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let frozen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = frozen.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                    continue;
+                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(pipe(cr, sw, flag.clone()));
+                tokio::spawn(pipe(sr, cw, flag.clone()));
+            }
+        });
+        Relay { addr, frozen }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silently_dead_connection_is_found_by_ping_timeout() {
+    let bs = backends(&["s1"]).await;
+    let addr = free_addr();
+    let _r = router(addr, &bs);
+    let relay = Relay::to(addr).await;
+    let client = Client::builder()
+        .region("via-relay", format!("http://{}", relay.addr))
+        .region("direct", format!("http://{addr}"))
+        .ping_interval(Duration::from_millis(200))
+        .ping_timeout(Duration::from_millis(300))
+        .attempt_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let mut session = client.session("/ws/echo").await.unwrap();
+    let _ = next_event(&mut session).await;
+    assert_eq!(echo(&mut session, "hi").await, "s1: hi");
+    relay
+        .frozen
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    match until(&mut session, "a reconnect", |e| {
+        matches!(e, Event::Reconnecting { .. })
+    })
+    .await
+    {
+        Event::Reconnecting { reason, .. } => assert!(reason.contains("no pong"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    until(&mut session, "a resume", |e| {
+        matches!(e, Event::Resumed { .. })
+    })
+    .await;
+    assert_eq!(echo(&mut session, "back").await, "s1: back");
+}
