@@ -99,10 +99,26 @@ async fn echo(session: &mut switchyard_client::Session, text: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_fail_over_to_the_next_region_when_a_region_stops() {
+    use switchyard_load::procs;
+    if procs::workspace_binary("switchyard", "SWITCHYARD_BIN").is_err() {
+        println!("SKIPPED: no switchyard binary in this build; run `cargo test --workspace`");
+        return;
+    }
+    let scratch = procs::ScratchDir::new("sdk-failover").unwrap();
     let (one, two) = (backends(&["r1-b"]).await, backends(&["r2-b"]).await);
     let (a, b) = (free_addr(), free_addr());
-    let mut region1 = Some(router(a, &one));
-    let _region2 = router(b, &two);
+    let process = |name: &str, addr: SocketAddr, backend: &TestBackend| {
+        let config = format!(
+            "[node]\nlisten = \"{addr}\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 1\n[log]\naccess = false\n\
+             [[routes]]\nid = \"all\"\npath_prefix = \"/\"\npool = \"p\"\n\
+             [[pools]]\nid = \"p\"\nhealth = {{ kind = \"none\" }}\nbackends = [{{ id = \"{}\", address = \"{}\" }}]\n",
+            backend.id(),
+            backend.addr()
+        );
+        procs::start_switchyard_config(&scratch, name, &config, addr).unwrap()
+    };
+    let mut region1 = process("region-1", a, &one[0]);
+    let _region2 = process("region-2", b, &two[0]);
     let client = Client::builder()
         .region("region-1", format!("http://{a}"))
         .region("region-2", format!("http://{b}"))
@@ -110,16 +126,15 @@ async fn requests_fail_over_to_the_next_region_when_a_region_stops() {
         .unwrap();
     for i in 0..200 {
         if i == 50 {
-            region1.take().unwrap().stop();
+            region1.kill(); // the whole region's router gone at once
         }
         let resp = client
             .get("/titles")
             .await
             .unwrap_or_else(|err| panic!("request {i} failed: {err}"));
         assert_eq!(resp.status, 200);
-        if i > 50 {
-            assert_eq!(resp.backend(), Some("r2-b"));
-        }
+        let expected = if i < 50 { "r1-b" } else { "r2-b" };
+        assert_eq!(resp.backend(), Some(expected), "request {i}");
     }
     let stats = client.stats();
     assert!(stats.failovers >= 1, "{stats:?}");
@@ -302,10 +317,22 @@ async fn a_session_survives_a_drain_and_a_killed_backend_with_the_same_session_i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_session_survives_a_router_restart() {
+async fn a_session_survives_its_router_process_crashing_and_coming_back() {
+    use switchyard_load::procs;
+    if procs::workspace_binary("switchyard", "SWITCHYARD_BIN").is_err() {
+        println!("SKIPPED: no switchyard binary in this build; run `cargo test --workspace`");
+        return;
+    }
     let bs = backends(&["s1"]).await;
     let addr = free_addr();
-    let r = router(addr, &bs);
+    let scratch = procs::ScratchDir::new("sdk-restart").unwrap();
+    let config = format!(
+        "[node]\nlisten = \"{addr}\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 1\n[log]\naccess = false\n\
+         [[routes]]\nid = \"all\"\npath_prefix = \"/\"\npool = \"p\"\n\
+         [[pools]]\nid = \"p\"\nhealth = {{ kind = \"none\" }}\nbackends = [{{ id = \"s1\", address = \"{}\" }}]\n",
+        bs[0].addr()
+    );
+    let mut router = procs::start_switchyard_config(&scratch, "router", &config, addr).unwrap();
     let client = Client::builder()
         .region("r", format!("http://{addr}"))
         .build()
@@ -313,8 +340,8 @@ async fn a_session_survives_a_router_restart() {
     let mut session = client.session("/ws/echo").await.unwrap();
     let _ = next_event(&mut session).await;
     assert_eq!(echo(&mut session, "before").await, "s1: before");
-    r.stop();
-    let _restarted = router(addr, &bs);
+    router.kill(); // SIGKILL: no close frame, the connection just breaks
+    let _back = procs::start_switchyard_config(&scratch, "router-again", &config, addr).unwrap();
     until(&mut session, "a resume", |e| {
         matches!(e, Event::Resumed { .. })
     })

@@ -1,0 +1,39 @@
+//! A WebSocket session through `switchyard demo` that survives a drain: run the demo, start
+//! this, then drain the backend it names with the admin token the demo printed:
+//!
+//!     cargo run -p switchyard-client --example session
+//!     curl -s -X POST -H 'Authorization: Bearer TOKEN' \
+//!          http://127.0.0.1:9901/admin/v1/backends/ws-1/drain
+//!
+//! The session is closed with 4001, reconnects at once with the same session id, and goes on.
+
+use std::time::Duration;
+
+use switchyard_client::{Client, Event};
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let client = Client::builder()
+        .region("local", "http://127.0.0.1:8080")
+        .build()?;
+    let mut session = client.session("/ws/echo").await?;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut n = 0;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                n += 1;
+                session.send(Message::text(format!("message {n}")))?;
+            }
+            event = session.next() => match event {
+                Some(Event::Closed { code, reason }) => {
+                    println!("closed for good: {code} {reason}");
+                    return Ok(());
+                }
+                Some(event) => println!("{event:?}   (session id {:?})", client.session_id()),
+                None => return Ok(()),
+            }
+        }
+    }
+}
