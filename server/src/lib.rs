@@ -22,6 +22,7 @@ pub mod routing;
 pub mod server;
 pub mod session;
 pub mod telemetry;
+pub mod tls;
 
 pub use config::Config;
 pub use error::Error;

@@ -31,6 +31,7 @@ use crate::proxy::{self, ProxyState};
 use crate::routing::RouteTable;
 use crate::session::{MemoryStore, Sessions, SharedStore, Store, TokenKey};
 use crate::telemetry;
+use crate::tls::SniResolver;
 
 /// Client connections idle longer than this between requests are closed (nginx's default
 /// `keepalive_timeout` is 75 s).
@@ -45,6 +46,7 @@ pub struct RouterHandle {
     listen: Vec<SocketAddr>,
     admin: SocketAddr,
     supervisor: actix::Addr<RouterSupervisor>,
+    tls: Vec<Arc<SniResolver>>,
     table: Arc<ArcSwap<RouteTable>>,
     stop: Option<oneshot::Sender<Duration>>,
     thread: Option<JoinHandle<()>>,
@@ -83,8 +85,14 @@ impl RouterHandle {
         runtime.block_on(self.reload_async(config))
     }
 
-    /// [`RouterHandle::reload`] for callers already on an async runtime.
+    /// [`RouterHandle::reload`] for callers already on an async runtime. TLS listeners load
+    /// their certificate files again too (a set that does not load keeps the old one).
     pub async fn reload_async(&self, config: Config) -> Result<ReloadReport, Error> {
+        for resolver in &self.tls {
+            if let Err(reason) = resolver.reload() {
+                tracing::error!(%reason, "TLS certificates do not load: keeping the old ones");
+            }
+        }
         self.supervisor
             .send(Reload(config))
             .await
@@ -184,10 +192,13 @@ async fn first_checks(config: &Config, table: &ArcSwap<RouteTable>) {
 /// an upgrade hook that gives WebSocket upgrades their connection ([`proxy::websocket`]), so
 /// sessions are framed with the router's own small buffers instead of actix-web's 16 KiB per
 /// connection. Built on actix-server directly because `HttpServer` has no upgrade hook.
+/// The running public listeners: the server, their addresses, the TLS listeners' certificates.
+type Public = (actix_server::Server, Vec<SocketAddr>, Vec<Arc<SniResolver>>);
+
 fn public_server(
     config: &Config,
     state: web::Data<ProxyState>,
-) -> Result<(actix_server::Server, Vec<SocketAddr>), Error> {
+) -> Result<Public, Error> {
     let mut builder = actix_server::Server::build()
         .workers(config.node.workers)
         .backlog(LISTEN_BACKLOG)
@@ -195,17 +206,35 @@ fn public_server(
         .disable_signals();
     let shutdown = builder.graceful_shutdown_signal();
     let mut listen = Vec::new();
-    let addrs =
-        std::iter::once(config.node.listen).chain(config.listeners.iter().map(|l| l.address));
-    for addr in addrs {
+    let mut resolvers = Vec::new();
+    // Plain listeners that redirect send clients to the first TLS listener's port.
+    let https_port = config
+        .listeners
+        .iter()
+        .find(|l| l.tls.is_some())
+        .map_or(443, |l| l.address.port());
+    let specs = std::iter::once((config.node.listen, None, false)).chain(
+        config
+            .listeners
+            .iter()
+            .map(|l| (l.address, l.tls.clone(), l.redirect_https)),
+    );
+    for (addr, tls, redirect) in specs {
         let bind_error = |source| Error::Bind { addr, source };
         let listener = bind_listener(addr).map_err(bind_error)?;
         let local = listener.local_addr().map_err(bind_error)?;
         listen.push(local);
-        let state = state.clone();
         let shutdown = shutdown.clone();
-        builder = builder
-            .listen(format!("switchyard-{local}"), listener, move || {
+        let name = format!("switchyard-{local}");
+        // Each listener's own view: its scheme, and whether it only redirects.
+        let state = web::Data::new(ProxyState {
+            proto: if tls.is_some() { "https" } else { "http" },
+            redirect_https: redirect.then_some(https_port),
+            ..ProxyState::clone(&state)
+        });
+        /// The HTTP/1.1 + HTTP/2 service of a listener over connections of type `$io`.
+        macro_rules! service {
+            ($io:ty) => {{
                 let upgrade_state = state.clone();
                 let shutdown = shutdown.clone();
                 let app = App::new()
@@ -223,7 +252,7 @@ fn public_server(
                         async move { shutdown.notified().await }
                     })
                     .upgrade(fn_service(
-                        move |(req, framed): (Request, Framed<TcpStream, h1::Codec>)| {
+                        move |(req, framed): (Request, Framed<$io, h1::Codec>)| {
                             let state = upgrade_state.clone();
                             async move {
                                 proxy::websocket::upgrade(req, framed, &state).await;
@@ -232,12 +261,55 @@ fn public_server(
                         },
                     ))
                     .finish(map_config(app, |_| AppConfig::default()))
-                    .tcp()
-            })
-            .map_err(bind_error)?;
+            }};
+        }
+        builder = match tls {
+            None => builder.listen(name, listener, move || service!(TcpStream).tcp()),
+            Some(tls) => {
+                let resolver = Arc::new(SniResolver::new(tls).map_err(|reason| Error::Io {
+                    context: format!("TLS listener {addr}"),
+                    source: std::io::Error::other(reason),
+                })?);
+                resolvers.push(resolver.clone());
+                let tls_config =
+                    crate::tls::server_config(resolver).map_err(|reason| Error::Io {
+                        context: format!("TLS listener {addr}"),
+                        source: std::io::Error::other(reason),
+                    })?;
+                builder.listen(name, listener, move || {
+                    let acceptor = actix_http::TlsAcceptorConfig::default()
+                        .handshake_timeout(TLS_HANDSHAKE_TIMEOUT);
+                    service!(actix_tls::accept::rustls_0_23::TlsStream<TcpStream>)
+                        .rustls_0_23_with_config(tls_config.clone(), acceptor)
+                })
+            }
+        }
+        .map_err(bind_error)?;
     }
-    Ok((builder.run(), listen))
+    Ok((builder.run(), listen, resolvers))
 }
+
+/// Reloads a TLS listener's certificates when their files change; a set that does not load
+/// keeps the old one and says why.
+async fn watch_certificates(resolvers: Vec<Arc<SniResolver>>) {
+    loop {
+        actix_rt::time::sleep(crate::tls::WATCH_EVERY).await;
+        for resolver in &resolvers {
+            match resolver.reload_if_changed() {
+                Some(Ok(())) => {
+                    tracing::info!(files = ?resolver.files(), "TLS certificates changed on disk: reloaded")
+                }
+                Some(Err(reason)) => {
+                    tracing::error!(%reason, "TLS certificates changed on disk but do not load: keeping the old ones")
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+/// Time a client has to finish its TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A listening socket with the router's backlog.
 fn bind_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
@@ -257,6 +329,7 @@ struct Bound {
     listen: Vec<SocketAddr>,
     admin: SocketAddr,
     supervisor: actix::Addr<RouterSupervisor>,
+    tls: Vec<Arc<SniResolver>>,
 }
 
 /// Starts a router for `config`; returns once it is serving.
@@ -294,6 +367,7 @@ pub fn start(config: Config) -> Result<RouterHandle, Error> {
         listen: bound.listen,
         admin: bound.admin,
         supervisor: bound.supervisor,
+        tls: bound.tls,
         table,
         stop: Some(stop_tx),
         thread: Some(thread),
@@ -367,6 +441,25 @@ async fn run(
             "no admin token configured: the admin API is read-only"
         );
     }
+    let state = web::Data::new(ProxyState {
+        table: table.clone(),
+        access_log: config.log.access,
+        proto: "http",
+        sessions: sessions.clone(),
+        directory: directory.clone(),
+        ready: ready.clone(),
+        redirect_https: None,
+    });
+    let (public, listen, tls) = match public_server(&config, state) {
+        Ok(bound) => bound,
+        Err(err) => {
+            let _ = bound_tx.send(Err(err));
+            return;
+        }
+    };
+    if !tls.is_empty() {
+        actix_rt::spawn(watch_certificates(tls.clone()));
+    }
     let admin_state = web::Data::new(admin::api::AdminState {
         table: table.clone(),
         supervisor: supervisor.clone(),
@@ -381,23 +474,8 @@ async fn run(
         cluster,
         config_path: config.source.clone(),
         directory: directory.clone(),
+        tls: tls.clone(),
     });
-
-    let state = web::Data::new(ProxyState {
-        table: table.clone(),
-        access_log: config.log.access,
-        proto: "http",
-        sessions: sessions.clone(),
-        directory: directory.clone(),
-        ready: ready.clone(),
-    });
-    let (public, listen) = match public_server(&config, state) {
-        Ok(bound) => bound,
-        Err(err) => {
-            let _ = bound_tx.send(Err(err));
-            return;
-        }
-    };
 
     let admin_server = HttpServer::new(move || {
         App::new().configure(|cfg| admin::configure(cfg, admin_state.clone()))
@@ -429,6 +507,7 @@ async fn run(
         listen,
         admin,
         supervisor,
+        tls,
     }));
 
     let delay = stop_rx.await.unwrap_or_default();

@@ -51,6 +51,8 @@ pub struct AdminState {
     /// The config file a reload reads again (`None`: started from text, nothing to reload).
     pub config_path: Option<std::path::PathBuf>,
     pub directory: Arc<Directory>,
+    /// TLS listeners' certificates, reloaded with the config.
+    pub tls: Vec<Arc<crate::tls::SniResolver>>,
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -640,8 +642,23 @@ async fn reload(state: web::Data<AdminState>, payload: web::Payload) -> HttpResp
         }
         Err(_) => return unavailable("the reload could not run").response(),
     };
+    let certificates: Vec<Value> = state
+        .tls
+        .iter()
+        .map(|r| match r.reload() {
+            Ok(()) => json!({ "files": r.files(), "reloaded": true }),
+            Err(reason) => {
+                tracing::error!(%reason, "TLS certificates do not load: keeping the old ones");
+                json!({ "files": r.files(), "reloaded": false, "error": reason })
+            }
+        })
+        .collect();
     match state.supervisor.send(Reload(config)).await {
-        Ok(report) => HttpResponse::Ok().json(report),
+        Ok(report) => {
+            let mut answer = serde_json::to_value(&report).unwrap_or_default();
+            answer["certificates"] = json!(certificates);
+            HttpResponse::Ok().json(answer)
+        }
         Err(_) => unavailable("the router's supervisor did not answer").response(),
     }
 }

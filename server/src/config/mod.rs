@@ -83,6 +83,22 @@ pub enum LogFormat {
 pub struct ListenerConfig {
     pub id: String,
     pub address: SocketAddr,
+    pub tls: Option<TlsConfig>,
+    pub redirect_https: bool,
+}
+
+/// A TLS listener's certificates; the first is the default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub certificates: Vec<CertificateConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateConfig {
+    /// Lower-case.
+    pub names: Vec<String>,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone)]

@@ -222,6 +222,31 @@ fn default_log_level() -> String {
 pub struct RawListener {
     pub id: String,
     pub address: String,
+    /// Terminate TLS here with these certificates.
+    pub tls: Option<RawTls>,
+    /// Plain listeners only: answer every request with a 308 to the same URL on HTTPS (on
+    /// the first TLS listener's port). Default false.
+    #[serde(default)]
+    pub redirect_https: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// The first one also answers clients that send no server name or an unknown one.
+    pub certificates: Vec<RawCertificate>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCertificate {
+    /// Server names (SNI) it answers, e.g. `["example.com", "*.example.com"]`.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// PEM certificate chain file.
+    pub cert: String,
+    /// PEM private key file.
+    pub key: String,
 }
 
 #[derive(Debug, Deserialize)]

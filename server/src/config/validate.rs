@@ -85,10 +85,45 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     for (i, l) in raw.listeners.iter().enumerate() {
         claim_id(&mut issues, "listener", format!("listeners[{i}].id"), &l.id);
         let key = format!("listeners[{i}].address");
+        let tls = l.tls.as_ref().map(|t| {
+            if t.certificates.is_empty() {
+                issues.push(
+                    format!("listeners[{i}].tls.certificates"),
+                    "list at least one certificate",
+                );
+            }
+            let certificates: Vec<_> = t
+                .certificates
+                .iter()
+                .map(|c| super::CertificateConfig {
+                    names: c
+                        .names
+                        .iter()
+                        .map(|n| n.trim().to_ascii_lowercase())
+                        .collect(),
+                    cert: c.cert.clone().into(),
+                    key: c.key.clone().into(),
+                })
+                .collect();
+            for (j, c) in certificates.iter().enumerate() {
+                if let Err(reason) = crate::tls::load_certified(&c.cert, &c.key) {
+                    issues.push(format!("listeners[{i}].tls.certificates[{j}]"), reason);
+                }
+            }
+            super::TlsConfig { certificates }
+        });
+        if tls.is_some() && l.redirect_https {
+            issues.push(
+                format!("listeners[{i}].redirect_https"),
+                "only for plain listeners (this one terminates TLS)",
+            );
+        }
         if let Some(address) = socket_addr(&mut issues, &key, &l.address) {
             listeners.push(ListenerConfig {
                 id: l.id.clone(),
                 address,
+                tls,
+                redirect_https: l.redirect_https,
             });
         }
     }

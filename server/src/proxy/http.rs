@@ -32,7 +32,8 @@ use crate::routing::{Route, RouteTable};
 use crate::session::Sessions;
 use crate::telemetry::ACCESS_TARGET;
 
-/// What every worker shares.
+/// What every worker of a listener shares.
+#[derive(Clone)]
 pub struct ProxyState {
     pub table: Arc<ArcSwap<RouteTable>>,
     pub access_log: bool,
@@ -41,6 +42,8 @@ pub struct ProxyState {
     pub sessions: Arc<Sessions>,
     pub directory: Arc<Directory>,
     pub ready: Arc<Readiness>,
+    /// A plain listener set to redirect: every request gets a 308 to HTTPS on this port.
+    pub redirect_https: Option<u16>,
 }
 
 type Response = HttpResponse<EitherBody<UpstreamBody>>;
@@ -53,6 +56,9 @@ pub async fn handle(
     state: web::Data<ProxyState>,
 ) -> Response {
     let started = Instant::now();
+    if let Some(port) = state.redirect_https {
+        return redirect_to_https(&req, port);
+    }
     if let Some(answer) = super::region::public_endpoint(&req, &state) {
         return answer;
     }
@@ -289,6 +295,31 @@ pub(crate) async fn forward(
         last_error = Some(failed(error));
     }
     Err(last_error.unwrap_or_else(|| unavailable(route, &snapshot)))
+}
+
+/// A plain listener set to redirect: 308 to the same URL on HTTPS.
+fn redirect_to_https(req: &HttpRequest, port: u16) -> Response {
+    let host = req
+        .headers()
+        .get(ax::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| {
+            h.rsplit_once(':')
+                .map_or(h, |(name, _)| name)
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+        })
+        .unwrap_or("localhost");
+    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let location = match port {
+        443 => format!("https://{host}{target}"),
+        port => format!("https://{host}:{port}{target}"),
+    };
+    HttpResponse::PermanentRedirect()
+        .insert_header((ax::LOCATION, location))
+        .finish()
+        .map_into_boxed_body()
+        .map_into_right_body()
 }
 
 /// Where a request goes: the route's own pool, or another region's router (its one-backend

@@ -1,0 +1,393 @@
+//! TLS termination with real certificates made here (rcgen) and real TLS clients (rustls):
+//! SNI picks the certificate, TLS below 1.2 is refused, HTTP/1.1 and HTTP/2 requests are
+//! proxied to HTTP/1.1 backends, certificates reload while a connection stays open (a bad new
+//! one keeps the old), and a plain listener can redirect to HTTPS.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use support::*;
+use switchyard::config::Config;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+/// A self-signed certificate for `names`, written to `dir/<file>.pem` and `.key`.
+struct Cert {
+    der: Vec<u8>,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn make_cert(dir: &Path, file: &str, names: &[&str]) -> Cert {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_path, key_path) = (
+        dir.join(format!("{file}.pem")),
+        dir.join(format!("{file}.key")),
+    );
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    Cert {
+        der: cert.der().to_vec(),
+        cert: cert_path,
+        key: key_path,
+    }
+}
+
+/// Accepts any certificate: these tests look at which one came, not at a trust chain.
+#[derive(Debug)]
+struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A TLS connection to `addr` naming `sni`, offering `alpn`.
+async fn tls_connect(
+    addr: std::net::SocketAddr,
+    sni: &str,
+    alpn: &[&[u8]],
+) -> TlsStream<TcpStream> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from(sni.to_string()).unwrap();
+    tokio::time::timeout(
+        REQUEST_DEADLINE,
+        TlsConnector::from(Arc::new(config)).connect(name, tcp),
+    )
+    .await
+    .expect("handshake within the deadline")
+    .expect("TLS handshake")
+}
+
+fn peer_cert(stream: &TlsStream<TcpStream>) -> Vec<u8> {
+    stream.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// One HTTP/1.1 request on an open TLS connection; the whole answer as text.
+async fn http1(stream: &mut TlsStream<TcpStream>, path: &str) -> String {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: a.test\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The test backend answers with a length; read until the body is complete.
+    loop {
+        let n = tokio::time::timeout(REQUEST_DEADLINE, stream.read(&mut buf))
+            .await
+            .expect("an answer")
+            .unwrap();
+        answer.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&answer);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(str::to_string)
+                })
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if length.is_some_and(|l| body.len() >= l) || n == 0 {
+                return text.into_owned();
+            }
+        }
+        if n == 0 {
+            return String::from_utf8_lossy(&answer).into_owned();
+        }
+    }
+}
+
+/// A router with a TLS listener holding `certs` (first = default), started from a file so
+/// that a reload reads it again; returns the router, its TLS address and the config path.
+fn tls_router(
+    dir: &Path,
+    certs: &[(&Cert, &[&str])],
+    bs: &[TestBackend],
+) -> (switchyard::RouterHandle, std::net::SocketAddr) {
+    let tls_addr: std::net::SocketAddr =
+        format!("127.0.0.1:{}", switchyard_load::procs::free_port().unwrap())
+            .parse()
+            .unwrap();
+    let token = dir.join("token");
+    std::fs::write(&token, "a-tls-test-admin-token").unwrap();
+    let certificates: Vec<String> = certs
+        .iter()
+        .map(|(c, names)| {
+            let names: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+            format!(
+                "{{ names = [{}], cert = \"{}\", key = \"{}\" }}",
+                names.join(", "),
+                c.cert.display(),
+                c.key.display()
+            )
+        })
+        .collect();
+    let text = format!(
+        "[node]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 1\nshutdown_timeout = \"1s\"\nadmin_token_file = \"{}\"\n\
+         [log]\naccess = false\n\
+         [[listeners]]\nid = \"https\"\naddress = \"{tls_addr}\"\ntls = {{ certificates = [{}] }}\n\
+         {}{}",
+        token.display(),
+        certificates.join(", "),
+        route("all", "/", "all"),
+        pool_with("all", "round_robin", bs, "health = { kind = \"none\" }")
+    );
+    let path = dir.join("router.toml");
+    std::fs::write(&path, text).unwrap();
+    let router = switchyard::start(Config::load(&path).unwrap()).expect("router starts");
+    (router, tls_addr)
+}
+
+fn scratch() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sni_picks_the_certificate_and_unknown_names_get_the_default() {
+    let dir = scratch();
+    let a = make_cert(dir.path(), "a", &["a.test"]);
+    let b = make_cert(dir.path(), "b", &["b.test", "*.b.test"]);
+    let bs = backends(&["t1"]).await;
+    let (_r, addr) = tls_router(
+        dir.path(),
+        &[(&a, &["a.test"]), (&b, &["b.test", "*.b.test"])],
+        &bs,
+    );
+    for (sni, expected) in [
+        ("a.test", &a.der),
+        ("b.test", &b.der),
+        ("x.b.test", &b.der),
+        ("unknown.test", &a.der),
+    ] {
+        let stream = tls_connect(addr, sni, &[b"http/1.1"]).await;
+        assert_eq!(&peer_cert(&stream), expected, "SNI {sni}");
+        let version = stream.get_ref().1.protocol_version();
+        assert!(
+            matches!(version, Some(rustls::ProtocolVersion::TLSv1_3)),
+            "{version:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_and_http2_requests_are_proxied_to_http1_backends() {
+    let dir = scratch();
+    let a = make_cert(dir.path(), "a", &["a.test"]);
+    let bs = backends(&["t1"]).await;
+    let (_r, addr) = tls_router(dir.path(), &[(&a, &["a.test"])], &bs);
+
+    let mut stream = tls_connect(addr, "a.test", &[b"http/1.1"]).await;
+    let answer = http1(&mut stream, "/hello?echo=1").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("x-backend-id: t1"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("\"x-forwarded-proto\":\"https\""),
+        "{answer}"
+    );
+
+    let stream = tls_connect(addr, "a.test", &[b"h2"]).await;
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    let request = http::Request::get(format!("https://a.test:{}/over-h2", addr.port()))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let resp = sender.send_request(request).await.expect("h2 answer");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(resp.headers()["x-backend-id"], "t1");
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"t1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_1_1_client_hello_gets_no_server_hello() {
+    let dir = scratch();
+    let a = make_cert(dir.path(), "a", &["a.test"]);
+    let bs = backends(&["t1"]).await;
+    let (_r, addr) = tls_router(dir.path(), &[(&a, &["a.test"])], &bs);
+    // A minimal TLS 1.1 ClientHello (record version 3.2, client version 3.2, one RSA suite).
+    let mut hello = vec![0x01, 0x00, 0x00, 0x2d, 0x03, 0x02];
+    hello.extend_from_slice(&[0x42; 32]); // random
+    hello.extend_from_slice(&[0x00, 0x00, 0x02, 0x00, 0x2f, 0x01, 0x00]);
+    let mut record = vec![0x16, 0x03, 0x02, 0x00, hello.len() as u8];
+    record.extend_from_slice(&hello);
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(&record).await.unwrap();
+    let mut answer = vec![0u8; 64];
+    let n = tokio::time::timeout(REQUEST_DEADLINE, tcp.read(&mut answer))
+        .await
+        .expect("an answer or a close")
+        .unwrap_or(0);
+    // Either a closed connection or an alert record — never a handshake (ServerHello).
+    assert!(n == 0 || answer[0] == 0x15, "got {:?}", &answer[..n]);
+    if n > 0 {
+        assert_eq!(answer[5], 0x02, "a fatal alert");
+        assert_eq!(answer[6], 70, "protocol_version");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_reload_while_a_connection_stays_open_and_a_bad_one_keeps_the_old() {
+    let dir = scratch();
+    let a = make_cert(dir.path(), "a", &["a.test"]);
+    let bs = backends(&["t1"]).await;
+    let (r, addr) = tls_router(dir.path(), &[(&a, &["a.test"])], &bs);
+    let mut open = tls_connect(addr, "a.test", &[b"http/1.1"]).await;
+    assert!(http1(&mut open, "/first").await.starts_with("HTTP/1.1 200"));
+    assert_eq!(peer_cert(&open), a.der);
+
+    // A new certificate in the same files, then a reload through the admin API.
+    let fresh = make_cert(dir.path(), "a", &["a.test"]);
+    let admin = Client::new(r.admin_addr());
+    let reload = || async {
+        admin
+            .send(
+                http::Method::POST,
+                "/admin/v1/reload",
+                &[("authorization", "Bearer a-tls-test-admin-token")],
+                Bytes::new(),
+            )
+            .await
+    };
+    let reply = reload().await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        reply.json()["certificates"][0]["reloaded"],
+        true,
+        "{}",
+        reply.text()
+    );
+    let new = tls_connect(addr, "a.test", &[b"http/1.1"]).await;
+    assert_eq!(
+        peer_cert(&new),
+        fresh.der,
+        "new connections get the new certificate"
+    );
+    assert!(
+        http1(&mut open, "/second")
+            .await
+            .starts_with("HTTP/1.1 200"),
+        "the open connection goes on"
+    );
+
+    // A broken certificate file: the reload is refused, saying which, and the running
+    // certificate stays.
+    std::fs::write(&fresh.cert, "not a certificate").unwrap();
+    let reply = reload().await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    let answer = reply.json();
+    assert_eq!(
+        answer["issues"][0]["key"], "listeners[0].tls.certificates[0]",
+        "{answer}"
+    );
+    assert!(
+        answer["issues"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("a.pem"),
+        "{answer}"
+    );
+    let after = tls_connect(addr, "a.test", &[b"http/1.1"]).await;
+    assert_eq!(peer_cert(&after), fresh.der);
+}
+
+#[tokio::test]
+async fn a_plain_listener_can_redirect_to_https() {
+    let bs = backends(&["t1"]).await;
+    let dir = scratch();
+    let a = make_cert(dir.path(), "a", &["a.test"]);
+    let free = || -> std::net::SocketAddr {
+        format!("127.0.0.1:{}", switchyard_load::procs::free_port().unwrap())
+            .parse()
+            .unwrap()
+    };
+    let (plain, https) = (free(), free());
+    let r = router_with(
+        "",
+        &format!(
+            "[[listeners]]\nid = \"web\"\naddress = \"{plain}\"\nredirect_https = true\n\
+             [[listeners]]\nid = \"https\"\naddress = \"{https}\"\ntls = {{ certificates = [{{ names = [\"a.test\"], cert = \"{}\", key = \"{}\" }}] }}\n{}{}",
+            a.cert.display(),
+            a.key.display(),
+            route("all", "/", "all"),
+            pool_with("all", "round_robin", &bs, "health = { kind = \"none\" }")
+        ),
+    );
+    let reply = Client::new(plain)
+        .get_with("/watch?v=1", &[("host", "video.example.com")])
+        .await;
+    assert_eq!(reply.status, 308);
+    assert_eq!(
+        reply.header("location"),
+        Some(format!("https://video.example.com:{}/watch?v=1", https.port()).as_str())
+    );
+    // The node's own listener still serves.
+    assert_eq!(Client::new(r.addr()).get("/x").await.status, 200);
+}
