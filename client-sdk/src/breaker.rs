@@ -33,8 +33,10 @@ enum State {
     Open {
         until: Instant,
     },
-    /// One trial request is out.
-    HalfOpen,
+    /// One trial request is out; if nothing settles it by `until`, another may go.
+    HalfOpen {
+        until: Instant,
+    },
 }
 
 #[derive(Debug)]
@@ -57,11 +59,15 @@ impl Breaker {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         match *state {
             State::Closed { .. } => true,
-            State::Open { until } if Instant::now() >= until => {
-                *state = State::HalfOpen;
+            State::Open { until } | State::HalfOpen { until } if Instant::now() >= until => {
+                // A trial whose outcome never came back (cancelled, or settled nowhere)
+                // must not keep the region closed for ever: another trial after a cool-off.
+                *state = State::HalfOpen {
+                    until: Instant::now() + self.config.cool_off,
+                };
                 true
             }
-            State::Open { .. } | State::HalfOpen => false,
+            State::Open { .. } | State::HalfOpen { .. } => false,
         }
     }
 
@@ -79,7 +85,7 @@ impl Breaker {
             State::Closed { failures } => State::Closed {
                 failures: failures + 1,
             },
-            State::HalfOpen | State::Open { .. } => open(),
+            State::HalfOpen { .. } | State::Open { .. } => open(),
         };
     }
 
@@ -118,5 +124,14 @@ mod tests {
         assert!(b.allows());
         b.success();
         assert!(b.allows() && b.allows(), "a good trial closes it");
+        // A trial nobody settles does not keep the breaker shut for ever.
+        for _ in 0..3 {
+            b.failure();
+        }
+        tokio::time::advance(Duration::from_secs(13)).await;
+        assert!(b.allows(), "a trial");
+        assert!(!b.allows());
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(b.allows(), "another trial once the first one's time is up");
     }
 }

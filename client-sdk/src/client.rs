@@ -539,6 +539,8 @@ impl Client {
                     return Ok(resp);
                 }
                 Outcome::Fail(kind) => {
+                    // The region answered: it is reachable, whatever the backend said.
+                    self.region_ok(&region);
                     return Err(Error::new(kind, Some(&region.name), attempt, false));
                 }
                 Outcome::Again {
@@ -553,6 +555,11 @@ impl Client {
                 self.region_failed(&region);
                 avoid.push(region.name.clone());
                 self.refresh_directory(true).await;
+            } else if timeout {
+                self.region_failed(&region);
+            } else if matches!(error, ErrorKind::Status { .. }) {
+                // A backend's 5xx or 429 came through the region: the region itself works.
+                self.region_ok(&region);
             }
             let may_retry = safe || req.retryable_method();
             let give_up = |kind: ErrorKind, retryable: bool| {

@@ -106,7 +106,10 @@ impl Client {
                 return Err(Error::new(ErrorKind::NoRegion, None, attempt, true));
             };
             match self.connect(&region, path).await {
-                Ok((ws, backend)) => break (ws, region, backend),
+                Ok((ws, backend)) => {
+                    self.region_ok(&region);
+                    break (ws, region, backend);
+                }
                 Err((kind, move_on, wait)) => {
                     if move_on {
                         avoid.push(region.name.clone());
@@ -221,7 +224,12 @@ impl Client {
         events: mpsc::UnboundedSender<Event>,
     ) {
         let mut unsent: Option<Message> = None;
+        // Connections that end within a second of opening, in a row: each waits longer
+        // before the next reconnect, so a region that accepts and closes at once (or two
+        // regions sending a client to each other) cannot make a tight loop.
+        let mut quick_ends = 0u32;
         loop {
+            let opened = Instant::now();
             let end = pump(
                 &mut ws,
                 &mut commands,
@@ -230,6 +238,10 @@ impl Client {
                 &self.inner.config,
             )
             .await;
+            quick_ends = match opened.elapsed() < Duration::from_secs(1) {
+                true => quick_ends + 1,
+                false => 0,
+            };
             let (reason, mut avoid, first_wait) = match end {
                 End::User => {
                     let _ = ws.close(None).await;
@@ -272,7 +284,10 @@ impl Client {
                 }
             };
             let mut attempt = 0u32;
-            let mut pause = first_wait;
+            let mut pause = match quick_ends {
+                0 | 1 => first_wait,
+                n => first_wait.max(self.inner.config.backoff.delay(n)),
+            };
             loop {
                 attempt += 1;
                 let _ = events.send(Event::Reconnecting {
@@ -292,6 +307,7 @@ impl Client {
                 };
                 match self.connect(&next, &path).await {
                     Ok((fresh, backend)) => {
+                        self.region_ok(&next);
                         self.inner
                             .stats
                             .reconnects

@@ -195,10 +195,7 @@ async fn first_checks(config: &Config, table: &ArcSwap<RouteTable>) {
 /// The running public listeners: the server, their addresses, the TLS listeners' certificates.
 type Public = (actix_server::Server, Vec<SocketAddr>, Vec<Arc<SniResolver>>);
 
-fn public_server(
-    config: &Config,
-    state: web::Data<ProxyState>,
-) -> Result<Public, Error> {
+fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public, Error> {
     let mut builder = actix_server::Server::build()
         .workers(config.node.workers)
         .backlog(LISTEN_BACKLOG)

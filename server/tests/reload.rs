@@ -272,6 +272,15 @@ async fn backends_are_added_and_removed_through_the_admin_api() {
     let reply = admin_call(&admin, http::Method::DELETE, "/admin/v1/backends/a1", "").await;
     assert_eq!(reply.status, 202, "{}", reply.text());
     assert!(reply.json()["state"].as_str().unwrap().starts_with("drain"));
+    // A backend on its way out cannot be undrained back into service.
+    let reply = admin_call(
+        &admin,
+        http::Method::POST,
+        "/admin/v1/backends/a1/undrain",
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, 409, "{}", reply.text());
     for _ in 0..4 {
         assert_eq!(
             client.get("/x").await.backend(),

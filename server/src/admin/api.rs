@@ -463,11 +463,12 @@ pub async fn apply(
     };
     match outcome {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(message)) => Err(ApiError::new(
+        Ok(Err(message)) if message.starts_with("no backend") => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_backend",
             message,
         )),
+        Ok(Err(message)) => Err(ApiError::new(StatusCode::CONFLICT, "conflict", message)),
         Err(_) => Err(unavailable("the pool's actor did not answer")),
     }
 }

@@ -493,9 +493,15 @@ impl PoolActor {
             let moved = before.is_none_or(|b| b.address != backend.address);
             let member = &mut self.members[at];
             if member.removing {
-                // Back in the file while still draining out: keep it.
+                // Back in the file while still draining out: keep it, and stop its drain
+                // (the spread and the deadline sweep would close its new sessions).
                 member.removing = false;
-                member.drain = None;
+                if let Some(drain) = member.drain.take() {
+                    for task in drain.tasks {
+                        ctx.cancel_future(task);
+                    }
+                }
+                member.joined_at = Some(Instant::now());
             }
             member.weight = backend.weight;
             member.stats.set_max_sessions(backend.max_sessions);
@@ -570,6 +576,12 @@ impl PoolActor {
         let Some(member) = self.members.iter_mut().find(|m| *m.id == *msg.backend) else {
             return Err(format!("no backend {:?} in pool {pool:?}", msg.backend));
         };
+        if member.removing {
+            return Err(format!(
+                "backend {:?} is being removed from pool {pool:?}; it cannot be undrained (add it back instead)",
+                msg.backend
+            ));
+        }
         let Some(drain) = member.drain.take() else {
             return Ok(());
         };
@@ -672,8 +684,10 @@ impl Actor for PoolActor {
             guarded(ctx, "pool", || act.review_outliers());
             act.review_drains(ctx);
         });
-        if !self.children.is_empty() {
-            return; // A restart: the children live on under their own supervisors.
+        if !self.children.is_empty() || self.retiring {
+            // A restart: the children live on under their own supervisors (or, for a pool
+            // that is leaving, were retired and must not come back).
+            return;
         }
         for backend in self.config.backends.clone() {
             self.start_child(backend, ctx);

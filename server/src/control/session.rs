@@ -79,6 +79,8 @@ enum End {
     ClientGone,
     /// The backend's connection failed or broke the protocol.
     BackendLost(String),
+    /// The backend sent a message over the limit: both sides get 1009.
+    BackendTooBig(String),
     /// The control plane closes the session.
     Command(CloseSession),
 }
@@ -227,6 +229,13 @@ where
                 Some(close_frame(CLOSE_GOING_AWAY, "client went away")),
             ),
             End::BackendLost(reason) => (Some(close_frame(CLOSE_BACKEND_LOST, &reason)), None),
+            End::BackendTooBig(reason) => (
+                Some(close_frame(
+                    1009,
+                    &format!("backend sent a message too big: {reason}"),
+                )),
+                Some(close_frame(1009, &reason)),
+            ),
             End::Command(CloseSession { code, reason }) => (
                 Some(close_frame(code, &reason)),
                 Some(close_frame(CLOSE_GOING_AWAY, &reason)),
@@ -263,7 +272,7 @@ where
                             return End::ClientGone;
                         }
                     }
-                    Some(Err(WsError::Capacity(err))) => return End::BackendLost(format!("backend sent {err}")),
+                    Some(Err(WsError::Capacity(err))) => return End::BackendTooBig(err.to_string()),
                     Some(Err(_)) | None => return End::BackendLost("backend lost".to_string()),
                 },
                 Some(command) = self.commands.recv() => return End::Command(command),

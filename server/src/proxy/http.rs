@@ -238,8 +238,17 @@ pub(crate) async fn forward(
                     tracing::debug!(backend = %backend.id, status = answer.status, "retrying on another backend");
                     continue;
                 }
-                let mut resp =
-                    client_response(conn, answer, head_request, route, inflight, request_id);
+                // Another region's router answered: its own errors pass through.
+                let from_router = hop.is_some();
+                let mut resp = client_response(
+                    conn,
+                    answer,
+                    head_request,
+                    route,
+                    inflight,
+                    request_id,
+                    from_router,
+                );
                 if let Some(sticky) = &sticky {
                     let secure = state.proto == "https";
                     sticky.landed(
@@ -347,6 +356,7 @@ fn client_response(
     route: &Route,
     inflight: crate::routing::InflightGuard,
     request_id: &HeaderValue,
+    from_router: bool,
 ) -> Response {
     // A status actix-web cannot represent was already refused by the parser (3 digits).
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -368,6 +378,12 @@ fn client_response(
     );
     let mut resp = HttpResponse::with_body(status, EitherBody::left(body));
     *resp.headers_mut() = answer.headers;
+    if !from_router {
+        // Only the router speaks with X-Switchyard-Error: a backend's copy would make clients
+        // (the SDK) treat its answer as the router's, e.g. retry a POST it never should.
+        resp.headers_mut()
+            .remove(ax::HeaderName::from_static(headers::SWITCHYARD_ERROR));
+    }
     resp.headers_mut().insert(
         ax::HeaderName::from_static(headers::REQUEST_ID),
         request_id.clone(),

@@ -73,7 +73,8 @@ pub fn overflow_target(
     if !no_capacity {
         return None;
     }
-    directory.nearest_remote()
+    // Only to a region with room: under this route's threshold, or not full.
+    directory.nearest_remote_under(route.overflow_load.unwrap_or(1.0))
 }
 
 /// Sends a request the local region cannot take to `region`: forwarded with the hop header,

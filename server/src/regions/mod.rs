@@ -209,6 +209,13 @@ impl Directory {
         views
     }
 
+    /// The nearest healthy, not evacuating remote region with an endpoint, from this region,
+    /// whose reported load is under `max_load` (a region as full as this one is no better).
+    pub fn nearest_remote_under(&self, max_load: f64) -> Option<Arc<RegionEntry>> {
+        self.nearest_remote()
+            .filter(|r| f64::from(r.load_milli.load(Ordering::Relaxed)) / 1000.0 < max_load)
+    }
+
     /// The nearest healthy, not evacuating remote region with an endpoint, from this region.
     pub fn nearest_remote(&self) -> Option<Arc<RegionEntry>> {
         let from = self.local.location.unwrap_or((0.0, 0.0));
