@@ -37,6 +37,14 @@ pub enum Error {
     },
     #[error("bad request: {reason}")]
     BadRequest { reason: String },
+    /// A limit of the request head or body (`[limits]`, a route's `max_body_bytes`).
+    #[error("{what} is {size} bytes, over the limit of {max}")]
+    TooLarge {
+        /// `uri`, `headers` or `body`: decides the status (414, 431, 413).
+        what: &'static str,
+        size: u64,
+        max: u64,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -63,6 +71,11 @@ impl Error {
             Error::UpstreamTimeout { .. } => "upstream_timeout",
             Error::Upstream { .. } => "upstream_error",
             Error::BadRequest { .. } => "bad_request",
+            Error::TooLarge { what: "uri", .. } => "uri_too_long",
+            Error::TooLarge {
+                what: "headers", ..
+            } => "headers_too_large",
+            Error::TooLarge { .. } => "body_too_large",
             Error::Bind { .. } => "bind",
             Error::Io { .. } => "io",
         }
@@ -73,6 +86,11 @@ impl Error {
         match self {
             Error::NoRoute { .. } => 404,
             Error::BadRequest { .. } => 400,
+            Error::TooLarge { what: "uri", .. } => 414,
+            Error::TooLarge {
+                what: "headers", ..
+            } => 431,
+            Error::TooLarge { .. } => 413,
             Error::NoHealthyBackend { .. } | Error::Overloaded { .. } => 503,
             Error::UpstreamConnect { .. } | Error::Upstream { .. } => 502,
             Error::UpstreamTimeout { .. } => 504,

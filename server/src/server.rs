@@ -446,6 +446,7 @@ async fn run(
         directory: directory.clone(),
         ready: ready.clone(),
         redirect_https: None,
+        limits: config.limits,
     });
     let (public, listen, tls) = match public_server(&config, state) {
         Ok(bound) => bound,

@@ -25,6 +25,7 @@ pub struct Config {
     pub pools: Vec<PoolConfig>,
     pub regions: Vec<RegionConfig>,
     pub directory: DirectoryConfig,
+    pub limits: Limits,
     pub sessions: SessionsConfig,
     /// The file it was loaded from (what a reload reads again); `None` when built from text.
     pub source: Option<std::path::PathBuf>,
@@ -120,6 +121,15 @@ pub struct RouteConfig {
     pub overflow: Overflow,
     /// Local region load above which the route overflows too.
     pub overflow_load: Option<f64>,
+    /// 0: no limit.
+    pub max_body_bytes: u64,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_uri_bytes: u64,
+    pub max_header_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

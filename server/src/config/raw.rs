@@ -25,6 +25,9 @@ pub struct RawConfig {
     /// The region directory and client location (`GET /v1/regions`).
     #[serde(default)]
     pub directory: RawDirectory,
+    /// Request size limits on every listener.
+    #[serde(default)]
+    pub limits: RawLimits,
     #[serde(default)]
     pub sessions: RawSessions,
 }
@@ -291,6 +294,14 @@ pub struct RawRoute {
     /// Local region load (0–1+) above which the route overflows too. Default: only when no
     /// backend takes work.
     pub overflow_load: Option<f64>,
+    /// Largest request body with a `Content-Length` (413 beyond, before any byte is read).
+    /// Default 33554432 (32 MiB); 0 means no limit.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: u64,
+}
+
+fn default_max_body_bytes() -> u64 {
+    32 * 1024 * 1024
 }
 
 fn default_overflow() -> String {
@@ -599,6 +610,35 @@ pub struct RawRegion {
     /// Sessions plus in-flight requests the region is sized for: its load is its use over
     /// this. Without it, load is the share of its backends that take no work.
     pub capacity: Option<u64>,
+}
+
+/// `[limits]`: request head limits (Envoy's edge defaults where it has them).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Longest request target (path and query). Default 8192 (414 beyond).
+    #[serde(default = "default_max_uri_bytes")]
+    pub max_uri_bytes: u64,
+    /// Largest request head: every header's name and value. Default 61440, Envoy's 60 KiB
+    /// (431 beyond). The HTTP parser also refuses more than 96 headers with 431.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: u64,
+}
+
+fn default_max_uri_bytes() -> u64 {
+    8192
+}
+fn default_max_header_bytes() -> u64 {
+    60 * 1024
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            max_uri_bytes: default_max_uri_bytes(),
+            max_header_bytes: default_max_header_bytes(),
+        }
+    }
 }
 
 /// `[directory]`: how regions are probed and ordered, and how clients are located.

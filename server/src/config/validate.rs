@@ -238,6 +238,12 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         }
     }
     let directory = directory(&raw.directory, &mut issues);
+    if raw.limits.max_uri_bytes < 256 {
+        issues.push("limits.max_uri_bytes", "must be at least 256");
+    }
+    if raw.limits.max_header_bytes < 1024 {
+        issues.push("limits.max_header_bytes", "must be at least 1024");
+    }
     if !regions.is_empty() && !region_names.contains(raw.node.region.as_str()) {
         issues.push(
             "node.region",
@@ -358,6 +364,10 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             pools,
             regions,
             directory,
+            limits: super::Limits {
+                max_uri_bytes: raw.limits.max_uri_bytes,
+                max_header_bytes: raw.limits.max_header_bytes,
+            },
             sessions: super::SessionsConfig {
                 cookie_key_env: raw.sessions.cookie_key_env,
                 cookie_key,
@@ -799,6 +809,7 @@ fn route(
         retry_buffer_bytes: r.retry_buffer_bytes,
         overflow,
         overflow_load: r.overflow_load,
+        max_body_bytes: r.max_body_bytes,
     })
 }
 

@@ -44,6 +44,7 @@ pub struct ProxyState {
     pub ready: Arc<Readiness>,
     /// A plain listener set to redirect: every request gets a 308 to HTTPS on this port.
     pub redirect_https: Option<u16>,
+    pub limits: crate::config::Limits,
 }
 
 type Response = HttpResponse<EitherBody<UpstreamBody>>;
@@ -63,6 +64,10 @@ pub async fn handle(
         return answer;
     }
     let request_id = headers::request_id(req.headers());
+    if let Err(err) = head_within_limits(req.head(), &state.limits) {
+        tracing::debug!(error = %err, "request head over a limit");
+        return error_response(&err, &request_id);
+    }
     let host = req
         .headers()
         .get(ax::HOST)
@@ -146,6 +151,19 @@ pub(crate) async fn forward(
     }
 
     let framing = request_framing(req);
+    if let RequestFraming::Length(n) = framing
+        && route.max_body_bytes > 0
+        && n > route.max_body_bytes
+    {
+        return Err((
+            Error::TooLarge {
+                what: "body",
+                size: n,
+                max: route.max_body_bytes,
+            },
+            None,
+        ));
+    }
     // actix-web treats a request with `Upgrade` as a tunnel whose body runs until the client
     // closes, whatever its Content-Length says; forwarding that body could smuggle a second
     // request to the backend. WebSocket proxying comes with the sessions issue; until then an
@@ -304,6 +322,34 @@ pub(crate) async fn forward(
         last_error = Some(failed(error));
     }
     Err(last_error.unwrap_or_else(|| unavailable(route, &snapshot)))
+}
+
+/// The request target and headers against `[limits]` (414 and 431).
+pub(crate) fn head_within_limits(
+    head: &actix_http::RequestHead,
+    limits: &crate::config::Limits,
+) -> Result<(), Error> {
+    let uri = head.uri.path_and_query().map_or(0, |pq| pq.as_str().len()) as u64;
+    if uri > limits.max_uri_bytes {
+        return Err(Error::TooLarge {
+            what: "uri",
+            size: uri,
+            max: limits.max_uri_bytes,
+        });
+    }
+    let headers: u64 = head
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str().len() + v.len() + 4) as u64)
+        .sum();
+    if headers > limits.max_header_bytes {
+        return Err(Error::TooLarge {
+            what: "headers",
+            size: headers,
+            max: limits.max_header_bytes,
+        });
+    }
+    Ok(())
 }
 
 /// A plain listener set to redirect: 308 to the same URL on HTTPS.

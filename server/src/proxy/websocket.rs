@@ -110,6 +110,12 @@ where
         .and_then(|h| h.to_str().ok())
         .or_else(|| head.uri.host());
     let route = state.table.load().find(host, head.uri.path()).cloned();
+    if let Err(err) = super::http::head_within_limits(head, &state.limits) {
+        let answer: HttpResponse =
+            error_response::<BoxBody>(&err, &request_id).map_into_boxed_body();
+        answer_and_close(framed, answer.into()).await;
+        return;
+    }
     let outcome = match &route {
         None => Err((
             Error::NoRoute {

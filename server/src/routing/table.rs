@@ -36,6 +36,8 @@ pub struct Route {
     /// What to do when the pool has no capacity.
     pub overflow: Overflow,
     pub overflow_load: Option<f64>,
+    /// 0: no limit.
+    pub max_body_bytes: u64,
     pub latency: Histogram,
 }
 
@@ -202,6 +204,7 @@ impl RouteTable {
                     hash_key,
                     overflow: r.overflow,
                     overflow_load: r.overflow_load,
+                    max_body_bytes: r.max_body_bytes,
                 })
             })
             .collect();

@@ -1,0 +1,58 @@
+//! Request size limits, each with its status and nothing sent to the backend: a request
+//! target over `limits.max_uri_bytes` (414), headers over `limits.max_header_bytes` or more
+//! than the parser's 96 (431), a body over the route's `max_body_bytes` (413).
+
+mod support;
+
+use bytes::Bytes;
+use support::*;
+
+#[tokio::test]
+async fn each_limit_answers_with_its_status_and_the_backend_sees_nothing() {
+    let bs = backends(&["b1"]).await;
+    let r = router(&format!(
+        "[limits]\nmax_uri_bytes = 1024\nmax_header_bytes = 4096\n\
+         [[routes]]\nid = \"api\"\npath_prefix = \"/api\"\npool = \"api\"\nmax_body_bytes = 1000\n{}",
+        pool_with("api", "round_robin", &bs, "health = { kind = \"none\" }")
+    ));
+    let client = Client::new(r.addr());
+    let long = format!("/api/{}", "u".repeat(1100));
+    let reply = client.get(&long).await;
+    assert_eq!(reply.status, 414, "{}", reply.text());
+    assert_eq!(reply.header("x-switchyard-error"), Some("uri_too_long"));
+
+    let big = "v".repeat(5000);
+    let reply = client.get_with("/api/x", &[("x-big", big.as_str())]).await;
+    assert_eq!(reply.status, 431, "{}", reply.text());
+    assert_eq!(
+        reply.header("x-switchyard-error"),
+        Some("headers_too_large")
+    );
+
+    let names: Vec<String> = (0..100).map(|i| format!("x-h{i}")).collect();
+    let many: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    assert_eq!(client.get_with("/api/x", &many).await.status, 431);
+
+    let reply = client
+        .send(
+            http::Method::POST,
+            "/api/upload",
+            &[],
+            Bytes::from(vec![b'x'; 2000]),
+        )
+        .await;
+    assert_eq!(reply.status, 413, "{}", reply.text());
+    assert_eq!(reply.header("x-switchyard-error"), Some("body_too_large"));
+    assert_eq!(bs[0].requests_served(), 0, "nothing reached the backend");
+
+    // Within every limit, the request goes through.
+    let reply = client
+        .send(
+            http::Method::POST,
+            "/api/upload",
+            &[],
+            Bytes::from(vec![b'x'; 900]),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+}
