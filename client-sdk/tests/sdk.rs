@@ -35,7 +35,12 @@ fn free_addr() -> SocketAddr {
 
 /// A router on `listen` in front of `bs` (routes `/` and `/ws`, least connections).
 fn router(listen: SocketAddr, bs: &[TestBackend]) -> switchyard::RouterHandle {
-    let token = std::env::temp_dir().join(format!("switchyard-sdk-token-{}", std::process::id()));
+    // One file per router: tests run in parallel, and a file rewritten while another router
+    // reads it would look empty.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let token =
+        std::env::temp_dir().join(format!("switchyard-sdk-token-{}-{n}", std::process::id()));
     std::fs::write(&token, TOKEN).unwrap();
     let members: Vec<String> = bs
         .iter()

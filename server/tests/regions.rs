@@ -20,12 +20,17 @@ const REGIONS: [(&str, f64, f64); 3] = [
 const PARIS: &str = "lat=48.8566&lon=2.3522";
 const TOKEN: &str = "a-regions-test-admin-token";
 
-/// The admin token file every test router reads.
+/// The admin token file every test router reads (written once: tests run in parallel, and a
+/// file rewritten while another router reads it would look empty).
 fn token_file() -> std::path::PathBuf {
-    let path =
-        std::env::temp_dir().join(format!("switchyard-regions-token-{}", std::process::id()));
-    std::fs::write(&path, TOKEN).unwrap();
-    path
+    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let path =
+            std::env::temp_dir().join(format!("switchyard-regions-token-{}", std::process::id()));
+        std::fs::write(&path, TOKEN).unwrap();
+        path
+    })
+    .clone()
 }
 
 fn free_addr() -> std::net::SocketAddr {
