@@ -473,6 +473,7 @@ async fn run(
         config_path: config.source.clone(),
         directory: directory.clone(),
         tls: tls.clone(),
+        evacuation: std::sync::Mutex::new(None),
     });
 
     let admin_server = HttpServer::new(move || {

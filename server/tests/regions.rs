@@ -315,4 +315,37 @@ async fn evacuating_a_region_moves_its_sessions_and_orders_it_last() {
     );
     let answer = world.directory(1, PARIS, &[]).await;
     assert_eq!(names(&answer)[0], "eu-west", "{answer}");
+
+    // An evacuation lifted half-way: sessions not yet asked to move stay.
+    let (mut first, _) = connect(eu.addr(), &[]).await;
+    let (mut second, _) = connect(eu.addr(), &[]).await;
+    let reply = admin
+        .send(
+            http::Method::POST,
+            "/admin/v1/regions/eu-west/evacuate",
+            &[("authorization", &format!("Bearer {TOKEN}"))],
+            bytes::Bytes::from_static(b"{\"spread_s\": 4}"),
+        )
+        .await;
+    // (An earlier session may still be finishing its close handshake and be counted.)
+    let moving = reply.json()["sessions_moving"].as_u64().unwrap();
+    assert!(moving >= 2, "{}", reply.text());
+    assert!(matches!(next(&mut first).await, Message::Close(Some(_))));
+    assert_eq!(
+        call("/admin/v1/regions/eu-west/unevacuate", Some(TOKEN))
+            .await
+            .status,
+        200
+    );
+    // The spread would have reached the second session within 3 s.
+    let quiet = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        futures_util::StreamExt::next(&mut second),
+    )
+    .await;
+    assert!(quiet.is_err(), "the second session was closed: {quiet:?}");
+    futures_util::SinkExt::send(&mut second, Message::text("stayed"))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut second).await, Message::text("eu-1: stayed"));
 }

@@ -53,6 +53,8 @@ pub struct AdminState {
     pub directory: Arc<Directory>,
     /// TLS listeners' certificates, reloaded with the config.
     pub tls: Vec<Arc<crate::tls::SniResolver>>,
+    /// The spread of an evacuation under way (`unevacuate` stops it).
+    pub evacuation: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -263,7 +265,7 @@ async fn evacuate(
             Some(next) => crate::proxy::region::move_reason(&region.name, &next),
             None => format!("region {} evacuating", region.name),
         };
-        actix_rt::spawn(async move {
+        let spreading = actix_rt::spawn(async move {
             let started = Instant::now();
             let n = sessions.len().max(1) as f64;
             for (i, session) in sessions.into_iter().enumerate() {
@@ -275,6 +277,14 @@ async fn evacuate(
                 });
             }
         });
+        let previous = state
+            .evacuation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(spreading);
+        if let Some(previous) = previous {
+            previous.abort();
+        }
     }
     if !already {
         tracing::warn!(region = %region.name, local = region.local, sessions = moving, ?spread, "region evacuating");
@@ -304,6 +314,17 @@ async fn unevacuate(state: web::Data<AdminState>, name: web::Path<String>) -> Ht
     };
     if region.evacuating() {
         tracing::info!(region = %region.name, "region evacuation lifted");
+    }
+    if region.local {
+        // Sessions not yet asked to move stay where they are.
+        let spreading = state
+            .evacuation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(spreading) = spreading {
+            spreading.abort();
+        }
     }
     region.set_evacuating(false);
     HttpResponse::Ok().json(json!({ "region": region.name, "evacuating": false }))
