@@ -37,6 +37,12 @@ pub enum Error {
     },
     #[error("bad request: {reason}")]
     BadRequest { reason: String },
+    /// A route's rate limit (`by` the client address or the API key).
+    #[error("rate limited by {by}; retry in {retry_after:?}")]
+    RateLimited {
+        by: &'static str,
+        retry_after: Duration,
+    },
     /// A limit of the request head or body (`[limits]`, a route's `max_body_bytes`).
     #[error("{what} is {size} bytes, over the limit of {max}")]
     TooLarge {
@@ -71,6 +77,7 @@ impl Error {
             Error::UpstreamTimeout { .. } => "upstream_timeout",
             Error::Upstream { .. } => "upstream_error",
             Error::BadRequest { .. } => "bad_request",
+            Error::RateLimited { .. } => "rate_limited",
             Error::TooLarge { what: "uri", .. } => "uri_too_long",
             Error::TooLarge {
                 what: "headers", ..
@@ -86,6 +93,7 @@ impl Error {
         match self {
             Error::NoRoute { .. } => 404,
             Error::BadRequest { .. } => 400,
+            Error::RateLimited { .. } => 429,
             Error::TooLarge { what: "uri", .. } => 414,
             Error::TooLarge {
                 what: "headers", ..

@@ -123,6 +123,15 @@ pub struct RouteConfig {
     pub overflow_load: Option<f64>,
     /// 0: no limit.
     pub max_body_bytes: u64,
+    pub rate_limit: Option<RateLimitConfig>,
+}
+
+/// A route's rate limits, validated: `(rate per second, burst)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    pub per_ip: Option<(u32, u32)>,
+    /// Lower-case header name, and its limit.
+    pub per_key: Option<(String, u32, u32)>,
 }
 
 /// `[limits]`.

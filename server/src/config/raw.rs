@@ -298,6 +298,23 @@ pub struct RawRoute {
     /// Default 33554432 (32 MiB); 0 means no limit.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: u64,
+    /// Rate limits of the route (per client address and per API key). Default none.
+    pub rate_limit: Option<RawRateLimit>,
+}
+
+/// `rate_limit = { per_ip = 1000, burst = 2000, key_header = "x-api-key", per_key = 100 }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    /// Requests a second per client address.
+    pub per_ip: Option<u32>,
+    /// Requests allowed at once per address. Default 2 × `per_ip`.
+    pub burst: Option<u32>,
+    /// Header naming the caller (an API key, a user id): limited by `per_key`.
+    pub key_header: Option<String>,
+    pub per_key: Option<u32>,
+    /// Default 2 × `per_key`.
+    pub key_burst: Option<u32>,
 }
 
 fn default_max_body_bytes() -> u64 {

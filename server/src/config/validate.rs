@@ -736,6 +736,49 @@ fn route(
             "must be more than 0 (e.g. 0.9)",
         );
     }
+    let rate_limit = r.rate_limit.as_ref().map(|l| {
+        let key = format!("routes[{i}].rate_limit");
+        let per_ip = l
+            .per_ip
+            .map(|rate| (rate, l.burst.unwrap_or(rate.saturating_mul(2))));
+        let per_key = match (&l.key_header, l.per_key) {
+            (Some(header), Some(rate)) => Some((
+                header.trim().to_ascii_lowercase(),
+                rate,
+                l.key_burst.unwrap_or(rate.saturating_mul(2)),
+            )),
+            (None, None) => None,
+            _ => {
+                issues.push(&key, "key_header and per_key go together");
+                None
+            }
+        };
+        for (name, value) in [
+            ("per_ip", per_ip.map(|p| p.0)),
+            ("burst", per_ip.map(|p| p.1)),
+            ("per_key", per_key.as_ref().map(|p| p.1)),
+            ("key_burst", per_key.as_ref().map(|p| p.2)),
+        ] {
+            if value == Some(0) {
+                issues.push(
+                    format!("{key}.{name}"),
+                    "must be at least 1 (leave it out for no limit)",
+                );
+            }
+        }
+        if let Some((header, _, _)) = &per_key
+            && actix_web::http::header::HeaderName::from_bytes(header.as_bytes()).is_err()
+        {
+            issues.push(
+                format!("{key}.key_header"),
+                format!("{header:?} is not a header name"),
+            );
+        }
+        if per_ip.is_none() && per_key.is_none() && l.key_header.is_none() {
+            issues.push(&key, "set per_ip, or key_header with per_key");
+        }
+        super::RateLimitConfig { per_ip, per_key }
+    });
     let path_prefix = normalize_prefix(&r.path_prefix);
     if !r.path_prefix.starts_with('/') || r.path_prefix.contains(['?', '#', ' ']) {
         issues.push(
@@ -810,6 +853,7 @@ fn route(
         overflow,
         overflow_load: r.overflow_load,
         max_body_bytes: r.max_body_bytes,
+        rate_limit,
     })
 }
 

@@ -27,6 +27,7 @@ pub fn public_message(err: &Error) -> String {
         }
         Error::Upstream { .. } => "the backend failed before answering".to_string(),
         Error::BadRequest { reason } => reason.clone(),
+        Error::TooLarge { .. } | Error::RateLimited { .. } => err.to_string(),
         _ => "internal error".to_string(),
     }
 }
@@ -51,7 +52,10 @@ pub fn error_response<L>(err: &Error, request_id: &HeaderValue) -> HttpResponse<
         HeaderValue::from_static(err.kind()),
     );
     headers.insert(ax::HeaderName::from_static(REQUEST_ID), request_id.clone());
-    if status == StatusCode::SERVICE_UNAVAILABLE {
+    if let Error::RateLimited { retry_after, .. } = err {
+        let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        headers.insert(ax::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    } else if status == StatusCode::SERVICE_UNAVAILABLE {
         // The router's own 503s are momentary by nature: say when to come back.
         headers.insert(
             ax::RETRY_AFTER,

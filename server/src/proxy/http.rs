@@ -82,6 +82,13 @@ pub async fn handle(
             };
             (error_response(&err, &request_id), None)
         }
+        Some(route)
+            if let Some(rates) = &route.rates
+                && let Err(err) =
+                    rates.check(&route.id, req.headers(), req.peer_addr().map(|a| a.ip())) =>
+        {
+            (error_response(&err, &request_id), None)
+        }
         Some(route) => {
             let outcome = match super::region::overflow_target(req.headers(), &route, &state) {
                 Some(region) => {

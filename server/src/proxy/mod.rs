@@ -9,6 +9,7 @@ pub mod error;
 pub mod h1;
 pub mod headers;
 pub mod http;
+pub mod ratelimit;
 pub mod region;
 pub mod retry;
 pub mod websocket;

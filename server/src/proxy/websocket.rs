@@ -130,6 +130,13 @@ where
             },
             None,
         )),
+        Some(route)
+            if let Some(rates) = &route.rates
+                && let Err(err) =
+                    rates.check(&route.id, &head.headers, head.peer_addr.map(|a| a.ip())) =>
+        {
+            Err((err, None))
+        }
         Some(route) => match move_to(&head.headers, route, state) {
             Some(region) => {
                 let reason = super::region::move_reason(&state.directory.local.name, &region);

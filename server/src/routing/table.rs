@@ -38,6 +38,7 @@ pub struct Route {
     pub overflow_load: Option<f64>,
     /// 0: no limit.
     pub max_body_bytes: u64,
+    pub rates: Option<crate::proxy::ratelimit::RouteRates>,
     pub latency: Histogram,
 }
 
@@ -205,6 +206,10 @@ impl RouteTable {
                     overflow: r.overflow,
                     overflow_load: r.overflow_load,
                     max_body_bytes: r.max_body_bytes,
+                    rates: r
+                        .rate_limit
+                        .as_ref()
+                        .map(crate::proxy::ratelimit::RouteRates::new),
                 })
             })
             .collect();
