@@ -37,6 +37,9 @@ pub enum Error {
     },
     #[error("bad request: {reason}")]
     BadRequest { reason: String },
+    /// The pool is over its `max_inflight` for this route's priority: shed.
+    #[error("pool {pool:?} is over its in-flight limit: request shed")]
+    Shed { pool: String },
     /// A route's rate limit (`by` the client address or the API key).
     #[error("rate limited by {by}; retry in {retry_after:?}")]
     RateLimited {
@@ -78,6 +81,8 @@ impl Error {
             Error::Upstream { .. } => "upstream_error",
             Error::BadRequest { .. } => "bad_request",
             Error::RateLimited { .. } => "rate_limited",
+            // The same wire kind as full backends: the region cannot take it now.
+            Error::Shed { .. } => "overloaded",
             Error::TooLarge { what: "uri", .. } => "uri_too_long",
             Error::TooLarge {
                 what: "headers", ..
@@ -94,6 +99,7 @@ impl Error {
             Error::NoRoute { .. } => 404,
             Error::BadRequest { .. } => 400,
             Error::RateLimited { .. } => 429,
+            Error::Shed { .. } => 503,
             Error::TooLarge { what: "uri", .. } => 414,
             Error::TooLarge {
                 what: "headers", ..

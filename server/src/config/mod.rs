@@ -124,6 +124,8 @@ pub struct RouteConfig {
     /// 0: no limit.
     pub max_body_bytes: u64,
     pub rate_limit: Option<RateLimitConfig>,
+    /// Share of the pool's `max_inflight` this route may fill, in percent (75, 90 or 100).
+    pub shed_share: u32,
 }
 
 /// A route's rate limits, validated: `(rate per second, burst)`.
@@ -166,6 +168,9 @@ pub struct PoolConfig {
     pub panic_threshold: u32,
     /// Zero: off.
     pub slow_start: Duration,
+    /// Load shedding: `None` is off.
+    pub max_inflight: Option<u32>,
+    pub queue_timeout: Duration,
 }
 
 /// Active health checks of a pool's backends.

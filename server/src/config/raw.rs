@@ -300,6 +300,14 @@ pub struct RawRoute {
     pub max_body_bytes: u64,
     /// Rate limits of the route (per client address and per API key). Default none.
     pub rate_limit: Option<RawRateLimit>,
+    /// Who is shed first when its pool is over `max_inflight`: `"low"`, `"normal"`
+    /// (default) or `"high"`.
+    #[serde(default = "default_priority")]
+    pub priority: String,
+}
+
+fn default_priority() -> String {
+    "normal".to_string()
 }
 
 /// `rate_limit = { per_ip = 1000, burst = 2000, key_header = "x-api-key", per_key = 100 }`.
@@ -428,6 +436,18 @@ pub struct RawPool {
     /// full over this window. Default "0s": off, as in HAProxy and Envoy.
     #[serde(default = "default_slow_start")]
     pub slow_start: DurationStr,
+    /// Load shedding: most requests in flight to the pool at once (all its backends). Over it
+    /// a request waits up to `queue_timeout` for room, then gets 503 + Retry-After. Routes
+    /// with `priority = "low"` are shed at 75% of it, `"normal"` at 90%, `"high"` at 100%.
+    /// Default none.
+    pub max_inflight: Option<u32>,
+    /// Default 100 ms.
+    #[serde(default = "default_queue_timeout")]
+    pub queue_timeout: DurationStr,
+}
+
+fn default_queue_timeout() -> DurationStr {
+    DurationStr(Duration::from_millis(100))
 }
 
 fn default_slow_start() -> DurationStr {

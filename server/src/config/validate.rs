@@ -454,6 +454,15 @@ fn pool(issues: &mut Issues, i: usize, p: &RawPool) -> Option<PoolConfig> {
             );
         }
     }
+    if p.max_inflight == Some(0) {
+        issues.push(
+            format!("pools[{i}].max_inflight"),
+            "must be at least 1 (leave it out for no limit)",
+        );
+    }
+    if p.queue_timeout.0 > Duration::from_secs(60) {
+        issues.push(format!("pools[{i}].queue_timeout"), "must be at most 60 s");
+    }
     if p.slow_start.0 > MAX_CONTROL_DURATION || p.resolve_interval.0 > MAX_CONTROL_DURATION {
         issues.push(
             format!("pools[{i}]"),
@@ -492,6 +501,8 @@ fn pool(issues: &mut Issues, i: usize, p: &RawPool) -> Option<PoolConfig> {
         },
         panic_threshold: p.panic_threshold,
         slow_start: p.slow_start.0,
+        max_inflight: p.max_inflight,
+        queue_timeout: p.queue_timeout.0,
     })
 }
 
@@ -779,6 +790,18 @@ fn route(
         }
         super::RateLimitConfig { per_ip, per_key }
     });
+    let shed_share = match r.priority.as_str() {
+        "low" => 75,
+        "normal" => 90,
+        "high" => 100,
+        other => {
+            issues.push(
+                format!("routes[{i}].priority"),
+                format!("unknown priority {other:?}; expected \"low\", \"normal\" or \"high\""),
+            );
+            90
+        }
+    };
     let path_prefix = normalize_prefix(&r.path_prefix);
     if !r.path_prefix.starts_with('/') || r.path_prefix.contains(['?', '#', ' ']) {
         issues.push(
@@ -854,6 +877,7 @@ fn route(
         overflow_load: r.overflow_load,
         max_body_bytes: r.max_body_bytes,
         rate_limit,
+        shed_share,
     })
 }
 

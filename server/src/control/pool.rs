@@ -468,6 +468,8 @@ impl PoolActor {
         let Reconfigure { config, routes } = msg;
         self.handle
             .set_settings(config.algorithm.clone(), config.panic_threshold);
+        self.handle
+            .set_shedding(config.max_inflight, config.queue_timeout);
         let checks_changed = config.health != self.config.health
             || config.resolve_interval != self.config.resolve_interval;
         let old = std::mem::replace(&mut self.config, config);

@@ -27,7 +27,7 @@ pub fn public_message(err: &Error) -> String {
         }
         Error::Upstream { .. } => "the backend failed before answering".to_string(),
         Error::BadRequest { reason } => reason.clone(),
-        Error::TooLarge { .. } | Error::RateLimited { .. } => err.to_string(),
+        Error::TooLarge { .. } | Error::RateLimited { .. } | Error::Shed { .. } => err.to_string(),
         _ => "internal error".to_string(),
     }
 }

@@ -95,7 +95,12 @@ pub async fn handle(
                     super::region::overflow(&req, payload, &route, region, &state, &request_id)
                         .await
                 }
-                None => forward(&req, payload, &route, Target::Local, &state, &request_id).await,
+                None => match super::shed::admit(&route).await {
+                    Ok(()) => {
+                        forward(&req, payload, &route, Target::Local, &state, &request_id).await
+                    }
+                    Err(err) => Err((err, None)),
+                },
             };
             route.latency.record(started.elapsed().as_secs_f64());
             match outcome {

@@ -12,6 +12,7 @@ pub mod http;
 pub mod ratelimit;
 pub mod region;
 pub mod retry;
+pub mod shed;
 pub mod websocket;
 
 pub use self::http::{ProxyState, handle};

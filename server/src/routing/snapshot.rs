@@ -195,6 +195,9 @@ pub struct PoolHandle {
     settings: std::sync::Mutex<(Algorithm, u32)>,
     /// The pool's live sessions by backend (what a drain closes).
     pub sessions: SessionRegistry,
+    /// Load shedding: most requests in flight (0: off), and the longest wait for room.
+    max_inflight: std::sync::atomic::AtomicU32,
+    queue_timeout_ms: std::sync::atomic::AtomicU64,
     current: ArcSwap<PoolSnapshot>,
 }
 
@@ -210,6 +213,8 @@ impl PoolHandle {
             id,
             settings: std::sync::Mutex::new((algorithm, panic_threshold)),
             sessions: SessionRegistry::default(),
+            max_inflight: std::sync::atomic::AtomicU32::new(0),
+            queue_timeout_ms: std::sync::atomic::AtomicU64::new(100),
             current: ArcSwap::from_pointee(first),
         }
     }
@@ -223,6 +228,27 @@ impl PoolHandle {
     ) -> PoolSnapshot {
         let (algorithm, panic_threshold) = self.settings();
         PoolSnapshot::build(version, backends, &algorithm, panic_threshold, ramping)
+    }
+
+    /// Load shedding settings (from the config; a reload changes them).
+    pub fn set_shedding(&self, max_inflight: Option<u32>, queue_timeout: std::time::Duration) {
+        use std::sync::atomic::Ordering;
+        self.max_inflight
+            .store(max_inflight.unwrap_or(0), Ordering::Relaxed);
+        self.queue_timeout_ms
+            .store(queue_timeout.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// `(max in flight, longest wait)`; `None` when the pool sheds nothing.
+    pub fn shedding(&self) -> Option<(u32, std::time::Duration)> {
+        use std::sync::atomic::Ordering;
+        match self.max_inflight.load(Ordering::Relaxed) {
+            0 => None,
+            max => Some((
+                max,
+                std::time::Duration::from_millis(self.queue_timeout_ms.load(Ordering::Relaxed)),
+            )),
+        }
     }
 
     /// The pool's balancer and panic threshold now.

@@ -39,6 +39,8 @@ pub struct Route {
     /// 0: no limit.
     pub max_body_bytes: u64,
     pub rates: Option<crate::proxy::ratelimit::RouteRates>,
+    /// Share of the pool's `max_inflight` this route may fill (percent).
+    pub shed_share: u32,
     pub latency: Histogram,
 }
 
@@ -160,6 +162,7 @@ impl RouteTable {
                     pool.panic_threshold,
                     backends,
                 ));
+                handle.set_shedding(pool.max_inflight, pool.queue_timeout);
                 changes.added.push((pool.clone(), handle.clone()));
                 handle
             })
@@ -210,6 +213,7 @@ impl RouteTable {
                         .rate_limit
                         .as_ref()
                         .map(crate::proxy::ratelimit::RouteRates::new),
+                    shed_share: r.shed_share,
                 })
             })
             .collect();
