@@ -17,6 +17,7 @@ pub mod demo;
 pub mod error;
 pub mod health;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod regions;
 pub mod routing;
 pub mod server;

@@ -210,13 +210,13 @@ fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public
         .iter()
         .find(|l| l.tls.is_some())
         .map_or(443, |l| l.address.port());
-    let specs = std::iter::once((config.node.listen, None, false)).chain(
+    let specs = std::iter::once((config.node.listen, None, false, false)).chain(
         config
             .listeners
             .iter()
-            .map(|l| (l.address, l.tls.clone(), l.redirect_https)),
+            .map(|l| (l.address, l.tls.clone(), l.redirect_https, l.proxy_protocol)),
     );
-    for (addr, tls, redirect) in specs {
+    for (addr, tls, redirect, proxy_protocol) in specs {
         let bind_error = |source| Error::Bind { addr, source };
         let listener = bind_listener(addr).map_err(bind_error)?;
         let local = listener.local_addr().map_err(bind_error)?;
@@ -261,6 +261,23 @@ fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public
             }};
         }
         builder = match tls {
+            None if proxy_protocol => builder.listen(name, listener, move || {
+                // The L4 balancer's PROXY header first: its source is the peer.
+                fn_service(|mut io: TcpStream| async move {
+                    match crate::proxy_protocol::accept(&mut io).await {
+                        Ok(peer) => {
+                            let _ = io.set_nodelay(true);
+                            Ok((io, actix_http::Protocol::Http1, Some(peer)))
+                        }
+                        Err(err) => {
+                            metrics::counter!("switchyard_proxy_protocol_refused_total")
+                                .increment(1);
+                            Err(actix_http::error::DispatchError::Io(err))
+                        }
+                    }
+                })
+                .and_then(service!(TcpStream))
+            }),
             None => builder.listen(name, listener, move || service!(TcpStream).tcp()),
             Some(tls) => {
                 let resolver = Arc::new(SniResolver::new(tls).map_err(|reason| Error::Io {
@@ -447,6 +464,7 @@ async fn run(
         ready: ready.clone(),
         redirect_https: None,
         limits: config.limits,
+        trusted_proxies: Arc::new(config.node.trusted_proxies.clone()),
     });
     let (public, listen, tls) = match public_server(&config, state) {
         Ok(bound) => bound,

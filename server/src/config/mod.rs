@@ -61,6 +61,8 @@ pub struct NodeConfig {
     pub workers: usize,
     pub shutdown_timeout: Duration,
     pub shutdown_delay: Duration,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<Cidr>,
     /// The admin API's bearer token (from `admin_token_file`, read at load, or later from
     /// the environment variable `admin_token_env`). `None`: the admin API is read-only.
     pub admin_token: Option<String>,
@@ -86,6 +88,7 @@ pub struct ListenerConfig {
     pub address: SocketAddr,
     pub tls: Option<TlsConfig>,
     pub redirect_https: bool,
+    pub proxy_protocol: bool,
 }
 
 /// A TLS listener's certificates; the first is the default.

@@ -142,6 +142,10 @@ pub struct RawNode {
     /// load balancers in front notice first. Default 5 s.
     #[serde(default = "default_shutdown_delay")]
     pub shutdown_delay: DurationStr,
+    /// Proxies (CIDRs) whose `X-Forwarded-For` is believed: from them, the client is the
+    /// rightmost address in it that is not itself a trusted proxy. Default none.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     /// A file holding the admin API's bearer token. Without it the token comes from the
     /// environment variable `admin_token_env`; with neither, the admin API is read-only.
     pub admin_token_file: Option<String>,
@@ -166,6 +170,7 @@ impl Default for RawNode {
             workers: None,
             shutdown_timeout: default_shutdown_timeout(),
             shutdown_delay: default_shutdown_delay(),
+            trusted_proxies: Vec::new(),
             admin_token_file: None,
             admin_token_env: default_admin_token_env(),
         }
@@ -231,6 +236,10 @@ pub struct RawListener {
     /// the first TLS listener's port). Default false.
     #[serde(default)]
     pub redirect_https: bool,
+    /// Connections start with a PROXY protocol header (v1 or v2) from the L4 balancer in front:
+    /// its source address is the client's. Plain listeners only. Default false.
+    #[serde(default)]
+    pub proxy_protocol: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -112,6 +112,12 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             }
             super::TlsConfig { certificates }
         });
+        if tls.is_some() && l.proxy_protocol {
+            issues.push(
+                format!("listeners[{i}].proxy_protocol"),
+                "not yet on TLS listeners (plain listeners only)",
+            );
+        }
         if tls.is_some() && l.redirect_https {
             issues.push(
                 format!("listeners[{i}].redirect_https"),
@@ -124,6 +130,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 address,
                 tls,
                 redirect_https: l.redirect_https,
+                proxy_protocol: l.proxy_protocol,
             });
         }
     }
@@ -250,6 +257,13 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             format!("no region named {:?} in [[regions]]", raw.node.region),
         );
     }
+    let mut trusted_proxies = Vec::new();
+    for (i, text) in raw.node.trusted_proxies.iter().enumerate() {
+        match super::Cidr::parse(text) {
+            Ok(cidr) => trusted_proxies.push(cidr),
+            Err(reason) => issues.push(format!("node.trusted_proxies[{i}]"), reason),
+        }
+    }
     let admin_token = match &raw.node.admin_token_file {
         None => None,
         Some(path) => match std::fs::read_to_string(path) {
@@ -351,6 +365,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 workers,
                 shutdown_timeout: raw.node.shutdown_timeout.0,
                 shutdown_delay: raw.node.shutdown_delay.0,
+                trusted_proxies,
                 admin_token,
                 admin_token_env: raw.node.admin_token_env,
             },

@@ -71,3 +71,65 @@ mod tests {
         assert_eq!(request_id(&incoming(&[])).len(), 36);
     }
 }
+
+/// The viewer's address: `peer`, unless `peer` is a trusted proxy — then the rightmost
+/// `X-Forwarded-For` entry that is not a trusted proxy (the leftmost if all are). Entries that
+/// are not addresses end the walk: what is left of them was written by someone untrusted.
+pub fn client_ip(
+    peer: Option<std::net::IpAddr>,
+    headers: &ax::HeaderMap,
+    trusted: &[crate::config::Cidr],
+) -> Option<std::net::IpAddr> {
+    let peer = peer?;
+    let is_trusted = |ip: std::net::IpAddr| trusted.iter().any(|c| c.contains(ip));
+    if !is_trusted(peer) {
+        return Some(peer);
+    }
+    let hops: Vec<&str> = headers
+        .get_all(FORWARDED_FOR)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.parse::<std::net::IpAddr>() else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    Some(client)
+}
+
+#[cfg(test)]
+mod client_ip_tests {
+    use super::*;
+    use crate::config::Cidr;
+
+    #[test]
+    fn forwarded_for_counts_only_from_trusted_proxies() {
+        let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
+        let mut headers = ax::HeaderMap::new();
+        headers.insert(
+            ax::HeaderName::from_static(FORWARDED_FOR),
+            ax::HeaderValue::from_static("198.51.100.1, 203.0.113.9, 10.0.0.7"),
+        );
+        let ip = |s: &str| Some(s.parse().unwrap());
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), &headers, &trusted),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_ip(ip("192.0.2.50"), &headers, &trusted),
+            ip("192.0.2.50"),
+            "an untrusted peer's header is ignored"
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), &ax::HeaderMap::new(), &trusted),
+            ip("10.0.0.2")
+        );
+    }
+}

@@ -45,6 +45,16 @@ pub struct ProxyState {
     /// A plain listener set to redirect: every request gets a 308 to HTTPS on this port.
     pub redirect_https: Option<u16>,
     pub limits: crate::config::Limits,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<Vec<crate::config::Cidr>>,
+}
+
+impl ProxyState {
+    /// The viewer's address: the peer, or — when the peer is a trusted proxy — the rightmost
+    /// `X-Forwarded-For` address that is not a trusted proxy itself.
+    pub fn client_ip(&self, peer: Option<IpAddr>, headers: &ax::HeaderMap) -> Option<IpAddr> {
+        headers::client_ip(peer, headers, &self.trusted_proxies)
+    }
 }
 
 type Response = HttpResponse<EitherBody<UpstreamBody>>;
@@ -84,8 +94,11 @@ pub async fn handle(
         }
         Some(route)
             if let Some(rates) = &route.rates
-                && let Err(err) =
-                    rates.check(&route.id, req.headers(), req.peer_addr().map(|a| a.ip())) =>
+                && let Err(err) = rates.check(
+                    &route.id,
+                    req.headers(),
+                    state.client_ip(req.peer_addr().map(|a| a.ip()), req.headers()),
+                ) =>
         {
             (error_response(&err, &request_id), None)
         }
@@ -147,11 +160,13 @@ pub(crate) async fn forward(
     if snapshot.eligible.is_empty() {
         return Err(unavailable(route, &snapshot));
     }
+    // X-Forwarded-For gets the immediate peer appended; hashing sees the viewer.
     let client_ip = req.peer_addr().map(|a| a.ip());
+    let viewer = state.client_ip(client_ip, req.headers());
     let key = route
         .hash_key
         .as_ref()
-        .map_or(0, |k| hash_key(k, req, client_ip));
+        .map_or(0, |k| hash_key(k, req, viewer));
     let mut candidates = snapshot.balancer.candidates(&snapshot.eligible, key);
     // A sticky route sends a known session to its recorded backend while it takes requests.
     let sticky = match route.sticky && hop.is_none() {

@@ -42,6 +42,7 @@ pub fn public_endpoint(req: &HttpRequest, state: &ProxyState) -> Option<Response
                 req.uri().query(),
                 req.headers(),
                 req.peer_addr().map(|a| a.ip()),
+                state.client_ip(req.peer_addr().map(|a| a.ip()), req.headers()),
                 fallback,
             );
             state.directory.answer(&table, ready, &client)

@@ -132,8 +132,11 @@ where
         )),
         Some(route)
             if let Some(rates) = &route.rates
-                && let Err(err) =
-                    rates.check(&route.id, &head.headers, head.peer_addr.map(|a| a.ip())) =>
+                && let Err(err) = rates.check(
+                    &route.id,
+                    &head.headers,
+                    state.client_ip(head.peer_addr.map(|a| a.ip()), &head.headers),
+                ) =>
         {
             Err((err, None))
         }

@@ -34,13 +34,15 @@ pub struct ClientLocation {
 }
 
 /// Locates a client: an explicit `lat`/`lon` query first, then the geo header — only when the
-/// connection comes from a trusted proxy — then the CIDR table, else `fallback` (this
-/// node's region).
+/// connection's `peer` is a trusted proxy — then the CIDR table for the `client` address
+/// (the viewer, from trusted `X-Forwarded-For`, or the peer), else `fallback` (this node's
+/// region).
 pub fn locate(
     config: &DirectoryConfig,
     query: Option<&str>,
     headers: &HeaderMap,
     peer: Option<IpAddr>,
+    client: Option<IpAddr>,
     fallback: (f64, f64),
 ) -> ClientLocation {
     if let Some(at) = query.and_then(query_lat_lon) {
@@ -61,7 +63,7 @@ pub fn locate(
             source: "header",
         };
     }
-    if let Some(ip) = peer
+    if let Some(ip) = client.or(peer)
         && let Some((_, at)) = config
             .locations
             .iter()
@@ -144,15 +146,23 @@ mod tests {
             Some("lat=1.35&lon=103.82"),
             &headers,
             Some(trusted),
+            None,
             (0.0, 0.0),
         );
         assert_eq!((q.at, q.source), ((1.35, 103.82), "query"));
-        let h = locate(&c, None, &headers, Some(trusted), (0.0, 0.0));
+        let h = locate(&c, None, &headers, Some(trusted), None, (0.0, 0.0));
         assert_eq!((h.at, h.source), (PARIS, "header"));
         // An untrusted peer's header is ignored; the most specific CIDR answers.
-        let u = locate(&c, None, &headers, Some(stranger), (0.0, 0.0));
+        let u = locate(&c, None, &headers, Some(stranger), None, (0.0, 0.0));
         assert_eq!((u.at, u.source), (ASHBURN, "cidr"));
-        let d = locate(&c, Some("lat=500&lon=1"), &HeaderMap::new(), None, DUBLIN);
+        let d = locate(
+            &c,
+            Some("lat=500&lon=1"),
+            &HeaderMap::new(),
+            None,
+            None,
+            DUBLIN,
+        );
         assert_eq!((d.at, d.source), (DUBLIN, "default"));
     }
 

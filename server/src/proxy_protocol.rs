@@ -1,0 +1,184 @@
+//! The PROXY protocol (HAProxy's, v1 text and v2 binary) on listeners behind an L4 balancer
+//! that sends it (`proxy_protocol = true`, opt-in like HAProxy's `accept-proxy`): the header
+//! names the viewer's address, which then counts as the connection's peer — for rate limits,
+//! hashing, geo and `X-Forwarded-For`. A connection on such a listener without a valid header
+//! within [`HEADER_TIMEOUT`] is closed.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+/// Time to receive the whole header.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+const V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
+/// A v1 line is at most 107 bytes; a v2 header with TCP6 addresses 52 (TLVs may follow).
+const MAX_HEADER: usize = 536;
+
+/// What a header says: the source address (`None` for v2 LOCAL, health checks of the
+/// balancer itself, or v1 UNKNOWN) and how many bytes it took.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Header {
+    pub source: Option<SocketAddr>,
+    pub len: usize,
+}
+
+/// Parses a header at the start of `buf`: `Ok(None)` when more bytes are needed.
+pub fn parse(buf: &[u8]) -> Result<Option<Header>, String> {
+    if buf.len() >= 12 && &buf[..12] == V2_SIGNATURE {
+        return parse_v2(buf);
+    }
+    if buf.len() < 6 {
+        return if b"PROXY "[..buf.len()] == *buf || V2_SIGNATURE.starts_with(buf) {
+            Ok(None)
+        } else {
+            Err("not a PROXY protocol header".to_string())
+        };
+    }
+    if &buf[..6] != b"PROXY " {
+        return Err("not a PROXY protocol header".to_string());
+    }
+    let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
+        return match buf.len() >= 107 {
+            true => Err("PROXY v1 line longer than 107 bytes".to_string()),
+            false => Ok(None),
+        };
+    };
+    let line = std::str::from_utf8(&buf[6..end]).map_err(|_| "PROXY v1 line is not text")?;
+    let parts: Vec<&str> = line.split(' ').collect();
+    let source = match parts.as_slice() {
+        ["UNKNOWN", ..] => None,
+        [proto @ ("TCP4" | "TCP6"), src, _dst, sport, _dport] => {
+            let ip: IpAddr = src
+                .parse()
+                .map_err(|_| format!("PROXY v1: bad source {src:?}"))?;
+            if (*proto == "TCP4") != ip.is_ipv4() {
+                return Err(format!("PROXY v1: {src} is not {proto}"));
+            }
+            let port: u16 = sport
+                .parse()
+                .map_err(|_| format!("PROXY v1: bad port {sport:?}"))?;
+            Some(SocketAddr::new(ip, port))
+        }
+        _ => return Err(format!("PROXY v1: malformed line {line:?}")),
+    };
+    Ok(Some(Header {
+        source,
+        len: end + 2,
+    }))
+}
+
+fn parse_v2(buf: &[u8]) -> Result<Option<Header>, String> {
+    if buf.len() < 16 {
+        return Ok(None);
+    }
+    let (version_command, family) = (buf[12], buf[13]);
+    if version_command >> 4 != 2 {
+        return Err("PROXY v2: unknown version".to_string());
+    }
+    let len = 16 + usize::from(u16::from_be_bytes([buf[14], buf[15]]));
+    if len > MAX_HEADER {
+        return Err("PROXY v2: header too long".to_string());
+    }
+    if buf.len() < len {
+        return Ok(None);
+    }
+    let body = &buf[16..len];
+    let source = match (version_command & 0x0f, family) {
+        (0x0, _) => None, // LOCAL
+        (0x1, 0x11) if body.len() >= 12 => Some(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::new(body[0], body[1], body[2], body[3])),
+            u16::from_be_bytes([body[8], body[9]]),
+        )),
+        (0x1, 0x21) if body.len() >= 36 => {
+            let mut octets = [0u8; 16];
+            octets.copy_from_slice(&body[..16]);
+            Some(SocketAddr::new(
+                IpAddr::V6(Ipv6Addr::from(octets)),
+                u16::from_be_bytes([body[32], body[33]]),
+            ))
+        }
+        (0x1, _) => None, // UNSPEC or a socket family the router does not route
+        _ => return Err("PROXY v2: unknown command".to_string()),
+    };
+    Ok(Some(Header { source, len }))
+}
+
+/// Reads the header off a new connection; the peer to use (the socket's own for LOCAL).
+pub async fn accept(io: &mut TcpStream) -> std::io::Result<SocketAddr> {
+    let read = async {
+        let mut buf = vec![0u8; MAX_HEADER];
+        loop {
+            let seen = io.peek(&mut buf).await?;
+            if seen == 0 {
+                return Err(std::io::Error::other("closed before the PROXY header"));
+            }
+            match parse(&buf[..seen]) {
+                Ok(Some(header)) => {
+                    let mut discard = vec![0u8; header.len];
+                    io.read_exact(&mut discard).await?;
+                    return match header.source {
+                        Some(source) => Ok(source),
+                        None => io.peer_addr(),
+                    };
+                }
+                Ok(None) if seen < MAX_HEADER => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Ok(None) => return Err(std::io::Error::other("PROXY header too long")),
+                Err(reason) => return Err(std::io::Error::other(reason)),
+            }
+        }
+    };
+    match tokio::time::timeout(HEADER_TIMEOUT, read).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(std::io::Error::other("no PROXY header in time")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_lines_give_the_source_and_their_length() {
+        let line = b"PROXY TCP4 203.0.113.7 10.0.0.1 51000 443\r\nGET / HTTP/1.1\r\n";
+        let header = parse(line).unwrap().unwrap();
+        assert_eq!(header.source, Some("203.0.113.7:51000".parse().unwrap()));
+        assert_eq!(&line[header.len..header.len + 3], b"GET");
+        let v6 = parse(b"PROXY TCP6 2001:db8::1 2001:db8::2 4000 443\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(v6.source, Some("[2001:db8::1]:4000".parse().unwrap()));
+        assert_eq!(parse(b"PROXY UNKNOWN\r\n").unwrap().unwrap().source, None);
+        assert_eq!(
+            parse(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2").unwrap(),
+            None,
+            "incomplete"
+        );
+        assert_eq!(parse(b"PRO").unwrap(), None);
+        for bad in [
+            &b"GET / HTTP/1.1\r\n"[..],
+            b"PROXY TCP4 nonsense\r\n",
+            b"PROXY TCP4 ::1 ::1 1 2\r\n",
+        ] {
+            assert!(parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn v2_headers_give_the_source_and_their_length() {
+        let mut header = V2_SIGNATURE.to_vec();
+        header.extend_from_slice(&[0x21, 0x11, 0x00, 0x0c]);
+        header.extend_from_slice(&[198, 51, 100, 9, 10, 0, 0, 1, 0xc3, 0x50, 0x01, 0xbb]);
+        header.extend_from_slice(b"GET");
+        let parsed = parse(&header).unwrap().unwrap();
+        assert_eq!(parsed.source, Some("198.51.100.9:50000".parse().unwrap()));
+        assert_eq!(parsed.len, 28);
+        assert_eq!(parse(&header[..20]).unwrap(), None, "incomplete");
+        let mut local = V2_SIGNATURE.to_vec();
+        local.extend_from_slice(&[0x20, 0x00, 0x00, 0x00]);
+        assert_eq!(parse(&local).unwrap().unwrap().source, None);
+    }
+}
