@@ -196,8 +196,13 @@ async fn first_checks(config: &Config, table: &ArcSwap<RouteTable>) {
 type Public = (actix_server::Server, Vec<SocketAddr>, Vec<Arc<SniResolver>>);
 
 fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public, Error> {
+    let per_worker = config
+        .node
+        .max_connections
+        .div_ceil(config.node.workers.max(1));
     let mut builder = actix_server::Server::build()
         .workers(config.node.workers)
+        .max_concurrent_connections(per_worker)
         .backlog(LISTEN_BACKLOG)
         .shutdown_timeout(config.node.shutdown_timeout.as_secs().max(1))
         .disable_signals();

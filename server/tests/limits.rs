@@ -56,3 +56,45 @@ async fn each_limit_answers_with_its_status_and_the_backend_sees_nothing() {
         .await;
     assert_eq!(reply.status, 200);
 }
+
+#[tokio::test]
+async fn past_max_connections_new_connections_wait_until_one_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let bs = backends(&["b1"]).await;
+    let r = router_with(
+        "max_connections = 2",
+        &format!(
+            "{}{}",
+            route("api", "/api", "api"),
+            pool_with("api", "round_robin", &bs, "health = { kind = \"none\" }")
+        ),
+    );
+    let request = b"GET /api/x HTTP/1.1\r\nHost: a\r\n\r\n";
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut conn = tokio::net::TcpStream::connect(r.addr()).await.unwrap();
+        conn.write_all(request).await.unwrap();
+        let mut buf = [0u8; 512];
+        let n = tokio::time::timeout(REQUEST_DEADLINE, conn.read(&mut buf))
+            .await
+            .expect("served")
+            .unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        held.push(conn); // kept open (keep-alive)
+    }
+    let mut third = tokio::net::TcpStream::connect(r.addr()).await.unwrap();
+    third.write_all(request).await.unwrap();
+    let mut buf = [0u8; 512];
+    let waiting =
+        tokio::time::timeout(std::time::Duration::from_millis(500), third.read(&mut buf)).await;
+    assert!(
+        waiting.is_err(),
+        "a third connection was served past max_connections"
+    );
+    drop(held.pop());
+    let n = tokio::time::timeout(REQUEST_DEADLINE, third.read(&mut buf))
+        .await
+        .expect("served once a connection closed")
+        .unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+}

@@ -63,6 +63,8 @@ pub struct NodeConfig {
     pub shutdown_delay: Duration,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<Cidr>,
+    /// Most client HTTP connections at once (all workers).
+    pub max_connections: usize,
     /// The admin API's bearer token (from `admin_token_file`, read at load, or later from
     /// the environment variable `admin_token_env`). `None`: the admin API is read-only.
     pub admin_token: Option<String>,

@@ -142,6 +142,11 @@ pub struct RawNode {
     /// load balancers in front notice first. Default 5 s.
     #[serde(default = "default_shutdown_delay")]
     pub shutdown_delay: DurationStr,
+    /// Most client HTTP connections open at once on this node's public listeners; past it
+    /// the listeners stop accepting (connections wait in the backlog) until some close.
+    /// Upgraded WebSocket sessions are counted by `max_sessions`, not here. Default 10000.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// Proxies (CIDRs) whose `X-Forwarded-For` is believed: from them, the client is the
     /// rightmost address in it that is not itself a trusted proxy. Default none.
     #[serde(default)]
@@ -154,6 +159,9 @@ pub struct RawNode {
     pub admin_token_env: String,
 }
 
+fn default_max_connections() -> usize {
+    10_000
+}
 fn default_shutdown_delay() -> DurationStr {
     DurationStr(Duration::from_secs(5))
 }
@@ -171,6 +179,7 @@ impl Default for RawNode {
             shutdown_timeout: default_shutdown_timeout(),
             shutdown_delay: default_shutdown_delay(),
             trusted_proxies: Vec::new(),
+            max_connections: default_max_connections(),
             admin_token_file: None,
             admin_token_env: default_admin_token_env(),
         }

@@ -257,6 +257,9 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             format!("no region named {:?} in [[regions]]", raw.node.region),
         );
     }
+    if raw.node.max_connections == 0 {
+        issues.push("node.max_connections", "must be at least 1");
+    }
     let mut trusted_proxies = Vec::new();
     for (i, text) in raw.node.trusted_proxies.iter().enumerate() {
         match super::Cidr::parse(text) {
@@ -366,6 +369,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 shutdown_timeout: raw.node.shutdown_timeout.0,
                 shutdown_delay: raw.node.shutdown_delay.0,
                 trusted_proxies,
+                max_connections: raw.node.max_connections,
                 admin_token,
                 admin_token_env: raw.node.admin_token_env,
             },

@@ -182,6 +182,12 @@ pub(crate) async fn forward(
         && route.max_body_bytes > 0
         && n > route.max_body_bytes
     {
+        // A small refused body is read and dropped first, so the connection stays in step
+        // (and is not reset under the client's feet while it still sends); a large one is
+        // refused at once and the connection closed.
+        if n <= DRAIN_REFUSED_BODY_BYTES {
+            let _ = exchange::buffer_body(payload, n, route.timeouts.idle).await;
+        }
         return Err((
             Error::TooLarge {
                 what: "body",
@@ -403,6 +409,9 @@ fn redirect_to_https(req: &HttpRequest, port: u16) -> Response {
         .map_into_boxed_body()
         .map_into_right_body()
 }
+
+/// Largest refused body read and dropped before answering 413.
+const DRAIN_REFUSED_BODY_BYTES: u64 = 64 * 1024;
 
 /// Where a request goes: the route's own pool, or another region's router (its one-backend
 /// pool, and this region's name for the hop header).
