@@ -15,14 +15,17 @@ async fn each_limit_answers_with_its_status_and_the_backend_sees_nothing() {
          [[routes]]\nid = \"api\"\npath_prefix = \"/api\"\npool = \"api\"\nmax_body_bytes = 1000\n{}",
         pool_with("api", "round_robin", &bs, "health = { kind = \"none\" }")
     ));
-    let client = Client::new(r.addr());
+    // A fresh client (connection pool) per case: a refusal may close its connection, and a
+    // pooled connection closed under the client would fail the next request for no reason
+    // of the router's.
+    let fresh = || Client::new(r.addr());
     let long = format!("/api/{}", "u".repeat(1100));
-    let reply = client.get(&long).await;
+    let reply = fresh().get(&long).await;
     assert_eq!(reply.status, 414, "{}", reply.text());
     assert_eq!(reply.header("x-switchyard-error"), Some("uri_too_long"));
 
     let big = "v".repeat(5000);
-    let reply = client.get_with("/api/x", &[("x-big", big.as_str())]).await;
+    let reply = fresh().get_with("/api/x", &[("x-big", big.as_str())]).await;
     assert_eq!(reply.status, 431, "{}", reply.text());
     assert_eq!(
         reply.header("x-switchyard-error"),
@@ -31,9 +34,9 @@ async fn each_limit_answers_with_its_status_and_the_backend_sees_nothing() {
 
     let names: Vec<String> = (0..100).map(|i| format!("x-h{i}")).collect();
     let many: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
-    assert_eq!(client.get_with("/api/x", &many).await.status, 431);
+    assert_eq!(fresh().get_with("/api/x", &many).await.status, 431);
 
-    let reply = client
+    let reply = fresh()
         .send(
             http::Method::POST,
             "/api/upload",
@@ -46,7 +49,7 @@ async fn each_limit_answers_with_its_status_and_the_backend_sees_nothing() {
     assert_eq!(bs[0].requests_served(), 0, "nothing reached the backend");
 
     // Within every limit, the request goes through.
-    let reply = client
+    let reply = fresh()
         .send(
             http::Method::POST,
             "/api/upload",
