@@ -29,6 +29,9 @@ pub fn parse(buf: &[u8]) -> Result<Option<Header>, String> {
     if buf.len() >= 12 && &buf[..12] == V2_SIGNATURE {
         return parse_v2(buf);
     }
+    if buf.len() < 12 && V2_SIGNATURE.starts_with(buf) {
+        return Ok(None); // the start of a v2 header, split across segments
+    }
     if buf.len() < 6 {
         return if b"PROXY "[..buf.len()] == *buf || V2_SIGNATURE.starts_with(buf) {
             Ok(None)
@@ -39,7 +42,11 @@ pub fn parse(buf: &[u8]) -> Result<Option<Header>, String> {
     if &buf[..6] != b"PROXY " {
         return Err("not a PROXY protocol header".to_string());
     }
-    let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
+    let end = buf.windows(2).position(|w| w == b"\r\n");
+    if end.is_some_and(|end| end > 105) {
+        return Err("PROXY v1 line longer than 107 bytes".to_string());
+    }
+    let Some(end) = end else {
         return match buf.len() >= 107 {
             true => Err("PROXY v1 line longer than 107 bytes".to_string()),
             false => Ok(None),
@@ -177,6 +184,11 @@ mod tests {
         assert_eq!(parsed.source, Some("198.51.100.9:50000".parse().unwrap()));
         assert_eq!(parsed.len, 28);
         assert_eq!(parse(&header[..20]).unwrap(), None, "incomplete");
+        assert_eq!(
+            parse(&header[..7]).unwrap(),
+            None,
+            "a signature split across segments"
+        );
         let mut local = V2_SIGNATURE.to_vec();
         local.extend_from_slice(&[0x20, 0x00, 0x00, 0x00]);
         assert_eq!(parse(&local).unwrap().unwrap().source, None);

@@ -101,3 +101,31 @@ async fn past_max_connections_new_connections_wait_until_one_closes() {
         .unwrap();
     assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
 }
+
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_is_cut_with_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let bs = backends(&["b1"]).await;
+    let r = router(&format!(
+        "[[routes]]\nid = \"api\"\npath_prefix = \"/api\"\npool = \"api\"\nmax_body_bytes = 1000\nretries = 0\n{}",
+        pool_with("api", "round_robin", &bs, "health = { kind = \"none\" }")
+    ));
+    let mut conn = tokio::net::TcpStream::connect(r.addr()).await.unwrap();
+    let mut request =
+        b"POST /api/upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..3 {
+        request.extend_from_slice(b"1f4\r\n");
+        request.extend_from_slice(&[b'x'; 500]);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    conn.write_all(&request).await.unwrap();
+    let mut buf = vec![0u8; 2048];
+    let n = tokio::time::timeout(REQUEST_DEADLINE, conn.read(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("body_too_large"), "{answer}");
+}

@@ -93,7 +93,7 @@ pub fn client_ip(
         .collect();
     let mut client = peer;
     for hop in hops.iter().rev() {
-        let Ok(ip) = hop.parse::<std::net::IpAddr>() else {
+        let Some(ip) = forwarded_ip(hop) else {
             break;
         };
         client = ip;
@@ -102,6 +102,21 @@ pub fn client_ip(
         }
     }
     Some(client)
+}
+
+/// An `X-Forwarded-For` entry: an address, maybe with a port (`203.0.113.9:5123`,
+/// `[2001:db8::1]:443`).
+fn forwarded_ip(hop: &str) -> Option<std::net::IpAddr> {
+    if let Ok(ip) = hop.parse() {
+        return Some(ip);
+    }
+    if let Ok(addr) = hop.parse::<std::net::SocketAddr>() {
+        return Some(addr.ip());
+    }
+    hop.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]

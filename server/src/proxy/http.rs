@@ -109,8 +109,12 @@ pub async fn handle(
                         .await
                 }
                 None => match super::shed::admit(&route).await {
-                    Ok(()) => {
-                        forward(&req, payload, &route, Target::Local, &state, &request_id).await
+                    Ok(admission) => {
+                        let answered =
+                            forward(&req, payload, &route, Target::Local, &state, &request_id)
+                                .await;
+                        drop(admission);
+                        answered
                     }
                     Err(err) => Err((err, None)),
                 },
@@ -242,7 +246,11 @@ pub(crate) async fn forward(
                 }
             }
         }
-        framing => RequestBody::Stream { payload, framing },
+        framing => RequestBody::Stream {
+            payload,
+            framing,
+            limit: route.max_body_bytes,
+        },
     };
     let attempts = if body.replayable() {
         1 + route.retries
@@ -314,7 +322,11 @@ pub(crate) async fn forward(
             }
             Err(err) => err,
         };
-        if !matches!(err, ExchangeError::ClientBody(_)) {
+        // The client's fault is not the backend's.
+        if !matches!(
+            err,
+            ExchangeError::ClientBody(_) | ExchangeError::BodyTooLarge(_)
+        ) {
             backend.stats.record_outcome(false);
         }
         let (error, retryable) = match err {
@@ -329,6 +341,13 @@ pub(crate) async fn forward(
                 (error, true)
             }
             ExchangeError::ClientBody(reason) => return Err(failed(Error::BadRequest { reason })),
+            ExchangeError::BodyTooLarge(max) => {
+                return Err(failed(Error::TooLarge {
+                    what: "body",
+                    size: max + 1,
+                    max,
+                }));
+            }
             ExchangeError::HeadTimeout(after) => {
                 backend.stats.record_status(route.slot, 504);
                 let error = Error::UpstreamTimeout {

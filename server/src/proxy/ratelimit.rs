@@ -80,7 +80,9 @@ mod tests {
 #[derive(Debug)]
 pub struct RouteRates {
     per_ip: Option<Limiter<std::net::IpAddr>>,
-    per_key: Option<(actix_web::http::header::HeaderName, Limiter<Vec<u8>>)>,
+    /// Keyed by a hash of the header value: a client-chosen value costs 8 bytes, however long.
+    per_key: Option<(actix_web::http::header::HeaderName, Limiter<u64>)>,
+    key_hasher: std::collections::hash_map::RandomState,
 }
 
 impl RouteRates {
@@ -92,6 +94,7 @@ impl RouteRates {
                     .ok()
                     .map(|name| (name, Limiter::new(*rate, *burst)))
             }),
+            key_hasher: Default::default(),
         }
     }
 
@@ -116,7 +119,7 @@ impl RouteRates {
             && let Some(key) = headers.get(header)
         {
             limiter
-                .check(&key.as_bytes().to_vec())
+                .check(&self.key_hasher.hash_one(key.as_bytes()))
                 .map_err(|wait| limited("key", wait))?;
         }
         Ok(())

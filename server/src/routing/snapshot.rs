@@ -198,6 +198,8 @@ pub struct PoolHandle {
     /// Load shedding: most requests in flight (0: off), and the longest wait for room.
     max_inflight: std::sync::atomic::AtomicU32,
     queue_timeout_ms: std::sync::atomic::AtomicU64,
+    /// Requests admitted under `max_inflight` and not yet answered (their head).
+    admitted: std::sync::atomic::AtomicU32,
     current: ArcSwap<PoolSnapshot>,
 }
 
@@ -215,6 +217,7 @@ impl PoolHandle {
             sessions: SessionRegistry::default(),
             max_inflight: std::sync::atomic::AtomicU32::new(0),
             queue_timeout_ms: std::sync::atomic::AtomicU64::new(100),
+            admitted: std::sync::atomic::AtomicU32::new(0),
             current: ArcSwap::from_pointee(first),
         }
     }
@@ -249,6 +252,25 @@ impl PoolHandle {
                 std::time::Duration::from_millis(self.queue_timeout_ms.load(Ordering::Relaxed)),
             )),
         }
+    }
+
+    /// Takes one of `limit` admission slots; `false` when all are taken. Claimed atomically,
+    /// so requests arriving together cannot all see room.
+    pub fn try_admit(&self, limit: u32) -> bool {
+        use std::sync::atomic::Ordering;
+        self.admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives an admission slot back.
+    pub fn release_admission(&self) {
+        use std::sync::atomic::Ordering;
+        let _ = self
+            .admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
     /// The pool's balancer and panic threshold now.

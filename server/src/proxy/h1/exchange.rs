@@ -45,6 +45,9 @@ pub enum ExchangeError {
     Protocol(#[from] ParseError),
     #[error("the client's request body failed: {0}")]
     ClientBody(String),
+    /// A streamed body grew past the route's `max_body_bytes`.
+    #[error("the request body went over {0} bytes")]
+    BodyTooLarge(u64),
 }
 
 impl ExchangeError {
@@ -65,6 +68,9 @@ pub enum RequestBody {
     Stream {
         payload: web::Payload,
         framing: RequestFraming,
+        /// Most bytes to forward (0: no limit): what catches a chunked body over the route's
+        /// `max_body_bytes`, which has no length to check beforehand.
+        limit: u64,
     },
 }
 
@@ -86,7 +92,11 @@ pub async fn exchange(
     timeouts: &Timeouts,
 ) -> Result<(Conn, ResponseHead), ExchangeError> {
     match std::mem::replace(body, RequestBody::None) {
-        RequestBody::Stream { payload, framing } => {
+        RequestBody::Stream {
+            payload,
+            framing,
+            limit,
+        } => {
             let conn = match pool::checkout(addr, BODY_REUSE_MAX_IDLE) {
                 Some(conn) => conn,
                 None => connect(addr, timeouts.connect).await?,
@@ -94,7 +104,7 @@ pub async fn exchange(
             attempt(
                 conn,
                 head,
-                Outgoing::Stream(payload, framing),
+                Outgoing::Stream(payload, framing, limit),
                 head_request,
                 timeouts,
             )
@@ -133,7 +143,7 @@ pub async fn exchange(
 enum Outgoing {
     Nothing,
     Bytes(bytes::Bytes),
-    Stream(web::Payload, RequestFraming),
+    Stream(web::Payload, RequestFraming, u64),
 }
 
 impl From<Option<bytes::Bytes>> for Outgoing {
@@ -228,8 +238,8 @@ async fn attempt(
                 .await
                 .map_err(early)?;
         }
-        Outgoing::Stream(payload, framing) => {
-            send_body(&mut conn, payload, framing, timeouts.idle).await?;
+        Outgoing::Stream(payload, framing, limit) => {
+            send_body(&mut conn, payload, framing, limit, timeouts.idle).await?;
         }
     }
     let mut received = false;
@@ -283,6 +293,7 @@ async fn send_body(
     conn: &mut Conn,
     mut payload: web::Payload,
     framing: RequestFraming,
+    limit: u64,
     idle: Duration,
 ) -> Result<(), ExchangeError> {
     let mut framed = BytesMut::new();
@@ -300,6 +311,9 @@ async fn send_body(
             Some(Ok(chunk)) if chunk.is_empty() => continue,
             Some(Ok(chunk)) => {
                 sent += chunk.len() as u64;
+                if limit > 0 && sent > limit {
+                    return Err(ExchangeError::BodyTooLarge(limit));
+                }
                 if let RequestFraming::Length(n) = framing
                     && sent > n
                 {
