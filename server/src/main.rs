@@ -166,15 +166,8 @@ fn main() -> ExitCode {
 /// Serves until SIGINT or SIGTERM; on SIGHUP reloads the config file (an invalid one is
 /// reported with its key paths and changes nothing).
 fn serve_until_stopped(router: &switchyard::RouterHandle, path: Option<PathBuf>) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("switchyard: cannot wait for signals: {err}");
-            return;
-        }
+    let Some(runtime) = signal_runtime() else {
+        return;
     };
     runtime.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
@@ -211,21 +204,33 @@ fn serve_until_stopped(router: &switchyard::RouterHandle, path: Option<PathBuf>)
     });
 }
 
-/// Blocks until SIGINT (Ctrl-C) or SIGTERM.
-fn wait_for_shutdown_signal() {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+/// A small runtime to wait for signals on the main thread (the router runs on its own).
+fn signal_runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt,
+        Ok(rt) => Some(rt),
         Err(err) => {
             eprintln!("switchyard: cannot wait for signals: {err}");
-            return;
+            None
         }
+    }
+}
+
+/// Blocks until SIGINT (Ctrl-C) or SIGTERM.
+fn wait_for_shutdown_signal() {
+    let Some(runtime) = signal_runtime() else {
+        return;
     };
     runtime.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler");
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            eprintln!("switchyard: cannot install a SIGTERM handler; Ctrl-C still stops");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
