@@ -288,8 +288,14 @@ pub fn start_switchyard_config(
     config: &str,
     listen: SocketAddr,
 ) -> Result<Proc, String> {
-    let bin = workspace_binary("switchyard", "SWITCHYARD_BIN")?;
     let path = scratch.write(&format!("{name}.toml"), config)?;
+    serve(name, &path, listen)
+}
+
+/// Starts `switchyard serve --config path` (a file the caller may rewrite, e.g. to test a
+/// reload) and waits until it listens on `listen`.
+pub fn serve(name: &str, path: &Path, listen: SocketAddr) -> Result<Proc, String> {
+    let bin = workspace_binary("switchyard", "SWITCHYARD_BIN")?;
     let mut proc = Proc::spawn(
         name,
         Command::new(bin).arg("serve").arg("--config").arg(path),

@@ -12,14 +12,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::procs::{self, ScratchDir};
-use crate::scenario::Verdict;
+use crate::scenario::{Http, Verdict, get};
 
 const REGIONS: [(&str, f64, f64); 3] = [
     ("us-east", 39.0438, -77.4874),
@@ -32,32 +29,13 @@ const RUN: Duration = Duration::from_secs(10);
 const KILL_AT: Duration = Duration::from_secs(3);
 const PARIS: &str = "lat=48.8566&lon=2.3522";
 
-type Http = Client<HttpConnector, Empty<Bytes>>;
-
-async fn get(client: &Http, url: &str) -> Option<(u16, String, Bytes)> {
-    let req = ::http::Request::get(url).body(Empty::new()).ok()?;
-    let resp = tokio::time::timeout(Duration::from_secs(2), client.request(req))
-        .await
-        .ok()?
-        .ok()?;
-    let status = resp.status().as_u16();
-    let backend = resp
-        .headers()
-        .get("x-backend-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_string();
-    let body = resp.into_body().collect().await.ok()?.to_bytes();
-    Some((status, backend, body))
-}
-
 /// The directory as `(name, endpoint, healthy)`, nearest usable first.
 async fn directory(client: &Http, endpoint: &str) -> Option<Vec<(String, String, bool)>> {
-    let (status, _, body) = get(client, &format!("{endpoint}/v1/regions?{PARIS}")).await?;
-    if status != 200 {
+    let answer = get(client, &format!("{endpoint}/v1/regions?{PARIS}"), &[]).await?;
+    if answer.status != 200 {
         return None;
     }
-    let answer: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    let answer: serde_json::Value = serde_json::from_slice(&answer.body).ok()?;
     answer["regions"].as_array().map(|regions| {
         regions
             .iter()
@@ -155,8 +133,8 @@ pub async fn run(say: impl Fn(&str)) -> Result<Verdict, String> {
             .find(|r| r.2)
             .map(|r| r.1.clone())
             .unwrap_or_default();
-        let mut outcome = get(&client, &format!("{target}/titles")).await;
-        if !matches!(outcome, Some((200, _, _))) {
+        let mut outcome = get(&client, &format!("{target}/titles"), &[]).await;
+        if outcome.as_ref().is_none_or(|a| a.status != 200) {
             // As the SDK does: read the directory again (from another known region), retry once.
             retried += 1;
             for endpoint in known.iter().filter(|e| **e != target) {
@@ -170,12 +148,14 @@ pub async fn run(say: impl Fn(&str)) -> Result<Verdict, String> {
                 .find(|r| r.2 && r.1 != target)
                 .map(|r| r.1.clone())
                 .unwrap_or_default();
-            outcome = get(&client, &format!("{next}/titles")).await;
+            outcome = get(&client, &format!("{next}/titles"), &[]).await;
         }
         match outcome {
-            Some((200, backend, _)) => {
+            Some(answer) if answer.status == 200 => {
                 if killed_at.is_some() {
-                    *served_after.entry(backend).or_default() += 1;
+                    *served_after
+                        .entry(answer.backend().to_string())
+                        .or_default() += 1;
                 }
             }
             _ => failed += 1,

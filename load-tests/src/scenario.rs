@@ -30,6 +30,47 @@ use crate::procs::{self, ScratchDir};
 
 pub const SCENARIOS: &[&str] = &["backend-kill", "redis-outage", "drain", "region-loss"];
 
+/// A scenario's HTTP client.
+pub type Http = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
+
+/// One answer, read whole.
+pub struct Answer {
+    pub status: u16,
+    pub headers: ::http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The backend that answered (`X-Backend-Id`), `-` if none said.
+    pub fn backend(&self) -> &str {
+        self.header("x-backend-id").unwrap_or("-")
+    }
+}
+
+/// A GET with extra headers, answered whole within 2 s; `None` on any failure.
+pub async fn get(client: &Http, url: &str, headers: &[(&str, String)]) -> Option<Answer> {
+    let mut req = ::http::Request::get(url);
+    for (name, value) in headers {
+        req = req.header(*name, value);
+    }
+    let req = req.body(Empty::new()).ok()?;
+    let resp = tokio::time::timeout(Duration::from_secs(2), client.request(req))
+        .await
+        .ok()?
+        .ok()?;
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.ok()?.to_bytes();
+    Some(Answer {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    })
+}
+
 /// The outcome of a scenario: the verdict line and whether it met its goal.
 #[derive(Debug, Clone)]
 pub struct Verdict {
@@ -201,31 +242,15 @@ async fn redis_outage(say: impl Fn(&str)) -> Result<Verdict, String> {
 
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     let get = |node: SocketAddr, token: Option<&str>| {
-        let mut req = ::http::Request::builder().uri(format!("http://{node}/stream/x"));
-        if let Some(t) = token {
-            req = req.header("x-switchyard-session", t);
-        }
-        let req = req.body(Empty::new()).expect("a valid request");
+        let headers: Vec<(&str, String)> = token
+            .map(|t| ("x-switchyard-session", t.to_string()))
+            .into_iter()
+            .collect();
         let client = client.clone();
         async move {
-            let resp = tokio::time::timeout(Duration::from_secs(2), client.request(req))
-                .await
-                .ok()?
-                .ok()?;
-            let status = resp.status().as_u16();
-            let token = resp
-                .headers()
-                .get("x-switchyard-session")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let backend = resp
-                .headers()
-                .get("x-backend-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-")
-                .to_string();
-            let _ = resp.into_body().collect().await;
-            Some((status, token, backend))
+            let answer = get(&client, &format!("http://{node}/stream/x"), &headers).await?;
+            let token = answer.header("x-switchyard-session").map(str::to_string);
+            Some((answer.status, token, answer.backend().to_string()))
         }
     };
     let mut viewers = Vec::new();

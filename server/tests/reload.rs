@@ -44,6 +44,12 @@ impl ConfigFile {
     fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Writes the file, then starts a router from it (as `serve --config` would).
+    fn start(&self, listen: &str, admin: &str, body: &str) -> switchyard::RouterHandle {
+        self.write(listen, admin, body);
+        switchyard::start(Config::load(self.path()).unwrap()).unwrap()
+    }
 }
 
 impl Drop for ConfigFile {
@@ -77,7 +83,7 @@ async fn an_invalid_file_is_refused_with_its_key_paths_and_changes_nothing() {
     let bs = backends(&["v1"]).await;
     let file = ConfigFile::new();
     let (listen, admin_at) = (free_addr(), free_addr());
-    file.write(
+    let r = file.start(
         &listen,
         &admin_at,
         &format!(
@@ -86,7 +92,6 @@ async fn an_invalid_file_is_refused_with_its_key_paths_and_changes_nothing() {
             no_checks("api", "round_robin", &bs)
         ),
     );
-    let r = switchyard::start(Config::load(file.path()).unwrap()).unwrap();
     let (client, admin) = (Client::new(r.addr()), Client::new(r.admin_addr()));
     assert_eq!(client.get("/api/x").await.backend(), "v1");
 
@@ -118,7 +123,7 @@ async fn a_reload_adds_and_removes_pools_and_backends_without_dropping_kept_sess
     let new = backends(&["n1"]).await;
     let file = ConfigFile::new();
     let (listen, admin_at) = (free_addr(), free_addr());
-    file.write(
+    let r = file.start(
         &listen,
         &admin_at,
         &format!(
@@ -129,7 +134,6 @@ async fn a_reload_adds_and_removes_pools_and_backends_without_dropping_kept_sess
             no_checks("old", "round_robin", &old)
         ),
     );
-    let r = switchyard::start(Config::load(file.path()).unwrap()).unwrap();
     let (client, admin) = (Client::new(r.addr()), Client::new(r.admin_addr()));
     let mut sessions = Vec::new();
     for _ in 0..20 {
@@ -213,7 +217,7 @@ async fn backends_are_added_and_removed_through_the_admin_api() {
     let extra = backends(&["a2"]).await;
     let file = ConfigFile::new();
     let (listen, admin_at) = (free_addr(), free_addr());
-    file.write(
+    let r = file.start(
         &listen,
         &admin_at,
         &format!(
@@ -222,7 +226,6 @@ async fn backends_are_added_and_removed_through_the_admin_api() {
             no_checks("api", "round_robin", &bs)
         ),
     );
-    let r = switchyard::start(Config::load(file.path()).unwrap()).unwrap();
     let (client, admin) = (Client::new(r.addr()), Client::new(r.admin_addr()));
 
     let body = format!(
@@ -298,7 +301,6 @@ async fn backends_are_added_and_removed_through_the_admin_api() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_file() {
-    use switchyard_load::procs::{Proc, wait_for_port, workspace_binary};
     let bs = backends(&["h1"]).await;
     let file = ConfigFile::new();
     let (listen, admin_at) = (free_addr(), free_addr());
@@ -311,17 +313,8 @@ async fn sighup_reloads_the_file() {
             no_checks("api", "round_robin", &bs)
         ),
     );
-    let bin = workspace_binary("switchyard", "SWITCHYARD_BIN").unwrap();
-    let mut router = Proc::spawn(
-        "switchyard",
-        std::process::Command::new(bin)
-            .arg("serve")
-            .arg("--config")
-            .arg(file.path()),
-    )
-    .unwrap();
     let addr: std::net::SocketAddr = listen.parse().unwrap();
-    wait_for_port(&mut router, addr).unwrap();
+    let mut router = switchyard_load::procs::serve("switchyard", file.path(), addr).unwrap();
     let client = Client::new(addr);
     assert_eq!(client.get("/later/x").await.status, 404);
 

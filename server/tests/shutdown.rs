@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;
 use support::*;
-use switchyard_load::procs::{Proc, ScratchDir, free_port, wait_for_port, workspace_binary};
+use switchyard_load::procs::{self, ScratchDir, free_port};
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,16 +24,7 @@ async fn sigterm_fails_readiness_first_then_moves_sessions_then_exits() {
         pool_with("all", "round_robin", &bs, "health = { kind = \"none\" }")
     );
     let path = scratch.write("router.toml", &config).unwrap();
-    let bin = workspace_binary("switchyard", "SWITCHYARD_BIN").unwrap();
-    let mut router = Proc::spawn(
-        "switchyard",
-        std::process::Command::new(bin)
-            .arg("serve")
-            .arg("--config")
-            .arg(path),
-    )
-    .unwrap();
-    wait_for_port(&mut router, listen).unwrap();
+    let mut router = procs::serve("switchyard", &path, listen).unwrap();
     let (mut ws, _) = connect(listen, &[]).await;
     ws.send(Message::text("hi")).await.unwrap();
     assert_eq!(next(&mut ws).await, Message::text("t1: hi"));
