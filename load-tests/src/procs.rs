@@ -71,8 +71,23 @@ impl Drop for Proc {
     }
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago, for a process that must be told its port before
+/// it starts. It is picked below the kernel's ephemeral range, so the port cannot be handed to
+/// another socket's `bind(0)` or outgoing connection in the moment between this check and the
+/// caller's bind (a freed ephemeral port is often the very next one the kernel gives out).
 pub fn free_port() -> Result<u16, String> {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    if low > 12_000 {
+        for _ in 0..200 {
+            let port = fastrand::u16(10_000..low);
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -225,8 +225,18 @@ fn the_demo_with_three_regions_answers_the_directory_and_overflows_on_evacuation
             .parse()
             .unwrap()
     };
-    let (listen, admin): (Vec<_>, Vec<_>) = (0..3).map(|_| (free(), free())).unzip();
-    let demos = switchyard::demo::start_regions(&listen, &admin).expect("three regions start");
+    // The regions must know each other's ports before they start, so the ports are picked
+    // first; another process may take one in between, so a bind conflict gets a fresh pick.
+    let start = || {
+        let (listen, admin): (Vec<_>, Vec<_>) = (0..3).map(|_| (free(), free())).unzip();
+        switchyard::demo::start_regions(&listen, &admin)
+    };
+    let demos = (1..5)
+        .fold(start(), |started, _| match started {
+            Err(switchyard::Error::Bind { .. }) => start(),
+            other => other,
+        })
+        .expect("three regions start");
     let banner = switchyard::demo::regions_banner(&demos);
     assert!(
         banner.contains("us-east") && banner.contains("ap-southeast"),
@@ -240,7 +250,7 @@ fn the_demo_with_three_regions_answers_the_directory_and_overflows_on_evacuation
         .to_string();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let us_east = Client::new(listen[0]);
+        let us_east = Client::new(demos[0].router().addr());
         let directory = us_east.get("/v1/regions?lat=48.86&lon=2.35").await.json();
         let order: Vec<_> = directory["regions"]
             .as_array()
@@ -253,7 +263,7 @@ fn the_demo_with_three_regions_answers_the_directory_and_overflows_on_evacuation
 
         // Evacuating us-east sends its /api requests to the nearest region.
         let auth = format!("Bearer {token}");
-        let reply = Client::new(admin[0])
+        let reply = Client::new(demos[0].router().admin_addr())
             .send(
                 http::Method::POST,
                 "/admin/v1/regions/us-east/evacuate",
