@@ -33,6 +33,10 @@ admin_listen = "127.0.0.1:$SYA"
 workers = 1
 [log]
 access = false
+# One load generator address sends what thousands of viewers would: per-address caps off.
+[limits]
+max_connections_per_ip = 0
+rate_per_ip = 0
 [[routes]]
 id = "api"
 path_prefix = "/"

@@ -63,11 +63,12 @@ pub async fn run(say: impl Fn(&str)) -> Result<Verdict, String> {
         .collect();
     let config = format!(
         "[node]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\nworkers = 1\nadmin_token_file = \"{}\"\n\
-         [log]\naccess = false\n\
+         [log]\naccess = false\n{}\
          [[routes]]\nid = \"ws\"\npath_prefix = \"/\"\npool = \"ws\"\nsticky = true\n\
          timeouts = {{ connect = \"1s\", response = \"5s\", idle = \"1h\" }}\n\
          [[pools]]\nid = \"ws\"\nalgorithm = \"least_connections\"\nbackends = [{}]\n",
         token_file.display(),
+        procs::LOAD_GENERATOR_LIMITS,
         backends.join(", ")
     );
     let _router = procs::start_switchyard_config(&scratch, "router", &config, listen)?;

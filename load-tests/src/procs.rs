@@ -286,7 +286,7 @@ pub fn start_switchyard_with(
         .map(|(id, addr)| format!("{{ id = \"{id}\", address = \"{addr}\" }}"))
         .collect();
     let config = format!(
-        "[node]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\nworkers = {workers}\nshutdown_timeout = \"1s\"\n[log]\naccess = false\n{extra}\
+        "[node]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\nworkers = {workers}\nshutdown_timeout = \"1s\"\n[log]\naccess = false\n{LOAD_GENERATOR_LIMITS}{extra}\
          [[routes]]\nid = \"all\"\npath_prefix = \"/\"\npool = \"all\"\nretries = {retries}\nsticky = {sticky}\n\
          [[pools]]\nid = \"all\"\nalgorithm = \"round_robin\"\nbackends = [{}]\n",
         members.join(", ")
@@ -294,6 +294,11 @@ pub fn start_switchyard_with(
     let proc = start_switchyard_config(scratch, name, &config, listen)?;
     Ok((proc, listen, admin))
 }
+
+/// `[limits]` for a router measured or exercised by the load generator: it is one client
+/// address sending what thousands of viewers would, so the per-address caps (on by default)
+/// are turned off — explicitly, as the config reference asks.
+pub const LOAD_GENERATOR_LIMITS: &str = "[limits]\nmax_connections_per_ip = 0\nrate_per_ip = 0\n";
 
 /// Starts `switchyard serve` with a whole config text (written to `name.toml` in `scratch`)
 /// and waits until it listens on `listen`.

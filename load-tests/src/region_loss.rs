@@ -72,12 +72,13 @@ pub async fn run(say: impl Fn(&str)) -> Result<Verdict, String> {
         let (backend_id, backend_addr) = (format!("{name}-1"), backends[k].1);
         let config = format!(
             "[node]\nregion = \"{name}\"\nlisten = \"{}\"\nadmin_listen = \"{admin}\"\nworkers = 1\n\
-             [log]\naccess = false\n\
+             [log]\naccess = false\n{}\
              [directory]\nprobe_interval = \"200ms\"\nprobe_timeout = \"200ms\"\nfall = 2\nrise = 2\n\
              {regions}\
              [[routes]]\nid = \"api\"\npath_prefix = \"/\"\npool = \"api\"\noverflow = \"forward\"\n\
              [[pools]]\nid = \"api\"\nbackends = [{{ id = \"{backend_id}\", address = \"{backend_addr}\" }}]\n",
-            listens[k]
+            listens[k],
+            procs::LOAD_GENERATOR_LIMITS,
         );
         routers.push(Some(procs::start_switchyard_config(
             &scratch, name, &config, listens[k],

@@ -46,6 +46,10 @@ pub enum Error {
         by: &'static str,
         retry_after: Duration,
     },
+    /// The client address has `max_connections_per_ip` connections open already: this one is
+    /// answered once and closed.
+    #[error("{max} connections are open from this client address already")]
+    TooManyConnections { max: u32 },
     /// A limit of the request head or body (`[limits]`, a route's `max_body_bytes`).
     #[error("{what} is {size} bytes, over the limit of {max}")]
     TooLarge {
@@ -81,6 +85,7 @@ impl Error {
             Error::Upstream { .. } => "upstream_error",
             Error::BadRequest { .. } => "bad_request",
             Error::RateLimited { .. } => "rate_limited",
+            Error::TooManyConnections { .. } => "connection_limit",
             // The same wire kind as full backends: the region cannot take it now.
             Error::Shed { .. } => "overloaded",
             Error::TooLarge { what: "uri", .. } => "uri_too_long",
@@ -98,7 +103,7 @@ impl Error {
         match self {
             Error::NoRoute { .. } => 404,
             Error::BadRequest { .. } => 400,
-            Error::RateLimited { .. } => 429,
+            Error::RateLimited { .. } | Error::TooManyConnections { .. } => 429,
             Error::Shed { .. } => 503,
             Error::TooLarge { what: "uri", .. } => 414,
             Error::TooLarge {

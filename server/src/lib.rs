@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod balance;
 pub mod config;
+pub mod conn;
 pub mod control;
 pub mod demo;
 pub mod error;

@@ -113,25 +113,32 @@ fn parse_v2(buf: &[u8]) -> Result<Option<Header>, String> {
 }
 
 /// Reads the header off a new connection; the peer to use (the socket's own for LOCAL).
+///
+/// Bytes are peeked, so what follows the header stays in the socket for HTTP or TLS. While the
+/// header is incomplete every byte seen belongs to it, so those are taken off the socket: the
+/// next peek then waits for new bytes instead of returning the same ones again.
 pub async fn accept(io: &mut TcpStream) -> std::io::Result<SocketAddr> {
     let read = async {
+        let mut header = Vec::with_capacity(64);
         let mut buf = vec![0u8; MAX_HEADER];
         loop {
-            let seen = io.peek(&mut buf).await?;
+            let room = MAX_HEADER - header.len();
+            let seen = io.peek(&mut buf[..room]).await?;
             if seen == 0 {
                 return Err(std::io::Error::other("closed before the PROXY header"));
             }
-            match parse(&buf[..seen]) {
-                Ok(Some(header)) => {
-                    let mut discard = vec![0u8; header.len];
-                    io.read_exact(&mut discard).await?;
-                    return match header.source {
+            header.extend_from_slice(&buf[..seen]);
+            let known = header.len() - seen;
+            match parse(&header) {
+                Ok(Some(parsed)) => {
+                    io.read_exact(&mut buf[..parsed.len - known]).await?;
+                    return match parsed.source {
                         Some(source) => Ok(source),
                         None => io.peer_addr(),
                     };
                 }
-                Ok(None) if seen < MAX_HEADER => {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
+                Ok(None) if header.len() < MAX_HEADER => {
+                    io.read_exact(&mut buf[..seen]).await?;
                 }
                 Ok(None) => return Err(std::io::Error::other("PROXY header too long")),
                 Err(reason) => return Err(std::io::Error::other(reason)),

@@ -24,6 +24,7 @@ use tokio::sync::oneshot;
 
 use crate::admin::{self, Readiness};
 use crate::config::Config;
+use crate::conn::{self, ClientIo, HasConn};
 use crate::control::RouterSupervisor;
 use crate::control::supervisor::{Reload, ReloadReport};
 use crate::error::Error;
@@ -33,11 +34,6 @@ use crate::session::{MemoryStore, Sessions, SharedStore, Store, TokenKey};
 use crate::telemetry;
 use crate::tls::SniResolver;
 
-/// Client connections idle longer than this between requests are closed (nginx's default
-/// `keepalive_timeout` is 75 s).
-pub const CLIENT_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(75);
-/// Time a client has to send a full request head: protects workers from slow-header clients.
-pub const CLIENT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Pending-connection queue of each listener.
 pub const LISTEN_BACKLOG: u32 = 2048;
 
@@ -209,6 +205,11 @@ fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public
     let shutdown = builder.graceful_shutdown_signal();
     let mut listen = Vec::new();
     let mut resolvers = Vec::new();
+    let limits = config.limits;
+    let per_address = conn::PerAddress::new(
+        config.limits.max_connections_per_ip,
+        Arc::new(config.node.trusted_proxies.clone()),
+    );
     // Plain listeners that redirect send clients to the first TLS listener's port.
     let https_port = config
         .listeners
@@ -244,9 +245,12 @@ fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public
                     .default_service(web::to(proxy::handle))
                     .into_factory()
                     .map_err(|err: actix_web::Error| err.error_response());
-                HttpService::build()
-                    .keep_alive(CLIENT_KEEP_ALIVE)
-                    .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+                let http = HttpService::build()
+                    .on_connect_ext(|io: &$io, ext: &mut actix_http::Extensions| {
+                        ext.insert(io.conn().clone());
+                    })
+                    .keep_alive(limits.idle_timeout)
+                    .client_request_timeout(limits.header_timeout)
                     .tcp_nodelay(true)
                     .local_addr(local)
                     .graceful_shutdown_signal(move || {
@@ -262,28 +266,42 @@ fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public
                             }
                         },
                     ))
-                    .finish(map_config(app, |_| AppConfig::default()))
+                    .finish(map_config(app, |_| AppConfig::default()));
+                // What the HTTP layer refused on its own (malformed heads, 431s) is counted.
+                actix_service::apply_fn_factory(
+                    http,
+                    |(io, proto, peer): ($io, actix_http::Protocol, Option<SocketAddr>),
+                     http: &_| {
+                        let conn = io.conn().clone();
+                        let served = actix_service::Service::call(http, (io, proto, peer));
+                        async move {
+                            served
+                                .await
+                                .inspect_err(|err| conn::count_dispatch_error(&conn, err))
+                        }
+                    },
+                )
             }};
         }
+        // Every connection is admitted first (PROXY header, per-address count), then TLS
+        // where the listener has it, then HTTP; the connection's facts ride in `ClientIo`.
+        let per_address = per_address.clone();
+        let admit = move || {
+            let per_address = per_address.clone();
+            fn_service(move |io: TcpStream| {
+                let admitted = conn::admit(io, proxy_protocol, per_address.clone());
+                async move { admitted.await.map_err(actix_http::error::DispatchError::Io) }
+            })
+        };
         builder = match tls {
-            None if proxy_protocol => builder.listen(name, listener, move || {
-                // The L4 balancer's PROXY header first: its source is the peer.
-                fn_service(|mut io: TcpStream| async move {
-                    match crate::proxy_protocol::accept(&mut io).await {
-                        Ok(peer) => {
-                            let _ = io.set_nodelay(true);
-                            Ok((io, actix_http::Protocol::Http1, Some(peer)))
-                        }
-                        Err(err) => {
-                            metrics::counter!("switchyard_proxy_protocol_refused_total")
-                                .increment(1);
-                            Err(actix_http::error::DispatchError::Io(err))
-                        }
-                    }
-                })
-                .and_then(service!(TcpStream))
+            None => builder.listen(name, listener, move || {
+                admit()
+                    .map(|io: ClientIo<TcpStream>| {
+                        let peer = io.conn().peer;
+                        (io, actix_http::Protocol::Http1, Some(peer))
+                    })
+                    .and_then(service!(ClientIo<TcpStream>))
             }),
-            None => builder.listen(name, listener, move || service!(TcpStream).tcp()),
             Some(tls) => {
                 let resolver = Arc::new(SniResolver::new(tls).map_err(|reason| Error::Io {
                     context: format!("TLS listener {addr}"),
@@ -295,11 +313,14 @@ fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public
                         context: format!("TLS listener {addr}"),
                         source: std::io::Error::other(reason),
                     })?;
+                let tls_config = Arc::new(tls_config);
                 builder.listen(name, listener, move || {
-                    let acceptor = actix_http::TlsAcceptorConfig::default()
-                        .handshake_timeout(TLS_HANDSHAKE_TIMEOUT);
-                    service!(actix_tls::accept::rustls_0_23::TlsStream<TcpStream>)
-                        .rustls_0_23_with_config(tls_config.clone(), acceptor)
+                    let tls_config = tls_config.clone();
+                    admit()
+                        .and_then(fn_service(move |io: ClientIo<TcpStream>| {
+                            conn::handshake(io, tls_config.clone(), TLS_HANDSHAKE_TIMEOUT)
+                        }))
+                        .and_then(service!(conn::TlsIo))
                 })
             }
         }

@@ -153,13 +153,15 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
-/// The rustls configuration of a TLS listener: TLS 1.3 and 1.2 only, certificates by SNI.
+/// The rustls configuration of a TLS listener: TLS 1.3 and 1.2 only, certificates by SNI,
+/// ALPN `h2` then `http/1.1`.
 pub fn server_config(resolver: Arc<SniResolver>) -> Result<rustls::ServerConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|err| err.to_string())?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }

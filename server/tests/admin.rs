@@ -210,7 +210,11 @@ async fn bad_bodies_are_refused_with_the_field_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drain_moves_every_session_with_4001_spread_out_and_lets_requests_finish() {
     let bs = backends(&["d1", "d2"]).await;
-    let r = router_with(&token_node(), &ws_pool(&bs));
+    // One test client holds all the sessions: the per-address cap is off on purpose.
+    let r = router_with(
+        &token_node(),
+        &format!("[limits]\nmax_connections_per_ip = 0\n{}", ws_pool(&bs)),
+    );
     let admin = Admin::of(&r);
     // 1,000 live sessions, spread over both backends by least connections.
     let mut sessions = Vec::new();

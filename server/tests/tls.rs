@@ -99,6 +99,11 @@ async fn tls_connect(
     sni: &str,
     alpn: &[&[u8]],
 ) -> TlsStream<TcpStream> {
+    tls_over(TcpStream::connect(addr).await.unwrap(), sni, alpn).await
+}
+
+/// TLS on an open connection.
+async fn tls_over(tcp: TcpStream, sni: &str, alpn: &[&[u8]]) -> TlsStream<TcpStream> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -107,7 +112,6 @@ async fn tls_connect(
         .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let tcp = TcpStream::connect(addr).await.unwrap();
     let name = ServerName::try_from(sni.to_string()).unwrap();
     tokio::time::timeout(
         REQUEST_DEADLINE,
@@ -162,6 +166,16 @@ fn tls_router(
     certs: &[(&Cert, &[&str])],
     bs: &[TestBackend],
 ) -> (switchyard::RouterHandle, std::net::SocketAddr) {
+    tls_router_with(dir, certs, bs, "")
+}
+
+/// [`tls_router`] with more keys for the TLS listener.
+fn tls_router_with(
+    dir: &Path,
+    certs: &[(&Cert, &[&str])],
+    bs: &[TestBackend],
+    listener: &str,
+) -> (switchyard::RouterHandle, std::net::SocketAddr) {
     let tls_addr: std::net::SocketAddr =
         format!("127.0.0.1:{}", switchyard_load::procs::free_port().unwrap())
             .parse()
@@ -183,7 +197,7 @@ fn tls_router(
     let text = format!(
         "[node]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 1\nshutdown_timeout = \"1s\"\nadmin_token_file = \"{}\"\n\
          [log]\naccess = false\n\
-         [[listeners]]\nid = \"https\"\naddress = \"{tls_addr}\"\ntls = {{ certificates = [{}] }}\n\
+         [[listeners]]\nid = \"https\"\naddress = \"{tls_addr}\"\ntls = {{ certificates = [{}] }}\n{listener}\n\
          {}{}",
         token.display(),
         certificates.join(", "),
@@ -264,6 +278,52 @@ async fn https_and_http2_requests_are_proxied_to_http1_backends() {
     assert_eq!(resp.headers()["x-backend-id"], "t1");
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&body[..], b"t1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_listener_behind_an_l4_balancer_takes_the_proxy_header_before_the_handshake() {
+    let dir = scratch();
+    let a = make_cert(dir.path(), "a", &["a.test"]);
+    let bs = backends(&["t1"]).await;
+    let (_r, addr) = tls_router_with(
+        dir.path(),
+        &[(&a, &["a.test"])],
+        &bs,
+        "proxy_protocol = true",
+    );
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"PROXY TCP4 203.0.113.7 10.0.0.1 51000 443\r\n")
+        .await
+        .unwrap();
+    let mut stream = tls_over(tcp, "a.test", &[b"http/1.1"]).await;
+    let answer = http1(&mut stream, "/hello?echo=1").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("203.0.113.7"),
+        "the backend sees the viewer: {answer}"
+    );
+    // A handshake without the header first is refused.
+    let refused = TlsConnector::from(Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth(),
+    ))
+    .connect(
+        ServerName::try_from("a.test").unwrap(),
+        TcpStream::connect(addr).await.unwrap(),
+    );
+    let outcome = tokio::time::timeout(REQUEST_DEADLINE, refused)
+        .await
+        .expect("refused within the deadline");
+    let err = outcome.expect_err("no handshake without the PROXY header");
+    assert!(
+        !err.to_string().contains("UnknownIssuer"),
+        "the router must not answer the handshake: {err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -146,6 +146,10 @@ pub struct RateLimitConfig {
 pub struct Limits {
     pub max_uri_bytes: u64,
     pub max_header_bytes: u64,
+    /// 0: no limit.
+    pub max_connections_per_ip: u32,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

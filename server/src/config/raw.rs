@@ -316,7 +316,8 @@ pub struct RawRoute {
     /// Default 33554432 (32 MiB); 0 means no limit.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: u64,
-    /// Rate limits of the route (per client address and per API key). Default none.
+    /// Rate limits of the route (per client address and per API key). Default: per client
+    /// address as `[limits] rate_per_ip` says, no key limit.
     pub rate_limit: Option<RawRateLimit>,
     /// Who is shed first when its pool is over `max_inflight`: `"low"`, `"normal"`
     /// (default) or `"high"`.
@@ -332,7 +333,8 @@ fn default_priority() -> String {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRateLimit {
-    /// Requests a second per client address.
+    /// Requests a second per client address. Default `[limits] rate_per_ip`; 0: no limit
+    /// per address on this route.
     pub per_ip: Option<u32>,
     /// Requests allowed at once per address. Default 2 × `per_ip`.
     pub burst: Option<u32>,
@@ -678,6 +680,40 @@ pub struct RawLimits {
     /// (431 beyond). The HTTP parser also refuses more than 96 headers with 431.
     #[serde(default = "default_max_header_bytes")]
     pub max_header_bytes: u64,
+    /// Most connections open at once from one client address (the PROXY header's source on
+    /// listeners that take one); a connection over it gets `429` to its first request and is
+    /// closed. Trusted proxies (`node.trusted_proxies`) are not limited. Default 1000; 0: off.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: u32,
+    /// Requests a second per client address on every route that does not set its own
+    /// `rate_limit.per_ip` (the design brief's 1,000 at the balancer). Default 1000; 0: off.
+    #[serde(default = "default_rate_per_ip")]
+    pub rate_per_ip: u32,
+    /// Requests at once over `rate_per_ip`. Default 2 × `rate_per_ip`.
+    pub burst_per_ip: Option<u32>,
+    /// Time a client has to send a whole request head once its connection is open (or, on
+    /// a kept-alive connection, once it starts the next one): slow-header (slowloris)
+    /// clients get 408 and are closed. Default 10 s, Envoy's edge advice.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: DurationStr,
+    /// A client connection idle this long between requests is closed. Default 75 s (nginx's
+    /// `keepalive_timeout`). WebSocket sessions have their own liveness (pings).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: DurationStr,
+}
+
+fn default_header_timeout() -> DurationStr {
+    DurationStr(Duration::from_secs(10))
+}
+fn default_idle_timeout() -> DurationStr {
+    DurationStr(Duration::from_secs(75))
+}
+
+fn default_max_connections_per_ip() -> u32 {
+    1000
+}
+fn default_rate_per_ip() -> u32 {
+    1000
 }
 
 fn default_max_uri_bytes() -> u64 {
@@ -692,6 +728,11 @@ impl Default for RawLimits {
         RawLimits {
             max_uri_bytes: default_max_uri_bytes(),
             max_header_bytes: default_max_header_bytes(),
+            max_connections_per_ip: default_max_connections_per_ip(),
+            rate_per_ip: default_rate_per_ip(),
+            burst_per_ip: None,
+            header_timeout: default_header_timeout(),
+            idle_timeout: default_idle_timeout(),
         }
     }
 }

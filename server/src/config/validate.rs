@@ -112,12 +112,6 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             }
             super::TlsConfig { certificates }
         });
-        if tls.is_some() && l.proxy_protocol {
-            issues.push(
-                format!("listeners[{i}].proxy_protocol"),
-                "not yet on TLS listeners (plain listeners only)",
-            );
-        }
         if tls.is_some() && l.redirect_https {
             issues.push(
                 format!("listeners[{i}].redirect_https"),
@@ -161,7 +155,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let mut matches: HashSet<(Option<String>, String)> = HashSet::new();
     for (i, r) in raw.routes.iter().enumerate() {
         claim_id(&mut issues, "route", format!("routes[{i}].id"), &r.id);
-        if let Some(route) = route(&mut issues, i, r, &pool_index) {
+        if let Some(route) = route(&mut issues, i, r, &pool_index, &raw.limits) {
             if !matches.insert((route.host.clone(), route.path_prefix.clone())) {
                 issues.push(
                     format!("routes[{i}].path_prefix"),
@@ -250,6 +244,20 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     }
     if raw.limits.max_header_bytes < 1024 {
         issues.push("limits.max_header_bytes", "must be at least 1024");
+    }
+    for (key, value) in [
+        ("limits.header_timeout", raw.limits.header_timeout.0),
+        ("limits.idle_timeout", raw.limits.idle_timeout.0),
+    ] {
+        if value < Duration::from_millis(100) {
+            issues.push(key, "must be at least 100ms");
+        }
+    }
+    if raw.limits.burst_per_ip == Some(0) {
+        issues.push(
+            "limits.burst_per_ip",
+            "must be at least 1 (set rate_per_ip = 0 for no limit)",
+        );
     }
     if !regions.is_empty() && !region_names.contains(raw.node.region.as_str()) {
         issues.push(
@@ -386,6 +394,9 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             limits: super::Limits {
                 max_uri_bytes: raw.limits.max_uri_bytes,
                 max_header_bytes: raw.limits.max_header_bytes,
+                max_connections_per_ip: raw.limits.max_connections_per_ip,
+                header_timeout: raw.limits.header_timeout.0,
+                idle_timeout: raw.limits.idle_timeout.0,
             },
             sessions: super::SessionsConfig {
                 cookie_key_env: raw.sessions.cookie_key_env,
@@ -732,6 +743,7 @@ fn route(
     i: usize,
     r: &RawRoute,
     pools: &HashMap<&str, usize>,
+    limits: &super::raw::RawLimits,
 ) -> Option<RouteConfig> {
     let before = issues.0.len();
     let pool = pools.get(r.pool.as_str()).copied();
@@ -766,11 +778,18 @@ fn route(
             "must be more than 0 (e.g. 0.9)",
         );
     }
+    // The node's default per-address limit applies unless the route sets its own (0: none).
+    let default_per_ip = (limits.rate_per_ip > 0).then(|| {
+        let rate = limits.rate_per_ip;
+        (rate, limits.burst_per_ip.unwrap_or(rate.saturating_mul(2)))
+    });
     let rate_limit = r.rate_limit.as_ref().map(|l| {
         let key = format!("routes[{i}].rate_limit");
-        let per_ip = l
-            .per_ip
-            .map(|rate| (rate, l.burst.unwrap_or(rate.saturating_mul(2))));
+        let per_ip = match l.per_ip {
+            Some(0) => None,
+            Some(rate) => Some((rate, l.burst.unwrap_or(rate.saturating_mul(2)))),
+            None => default_per_ip.map(|(rate, burst)| (rate, l.burst.unwrap_or(burst))),
+        };
         let per_key = match (&l.key_header, l.per_key) {
             (Some(header), Some(rate)) => Some((
                 header.trim().to_ascii_lowercase(),
@@ -783,9 +802,11 @@ fn route(
                 None
             }
         };
+        if l.per_ip == Some(0) && l.burst.is_some() {
+            issues.push(format!("{key}.burst"), "no use with per_ip = 0 (no limit)");
+        }
         for (name, value) in [
-            ("per_ip", per_ip.map(|p| p.0)),
-            ("burst", per_ip.map(|p| p.1)),
+            ("burst", l.burst),
             ("per_key", per_key.as_ref().map(|p| p.1)),
             ("key_burst", per_key.as_ref().map(|p| p.2)),
         ] {
@@ -804,11 +825,19 @@ fn route(
                 format!("{header:?} is not a header name"),
             );
         }
-        if per_ip.is_none() && per_key.is_none() && l.key_header.is_none() {
+        if l.per_ip.is_none() && l.burst.is_none() && per_key.is_none() && l.key_header.is_none() {
             issues.push(&key, "set per_ip, or key_header with per_key");
         }
         super::RateLimitConfig { per_ip, per_key }
     });
+    let rate_limit = match rate_limit {
+        None => default_per_ip.map(|per_ip| super::RateLimitConfig {
+            per_ip: Some(per_ip),
+            per_key: None,
+        }),
+        Some(l) if l.per_ip.is_none() && l.per_key.is_none() => None,
+        some => some,
+    };
     let shed_share = match r.priority.as_str() {
         "low" => 75,
         "normal" => 90,

@@ -27,7 +27,10 @@ pub fn public_message(err: &Error) -> String {
         }
         Error::Upstream { .. } => "the backend failed before answering".to_string(),
         Error::BadRequest { reason } => reason.clone(),
-        Error::TooLarge { .. } | Error::RateLimited { .. } | Error::Shed { .. } => err.to_string(),
+        Error::TooLarge { .. }
+        | Error::RateLimited { .. }
+        | Error::Shed { .. }
+        | Error::TooManyConnections { .. } => err.to_string(),
         _ => "internal error".to_string(),
     }
 }
@@ -55,13 +58,19 @@ pub fn error_response<L>(err: &Error, request_id: &HeaderValue) -> HttpResponse<
     if let Error::RateLimited { retry_after, .. } = err {
         let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
         headers.insert(ax::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
-    } else if status == StatusCode::SERVICE_UNAVAILABLE {
+    } else if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
         // The router's own 503s are momentary by nature: say when to come back.
         headers.insert(
             ax::RETRY_AFTER,
             HeaderValue::from_static(RETRY_AFTER_SECONDS),
         );
     }
-    metrics::counter!("switchyard_router_errors_total", "kind" => err.kind()).increment(1);
+    if let Error::TooManyConnections { .. } = err {
+        // Counted once per connection when it was admitted; this connection ends here.
+        resp.head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+    } else {
+        metrics::counter!("switchyard_router_errors_total", "kind" => err.kind()).increment(1);
+    }
     resp
 }

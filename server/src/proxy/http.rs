@@ -67,6 +67,9 @@ pub async fn handle(
     state: web::Data<ProxyState>,
 ) -> Response {
     let started = Instant::now();
+    if let Some(err) = over_connection_limit(req.conn_data(), &state) {
+        return error_response(&err, &headers::request_id(req.headers()));
+    }
     if let Some(port) = state.redirect_https {
         return redirect_to_https(&req, port);
     }
@@ -142,6 +145,19 @@ pub async fn handle(
         );
     }
     resp
+}
+
+/// Notes that the connection carried a request; the refusal its first request gets when the
+/// connection is over `max_connections_per_ip`.
+pub(crate) fn over_connection_limit(
+    conn: Option<&Arc<crate::conn::Conn>>,
+    state: &ProxyState,
+) -> Option<Error> {
+    let conn = conn?;
+    conn.saw_request();
+    conn.over_limit.then_some(Error::TooManyConnections {
+        max: state.limits.max_connections_per_ip,
+    })
 }
 
 /// Forwards to the pool's first candidate; on a failure before any answer byte reached the

@@ -104,6 +104,12 @@ where
     let started = Instant::now();
     let head = req.head();
     let request_id = headers::request_id(&head.headers);
+    if let Some(err) = super::http::over_connection_limit(req.conn_data(), state) {
+        let answer: HttpResponse =
+            error_response::<BoxBody>(&err, &request_id).map_into_boxed_body();
+        answer_and_close(framed, answer.into()).await;
+        return;
+    }
     let host = head
         .headers
         .get(ax::HOST)

@@ -1,0 +1,333 @@
+//! Client connections before HTTP: the PROXY header on listeners that take one, the count of
+//! connections per client address, and [`ClientIo`], the socket wrapper that carries both for
+//! as long as the connection lives — under TLS, through HTTP/1.1 or HTTP/2, and inside a
+//! WebSocket session's actor — so the per-address count is right whatever the connection
+//! becomes. Requests read the connection's facts ([`Conn`]) from actix's connection data.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use actix_web::rt::net::{ActixStream, Ready, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::config::Cidr;
+
+const SHARDS: usize = 16;
+
+/// Open connections per client address, shared by every listener and worker of a node.
+#[derive(Debug)]
+pub struct PerAddress {
+    /// 0: no limit (nothing is counted).
+    max: u32,
+    /// Proxies in front (`node.trusted_proxies`) carry many viewers: not limited.
+    exempt: Arc<Vec<Cidr>>,
+    shards: Vec<Mutex<HashMap<IpAddr, u32>>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl PerAddress {
+    pub fn new(max: u32, exempt: Arc<Vec<Cidr>>) -> Arc<PerAddress> {
+        Arc::new(PerAddress {
+            max,
+            exempt,
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: Default::default(),
+        })
+    }
+
+    /// Counts a new connection from `ip`; `None` when `ip` already has `max` open.
+    fn open(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
+        if self.max == 0 || self.exempt.iter().any(|cidr| cidr.contains(ip)) {
+            return Some(Slot(None));
+        }
+        let mut shard = self.shard(ip);
+        let open = shard.entry(ip).or_insert(0);
+        if *open >= self.max {
+            return None;
+        }
+        *open += 1;
+        Some(Slot(Some((self.clone(), ip))))
+    }
+
+    fn shard(&self, ip: IpAddr) -> std::sync::MutexGuard<'_, HashMap<IpAddr, u32>> {
+        let shard = &self.shards[(self.hasher.hash_one(ip) as usize) % SHARDS];
+        shard.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Connections open from `ip` (for tests and the admin view).
+    pub fn open_from(&self, ip: IpAddr) -> u32 {
+        self.shard(ip).get(&ip).copied().unwrap_or(0)
+    }
+}
+
+/// One counted connection; uncounted when dropped.
+#[derive(Debug)]
+struct Slot(Option<(Arc<PerAddress>, IpAddr)>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some((table, ip)) = self.0.take() {
+            let mut shard = table.shard(ip);
+            if let Some(open) = shard.get_mut(&ip) {
+                *open -= 1;
+                if *open == 0 {
+                    shard.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
+/// What a connection's requests may know about it.
+#[derive(Debug)]
+pub struct Conn {
+    /// The client: the socket's peer, or the PROXY header's source.
+    pub peer: SocketAddr,
+    /// Over `max_connections_per_ip`: its first request gets 429 and the connection closes.
+    pub over_limit: bool,
+    /// [`SEEN_REQUEST`], [`SEEN_BYTES`], [`REFUSED`].
+    flags: AtomicU8,
+}
+
+const SEEN_BYTES: u8 = 1;
+const SEEN_REQUEST: u8 = 2;
+/// Refused and counted already (a parse error, a failed handshake).
+const REFUSED: u8 = 4;
+/// In its TLS handshake: a failure is counted as one.
+const HANDSHAKING: u8 = 8;
+
+impl Conn {
+    /// A request (or an upgrade) reached the router on this connection.
+    pub fn saw_request(&self) {
+        if self.flags.load(Ordering::Relaxed) & SEEN_REQUEST == 0 {
+            self.flags.fetch_or(SEEN_REQUEST, Ordering::Relaxed);
+        }
+    }
+
+    fn refused(&self) {
+        self.flags.fetch_or(REFUSED, Ordering::Relaxed);
+    }
+}
+
+/// A client socket with its connection facts and its place in the per-address count.
+#[derive(Debug)]
+pub struct ClientIo<S> {
+    io: S,
+    conn: Arc<Conn>,
+    _slot: Option<Slot>,
+}
+
+impl<S> ClientIo<S> {
+    pub fn conn(&self) -> &Arc<Conn> {
+        &self.conn
+    }
+}
+
+impl<S> Drop for ClientIo<S> {
+    fn drop(&mut self) {
+        // Bytes came but never a whole request head, and nothing else said why: a client that
+        // stopped mid-head (slowloris, closed by the header timeout) or went away.
+        if self.conn.flags.load(Ordering::Relaxed) == SEEN_BYTES {
+            count_refused("incomplete_request");
+        }
+    }
+}
+
+/// Counts a connection-level refusal in the same family as the request-level ones.
+pub fn count_refused(kind: &'static str) {
+    metrics::counter!("switchyard_router_errors_total", "kind" => kind).increment(1);
+}
+
+/// What the HTTP layer runs over: the plain socket or TLS on it.
+pub trait HasConn {
+    fn conn(&self) -> &Arc<Conn>;
+}
+
+impl<S> HasConn for ClientIo<S> {
+    fn conn(&self) -> &Arc<Conn> {
+        &self.conn
+    }
+}
+
+/// A client connection under TLS.
+pub type TlsIo = tokio_rustls::server::TlsStream<ClientIo<TcpStream>>;
+
+impl HasConn for TlsIo {
+    fn conn(&self) -> &Arc<Conn> {
+        &self.get_ref().0.conn
+    }
+}
+
+/// The TLS handshake of an admitted connection, within `timeout`; what HTTP needs next: the
+/// stream, the protocol ALPN chose, the client.
+pub async fn handshake(
+    io: ClientIo<TcpStream>,
+    config: Arc<rustls::ServerConfig>,
+    timeout: std::time::Duration,
+) -> Result<(TlsIo, actix_http::Protocol, Option<SocketAddr>), actix_http::error::DispatchError> {
+    let conn = io.conn.clone();
+    conn.flags.fetch_or(HANDSHAKING, Ordering::Relaxed);
+    let accept = tokio_rustls::TlsAcceptor::from(config).accept(io);
+    let failed = |err: io::Error| {
+        count_refused("tls_handshake");
+        conn.refused();
+        actix_http::error::DispatchError::Io(err)
+    };
+    let tls = match tokio::time::timeout(timeout, accept).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(err)) => return Err(failed(err)),
+        Err(_) => {
+            return Err(failed(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "TLS handshake timed out",
+            )));
+        }
+    };
+    conn.flags.fetch_and(!HANDSHAKING, Ordering::Relaxed);
+    let protocol = match tls.get_ref().1.alpn_protocol() {
+        Some(b"h2") => actix_http::Protocol::Http2,
+        _ => actix_http::Protocol::Http1,
+    };
+    Ok((tls, protocol, Some(conn.peer)))
+}
+
+/// Accepts a new connection: reads the PROXY header first when the listener takes one, then
+/// counts the client. Errors are counted and close the connection.
+pub async fn admit(
+    mut io: TcpStream,
+    proxy_protocol: bool,
+    per_address: Arc<PerAddress>,
+) -> io::Result<ClientIo<TcpStream>> {
+    let _ = io.set_nodelay(true);
+    let peer = match proxy_protocol {
+        true => crate::proxy_protocol::accept(&mut io)
+            .await
+            .inspect_err(|_| {
+                metrics::counter!("switchyard_proxy_protocol_refused_total").increment(1);
+                count_refused("proxy_protocol");
+            })?,
+        false => io.peer_addr()?,
+    };
+    let slot = per_address.open(peer.ip());
+    if slot.is_none() {
+        count_refused("connection_limit");
+    }
+    Ok(ClientIo {
+        io,
+        conn: Arc::new(Conn {
+            peer,
+            over_limit: slot.is_none(),
+            // An over-limit connection is counted as refused already.
+            flags: AtomicU8::new(if slot.is_none() { REFUSED } else { 0 }),
+        }),
+        _slot: slot,
+    })
+}
+
+/// Counts a connection the HTTP layer gave up on, by why.
+pub fn count_dispatch_error(conn: &Conn, err: &actix_http::error::DispatchError) {
+    use actix_http::error::{DispatchError, ParseError};
+    let kind = match err {
+        DispatchError::Parse(ParseError::TooLarge) => "headers_too_large",
+        DispatchError::Parse(ParseError::Io(_)) => return,
+        DispatchError::Parse(_) => "malformed_request",
+        DispatchError::H2(_) => "http2_protocol",
+        _ => return,
+    };
+    count_refused(kind);
+    conn.refused();
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for ClientIo<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before && self.conn.flags.load(Ordering::Relaxed) == 0 {
+            self.conn.flags.fetch_or(SEEN_BYTES, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+impl<S: ActixStream> ActixStream for ClientIo<S> {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<Ready>> {
+        S::poll_read_ready(&self.io, cx)
+    }
+
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<Ready>> {
+        S::poll_write_ready(&self.io, cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_gets_max_connections_and_a_closed_one_frees_its_place() {
+        let table = PerAddress::new(2, Arc::new(Vec::new()));
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let first = table.open(ip).expect("first");
+        let _second = table.open(ip).expect("second");
+        assert!(table.open(ip).is_none(), "a third is over the limit");
+        assert!(
+            table.open("192.0.2.2".parse().unwrap()).is_some(),
+            "another address has its own count"
+        );
+        drop(first);
+        assert_eq!(table.open_from(ip), 1);
+        assert!(table.open(ip).is_some(), "room again after a close");
+    }
+
+    #[test]
+    fn trusted_proxies_and_a_zero_limit_are_not_counted() {
+        let proxy = Cidr::parse("10.0.0.0/8").unwrap();
+        let table = PerAddress::new(1, Arc::new(vec![proxy]));
+        let ip: IpAddr = "10.1.2.3".parse().unwrap();
+        let _held: Vec<_> = (0..3).map(|_| table.open(ip).expect("exempt")).collect();
+        assert_eq!(table.open_from(ip), 0);
+        let off = PerAddress::new(0, Arc::new(Vec::new()));
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let _held: Vec<_> = (0..3).map(|_| off.open(ip).expect("no limit")).collect();
+    }
+}
