@@ -6,6 +6,7 @@
 //! - [`balance`]: the six balancers; [`health`]: active checks and outlier ejection.
 //! - [`config`]: the TOML file, parsed and validated into typed config.
 //! - [`session`]: sticky sessions (tokens, store).
+//! - [`upstream_tls`]: TLS from the router to backends (a pool's CA file and server name).
 //! - [`server`]: start and stop a router; [`demo`]: the newcomer's first run.
 #![forbid(unsafe_code)]
 
@@ -25,6 +26,7 @@ pub mod server;
 pub mod session;
 pub mod telemetry;
 pub mod tls;
+pub mod upstream_tls;
 
 pub use config::Config;
 pub use error::Error;

@@ -246,3 +246,34 @@ fn region_and_directory_mistakes_are_named() {
         "unknown overflow \"teleport\"",
     );
 }
+
+#[test]
+fn a_pools_backend_tls_needs_a_readable_ca_file_with_a_certificate() {
+    let pool = |tls: &str| {
+        format!(
+            "[[pools]]\nid = \"a\"\ntls = {tls}\nbackends = [{{ id = \"x\", address = \"127.0.0.1:1\" }}]\n"
+        )
+    };
+    rejected(
+        &pool("{ ca = \"/no/such/dir/backend-ca.pem\" }"),
+        "pools[0].tls.ca",
+        "/no/such/dir/backend-ca.pem: cannot read",
+    );
+    let mut empty = tempfile::NamedTempFile::new().unwrap();
+    empty.write_all(b"no PEM in here\n").unwrap();
+    rejected(
+        &pool(&format!("{{ ca = \"{}\" }}", empty.path().display())),
+        "pools[0].tls.ca",
+        "no certificate in it",
+    );
+    rejected(
+        &pool("{ server_name = \"a.test\" }"),
+        "pools[0].tls",
+        "missing field `ca`",
+    );
+    rejected(
+        &pool("{ ca = \"/x.pem\", verify = false }"),
+        "pools[0].tls.verify",
+        "unknown field `verify`",
+    );
+}

@@ -180,6 +180,8 @@ pub struct PoolConfig {
     /// Load shedding: `None` is off.
     pub max_inflight: Option<u32>,
     pub queue_timeout: Duration,
+    /// TLS to the backends; `None`: plain TCP.
+    pub tls: Option<std::sync::Arc<crate::upstream_tls::PoolTls>>,
 }
 
 /// Active health checks of a pool's backends.

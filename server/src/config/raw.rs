@@ -464,6 +464,20 @@ pub struct RawPool {
     /// Default 100 ms.
     #[serde(default = "default_queue_timeout")]
     pub queue_timeout: DurationStr,
+    /// TLS to the pool's backends, verified against a CA file. Default none: plain TCP.
+    pub tls: Option<RawPoolTls>,
+}
+
+/// `tls = { ca = "...", server_name = "..." }` of a pool.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPoolTls {
+    /// PEM file of the CA certificates a backend's certificate must chain to (the only trust
+    /// roots: public CAs are not trusted). Required.
+    pub ca: String,
+    /// Name sent as SNI and checked against each backend's certificate. Default: the host of
+    /// the backend's `address` (its name, or its IP, checked against IP SANs).
+    pub server_name: Option<String>,
 }
 
 fn default_queue_timeout() -> DurationStr {

@@ -517,6 +517,10 @@ fn pool(issues: &mut Issues, i: usize, p: &RawPool) -> Option<PoolConfig> {
             "must be 0..=100 (percent)",
         );
     }
+    let tls = p
+        .tls
+        .as_ref()
+        .and_then(|t| pool_tls(issues, i, t, &p.backends, &backends));
     (issues.0.len() == before).then(|| PoolConfig {
         id: p.id.clone(),
         algorithm: algorithm.expect("no issue was recorded, so the algorithm parsed"),
@@ -533,7 +537,45 @@ fn pool(issues: &mut Issues, i: usize, p: &RawPool) -> Option<PoolConfig> {
         slow_start: p.slow_start.0,
         max_inflight: p.max_inflight,
         queue_timeout: p.queue_timeout.0,
+        tls,
     })
+}
+
+/// A pool's `tls`: the CA file must hold a usable CA certificate, and every backend must have
+/// a name to verify (the configured one, or its host).
+fn pool_tls(
+    issues: &mut Issues,
+    i: usize,
+    t: &super::raw::RawPoolTls,
+    raw_backends: &[RawBackend],
+    backends: &[BackendConfig],
+) -> Option<std::sync::Arc<crate::upstream_tls::PoolTls>> {
+    if t.ca.trim().is_empty() {
+        issues.push(
+            format!("pools[{i}].tls.ca"),
+            "must name a PEM file of CA certificates",
+        );
+        return None;
+    }
+    let loaded = match crate::upstream_tls::PoolTls::load(
+        std::path::Path::new(&t.ca),
+        t.server_name.as_deref(),
+    ) {
+        Ok(loaded) => loaded,
+        Err(issue) => {
+            issues.push(format!("pools[{i}].tls.{}", issue.key), issue.message);
+            return None;
+        }
+    };
+    let mut usable = true;
+    for b in backends {
+        if let Err(reason) = loaded.name_for(&b.address) {
+            let j = raw_backends.iter().position(|r| r.id == b.id).unwrap_or(0);
+            issues.push(format!("pools[{i}].backends[{j}].address"), reason);
+            usable = false;
+        }
+    }
+    usable.then(|| std::sync::Arc::new(loaded))
 }
 
 fn health(issues: &mut Issues, i: usize, h: &super::raw::RawHealth) -> Option<HealthConfig> {

@@ -22,6 +22,7 @@ use crate::config::{BackendConfig, HealthConfig, HealthKind};
 use crate::health::active::{self, CheckResult, Load};
 use crate::health::flap::{Comeback, FlapDamper};
 use crate::routing::BackendState;
+use crate::upstream_tls::BackendTls;
 
 /// A backend's address or state changed: the pool republishes its snapshot.
 #[derive(Message, Debug, Clone)]
@@ -41,6 +42,9 @@ pub struct BackendActor {
     notify: Recipient<BackendChanged>,
     addr: SocketAddr,
     health: HealthConfig,
+    /// Checks of a TLS pool's backend make the TLS handshake too (a certificate that does not
+    /// verify fails them).
+    tls: Option<Arc<BackendTls>>,
     state: BackendState,
     passes: u32,
     failures: u32,
@@ -56,6 +60,7 @@ impl BackendActor {
         config: BackendConfig,
         resolve_interval: Duration,
         health: HealthConfig,
+        tls: Option<Arc<BackendTls>>,
         notify: Recipient<BackendChanged>,
     ) -> BackendActor {
         BackendActor {
@@ -66,6 +71,7 @@ impl BackendActor {
             notify,
             state: crate::routing::table::initial_state(&health),
             health,
+            tls,
             passes: 0,
             failures: 0,
             flaps: FlapDamper::default(),
@@ -80,8 +86,9 @@ impl BackendActor {
         let addr = self.addr;
         let kind = self.health.kind.clone();
         let timeout = self.health.timeout;
+        let tls = self.tls.clone();
         ctx.spawn(
-            async move { active::check(addr, &kind, timeout).await }
+            async move { active::check(addr, tls.as_deref(), &kind, timeout).await }
                 .into_actor(self)
                 .map(|result, act, ctx| {
                     // Checks start an interval apart, however long one took.

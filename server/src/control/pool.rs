@@ -20,6 +20,7 @@ use super::{GetRestarts, InjectPanic};
 use crate::config::{BackendConfig, PoolConfig};
 use crate::health::outlier;
 use crate::routing::{BackendEntry, BackendState, BackendStats, CloseSession, Health, PoolHandle};
+use crate::upstream_tls::BackendTls;
 
 /// How often failure streaks are read for outlier ejection: a backend failing every request
 /// is out within about this long after its streak reaches the threshold.
@@ -48,6 +49,9 @@ struct Member {
     drain: Option<DrainState>,
     /// Leaving the pool (removed by a reload or the admin API): dropped once drained.
     removing: bool,
+    /// Its pool's TLS settings for it (kept across publications, so the keep-alive pool's
+    /// key stays the same); `None`: plain TCP.
+    tls: Option<Arc<BackendTls>>,
 }
 
 /// A drain under way (or done).
@@ -69,6 +73,7 @@ impl Member {
         weight: u32,
         health: BackendState,
         stats: Arc<BackendStats>,
+        tls: Option<Arc<BackendTls>>,
     ) -> Member {
         Member {
             id,
@@ -84,6 +89,7 @@ impl Member {
             stats,
             drain: None,
             removing: false,
+            tls,
         }
     }
 
@@ -190,7 +196,16 @@ impl PoolActor {
             .load_full()
             .backends
             .iter()
-            .map(|b| Member::new(b.id.clone(), b.addr, b.weight, b.state, b.stats.clone()))
+            .map(|b| {
+                Member::new(
+                    b.id.clone(),
+                    b.addr,
+                    b.weight,
+                    b.state,
+                    b.stats.clone(),
+                    b.tls.clone(),
+                )
+            })
             .collect();
         PoolActor {
             ramp_published: None,
@@ -306,6 +321,7 @@ impl PoolActor {
                 let weight = ramp.as_ref().map_or(m.weight, |w| w[i]);
                 Arc::new(
                     BackendEntry::new(m.id.clone(), m.addr, weight, m.state(), m.stats.clone())
+                        .with_tls(m.tls.clone())
                         .with_health(Health {
                             checks: m.health,
                             ejected: m.ejected_until.is_some(),
@@ -398,15 +414,29 @@ impl PoolActor {
         }
     }
 
+    /// The pool's TLS settings for one backend (`None` for a plain pool).
+    fn backend_tls(&self, backend: &BackendConfig) -> Option<Arc<BackendTls>> {
+        self.config
+            .tls
+            .as_ref()
+            .map(|t| t.for_backend(&backend.address))
+    }
+
     /// Starts the supervised `BackendActor` of a backend.
     fn start_child(&mut self, backend: BackendConfig, ctx: &mut Context<Self>) {
         let pool: Arc<str> = self.config.id.as_str().into();
         let id: Arc<str> = backend.id.as_str().into();
         let interval = self.config.resolve_interval;
         let health = self.config.health.clone();
+        let tls = self
+            .members
+            .iter()
+            .find(|m| *m.id == *backend.id)
+            .and_then(|m| m.tls.clone());
         let notify = ctx.address().recipient();
-        let child =
-            Supervisor::start(move |_| BackendActor::new(pool, backend, interval, health, notify));
+        let child = Supervisor::start(move |_| {
+            BackendActor::new(pool, backend, interval, health, tls, notify)
+        });
         self.children.push((id, child));
     }
 
@@ -435,12 +465,14 @@ impl PoolActor {
         let stats = Arc::new(BackendStats::new(&self.config.id, &backend.id, routes));
         stats.set_max_sessions(backend.max_sessions);
         let health = crate::routing::table::initial_state(&self.config.health);
+        let tls = self.backend_tls(&backend);
         self.members.push(Member::new(
             backend.id.as_str().into(),
             backend.address.resolved,
             backend.weight,
             health,
             stats,
+            tls,
         ));
         tracing::info!(pool = %self.config.id, backend = %backend.id, address = %backend.address.resolved, "backend added");
         self.start_child(backend, ctx);
@@ -472,6 +504,8 @@ impl PoolActor {
             .set_shedding(config.max_inflight, config.queue_timeout);
         let checks_changed = config.health != self.config.health
             || config.resolve_interval != self.config.resolve_interval;
+        // New TLS settings (or CA certificates): new connections and checks use them.
+        let tls_changed = config.tls != self.config.tls;
         let old = std::mem::replace(&mut self.config, config);
         for m in &self.members {
             m.stats.set_routes(&self.config.id, &m.id, &routes);
@@ -510,7 +544,11 @@ impl PoolActor {
             if moved {
                 member.addr = backend.address.resolved;
             }
-            if moved || checks_changed {
+            if moved || tls_changed {
+                let tls = self.backend_tls(&backend);
+                self.members[at].tls = tls;
+            }
+            if moved || checks_changed || tls_changed {
                 // Its checks (or the address they watch) changed: a fresh actor.
                 self.retire_child(&backend.id);
                 self.start_child(backend, ctx);

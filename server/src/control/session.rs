@@ -19,7 +19,6 @@ use std::time::Duration;
 use actix::prelude::*;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -28,6 +27,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
 use uuid::Uuid;
 
+use crate::proxy::h1::BackendStream;
 pub use crate::routing::CloseSession;
 use crate::routing::PoolHandle;
 use crate::routing::stats::SessionGuard;
@@ -62,7 +62,7 @@ pub struct SessionActor<C> {
 
 struct Pump<C> {
     client: WebSocketStream<C>,
-    backend: WebSocketStream<TcpStream>,
+    backend: WebSocketStream<BackendStream>,
     commands: mpsc::Receiver<CloseSession>,
     guard: Option<SessionGuard>,
 }
@@ -91,7 +91,7 @@ where
 {
     pub fn new(
         client: WebSocketStream<C>,
-        backend: WebSocketStream<TcpStream>,
+        backend: WebSocketStream<BackendStream>,
         guard: SessionGuard,
         record: Option<(Arc<Store>, Uuid)>,
         pool: Arc<PoolHandle>,

@@ -1,14 +1,16 @@
 //! One active health check: a TCP connect, or an HTTP GET whose status must be expected. Pure
 //! async functions with a hard timeout, so a hanging backend costs one timer, never a stuck
-//! actor.
+//! actor. A TLS pool's backends are checked over TLS (both kinds make the handshake), so a
+//! backend whose certificate no longer verifies is marked down before requests find out.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::config::HealthKind;
+use crate::proxy::h1::{BackendStream, exchange};
+use crate::upstream_tls::BackendTls;
 
 /// What one check found.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,10 +79,15 @@ impl Load {
 /// Largest health answer head read.
 const MAX_HEAD_BYTES: usize = 8 * 1024;
 
-/// Checks `addr` once within `timeout`.
-pub async fn check(addr: SocketAddr, kind: &HealthKind, timeout: Duration) -> CheckResult {
+/// Checks `addr` (over TLS when `tls` is set) once within `timeout`.
+pub async fn check(
+    addr: SocketAddr,
+    tls: Option<&BackendTls>,
+    kind: &HealthKind,
+    timeout: Duration,
+) -> CheckResult {
     let started = Instant::now();
-    let outcome = tokio::time::timeout(timeout, probe(addr, kind)).await;
+    let outcome = tokio::time::timeout(timeout, probe(addr, tls, kind, timeout)).await;
     let took = started.elapsed();
     if let (
         Ok(Ok(_)),
@@ -120,10 +127,16 @@ pub async fn check(addr: SocketAddr, kind: &HealthKind, timeout: Duration) -> Ch
     }
 }
 
-async fn probe(addr: SocketAddr, kind: &HealthKind) -> Result<(String, Option<Load>), String> {
-    let mut stream = TcpStream::connect(addr)
+async fn probe(
+    addr: SocketAddr,
+    tls: Option<&BackendTls>,
+    kind: &HealthKind,
+    timeout: Duration,
+) -> Result<(String, Option<Load>), String> {
+    // The whole check is bounded by `timeout` already; this one only has to be no shorter.
+    let mut stream = exchange::connect_stream(addr, tls, timeout)
         .await
-        .map_err(|err| format!("connect: {err}"))?;
+        .map_err(|err| err.to_string())?;
     let HealthKind::Http {
         path,
         expect,
@@ -131,7 +144,11 @@ async fn probe(addr: SocketAddr, kind: &HealthKind) -> Result<(String, Option<Lo
         ..
     } = kind
     else {
-        return Ok(("connected".to_string(), None));
+        let how = match stream {
+            BackendStream::Plain(_) => "connected",
+            BackendStream::Tls(_) => "connected, TLS handshake done",
+        };
+        return Ok((how.to_string(), None));
     };
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: switchyard-health\r\nConnection: close\r\n\r\n"
@@ -140,6 +157,7 @@ async fn probe(addr: SocketAddr, kind: &HealthKind) -> Result<(String, Option<Lo
         .write_all(request.as_bytes())
         .await
         .map_err(|err| format!("send: {err}"))?;
+    stream.flush().await.map_err(|err| format!("send: {err}"))?;
     let mut buf = Vec::with_capacity(1024);
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 32];
@@ -181,7 +199,7 @@ async fn probe(addr: SocketAddr, kind: &HealthKind) -> Result<(String, Option<Lo
 }
 
 /// Reads what is left of a `Connection: close` answer, up to a few KiB (a load report is small).
-async fn read_rest(stream: &mut TcpStream, buf: &mut Vec<u8>) {
+async fn read_rest(stream: &mut BackendStream, buf: &mut Vec<u8>) {
     let mut chunk = [0u8; 1024];
     while buf.len() < MAX_HEAD_BYTES {
         match stream.read(&mut chunk).await {

@@ -291,6 +291,7 @@ pub(crate) async fn forward(
         let failed = |err: Error| (err, Some(backend.id.clone()));
         let exchanged = super::h1::exchange(
             backend.addr,
+            backend.tls.as_deref(),
             &head,
             &mut body,
             head_request,

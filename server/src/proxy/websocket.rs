@@ -23,13 +23,12 @@ use actix_web::HttpResponse;
 use actix_web::http::header::{self as ax, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use futures_util::SinkExt;
-use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::error::error_response;
-use super::h1::exchange;
+use super::h1::{BackendStream, exchange};
 use super::headers::{self, FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID};
 use super::http::{Failure, ProxyState, unavailable, upstream_target};
 use crate::control::SessionActor;
@@ -79,7 +78,7 @@ enum Opened {
     /// The backend accepted: upgrade the client with this 101 and relay.
     Session {
         switching: Response<()>,
-        backend: Box<WebSocketStream<TcpStream>>,
+        backend: Box<WebSocketStream<BackendStream>>,
         guard: SessionGuard,
         backend_id: std::sync::Arc<str>,
         /// A sticky session's id, whose record the session keeps alive.
@@ -350,7 +349,9 @@ async fn open(
         full = false;
         attempts += 1;
         let failed = |err: Error| (err, Some(backend.id.clone()));
-        let stream = match exchange::connect_stream(backend.addr, route.timeouts.connect).await {
+        let connecting =
+            exchange::connect_stream(backend.addr, backend.tls.as_deref(), route.timeouts.connect);
+        let stream = match connecting.await {
             Ok(stream) => stream,
             Err(err) => {
                 backend.stats.record_connect_failure();

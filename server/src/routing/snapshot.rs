@@ -75,6 +75,8 @@ pub struct BackendEntry {
     pub state: BackendState,
     pub health: Health,
     pub stats: Arc<BackendStats>,
+    /// How to speak TLS to it (its pool's `tls`); `None`: plain TCP.
+    pub tls: Option<Arc<crate::upstream_tls::BackendTls>>,
 }
 
 impl BackendEntry {
@@ -99,7 +101,13 @@ impl BackendEntry {
                 overloaded: state == BackendState::Overloaded,
             },
             stats,
+            tls: None,
         }
+    }
+
+    pub fn with_tls(mut self, tls: Option<Arc<crate::upstream_tls::BackendTls>>) -> BackendEntry {
+        self.tls = tls;
+        self
     }
 
     pub fn with_health(mut self, health: Health) -> BackendEntry {

@@ -147,13 +147,17 @@ impl RouteTable {
                     .map(|b| {
                         let stats = Arc::new(BackendStats::new(&pool.id, &b.id, route_ids));
                         stats.set_max_sessions(b.max_sessions);
-                        Arc::new(BackendEntry::new(
-                            b.id.as_str().into(),
-                            b.address.resolved,
-                            b.weight,
-                            initial_state(&pool.health),
-                            stats,
-                        ))
+                        let tls = pool.tls.as_ref().map(|t| t.for_backend(&b.address));
+                        Arc::new(
+                            BackendEntry::new(
+                                b.id.as_str().into(),
+                                b.address.resolved,
+                                b.weight,
+                                initial_state(&pool.health),
+                                stats,
+                            )
+                            .with_tls(tls),
+                        )
                     })
                     .collect();
                 let handle = Arc::new(PoolHandle::new(

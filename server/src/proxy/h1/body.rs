@@ -105,30 +105,25 @@ impl UpstreamBody {
             .conn
             .as_mut()
             .expect("a body that is not done has its connection");
-        loop {
-            conn.buf.reserve(BODY_READ_BYTES);
-            match conn.stream.try_read_buf(&mut conn.buf) {
-                Ok(n) => {
-                    if let Some(timer) = self.timer.as_mut() {
-                        timer.as_mut().reset(Instant::now() + self.idle);
-                    }
-                    return Poll::Ready(Ok(n));
+        conn.buf.reserve(BODY_READ_BYTES);
+        match conn.stream.poll_read_buf(cx, &mut conn.buf) {
+            Poll::Ready(Ok(n)) => {
+                if let Some(timer) = self.timer.as_mut() {
+                    timer.as_mut().reset(Instant::now() + self.idle);
                 }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    if conn.stream.poll_read_ready(cx)?.is_ready() {
-                        continue;
-                    }
-                    let idle = self.idle;
-                    let timer = self
-                        .timer
-                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
-                    ready!(timer.as_mut().poll(cx));
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("backend body idle for {idle:?}; cutting the response"),
-                    )));
-                }
-                Err(err) => return Poll::Ready(Err(err)),
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Pending => {
+                let idle = self.idle;
+                let timer = self
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                ready!(timer.as_mut().poll(cx));
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("backend body idle for {idle:?}; cutting the response"),
+                )))
             }
         }
     }
@@ -187,7 +182,18 @@ impl MessageBody for UpstreamBody {
                 Step::Fail(message) => return Poll::Ready(Some(Err(this.fail(message)))),
                 Step::Read => {}
             }
-            match ready!(this.poll_fill(cx)) {
+            let filled = match ready!(this.poll_fill(cx)) {
+                // A TLS backend that ends a close-delimited body without close_notify (many
+                // do): the end is still the end, as browsers and other proxies take it.
+                Err(err)
+                    if err.kind() == io::ErrorKind::UnexpectedEof
+                        && matches!(this.state, State::Close) =>
+                {
+                    Ok(0)
+                }
+                filled => filled,
+            };
+            match filled {
                 Ok(0) if matches!(this.state, State::Close) => {
                     this.reusable = false;
                     this.finish();

@@ -6,6 +6,10 @@
 //! for a bodiless request with an idempotent method, the exchange is repeated once on a fresh
 //! connection. A backend that read a POST and then closed may have acted on it, so such
 //! requests are never sent twice.
+//!
+//! For a pool with `tls`, connecting includes the TLS handshake: a backend whose certificate
+//! does not verify is a connect failure like a refused connection (retried elsewhere, counted
+//! against the backend), never a half-open connection.
 
 use std::io;
 use std::net::SocketAddr;
@@ -18,8 +22,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::codec::{self, LAST_CHUNK, ParseError, RequestFraming, ResponseHead};
-use super::pool::{self, Conn};
+use super::pool::{self, Conn, PoolKey};
+use super::stream::BackendStream;
 use crate::config::Timeouts;
+use crate::upstream_tls::BackendTls;
 
 /// TCP keep-alive probes on backend connections, to notice dead peers behind idle pools.
 pub const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
@@ -34,6 +40,16 @@ pub enum ExchangeError {
     Connect(io::Error),
     #[error("connect timed out after {0:?}")]
     ConnectTimeout(Duration),
+    /// The TLS handshake failed: rustls's reason (a certificate that does not verify, no
+    /// common protocol version, a backend that does not speak TLS, ...).
+    #[error("TLS handshake with server name {server_name:?} failed: {source}")]
+    Tls {
+        server_name: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("TLS handshake with server name {0:?} timed out after {1:?}")]
+    TlsTimeout(String, Duration),
     #[error("no response head within {0:?}")]
     HeadTimeout(Duration),
     #[error("connection failed before the response head: {0}")]
@@ -55,7 +71,10 @@ impl ExchangeError {
     pub fn is_connect(&self) -> bool {
         matches!(
             self,
-            ExchangeError::Connect(_) | ExchangeError::ConnectTimeout(_)
+            ExchangeError::Connect(_)
+                | ExchangeError::ConnectTimeout(_)
+                | ExchangeError::Tls { .. }
+                | ExchangeError::TlsTimeout(..)
         )
     }
 }
@@ -81,25 +100,31 @@ impl RequestBody {
     }
 }
 
-/// Sends `head` (and the body) to `addr` and reads the answer's head. The connection is
-/// returned for the body to be read from it. A streamed body is consumed; the others are not.
+/// Sends `head` (and the body) to `addr` (over TLS when `tls` is set) and reads the answer's
+/// head. The connection is returned for the body to be read from it. A streamed body is
+/// consumed; the others are not.
 pub async fn exchange(
     addr: SocketAddr,
+    tls: Option<&BackendTls>,
     head: &[u8],
     body: &mut RequestBody,
     head_request: bool,
     idempotent: bool,
     timeouts: &Timeouts,
 ) -> Result<(Conn, ResponseHead), ExchangeError> {
+    let key = PoolKey {
+        addr,
+        tls: tls.map_or(0, |t| t.id),
+    };
     match std::mem::replace(body, RequestBody::None) {
         RequestBody::Stream {
             payload,
             framing,
             limit,
         } => {
-            let conn = match pool::checkout(addr, BODY_REUSE_MAX_IDLE) {
+            let conn = match pool::checkout(key, BODY_REUSE_MAX_IDLE) {
                 Some(conn) => conn,
-                None => connect(addr, timeouts.connect).await?,
+                None => connect(addr, tls, timeouts.connect).await?,
             };
             attempt(
                 conn,
@@ -123,7 +148,7 @@ pub async fn exchange(
             } else {
                 pool::POOL_IDLE_TIMEOUT
             };
-            if let Some(conn) = pool::checkout(addr, max_idle) {
+            if let Some(conn) = pool::checkout(key, max_idle) {
                 let out = Outgoing::from(buffered.clone());
                 match attempt(conn, head, out, head_request, timeouts).await {
                     Err(ExchangeError::Stale(err)) if idempotent => {
@@ -133,7 +158,7 @@ pub async fn exchange(
                     done => return done,
                 }
             }
-            let conn = connect(addr, timeouts.connect).await?;
+            let conn = connect(addr, tls, timeouts.connect).await?;
             attempt(conn, head, Outgoing::from(buffered), head_request, timeouts).await
         }
     }
@@ -190,16 +215,27 @@ pub async fn buffer_body(
 }
 
 /// A new connection with the router's socket options.
-pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Conn, ExchangeError> {
-    Ok(Conn::new(connect_stream(addr, timeout).await?, addr))
+pub async fn connect(
+    addr: SocketAddr,
+    tls: Option<&BackendTls>,
+    timeout: Duration,
+) -> Result<Conn, ExchangeError> {
+    let key = PoolKey {
+        addr,
+        tls: tls.map_or(0, |t| t.id),
+    };
+    Ok(Conn::new(connect_stream(addr, tls, timeout).await?, key))
 }
 
-/// A TCP connection to a backend within `timeout`, with `TCP_NODELAY` and TCP keep-alive (for
-/// HTTP exchanges and WebSocket sessions alike).
+/// A connection to a backend, with `TCP_NODELAY` and TCP keep-alive (for HTTP exchanges,
+/// WebSocket sessions and health checks alike): the TCP connect within `timeout`, then, when
+/// `tls` is set, the TLS handshake within `timeout` again (the certificate verified against
+/// the pool's CA file, for `tls.server_name`).
 pub async fn connect_stream(
     addr: SocketAddr,
+    tls: Option<&BackendTls>,
     timeout: Duration,
-) -> Result<TcpStream, ExchangeError> {
+) -> Result<BackendStream, ExchangeError> {
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(err)) => return Err(ExchangeError::Connect(err)),
@@ -208,7 +244,22 @@ pub async fn connect_stream(
     let _ = stream.set_nodelay(true);
     let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-    Ok(stream)
+    let Some(tls) = tls else {
+        return Ok(BackendStream::Plain(stream));
+    };
+    let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+    let handshake = connector.connect(tls.server_name.clone(), stream);
+    match tokio::time::timeout(timeout, handshake).await {
+        Ok(Ok(stream)) => Ok(BackendStream::Tls(Box::new(stream))),
+        Ok(Err(source)) => Err(ExchangeError::Tls {
+            server_name: tls.server_name.to_str().into_owned(),
+            source,
+        }),
+        Err(_) => Err(ExchangeError::TlsTimeout(
+            tls.server_name.to_str().into_owned(),
+            timeout,
+        )),
+    }
 }
 
 async fn attempt(
@@ -275,9 +326,14 @@ async fn attempt(
     }
 }
 
-/// Writes to the backend; a backend that stops reading for `idle` fails the write.
+/// Writes to the backend (flushed: TLS may hold records back otherwise); a backend that stops
+/// reading for `idle` fails the write.
 async fn write_within(conn: &mut Conn, data: &[u8], idle: Duration) -> io::Result<()> {
-    match tokio::time::timeout(idle, conn.stream.write_all(data)).await {
+    let write = async {
+        conn.stream.write_all(data).await?;
+        conn.stream.flush().await
+    };
+    match tokio::time::timeout(idle, write).await {
         Ok(result) => result,
         Err(_) => Err(io::Error::new(
             io::ErrorKind::TimedOut,

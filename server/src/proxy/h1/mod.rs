@@ -13,12 +13,15 @@
 //! - [`exchange`]: connect, send a request, read the answer's head, with the stale-connection
 //!   retry every keep-alive client needs.
 //! - [`body`]: the answer's body streamed to the client.
+//! - [`stream`]: the connection itself, plain TCP or TLS (a pool with `tls`).
 
 pub mod body;
 pub mod codec;
 pub mod exchange;
 pub mod pool;
+pub mod stream;
 
 pub use body::UpstreamBody;
 pub use codec::{Framing, RequestFraming, ResponseHead};
 pub use exchange::{ExchangeError, exchange};
+pub use stream::BackendStream;

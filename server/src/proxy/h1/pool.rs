@@ -1,5 +1,10 @@
 //! Per-worker keep-alive pool of backend connections. Thread-local: a worker never shares a
 //! connection with another, so there is no lock and no cross-thread wake-up.
+//!
+//! Connections are pooled by [`PoolKey`]: the backend's address and the identity of the TLS
+//! settings they were made with (0 for plain TCP). Two pools sending to one address with
+//! different TLS settings, or a reload that turns TLS on or changes the CA, never get each
+//! other's connections.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -7,7 +12,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::net::TcpStream;
+
+use super::stream::BackendStream;
 
 /// Idle connections older than this are closed: below the 60–75 s keep-alive timeouts common
 /// on backends, so the router rarely reuses a connection the backend is about to close.
@@ -18,31 +24,44 @@ pub const MAX_IDLE_PER_BACKEND: usize = 256;
 /// Read buffer of a backend connection; grows only for unusually large response heads.
 pub const READ_BUFFER_BYTES: usize = 8 * 1024;
 
+/// Which idle connections a request may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PoolKey {
+    pub addr: SocketAddr,
+    /// [`crate::upstream_tls::BackendTls::id`] of the settings it was made with; 0: plain.
+    pub tls: u64,
+}
+
+impl PoolKey {
+    pub fn plain(addr: SocketAddr) -> PoolKey {
+        PoolKey { addr, tls: 0 }
+    }
+}
+
 /// A connection to one backend.
 pub struct Conn {
-    pub stream: TcpStream,
+    pub stream: BackendStream,
     /// Bytes read from the backend and not yet consumed.
     pub buf: BytesMut,
-    pub addr: SocketAddr,
+    pub key: PoolKey,
     /// True when it came from the pool (so it may have been closed by the backend meanwhile).
     pub reused: bool,
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream, addr: SocketAddr) -> Conn {
+    pub fn new(stream: BackendStream, key: PoolKey) -> Conn {
         Conn {
             stream,
             buf: BytesMut::with_capacity(READ_BUFFER_BYTES),
-            addr,
+            key,
             reused: false,
         }
     }
 
     /// A pooled connection is usable if the backend has neither closed it nor sent anything
     /// unasked (either would make the next answer ambiguous).
-    fn still_open(&self) -> bool {
-        let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    fn still_open(&mut self) -> bool {
+        self.stream.still_open()
     }
 }
 
@@ -52,14 +71,14 @@ struct Idle {
 }
 
 thread_local! {
-    static POOL: RefCell<HashMap<SocketAddr, VecDeque<Idle>>> = RefCell::new(HashMap::new());
+    static POOL: RefCell<HashMap<PoolKey, VecDeque<Idle>>> = RefCell::new(HashMap::new());
 }
 
-/// The most recently used live idle connection to `addr` idle for less than `max_idle`.
-pub fn checkout(addr: SocketAddr, max_idle: Duration) -> Option<Conn> {
+/// The most recently used live idle connection under `key` idle for less than `max_idle`.
+pub fn checkout(key: PoolKey, max_idle: Duration) -> Option<Conn> {
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
-        let idle = pool.get_mut(&addr)?;
+        let idle = pool.get_mut(&key)?;
         // Newest first: the warmest connection, least likely to have been closed.
         while let Some(newest) = idle.back() {
             let idle_for = newest.since.elapsed();
@@ -84,7 +103,7 @@ pub fn checkout(addr: SocketAddr, max_idle: Duration) -> Option<Conn> {
 pub fn checkin(conn: Conn) {
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
-        let idle = pool.entry(conn.addr).or_default();
+        let idle = pool.entry(conn.key).or_default();
         let now = Instant::now();
         // The front is the oldest: drop what has expired there, then make room.
         while idle
@@ -100,7 +119,7 @@ pub fn checkin(conn: Conn) {
     });
 }
 
-/// Idle connections this worker holds to `addr` (for tests and status).
-pub fn idle_count(addr: SocketAddr) -> usize {
-    POOL.with(|pool| pool.borrow().get(&addr).map_or(0, VecDeque::len))
+/// Idle connections this worker holds under `key` (for tests and status).
+pub fn idle_count(key: PoolKey) -> usize {
+    POOL.with(|pool| pool.borrow().get(&key).map_or(0, VecDeque::len))
 }
