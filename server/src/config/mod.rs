@@ -139,6 +139,8 @@ pub struct RateLimitConfig {
     pub per_ip: Option<(u32, u32)>,
     /// Lower-case header name, and its limit.
     pub per_key: Option<(String, u32, u32)>,
+    /// Also checked in Redis, across nodes (see `proxy::ratelimit::shared`).
+    pub shared: bool,
 }
 
 /// `[limits]`.

@@ -343,6 +343,11 @@ pub struct RawRateLimit {
     pub per_key: Option<u32>,
     /// Default 2 × `per_key`.
     pub key_burst: Option<u32>,
+    /// Keep these limits in the session store's Redis, so they hold across every router
+    /// node rather than per node (one Redis round trip per request). Needs
+    /// `[sessions] store = "redis"`. Default false.
+    #[serde(default)]
+    pub shared: bool,
 }
 
 fn default_max_body_bytes() -> u64 {

@@ -155,7 +155,14 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let mut matches: HashSet<(Option<String>, String)> = HashSet::new();
     for (i, r) in raw.routes.iter().enumerate() {
         claim_id(&mut issues, "route", format!("routes[{i}].id"), &r.id);
-        if let Some(route) = route(&mut issues, i, r, &pool_index, &raw.limits) {
+        if let Some(route) = route(
+            &mut issues,
+            i,
+            r,
+            &pool_index,
+            &raw.limits,
+            raw.sessions.store == "redis",
+        ) {
             if !matches.insert((route.host.clone(), route.path_prefix.clone())) {
                 issues.push(
                     format!("routes[{i}].path_prefix"),
@@ -786,6 +793,7 @@ fn route(
     r: &RawRoute,
     pools: &HashMap<&str, usize>,
     limits: &super::raw::RawLimits,
+    redis_store: bool,
 ) -> Option<RouteConfig> {
     let before = issues.0.len();
     let pool = pools.get(r.pool.as_str()).copied();
@@ -867,15 +875,36 @@ fn route(
                 format!("{header:?} is not a header name"),
             );
         }
-        if l.per_ip.is_none() && l.burst.is_none() && per_key.is_none() && l.key_header.is_none() {
+        if l.per_ip.is_none()
+            && l.burst.is_none()
+            && per_key.is_none()
+            && l.key_header.is_none()
+            && !l.shared
+        {
             issues.push(&key, "set per_ip, or key_header with per_key");
         }
-        super::RateLimitConfig { per_ip, per_key }
+        if l.shared && !redis_store {
+            issues.push(
+                format!("{key}.shared"),
+                "needs the Redis store ([sessions] store = \"redis\"): shared limits live there",
+            );
+        } else if l.shared && per_ip.is_none() && per_key.is_none() {
+            issues.push(
+                format!("{key}.shared"),
+                "no limit to share: per_ip is 0 (or [limits] rate_per_ip = 0) and no per_key",
+            );
+        }
+        super::RateLimitConfig {
+            per_ip,
+            per_key,
+            shared: l.shared,
+        }
     });
     let rate_limit = match rate_limit {
         None => default_per_ip.map(|per_ip| super::RateLimitConfig {
             per_ip: Some(per_ip),
             per_key: None,
+            shared: false,
         }),
         Some(l) if l.per_ip.is_none() && l.per_key.is_none() => None,
         some => some,

@@ -87,6 +87,19 @@ pub async fn handle(
         .and_then(|h| h.to_str().ok())
         .or_else(|| req.uri().host());
     let route = state.table.load().find(host, req.path()).cloned();
+    // Before the match: a shared limit is checked in Redis, so the check awaits.
+    let limited = match &route {
+        Some(route) if let Some(rates) = &route.rates => rates
+            .check(
+                &route.id,
+                req.headers(),
+                state.client_ip(req.peer_addr().map(|a| a.ip()), req.headers()),
+                state.sessions.store.shared().map(|s| &**s),
+            )
+            .await
+            .err(),
+        _ => None,
+    };
     let (resp, backend) = match route {
         None => {
             let err = Error::NoRoute {
@@ -95,16 +108,7 @@ pub async fn handle(
             };
             (error_response(&err, &request_id), None)
         }
-        Some(route)
-            if let Some(rates) = &route.rates
-                && let Err(err) = rates.check(
-                    &route.id,
-                    req.headers(),
-                    state.client_ip(req.peer_addr().map(|a| a.ip()), req.headers()),
-                ) =>
-        {
-            (error_response(&err, &request_id), None)
-        }
+        Some(_) if let Some(err) = &limited => (error_response(err, &request_id), None),
         Some(route) => {
             let outcome = match super::region::overflow_target(req.headers(), &route, &state) {
                 Some(region) => {

@@ -1,7 +1,10 @@
 //! Rate limits per client address and per API key, per route: GCRA (the generic cell rate
 //! algorithm, a token bucket kept as one timestamp per key), so a key costs 16 bytes and a
 //! check is one short lock on one of 16 shards. A request over the limit gets 429 with
-//! `Retry-After` saying when it would pass.
+//! `Retry-After` saying when it would pass. With `shared = true` the same limits are then
+//! checked across every router node in Redis ([`shared`]).
+
+pub mod shared;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
@@ -83,6 +86,8 @@ pub struct RouteRates {
     /// Keyed by a hash of the header value: a client-chosen value costs 8 bytes, however long.
     per_key: Option<(actix_web::http::header::HeaderName, Limiter<u64>)>,
     key_hasher: std::collections::hash_map::RandomState,
+    /// The same limits across every node (`shared = true`).
+    shared: Option<shared::SharedRates>,
 }
 
 impl RouteRates {
@@ -95,32 +100,52 @@ impl RouteRates {
                     .map(|name| (name, Limiter::new(*rate, *burst)))
             }),
             key_hasher: Default::default(),
+            shared: config.shared.then(|| shared::SharedRates {
+                per_ip: config
+                    .per_ip
+                    .map(|(rate, burst)| shared::Gcra::new(rate, burst)),
+                per_key: config
+                    .per_key
+                    .as_ref()
+                    .map(|(_, rate, burst)| shared::Gcra::new(*rate, *burst)),
+            }),
         }
     }
 
-    /// Whether a request from `peer` (with its headers) may pass; counted when not.
-    pub fn check(
+    /// Whether a request from `peer` (with its headers) may pass; counted when not. The
+    /// node's own limits come first — they alone hold off a flood, without a Redis call —
+    /// then, on a shared route, the limits across nodes in `store` (fail-open).
+    pub async fn check(
         &self,
         route: &str,
         headers: &actix_web::http::header::HeaderMap,
         peer: Option<std::net::IpAddr>,
+        store: Option<&crate::session::SharedStore>,
     ) -> Result<(), crate::error::Error> {
-        let limited = |by: &'static str, retry_after: Duration| {
-            metrics::counter!("switchyard_rate_limited_total", "route" => route.to_string(), "by" => by)
+        let limited = |by: &'static str, scope: &'static str, retry_after: Duration| {
+            metrics::counter!("switchyard_rate_limited_total", "route" => route.to_string(), "by" => by, "scope" => scope)
                 .increment(1);
             crate::error::Error::RateLimited { by, retry_after }
         };
         if let (Some(limiter), Some(ip)) = (&self.per_ip, peer) {
             limiter
                 .check(&ip)
-                .map_err(|wait| limited("client address", wait))?;
+                .map_err(|wait| limited("client address", "local", wait))?;
         }
-        if let Some((header, limiter)) = &self.per_key
-            && let Some(key) = headers.get(header)
-        {
+        let key = self
+            .per_key
+            .as_ref()
+            .and_then(|(header, limiter)| Some((headers.get(header)?, limiter)));
+        if let Some((key, limiter)) = key {
             limiter
                 .check(&self.key_hasher.hash_one(key.as_bytes()))
-                .map_err(|wait| limited("key", wait))?;
+                .map_err(|wait| limited("key", "local", wait))?;
+        }
+        if let Some(shared) = &self.shared {
+            shared
+                .check(route, peer, key.map(|(k, _)| k.as_bytes()), store)
+                .await
+                .map_err(|(by, wait)| limited(by, "shared", wait))?;
         }
         Ok(())
     }

@@ -121,6 +121,25 @@ where
         answer_and_close(framed, answer.into()).await;
         return;
     }
+    // Before the match: a shared limit is checked in Redis, so the check awaits. Only real
+    // upgrades are charged (anything else is refused below anyway).
+    let limited = match &route {
+        Some(route)
+            if is_websocket(head)
+                && let Some(rates) = &route.rates =>
+        {
+            rates
+                .check(
+                    &route.id,
+                    &head.headers,
+                    state.client_ip(head.peer_addr.map(|a| a.ip()), &head.headers),
+                    state.sessions.store.shared().map(|s| &**s),
+                )
+                .await
+                .err()
+        }
+        _ => None,
+    };
     let outcome = match &route {
         None => Err((
             Error::NoRoute {
@@ -135,16 +154,7 @@ where
             },
             None,
         )),
-        Some(route)
-            if let Some(rates) = &route.rates
-                && let Err(err) = rates.check(
-                    &route.id,
-                    &head.headers,
-                    state.client_ip(head.peer_addr.map(|a| a.ip()), &head.headers),
-                ) =>
-        {
-            Err((err, None))
-        }
+        Some(_) if let Some(err) = limited => Err((err, None)),
         Some(route) => match move_to(&head.headers, route, state) {
             Some(region) => {
                 let reason = super::region::move_reason(&state.directory.local.name, &region);

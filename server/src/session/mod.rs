@@ -33,6 +33,14 @@ pub enum Store {
 }
 
 impl Store {
+    /// The Redis store, when sessions are kept there.
+    pub fn shared(&self) -> Option<&Arc<SharedStore>> {
+        match self {
+            Store::Memory(_) => None,
+            Store::Shared(s) => Some(s),
+        }
+    }
+
     /// The backend a live session of `pool` is recorded on.
     pub async fn resume(&self, id: Uuid, pool: &str) -> Option<Arc<str>> {
         match self {

@@ -165,6 +165,32 @@ impl SharedStore {
         self.up.load(Ordering::SeqCst)
     }
 
+    /// A handle on the store's Redis connection for other shared state (rate limits), or
+    /// `None` while it is not connected or marked down — callers then fall back rather than
+    /// wait on a server that is known not to answer.
+    pub fn connection(&self) -> Option<ConnectionManager> {
+        match self.is_up() {
+            true => self.conn.load_full().map(|conn| (*conn).clone()),
+            false => None,
+        }
+    }
+
+    /// Another user of [`SharedStore::connection`] found Redis unreachable: marks the store
+    /// down, so requests stop waiting on it until the background task's probe answers.
+    pub fn unreachable(&self, why: &str) {
+        self.set_up(false, why);
+    }
+
+    /// Prefix of every key this node writes.
+    pub fn key_prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Longest wait for one Redis call.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// The backend recorded for a session of `pool`: local cache, then Redis.
     pub async fn resume(self: &Arc<Self>, id: Uuid, pool: &str) -> Option<Arc<str>> {
         if let Some(resumed) = self.local.resume(id, pool) {
