@@ -41,11 +41,14 @@ impl PerAddress {
         })
     }
 
-    /// Counts a new connection from `ip`; `None` when `ip` already has `max` open.
-    fn open(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
-        if self.max == 0 || self.exempt.iter().any(|cidr| cidr.contains(ip)) {
+    /// Counts a new connection from `ip`; `None` when `ip` already has `max` open. A trusted
+    /// proxy is not counted — unless its address came from a PROXY header, which anyone who
+    /// reaches the listener could write.
+    fn open(self: &Arc<Self>, ip: IpAddr, from_header: bool) -> Option<Slot> {
+        if self.max == 0 || (!from_header && self.exempt.iter().any(|cidr| cidr.contains(ip))) {
             return Some(Slot(None));
         }
+        let ip = client_key(ip);
         let mut shard = self.shard(ip);
         let open = shard.entry(ip).or_insert(0);
         if *open >= self.max {
@@ -62,7 +65,20 @@ impl PerAddress {
 
     /// Connections open from `ip` (for tests and the admin view).
     pub fn open_from(&self, ip: IpAddr) -> u32 {
+        let ip = client_key(ip);
         self.shard(ip).get(&ip).copied().unwrap_or(0)
+    }
+}
+
+/// The address a client is limited by: IPv4 as it is (IPv4-mapped IPv6 too), IPv6 by its /64 —
+/// one host usually holds a whole /64 and could otherwise take a fresh address per connection.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        v4 => v4,
     }
 }
 
@@ -129,16 +145,6 @@ impl<S> ClientIo<S> {
     }
 }
 
-impl<S> Drop for ClientIo<S> {
-    fn drop(&mut self) {
-        // Bytes came but never a whole request head, and nothing else said why: a client that
-        // stopped mid-head (slowloris, closed by the header timeout) or went away.
-        if self.conn.flags.load(Ordering::Relaxed) == SEEN_BYTES {
-            count_refused("incomplete_request");
-        }
-    }
-}
-
 /// Counts a connection-level refusal in the same family as the request-level ones.
 pub fn count_refused(kind: &'static str) {
     metrics::counter!("switchyard_router_errors_total", "kind" => kind).increment(1);
@@ -164,18 +170,30 @@ impl HasConn for TlsIo {
     }
 }
 
-/// The TLS handshake of an admitted connection, within `timeout`; what HTTP needs next: the
-/// stream, the protocol ALPN chose, the client.
+/// Most TLS handshakes a worker runs at once (as actix-tls did); more wait their turn, within
+/// their handshake time.
+pub const HANDSHAKES_PER_WORKER: usize = 256;
+
+/// The TLS handshake of an admitted connection, within `timeout` (waiting for one of the
+/// worker's `permits` included); what HTTP needs next: the stream, the protocol ALPN chose,
+/// the client.
 pub async fn handshake(
     io: ClientIo<TcpStream>,
     config: Arc<rustls::ServerConfig>,
+    permits: Arc<tokio::sync::Semaphore>,
     timeout: std::time::Duration,
 ) -> Result<(TlsIo, actix_http::Protocol, Option<SocketAddr>), actix_http::error::DispatchError> {
     let conn = io.conn.clone();
     conn.flags.fetch_or(HANDSHAKING, Ordering::Relaxed);
-    let accept = tokio_rustls::TlsAcceptor::from(config).accept(io);
+    let accept = async move {
+        let _permit = permits.acquire().await.map_err(io::Error::other)?;
+        tokio_rustls::TlsAcceptor::from(config).accept(io).await
+    };
     let failed = |err: io::Error| {
-        count_refused("tls_handshake");
+        // A connection that closes without a byte (a balancer's TCP check) is no refusal.
+        if conn.flags.load(Ordering::Relaxed) & SEEN_BYTES != 0 {
+            count_refused("tls_handshake");
+        }
         conn.refused();
         actix_http::error::DispatchError::Io(err)
     };
@@ -198,10 +216,14 @@ pub async fn handshake(
 }
 
 /// Accepts a new connection: reads the PROXY header first when the listener takes one, then
-/// counts the client. Errors are counted and close the connection.
+/// counts the client. Errors are counted and close the connection. A connection over the
+/// per-address limit is answered `429` on a plain listener; on a TLS listener it is closed
+/// before the handshake (answering would cost a handshake and an HTTP/2 connection could not
+/// be closed by the answer), as HAProxy and Envoy do.
 pub async fn admit(
     mut io: TcpStream,
     proxy_protocol: bool,
+    tls: bool,
     per_address: Arc<PerAddress>,
 ) -> io::Result<ClientIo<TcpStream>> {
     let _ = io.set_nodelay(true);
@@ -214,9 +236,12 @@ pub async fn admit(
             })?,
         false => io.peer_addr()?,
     };
-    let slot = per_address.open(peer.ip());
+    let slot = per_address.open(peer.ip(), proxy_protocol);
     if slot.is_none() {
         count_refused("connection_limit");
+        if tls {
+            return Err(io::Error::other("over max_connections_per_ip"));
+        }
     }
     Ok(ClientIo {
         io,
@@ -230,18 +255,29 @@ pub async fn admit(
     })
 }
 
-/// Counts a connection the HTTP layer gave up on, by why.
-pub fn count_dispatch_error(conn: &Conn, err: &actix_http::error::DispatchError) {
+/// Counts how a connection's HTTP service ended, when it ended in a refusal: an error the
+/// HTTP layer answered on its own (a malformed head, 431, an HTTP/2 protocol error), or —
+/// bytes came but never a whole request head, and nothing else said why — a client that
+/// stopped mid-head (slowloris, cut at `header_timeout` with 408) or went away.
+pub fn count_end(conn: &Conn, outcome: &Result<(), actix_http::error::DispatchError>) {
     use actix_http::error::{DispatchError, ParseError};
-    let kind = match err {
-        DispatchError::Parse(ParseError::TooLarge) => "headers_too_large",
-        DispatchError::Parse(ParseError::Io(_)) => return,
-        DispatchError::Parse(_) => "malformed_request",
-        DispatchError::H2(_) => "http2_protocol",
-        _ => return,
+    let kind = match outcome {
+        Err(DispatchError::Parse(ParseError::TooLarge)) => Some("headers_too_large"),
+        Err(DispatchError::Parse(ParseError::Io(_))) => None,
+        Err(DispatchError::Parse(_)) => Some("malformed_request"),
+        Err(DispatchError::H2(err)) if !err.is_io() => Some("http2_protocol"),
+        _ => None,
     };
-    count_refused(kind);
-    conn.refused();
+    match kind {
+        Some(kind) => {
+            count_refused(kind);
+            conn.refused();
+        }
+        None if conn.flags.load(Ordering::Relaxed) == SEEN_BYTES => {
+            count_refused("incomplete_request");
+        }
+        None => {}
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for ClientIo<S> {
@@ -307,16 +343,41 @@ mod tests {
     fn an_address_gets_max_connections_and_a_closed_one_frees_its_place() {
         let table = PerAddress::new(2, Arc::new(Vec::new()));
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        let first = table.open(ip).expect("first");
-        let _second = table.open(ip).expect("second");
-        assert!(table.open(ip).is_none(), "a third is over the limit");
+        let first = table.open(ip, false).expect("first");
+        let _second = table.open(ip, false).expect("second");
+        assert!(table.open(ip, false).is_none(), "a third is over the limit");
         assert!(
-            table.open("192.0.2.2".parse().unwrap()).is_some(),
+            table.open("192.0.2.2".parse().unwrap(), false).is_some(),
             "another address has its own count"
         );
         drop(first);
         assert_eq!(table.open_from(ip), 1);
-        assert!(table.open(ip).is_some(), "room again after a close");
+        assert!(table.open(ip, false).is_some(), "room again after a close");
+    }
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64_and_mapped_ipv4_as_ipv4() {
+        let table = PerAddress::new(1, Arc::new(Vec::new()));
+        let _held = table
+            .open("2001:db8:1:2::1".parse().unwrap(), false)
+            .unwrap();
+        assert!(
+            table
+                .open("2001:db8:1:2::ffff".parse().unwrap(), false)
+                .is_none(),
+            "the same /64"
+        );
+        assert!(
+            table
+                .open("2001:db8:1:3::1".parse().unwrap(), false)
+                .is_some()
+        );
+        let _v4 = table.open("192.0.2.9".parse().unwrap(), false).unwrap();
+        assert!(
+            table
+                .open("::ffff:192.0.2.9".parse().unwrap(), false)
+                .is_none()
+        );
     }
 
     #[test]
@@ -324,10 +385,19 @@ mod tests {
         let proxy = Cidr::parse("10.0.0.0/8").unwrap();
         let table = PerAddress::new(1, Arc::new(vec![proxy]));
         let ip: IpAddr = "10.1.2.3".parse().unwrap();
-        let _held: Vec<_> = (0..3).map(|_| table.open(ip).expect("exempt")).collect();
+        let _held: Vec<_> = (0..3)
+            .map(|_| table.open(ip, false).expect("exempt"))
+            .collect();
         assert_eq!(table.open_from(ip), 0);
+        let _counted = table.open(ip, true).expect("counted");
+        assert!(
+            table.open(ip, true).is_none(),
+            "a PROXY header naming a trusted proxy does not make it one"
+        );
         let off = PerAddress::new(0, Arc::new(Vec::new()));
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        let _held: Vec<_> = (0..3).map(|_| off.open(ip).expect("no limit")).collect();
+        let _held: Vec<_> = (0..3)
+            .map(|_| off.open(ip, false).expect("no limit"))
+            .collect();
     }
 }

@@ -267,7 +267,8 @@ fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public
                         },
                     ))
                     .finish(map_config(app, |_| AppConfig::default()));
-                // What the HTTP layer refused on its own (malformed heads, 431s) is counted.
+                // What the HTTP layer refused on its own (malformed heads, 431s, heads never
+                // finished) is counted when the connection's service ends.
                 actix_service::apply_fn_factory(
                     http,
                     |(io, proto, peer): ($io, actix_http::Protocol, Option<SocketAddr>),
@@ -275,9 +276,9 @@ fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public
                         let conn = io.conn().clone();
                         let served = actix_service::Service::call(http, (io, proto, peer));
                         async move {
-                            served
-                                .await
-                                .inspect_err(|err| conn::count_dispatch_error(&conn, err))
+                            let outcome = served.await;
+                            conn::count_end(&conn, &outcome);
+                            outcome
                         }
                     },
                 )
@@ -286,10 +287,11 @@ fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public
         // Every connection is admitted first (PROXY header, per-address count), then TLS
         // where the listener has it, then HTTP; the connection's facts ride in `ClientIo`.
         let per_address = per_address.clone();
+        let is_tls = tls.is_some();
         let admit = move || {
             let per_address = per_address.clone();
             fn_service(move |io: TcpStream| {
-                let admitted = conn::admit(io, proxy_protocol, per_address.clone());
+                let admitted = conn::admit(io, proxy_protocol, is_tls, per_address.clone());
                 async move { admitted.await.map_err(actix_http::error::DispatchError::Io) }
             })
         };
@@ -316,9 +318,17 @@ fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public
                 let tls_config = Arc::new(tls_config);
                 builder.listen(name, listener, move || {
                     let tls_config = tls_config.clone();
+                    // Per worker: this closure builds each worker's service.
+                    let permits =
+                        Arc::new(tokio::sync::Semaphore::new(conn::HANDSHAKES_PER_WORKER));
                     admit()
                         .and_then(fn_service(move |io: ClientIo<TcpStream>| {
-                            conn::handshake(io, tls_config.clone(), TLS_HANDSHAKE_TIMEOUT)
+                            conn::handshake(
+                                io,
+                                tls_config.clone(),
+                                permits.clone(),
+                                TLS_HANDSHAKE_TIMEOUT,
+                            )
                         }))
                         .and_then(service!(conn::TlsIo))
                 })

@@ -104,6 +104,15 @@ async fn tls_connect(
 
 /// TLS on an open connection.
 async fn tls_over(tcp: TcpStream, sni: &str, alpn: &[&[u8]]) -> TlsStream<TcpStream> {
+    try_tls_over(tcp, sni, alpn).await.expect("TLS handshake")
+}
+
+/// TLS on an open connection; the handshake's error if the router refuses it.
+async fn try_tls_over(
+    tcp: TcpStream,
+    sni: &str,
+    alpn: &[&[u8]],
+) -> std::io::Result<TlsStream<TcpStream>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -119,7 +128,6 @@ async fn tls_over(tcp: TcpStream, sni: &str, alpn: &[&[u8]]) -> TlsStream<TcpStr
     )
     .await
     .expect("handshake within the deadline")
-    .expect("TLS handshake")
 }
 
 fn peer_cert(stream: &TlsStream<TcpStream>) -> Vec<u8> {
@@ -324,6 +332,36 @@ async fn a_tls_listener_behind_an_l4_balancer_takes_the_proxy_header_before_the_
         !err.to_string().contains("UnknownIssuer"),
         "the router must not answer the handshake: {err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_connection_over_the_per_address_limit_is_closed_before_its_handshake() {
+    let dir = scratch();
+    let a = make_cert(dir.path(), "a", &["a.test"]);
+    let bs = backends(&["t1"]).await;
+    let (_r, addr) = tls_router_with(
+        dir.path(),
+        &[(&a, &["a.test"])],
+        &bs,
+        "[limits]\nmax_connections_per_ip = 1",
+    );
+    let mut held = tls_connect(addr, "a.test", &[b"http/1.1"]).await;
+    assert!(http1(&mut held, "/a").await.starts_with("HTTP/1.1 200"));
+    let outcome = try_tls_over(TcpStream::connect(addr).await.unwrap(), "a.test", &[]).await;
+    assert!(outcome.is_err(), "no handshake past the limit");
+    drop(held);
+    wait_for(
+        "a closed connection gives its place back",
+        REQUEST_DEADLINE,
+        async || {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            match try_tls_over(tcp, "a.test", &[b"http/1.1"]).await {
+                Ok(mut stream) => http1(&mut stream, "/a").await.starts_with("HTTP/1.1 200"),
+                Err(_) => false,
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

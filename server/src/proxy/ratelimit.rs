@@ -127,6 +127,8 @@ impl RouteRates {
                 .increment(1);
             crate::error::Error::RateLimited { by, retry_after }
         };
+        // One host's IPv6 /64 is one client, or it could walk past the limit.
+        let peer = peer.map(crate::conn::client_key);
         if let (Some(limiter), Some(ip)) = (&self.per_ip, peer) {
             limiter
                 .check(&ip)

@@ -72,7 +72,12 @@ struct Idle {
 
 thread_local! {
     static POOL: RefCell<HashMap<PoolKey, VecDeque<Idle>>> = RefCell::new(HashMap::new());
+    static CHECKINS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
+
+/// Every this many check-ins the whole pool drops its expired connections: keys nobody asks
+/// for any more (a removed backend, TLS settings a reload replaced) would otherwise keep theirs.
+const SWEEP_EVERY: u32 = 4096;
 
 /// The most recently used live idle connection under `key` idle for less than `max_idle`.
 pub fn checkout(key: PoolKey, max_idle: Duration) -> Option<Conn> {
@@ -103,8 +108,18 @@ pub fn checkout(key: PoolKey, max_idle: Duration) -> Option<Conn> {
 pub fn checkin(conn: Conn) {
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
-        let idle = pool.entry(conn.key).or_default();
         let now = Instant::now();
+        let checkins = CHECKINS.with(|c| {
+            c.set(c.get().wrapping_add(1));
+            c.get()
+        });
+        if checkins % SWEEP_EVERY == 0 {
+            pool.retain(|_, idle| {
+                idle.retain(|i| now.duration_since(i.since) < POOL_IDLE_TIMEOUT);
+                !idle.is_empty()
+            });
+        }
+        let idle = pool.entry(conn.key).or_default();
         // The front is the oldest: drop what has expired there, then make room.
         while idle
             .front()

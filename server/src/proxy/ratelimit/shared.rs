@@ -13,6 +13,7 @@
 //!   [`LOG_EVERY`]. A connection error marks the session store down, so later requests skip
 //!   Redis at once until the store's own probe finds it again (within about a second).
 
+use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -95,7 +96,7 @@ fn key_key(prefix: &str, route: &str, value: &[u8]) -> String {
     let digest = Sha256::digest(value);
     let mut key = format!("{prefix}rl:{route}:k:");
     for byte in &digest[..16] {
-        key.push_str(&format!("{byte:02x}"));
+        let _ = write!(key, "{byte:02x}");
     }
     key
 }
