@@ -137,6 +137,8 @@ pub struct ClientIo<S> {
     io: S,
     conn: Arc<Conn>,
     _slot: Option<Slot>,
+    /// Its place among the listener's `max_connections`.
+    _listener: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl<S> ClientIo<S> {
@@ -222,10 +224,29 @@ pub async fn handshake(
 /// be closed by the answer), as HAProxy and Envoy do.
 pub async fn admit(
     mut io: TcpStream,
-    proxy_protocol: bool,
-    tls: bool,
+    listener: &Listener,
     per_address: Arc<PerAddress>,
 ) -> io::Result<ClientIo<TcpStream>> {
+    let Listener {
+        proxy_protocol,
+        tls,
+        ..
+    } = *listener;
+    // A listener at its own `max_connections` makes a new connection wait for a place, as
+    // the backlog would, but no longer than a client has to send its request head.
+    let place = match &listener.places {
+        None => None,
+        Some(places) => {
+            let place = tokio::time::timeout(listener.wait, places.clone().acquire_owned()).await;
+            match place {
+                Ok(Ok(place)) => Some(place),
+                _ => {
+                    count_refused("listener_limit");
+                    return Err(io::Error::other("listener at max_connections"));
+                }
+            }
+        }
+    };
     let _ = io.set_nodelay(true);
     let peer = match proxy_protocol {
         true => crate::proxy_protocol::accept(&mut io)
@@ -252,7 +273,19 @@ pub async fn admit(
             flags: AtomicU8::new(if slot.is_none() { REFUSED } else { 0 }),
         }),
         _slot: slot,
+        _listener: place,
     })
+}
+
+/// What admission needs to know about a listener.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub proxy_protocol: bool,
+    pub tls: bool,
+    /// Its own `max_connections`, as permits.
+    pub places: Option<Arc<tokio::sync::Semaphore>>,
+    /// How long a connection waits for a place.
+    pub wait: std::time::Duration,
 }
 
 /// Counts how a connection's HTTP service ended, when it ended in a refusal: an error the

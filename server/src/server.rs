@@ -216,13 +216,18 @@ fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public
         .iter()
         .find(|l| l.tls.is_some())
         .map_or(443, |l| l.address.port());
-    let specs = std::iter::once((config.node.listen, None, false, false)).chain(
-        config
-            .listeners
-            .iter()
-            .map(|l| (l.address, l.tls.clone(), l.redirect_https, l.proxy_protocol)),
+    let specs = std::iter::once((config.node.listen, None, false, false, None)).chain(
+        config.listeners.iter().map(|l| {
+            (
+                l.address,
+                l.tls.clone(),
+                l.redirect_https,
+                l.proxy_protocol,
+                l.max_connections,
+            )
+        }),
     );
-    for (addr, tls, redirect, proxy_protocol) in specs {
+    for (addr, tls, redirect, proxy_protocol, max_connections) in specs {
         let bind_error = |source| Error::Bind { addr, source };
         let listener = bind_listener(addr).map_err(bind_error)?;
         let local = listener.local_addr().map_err(bind_error)?;
@@ -287,12 +292,22 @@ fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public
         // Every connection is admitted first (PROXY header, per-address count), then TLS
         // where the listener has it, then HTTP; the connection's facts ride in `ClientIo`.
         let per_address = per_address.clone();
-        let is_tls = tls.is_some();
+        let admission = Arc::new(conn::Listener {
+            proxy_protocol,
+            tls: tls.is_some(),
+            // Shared by the listener's workers: the limit is the listener's.
+            places: max_connections.map(|max| Arc::new(tokio::sync::Semaphore::new(max as usize))),
+            wait: limits.header_timeout,
+        });
         let admit = move || {
-            let per_address = per_address.clone();
+            let (per_address, admission) = (per_address.clone(), admission.clone());
             fn_service(move |io: TcpStream| {
-                let admitted = conn::admit(io, proxy_protocol, is_tls, per_address.clone());
-                async move { admitted.await.map_err(actix_http::error::DispatchError::Io) }
+                let (per_address, admission) = (per_address.clone(), admission.clone());
+                async move {
+                    conn::admit(io, &admission, per_address)
+                        .await
+                        .map_err(actix_http::error::DispatchError::Io)
+                }
             })
         };
         builder = match tls {

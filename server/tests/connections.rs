@@ -229,3 +229,49 @@ async fn what_the_http_parser_refuses_is_counted_by_kind() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn past_a_listeners_max_connections_a_connection_waits_for_a_place_then_is_closed() {
+    let bs = backends(&["b1"]).await;
+    let listen: SocketAddr = format!("127.0.0.1:{}", switchyard_load::procs::free_port().unwrap())
+        .parse()
+        .unwrap();
+    let r = router(&format!(
+        "[limits]\nheader_timeout = \"1s\"\n\
+         [[listeners]]\nid = \"capped\"\naddress = \"{listen}\"\nmax_connections = 2\n{}{}",
+        route("all", "/", "all"),
+        pool_with("all", "round_robin", &bs, "health = { kind = \"none\" }")
+    ));
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(listen).await.unwrap();
+        assert!(ask(&mut stream, GET).await.starts_with("HTTP/1.1 200"));
+        held.push(stream);
+    }
+    // The third waits, unserved, while both places are taken...
+    let mut waiting = TcpStream::connect(listen).await.unwrap();
+    waiting.write_all(GET).await.unwrap();
+    let mut buf = [0u8; 64];
+    let early = tokio::time::timeout(Duration::from_millis(300), waiting.read(&mut buf)).await;
+    assert!(early.is_err(), "no answer while the listener is full");
+    // ...and is served once one closes.
+    held.pop();
+    let answer = ask(&mut waiting, b"").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // A connection that waits longer than header_timeout is closed, and counted.
+    let before = refused(&r, "listener_limit").await;
+    let mut late = TcpStream::connect(listen).await.unwrap();
+    late.write_all(GET).await.unwrap();
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(REQUEST_DEADLINE, late.read_to_end(&mut answer)).await;
+    assert!(closed.is_ok(), "closed at the wait's end");
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    assert!(refused(&r, "listener_limit").await > before);
+    // The main listener has no such cap.
+    assert!(
+        ask(&mut TcpStream::connect(r.addr()).await.unwrap(), GET)
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+}

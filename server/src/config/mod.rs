@@ -91,6 +91,7 @@ pub struct ListenerConfig {
     pub tls: Option<TlsConfig>,
     pub redirect_https: bool,
     pub proxy_protocol: bool,
+    pub max_connections: Option<u32>,
 }
 
 /// A TLS listener's certificates; the first is the default.

@@ -246,9 +246,13 @@ pub struct RawListener {
     #[serde(default)]
     pub redirect_https: bool,
     /// Connections start with a PROXY protocol header (v1 or v2) from the L4 balancer in front:
-    /// its source address is the client's. Plain listeners only. Default false.
+    /// its source address is the client's. Default false.
     #[serde(default)]
     pub proxy_protocol: bool,
+    /// Most connections open at once on this listener (HAProxy's `maxconn` on a `bind`): a
+    /// connection past it waits, unserved, for one to close — up to `[limits] header_timeout`,
+    /// then it is closed. Default: only `node.max_connections` (all listeners together).
+    pub max_connections: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -118,6 +118,12 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 "only for plain listeners (this one terminates TLS)",
             );
         }
+        if l.max_connections == Some(0) {
+            issues.push(
+                format!("listeners[{i}].max_connections"),
+                "must be at least 1 (leave it out for no limit of its own)",
+            );
+        }
         if let Some(address) = socket_addr(&mut issues, &key, &l.address) {
             listeners.push(ListenerConfig {
                 id: l.id.clone(),
@@ -125,6 +131,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 tls,
                 redirect_https: l.redirect_https,
                 proxy_protocol: l.proxy_protocol,
+                max_connections: l.max_connections,
             });
         }
     }
