@@ -543,6 +543,7 @@ async fn run(
         directory: directory.clone(),
         tls: tls.clone(),
         evacuation: std::sync::Mutex::new(None),
+        adding: tokio::sync::Mutex::new(()),
     });
 
     let admin_server = HttpServer::new(move || {

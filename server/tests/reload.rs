@@ -343,3 +343,41 @@ async fn sighup_reloads_the_file() {
         .check_running()
         .expect("SIGHUP reloads, it does not stop the router");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_id_added_to_two_pools_at_once_is_taken_by_one() {
+    let bs = backends(&["t1"]).await;
+    let other = backends(&["o1"]).await;
+    let file = ConfigFile::new();
+    let (listen, admin_at) = (free_addr(), free_addr());
+    let r = file.start(
+        &listen,
+        &admin_at,
+        &format!(
+            "{}{}{}{}",
+            route("api", "/api", "api"),
+            no_checks("api", "round_robin", &bs),
+            route("other", "/other", "other"),
+            no_checks("other", "round_robin", &other)
+        ),
+    );
+    let admin = Client::new(r.admin_addr());
+    for i in 0..10 {
+        let add = |pool: &str| {
+            let (admin, pool) = (admin.clone(), pool.to_string());
+            let body = format!(
+                "{{\"pool\": \"{pool}\", \"id\": \"twin-{i}\", \"address\": \"{}\"}}",
+                bs[0].addr()
+            );
+            tokio::spawn(async move {
+                admin_call(&admin, http::Method::POST, "/admin/v1/backends", &body)
+                    .await
+                    .status
+            })
+        };
+        let (a, b) = (add("api"), add("other"));
+        let mut statuses = [a.await.unwrap(), b.await.unwrap()];
+        statuses.sort();
+        assert_eq!(statuses, [201, 409], "twin-{i}");
+    }
+}

@@ -55,6 +55,9 @@ pub struct AdminState {
     pub tls: Vec<Arc<crate::tls::SniResolver>>,
     /// The spread of an evacuation under way (`unevacuate` stops it).
     pub evacuation: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Held by one `POST /backends` at a time: ids are unique across pools, and two adds of
+    /// one id to different pools must not both pass the check.
+    pub adding: tokio::sync::Mutex<()>,
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -708,6 +711,7 @@ async fn add_backend(state: web::Data<AdminState>, payload: web::Payload) -> Htt
         }
         Err(err) => return err.response(),
     };
+    let _one_at_a_time = state.adding.lock().await;
     let table = state.table.load_full();
     let Some(pool) = table.pool(&body.pool) else {
         return ApiError::new(
