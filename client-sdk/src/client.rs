@@ -572,16 +572,13 @@ impl Client {
             if attempt >= config.max_attempts {
                 return give_up(error, true);
             }
-            if !self.inner.budget.try_retry(timeout) {
-                tracing::debug!(attempt, "retry budget spent: not retrying");
-                return give_up(ErrorKind::BudgetExhausted, true);
-            }
             let pause = match (wait, move_on) {
                 (Some(server_said), _) => server_said.min(config.retry_after_cap),
                 // Another region is a fresh start: no need to wait.
                 (None, true) => Duration::ZERO,
                 (None, false) => config.backoff.delay(attempt - 1),
             };
+            // The deadline first: a retry that cannot happen in time costs the budget nothing.
             if Instant::now() + pause >= deadline {
                 return Err(Error::new(
                     ErrorKind::Deadline(config.deadline),
@@ -589,6 +586,10 @@ impl Client {
                     attempt,
                     true,
                 ));
+            }
+            if !self.inner.budget.try_retry(timeout) {
+                tracing::debug!(attempt, "retry budget spent: not retrying");
+                return give_up(ErrorKind::BudgetExhausted, true);
             }
             self.inner.stats.retries.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(pause).await;

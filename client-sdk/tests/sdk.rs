@@ -243,6 +243,26 @@ async fn retry_after_is_honoured_and_a_post_is_retried_only_when_opted_in() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_that_would_end_past_the_deadline_is_not_made_and_costs_no_budget() {
+    let bs = backends(&["b"]).await;
+    let addr = free_addr();
+    let _router = router(addr, &bs);
+    let client = Client::builder()
+        .region("r", format!("http://{addr}"))
+        .deadline(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let budget = client.stats().budget_left;
+    let err = client
+        .get("/busy?status=503&retry_after=2")
+        .await
+        .expect_err("a 2 s Retry-After does not fit a 0.5 s deadline");
+    assert!(matches!(err.kind, ErrorKind::Deadline(_)), "{err}");
+    assert_eq!(client.stats().attempts, 1);
+    assert_eq!(client.stats().budget_left, budget, "no retry, no cost");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_survives_a_drain_and_a_killed_backend_with_the_same_session_id() {
     let mut bs = backends(&["s1", "s2"]).await;
     let addr = free_addr();
