@@ -56,7 +56,16 @@ impl AdminAction {
             | AdminAction::Weight { backend, .. } => backend,
         }
     }
+
+    /// Which persisted field it sets: a later action on the same field replaces it.
+    fn field(&self) -> (bool, &str) {
+        (matches!(self, AdminAction::Weight { .. }), self.backend())
+    }
 }
+
+/// Most changes kept while Redis is unreachable: one per backend and field at most, so only
+/// a node with more backends than this could lose the oldest (said in the log).
+const MAX_KEPT: usize = 10_000;
 
 /// What goes on the channel.
 #[derive(Debug, Serialize, Deserialize)]
@@ -121,11 +130,20 @@ impl Cluster {
         };
         if let Err(err) = self.publish(&change).await {
             tracing::warn!(error = %err, action = ?action, "cannot share an admin change through Redis now: applied here, kept to share later");
-            self.kept
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(change);
+            self.keep(change);
         }
+    }
+
+    /// Keeps a change to share later; it replaces a kept one for the same field, as it would
+    /// in Redis.
+    fn keep(&self, change: Persisted) {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        kept.retain(|k| k.action.field() != change.action.field());
+        if kept.len() >= MAX_KEPT {
+            let dropped = kept.remove(0);
+            tracing::error!(action = ?dropped.action, "too many admin changes kept during a Redis outage: the oldest is not shared");
+        }
+        kept.push(change);
     }
 
     async fn publish(&self, change: &Persisted) -> Result<(), String> {
@@ -265,9 +283,9 @@ impl Cluster {
             .await
             .map_err(|_| "Redis did not answer in time".to_string())?
             .map_err(|e| e.to_string())?;
-        pubsub
-            .subscribe(&self.channel)
+        tokio::time::timeout(CALL_TIMEOUT, pubsub.subscribe(&self.channel))
             .await
+            .map_err(|_| "Redis did not answer the subscription in time".to_string())?
             .map_err(|e| e.to_string())?;
         // Subscribed first, then read: a change made in between is heard, not missed.
         self.catch_up(&client).await?;
@@ -304,10 +322,12 @@ impl Cluster {
         for change in kept {
             if let Err(err) = self.publish(&change).await {
                 tracing::debug!(error = %err, "kept admin change not shared yet");
-                self.kept
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(change);
+                // Kept again, unless something newer for its field was kept meanwhile (fields
+                // are independent, so their order does not matter).
+                let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+                if !kept.iter().any(|k| k.action.field() == change.action.field()) {
+                    kept.push(change);
+                }
             }
         }
     }
