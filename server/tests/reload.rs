@@ -381,3 +381,48 @@ async fn one_id_added_to_two_pools_at_once_is_taken_by_one() {
         assert_eq!(statuses, [201, 409], "twin-{i}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_applies_rate_limits_and_names_listener_limits_as_needing_a_restart() {
+    let bs = backends(&["l1"]).await;
+    let file = ConfigFile::new();
+    let (listen, admin_at) = (free_addr(), free_addr());
+    let body = |limits: &str| {
+        format!(
+            "[limits]\n{limits}\n{}{}",
+            route("api", "/", "api"),
+            no_checks("api", "round_robin", &bs)
+        )
+    };
+    let r = file.start(&listen, &admin_at, &body("rate_per_ip = 1000"));
+    let (client, admin) = (Client::new(r.addr()), Client::new(r.admin_addr()));
+    assert_eq!(client.get("/a").await.status, 200);
+
+    // A lower default rate comes with the routes: applied at once.
+    file.write(
+        &listen,
+        &admin_at,
+        &body("rate_per_ip = 1\nburst_per_ip = 1"),
+    );
+    let reply = admin_call(&admin, http::Method::POST, "/admin/v1/reload", "").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["restart_needed"], serde_json::json!([]));
+    assert_eq!(client.get("/a").await.status, 200, "the burst of one");
+    let limited = client.get("/a").await;
+    assert_eq!(limited.status, 429, "{}", limited.text());
+
+    // A connection limit belongs to the listeners: named, not applied.
+    file.write(
+        &listen,
+        &admin_at,
+        &body("rate_per_ip = 1\nburst_per_ip = 1\nmax_connections_per_ip = 5"),
+    );
+    let reply = admin_call(&admin, http::Method::POST, "/admin/v1/reload", "").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        reply.json()["restart_needed"],
+        serde_json::json!(["limits"]),
+        "{}",
+        reply.text()
+    );
+}

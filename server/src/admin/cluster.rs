@@ -325,7 +325,10 @@ impl Cluster {
                 // Kept again, unless something newer for its field was kept meanwhile (fields
                 // are independent, so their order does not matter).
                 let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-                if !kept.iter().any(|k| k.action.field() == change.action.field()) {
+                if !kept
+                    .iter()
+                    .any(|k| k.action.field() == change.action.field())
+                {
                     kept.push(change);
                 }
             }

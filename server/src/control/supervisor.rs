@@ -34,7 +34,7 @@ pub struct RouterSupervisor {
 pub const SESSION_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Applies a validated configuration: routes, pools and backends. Parts that need a restart
-/// (listeners, node, sessions, log, regions) are kept as they are and named in the report.
+/// (listeners, node, sessions, log, regions, the listeners' limits) are kept as they are and named in the report.
 #[derive(Message, Debug)]
 #[rtype(result = "ReloadReport")]
 pub struct Reload(pub Config);
@@ -148,6 +148,7 @@ impl RouterSupervisor {
         applied.sessions = self.config.sessions.clone();
         applied.log = self.config.log.clone();
         applied.regions = self.config.regions.clone();
+        applied.limits = self.config.limits;
         self.config = applied;
         tracing::info!(?report, "configuration reloaded");
         metrics::counter!("switchyard_config_reloads_total", "outcome" => "applied").increment(1);
@@ -185,6 +186,11 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     }
     if differs(&old.regions, &new.regions) {
         needed.push("regions".to_string());
+    }
+    // The routes' rates (`rate_per_ip` included) are applied with the routes; the listeners'
+    // limits are set when they start.
+    if old.limits != new.limits {
+        needed.push("limits".to_string());
     }
     needed
 }
