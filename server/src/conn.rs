@@ -248,6 +248,20 @@ pub async fn admit(
         }
     };
     let _ = io.set_nodelay(true);
+    if proxy_protocol && !listener.proxy_from.is_empty() {
+        let balancer = io.peer_addr()?.ip().to_canonical();
+        if !listener
+            .proxy_from
+            .iter()
+            .any(|cidr| cidr.contains(balancer))
+        {
+            metrics::counter!("switchyard_proxy_protocol_refused_total").increment(1);
+            count_refused("proxy_protocol");
+            return Err(io::Error::other(format!(
+                "{balancer} may not send a PROXY header (not in proxy_protocol_from)"
+            )));
+        }
+    }
     let peer = match proxy_protocol {
         true => crate::proxy_protocol::accept(&mut io)
             .await
@@ -281,6 +295,8 @@ pub async fn admit(
 #[derive(Debug, Clone)]
 pub struct Listener {
     pub proxy_protocol: bool,
+    /// Who may send the PROXY header (empty: anyone).
+    pub proxy_from: Vec<Cidr>,
     pub tls: bool,
     /// Its own `max_connections`, as permits.
     pub places: Option<Arc<tokio::sync::Semaphore>>,

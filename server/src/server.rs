@@ -216,18 +216,19 @@ fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public
         .iter()
         .find(|l| l.tls.is_some())
         .map_or(443, |l| l.address.port());
-    let specs = std::iter::once((config.node.listen, None, false, false, None)).chain(
+    let specs = std::iter::once((config.node.listen, None, false, false, Vec::new(), None)).chain(
         config.listeners.iter().map(|l| {
             (
                 l.address,
                 l.tls.clone(),
                 l.redirect_https,
                 l.proxy_protocol,
+                l.proxy_protocol_from.clone(),
                 l.max_connections,
             )
         }),
     );
-    for (addr, tls, redirect, proxy_protocol, max_connections) in specs {
+    for (addr, tls, redirect, proxy_protocol, proxy_from, max_connections) in specs {
         let bind_error = |source| Error::Bind { addr, source };
         let listener = bind_listener(addr).map_err(bind_error)?;
         let local = listener.local_addr().map_err(bind_error)?;
@@ -294,6 +295,7 @@ fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public
         let per_address = per_address.clone();
         let admission = Arc::new(conn::Listener {
             proxy_protocol,
+            proxy_from,
             tls: tls.is_some(),
             // Shared by the listener's workers: the limit is the listener's.
             places: max_connections.map(|max| Arc::new(tokio::sync::Semaphore::new(max as usize))),

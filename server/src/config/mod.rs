@@ -91,6 +91,8 @@ pub struct ListenerConfig {
     pub tls: Option<TlsConfig>,
     pub redirect_https: bool,
     pub proxy_protocol: bool,
+    /// Balancers allowed to send the PROXY header (empty: any).
+    pub proxy_protocol_from: Vec<Cidr>,
     pub max_connections: Option<u32>,
 }
 

@@ -249,6 +249,11 @@ pub struct RawListener {
     /// its source address is the client's. Default false.
     #[serde(default)]
     pub proxy_protocol: bool,
+    /// With `proxy_protocol`: the balancers (CIDRs) allowed to send the header; a connection
+    /// from anywhere else is closed before a byte of it is read (HAProxy's `expect-proxy`
+    /// with a source list). Default: any — the listener must then be reachable only by them.
+    #[serde(default)]
+    pub proxy_protocol_from: Vec<String>,
     /// Most connections open at once on this listener (HAProxy's `maxconn` on a `bind`): a
     /// connection past it waits, unserved, for one to close — up to `[limits] header_timeout`,
     /// then it is closed. Default: only `node.max_connections` (all listeners together).

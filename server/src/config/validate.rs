@@ -124,6 +124,21 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 "must be at least 1 (leave it out for no limit of its own)",
             );
         }
+        let mut proxy_protocol_from = Vec::new();
+        for (j, text) in l.proxy_protocol_from.iter().enumerate() {
+            match super::Cidr::parse(text) {
+                Ok(cidr) => proxy_protocol_from.push(cidr),
+                Err(reason) => {
+                    issues.push(format!("listeners[{i}].proxy_protocol_from[{j}]"), reason)
+                }
+            }
+        }
+        if !l.proxy_protocol && !l.proxy_protocol_from.is_empty() {
+            issues.push(
+                format!("listeners[{i}].proxy_protocol_from"),
+                "only with proxy_protocol = true",
+            );
+        }
         if let Some(address) = socket_addr(&mut issues, &key, &l.address) {
             listeners.push(ListenerConfig {
                 id: l.id.clone(),
@@ -131,6 +146,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 tls,
                 redirect_https: l.redirect_https,
                 proxy_protocol: l.proxy_protocol,
+                proxy_protocol_from,
                 max_connections: l.max_connections,
             });
         }
