@@ -365,6 +365,63 @@ async fn a_tls_connection_over_the_per_address_limit_is_closed_before_its_handsh
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_connection_gets_its_max_streams_each_held_until_its_body_is_sent() {
+    let dir = scratch();
+    let a = make_cert(dir.path(), "a", &["a.test"]);
+    let bs = backends(&["t1"]).await;
+    let (_r, addr) = tls_router_with(
+        dir.path(),
+        &[(&a, &["a.test"])],
+        &bs,
+        "[limits]\nmax_streams_per_connection = 1",
+    );
+    let stream = tls_connect(addr, "a.test", &[b"h2"]).await;
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2 handshake");
+    tokio::spawn(conn);
+    let send = |path: &str| {
+        let mut sender = sender.clone();
+        let request = http::Request::get(format!("https://a.test:{}{path}", addr.port()))
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        async move {
+            tokio::time::timeout(REQUEST_DEADLINE, sender.send_request(request))
+                .await
+                .expect("an answer within the deadline")
+                .expect("h2 answer")
+        }
+    };
+    // Three slow requests at once on one connection: one is served, two refused.
+    let answers = futures_util::future::join_all((0..3).map(|_| send("/slow?delay_ms=800"))).await;
+    let mut statuses: Vec<u16> = answers.iter().map(|a| a.status().as_u16()).collect();
+    statuses.sort();
+    assert_eq!(statuses, [200, 429, 429]);
+    let refused = answers.iter().find(|a| a.status() == 429).unwrap();
+    assert_eq!(refused.headers()["x-switchyard-error"], "stream_limit");
+    assert!(refused.headers().contains_key("retry-after"));
+
+    // A streamed answer keeps its place after its head, until its body is sent.
+    let streaming = send("/video?bytes=4000&chunk_bytes=1000&chunk_ms=500").await;
+    assert_eq!(streaming.status(), 200);
+    let meanwhile = send("/meanwhile").await;
+    assert_eq!(
+        meanwhile.status(),
+        429,
+        "the streamed body still holds the place"
+    );
+    let body = streaming.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body.len(), 4000);
+    wait_for("the place is given back", REQUEST_DEADLINE, async || {
+        send("/after").await.status() == 200
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_1_1_client_hello_gets_no_server_hello() {
     let dir = scratch();
     let a = make_cert(dir.path(), "a", &["a.test"]);

@@ -153,6 +153,8 @@ pub struct Limits {
     pub max_header_bytes: u64,
     /// 0: no limit.
     pub max_connections_per_ip: u32,
+    /// 0: no limit.
+    pub max_streams_per_connection: u32,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
 }

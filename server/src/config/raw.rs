@@ -719,6 +719,11 @@ pub struct RawLimits {
     pub rate_per_ip: u32,
     /// Requests at once over `rate_per_ip`. Default 2 × `rate_per_ip`.
     pub burst_per_ip: Option<u32>,
+    /// Requests in progress at once on one client connection (HTTP/2 streams; HTTP/1.1 has
+    /// one at a time anyway), counted until the answer's body is sent: beyond it `429
+    /// stream_limit`. Default 100, HAProxy's `tune.h2.max-concurrent-streams`; 0: off.
+    #[serde(default = "default_max_streams_per_connection")]
+    pub max_streams_per_connection: u32,
     /// Time a client has to send a whole request head once its connection is open (or, on
     /// a kept-alive connection, once it starts the next one): slow-header (slowloris)
     /// clients get 408 and are closed. Default 10 s, Envoy's edge advice.
@@ -743,6 +748,9 @@ fn default_max_connections_per_ip() -> u32 {
 fn default_rate_per_ip() -> u32 {
     1000
 }
+fn default_max_streams_per_connection() -> u32 {
+    100
+}
 
 fn default_max_uri_bytes() -> u64 {
     8192
@@ -759,6 +767,7 @@ impl Default for RawLimits {
             max_connections_per_ip: default_max_connections_per_ip(),
             rate_per_ip: default_rate_per_ip(),
             burst_per_ip: None,
+            max_streams_per_connection: default_max_streams_per_connection(),
             header_timeout: default_header_timeout(),
             idle_timeout: default_idle_timeout(),
         }

@@ -425,6 +425,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 max_uri_bytes: raw.limits.max_uri_bytes,
                 max_header_bytes: raw.limits.max_header_bytes,
                 max_connections_per_ip: raw.limits.max_connections_per_ip,
+                max_streams_per_connection: raw.limits.max_streams_per_connection,
                 header_timeout: raw.limits.header_timeout.0,
                 idle_timeout: raw.limits.idle_timeout.0,
             },

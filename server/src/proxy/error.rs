@@ -30,7 +30,8 @@ pub fn public_message(err: &Error) -> String {
         Error::TooLarge { .. }
         | Error::RateLimited { .. }
         | Error::Shed { .. }
-        | Error::TooManyConnections { .. } => err.to_string(),
+        | Error::TooManyConnections { .. }
+        | Error::TooManyStreams { .. } => err.to_string(),
         _ => "internal error".to_string(),
     }
 }

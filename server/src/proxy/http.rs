@@ -77,6 +77,18 @@ pub async fn handle(
         return answer;
     }
     let request_id = headers::request_id(req.headers());
+    // Its place among the connection's streams, held until its answer's body is sent.
+    let max_streams = state.limits.max_streams_per_connection;
+    let stream = match req.conn_data::<Arc<crate::conn::Conn>>() {
+        Some(conn) => match conn.open_stream(max_streams) {
+            Some(stream) => Some(stream),
+            None => {
+                let err = Error::TooManyStreams { max: max_streams };
+                return error_response(&err, &request_id);
+            }
+        },
+        None => None,
+    };
     if let Err(err) = head_within_limits(req.head(), &state.limits) {
         tracing::debug!(error = %err, "request head over a limit");
         return error_response(&err, &request_id);
@@ -135,6 +147,13 @@ pub async fn handle(
                 }
             }
         }
+    };
+    let resp = match stream {
+        Some(stream) => resp.map_body(|_, body| match body {
+            EitherBody::Left { body } => EitherBody::left(body.holding(stream)),
+            answered => answered,
+        }),
+        None => resp,
     };
     if state.access_log {
         tracing::info!(

@@ -45,11 +45,19 @@ pub struct UpstreamBody {
     /// Armed only when the backend makes us wait, so quick answers never touch the timer.
     timer: Option<Pin<Box<Sleep>>>,
     _inflight: InflightGuard,
+    /// The request's place among its connection's streams, given back when the body ends.
+    _stream: Option<crate::conn::StreamGuard>,
 }
 
 type BodyError = Box<dyn std::error::Error>;
 
 impl UpstreamBody {
+    /// Holds `stream` until the body has been sent (or dropped).
+    pub fn holding(mut self, stream: crate::conn::StreamGuard) -> UpstreamBody {
+        self._stream = Some(stream);
+        self
+    }
+
     /// `size` is what the client is told; `framing` how the backend delimits the body.
     pub fn new(
         conn: Conn,
@@ -73,6 +81,7 @@ impl UpstreamBody {
             idle,
             timer: None,
             _inflight: inflight,
+            _stream: None,
         };
         if matches!(body.state, State::Length(0)) {
             body.finish();
