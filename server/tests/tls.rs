@@ -218,6 +218,23 @@ fn tls_router_with(
     (router, tls_addr)
 }
 
+/// A router with one certificate for `a.test` in front of backend `t1`, with more keys for
+/// its TLS listener; the scratch directory and backends live as long as the returned guards.
+async fn a_test_router(
+    listener: &str,
+) -> (
+    tempfile::TempDir,
+    Vec<TestBackend>,
+    switchyard::RouterHandle,
+    std::net::SocketAddr,
+) {
+    let dir = scratch();
+    let a = make_cert(dir.path(), "a", &["a.test"]);
+    let bs = backends(&["t1"]).await;
+    let (r, addr) = tls_router_with(dir.path(), &[(&a, &["a.test"])], &bs, listener);
+    (dir, bs, r, addr)
+}
+
 fn scratch() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
@@ -290,15 +307,7 @@ async fn https_and_http2_requests_are_proxied_to_http1_backends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_listener_behind_an_l4_balancer_takes_the_proxy_header_before_the_handshake() {
-    let dir = scratch();
-    let a = make_cert(dir.path(), "a", &["a.test"]);
-    let bs = backends(&["t1"]).await;
-    let (_r, addr) = tls_router_with(
-        dir.path(),
-        &[(&a, &["a.test"])],
-        &bs,
-        "proxy_protocol = true",
-    );
+    let (_dir, _bs, _r, addr) = a_test_router("proxy_protocol = true").await;
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     tcp.write_all(b"PROXY TCP4 203.0.113.7 10.0.0.1 51000 443\r\n")
         .await
@@ -336,15 +345,7 @@ async fn a_tls_listener_behind_an_l4_balancer_takes_the_proxy_header_before_the_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_connection_over_the_per_address_limit_is_closed_before_its_handshake() {
-    let dir = scratch();
-    let a = make_cert(dir.path(), "a", &["a.test"]);
-    let bs = backends(&["t1"]).await;
-    let (_r, addr) = tls_router_with(
-        dir.path(),
-        &[(&a, &["a.test"])],
-        &bs,
-        "[limits]\nmax_connections_per_ip = 1",
-    );
+    let (_dir, _bs, _r, addr) = a_test_router("[limits]\nmax_connections_per_ip = 1").await;
     let mut held = tls_connect(addr, "a.test", &[b"http/1.1"]).await;
     assert!(http1(&mut held, "/a").await.starts_with("HTTP/1.1 200"));
     let outcome = try_tls_over(TcpStream::connect(addr).await.unwrap(), "a.test", &[]).await;
@@ -366,15 +367,7 @@ async fn a_tls_connection_over_the_per_address_limit_is_closed_before_its_handsh
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http2_connection_gets_its_max_streams_each_held_until_its_body_is_sent() {
-    let dir = scratch();
-    let a = make_cert(dir.path(), "a", &["a.test"]);
-    let bs = backends(&["t1"]).await;
-    let (_r, addr) = tls_router_with(
-        dir.path(),
-        &[(&a, &["a.test"])],
-        &bs,
-        "[limits]\nmax_streams_per_connection = 1",
-    );
+    let (_dir, _bs, _r, addr) = a_test_router("[limits]\nmax_streams_per_connection = 1").await;
     let stream = tls_connect(addr, "a.test", &[b"h2"]).await;
     let (sender, conn) = hyper::client::conn::http2::handshake(
         hyper_util::rt::TokioExecutor::new(),
