@@ -153,8 +153,13 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
+/// TLS 1.2 sessions a listener remembers for resumption (TLS 1.3 uses stateless tickets).
+const SESSION_CACHE: usize = 10_240;
+
 /// The rustls configuration of a TLS listener: TLS 1.3 and 1.2 only, certificates by SNI,
-/// ALPN `h2` then `http/1.1`.
+/// ALPN `h2` then `http/1.1`, and session resumption (tickets with keys that rotate every
+/// 6 hours, and a session cache), so a player reconnecting after a blip makes an abbreviated
+/// handshake instead of a full one.
 pub fn server_config(resolver: Arc<SniResolver>) -> Result<rustls::ServerConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -163,5 +168,7 @@ pub fn server_config(resolver: Arc<SniResolver>) -> Result<rustls::ServerConfig,
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|err| err.to_string())?;
+    config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
     Ok(config)
 }

@@ -415,6 +415,52 @@ async fn an_http2_connection_gets_its_max_streams_each_held_until_its_body_is_se
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_client_resumes_its_tls_session_after_many_others() {
+    let (_dir, _bs, _r, addr) = a_test_router("").await;
+    // A client config is what a player keeps between reconnects: it holds its tickets.
+    let player = || {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Arc::new(
+            rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+                .with_no_client_auth(),
+        )
+    };
+    let connect = |config: Arc<rustls::ClientConfig>| async move {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::try_from("a.test").unwrap();
+        let mut stream = tokio::time::timeout(
+            REQUEST_DEADLINE,
+            TlsConnector::from(config).connect(name, tcp),
+        )
+        .await
+        .expect("handshake within the deadline")
+        .expect("TLS handshake");
+        // Reading the answer also reads the session tickets sent after the handshake.
+        assert!(http1(&mut stream, "/a").await.starts_with("HTTP/1.1 200"));
+        stream.get_ref().1.handshake_kind()
+    };
+    let returning = player();
+    assert_eq!(
+        connect(returning.clone()).await,
+        Some(rustls::HandshakeKind::Full)
+    );
+    // More viewers than a small server-side session cache holds (rustls' default is 256):
+    // tickets keep no state on the router, so none of them pushes the first one out.
+    for _ in 0..300 {
+        connect(player()).await;
+    }
+    assert_eq!(
+        connect(returning).await,
+        Some(rustls::HandshakeKind::Resumed),
+        "the returning player resumes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_1_1_client_hello_gets_no_server_hello() {
     let dir = scratch();
     let a = make_cert(dir.path(), "a", &["a.test"]);
