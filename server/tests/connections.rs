@@ -237,7 +237,7 @@ async fn past_a_listeners_max_connections_a_connection_waits_for_a_place_then_is
         .parse()
         .unwrap();
     let r = router(&format!(
-        "[limits]\nheader_timeout = \"1s\"\n\
+        "[limits]\nheader_timeout = \"2s\"\n\
          [[listeners]]\nid = \"capped\"\naddress = \"{listen}\"\nmax_connections = 2\n{}{}",
         route("all", "/", "all"),
         pool_with("all", "round_robin", &bs, "health = { kind = \"none\" }")

@@ -407,9 +407,13 @@ async fn a_reload_applies_rate_limits_and_names_listener_limits_as_needing_a_res
     let reply = admin_call(&admin, http::Method::POST, "/admin/v1/reload", "").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json()["restart_needed"], serde_json::json!([]));
-    assert_eq!(client.get("/a").await.status, 200, "the burst of one");
-    let limited = client.get("/a").await;
-    assert_eq!(limited.status, 429, "{}", limited.text());
+    // One a second with a burst of one: of three requests in a row, some are refused (all
+    // but the first, unless the machine stalls for a second between them).
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(client.get("/a").await.status);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
 
     // A connection limit belongs to the listeners: named, not applied.
     file.write(
