@@ -9,3 +9,20 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+
+# The start of a Switchyard config for a benchmark: one worker on 127.0.0.1:$1 (admin on $2),
+# no access log, and — since one load generator address sends what thousands of viewers
+# would — the per-address caps (on by default) turned off.
+router_head() {
+  cat <<TOML
+[node]
+listen = "127.0.0.1:$1"
+admin_listen = "127.0.0.1:$2"
+workers = 1
+[log]
+access = false
+[limits]
+max_connections_per_ip = 0
+rate_per_ip = 0
+TOML
+}

@@ -26,17 +26,8 @@ B1=$(free_port); B2=$(free_port)
 wait_port $B1; wait_port $B2
 
 SY=$(free_port); SYA=$(free_port)
-cat > "$WORK/switchyard.toml" <<TOML
-[node]
-listen = "127.0.0.1:$SY"
-admin_listen = "127.0.0.1:$SYA"
-workers = 1
-[log]
-access = false
-# One load generator address sends what thousands of viewers would: per-address caps off.
-[limits]
-max_connections_per_ip = 0
-rate_per_ip = 0
+router_head "$SY" "$SYA" > "$WORK/switchyard.toml"
+cat >> "$WORK/switchyard.toml" <<TOML
 [[routes]]
 id = "api"
 path_prefix = "/"

@@ -28,17 +28,8 @@ B=$(free_port)
 wait_port "$B"
 
 SY=$(free_port); SYT=$(free_port); SYA=$(free_port)
-cat > "$WORK/switchyard.toml" <<TOML
-[node]
-listen = "127.0.0.1:$SY"
-admin_listen = "127.0.0.1:$SYA"
-workers = 1
-[log]
-access = false
-# One load generator address sends what thousands of viewers would: per-address caps off.
-[limits]
-max_connections_per_ip = 0
-rate_per_ip = 0
+router_head "$SY" "$SYA" > "$WORK/switchyard.toml"
+cat >> "$WORK/switchyard.toml" <<TOML
 [[listeners]]
 id = "https"
 address = "127.0.0.1:$SYT"

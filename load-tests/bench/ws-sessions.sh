@@ -31,17 +31,8 @@ for port in "${B[@]}"; do wait_port "$port"; done
 
 start_switchyard() {
   SY=$(free_port); local admin; admin=$(free_port)
-  cat > "$WORK/switchyard.toml" <<TOML
-[node]
-listen = "127.0.0.1:$SY"
-admin_listen = "127.0.0.1:$admin"
-workers = 1
-[log]
-access = false
-# One load generator address sends what thousands of viewers would: per-address caps off.
-[limits]
-max_connections_per_ip = 0
-rate_per_ip = 0
+  router_head "$SY" "$admin" > "$WORK/switchyard.toml"
+  cat >> "$WORK/switchyard.toml" <<TOML
 [[routes]]
 id = "ws"
 path_prefix = "/"
