@@ -67,7 +67,8 @@ pub async fn handle(
     state: web::Data<ProxyState>,
 ) -> Response {
     let started = Instant::now();
-    if let Some(err) = over_connection_limit(req.conn_data(), &state) {
+    let conn = req.conn_data::<Arc<crate::conn::Conn>>();
+    if let Some(err) = over_connection_limit(conn, &state) {
         return error_response(&err, &headers::request_id(req.headers()));
     }
     if let Some(port) = state.redirect_https {
@@ -79,15 +80,12 @@ pub async fn handle(
     let request_id = headers::request_id(req.headers());
     // Its place among the connection's streams, held until its answer's body is sent.
     let max_streams = state.limits.max_streams_per_connection;
-    let stream = match req.conn_data::<Arc<crate::conn::Conn>>() {
-        Some(conn) => match conn.open_stream(max_streams) {
-            Some(stream) => Some(stream),
-            None => {
-                let err = Error::TooManyStreams { max: max_streams };
-                return error_response(&err, &request_id);
-            }
-        },
-        None => None,
+    let stream = match conn.map(|conn| conn.open_stream(max_streams)) {
+        Some(None) => {
+            let err = Error::TooManyStreams { max: max_streams };
+            return error_response(&err, &request_id);
+        }
+        opened => opened.flatten(),
     };
     if let Err(err) = head_within_limits(req.head(), &state.limits) {
         tracing::debug!(error = %err, "request head over a limit");
