@@ -63,8 +63,9 @@ impl PerAddress {
         shard.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Connections open from `ip` (for tests and the admin view).
-    pub fn open_from(&self, ip: IpAddr) -> u32 {
+    /// Connections open from `ip`.
+    #[cfg(test)]
+    fn open_from(&self, ip: IpAddr) -> u32 {
         let ip = client_key(ip);
         self.shard(ip).get(&ip).copied().unwrap_or(0)
     }
@@ -167,12 +168,6 @@ pub struct ClientIo<S> {
     _slot: Option<Slot>,
     /// Its place among the listener's `max_connections`.
     _listener: Option<tokio::sync::OwnedSemaphorePermit>,
-}
-
-impl<S> ClientIo<S> {
-    pub fn conn(&self) -> &Arc<Conn> {
-        &self.conn
-    }
 }
 
 /// Counts a connection-level refusal in the same family as the request-level ones.

@@ -8,25 +8,42 @@ use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn exchange(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    exchange_from("127.0.0.1", addr, bytes).await
+}
+
+/// Sends `bytes` from the loopback address `source`; the whole answer until the router closes.
+async fn exchange_from(source: &str, addr: std::net::SocketAddr, bytes: &[u8]) -> String {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
     stream.write_all(bytes).await.unwrap();
     let mut answer = Vec::new();
     let _ = tokio::time::timeout(REQUEST_DEADLINE, stream.read_to_end(&mut answer)).await;
     String::from_utf8_lossy(&answer).into_owned()
 }
 
-#[tokio::test]
-async fn a_proxy_protocol_listener_takes_the_viewer_address_from_the_header() {
-    let bs = backends(&["b1"]).await;
+/// A router with a PROXY-protocol listener (with more `listener` keys) in front of `bs`;
+/// the listener's address.
+fn proxy_listener(
+    bs: &[TestBackend],
+    listener: &str,
+) -> (switchyard::RouterHandle, std::net::SocketAddr) {
     let listen: std::net::SocketAddr =
         format!("127.0.0.1:{}", switchyard_load::procs::free_port().unwrap())
             .parse()
             .unwrap();
-    let _r = router(&format!(
-        "[[listeners]]\nid = \"lb\"\naddress = \"{listen}\"\nproxy_protocol = true\n{}{}",
+    let r = router(&format!(
+        "[[listeners]]\nid = \"lb\"\naddress = \"{listen}\"\nproxy_protocol = true\n{listener}\n{}{}",
         route("all", "/", "all"),
-        pool_with("all", "round_robin", &bs, "health = { kind = \"none\" }")
+        pool_with("all", "round_robin", bs, "health = { kind = \"none\" }")
     ));
+    (r, listen)
+}
+
+#[tokio::test]
+async fn a_proxy_protocol_listener_takes_the_viewer_address_from_the_header() {
+    let bs = backends(&["b1"]).await;
+    let (_r, listen) = proxy_listener(&bs, "");
     let request = b"GET /x?echo=1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
     let mut v1 = b"PROXY TCP4 203.0.113.7 10.0.0.1 51000 80\r\n".to_vec();
     v1.extend_from_slice(request);
@@ -87,33 +104,12 @@ async fn forwarded_for_names_the_viewer_only_from_a_trusted_proxy() {
 #[tokio::test]
 async fn a_proxy_header_is_taken_only_from_the_listed_balancers() {
     let bs = backends(&["b1"]).await;
-    let listen: std::net::SocketAddr =
-        format!("127.0.0.1:{}", switchyard_load::procs::free_port().unwrap())
-            .parse()
-            .unwrap();
-    let _r = router(&format!(
-        "[[listeners]]\nid = \"lb\"\naddress = \"{listen}\"\nproxy_protocol = true\n\
-         proxy_protocol_from = [\"127.0.0.2/32\"]\n{}{}",
-        route("all", "/", "all"),
-        pool_with("all", "round_robin", &bs, "health = { kind = \"none\" }")
-    ));
+    let (_r, listen) = proxy_listener(&bs, "proxy_protocol_from = [\"127.0.0.2/32\"]");
     let mut bytes = b"PROXY TCP4 203.0.113.7 10.0.0.1 51000 80\r\n".to_vec();
     bytes.extend_from_slice(b"GET /x?echo=1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
-    let from = |source: &'static str| {
-        let bytes = bytes.clone();
-        async move {
-            let socket = tokio::net::TcpSocket::new_v4().unwrap();
-            socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
-            let mut stream = socket.connect(listen).await.unwrap();
-            stream.write_all(&bytes).await.unwrap();
-            let mut answer = Vec::new();
-            let _ = tokio::time::timeout(REQUEST_DEADLINE, stream.read_to_end(&mut answer)).await;
-            String::from_utf8_lossy(&answer).into_owned()
-        }
-    };
-    let answer = from("127.0.0.2").await;
+    let answer = exchange_from("127.0.0.2", listen, &bytes).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("203.0.113.7"), "{answer}");
-    let answer = from("127.0.0.1").await;
+    let answer = exchange_from("127.0.0.1", listen, &bytes).await;
     assert!(answer.is_empty(), "not a listed balancer: {answer}");
 }
