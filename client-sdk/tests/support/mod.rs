@@ -60,7 +60,7 @@ pub fn router_for(members: &[(String, SocketAddr)]) -> (switchyard::RouterHandle
     let text = format!(
         "[node]\nlisten = \"{listen}\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 1\nshutdown_timeout = \"1s\"\nadmin_token_file = \"{}\"\n\
          [log]\naccess = false\n\
-         [[routes]]\nid = \"all\"\npath_prefix = \"/\"\npool = \"p\"\nretries = 0\n\
+         [[routes]]\nid = \"all\"\npath_prefix = \"/\"\npool = \"p\"\nretries = 1\n\
          [[pools]]\nid = \"p\"\nalgorithm = \"least_connections\"\nhealth = {{ kind = \"none\" }}\nbackends = [{}]\n",
         token.display(),
         listed.join(", ")
