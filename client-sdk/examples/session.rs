@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 
+use switchyard_client::Message;
 use switchyard_client::{Client, Event};
-use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

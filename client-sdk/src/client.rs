@@ -96,6 +96,30 @@ pub struct ClientConfig {
     pub send_queue: usize,
     /// Sessions: reconnect after a backend's own close code too. Default false.
     pub reconnect_on_backend_close: bool,
+    /// Sessions: sent messages kept for re-sending after a handoff (the replay buffer), by
+    /// count. Default 256.
+    pub replay_buffer: usize,
+    /// Sessions: the replay buffer's bound in payload bytes. Default 1 MiB.
+    pub replay_buffer_bytes: usize,
+    /// Sessions: events waiting for the app to read them; when full the session stops reading
+    /// its socket (back-pressure reaches the router). Default 1024.
+    pub event_buffer: usize,
+    /// Sessions: longest one socket write may take; past it the connection counts as dead.
+    /// Default 10 s.
+    pub send_timeout: Duration,
+    /// Sessions: full-jitter window of the first reconnect after `4001`/`4003` without
+    /// `retry_after_ms`. Default 1 s.
+    pub moved_jitter: Duration,
+    /// Sessions: full-jitter window of the first reconnect after `4002`. Default 500 ms.
+    pub backend_lost_jitter: Duration,
+    /// Sessions: backoff after `1013`, a dead path or a failed reconnect. Default base 1 s,
+    /// cap 30 s.
+    pub reconnect_backoff: Backoff,
+    /// Sessions: give up reconnecting after this long (a terminal `Closed`). Default 5 min.
+    pub reconnect_give_up: Duration,
+    /// Sessions: called before each reconnect attempt. Default none. Not plain data: left out
+    /// of any serialised form.
+    pub on_reconnect: Option<crate::pacing::ReconnectHook>,
 }
 
 impl Default for ClientConfig {
@@ -118,6 +142,15 @@ impl Default for ClientConfig {
             ping_timeout: Duration::from_secs(5),
             send_queue: 256,
             reconnect_on_backend_close: false,
+            replay_buffer: 256,
+            replay_buffer_bytes: 1 << 20,
+            event_buffer: 1024,
+            send_timeout: Duration::from_secs(10),
+            moved_jitter: crate::pacing::MOVED_JITTER_DEFAULT,
+            backend_lost_jitter: crate::pacing::BACKEND_LOST_JITTER_DEFAULT,
+            reconnect_backoff: crate::pacing::RECONNECT_BACKOFF_DEFAULT,
+            reconnect_give_up: crate::pacing::RECONNECT_GIVE_UP_DEFAULT,
+            on_reconnect: None,
         }
     }
 }
@@ -167,6 +200,15 @@ impl ClientBuilder {
     setter!(ping_timeout: Duration);
     setter!(send_queue: usize);
     setter!(reconnect_on_backend_close: bool);
+    setter!(replay_buffer: usize);
+    setter!(replay_buffer_bytes: usize);
+    setter!(event_buffer: usize);
+    setter!(send_timeout: Duration);
+    setter!(moved_jitter: Duration);
+    setter!(backend_lost_jitter: Duration);
+    setter!(reconnect_backoff: Backoff);
+    setter!(reconnect_give_up: Duration);
+    setter!(on_reconnect: Option<crate::pacing::ReconnectHook>);
 
     pub fn persistence(mut self, store: Arc<dyn SessionPersistence>) -> Self {
         self.config.persistence = Some(store);

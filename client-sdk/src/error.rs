@@ -31,6 +31,12 @@ pub enum ErrorKind {
     SessionClosed { code: u16, reason: String },
     #[error("too many messages queued while reconnecting ({0})")]
     QueueFull(usize),
+    /// Messages `send()` accepted that the session could not deliver (it ended first), or
+    /// sent without a confirmation that they arrived; the app decides what to do with them.
+    #[error("{} message(s) not delivered (or not confirmed) when the session ended", messages.len())]
+    Undelivered {
+        messages: Vec<crate::message::Message>,
+    },
 }
 
 /// An SDK error.

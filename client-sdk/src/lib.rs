@@ -17,7 +17,11 @@ pub mod backoff;
 pub mod breaker;
 pub mod budget;
 pub mod client;
+pub mod close;
 pub mod error;
+pub mod message;
+pub mod pacing;
+mod replay;
 pub mod session;
 
 pub use backoff::Backoff;
@@ -26,5 +30,8 @@ pub use budget::BudgetConfig;
 pub use client::{
     Client, ClientBuilder, ClientConfig, Request, Response, SessionPersistence, StatsSnapshot,
 };
+pub use close::{CloseInfo, Handoff};
 pub use error::{Error, ErrorKind};
+pub use message::Message;
+pub use pacing::{Cause, PacingConfig, ReconnectAttempt, ReconnectHook, reconnect_delay};
 pub use session::{Event, Session};

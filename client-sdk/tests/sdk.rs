@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchyard::config::Config;
+use switchyard_client::Message;
 use switchyard_client::{BreakerConfig, BudgetConfig, Client, ErrorKind, Event, Request};
 use switchyard_load::TestBackend;
-use tokio_tungstenite::tungstenite::Message;
 
 const TOKEN: &str = "an-sdk-test-admin-token";
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -338,7 +338,7 @@ async fn a_session_survives_a_drain_and_a_killed_backend_with_the_same_session_i
     assert_eq!(echo(&mut session, "again").await, format!("{first}: again"));
     assert_eq!(client.session_id(), id);
     assert!(client.stats().reconnects >= 2);
-    session.close().await;
+    session.close().await.expect("a clean close");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
