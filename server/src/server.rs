@@ -472,7 +472,11 @@ async fn run(
             }
         },
     };
-    let sessions = Arc::new(Sessions::new(token_key(&config), Arc::new(store)));
+    let sessions = Arc::new(Sessions::new(
+        token_key(&config),
+        Arc::new(store),
+        config.sessions.handoff_linger,
+    ));
     let directory = Arc::new(crate::regions::Directory::new(&config));
     let supervisor = RouterSupervisor::new(
         config.clone(),
@@ -590,9 +594,26 @@ async fn run(
     actix_rt::time::sleep(delay).await;
     public_handle.pause().await;
     let deadline = Instant::now() + config.node.shutdown_timeout;
-    let sessions = close_all_sessions(&table.load());
-    if sessions > 0 {
-        tracing::info!(sessions, "asked every live session to move (close 4001)");
+    let sessions = live_sessions(&table.load());
+    if !sessions.is_empty() {
+        // Paced, so the other nodes are not hit by every reconnect at once; at most half of
+        // the stop's time, so the last moves still finish within it.
+        let spread = config
+            .node
+            .shutdown_spread
+            .min(config.node.shutdown_timeout / 2);
+        tracing::info!(
+            sessions = sessions.len(),
+            ?spread,
+            "moving every live session (close 4001)"
+        );
+        actix_rt::spawn(crate::routing::handoff::move_sessions(
+            sessions,
+            spread,
+            crate::routing::MoveTo::Elsewhere,
+            "shutdown",
+            |_| true,
+        ));
     }
     while Instant::now() < deadline && !idle(&table.load()) {
         actix_rt::time::sleep(Duration::from_millis(20)).await;
@@ -602,22 +623,19 @@ async fn run(
     actix_rt::System::current().stop();
 }
 
-/// Closes every live session with `4001` (the router is going away: reconnect now, to
-/// another node); returns how many were asked.
-fn close_all_sessions(table: &RouteTable) -> usize {
-    let mut asked = 0;
-    for pool in &table.pools {
-        for backend in &pool.load().backends {
-            for (_, session) in pool.sessions.on(&backend.id) {
-                session.do_send(crate::routing::CloseSession {
-                    code: crate::control::session::CLOSE_DRAINING,
-                    reason: "router shutting down".to_string(),
-                });
-                asked += 1;
-            }
-        }
-    }
-    asked
+/// Every live session of every pool.
+fn live_sessions(table: &RouteTable) -> Vec<(u64, actix::Recipient<crate::routing::CloseSession>)> {
+    table
+        .pools
+        .iter()
+        .flat_map(|pool| {
+            pool.load()
+                .backends
+                .iter()
+                .flat_map(|backend| pool.sessions.on(&backend.id))
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// No session open and no request in flight.

@@ -262,7 +262,9 @@ async fn a_drain_moves_every_session_with_4001_spread_out_and_lets_requests_fini
         match msg {
             Message::Close(Some(frame)) => {
                 assert_eq!(u16::from(frame.code), 4001);
-                assert!(frame.reason.contains("draining"), "{}", frame.reason);
+                let fields = moved_fields(&frame.reason);
+                assert_eq!(fields["delivered"], "0", "{}", frame.reason);
+                assert_eq!(fields["cause"], "drain", "{}", frame.reason);
             }
             other => panic!("expected close 4001, got {other:?}"),
         }

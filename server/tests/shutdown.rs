@@ -1,6 +1,7 @@
 //! Stopping a router the way an orchestrator does (SIGTERM): `/readyz` fails first while the
-//! listener still serves, then live sessions are told to move (`4001`), then the process exits
-//! by itself, successfully.
+//! listener still serves, then live sessions are told to move (`4001`, paced over
+//! `shutdown_spread`, each after its backend closed, with how many of its messages arrived),
+//! then the process exits by itself, successfully.
 
 mod support;
 
@@ -19,7 +20,7 @@ async fn sigterm_fails_readiness_first_then_moves_sessions_then_exits() {
     let admin = std::net::SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
     let config = format!(
         "[node]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\nworkers = 1\n\
-         shutdown_delay = \"1s\"\nshutdown_timeout = \"5s\"\n[log]\naccess = false\n{}{}",
+         shutdown_delay = \"1s\"\nshutdown_timeout = \"8s\"\nshutdown_spread = \"2s\"\n[log]\naccess = false\n{}{}",
         route("all", "/", "all"),
         pool_with("all", "round_robin", &bs, "health = { kind = \"none\" }")
     );
@@ -28,6 +29,10 @@ async fn sigterm_fails_readiness_first_then_moves_sessions_then_exits() {
     let (mut ws, _) = connect(listen, &[]).await;
     ws.send(Message::text("hi")).await.unwrap();
     assert_eq!(next(&mut ws).await, Message::text("t1: hi"));
+    let mut others = Vec::new();
+    for _ in 0..30 {
+        others.push(connect(listen, &[]).await.0);
+    }
     let (public, admin) = (Client::new(listen), Client::new(admin));
     assert_eq!(admin.get("/readyz").await.status, 200);
 
@@ -45,16 +50,37 @@ async fn sigterm_fails_readiness_first_then_moves_sessions_then_exits() {
     // Still serving during the delay.
     assert_eq!(public.get("/during-the-delay").await.status, 200);
 
-    match next(&mut ws).await {
-        Message::Close(Some(frame)) => {
-            assert_eq!(u16::from(frame.code), 4001);
-            assert!(frame.reason.contains("shutting down"), "{}", frame.reason);
+    let closes = futures_util::future::join_all(
+        std::iter::once(&mut ws)
+            .chain(others.iter_mut())
+            .map(|ws| async move { (next(ws).await, signalled.elapsed()) }),
+    )
+    .await;
+    let mut times = Vec::new();
+    for (i, (msg, at)) in closes.into_iter().enumerate() {
+        match msg {
+            Message::Close(Some(frame)) => {
+                assert_eq!(u16::from(frame.code), 4001, "never 1001 to a client");
+                let fields = moved_fields(&frame.reason);
+                // The first session sent one message; the others none.
+                let sent = if i == 0 { "1" } else { "0" };
+                assert_eq!(fields["delivered"], sent, "{}", frame.reason);
+                assert_eq!(fields["cause"], "shutdown", "{}", frame.reason);
+            }
+            other => panic!("expected close 4001, got {other:?}"),
         }
-        other => panic!("expected close 4001, got {other:?}"),
+        times.push(at);
     }
+    times.sort();
     assert!(
-        signalled.elapsed() >= Duration::from_secs(1),
-        "sessions move only after the delay"
+        times[0] >= Duration::from_secs(1),
+        "sessions move only after the delay: {:?}",
+        times[0]
+    );
+    let spread = times[times.len() - 1] - times[0];
+    assert!(
+        spread >= Duration::from_millis(1500),
+        "the moves are paced over shutdown_spread (2 s), not at once: {spread:?}"
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {

@@ -253,33 +253,24 @@ async fn evacuate(
                 let backends: Vec<_> = pool.load().backends.iter().map(|b| b.id.clone()).collect();
                 backends
                     .into_iter()
-                    .flat_map(|b| {
-                        pool.sessions
-                            .on(&b)
-                            .into_iter()
-                            .map(|(_, s)| s)
-                            .collect::<Vec<_>>()
-                    })
+                    .flat_map(|b| pool.sessions.on(&b))
                     .collect::<Vec<_>>()
             })
             .collect();
         moving = sessions.len();
-        let reason = match state.directory.nearest_remote() {
-            Some(next) => crate::proxy::region::move_reason(&region.name, &next),
-            None => format!("region {} evacuating", region.name),
-        };
-        let spreading = actix_rt::spawn(async move {
-            let started = Instant::now();
-            let n = sessions.len().max(1) as f64;
-            for (i, session) in sessions.into_iter().enumerate() {
-                let at = started + spread.mul_f64(i as f64 / n);
-                actix_rt::time::sleep_until(at.into()).await;
-                session.do_send(crate::routing::CloseSession {
-                    code: crate::control::session::CLOSE_REGION_EVACUATING,
-                    reason: reason.clone(),
-                });
-            }
-        });
+        let to = crate::routing::MoveTo::Region(
+            state
+                .directory
+                .nearest_remote()
+                .map(|next| next.name.clone()),
+        );
+        let spreading = actix_rt::spawn(crate::routing::handoff::move_sessions(
+            sessions,
+            spread,
+            to,
+            "evacuation",
+            |_| true,
+        ));
         let previous = state
             .evacuation
             .lock()

@@ -41,6 +41,8 @@ pub struct SessionsConfig {
     pub previous_key_window: Duration,
     /// `Some` when sessions are shared through Redis.
     pub redis: Option<RedisConfig>,
+    /// How long a moved session waits for its backend's close before closing the client.
+    pub handoff_linger: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +63,9 @@ pub struct NodeConfig {
     pub workers: usize,
     pub shutdown_timeout: Duration,
     pub shutdown_delay: Duration,
+    /// Live sessions are moved over this window on a graceful stop (at most half of
+    /// `shutdown_timeout`).
+    pub shutdown_spread: Duration,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<Cidr>,
     /// Most client HTTP connections at once (all workers).

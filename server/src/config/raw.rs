@@ -72,6 +72,14 @@ pub struct RawSessions {
     /// The master name the sentinels monitor. Default `mymaster`.
     #[serde(default = "default_sentinel_master")]
     pub sentinel_master: String,
+    /// When a session is moved, how long the router waits for the backend's close (relaying
+    /// what the backend still sends) before it closes the client. Default 2 s.
+    #[serde(default = "default_handoff_linger")]
+    pub handoff_linger: DurationStr,
+}
+
+fn default_handoff_linger() -> DurationStr {
+    DurationStr(Duration::from_secs(2))
 }
 
 fn default_sentinel_master() -> String {
@@ -106,6 +114,7 @@ impl Default for RawSessions {
             store_timeout: default_store_timeout(),
             sentinels: Vec::new(),
             sentinel_master: default_sentinel_master(),
+            handoff_linger: default_handoff_linger(),
         }
     }
 }
@@ -142,6 +151,11 @@ pub struct RawNode {
     /// load balancers in front notice first. Default 5 s.
     #[serde(default = "default_shutdown_delay")]
     pub shutdown_delay: DurationStr,
+    /// On a graceful stop, the live sessions are moved one at a time over this window (at
+    /// most half of `shutdown_timeout`), so their reconnects do not arrive at the other nodes
+    /// at once. Default 5 s.
+    #[serde(default = "default_shutdown_spread")]
+    pub shutdown_spread: DurationStr,
     /// Most client HTTP connections open at once on this node's public listeners; past it
     /// the listeners stop accepting (connections wait in the backlog) until some close.
     /// Upgraded WebSocket sessions are counted by `max_sessions`, not here. Default 10000.
@@ -162,6 +176,9 @@ pub struct RawNode {
 fn default_max_connections() -> usize {
     10_000
 }
+fn default_shutdown_spread() -> DurationStr {
+    DurationStr(Duration::from_secs(5))
+}
 fn default_shutdown_delay() -> DurationStr {
     DurationStr(Duration::from_secs(5))
 }
@@ -178,6 +195,7 @@ impl Default for RawNode {
             workers: None,
             shutdown_timeout: default_shutdown_timeout(),
             shutdown_delay: default_shutdown_delay(),
+            shutdown_spread: default_shutdown_spread(),
             trusted_proxies: Vec::new(),
             max_connections: default_max_connections(),
             admin_token_file: None,

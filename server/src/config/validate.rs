@@ -396,6 +396,12 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     if raw.node.shutdown_timeout.0.is_zero() {
         issues.push("node.shutdown_timeout", "must be more than 0");
     }
+    if raw.node.shutdown_spread.0 > Duration::from_secs(3600) {
+        issues.push("node.shutdown_spread", "must be at most 1 hour");
+    }
+    if raw.sessions.handoff_linger.0 > Duration::from_secs(60) {
+        issues.push("sessions.handoff_linger", "must be at most 60 seconds");
+    }
 
     match (listen, admin_listen, issues.0.is_empty()) {
         (Some(listen), Some(admin_listen), true) => Ok(Config {
@@ -406,6 +412,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 workers,
                 shutdown_timeout: raw.node.shutdown_timeout.0,
                 shutdown_delay: raw.node.shutdown_delay.0,
+                shutdown_spread: raw.node.shutdown_spread.0,
                 trusted_proxies,
                 max_connections: raw.node.max_connections,
                 admin_token,
@@ -436,6 +443,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 previous_key_env: raw.sessions.previous_key_env,
                 previous_key_window: raw.sessions.previous_key_window.0,
                 redis,
+                handoff_linger: raw.sessions.handoff_linger.0,
             },
             source: None,
         }),

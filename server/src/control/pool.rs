@@ -15,11 +15,13 @@ use actix::prelude::*;
 
 use super::backend::{BackendActor, BackendChanged, Retire};
 use super::guard::guarded;
-use super::session::CLOSE_DRAINING;
 use super::{GetRestarts, InjectPanic};
 use crate::config::{BackendConfig, PoolConfig};
 use crate::health::outlier;
-use crate::routing::{BackendEntry, BackendState, BackendStats, CloseSession, Health, PoolHandle};
+use crate::routing::handoff::{self, DEFAULT_RECONNECT_SPREAD};
+use crate::routing::{
+    BackendEntry, BackendState, BackendStats, CloseSession, Health, MoveTo, PoolHandle,
+};
 use crate::upstream_tls::BackendTls;
 
 /// How often failure streaks are read for outlier ejection: a backend failing every request
@@ -571,15 +573,17 @@ impl PoolActor {
         tracing::info!(pool = %pool, backend = %id, sessions = sessions.len(), deadline = ?msg.deadline, spread = ?msg.spread, "draining backend");
         metrics::counter!("switchyard_backend_admin_transitions_total", "pool" => pool.clone(), "backend" => id.to_string(), "to" => "draining").increment(1);
         let deadline = now + msg.deadline;
-        let spread = spread_closes(
+        let spread_for = msg.spread.min(msg.deadline);
+        let (live_pool, live_id) = (self.handle.clone(), id.clone());
+        let spread_task = handoff::move_sessions(
             sessions,
-            now,
-            msg.spread.min(msg.deadline),
-            self.handle.clone(),
-            id.clone(),
+            spread_for,
+            MoveTo::Elsewhere,
+            "drain",
+            move |number| live_pool.sessions.holds(&live_id, number),
         );
         let spread_id = id.clone();
-        let spread = ctx.spawn(spread.into_actor(self).map(move |_, act, _| {
+        let spread = ctx.spawn(spread_task.into_actor(self).map(move |_, act, _| {
             if let Some(m) = act.members.iter_mut().find(|m| m.id == spread_id)
                 && let Some(drain) = &mut m.drain
             {
@@ -593,10 +597,17 @@ impl PoolActor {
             if !left.is_empty() {
                 tracing::info!(backend = %sweep_id, sessions = left.len(), "drain deadline: closing the sessions left");
             }
-            for (_, session) in left {
+            // Closed at once: their reconnects are spread over the drain's own spread.
+            let window = match spread_for.is_zero() {
+                true => DEFAULT_RECONNECT_SPREAD,
+                false => spread_for,
+            };
+            let n = left.len();
+            for (i, (_, session)) in left.into_iter().enumerate() {
                 session.do_send(CloseSession {
-                    code: CLOSE_DRAINING,
-                    reason: "backend drained: deadline reached".to_string(),
+                    to: MoveTo::Elsewhere,
+                    retry_after: handoff::spread_wait(i, n, window),
+                    cause: "deadline",
                 });
             }
         });
@@ -809,29 +820,6 @@ impl Handler<SetWeight> for PoolActor {
 
     fn handle(&mut self, msg: SetWeight, _: &mut Context<Self>) -> Self::Result {
         self.set_weight(msg)
-    }
-}
-
-/// Asks a draining backend's sessions to move, one at a time, evenly over `spread`, so their
-/// reconnects do not arrive at the rest of the pool all at once. A session that ended on its
-/// own meanwhile is skipped.
-async fn spread_closes(
-    sessions: Vec<(u64, Recipient<CloseSession>)>,
-    start: Instant,
-    spread: Duration,
-    pool: Arc<PoolHandle>,
-    backend: Arc<str>,
-) {
-    let n = sessions.len().max(1) as f64;
-    for (i, (number, session)) in sessions.into_iter().enumerate() {
-        let at = start + spread.mul_f64(i as f64 / n);
-        actix_rt::time::sleep_until(at.into()).await;
-        if pool.sessions.holds(&backend, number) {
-            session.do_send(CloseSession {
-                code: CLOSE_DRAINING,
-                reason: "backend draining".to_string(),
-            });
-        }
     }
 }
 

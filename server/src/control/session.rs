@@ -7,11 +7,19 @@
 //! an idle session holds about 1 KiB of buffer per end (PERF-NOTES: actix-web's own WebSocket
 //! side keeps 16 KiB per connection whether data moves or not).
 //!
-//! Close codes the router sends itself (the SDK knows them): `4001` backend draining, `4002`
-//! backend lost abnormally, `1009` message too big, `1002` protocol error, `1001` the router is
-//! going away. Every other close code is the backend's (or the client's) and passes through
-//! unchanged. Each end answers pings itself (tungstenite does) and the pings and pongs are also
-//! relayed, so an endpoint may see one extra pong — harmless (RFC 6455 §5.5.3).
+//! Close codes the router sends itself (the SDK knows them): `4001` moved to another backend or
+//! node, `4003` moved to another region (both with a `moved; …` reason, `routing/handoff.rs`),
+//! `4002` backend lost abnormally, `1009` message too big, `1002`/`1007` protocol errors. The
+//! router sends `1001` only to backends (when it moves a session or the client left); every
+//! other close code is the backend's (or the client's) and passes through unchanged. Each end
+//! answers pings itself (tungstenite does) and the pings and pongs are also relayed, so an
+//! endpoint may see one extra pong — harmless (RFC 6455 §5.5.3).
+//!
+//! Moving a session ([`CloseSession`]) is an ordered handoff: the backend is asked to close
+//! first (1001), its frames still reach the client until its close frame arrives (at most
+//! `[sessions] handoff_linger`), frames the client sends meanwhile are not forwarded, and only
+//! then is the client closed — with how many of its messages the backend read (`delivered`)
+//! when the backend closed cleanly, so a client can re-send exactly the rest.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,16 +38,14 @@ use uuid::Uuid;
 use crate::proxy::h1::BackendStream;
 pub use crate::routing::CloseSession;
 use crate::routing::PoolHandle;
+use crate::routing::handoff::MAX_REASON_BYTES;
 use crate::routing::stats::SessionGuard;
 use crate::session::Store;
 
-/// Close code: the backend is draining; reconnect now with the same session id.
-pub const CLOSE_DRAINING: u16 = 4001;
+pub use crate::routing::handoff::{CLOSE_MOVE_REGION, CLOSE_MOVED};
 /// Close code: the backend was lost abnormally; reconnect after a short jittered delay.
 pub const CLOSE_BACKEND_LOST: u16 = 4002;
-/// Close code: this region is evacuating (or has no capacity): reconnect to the next region.
-pub const CLOSE_REGION_EVACUATING: u16 = 4003;
-/// Close code: the router is going away (shutdown).
+/// Close code to a backend: the client left, or the session moves elsewhere.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 
 /// How long a session waits for the other side's close frame after sending its own, before
@@ -48,8 +54,6 @@ const CLOSE_LINGER: Duration = Duration::from_secs(2);
 /// How long one frame may wait to be written to a side that does not read (a zombie client
 /// whose TCP window stays full); past it the side counts as gone.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// A close reason is at most 123 bytes on the wire (RFC 6455 §5.5: 125-byte control payload).
-const MAX_REASON_BYTES: usize = 123;
 
 pub struct SessionActor<C> {
     pump: Option<Pump<C>>,
@@ -65,6 +69,22 @@ struct Pump<C> {
     backend: WebSocketStream<BackendStream>,
     commands: mpsc::Receiver<CloseSession>,
     guard: Option<SessionGuard>,
+    /// Data messages from the client written to the backend on this connection.
+    delivered: u64,
+    /// How long a move waits for the backend's close.
+    linger: Duration,
+}
+
+/// How the wait for the backend's close during a move ended.
+enum Lingered {
+    /// The backend closed cleanly: it read every message written to it.
+    BackendClosed,
+    /// The backend's connection failed, or it did not close within the linger.
+    BackendLost,
+    /// The client closed meanwhile (its close already answered by its end).
+    ClientClosed,
+    /// The client's connection is gone.
+    ClientGone,
 }
 
 /// Why the frame loop ended.
@@ -96,6 +116,7 @@ where
         record: Option<(Arc<Store>, Uuid)>,
         pool: Arc<PoolHandle>,
         backend_id: Arc<str>,
+        linger: Duration,
     ) -> SessionActor<C> {
         let (commands, rx) = mpsc::channel(1);
         SessionActor {
@@ -106,6 +127,8 @@ where
                 backend,
                 commands: rx,
                 guard: Some(guard),
+                delivered: 0,
+                linger,
             }),
             commands,
         }
@@ -213,11 +236,8 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
 {
     async fn run(mut self) {
-        let end = self.relay().await;
-        // The session is over for placement and gauges now; the close handshakes below are
-        // bookkeeping on sockets that carry no more data.
-        drop(self.guard.take());
-        let (to_client, to_backend) = match end {
+        let (to_client, to_backend) = match self.relay().await {
+            End::Command(close) => return self.hand_off(close).await,
             End::ClientClosed(frame) => (None, Some(WsMessage::Close(frame))),
             End::BackendClosed(frame) => (Some(WsMessage::Close(frame)), None),
             End::ClientFailed(code, reason) => (
@@ -236,11 +256,10 @@ where
                 )),
                 Some(close_frame(1009, &reason)),
             ),
-            End::Command(CloseSession { code, reason }) => (
-                Some(close_frame(code, &reason)),
-                Some(close_frame(CLOSE_GOING_AWAY, &reason)),
-            ),
         };
+        // The session is over for placement and gauges now; the close handshakes below are
+        // bookkeeping on sockets that carry no more data.
+        drop(self.guard.take());
         tokio::join!(
             finish(&mut self.client, to_client),
             finish(&mut self.backend, to_backend)
@@ -255,9 +274,11 @@ where
                     Some(Ok(WsMessage::Close(frame))) => return End::ClientClosed(frame),
                     Some(Ok(WsMessage::Frame(_))) => {}
                     Some(Ok(msg)) => {
+                        let data = matches!(msg, WsMessage::Text(_) | WsMessage::Binary(_));
                         if !send(&mut self.backend, msg).await {
                             return End::BackendLost("backend lost".to_string());
                         }
+                        self.delivered += u64::from(data);
                     }
                     Some(Err(WsError::Capacity(err))) => return End::ClientFailed(1009, err.to_string()),
                     Some(Err(WsError::Protocol(err))) => return End::ClientFailed(1002, err.to_string()),
@@ -276,6 +297,73 @@ where
                     Some(Err(_)) | None => return End::BackendLost("backend lost".to_string()),
                 },
                 Some(command) = self.commands.recv() => return End::Command(command),
+            }
+        }
+    }
+}
+
+impl<C> Pump<C>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    /// Moves the session: the backend is asked to close first, its frames still reach the
+    /// client until its close arrives (at most the linger), and then the client is told where
+    /// to go and — when the backend closed cleanly — how many of its messages arrived.
+    async fn hand_off(mut self, close: CloseSession) {
+        let asked = send(
+            &mut self.backend,
+            close_frame(CLOSE_GOING_AWAY, "session moving"),
+        )
+        .await;
+        let lingered = match asked {
+            true => tokio::time::timeout(self.linger, self.linger())
+                .await
+                .unwrap_or(Lingered::BackendLost),
+            false => Lingered::BackendLost,
+        };
+        drop(self.guard.take());
+        let (outcome, to_client) = match lingered {
+            Lingered::BackendClosed => (
+                "clean",
+                Some(close_frame(
+                    close.to.code(),
+                    &close.reason(Some(self.delivered)),
+                )),
+            ),
+            Lingered::BackendLost => (
+                "unconfirmed",
+                Some(close_frame(close.to.code(), &close.reason(None))),
+            ),
+            Lingered::ClientClosed | Lingered::ClientGone => ("client_left", None),
+        };
+        metrics::counter!("switchyard_session_handoffs_total", "cause" => close.cause, "outcome" => outcome)
+            .increment(1);
+        tokio::join!(
+            finish(&mut self.client, to_client),
+            finish(&mut self.backend, None)
+        );
+    }
+
+    /// Relays the backend's frames to the client until the backend's close; the client's
+    /// frames are read (so its pings are answered and its close seen) but not forwarded.
+    async fn linger(&mut self) -> Lingered {
+        loop {
+            tokio::select! {
+                msg = self.backend.next() => match msg {
+                    Some(Ok(WsMessage::Close(_))) => return Lingered::BackendClosed,
+                    Some(Ok(msg @ (WsMessage::Text(_) | WsMessage::Binary(_)))) => {
+                        if !send(&mut self.client, msg).await {
+                            return Lingered::ClientGone;
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => return Lingered::BackendLost,
+                },
+                msg = self.client.next() => match msg {
+                    Some(Ok(WsMessage::Close(_))) => return Lingered::ClientClosed,
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => return Lingered::ClientGone,
+                },
             }
         }
     }

@@ -119,12 +119,3 @@ pub async fn overflow(
         )),
     }
 }
-
-/// The close a session gets when it should move to `region` (code `4003`).
-pub fn move_reason(local: &str, region: &RegionEntry) -> String {
-    format!(
-        "region {local} cannot take sessions; move to {} {}",
-        region.name,
-        region.endpoint.as_deref().unwrap_or("")
-    )
-}

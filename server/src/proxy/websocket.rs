@@ -34,6 +34,7 @@ use super::http::{Failure, ProxyState, unavailable, upstream_target};
 use crate::control::SessionActor;
 use crate::error::Error;
 use crate::routing::Route;
+use crate::routing::handoff::{self, CloseSession, MoveTo};
 use crate::routing::stats::SessionGuard;
 use crate::telemetry::ACCESS_TARGET;
 
@@ -157,8 +158,11 @@ where
         Some(_) if let Some(err) = limited => Err((err, None)),
         Some(route) => match move_to(&head.headers, route, state) {
             Some(region) => {
-                let reason = super::region::move_reason(&state.directory.local.name, &region);
-                tell_to_move(head, framed, reason, &request_id).await;
+                let cause = match state.directory.local.evacuating() {
+                    true => "evacuation",
+                    false => "overflow",
+                };
+                tell_to_move(head, framed, &region.name, cause, &request_id).await;
                 return;
             }
             None => open(head, route, state, &request_id).await,
@@ -188,8 +192,16 @@ where
                 )
                 .await;
                 let record = sticky.map(|id| (state.sessions.store.clone(), id));
-                SessionActor::new(client, *backend, guard, record, pool, backend_id.clone())
-                    .start();
+                SessionActor::new(
+                    client,
+                    *backend,
+                    guard,
+                    record,
+                    pool,
+                    backend_id.clone(),
+                    state.sessions.handoff_linger,
+                )
+                .start();
             }
             (status, Some(backend_id))
         }
@@ -236,12 +248,13 @@ fn move_to(
     super::region::overflow_target(headers, route, state)
 }
 
-/// Upgrades the client and closes at once with `4003` and where to go: what the SDK reads as
-/// "reconnect to the next region".
+/// Upgrades the client and closes at once with `4003` and where to go (`moved; delivered=0;
+/// retry_after_ms=…; region=…`): what the SDK reads as "reconnect to that region".
 async fn tell_to_move<T>(
     head: &RequestHead,
     mut framed: Framed<T, Codec>,
-    reason: String,
+    region: &str,
+    cause: &'static str,
     request_id: &HeaderValue,
 ) where
     T: AsyncRead + AsyncWrite + Unpin + 'static,
@@ -276,9 +289,14 @@ async fn tell_to_move<T>(
         Some(ws_config()),
     )
     .await;
+    let close = CloseSession {
+        to: MoveTo::Region(Some(region.to_string())),
+        retry_after: handoff::stagger_jitter(),
+        cause,
+    };
     let frame = CloseFrame {
-        code: crate::control::session::CLOSE_REGION_EVACUATING.into(),
-        reason: reason.chars().take(100).collect::<String>().into(),
+        code: close.to.code().into(),
+        reason: close.reason(Some(0)).into(),
     };
     let closing = async {
         let _ = ws.close(Some(frame)).await;

@@ -8,15 +8,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use actix::{Message, Recipient};
+use actix::Recipient;
 
-/// Ends a session with a close code (to the client) and a reason.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct CloseSession {
-    pub code: u16,
-    pub reason: String,
-}
+use super::handoff::CloseSession;
 
 /// The live sessions of one pool, by backend id.
 #[derive(Debug, Default)]

@@ -117,6 +117,8 @@ fn cookie(headers: &ax::HeaderMap, name: &str) -> Option<String> {
 pub struct Sessions {
     pub key: TokenKey,
     pub store: Arc<Store>,
+    /// How long a moved WebSocket session waits for its backend's close.
+    pub handoff_linger: Duration,
     rejected: Counter,
 }
 
@@ -185,10 +187,11 @@ impl SessionRef {
 }
 
 impl Sessions {
-    pub fn new(key: TokenKey, store: Arc<Store>) -> Sessions {
+    pub fn new(key: TokenKey, store: Arc<Store>, handoff_linger: Duration) -> Sessions {
         Sessions {
             key,
             store,
+            handoff_linger,
             rejected: metrics::counter!("switchyard_session_tokens_rejected_total"),
         }
     }
@@ -270,6 +273,7 @@ mod tests {
                 Duration::from_secs(60),
                 "test".into(),
             ))),
+            Duration::from_secs(2),
         )
     }
 

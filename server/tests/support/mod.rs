@@ -343,3 +343,43 @@ pub async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut()
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The admin token of routers made with [`admin_node`].
+pub const ADMIN_TOKEN: &str = "a-test-admin-token-of-16-bytes+";
+
+/// The `[node]` key giving a router [`ADMIN_TOKEN`] (from a file, as operators would).
+pub fn admin_node() -> String {
+    let path = std::env::temp_dir().join(format!(
+        "switchyard-test-admin-token-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4()
+    ));
+    std::fs::write(&path, ADMIN_TOKEN).unwrap();
+    format!("admin_token_file = \"{}\"", path.display())
+}
+
+/// A POST with a JSON body to a router's admin API, with [`ADMIN_TOKEN`].
+pub async fn admin_post(router: &RouterHandle, path: &str, body: &str) -> Reply {
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    Client::new(router.admin_addr())
+        .send(
+            http::Method::POST,
+            path,
+            &[
+                ("authorization", auth.as_str()),
+                ("content-type", "application/json"),
+            ],
+            Bytes::copy_from_slice(body.as_bytes()),
+        )
+        .await
+}
+
+/// The fields of a `moved; key=value; …` close reason (the router's session handoff).
+pub fn moved_fields(reason: &str) -> std::collections::HashMap<String, String> {
+    let mut parts = reason.split(';').map(str::trim);
+    assert_eq!(parts.next(), Some("moved"), "not a move: {reason:?}");
+    parts
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
