@@ -14,6 +14,7 @@
 //! Defaults are documented on [`ClientConfig`]; `docs/SDK.md` has the failure semantics.
 
 pub mod backoff;
+pub mod blocking;
 pub mod breaker;
 pub mod budget;
 pub mod client;
