@@ -614,3 +614,55 @@ async fn session_keeps_to_the_deadline_and_close_returns_what_it_could_not_send(
         other => panic!("{other}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_give_up_window_the_session_ends_and_hands_back_its_queue() {
+    let bs = backends(&["s1"]).await;
+    let (_router, addr) = router(&bs);
+    let relay = Relay::to(addr).await;
+    let give_up = Duration::from_millis(1500);
+    let client = Client::builder()
+        .region("r", format!("http://{}", relay.addr))
+        .ping_interval(Duration::from_millis(200))
+        .ping_timeout(Duration::from_millis(300))
+        .attempt_timeout(Duration::from_millis(300))
+        .reconnect_backoff(switchyard_client::Backoff {
+            base: Duration::from_millis(100),
+            cap: Duration::from_millis(400),
+        })
+        .reconnect_give_up(give_up)
+        .build()
+        .unwrap();
+    let mut session = client.session("/ws/echo").await.unwrap();
+    assert_eq!(echo(&mut session, "x").await, "s1: x");
+    relay.set(Path::Swallow);
+    until(&mut session, "a reconnect", |e| {
+        matches!(e, Event::Reconnecting { .. })
+    })
+    .await;
+    let lost_at = Instant::now();
+    session.send(Message::text("queued")).unwrap();
+    let mut rest = Vec::new();
+    while let Some(event) = tokio::time::timeout(DEADLINE, session.next())
+        .await
+        .expect("the end in time")
+    {
+        rest.push(event);
+    }
+    let waited = lost_at.elapsed();
+    assert!(waited < give_up + Duration::from_secs(2), "{waited:?}");
+    let n = rest.len();
+    assert!(n >= 2, "{rest:?}");
+    assert_eq!(
+        rest[n - 2],
+        Event::Undelivered {
+            messages: vec![Message::text("queued")]
+        }
+    );
+    match &rest[n - 1] {
+        Event::Closed { reason, .. } => assert!(reason.contains("gave up"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    let err = session.send(Message::text("late")).expect_err("over");
+    assert!(matches!(err.kind, ErrorKind::SessionClosed { .. }), "{err}");
+}
