@@ -5,12 +5,13 @@
 //!     curl -s -X POST -H 'Authorization: Bearer TOKEN' \
 //!          http://127.0.0.1:9901/admin/v1/backends/ws-1/drain
 //!
-//! The session is closed with 4001, reconnects at once with the same session id, and goes on.
+//! The router hands the session off (`4001 moved; delivered=N; retry_after_ms=M`): the session
+//! reconnects after that wait with the same session id, re-sends the messages the backend had
+//! not read, and goes on — `Resumed { recovered: true, .. }`, every message echoed once.
 
 use std::time::Duration;
 
-use switchyard_client::Message;
-use switchyard_client::{Client, Event};
+use switchyard_client::{Client, Event, Message};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
