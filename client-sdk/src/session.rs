@@ -713,47 +713,74 @@ impl Runner {
     }
 
     /// Relays one connection until it ends: re-sends first, then the app's messages one way
-    /// and the backend's the other. Reads only while the app has room for an event.
+    /// and the backend's the other. A write under way does not stop the reads (an echo peer
+    /// blocked on its own writes would otherwise never read ours); reads happen only while
+    /// the app has room for an event. The pong and write clocks stop while the app is the slow
+    /// one: the socket is not read then, so neither can be judged.
     async fn pump(&mut self, ws: &mut Ws) -> End {
-        while let Some(msg) = self.resend.pop_front() {
-            if let Err(why) = self.write(ws, msg).await {
-                return End::Dead(why);
-            }
-        }
         let config = self.client.inner.config.clone();
+        let (mut sink, mut stream) = StreamExt::split(&mut *ws);
         let mut ping = tokio::time::interval(config.ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.tick().await;
-        // When a ping went out with no frame since; the liveness clock stops while the app is
-        // the slow one (the socket is not read then, so no pong can be seen).
+        let mut ping_due = false;
+        // When a ping went out with no frame since.
         let mut awaiting: Option<Instant> = None;
         let mut permit: Option<mpsc::OwnedPermit<Event>> = None;
+        // The frame being written, whether it still needs a flush, and since when.
+        let mut pending: Option<WsMessage> = None;
+        let mut flushing = false;
+        let mut writing: Option<Instant> = None;
         let mut stop = self.stop.clone();
         loop {
             if self.stopping() {
                 return End::Stop;
             }
-            let deadline = awaiting.map(|t| t + config.ping_timeout);
+            // The next write when none is under way: a due ping, then the re-sends; the app's
+            // messages come through the select below.
+            if writing.is_none() {
+                if ping_due {
+                    ping_due = false;
+                    pending = Some(WsMessage::Ping(Vec::new().into()));
+                    writing = Some(Instant::now());
+                    awaiting.get_or_insert_with(Instant::now);
+                } else if let Some(msg) = self.resend.pop_front() {
+                    self.replay.sent(msg.clone());
+                    pending = Some(msg.into_ws());
+                    writing = Some(Instant::now());
+                }
+            }
+            let reading = permit.is_some();
+            let pong_deadline = awaiting.map(|t| t + config.ping_timeout);
+            let write_deadline = writing.map(|t| t + config.send_timeout);
             tokio::select! {
                 _ = stop.changed() => return End::Stop,
-                msg = self.commands.recv() => match msg {
+                msg = self.commands.recv(), if writing.is_none() => match msg {
                     Some(msg) => {
-                        if let Err(why) = self.write(ws, msg).await {
-                            return End::Dead(why);
-                        }
+                        self.replay.sent(msg.clone());
+                        pending = Some(msg.into_ws());
+                        writing = Some(Instant::now());
                     }
                     None => return End::Stop,
+                },
+                written = std::future::poll_fn(|cx| drive(&mut sink, &mut pending, &mut flushing, cx)), if writing.is_some() => match written {
+                    Ok(()) => writing = None,
+                    Err(err) => return End::Dead(format!("send failed: {err}")),
                 },
                 room = self.events.clone().reserve_owned(), if permit.is_none() => match room {
                     Ok(room) => {
                         permit = Some(room);
+                        // The app was the slow one: the clocks start again now.
                         if awaiting.is_some() {
                             awaiting = Some(Instant::now());
+                        }
+                        if writing.is_some() {
+                            writing = Some(Instant::now());
                         }
                     }
                     Err(_) => return End::Stop,
                 },
-                frame = ws.next(), if permit.is_some() => {
+                frame = stream.next(), if reading => {
                     awaiting = None;
                     match frame {
                         Some(Ok(WsMessage::Close(frame))) => {
@@ -771,21 +798,50 @@ impl Runner {
                         None => return End::Dead("connection ended without a close".to_string()),
                     }
                 }
-                _ = ping.tick() => {
-                    if awaiting.is_none() {
-                        awaiting = Some(Instant::now());
-                    }
-                    let sent = tokio::time::timeout(config.send_timeout, ws.send(WsMessage::Ping(Vec::new().into()))).await;
-                    match sent {
-                        Ok(Ok(())) => {}
-                        Ok(Err(err)) => return End::Dead(format!("ping failed: {err}")),
-                        Err(_) => return End::Dead(format!("a ping did not go out within send_timeout ({:?}): the peer stopped reading", config.send_timeout)),
-                    }
-                }
-                _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)).await }, if deadline.is_some() && permit.is_some() => {
+                _ = ping.tick() => ping_due = true,
+                _ = sleep_until_some(pong_deadline), if pong_deadline.is_some() && reading => {
                     return End::Dead(format!("no pong within {:?}", config.ping_timeout));
+                }
+                _ = sleep_until_some(write_deadline), if write_deadline.is_some() && reading => {
+                    return End::Dead(format!(
+                        "a write did not finish within send_timeout ({:?}): the peer stopped reading",
+                        config.send_timeout
+                    ));
                 }
             }
         }
     }
+}
+
+/// Sleeps until `at` (never called with `None`: the select guards it).
+async fn sleep_until_some(at: Option<Instant>) {
+    tokio::time::sleep_until(at.unwrap_or_else(Instant::now)).await
+}
+
+/// Drives one frame into the socket: ready, send, flush. Ready once it is flushed.
+fn drive(
+    sink: &mut futures_util::stream::SplitSink<&mut Ws, WsMessage>,
+    pending: &mut Option<WsMessage>,
+    flushing: &mut bool,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<Result<(), WsError>> {
+    use std::task::Poll;
+    if pending.is_some() {
+        match sink.poll_ready_unpin(cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+            Poll::Pending => return Poll::Pending,
+        }
+        if let Some(frame) = pending.take() {
+            sink.start_send_unpin(frame)?;
+            *flushing = true;
+        }
+    }
+    if *flushing {
+        match sink.poll_flush_unpin(cx) {
+            Poll::Ready(Ok(())) => *flushing = false,
+            other => return other,
+        }
+    }
+    Poll::Ready(Ok(()))
 }
