@@ -3,104 +3,14 @@
 //! `Retry-After`, and sessions that survive drains, backend deaths, router restarts and
 //! silently dead connections.
 
+mod support;
+
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchyard::config::Config;
-use switchyard_client::Message;
+use support::*;
 use switchyard_client::{BreakerConfig, BudgetConfig, Client, ErrorKind, Event, Request};
 use switchyard_load::TestBackend;
-
-const TOKEN: &str = "an-sdk-test-admin-token";
-const DEADLINE: Duration = Duration::from_secs(20);
-
-async fn backends(ids: &[&str]) -> Vec<TestBackend> {
-    let mut out = Vec::new();
-    for id in ids {
-        out.push(
-            TestBackend::start(id, "127.0.0.1:0".parse().unwrap())
-                .await
-                .unwrap(),
-        );
-    }
-    out
-}
-
-fn free_addr() -> SocketAddr {
-    format!("127.0.0.1:{}", switchyard_load::procs::free_port().unwrap())
-        .parse()
-        .unwrap()
-}
-
-/// A router on `listen` in front of `bs` (routes `/` and `/ws`, least connections).
-fn router(listen: SocketAddr, bs: &[TestBackend]) -> switchyard::RouterHandle {
-    // One file per router: tests run in parallel, and a file rewritten while another router
-    // reads it would look empty.
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let token =
-        std::env::temp_dir().join(format!("switchyard-sdk-token-{}-{n}", std::process::id()));
-    std::fs::write(&token, TOKEN).unwrap();
-    let members: Vec<String> = bs
-        .iter()
-        .map(|b| format!("{{ id = \"{}\", address = \"{}\" }}", b.id(), b.addr()))
-        .collect();
-    let text = format!(
-        "[node]\nlisten = \"{listen}\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 1\nshutdown_timeout = \"1s\"\nadmin_token_file = \"{}\"\n\
-         [log]\naccess = false\n\
-         [[routes]]\nid = \"all\"\npath_prefix = \"/\"\npool = \"p\"\nretries = 0\n\
-         [[pools]]\nid = \"p\"\nalgorithm = \"least_connections\"\nhealth = {{ kind = \"none\" }}\nbackends = [{}]\n",
-        token.display(),
-        members.join(", ")
-    );
-    switchyard::start(Config::from_toml_str(&text).unwrap()).expect("router starts")
-}
-
-/// A POST to the router's admin API with the token; the status.
-async fn admin_post(admin: SocketAddr, path: &str) -> u16 {
-    use http_body_util::Empty;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Empty<bytes::Bytes>>();
-    let req = http::Request::post(format!("http://{admin}{path}"))
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .body(Empty::new())
-        .unwrap();
-    client.request(req).await.unwrap().status().as_u16()
-}
-
-async fn next_event(session: &mut switchyard_client::Session) -> Event {
-    tokio::time::timeout(DEADLINE, session.next())
-        .await
-        .expect("an event within the deadline")
-        .expect("the session is alive")
-}
-
-/// Reads events until one matches; fails with what came instead after the deadline.
-async fn until(
-    session: &mut switchyard_client::Session,
-    what: &str,
-    wanted: impl Fn(&Event) -> bool,
-) -> Event {
-    let deadline = Instant::now() + DEADLINE;
-    let mut seen = Vec::new();
-    loop {
-        assert!(Instant::now() < deadline, "no {what}; saw {seen:?}");
-        let event = next_event(session).await;
-        if wanted(&event) {
-            return event;
-        }
-        seen.push(event);
-    }
-}
-
-async fn echo(session: &mut switchyard_client::Session, text: &str) -> String {
-    session.send(Message::text(text)).unwrap();
-    match until(session, "an echo", |e| matches!(e, Event::Message(_))).await {
-        Event::Message(Message::Text(t)) => t.to_string(),
-        other => panic!("{other:?}"),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_fail_over_to_the_next_region_when_a_region_stops() {
@@ -203,8 +113,7 @@ async fn with_every_region_down_attempts_stay_within_the_budget_and_errors_say_w
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_is_honoured_and_a_post_is_retried_only_when_opted_in() {
     let bs = backends(&["b"]).await;
-    let addr = free_addr();
-    let _router = router(addr, &bs);
+    let (_router, addr) = router_with(&members(&bs), 0);
     let client = Client::builder()
         .region("r", format!("http://{addr}"))
         .max_attempts(2)
@@ -245,8 +154,7 @@ async fn retry_after_is_honoured_and_a_post_is_retried_only_when_opted_in() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_that_would_end_past_the_deadline_is_not_made_and_costs_no_budget() {
     let bs = backends(&["b"]).await;
-    let addr = free_addr();
-    let _router = router(addr, &bs);
+    let (_router, addr) = router_with(&members(&bs), 0);
     let client = Client::builder()
         .region("r", format!("http://{addr}"))
         .deadline(Duration::from_millis(500))
@@ -265,8 +173,7 @@ async fn a_retry_that_would_end_past_the_deadline_is_not_made_and_costs_no_budge
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_survives_a_drain_and_a_killed_backend_with_the_same_session_id() {
     let mut bs = backends(&["s1", "s2"]).await;
-    let addr = free_addr();
-    let r = router(addr, &bs);
+    let (r, addr) = router_with(&members(&bs), 0);
     let client = Client::builder()
         .region("r", format!("http://{addr}"))
         .build()
@@ -284,7 +191,7 @@ async fn a_session_survives_a_drain_and_a_killed_backend_with_the_same_session_i
     // Drained: 4001, reconnected at once elsewhere.
     let admin = r.admin_addr();
     assert_eq!(
-        admin_post(admin, &format!("/admin/v1/backends/{first}/drain")).await,
+        admin_post(admin, &format!("/admin/v1/backends/{first}/drain"), "").await,
         202
     );
     match until(&mut session, "a reconnect", |e| {
@@ -314,7 +221,7 @@ async fn a_session_survives_a_drain_and_a_killed_backend_with_the_same_session_i
 
     // Its backend killed: 4002, back on the other one (undrained now).
     assert_eq!(
-        admin_post(admin, &format!("/admin/v1/backends/{first}/undrain")).await,
+        admin_post(admin, &format!("/admin/v1/backends/{first}/undrain"), "").await,
         200
     );
     let at = bs.iter().position(|b| b.id() == second).unwrap();
@@ -374,62 +281,10 @@ async fn a_session_survives_its_router_process_crashing_and_coming_back() {
     assert_eq!(echo(&mut session, "after").await, "s1: after");
 }
 
-/// A TCP relay that can stop forwarding while keeping both connections open: a dead path
-/// that no TCP error reveals.
-struct Relay {
-    addr: SocketAddr,
-    frozen: Arc<std::sync::atomic::AtomicBool>,
-}
-
-async fn pipe(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    frozen: Arc<std::sync::atomic::AtomicBool>,
-) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut buf = [0u8; 8192];
-    loop {
-        let Ok(n) = from.read(&mut buf).await else {
-            return;
-        };
-        if n == 0 {
-            return;
-        }
-        if frozen.load(std::sync::atomic::Ordering::Relaxed) {
-            continue; // swallowed: the path is dead, the sockets stay open
-        }
-        if to.write_all(&buf[..n]).await.is_err() {
-            return;
-        }
-    }
-}
-
-impl Relay {
-    async fn to(target: SocketAddr) -> Relay {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let frozen = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = frozen.clone();
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = tokio::net::TcpStream::connect(target).await else {
-                    continue;
-                };
-                let (cr, cw) = client.into_split();
-                let (sr, sw) = server.into_split();
-                tokio::spawn(pipe(cr, sw, flag.clone()));
-                tokio::spawn(pipe(sr, cw, flag.clone()));
-            }
-        });
-        Relay { addr, frozen }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silently_dead_connection_is_found_by_ping_timeout() {
     let bs = backends(&["s1"]).await;
-    let addr = free_addr();
-    let _r = router(addr, &bs);
+    let (_r, addr) = router_with(&members(&bs), 0);
     let relay = Relay::to(addr).await;
     let client = Client::builder()
         .region("via-relay", format!("http://{}", relay.addr))
@@ -442,9 +297,7 @@ async fn a_silently_dead_connection_is_found_by_ping_timeout() {
     let mut session = client.session("/ws/echo").await.unwrap();
     let _ = next_event(&mut session).await;
     assert_eq!(echo(&mut session, "hi").await, "s1: hi");
-    relay
-        .frozen
-        .store(true, std::sync::atomic::Ordering::Relaxed);
+    relay.set(Path::Swallow);
     match until(&mut session, "a reconnect", |e| {
         matches!(e, Event::Reconnecting { .. })
     })

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use switchyard::config::Config;
@@ -42,8 +42,18 @@ pub fn free_addr() -> SocketAddr {
 }
 
 /// A router on a free port in front of `members` (`(id, address)`), routing everything to
-/// them by least connections; returns it and its address.
+/// them by least connections and retrying a failed backend connect once, as a real route
+/// would; returns it and its address.
 pub fn router_for(members: &[(String, SocketAddr)]) -> (switchyard::RouterHandle, SocketAddr) {
+    router_with(members, 1)
+}
+
+/// [`router_for`] with the route's `retries`: 0 keeps the router from retrying, so a test
+/// sees only the SDK's own retries.
+pub fn router_with(
+    members: &[(String, SocketAddr)],
+    retries: u32,
+) -> (switchyard::RouterHandle, SocketAddr) {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     // One token file per router: tests run in parallel.
@@ -60,7 +70,7 @@ pub fn router_for(members: &[(String, SocketAddr)]) -> (switchyard::RouterHandle
     let text = format!(
         "[node]\nlisten = \"{listen}\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 1\nshutdown_timeout = \"1s\"\nadmin_token_file = \"{}\"\n\
          [log]\naccess = false\n\
-         [[routes]]\nid = \"all\"\npath_prefix = \"/\"\npool = \"p\"\nretries = 1\n\
+         [[routes]]\nid = \"all\"\npath_prefix = \"/\"\npool = \"p\"\nretries = {retries}\n\
          [[pools]]\nid = \"p\"\nalgorithm = \"least_connections\"\nhealth = {{ kind = \"none\" }}\nbackends = [{}]\n",
         token.display(),
         listed.join(", ")
@@ -70,19 +80,24 @@ pub fn router_for(members: &[(String, SocketAddr)]) -> (switchyard::RouterHandle
 }
 
 pub fn router(bs: &[TestBackend]) -> (switchyard::RouterHandle, SocketAddr) {
-    let members: Vec<(String, SocketAddr)> =
-        bs.iter().map(|b| (b.id().to_string(), b.addr())).collect();
-    router_for(&members)
+    router_for(&members(bs))
 }
 
-/// A POST to the router's admin API with the token and a JSON body; the status.
+pub fn members(bs: &[TestBackend]) -> Vec<(String, SocketAddr)> {
+    bs.iter().map(|b| (b.id().to_string(), b.addr())).collect()
+}
+
+/// A POST to the router's admin API with the token and a JSON body (`""`: none); the status.
 pub async fn admin_post(admin: SocketAddr, path: &str, body: &str) -> u16 {
     use http_body_util::Full;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Full<bytes::Bytes>>();
-    let req = http::Request::post(format!("http://{admin}{path}"))
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .header("content-type", "application/json")
+    let mut req = http::Request::post(format!("http://{admin}{path}"))
+        .header("authorization", format!("Bearer {TOKEN}"));
+    if !body.is_empty() {
+        req = req.header("content-type", "application/json");
+    }
+    let req = req
         .body(Full::new(bytes::Bytes::from(body.to_string())))
         .unwrap();
     client.request(req).await.unwrap().status().as_u16()
@@ -97,15 +112,24 @@ pub async fn next_event(session: &mut Session) -> Event {
 
 /// Reads events until one matches; fails with what came instead after the deadline.
 pub async fn until(session: &mut Session, what: &str, wanted: impl Fn(&Event) -> bool) -> Event {
-    let deadline = Instant::now() + DEADLINE;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
     let mut seen = Vec::new();
     loop {
-        assert!(Instant::now() < deadline, "no {what}; saw {seen:?}");
-        let event = next_event(session).await;
+        let event = match tokio::time::timeout_at(deadline, session.next()).await {
+            Ok(Some(event)) => event,
+            Ok(None) => panic!("the session ended before {what}; saw {seen:?}"),
+            Err(_) => panic!("no {what} within {DEADLINE:?}; saw {seen:?}"),
+        };
         if wanted(&event) {
             return event;
         }
-        seen.push(event);
+        seen.push(match event {
+            // Keep the report short: payloads are not the point.
+            Event::Message(m) if m.len() > 64 => {
+                Event::Message(Message::text(format!("<{} bytes>", m.len())))
+            }
+            other => other,
+        });
     }
 }
 
