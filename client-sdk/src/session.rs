@@ -146,8 +146,9 @@ impl Session {
 
 /// Why a connection ended.
 enum End {
-    /// The app closed or dropped the session.
-    Stop,
+    /// The app closed or dropped the session; a frame that was about to be written (numbered,
+    /// not yet in the socket) goes first when closing.
+    Stop(Option<WsMessage>),
     Close(CloseInfo),
     Dead(String),
 }
@@ -379,11 +380,11 @@ impl Runner {
             );
             let end = self.pump(&mut ws).instrument(span).await;
             streak = match opened.elapsed() < STABLE_AFTER {
-                true => streak + 1,
+                true => streak.saturating_add(1),
                 false => 0,
             };
             let outage = match end {
-                End::Stop => return self.finish(ws).await,
+                End::Stop(leftover) => return self.finish(ws, leftover).await,
                 End::Dead(why) => {
                     tracing::debug!(region = %region.name, why, "session connection dead");
                     self.client.region_failed(&region);
@@ -495,7 +496,7 @@ impl Runner {
             {
                 cause = Cause::EvacuatingNowhereElse { retry_after };
             }
-            let pacing_attempt = outage.streak.max(1) + attempt - 1;
+            let pacing_attempt = outage.streak.max(1).saturating_add(attempt - 1);
             let delay = reconnect_delay(&cause, pacing_attempt, &self.pacing, fastrand::f64());
             let reason = match attempt {
                 1 => outage.reason.clone(),
@@ -653,14 +654,24 @@ impl Runner {
     /// The app closed (or dropped) the session while connected: send what is queued, close
     /// with 1000 and wait (bounded) for the other side's close, which confirms that everything
     /// sent arrived.
-    async fn finish(mut self, mut ws: Ws) {
+    async fn finish(mut self, mut ws: Ws, leftover: Option<WsMessage>) {
         let send_timeout = self.client.inner.config.send_timeout;
         let mut unsent = self.unsent().into_iter();
-        let mut broken = false;
-        for msg in unsent.by_ref() {
-            if self.write(&mut ws, msg).await.is_err() {
-                broken = true;
-                break;
+        // Already numbered and kept: only its write is missing.
+        let mut broken = match leftover {
+            Some(frame) => !matches!(
+                tokio::time::timeout(send_timeout, ws.send(frame)).await,
+                Ok(Ok(()))
+            ),
+            None => false,
+        };
+        if !broken {
+            // A message whose write fails is kept by the replay buffer: handed back below.
+            for msg in unsent.by_ref() {
+                if self.write(&mut ws, msg).await.is_err() {
+                    broken = true;
+                    break;
+                }
             }
         }
         let mut confirmed = false;
@@ -734,7 +745,7 @@ impl Runner {
         let mut stop = self.stop.clone();
         loop {
             if self.stopping() {
-                return End::Stop;
+                return End::Stop(pending.take());
             }
             // The next write when none is under way: a due ping, then the re-sends; the app's
             // messages come through the select below.
@@ -754,14 +765,14 @@ impl Runner {
             let pong_deadline = awaiting.map(|t| t + config.ping_timeout);
             let write_deadline = writing.map(|t| t + config.send_timeout);
             tokio::select! {
-                _ = stop.changed() => return End::Stop,
+                _ = stop.changed() => return End::Stop(pending.take()),
                 msg = self.commands.recv(), if writing.is_none() => match msg {
                     Some(msg) => {
                         self.replay.sent(msg.clone());
                         pending = Some(msg.into_ws());
                         writing = Some(Instant::now());
                     }
-                    None => return End::Stop,
+                    None => return End::Stop(pending.take()),
                 },
                 written = std::future::poll_fn(|cx| drive(&mut sink, &mut pending, &mut flushing, cx)), if writing.is_some() => match written {
                     Ok(()) => writing = None,
@@ -778,7 +789,7 @@ impl Runner {
                             writing = Some(Instant::now());
                         }
                     }
-                    Err(_) => return End::Stop,
+                    Err(_) => return End::Stop(pending.take()),
                 },
                 frame = stream.next(), if reading => {
                     awaiting = None;
