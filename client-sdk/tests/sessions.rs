@@ -666,3 +666,75 @@ async fn past_the_give_up_window_the_session_ends_and_hands_back_its_queue() {
     let err = session.send(Message::text("late")).expect_err("over");
     assert!(matches!(err.kind, ErrorKind::SessionClosed { .. }), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_evacuation_sends_the_session_to_the_region_the_router_names() {
+    let (eu, ap, us) = (
+        backends(&["eu-1"]).await,
+        backends(&["ap-1"]).await,
+        backends(&["us-1"]).await,
+    );
+    // Dublin evacuates; its router names the nearest healthy region, us-east, while this
+    // client lists ap-south before us-east.
+    let routers = region_routers(&[
+        ("eu-west", 53.35, -6.26, &eu),
+        ("ap-south", 1.35, 103.82, &ap),
+        ("us-east", 38.9, -77.04, &us),
+    ]);
+    let (eu_router, eu_addr) = &routers[0];
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let directory = get_json(*eu_addr, "/v1/regions").await;
+        let healthy = directory["regions"]
+            .as_array()
+            .is_some_and(|all| all.len() == 3 && all.iter().all(|r| r["healthy"] == true));
+        if healthy {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "regions never healthy: {directory}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await; // the probes run every 100 ms
+    }
+    let mut client = Client::builder();
+    for (name, addr) in [("eu-west", 0), ("ap-south", 1), ("us-east", 2)] {
+        client = client.region(name, format!("http://{}", routers[addr].1));
+    }
+    let client = client.build().unwrap();
+    let mut session = client.session("/ws/echo").await.unwrap();
+    assert_eq!(echo(&mut session, "one").await, "eu-1: one");
+    let evacuated = admin_post(
+        eu_router.admin_addr(),
+        "/admin/v1/regions/eu-west/evacuate",
+        r#"{"spread_s": 0}"#,
+    )
+    .await;
+    assert_eq!(evacuated, 202);
+    match until(&mut session, "a reconnect", |e| {
+        matches!(e, Event::Reconnecting { .. })
+    })
+    .await
+    {
+        Event::Reconnecting { code, reason, .. } => {
+            assert_eq!(code, Some(4003));
+            assert!(reason.contains("region=us-east"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    match until(&mut session, "a resume", |e| {
+        matches!(e, Event::Resumed { .. })
+    })
+    .await
+    {
+        Event::Resumed {
+            region, recovered, ..
+        } => {
+            assert_eq!(region, "us-east");
+            assert!(recovered, "the one message was delivered before the move");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(echo(&mut session, "two").await, "us-1: two");
+    session.close().await.expect("a clean close");
+}

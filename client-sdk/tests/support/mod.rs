@@ -359,3 +359,66 @@ async fn serve(
         }
     }
 }
+
+/// One router per region, each knowing every region (name, location, endpoint) and probing
+/// them, each in front of its own backends. Returns the routers and their addresses, in
+/// the order given.
+pub fn region_routers(
+    regions: &[(&str, f64, f64, &[TestBackend])],
+) -> Vec<(switchyard::RouterHandle, SocketAddr)> {
+    let addrs: Vec<SocketAddr> = regions.iter().map(|_| free_addr()).collect();
+    let listed: String = regions
+        .iter()
+        .zip(&addrs)
+        .map(|((name, lat, lon, _), addr)| {
+            format!(
+                "[[regions]]\nname = \"{name}\"\nlocation = {{ lat = {lat}, lon = {lon} }}\nendpoint = \"http://{addr}\"\n"
+            )
+        })
+        .collect();
+    let token = std::env::temp_dir().join(format!(
+        "switchyard-sessions-regions-token-{}",
+        std::process::id()
+    ));
+    std::fs::write(&token, TOKEN).unwrap();
+    regions
+        .iter()
+        .zip(&addrs)
+        .map(|((name, _, _, bs), addr)| {
+            let members: Vec<String> = bs
+                .iter()
+                .map(|b| format!("{{ id = \"{}\", address = \"{}\" }}", b.id(), b.addr()))
+                .collect();
+            let text = format!(
+                "[node]\nregion = \"{name}\"\nlisten = \"{addr}\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 1\nshutdown_timeout = \"1s\"\nadmin_token_file = \"{}\"\n\
+                 [log]\naccess = false\n\
+                 [directory]\nprobe_interval = \"100ms\"\nprobe_timeout = \"200ms\"\nrise = 1\nfall = 2\n\
+                 {listed}\
+                 [[routes]]\nid = \"all\"\npath_prefix = \"/\"\npool = \"p\"\nretries = 1\n\
+                 [[pools]]\nid = \"p\"\nhealth = {{ kind = \"none\" }}\nbackends = [{}]\n",
+                token.display(),
+                members.join(", ")
+            );
+            let config = Config::from_toml_str(&text)
+                .unwrap_or_else(|err| panic!("invalid test config:\n{err}\n{text}"));
+            (switchyard::start(config).expect("router starts"), *addr)
+        })
+        .collect()
+}
+
+/// A GET answered with JSON (e.g. a router's `/v1/regions`).
+pub async fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {
+    use http_body_util::{BodyExt, Empty};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<bytes::Bytes>>();
+    let resp = client
+        .request(
+            http::Request::get(format!("http://{addr}{path}"))
+                .body(Empty::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null)
+}
