@@ -83,6 +83,24 @@ pub enum Event {
 
 /// A live session. Dropping it closes it like [`Session::close`], without telling anyone
 /// what was not delivered.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), switchyard_client::Error> {
+/// use switchyard_client::{Client, Event, Message};
+/// let client = Client::builder().region("local", "http://127.0.0.1:8080").build()?;
+/// let mut session = client.session("/ws/echo").await?;
+/// session.send(Message::text("hello"))?;
+/// while let Some(event) = session.next().await {
+///     match event {
+///         Event::Message(reply) => println!("{reply:?}"),
+///         // Sent, but nothing says they arrived: the app decides whether to send them again.
+///         Event::Unconfirmed { messages, .. } => println!("{} unconfirmed", messages.len()),
+///         Event::Closed { code, reason } => println!("over: {code} {reason}"),
+///         _ => {}
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 pub struct Session {
     commands: mpsc::Sender<Message>,
     events: mpsc::Receiver<Event>,
