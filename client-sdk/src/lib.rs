@@ -17,14 +17,23 @@ pub mod backoff;
 pub mod breaker;
 pub mod budget;
 pub mod client;
+mod config;
+mod directory;
 pub mod error;
+mod request;
+mod retry_after;
 pub mod session;
+mod stream;
+pub mod telemetry;
+pub mod tls;
 
 pub use backoff::Backoff;
 pub use breaker::BreakerConfig;
 pub use budget::BudgetConfig;
 pub use client::{
-    Client, ClientBuilder, ClientConfig, Request, Response, SessionPersistence, StatsSnapshot,
+    Client, ClientBuilder, ClientConfig, RegionConfig, Request, Response, SessionPersistence,
+    StatsSnapshot, StreamingResponse,
 };
 pub use error::{Error, ErrorKind};
 pub use session::{Event, Session};
+pub use tls::{Roots, TlsConfig};
