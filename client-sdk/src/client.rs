@@ -885,6 +885,24 @@ impl Client {
                     tracing::debug!(endpoint, "router unreachable: trying the region's next one");
                     last = Some(again);
                 }
+                Outcome::Again {
+                    error: ErrorKind::Timeout(_),
+                    safe,
+                    move_on,
+                    timeout,
+                    wait,
+                    source,
+                } => {
+                    // The attempt's limit, not what was left of it for this endpoint.
+                    return Outcome::Again {
+                        error: ErrorKind::Timeout(limit),
+                        safe,
+                        move_on,
+                        timeout,
+                        wait,
+                        source,
+                    };
+                }
                 outcome => {
                     region.prefer(index);
                     return outcome;
