@@ -360,7 +360,8 @@ impl ClientBuilder {
                 http,
                 ws_tls,
                 regions: RwLock::new(regions),
-                directory: tokio::sync::Mutex::new(DirectoryState::default()),
+                directory: Mutex::new(DirectoryState::default()),
+                directory_reading: Arc::new(tokio::sync::Mutex::new(())),
                 directory_fetches: AtomicU64::new(0),
                 session: Mutex::new(session),
                 stats: Stats::default(),
@@ -449,8 +450,10 @@ pub(crate) struct Inner {
     /// TLS for `wss://` sessions (ALPN `http/1.1` only: the upgrade is HTTP/1.1).
     pub(crate) ws_tls: Arc<rustls::ClientConfig>,
     regions: RwLock<Vec<Arc<Region>>>,
+    /// When the directory was read and is due again.
+    directory: Mutex<DirectoryState>,
     /// Held while the directory is read: one read in flight, the others wait for it.
-    directory: tokio::sync::Mutex<DirectoryState>,
+    directory_reading: Arc<tokio::sync::Mutex<()>>,
     directory_fetches: AtomicU64,
     session: Mutex<Option<String>>,
     pub(crate) budget: RetryBudget,
@@ -567,58 +570,99 @@ impl Client {
     }
 
     /// Reads the directory when it is due (or, with `now`, unless a read ended since this
-    /// call began), within `attempt_timeout`.
+    /// call began), waiting at most `attempt_timeout`.
     pub(crate) async fn refresh_directory(&self, now: bool) {
         self.refresh_directory_within(now, self.inner.config.attempt_timeout)
             .await;
     }
 
-    /// [`Client::refresh_directory`] bounded by `budget` (a request's remaining deadline):
-    /// one read in flight at a time — concurrent callers wait for it and use its answer;
-    /// a caller whose budget ends first goes on with the order it has.
+    /// [`Client::refresh_directory`] for a caller with `budget` left (a request's remaining
+    /// deadline). One read in flight at a time. While the client knows some region order, a
+    /// due read runs in the background and the caller goes on with that order
+    /// (stale-while-revalidate); with none yet, the caller waits for the read in flight (or
+    /// makes it), at most `budget`.
     pub(crate) async fn refresh_directory_within(&self, now: bool, budget: Duration) {
+        if self.inner.config.directory.is_none() {
+            return;
+        }
+        let asked = Instant::now();
+        if !self.directory_due(now, asked) {
+            return;
+        }
+        if !self.region_list().is_empty() {
+            if let Ok(reading) = self.inner.directory_reading.clone().try_lock_owned() {
+                let client = self.clone();
+                tokio::spawn(async move {
+                    if client.directory_due(now, asked) {
+                        client.read_directory().await;
+                    }
+                    drop(reading);
+                });
+            }
+            return;
+        }
+        let wait = async {
+            let _reading = self.inner.directory_reading.lock().await;
+            // The read this caller waited for may be the one it needed.
+            if self.directory_due(now, asked) {
+                self.read_directory().await;
+            }
+        };
+        if tokio::time::timeout(budget, wait).await.is_err() {
+            tracing::debug!("no region directory within the request's deadline");
+        }
+    }
+
+    /// Whether the directory should be read for a caller that asked at `asked`: never read,
+    /// or (with `now`) not read since, or its time has come.
+    fn directory_due(&self, now: bool, asked: Instant) -> bool {
+        let state = self
+            .inner
+            .directory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match (now, state.read_at, state.next_read) {
+            (_, None, _) => true,
+            // A read that ended after this call began is as fresh as one made now.
+            (true, Some(read), _) => read < asked,
+            (false, _, next) => next.is_none_or(|n| Instant::now() >= n),
+        }
+    }
+
+    /// One read of the directory (the caller holds `directory_reading`): a good answer
+    /// replaces the region order and says when to read again; a failed one keeps the order.
+    async fn read_directory(&self) {
         let Some(url) = &self.inner.config.directory else {
             return;
         };
-        let asked = Instant::now();
-        let read = async {
-            let mut state = self.inner.directory.lock().await;
-            let due = match (now, state.read_at, state.next_read) {
-                (_, None, _) => true,
-                // A read that ended after this call began is as fresh as one made now.
-                (true, Some(read), _) => read < asked,
-                (false, _, next) => next.is_none_or(|n| Instant::now() >= n),
-            };
-            if !due {
-                return;
+        self.inner.directory_fetches.fetch_add(1, Ordering::Relaxed);
+        let fetched =
+            tokio::time::timeout(self.inner.config.attempt_timeout, self.fetch_directory(url))
+                .await
+                .unwrap_or_else(|_| Err("no answer in time".into()));
+        let finished = Instant::now();
+        let next_read = match fetched {
+            Ok(listing) => {
+                let ttl = listing.ttl.unwrap_or(self.inner.config.directory_refresh);
+                self.apply_directory(listing);
+                finished + ttl
             }
-            self.inner.directory_fetches.fetch_add(1, Ordering::Relaxed);
-            let fetched =
-                tokio::time::timeout(self.inner.config.attempt_timeout, self.fetch_directory(url))
-                    .await
-                    .unwrap_or_else(|_| Err("no answer in time".into()));
-            let finished = Instant::now();
-            state.read_at = Some(finished);
-            match fetched {
-                Ok(listing) => {
-                    let ttl = listing.ttl.unwrap_or(self.inner.config.directory_refresh);
-                    state.next_read = Some(finished + ttl);
-                    self.apply_directory(listing);
-                }
-                Err(why) => {
-                    // Keep the order we have; try again after the usual refresh.
-                    state.next_read = Some(finished + self.inner.config.directory_refresh);
-                    tracing::debug!(
-                        url,
-                        why,
-                        "region directory unreadable: keeping the region order"
-                    );
-                }
+            Err(why) => {
+                tracing::debug!(
+                    url,
+                    why,
+                    "region directory unreadable: keeping the region order"
+                );
+                finished + self.inner.config.directory_refresh
             }
         };
-        if tokio::time::timeout(budget, read).await.is_err() {
-            tracing::debug!(url, "no region directory within the request's deadline");
-        }
+        let mut state = self
+            .inner
+            .directory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        state.read_at = Some(finished);
+        state.next_read = Some(next_read);
     }
 
     async fn fetch_directory(&self, url: &str) -> Result<Listing, String> {
@@ -761,7 +805,7 @@ impl Client {
         let mut avoid: Vec<String> = Vec::new();
         let mut attempt = 0u32;
         let Some(mut region) = self.pick(&avoid) else {
-            return Err(Error::new(ErrorKind::NoRegion, None, 0, true));
+            return Err(self.no_region(deadline));
         };
         loop {
             attempt += 1;
@@ -864,6 +908,31 @@ impl Client {
             }
             tokio::time::sleep(pause).await;
             region = next;
+        }
+    }
+
+    /// Why no region could be picked: none known yet (the directory did not answer in
+    /// time), or every breaker open.
+    fn no_region(&self, deadline: Instant) -> Error {
+        match (&self.inner.config.directory, self.region_list().is_empty()) {
+            (Some(url), true) if Instant::now() >= deadline => Error::new(
+                ErrorKind::Deadline(self.inner.config.deadline),
+                None,
+                0,
+                true,
+            )
+            .with_source(Some(Arc::new(ErrorKind::Connect(format!(
+                "no region known yet: the directory {url} did not answer in time"
+            ))))),
+            (Some(url), true) => Error::new(
+                ErrorKind::Connect(format!(
+                    "no region known: the directory {url} could not be read"
+                )),
+                None,
+                0,
+                true,
+            ),
+            _ => Error::new(ErrorKind::NoRegion, None, 0, true),
         }
     }
 
