@@ -22,7 +22,7 @@ impl ClientConfig {
             let path = err.path().to_string();
             let inner = err.into_inner();
             let at = match path.as_str() {
-                "" | "." => String::new(),
+                "" | "." | "?" => String::new(),
                 p => format!("{p}: "),
             };
             config_error(format!("JSON: {at}{inner}"))

@@ -94,19 +94,43 @@ impl ErrorKind {
 pub type Source = Arc<dyn std::error::Error + Send + Sync + 'static>;
 
 /// An SDK error.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{kind} (region {}, attempt {attempt}{})", region.as_deref().unwrap_or("-"), if *retryable { ", retryable" } else { "" })]
+#[derive(Debug, Clone)]
 pub struct Error {
     pub kind: ErrorKind,
     /// The region of the last attempt.
     pub region: Option<String>,
-    /// 1-based number of the last attempt.
+    /// 1-based number of the last attempt (0: refused before any attempt).
     pub attempt: u32,
     /// Whether the same request could succeed if tried again later.
     pub retryable: bool,
     /// What failed underneath (an I/O error, rustls' error…), returned by `source()`.
-    #[source]
     source: Option<Source>,
+}
+
+/// `kind (region R, attempt N, retryable)`; just the kind for an error made before any
+/// attempt (bad input or configuration).
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.kind)?;
+        if self.attempt == 0 && self.region.is_none() {
+            return Ok(());
+        }
+        write!(
+            f,
+            " (region {}, attempt {}{})",
+            self.region.as_deref().unwrap_or("-"),
+            self.attempt,
+            if self.retryable { ", retryable" } else { "" }
+        )
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_ref()
+            .map(|s| s.as_ref() as &(dyn std::error::Error + 'static))
+    }
 }
 
 /// Errors compare by what they say (kind, region, attempt, retryable), not by their source.
