@@ -39,6 +39,7 @@ pub struct RetryBudget {
 
 impl RetryBudget {
     pub fn new(config: BudgetConfig) -> RetryBudget {
+        crate::telemetry::budget_left(config.capacity);
         RetryBudget {
             config,
             tokens: AtomicU32::new(config.capacity),

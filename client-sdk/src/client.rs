@@ -80,13 +80,16 @@ impl Region {
 
     /// The endpoint tried first (the one that answered last).
     pub fn endpoint(&self) -> &str {
-        &self.endpoints[self.preferred.load(Ordering::Relaxed) % self.endpoints.len()]
+        let n = self.endpoints.len().max(1);
+        self.endpoints
+            .get(self.preferred.load(Ordering::Relaxed) % n)
+            .map_or("", String::as_str)
     }
 
     /// The endpoints in the order to try them now: the preferred one, then the others in turn.
     pub(crate) fn endpoints_in_turn(&self) -> impl Iterator<Item = (usize, &str)> {
         let n = self.endpoints.len();
-        let first = self.preferred.load(Ordering::Relaxed) % n;
+        let first = self.preferred.load(Ordering::Relaxed) % n.max(1);
         (0..n).map(move |k| {
             let i = (first + k) % n;
             (i, self.endpoints[i].as_str())

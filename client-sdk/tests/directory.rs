@@ -153,10 +153,14 @@ async fn a_slow_directory_does_not_hold_a_request_past_its_deadline() {
     let client = Client::builder()
         .directory(directory_url(dir))
         .region("static", http_url(&r))
-        .deadline(Duration::from_millis(400))
+        .deadline(Duration::from_secs(5))
         .build()
         .unwrap();
     let started = Instant::now();
     assert_eq!(client.get("/").await.expect("served").region, "static");
-    assert!(started.elapsed() < Duration::from_millis(400));
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "did not wait for the 3 s directory: {:?}",
+        started.elapsed()
+    );
 }
