@@ -20,6 +20,8 @@ pub mod client;
 mod config;
 mod directory;
 pub mod error;
+mod exchange;
+mod region;
 mod request;
 mod retry_after;
 pub mod session;
