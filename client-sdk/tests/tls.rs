@@ -159,3 +159,25 @@ async fn the_default_roots_do_not_trust_a_private_ca() {
     assert!(matches!(err.kind, ErrorKind::Tls { .. }), "{err}");
     assert_eq!(bs[0].requests_served(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_region_directory_is_read_over_https_from_a_real_router() {
+    let dir = Scratch::new("tls-directory");
+    let ca = TestCa::new("Switchyard test CA");
+    let bs = backends(&["eu-b"]).await;
+    let (_router, url) = tls_router_in(&ca, &dir, &bs, Some("eu-west"));
+    let client = Client::builder()
+        .directory(format!("{url}/v1/regions?lat=48.86&lon=2.35"))
+        .tls_roots(Roots::None)
+        .tls_ca_pem(ca.pem())
+        .build()
+        .unwrap();
+    let resp = client
+        .get("/")
+        .await
+        .expect("served through the listed region");
+    assert_eq!(resp.region, "eu-west");
+    assert_eq!(resp.version, Version::HTTP_2);
+    assert_eq!(client.regions().await, [("eu-west".to_string(), url)]);
+    assert_eq!(client.directory_reads(), 1);
+}

@@ -50,8 +50,13 @@ fn routes(bs: &[TestBackend], route_extra: &str, pool_extra: &str) -> String {
 }
 
 fn start(listeners: &str, body: &str) -> RouterHandle {
+    start_with("", listeners, body)
+}
+
+/// A router with more `[node]` keys, listeners (or regions) and routes.
+fn start_with(node: &str, listeners: &str, body: &str) -> RouterHandle {
     let text = format!(
-        "[node]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 1\nshutdown_timeout = \"1s\"\n\
+        "[node]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 1\nshutdown_timeout = \"1s\"\n{node}\
          [log]\naccess = false\n{listeners}\n{body}"
     );
     let config = Config::from_toml_str(&text)
@@ -145,16 +150,34 @@ impl TestCa {
 /// `127.0.0.1` issued by `ca`) in front of `bs`; returns the router and its `https://` URL
 /// (by the name `localhost`, so the client sends SNI and checks the name).
 pub fn tls_router(ca: &TestCa, dir: &Scratch, bs: &[TestBackend]) -> (RouterHandle, String) {
+    tls_router_in(ca, dir, bs, None)
+}
+
+/// [`tls_router`] whose node is region `region`, the only one its directory
+/// (`/v1/regions`) lists, with its `https://` URL as the endpoint.
+pub fn tls_router_in(
+    ca: &TestCa,
+    dir: &Scratch,
+    bs: &[TestBackend],
+    region: Option<&str>,
+) -> (RouterHandle, String) {
     let (cert, key) = ca.issue(dir.path(), "router", &["localhost", "127.0.0.1"]);
-    let listeners = format!(
-        "[[listeners]]\nid = \"https\"\naddress = \"127.0.0.1:0\"\n\
+    let port = switchyard_load::procs::free_port().unwrap();
+    let url = format!("https://localhost:{port}");
+    let mut listeners = format!(
+        "[[listeners]]\nid = \"https\"\naddress = \"127.0.0.1:{port}\"\n\
          tls = {{ certificates = [{{ names = [\"localhost\"], cert = \"{}\", key = \"{}\" }}] }}\n",
         cert.display(),
         key.display()
     );
-    let router = start(&listeners, &routes(bs, "", ""));
-    let tls_addr = router.listen_addrs()[1];
-    let url = format!("https://localhost:{}", tls_addr.port());
+    let mut node = String::new();
+    if let Some(name) = region {
+        node = format!("region = \"{name}\"\n");
+        listeners.push_str(&format!(
+            "[[regions]]\nname = \"{name}\"\nlocation = {{ lat = 48.86, lon = 2.35 }}\nendpoint = \"{url}\"\n"
+        ));
+    }
+    let router = start_with(&node, &listeners, &routes(bs, "", ""));
     (router, url)
 }
 
