@@ -502,7 +502,10 @@ impl Client {
     pub async fn request(&self, req: Request) -> Result<Response, Error> {
         let (parts, body, region, attempt) = self.exchange(&req).await?;
         let limit = self.inner.config.max_response_bytes;
-        let body = match Limited::new(body, limit as usize).collect().await {
+        let body = match Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect()
+            .await
+        {
             Ok(collected) => collected.to_bytes(),
             Err(err) if err.is::<http_body_util::LengthLimitError>() => {
                 return Err(Error::new(

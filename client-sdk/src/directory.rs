@@ -201,7 +201,7 @@ impl Client {
         if !resp.status().is_success() {
             return Err(format!("status {}", resp.status()));
         }
-        let limit = self.inner.config.max_response_bytes as usize;
+        let limit = usize::try_from(self.inner.config.max_response_bytes).unwrap_or(usize::MAX);
         let body = Limited::new(resp.into_body(), limit)
             .collect()
             .await

@@ -61,6 +61,34 @@ roots = "system"
 ca_file = "/etc/my-player/ca.pem"
 "#;
 
+/// The first fenced block of `lang` in docs/SDK.md's "Configuration from JSON or TOML".
+fn documented(lang: &str) -> String {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/SDK.md"))
+        .expect("docs/SDK.md");
+    let section = doc
+        .split("## Configuration from JSON or TOML")
+        .nth(1)
+        .expect("the section exists");
+    let fence = format!("```{lang}\n");
+    let start = section.find(&fence).expect("a block") + fence.len();
+    let len = section[start..].find("```").expect("the block ends");
+    section[start..start + len].to_string()
+}
+
+#[test]
+fn the_examples_in_the_docs_read() {
+    let json = ClientConfig::from_json(&documented("json")).expect("the documented JSON reads");
+    let ours = ClientConfig::from_json(FULL_JSON).unwrap();
+    assert_eq!(
+        json.to_json().unwrap(),
+        ours.to_json().unwrap(),
+        "FULL_JSON is the doc's"
+    );
+    let toml = ClientConfig::from_toml(&documented("toml")).expect("the documented TOML reads");
+    assert_eq!(toml.regions.len(), 2);
+    assert_eq!(toml.tls.roots, Roots::System);
+}
+
 #[test]
 fn the_documented_json_reads_and_round_trips() {
     let config = ClientConfig::from_json(FULL_JSON).expect("the documented example reads");
