@@ -3,12 +3,12 @@
 //! duration, an unknown field or an unusable value is refused with a message naming it; and
 //! a client built from a file works against a real router.
 
-mod support;
+mod transport_kit;
 
 use std::time::Duration;
 
-use support::*;
 use switchyard_client::{ClientBuilder, ClientConfig, ErrorKind, Roots};
+use transport_kit::*;
 
 /// The full example of docs/SDK.md ("Configuration from JSON or TOML").
 const FULL_JSON: &str = r#"{

@@ -5,13 +5,13 @@
 //! stands in for the directory (its `/health` answers the listing we set), so reads can be
 //! counted and slowed.
 
-mod support;
+mod transport_kit;
 
 use std::time::{Duration, Instant};
 
-use support::*;
 use switchyard::RouterHandle;
 use switchyard_client::{Client, ErrorKind};
+use transport_kit::*;
 
 /// A directory listing: `(name, router, healthy, evacuating)` in the given order.
 fn listing(ttl_s: u64, regions: &[(&str, &RouterHandle, bool, bool)]) -> String {

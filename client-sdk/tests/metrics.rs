@@ -2,13 +2,13 @@
 //! retries and failovers by region, the breaker's transitions and the retry budget left,
 //! after a request that fails over from a dead region to a live one.
 
-mod support;
+mod transport_kit;
 
 use metrics::{SharedString, Unit};
 use metrics_util::CompositeKey;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use support::*;
 use switchyard_client::{BreakerConfig, Client, telemetry};
+use transport_kit::*;
 
 type Recorded = Vec<(CompositeKey, Option<Unit>, Option<SharedString>, DebugValue)>;
 

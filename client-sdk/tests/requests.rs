@@ -3,13 +3,13 @@
 //! a per-request timeout under the deadline, bodies bounded by `max_response_bytes` (and the
 //! streamed variant for large ones), and headers the app passes checked without a panic.
 
-mod support;
+mod transport_kit;
 
 use std::time::{Duration, Instant};
 
 use http::Method;
-use support::*;
 use switchyard_client::{Client, ErrorKind, Request};
+use transport_kit::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_after_longer_than_the_deadline_returns_at_once_with_the_last_error() {

@@ -3,13 +3,13 @@
 //! and a certificate the client does not trust fails at once with a clear, final error that
 //! counts nothing against the region (no breaker, no failover).
 
-mod support;
+mod transport_kit;
 
 use std::time::{Duration, Instant};
 
 use http::Version;
-use support::*;
 use switchyard_client::{Client, ErrorKind, Event, Roots};
+use transport_kit::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_requests_use_http2_when_the_router_offers_it() {

@@ -1,7 +1,8 @@
-//! Shared helpers for the SDK's transport tests: real test backends and real routers
-//! (in-process, on `127.0.0.1:0`), a test CA made with rcgen and a router whose TLS listener
-//! holds a certificate it signed, and a directory stand-in. Every server stops when its guard
-//! drops.
+//! Shared helpers for the SDK's transport tests (TLS, requests, directory, config, metrics):
+//! real test backends and real routers (in-process, on `127.0.0.1:0`), a test CA made with
+//! rcgen and a router whose TLS listener holds a certificate it signed, and a directory
+//! stand-in. Every server stops when its guard drops. (Apart from the session tests'
+//! `tests/support/`, which grows on its own; the two may become one.)
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
