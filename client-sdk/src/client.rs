@@ -96,10 +96,7 @@ pub struct ClientConfig {
     pub deadline: Duration,
     /// Attempts per request, the first included. Default 3.
     pub max_attempts: u32,
-    #[serde(
-        with = "crate::config::BackoffDef",
-        default = "crate::config::default_backoff"
-    )]
+    /// Retries of a request. Default base 50 ms, cap 2 s.
     pub backoff: Backoff,
     pub budget: BudgetConfig,
     pub breaker: BreakerConfig,

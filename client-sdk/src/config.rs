@@ -5,9 +5,8 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::backoff::Backoff;
 use crate::client::ClientConfig;
 use crate::error::{Error, ErrorKind};
 
@@ -67,40 +66,21 @@ pub(crate) mod duration {
     }
 }
 
-/// [`Backoff`] as data: `{ base = "50ms", cap = "2s" }`.
-#[derive(Serialize, Deserialize)]
-#[serde(remote = "Backoff", deny_unknown_fields)]
-pub(crate) struct BackoffDef {
-    #[serde(with = "duration", default = "default_backoff_base")]
-    base: Duration,
-    #[serde(with = "duration", default = "default_backoff_cap")]
-    cap: Duration,
-}
-
-fn default_backoff_base() -> Duration {
-    Backoff::default().base
-}
-
-fn default_backoff_cap() -> Duration {
-    Backoff::default().cap
-}
-
-/// For `#[serde(default)]` on a remote-derived field.
-pub(crate) fn default_backoff() -> Backoff {
-    Backoff::default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn durations_read_as_human_strings_and_bad_ones_say_what_was_wrong() {
-        let config =
-            ClientConfig::from_json(r#"{"deadline": "250ms", "backoff": {"cap": "3s"}}"#).unwrap();
+        let config = ClientConfig::from_json(
+            r#"{"deadline": "250ms", "backoff": {"base": "10ms", "cap": "3s"}}"#,
+        )
+        .unwrap();
         assert_eq!(config.deadline, Duration::from_millis(250));
         assert_eq!(config.backoff.cap, Duration::from_secs(3));
-        assert_eq!(config.backoff.base, Backoff::default().base);
+        assert_eq!(config.backoff.base, Duration::from_millis(10));
+        let err = ClientConfig::from_json(r#"{"backoff": {"cap": "3s"}}"#).unwrap_err();
+        assert!(err.to_string().contains("base"), "both given: {err}");
         let err = ClientConfig::from_json(r#"{"deadline": "soon"}"#).unwrap_err();
         let text = err.to_string();
         assert!(
