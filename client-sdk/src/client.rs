@@ -85,7 +85,8 @@ pub struct ClientConfig {
     /// Default 30 s.
     #[serde(with = "crate::config::duration")]
     pub directory_refresh: Duration,
-    /// Connecting to a router (TCP and TLS). Default 1 s.
+    /// Opening a TCP connection to a router (for sessions the TLS handshake too; a request's
+    /// handshake counts in `attempt_timeout`). Default 1 s.
     #[serde(with = "crate::config::duration")]
     pub connect_timeout: Duration,
     /// One attempt, connect to whole answer. Default 5 s.

@@ -231,6 +231,18 @@ mod tests {
             );
             assert!(!err.retryable);
         }
+        // Every single byte, in a name and in a value: taken or refused, never a panic.
+        for b in 0u8..=255 {
+            let text = String::from_utf8_lossy(&[b'x', b, b'y']).into_owned();
+            let name = Request::new(Method::GET, "/").header(&text, "v");
+            let value = Request::new(Method::GET, "/").header("x-v", &text);
+            for req in [name, value] {
+                match req.check() {
+                    Ok(()) => assert_eq!(req.headers.len(), 1),
+                    Err(err) => assert!(matches!(err.kind, ErrorKind::Invalid(_))),
+                }
+            }
+        }
         assert!(Request::new(Method::GET, "no-slash").check().is_err());
         assert!(Request::new(Method::GET, "/a b").check().is_err());
     }
