@@ -129,9 +129,11 @@ impl Client {
             let Some(next) = self.pick(&avoid) else {
                 return give_up(error, true, source);
             };
-            let pause = match (Arc::ptr_eq(&next, &region), wait) {
+            let same = next.name == region.name;
+            let pause = match (same, wait) {
                 // Another region is a fresh start: no need to wait (unless it asked).
                 (false, _) => Duration::ZERO,
+                // The server said how long: that is the region's hold, below.
                 (true, Some(_)) => Duration::ZERO,
                 (true, None) => config.backoff.delay(attempt - 1),
             }
@@ -154,7 +156,7 @@ impl Client {
             }
             self.inner.stats.retries.fetch_add(1, Ordering::Relaxed);
             telemetry::retry(&next.name);
-            if next.name != region.name {
+            if !same {
                 self.inner.stats.failovers.fetch_add(1, Ordering::Relaxed);
                 telemetry::failover(&next.name);
             }

@@ -209,7 +209,14 @@ impl Client {
                 TcpStream::connect((host.as_str(), port)),
             )
             .await
-            .map_err(|_| (ErrorKind::Timeout(config.connect_timeout), true, None))?
+            .map_err(|_| {
+                // A connect failure like any other: the region's next router is tried.
+                let why = format!(
+                    "{endpoint}: no connection within {:?}",
+                    config.connect_timeout
+                );
+                (ErrorKind::Connect(why), true, None)
+            })?
             .map_err(|err| (ErrorKind::Connect(format!("{endpoint}: {err}")), true, None))?;
             let _ = tcp.set_nodelay(true);
             let stream = match tls {
@@ -224,7 +231,11 @@ impl Client {
                         tokio::time::timeout(config.connect_timeout, connector.connect(name, tcp))
                             .await
                             .map_err(|_| {
-                                (ErrorKind::Timeout(config.connect_timeout), true, None)
+                                let why = format!(
+                                    "{endpoint}: no TLS handshake within {:?}",
+                                    config.connect_timeout
+                                );
+                                (ErrorKind::Connect(why), true, None)
                             })?;
                     match handshake {
                         Ok(stream) => RouterStream::Tls(Box::new(stream)),
