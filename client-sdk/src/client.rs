@@ -11,7 +11,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -20,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::backoff::Backoff;
 use crate::breaker::BreakerConfig;
 use crate::budget::{BudgetConfig, RetryBudget};
+use crate::connector::TimedConnector;
 use crate::directory::DirectoryState;
 use crate::error::{Error, ErrorKind};
 pub(crate) use crate::exchange::host_of;
@@ -85,8 +85,7 @@ pub struct ClientConfig {
     /// Default 30 s.
     #[serde(with = "crate::config::duration")]
     pub directory_refresh: Duration,
-    /// Opening a TCP connection to a router (for sessions the TLS handshake too; a request's
-    /// handshake counts in `attempt_timeout`). Default 1 s.
+    /// Connecting to a router, TCP and TLS handshake together. Default 1 s.
     #[serde(with = "crate::config::duration")]
     pub connect_timeout: Duration,
     /// One attempt, connect to whole answer. Default 5 s.
@@ -279,7 +278,8 @@ impl ClientBuilder {
             .enable_http1()
             .enable_http2()
             .wrap_connector(connector);
-        let http = HyperClient::builder(TokioExecutor::new()).build(https);
+        let connector = TimedConnector::new(https, config.connect_timeout);
+        let http = HyperClient::builder(TokioExecutor::new()).build(connector);
         let ws_tls = Arc::new(tls::client_config(&config.tls, tls::ALPN_WEBSOCKET)?);
         let regions = config
             .regions
@@ -375,7 +375,7 @@ pub struct Client {
     pub(crate) inner: Arc<Inner>,
 }
 
-type Http = HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type Http = HyperClient<TimedConnector, Full<Bytes>>;
 
 pub(crate) struct Inner {
     pub(crate) config: ClientConfig,

@@ -18,6 +18,7 @@ pub mod breaker;
 pub mod budget;
 pub mod client;
 mod config;
+mod connector;
 mod directory;
 pub mod error;
 mod exchange;

@@ -309,3 +309,55 @@ async fn headers_are_case_insensitive_and_bad_ones_are_a_clear_error_not_a_panic
     }
     assert_eq!(client.stats().attempts, 1, "a bad header sends nothing");
 }
+
+/// A listener that accepts connections and never says a word (a hung router).
+async fn hung_router() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn);
+        }
+    });
+    (format!("https://localhost:{port}"), task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_that_hangs_its_tls_handshake_is_passed_over_within_connect_timeout() {
+    let dir = Scratch::new("hung");
+    let ca = TestCa::new("Switchyard test CA");
+    let bs = backends(&["b"]).await;
+    let (_router, good) = tls_router(&ca, &dir, &bs);
+    let (hung, accepting) = hung_router().await;
+    let client = Client::builder()
+        .region_endpoints("eu", [hung, good])
+        .tls_roots(switchyard_client::Roots::None)
+        .tls_ca_pem(ca.pem())
+        .connect_timeout(Duration::from_millis(300))
+        .attempt_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let resp = client.get("/").await.expect("the second router answers");
+    let took = started.elapsed();
+    assert_eq!(resp.backend(), Some("b"));
+    assert!(
+        took < Duration::from_secs(2),
+        "passed over after 300 ms: {took:?}"
+    );
+    assert_eq!(client.stats().attempts, 1, "one attempt, two routers");
+
+    // A session passes it over the same way.
+    let started = Instant::now();
+    let session = tokio::time::timeout(WAIT, client.session("/ws/echo"))
+        .await
+        .expect("in time");
+    assert!(session.is_ok(), "{:?}", session.err());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    accepting.abort();
+}
