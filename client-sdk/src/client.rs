@@ -196,6 +196,14 @@ impl ClientBuilder {
 
     /// Adds a region with several routers, tried in turn (a connect failure moves to the next
     /// one) before the next region.
+    ///
+    /// ```
+    /// let client = switchyard_client::Client::builder()
+    ///     .region_endpoints("eu-west", ["https://eu-1.example.net", "https://eu-2.example.net"])
+    ///     .region("us-east", "https://us.example.net")
+    ///     .build()?;
+    /// # Ok::<(), switchyard_client::Error>(())
+    /// ```
     pub fn region_endpoints<E: Into<String>>(
         mut self,
         name: impl Into<String>,
@@ -531,6 +539,17 @@ impl Client {
     /// Like [`Client::request`], but returns once the answer's head is in: the body is read
     /// with [`StreamingResponse::chunk`], without a size limit, each chunk within
     /// `body_idle_timeout`. Retries and the deadline cover the way to the head.
+    ///
+    /// ```no_run
+    /// # async fn run(client: switchyard_client::Client) -> Result<(), switchyard_client::Error> {
+    /// let req = switchyard_client::Request::new(http::Method::GET, "/stream/movie");
+    /// let mut resp = client.request_streaming(req).await?;
+    /// while let Some(chunk) = resp.chunk().await? {
+    ///     println!("{} bytes", chunk.len());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn request_streaming(&self, req: Request) -> Result<StreamingResponse, Error> {
         let (parts, body, region, _) = self.exchange(&req).await?;
         Ok(StreamingResponse {

@@ -15,6 +15,18 @@ impl ClientConfig {
     /// `{"regions": [{"name": "eu", "endpoints": ["https://eu.example.net"]}], "deadline": "10s"}`.
     /// Fields left out keep their defaults; an unknown field or a bad value is an
     /// [`ErrorKind::Config`] naming where it is.
+    ///
+    /// ```
+    /// use switchyard_client::{ClientBuilder, ClientConfig};
+    /// let config = ClientConfig::from_json(r#"{
+    ///     "regions": [{"name": "eu", "endpoints": ["https://eu.example.net"]}],
+    ///     "deadline": "10s"
+    /// }"#)?;
+    /// assert_eq!(config.deadline, std::time::Duration::from_secs(10));
+    /// let client = ClientBuilder::from_config(config).build()?;
+    /// assert!(ClientConfig::from_json(r#"{"deadline": "soon"}"#).is_err());
+    /// # Ok::<(), switchyard_client::Error>(())
+    /// ```
     pub fn from_json(text: &str) -> Result<ClientConfig, Error> {
         let mut de = serde_json::Deserializer::from_str(text);
         serde_path_to_error::deserialize(&mut de).map_err(|err| {
