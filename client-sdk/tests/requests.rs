@@ -52,7 +52,7 @@ async fn the_routers_own_overloaded_503_is_honoured_without_waiting_past_the_dea
         .deadline(Duration::from_secs(10))
         .build()
         .unwrap();
-    let hold = tokio::spawn(async move { holder.get("/hold?delay_ms=3000").await });
+    let hold = tokio::spawn(async move { holder.get("/hold?delay_ms=6000").await });
     let client = Client::builder()
         .region("r", &url)
         .deadline(Duration::from_millis(800))
@@ -83,6 +83,32 @@ async fn the_routers_own_overloaded_503_is_honoured_without_waiting_past_the_dea
         last.contains("503") && last.contains("overloaded"),
         "{last}"
     );
+
+    // With another region the request moves there at once (any method: nothing reached a
+    // backend), without waiting for the first region's Retry-After.
+    let other_b = backends(&["other"]).await;
+    let other = router(&other_b);
+    let client = Client::builder()
+        .region("r", &url)
+        .region("other", http_url(&other))
+        .deadline(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let resp = client
+        .post("/order", "x")
+        .await
+        .expect("the other region serves");
+    assert_eq!(
+        (resp.region.as_str(), resp.backend()),
+        ("other", Some("other"))
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(800),
+        "no wait for r's Retry-After: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(client.stats().failovers, 1);
     hold.abort();
 }
 
