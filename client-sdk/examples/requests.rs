@@ -5,29 +5,62 @@
 //! With `switchyard demo --regions 3`, the region order comes from the directory instead:
 //!
 //!     cargo run -p switchyard-client --example requests -- --directory
+//!
+//! Or from a configuration file (JSON or TOML, as in docs/SDK.md):
+//!
+//!     cargo run -p switchyard-client --example requests -- --config client.toml
 
-use switchyard_client::Client;
+use std::time::Duration;
+
+use switchyard_client::{Client, ClientBuilder, ClientConfig, Request};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let builder = Client::builder();
-    let client = match std::env::args().any(|a| a == "--directory") {
-        true => builder.directory("http://127.0.0.1:8080/v1/regions?lat=48.86&lon=2.35"),
-        false => builder.region("local", "http://127.0.0.1:8080"),
-    }
-    .build()?;
+    let args: Vec<String> = std::env::args().collect();
+    let builder = match args.iter().position(|a| a == "--config") {
+        Some(i) => {
+            let path = args.get(i + 1).ok_or("--config needs a file")?;
+            let text = std::fs::read_to_string(path)?;
+            let config = match path.ends_with(".json") {
+                true => ClientConfig::from_json(&text)?,
+                false => ClientConfig::from_toml(&text)?,
+            };
+            ClientBuilder::from_config(config)
+        }
+        None if args.iter().any(|a| a == "--directory") => {
+            Client::builder().directory("http://127.0.0.1:8080/v1/regions?lat=48.86&lon=2.35")
+        }
+        None => Client::builder().region("local", "http://127.0.0.1:8080"),
+    };
+    let client = builder.build()?;
     println!("regions in order: {:?}", client.regions().await);
     for _ in 0..6 {
-        match client.get("/api/titles").await {
+        let req = Request::new(http::Method::GET, "/api/titles")
+            .header("X-Trace-Id", "example")
+            .timeout(Duration::from_secs(2));
+        match client.request(req).await {
             Ok(resp) => println!(
-                "{} from {} via region {}",
+                "{} ({:?}) from {} via region {}",
                 resp.status,
+                resp.version,
                 resp.backend().unwrap_or("-"),
                 resp.region
             ),
             Err(err) => println!("failed: {err}"),
         }
     }
+    // A large body, read as it arrives instead of whole.
+    let mut stream = client
+        .request_streaming(Request::new(
+            http::Method::GET,
+            "/stream/movie?bytes=20000000",
+        ))
+        .await?;
+    let mut total = 0;
+    while let Some(chunk) = stream.chunk().await? {
+        total += chunk.len();
+    }
+    println!("streamed {total} bytes");
     println!("{:?}", client.stats());
     Ok(())
 }

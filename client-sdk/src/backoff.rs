@@ -4,12 +4,15 @@
 
 use std::time::Duration;
 
-/// Backoff settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Backoff settings. As data: `{ base = "50ms", cap = "2s" }`, both given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Backoff {
     /// The first retry's ceiling. Default 50 ms.
+    #[serde(with = "crate::config::duration")]
     pub base: Duration,
     /// The largest ceiling. Default 2 s.
+    #[serde(with = "crate::config::duration")]
     pub cap: Duration,
 }
 

@@ -1,6 +1,7 @@
 //! A circuit breaker per region: after `failures` consecutive failures it opens and the region
 //! is skipped; after a jittered cool-off it half-opens and lets one request through — its
-//! success closes the breaker, its failure opens it again.
+//! success closes the breaker, its failure opens it again. Each change of state is counted
+//! in `switchyard_client_breaker_transitions_total{region, to}`.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -8,11 +9,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Breaker settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct BreakerConfig {
     /// Consecutive failures that open it. Default 5.
     pub failures: u32,
     /// Cool-off before a trial request, ±20% jitter. Default 5 s.
+    #[serde(with = "crate::config::duration")]
     pub cool_off: Duration,
 }
 
@@ -39,18 +42,44 @@ enum State {
     },
 }
 
+impl State {
+    fn name(&self) -> &'static str {
+        match self {
+            State::Closed { .. } => "closed",
+            State::Open { .. } => "open",
+            State::HalfOpen { .. } => "half_open",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Breaker {
     config: BreakerConfig,
     state: Mutex<State>,
+    /// The region's name, for the transition metric.
+    region: String,
 }
 
 impl Breaker {
     pub fn new(config: BreakerConfig) -> Breaker {
+        Breaker::for_region(config, "")
+    }
+
+    /// A breaker whose transitions are counted under `region`.
+    pub fn for_region(config: BreakerConfig, region: &str) -> Breaker {
         Breaker {
             config,
             state: Mutex::new(State::Closed { failures: 0 }),
+            region: region.to_string(),
         }
+    }
+
+    /// Sets the state, counting a change of kind (closed, open, half-open).
+    fn set(&self, state: &mut State, next: State) {
+        if std::mem::discriminant(state) != std::mem::discriminant(&next) {
+            crate::telemetry::breaker_transition(&self.region, next.name());
+        }
+        *state = next;
     }
 
     /// Whether a request may go to this region now (an open breaker past its cool-off lets
@@ -62,9 +91,10 @@ impl Breaker {
             State::Open { until } | State::HalfOpen { until } if Instant::now() >= until => {
                 // A trial whose outcome never came back (cancelled, or settled nowhere)
                 // must not keep the region closed for ever: another trial after a cool-off.
-                *state = State::HalfOpen {
+                let next = State::HalfOpen {
                     until: Instant::now() + self.config.cool_off,
                 };
+                self.set(&mut state, next);
                 true
             }
             State::Open { .. } | State::HalfOpen { .. } => false,
@@ -72,7 +102,8 @@ impl Breaker {
     }
 
     pub fn success(&self) {
-        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = State::Closed { failures: 0 };
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.set(&mut state, State::Closed { failures: 0 });
     }
 
     pub fn failure(&self) {
@@ -80,13 +111,14 @@ impl Breaker {
         let open = || State::Open {
             until: Instant::now() + self.config.cool_off.mul_f64(0.8 + 0.4 * fastrand::f64()),
         };
-        *state = match *state {
+        let next = match *state {
             State::Closed { failures } if failures + 1 >= self.config.failures => open(),
             State::Closed { failures } => State::Closed {
                 failures: failures + 1,
             },
             State::HalfOpen { .. } | State::Open { .. } => open(),
         };
+        self.set(&mut state, next);
     }
 
     pub fn is_open(&self) -> bool {

@@ -6,7 +6,8 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Retry budget settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct BudgetConfig {
     /// Tokens when full. Default 500.
     pub capacity: u32,
@@ -38,6 +39,7 @@ pub struct RetryBudget {
 
 impl RetryBudget {
     pub fn new(config: BudgetConfig) -> RetryBudget {
+        crate::telemetry::budget_left(config.capacity);
         RetryBudget {
             config,
             tokens: AtomicU32::new(config.capacity),
@@ -54,17 +56,21 @@ impl RetryBudget {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
                 t.checked_sub(cost)
             })
+            .inspect(|before| crate::telemetry::budget_left(before - cost))
             .is_ok()
     }
 
     /// A success: refunds up to the capacity.
     pub fn success(&self) {
         let (refund, capacity) = (self.config.success_refund, self.config.capacity);
-        let _ = self
+        if let Ok(before) = self
             .tokens
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
                 Some(t.saturating_add(refund).min(capacity))
-            });
+            })
+        {
+            crate::telemetry::budget_left(before.saturating_add(refund).min(capacity));
+        }
     }
 
     pub fn left(&self) -> u32 {

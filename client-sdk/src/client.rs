@@ -1,29 +1,38 @@
-//! The client: regions in order (static, or from a router's `/v1/regions`), requests with
-//! per-attempt and overall deadlines, retries only where safe, full-jitter backoff under a
-//! retry budget, a circuit breaker per region and failover to the next region.
+//! The client: regions in order (static, or from a router's `/v1/regions`), each with one or
+//! more router endpoints tried in turn; requests over HTTP/1.1 or HTTP/2 (TLS with rustls)
+//! with per-attempt and overall deadlines, retries only where safe, `Retry-After` honoured,
+//! full-jitter backoff under a retry budget, a circuit breaker per region and failover to the
+//! next region.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::HeaderMap;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tokio::time::Instant;
-use tracing::Instrument;
+use serde::{Deserialize, Serialize};
 
 use crate::backoff::Backoff;
-use crate::breaker::{Breaker, BreakerConfig};
+use crate::breaker::BreakerConfig;
 use crate::budget::{BudgetConfig, RetryBudget};
+use crate::connector::TimedConnector;
+use crate::directory::DirectoryState;
 use crate::error::{Error, ErrorKind};
+pub(crate) use crate::exchange::host_of;
+pub use crate::region::Region;
+pub use crate::request::{Request, Response, StreamingResponse};
+use crate::tls::{self, TlsConfig};
 
 /// The router's sticky-session header.
 pub const SESSION_HEADER: &str = "x-switchyard-session";
 /// The router's own-error header: present only on answers the router made itself.
 pub const ROUTER_ERROR_HEADER: &str = "x-switchyard-error";
+/// Default `max_response_bytes`: 8 MiB.
+pub const MAX_RESPONSE_BYTES_DEFAULT: u64 = 8 << 20;
 
 /// Where a client keeps its session id between runs (the app decides: a file, the keychain…).
 pub trait SessionPersistence: Send + Sync {
@@ -31,13 +40,13 @@ pub trait SessionPersistence: Send + Sync {
     fn save(&self, token: &str);
 }
 
-/// One region the client may use.
-#[derive(Debug)]
-pub struct Region {
+/// One region as configured: a name and its routers' endpoints, tried in this order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
     pub name: String,
-    /// `http://host:port`, no trailing `/`.
-    pub endpoint: String,
-    breaker: Breaker,
+    /// `http://host:port` or `https://host[:port]`, no path.
+    pub endpoints: Vec<String>,
 }
 
 /// Counters the app can read.
@@ -59,38 +68,61 @@ pub struct StatsSnapshot {
     pub budget_left: u32,
 }
 
-/// Everything a client is built with; every field has a documented default.
-#[derive(Clone)]
+/// Everything a client is built with; every field has a documented default. As data (JSON,
+/// TOML: [`ClientConfig::from_json`], [`ClientConfig::from_toml`]) the field names are the
+/// builder's method names and durations are strings such as `"250ms"`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ClientConfig {
-    /// Regions in order of preference, `(name, "http://host:port")`. Default none.
-    pub regions: Vec<(String, String)>,
+    /// Regions in order of preference, each with its routers' endpoints. Default none.
+    pub regions: Vec<RegionConfig>,
     /// A router's `/v1/regions` URL: the region order comes from there (nearest healthy
-    /// first), read at the first request, every `directory_refresh`, and after a region fails.
+    /// first; unhealthy or evacuating regions last), read at the first request, again when
+    /// its `ttl_s` (else `directory_refresh`) has passed, and after a region fails.
     /// Default none.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub directory: Option<String>,
     /// Default 30 s.
+    #[serde(with = "crate::config::duration")]
     pub directory_refresh: Duration,
-    /// Connecting to a router. Default 1 s.
+    /// Connecting to a router, TCP and TLS handshake together. Default 1 s.
+    #[serde(with = "crate::config::duration")]
     pub connect_timeout: Duration,
     /// One attempt, connect to whole answer. Default 5 s.
+    #[serde(with = "crate::config::duration")]
     pub attempt_timeout: Duration,
     /// The whole request, retries and waits included. Default 15 s.
+    #[serde(with = "crate::config::duration")]
     pub deadline: Duration,
     /// Attempts per request, the first included. Default 3.
     pub max_attempts: u32,
+    /// Retries of a request. Default base 50 ms, cap 2 s.
     pub backoff: Backoff,
     pub budget: BudgetConfig,
     pub breaker: BreakerConfig,
     /// Longest `Retry-After` honoured. Default 10 s.
+    #[serde(with = "crate::config::duration")]
     pub retry_after_cap: Duration,
     /// Default `switchyard-client/<version>`.
     pub user_agent: String,
+    /// Largest response body [`Client::request`] reads; past it the request fails with
+    /// [`ErrorKind::BodyTooLarge`] (use [`Client::request_streaming`]). Default 8 MiB.
+    pub max_response_bytes: u64,
+    /// Streamed bodies: longest wait for the next chunk. Default 30 s.
+    #[serde(with = "crate::config::duration")]
+    pub body_idle_timeout: Duration,
+    /// Trusted roots and the app's own CA for `https://` and `wss://`. Default: the bundled
+    /// web roots.
+    pub tls: TlsConfig,
     /// Default none (the session id lives as long as the client).
+    #[serde(skip)]
     pub persistence: Option<Arc<dyn SessionPersistence>>,
     /// Sessions: how often to ping. Default 10 s.
+    #[serde(with = "crate::config::duration")]
     pub ping_interval: Duration,
     /// Sessions: no pong (or any frame) this long after a ping means the connection is dead.
     /// Default 5 s.
+    #[serde(with = "crate::config::duration")]
     pub ping_timeout: Duration,
     /// Sessions: messages kept while reconnecting. Default 256.
     pub send_queue: usize,
@@ -106,19 +138,24 @@ pub struct ClientConfig {
     pub event_buffer: usize,
     /// Sessions: longest one socket write may take; past it the connection counts as dead.
     /// Default 10 s.
+    #[serde(with = "crate::config::duration")]
     pub send_timeout: Duration,
     /// Sessions: full-jitter window of the first reconnect after `4001`/`4003` without
     /// `retry_after_ms`. Default 1 s.
+    #[serde(with = "crate::config::duration")]
     pub moved_jitter: Duration,
     /// Sessions: full-jitter window of the first reconnect after `4002`. Default 500 ms.
+    #[serde(with = "crate::config::duration")]
     pub backend_lost_jitter: Duration,
     /// Sessions: backoff after `1013`, a dead path or a failed reconnect. Default base 1 s,
     /// cap 30 s.
     pub reconnect_backoff: Backoff,
     /// Sessions: give up reconnecting after this long (a terminal `Closed`). Default 5 min.
+    #[serde(with = "crate::config::duration")]
     pub reconnect_give_up: Duration,
     /// Sessions: called before each reconnect attempt. Default none. Not plain data: left out
     /// of any serialised form.
+    #[serde(skip)]
     pub on_reconnect: Option<crate::pacing::ReconnectHook>,
 }
 
@@ -137,6 +174,9 @@ impl Default for ClientConfig {
             breaker: BreakerConfig::default(),
             retry_after_cap: Duration::from_secs(10),
             user_agent: format!("switchyard-client/{}", env!("CARGO_PKG_VERSION")),
+            max_response_bytes: MAX_RESPONSE_BYTES_DEFAULT,
+            body_idle_timeout: Duration::from_secs(30),
+            tls: TlsConfig::default(),
             persistence: None,
             ping_interval: Duration::from_secs(10),
             ping_timeout: Duration::from_secs(5),
@@ -151,6 +191,15 @@ impl Default for ClientConfig {
             reconnect_backoff: crate::pacing::RECONNECT_BACKOFF_DEFAULT,
             reconnect_give_up: crate::pacing::RECONNECT_GIVE_UP_DEFAULT,
             on_reconnect: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match serde_json::to_string(self) {
+            Ok(json) => write!(f, "ClientConfig {json}"),
+            Err(_) => f.write_str("ClientConfig { .. }"),
         }
     }
 }
@@ -172,15 +221,48 @@ macro_rules! setter {
 }
 
 impl ClientBuilder {
-    /// Adds a region (in order of preference): a name and its router's `http://host:port`.
-    pub fn region(mut self, name: impl Into<String>, endpoint: impl Into<String>) -> Self {
-        let endpoint = endpoint.into().trim_end_matches('/').to_string();
-        self.config.regions.push((name.into(), endpoint));
+    /// A builder starting from `config` (e.g. read by [`ClientConfig::from_json`]).
+    pub fn from_config(config: ClientConfig) -> ClientBuilder {
+        ClientBuilder { config }
+    }
+
+    /// Adds a region (in order of preference): a name and its router's `http://host:port`
+    /// or `https://host`. The same name again adds another endpoint to that region.
+    pub fn region(self, name: impl Into<String>, endpoint: impl Into<String>) -> Self {
+        self.region_endpoints(name, [endpoint])
+    }
+
+    /// Adds a region with several routers, tried in turn (a connect failure moves to the next
+    /// one) before the next region.
+    ///
+    /// ```
+    /// let client = switchyard_client::Client::builder()
+    ///     .region_endpoints("eu-west", ["https://eu-1.example.net", "https://eu-2.example.net"])
+    ///     .region("us-east", "https://us.example.net")
+    ///     .build()?;
+    /// # Ok::<(), switchyard_client::Error>(())
+    /// ```
+    pub fn region_endpoints<E: Into<String>>(
+        mut self,
+        name: impl Into<String>,
+        endpoints: impl IntoIterator<Item = E>,
+    ) -> Self {
+        let name = name.into();
+        let endpoints = endpoints
+            .into_iter()
+            .map(|e| e.into().trim_end_matches('/').to_string());
+        match self.config.regions.iter_mut().find(|r| r.name == name) {
+            Some(region) => region.endpoints.extend(endpoints),
+            None => self.config.regions.push(RegionConfig {
+                name,
+                endpoints: endpoints.collect(),
+            }),
+        }
         self
     }
 
     /// Reads the region order from a router's `/v1/regions` (e.g.
-    /// `http://127.0.0.1:8080/v1/regions?lat=48.86&lon=2.35`).
+    /// `https://eu-west.example.net/v1/regions?lat=48.86&lon=2.35`).
     pub fn directory(mut self, url: impl Into<String>) -> Self {
         self.config.directory = Some(url.into());
         self
@@ -196,6 +278,9 @@ impl ClientBuilder {
     setter!(breaker: BreakerConfig);
     setter!(retry_after_cap: Duration);
     setter!(user_agent: String);
+    setter!(max_response_bytes: u64);
+    setter!(body_idle_timeout: Duration);
+    setter!(tls: TlsConfig);
     setter!(ping_interval: Duration);
     setter!(ping_timeout: Duration);
     setter!(send_queue: usize);
@@ -210,47 +295,62 @@ impl ClientBuilder {
     setter!(reconnect_give_up: Duration);
     setter!(on_reconnect: Option<crate::pacing::ReconnectHook>);
 
+    /// Trusts the CA certificates in this PEM text too (a private CA).
+    pub fn tls_ca_pem(mut self, pem: impl Into<String>) -> Self {
+        self.config.tls.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Trusts the CA certificates in this PEM file too.
+    pub fn tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.config.tls.ca_file = Some(path.into());
+        self
+    }
+
+    /// Which public roots to trust (bundled web roots by default).
+    pub fn tls_roots(mut self, roots: tls::Roots) -> Self {
+        self.config.tls.roots = roots;
+        self
+    }
+
     pub fn persistence(mut self, store: Arc<dyn SessionPersistence>) -> Self {
         self.config.persistence = Some(store);
         self
     }
 
+    /// Checks the configuration and builds the client; a setting that cannot work is an
+    /// [`ErrorKind::Config`] naming it.
     pub fn build(self) -> Result<Client, Error> {
         let config = self.config;
-        if config.regions.is_empty() && config.directory.is_none() {
-            return Err(Error::new(
-                ErrorKind::Invalid(
-                    "no region and no directory: add .region(..) or .directory(..)".into(),
-                ),
-                None,
-                0,
-                false,
-            ));
-        }
-        if config.max_attempts == 0 {
-            return Err(Error::new(
-                ErrorKind::Invalid("max_attempts must be at least 1".into()),
-                None,
-                0,
-                false,
-            ));
-        }
+        check(&config).map_err(|why| Error::invalid(ErrorKind::Config(why)))?;
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.connect_timeout));
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls::client_config(&config.tls, tls::ALPN_HTTP)?)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(connector);
+        let connector = TimedConnector::new(https, config.connect_timeout);
         let http = HyperClient::builder(TokioExecutor::new()).build(connector);
+        let ws_tls = Arc::new(tls::client_config(&config.tls, tls::ALPN_WEBSOCKET)?);
         let regions = config
             .regions
             .iter()
-            .map(|(name, endpoint)| Arc::new(region(name, endpoint, config.breaker)))
+            .map(|r| Arc::new(Region::new(&r.name, &r.endpoints, config.breaker)))
             .collect();
         let session = config.persistence.as_ref().and_then(|p| p.load());
         Ok(Client {
             inner: Arc::new(Inner {
                 budget: RetryBudget::new(config.budget),
                 http,
+                ws_tls,
                 regions: RwLock::new(regions),
-                directory_read: Mutex::new(None),
+                directory: Mutex::new(DirectoryState::default()),
+                directory_reading: Arc::new(tokio::sync::Mutex::new(())),
+                directory_fetches: AtomicU64::new(0),
                 session: Mutex::new(session),
                 stats: Stats::default(),
                 config,
@@ -259,12 +359,69 @@ impl ClientBuilder {
     }
 }
 
-fn region(name: &str, endpoint: &str, breaker: BreakerConfig) -> Region {
-    Region {
-        name: name.to_string(),
-        endpoint: endpoint.trim_end_matches('/').to_string(),
-        breaker: Breaker::new(breaker),
+/// What a configuration must hold; the first problem, named by its field.
+fn check(config: &ClientConfig) -> Result<(), String> {
+    if config.regions.is_empty() && config.directory.is_none() {
+        return Err("no region and no directory: add .region(..) or .directory(..)".into());
     }
+    for (i, region) in config.regions.iter().enumerate() {
+        if region.name.trim().is_empty() {
+            return Err(format!("regions[{i}].name is empty"));
+        }
+        if region.endpoints.is_empty() {
+            return Err(format!("regions[{i}] ({}): no endpoint", region.name));
+        }
+        for (k, endpoint) in region.endpoints.iter().enumerate() {
+            check_url(endpoint, false)
+                .map_err(|why| format!("regions[{i}].endpoints[{k}] {endpoint:?}: {why}"))?;
+        }
+    }
+    if let Some(url) = &config.directory {
+        check_url(url, true).map_err(|why| format!("directory {url:?}: {why}"))?;
+    }
+    let positive = [
+        ("connect_timeout", config.connect_timeout),
+        ("attempt_timeout", config.attempt_timeout),
+        ("deadline", config.deadline),
+        ("directory_refresh", config.directory_refresh),
+        ("body_idle_timeout", config.body_idle_timeout),
+    ];
+    if let Some((name, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
+        return Err(format!("{name} must be more than 0"));
+    }
+    if config.max_attempts == 0 {
+        return Err("max_attempts must be at least 1".into());
+    }
+    if config.max_response_bytes == 0 {
+        return Err("max_response_bytes must be at least 1".into());
+    }
+    if config.breaker.failures == 0 {
+        return Err("breaker.failures must be at least 1".into());
+    }
+    if http::HeaderValue::from_str(&config.user_agent).is_err() {
+        return Err(format!(
+            "user_agent {:?} is not a valid header value",
+            config.user_agent
+        ));
+    }
+    Ok(())
+}
+
+/// An `http://` or `https://` URL with a host (and, unless `path_ok`, nothing after it).
+fn check_url(url: &str, path_ok: bool) -> Result<(), String> {
+    let uri: http::Uri = url.parse().map_err(|err| format!("not a URL ({err})"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        Some(other) => return Err(format!("scheme {other}: expected http or https")),
+        None => return Err("no scheme: expected http:// or https://".into()),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("no host".into());
+    }
+    if !path_ok && uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+        return Err("a router endpoint has no path (the request's path is added to it)".into());
+    }
+    Ok(())
 }
 
 /// A Switchyard client. Cheap to clone; share one per app.
@@ -273,105 +430,22 @@ pub struct Client {
     pub(crate) inner: Arc<Inner>,
 }
 
+type Http = HyperClient<TimedConnector, Full<Bytes>>;
+
 pub(crate) struct Inner {
     pub(crate) config: ClientConfig,
-    http: HyperClient<HttpConnector, Full<Bytes>>,
-    regions: RwLock<Vec<Arc<Region>>>,
-    directory_read: Mutex<Option<Instant>>,
-    session: Mutex<Option<String>>,
+    pub(crate) http: Http,
+    /// TLS for `wss://` sessions (ALPN `http/1.1` only: the upgrade is HTTP/1.1).
+    pub(crate) ws_tls: Arc<rustls::ClientConfig>,
+    pub(crate) regions: RwLock<Vec<Arc<Region>>>,
+    /// When the directory was read and is due again.
+    pub(crate) directory: Mutex<DirectoryState>,
+    /// Held while the directory is read: one read in flight, the others wait for it.
+    pub(crate) directory_reading: Arc<tokio::sync::Mutex<()>>,
+    pub(crate) directory_fetches: AtomicU64,
+    pub(crate) session: Mutex<Option<String>>,
     pub(crate) budget: RetryBudget,
     pub(crate) stats: Stats,
-}
-
-/// A request to send.
-#[derive(Debug, Clone)]
-pub struct Request {
-    pub method: Method,
-    /// Path and query, e.g. `/api/titles?page=2`.
-    pub path: String,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-    /// Retry even though the method is not idempotent (the caller knows it is safe).
-    pub retry_non_idempotent: bool,
-}
-
-impl Request {
-    pub fn new(method: Method, path: impl Into<String>) -> Request {
-        Request {
-            method,
-            path: path.into(),
-            headers: HeaderMap::new(),
-            body: Bytes::new(),
-            retry_non_idempotent: false,
-        }
-    }
-
-    pub fn body(mut self, body: impl Into<Bytes>) -> Request {
-        self.body = body.into();
-        self
-    }
-
-    pub fn header(mut self, name: &'static str, value: &str) -> Request {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            self.headers.insert(HeaderName::from_static(name), v);
-        }
-        self
-    }
-
-    /// Opts a non-idempotent request into retries.
-    pub fn retry_non_idempotent(mut self) -> Request {
-        self.retry_non_idempotent = true;
-        self
-    }
-
-    fn retryable_method(&self) -> bool {
-        self.retry_non_idempotent
-            || matches!(
-                self.method,
-                Method::GET
-                    | Method::HEAD
-                    | Method::OPTIONS
-                    | Method::TRACE
-                    | Method::PUT
-                    | Method::DELETE
-            )
-    }
-}
-
-/// An answer.
-#[derive(Debug, Clone)]
-pub struct Response {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-    /// The region that answered.
-    pub region: String,
-}
-
-impl Response {
-    /// The backend that answered (`X-Backend-Id`), if it said.
-    pub fn backend(&self) -> Option<&str> {
-        self.headers
-            .get("x-backend-id")
-            .and_then(|v| v.to_str().ok())
-    }
-}
-
-/// How one attempt ended.
-enum Outcome {
-    Done(Response),
-    /// A failure retrying cannot fix (a backend's 500, an invalid request).
-    Fail(ErrorKind),
-    /// Try again: `safe` when the request surely did not reach a backend (any method may be
-    /// retried), `move_on` when the next attempt should use another region, `wait` a
-    /// server-given delay (Retry-After).
-    Again {
-        error: ErrorKind,
-        safe: bool,
-        move_on: bool,
-        timeout: bool,
-        wait: Option<Duration>,
-    },
 }
 
 impl Client {
@@ -388,6 +462,20 @@ impl Client {
             reconnects: s.reconnects.load(Ordering::Relaxed),
             budget_left: self.inner.budget.left(),
         }
+    }
+
+    /// Whether `region`'s circuit breaker is open (or half-open) now; `None` for a region
+    /// this client does not know.
+    pub fn breaker_open(&self, region: &str) -> Option<bool> {
+        self.region_list()
+            .iter()
+            .find(|r| r.name == region)
+            .map(|r| r.breaker.is_open())
+    }
+
+    /// How many times the region directory was read (successfully or not).
+    pub fn directory_reads(&self) -> u64 {
+        self.inner.directory_fetches.load(Ordering::Relaxed)
     }
 
     /// The session id (token) the router gave this client, if any.
@@ -412,20 +500,20 @@ impl Client {
     }
 
     pub async fn get(&self, path: &str) -> Result<Response, Error> {
-        self.request(Request::new(Method::GET, path)).await
+        self.request(Request::new(http::Method::GET, path)).await
     }
 
     pub async fn post(&self, path: &str, body: impl Into<Bytes>) -> Result<Response, Error> {
-        self.request(Request::new(Method::POST, path).body(body))
+        self.request(Request::new(http::Method::POST, path).body(body))
             .await
     }
 
-    /// The regions in the order requests try them.
+    /// The regions in the order requests try them: `(name, first endpoint)`.
     pub async fn regions(&self) -> Vec<(String, String)> {
         self.refresh_directory(false).await;
         self.region_list()
             .iter()
-            .map(|r| (r.name.clone(), r.endpoint.clone()))
+            .map(|r| (r.name.clone(), r.endpoint().to_string()))
             .collect()
     }
 
@@ -437,90 +525,17 @@ impl Client {
             .clone()
     }
 
-    /// Reads the directory when it is due (or `now`); keeps breakers of regions it knew.
-    pub(crate) async fn refresh_directory(&self, now: bool) {
-        let Some(url) = &self.inner.config.directory else {
-            return;
-        };
-        {
-            let read = self
-                .inner
-                .directory_read
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if !now && read.is_some_and(|t| t.elapsed() < self.inner.config.directory_refresh) {
-                return;
-            }
-        }
-        let fetched = async {
-            let req = http::Request::get(url.as_str())
-                .header(http::header::USER_AGENT, &self.inner.config.user_agent)
-                .body(Full::new(Bytes::new()))
-                .ok()?;
-            let resp = self.inner.http.request(req).await.ok()?;
-            if !resp.status().is_success() {
-                return None;
-            }
-            let body = resp.into_body().collect().await.ok()?.to_bytes();
-            let answer: serde_json::Value = serde_json::from_slice(&body).ok()?;
-            let regions: Vec<(String, String, bool)> = answer["regions"]
-                .as_array()?
-                .iter()
-                .filter_map(|r| {
-                    Some((
-                        r["name"].as_str()?.to_string(),
-                        r["endpoint"].as_str()?.to_string(),
-                        r["healthy"].as_bool().unwrap_or(true)
-                            && !r["evacuating"].as_bool().unwrap_or(false),
-                    ))
-                })
-                .collect();
-            Some(regions)
-        };
-        let fetched = tokio::time::timeout(self.inner.config.attempt_timeout, fetched).await;
-        *self
-            .inner
-            .directory_read
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
-        let Ok(Some(listed)) = fetched else {
-            tracing::debug!(
-                url,
-                "region directory unreachable: keeping the region order"
-            );
-            return;
-        };
-        let known = self.region_list();
-        let mut next: Vec<Arc<Region>> = listed
-            .iter()
-            .map(|(name, endpoint, _)| {
-                known
-                    .iter()
-                    .find(|r| r.name == *name && r.endpoint == endpoint.trim_end_matches('/'))
-                    .cloned()
-                    .unwrap_or_else(|| Arc::new(region(name, endpoint, self.inner.config.breaker)))
-            })
-            .collect();
-        // Regions configured statically but not listed stay as a last resort.
-        for r in known {
-            if !next.iter().any(|n| n.name == r.name) {
-                next.push(r);
-            }
-        }
-        *self
-            .inner
-            .regions
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = next;
-    }
-
-    /// The first region whose breaker allows a request, skipping `avoid`.
+    /// The region to try next: the first whose breaker allows a request, not in `avoid` and
+    /// not holding requests off (`Retry-After`); failing that one that holds them off (the
+    /// caller waits); failing that any region whose breaker allows it.
     pub(crate) fn pick(&self, avoid: &[String]) -> Option<Arc<Region>> {
         let regions = self.region_list();
+        let fresh = |r: &&Arc<Region>| !avoid.contains(&r.name);
         regions
             .iter()
-            .filter(|r| !avoid.contains(&r.name))
-            .find(|r| r.breaker.allows())
+            .filter(fresh)
+            .find(|r| r.held_for().is_zero() && r.breaker.allows())
+            .or_else(|| regions.iter().filter(fresh).find(|r| r.breaker.allows()))
             .or_else(|| regions.iter().find(|r| r.breaker.allows()))
             .cloned()
     }
@@ -535,225 +550,62 @@ impl Client {
 
     /// Sends a request: retried only where safe, within the retry budget, failing over to
     /// the next region when this one cannot serve. A 4xx (but 429) is returned as a
-    /// response; a 5xx or 429 that is still there when retries end is an error.
+    /// response; a 5xx or 429 that is still there when retries end is an error. The body is
+    /// read whole, up to `max_response_bytes`.
     pub async fn request(&self, req: Request) -> Result<Response, Error> {
-        let config = &self.inner.config;
-        let started = Instant::now();
-        let deadline = started + config.deadline;
-        self.refresh_directory(false).await;
-        let mut avoid: Vec<String> = Vec::new();
-        let mut previous: Option<String> = None;
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let Some(region) = self.pick(&avoid) else {
-                return Err(Error::new(
-                    ErrorKind::NoRegion,
-                    previous.as_deref(),
-                    attempt - 1,
-                    true,
-                ));
-            };
-            if previous.as_ref().is_some_and(|p| *p != region.name) {
-                self.inner.stats.failovers.fetch_add(1, Ordering::Relaxed);
-            }
-            previous = Some(region.name.clone());
-            self.inner.stats.attempts.fetch_add(1, Ordering::Relaxed);
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(Error::new(
-                    ErrorKind::Deadline(config.deadline),
-                    Some(&region.name),
-                    attempt,
-                    true,
-                ));
-            }
-            let span = tracing::debug_span!("attempt", attempt, region = %region.name, method = %req.method, path = %req.path);
-            let outcome = self
-                .attempt(&req, &region, config.attempt_timeout.min(left))
-                .instrument(span)
-                .await;
-            let (error, safe, move_on, timeout, wait) = match outcome {
-                Outcome::Done(resp) => {
-                    self.region_ok(&region);
-                    self.inner.budget.success();
-                    self.remember_session(&resp.headers);
-                    return Ok(resp);
-                }
-                Outcome::Fail(kind) => {
-                    // The region answered: it is reachable, whatever the backend said.
-                    self.region_ok(&region);
-                    return Err(Error::new(kind, Some(&region.name), attempt, false));
-                }
-                Outcome::Again {
-                    error,
-                    safe,
-                    move_on,
-                    timeout,
-                    wait,
-                } => (error, safe, move_on, timeout, wait),
-            };
-            if move_on {
-                self.region_failed(&region);
-                avoid.push(region.name.clone());
-                self.refresh_directory(true).await;
-            } else if timeout {
-                self.region_failed(&region);
-            } else if matches!(error, ErrorKind::Status { .. }) {
-                // A backend's 5xx or 429 came through the region: the region itself works.
-                self.region_ok(&region);
-            }
-            let may_retry = safe || req.retryable_method();
-            let give_up = |kind: ErrorKind, retryable: bool| {
-                // A final 4xx-ish answer would have been Done; a 5xx/429 is reported as an error.
-                Err(Error::new(kind, Some(&region.name), attempt, retryable))
-            };
-            if !may_retry {
-                return give_up(error, false);
-            }
-            if attempt >= config.max_attempts {
-                return give_up(error, true);
-            }
-            let pause = match (wait, move_on) {
-                (Some(server_said), _) => server_said.min(config.retry_after_cap),
-                // Another region is a fresh start: no need to wait.
-                (None, true) => Duration::ZERO,
-                (None, false) => config.backoff.delay(attempt - 1),
-            };
-            // The deadline first: a retry that cannot happen in time costs the budget nothing.
-            if Instant::now() + pause >= deadline {
-                return Err(Error::new(
-                    ErrorKind::Deadline(config.deadline),
-                    Some(&region.name),
-                    attempt,
-                    true,
-                ));
-            }
-            if !self.inner.budget.try_retry(timeout) {
-                tracing::debug!(attempt, "retry budget spent: not retrying");
-                return give_up(ErrorKind::BudgetExhausted, true);
-            }
-            self.inner.stats.retries.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(pause).await;
-        }
-    }
-
-    async fn attempt(&self, req: &Request, region: &Region, timeout: Duration) -> Outcome {
-        let url = format!("{}{}", region.endpoint, req.path);
-        let mut builder = http::Request::builder()
-            .method(req.method.clone())
-            .uri(url.as_str())
-            .header(http::header::USER_AGENT, &self.inner.config.user_agent);
-        for (name, value) in &req.headers {
-            builder = builder.header(name, value);
-        }
-        if let Some(token) = self.session_id()
-            && !req.headers.contains_key(SESSION_HEADER)
+        let (parts, body, region, attempt) = self.exchange(&req).await?;
+        let limit = self.inner.config.max_response_bytes;
+        let body = match Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect()
+            .await
         {
-            builder = builder.header(SESSION_HEADER, token);
-        }
-        let Ok(request) = builder.body(Full::new(req.body.clone())) else {
-            return Outcome::Fail(ErrorKind::Invalid(format!(
-                "cannot build a request for {url}"
-            )));
-        };
-        let exchange = async {
-            let resp = self.inner.http.request(request).await?;
-            let (parts, body) = resp.into_parts();
-            let body = body.collect().await.map(|b| b.to_bytes());
-            Ok::<_, hyper_util::client::legacy::Error>((parts, body))
-        };
-        let (parts, body) = match tokio::time::timeout(timeout, exchange).await {
-            Err(_) => {
-                return Outcome::Again {
-                    error: ErrorKind::Timeout(timeout),
-                    safe: false,
-                    move_on: false,
-                    timeout: true,
-                    wait: None,
-                };
+            Ok(collected) => collected.to_bytes(),
+            Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+                return Err(Error::new(
+                    ErrorKind::BodyTooLarge { limit },
+                    Some(&region),
+                    attempt,
+                    false,
+                ));
             }
-            Ok(Err(err)) => {
-                let connect = err.is_connect();
-                return Outcome::Again {
-                    error: match connect {
-                        true => ErrorKind::Connect(err.to_string()),
-                        false => ErrorKind::Transport(err.to_string()),
-                    },
-                    // A request whose connection never opened reached no backend.
-                    safe: connect,
-                    move_on: connect,
-                    timeout: false,
-                    wait: None,
-                };
-            }
-            Ok(Ok(answer)) => answer,
-        };
-        let body = match body {
-            Ok(body) => body,
             Err(err) => {
-                return Outcome::Again {
-                    error: ErrorKind::Transport(format!("the body broke: {err}")),
-                    safe: false,
-                    move_on: false,
-                    timeout: false,
-                    wait: None,
-                };
+                let kind = ErrorKind::Transport(format!("the body broke: {err}"));
+                return Err(Error::new(kind, Some(&region), attempt, false)
+                    .with_source(Some(Arc::from(err))));
             }
         };
-        let status = parts.status;
-        let router_error = parts
-            .headers
-            .get(ROUTER_ERROR_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let wait = parts
-            .headers
-            .get(http::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let resp = Response {
-            status,
+        Ok(Response {
+            status: parts.status,
+            version: parts.version,
             headers: parts.headers,
             body,
-            region: region.name.clone(),
-        };
-        let failing = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
-        if !failing {
-            return Outcome::Done(resp);
-        }
-        let error = ErrorKind::Status {
-            status: status.as_u16(),
-            router_error: router_error.clone(),
-        };
-        match router_error.as_deref() {
-            // The region cannot serve this at all: go to the next region (the request never
-            // reached a backend, so any method may go again).
-            Some("no_healthy_backend" | "overloaded" | "no_route") => Outcome::Again {
-                error,
-                safe: true,
-                move_on: true,
-                timeout: false,
-                wait: None,
-            },
-            Some("upstream_connect") => Outcome::Again {
-                error,
-                safe: true,
-                move_on: false,
-                timeout: false,
-                wait,
-            },
-            // The backend's own 502/503/504 or 429 (or the router's timeout): retry where safe,
-            // honouring Retry-After.
-            _ if matches!(status.as_u16(), 429 | 502 | 503 | 504) => Outcome::Again {
-                error,
-                safe: false,
-                move_on: false,
-                timeout: status == StatusCode::GATEWAY_TIMEOUT,
-                wait,
-            },
-            _ => Outcome::Fail(error),
-        }
+            region,
+        })
+    }
+
+    /// Like [`Client::request`], but returns once the answer's head is in: the body is read
+    /// with [`StreamingResponse::chunk`], without a size limit, each chunk within
+    /// `body_idle_timeout`. Retries and the deadline cover the way to the head.
+    ///
+    /// ```no_run
+    /// # async fn run(client: switchyard_client::Client) -> Result<(), switchyard_client::Error> {
+    /// let req = switchyard_client::Request::new(http::Method::GET, "/stream/movie");
+    /// let mut resp = client.request_streaming(req).await?;
+    /// while let Some(chunk) = resp.chunk().await? {
+    ///     println!("{} bytes", chunk.len());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn request_streaming(&self, req: Request) -> Result<StreamingResponse, Error> {
+        let (parts, body, region, _) = self.exchange(&req).await?;
+        Ok(StreamingResponse {
+            status: parts.status,
+            version: parts.version,
+            headers: parts.headers,
+            region,
+            body,
+            idle_timeout: self.inner.config.body_idle_timeout,
+        })
     }
 }

@@ -19,20 +19,32 @@ pub mod breaker;
 pub mod budget;
 pub mod client;
 pub mod close;
+mod config;
+mod connector;
+mod directory;
 pub mod error;
+mod exchange;
 pub mod message;
 pub mod pacing;
+mod region;
 mod replay;
+mod request;
+mod retry_after;
 pub mod session;
+mod stream;
+pub mod telemetry;
+pub mod tls;
 
 pub use backoff::Backoff;
 pub use breaker::BreakerConfig;
 pub use budget::BudgetConfig;
 pub use client::{
-    Client, ClientBuilder, ClientConfig, Request, Response, SessionPersistence, StatsSnapshot,
+    Client, ClientBuilder, ClientConfig, RegionConfig, Request, Response, SessionPersistence,
+    StatsSnapshot, StreamingResponse,
 };
 pub use close::{CloseInfo, Handoff};
 pub use error::{Error, ErrorKind};
 pub use message::Message;
 pub use pacing::{Cause, PacingConfig, ReconnectAttempt, ReconnectHook, reconnect_delay};
 pub use session::{Event, Session};
+pub use tls::{Roots, TlsConfig};

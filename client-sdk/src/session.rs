@@ -29,12 +29,13 @@ use tracing::Instrument;
 use crate::client::{Client, Region, SESSION_HEADER};
 use crate::error::{Error, ErrorKind};
 use crate::message::Message;
+use crate::stream::RouterStream;
 
 mod runner;
 
 use runner::Runner;
 
-type Ws = WebSocketStream<TcpStream>;
+type Ws = WebSocketStream<RouterStream>;
 
 /// What happens to a session, in order: `Connected`, then `Message`s; on a drop
 /// `Unconfirmed` (if anything may be missing), `Reconnecting` (once per attempt), `Resumed`;
@@ -191,7 +192,7 @@ impl Client {
                     break (ws, region, backend);
                 }
                 Err((kind, move_on, wait)) => {
-                    if !retryable_refusal(&kind) {
+                    if !kind.is_retryable() {
                         return Err(Error::new(kind, Some(&region.name), attempt, false));
                     }
                     if move_on {
@@ -230,36 +231,124 @@ impl Client {
         })
     }
 
-    /// One connection attempt: the WebSocket and its backend, or what failed, whether to try
-    /// another region, and a server-given wait.
+    /// One connection attempt at `region`: its endpoints in turn (a failed connect moves to
+    /// the next), TCP then TLS for `https://` endpoints (`wss://`), then the WebSocket
+    /// handshake. The WebSocket and its backend, or what failed, whether to try another
+    /// region, and a server-given wait. A TLS failure and a handshake refused with 401, 403
+    /// or 404 are final (`ErrorKind::is_retryable` is false) and say nothing against the
+    /// region.
     async fn connect(
         &self,
         region: &Region,
         path: &str,
     ) -> Result<(Ws, Option<String>), (ErrorKind, bool, Option<Duration>)> {
-        let url = format!("{}{path}", region.endpoint.replacen("http://", "ws://", 1));
+        let mut last = None;
+        for (index, endpoint) in region.endpoints_in_turn() {
+            match self.connect_at(endpoint, path).await {
+                Ok(connected) => {
+                    region.prefer(index);
+                    return Ok(connected);
+                }
+                Err(failed @ (ErrorKind::Connect(_), _, _)) => last = Some(failed),
+                Err(failed) => return Err(failed),
+            }
+        }
+        Err(last.unwrap_or((
+            ErrorKind::Connect(format!("region {} has no endpoint", region.name)),
+            true,
+            None,
+        )))
+    }
+
+    /// [`Client::connect`] at one router endpoint.
+    async fn connect_at(
+        &self,
+        endpoint: &str,
+        path: &str,
+    ) -> Result<(Ws, Option<String>), (ErrorKind, bool, Option<Duration>)> {
+        let invalid = |why: String| (ErrorKind::Invalid(why), false, None);
+        let (tls, url) = match endpoint.split_once("://") {
+            Some(("https" | "wss", rest)) => (true, format!("wss://{rest}{path}")),
+            Some(("http" | "ws", rest)) => (false, format!("ws://{rest}{path}")),
+            _ => {
+                return Err(invalid(format!(
+                    "endpoint {endpoint:?}: expected http:// or https://"
+                )));
+            }
+        };
         let mut request = url
             .as_str()
             .into_client_request()
-            .map_err(|err| (ErrorKind::Invalid(err.to_string()), false, None))?;
+            .map_err(|err| invalid(format!("{url}: {err}")))?;
         if let Some(token) = self.session_id()
             && let Ok(v) = token.parse()
         {
             request.headers_mut().insert(SESSION_HEADER, v);
         }
-        let host = url
-            .trim_start_matches("ws://")
-            .split('/')
-            .next()
+        let uri = request.uri().clone();
+        let host = uri
+            .host()
             .unwrap_or_default()
+            .trim_matches(['[', ']'])
             .to_string();
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
         let config = &self.inner.config;
         let attempt = async {
-            let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(&host))
-                .await
-                .map_err(|_| (ErrorKind::Timeout(config.connect_timeout), true, None))?
-                .map_err(|err| (ErrorKind::Connect(err.to_string()), true, None))?;
-            let _ = stream.set_nodelay(true);
+            let tcp = tokio::time::timeout(
+                config.connect_timeout,
+                TcpStream::connect((host.as_str(), port)),
+            )
+            .await
+            .map_err(|_| {
+                // A connect failure like any other: the region's next router is tried.
+                let why = format!(
+                    "{endpoint}: no connection within {:?}",
+                    config.connect_timeout
+                );
+                (ErrorKind::Connect(why), true, None)
+            })?
+            .map_err(|err| (ErrorKind::Connect(format!("{endpoint}: {err}")), true, None))?;
+            let _ = tcp.set_nodelay(true);
+            let stream = match tls {
+                false => RouterStream::Plain(tcp),
+                true => {
+                    let name =
+                        rustls::pki_types::ServerName::try_from(host.clone()).map_err(|err| {
+                            invalid(format!("{endpoint}: not a TLS server name: {err}"))
+                        })?;
+                    let connector = tokio_rustls::TlsConnector::from(self.inner.ws_tls.clone());
+                    let handshake =
+                        tokio::time::timeout(config.connect_timeout, connector.connect(name, tcp))
+                            .await
+                            .map_err(|_| {
+                                let why = format!(
+                                    "{endpoint}: no TLS handshake within {:?}",
+                                    config.connect_timeout
+                                );
+                                (ErrorKind::Connect(why), true, None)
+                            })?;
+                    match handshake {
+                        Ok(stream) => RouterStream::Tls(Box::new(stream)),
+                        Err(err) => {
+                            return Err(match crate::tls::tls_failure(&err) {
+                                Some(reason) => (
+                                    ErrorKind::Tls {
+                                        host: crate::client::host_of(endpoint),
+                                        reason,
+                                    },
+                                    false,
+                                    None,
+                                ),
+                                None => (
+                                    ErrorKind::Connect(format!("{endpoint}: TLS: {err}")),
+                                    true,
+                                    None,
+                                ),
+                            });
+                        }
+                    }
+                }
+            };
             tokio_tungstenite::client_async(request, stream)
                 .await
                 .map_err(|err| match err {
@@ -273,9 +362,8 @@ impl Client {
                                 .map(str::to_string)
                         };
                         let router_error = header("x-switchyard-error");
-                        let wait = header("retry-after")
-                            .and_then(|v| v.trim().parse().ok())
-                            .map(Duration::from_secs);
+                        let wait =
+                            header("retry-after").and_then(|v| crate::retry_after::parse(&v));
                         let move_on = matches!(
                             router_error.as_deref(),
                             Some("no_healthy_backend" | "overloaded" | "no_route")
@@ -302,17 +390,5 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         Ok((ws, backend))
-    }
-}
-
-/// Whether a failed connection attempt is worth another: not a malformed request, and not a
-/// handshake refusal that will not change (401, 403, 404…; 408 and 429 may).
-fn retryable_refusal(kind: &ErrorKind) -> bool {
-    match kind {
-        ErrorKind::Invalid(_) => false,
-        ErrorKind::Status { status, .. } => {
-            !(400..500).contains(status) || matches!(status, 408 | 429)
-        }
-        _ => true,
     }
 }

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use tracing::Instrument;
 
-use super::{Event, Ws, retryable_refusal};
+use super::{Event, Ws};
 use crate::client::{Client, Region};
 use crate::close::{CloseInfo, codes};
 use crate::message::Message;
@@ -312,7 +312,7 @@ impl Runner {
                 }
                 Err((kind, move_on, wait)) => {
                     tracing::debug!(region = %target.name, error = %kind, attempt, "session reconnect failed");
-                    if !retryable_refusal(&kind) {
+                    if !kind.is_retryable() {
                         self.end_for_good(codes::REFUSED, format!("reconnect refused: {kind}"))
                             .await;
                         return None;
