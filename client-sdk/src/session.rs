@@ -32,6 +32,7 @@ use crate::message::Message;
 use crate::stream::RouterStream;
 
 mod runner;
+pub mod telemetry;
 
 use runner::Runner;
 

@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use tracing::Instrument;
 
+use super::telemetry::{self, reason_label};
 use super::{Event, Ws};
 use crate::client::{Client, Region};
 use crate::close::{CloseInfo, codes};
@@ -34,18 +35,6 @@ enum End {
     Stop(Option<WsMessage>),
     Close(CloseInfo),
     Dead(String),
-}
-
-/// The metrics label of what ended a connection.
-fn reason_label(code: Option<u16>) -> &'static str {
-    match code {
-        None => "dead",
-        Some(codes::MOVED) => "moved",
-        Some(codes::REGION_MOVED) => "region_moved",
-        Some(codes::BACKEND_LOST) => "backend_lost",
-        Some(codes::TRY_LATER) => "try_later",
-        Some(_) => "backend_close",
-    }
 }
 
 /// The session's task: owns the connection, the replay buffer and the queue's receiving end.
@@ -197,8 +186,7 @@ impl Runner {
     async fn reconnect(&mut self, outage: Outage, from: &Arc<Region>) -> Option<Fresh> {
         let config = self.client.inner.config.clone();
         let lost = Instant::now();
-        metrics::counter!("switchyard_client_reconnects_total", "reason" => reason_label(outage.code))
-            .increment(1);
+        telemetry::reconnecting(outage.code);
         let evacuated = outage.code == Some(codes::REGION_MOVED);
         let mut avoid: Vec<String> = match evacuated {
             true => vec![from.name.clone()],
@@ -297,10 +285,7 @@ impl Runner {
                         .reconnects
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let resent = self.resend.len();
-                    metrics::counter!("switchyard_client_resumes_total", "recovered" => if outage.recovered { "true" } else { "false" })
-                        .increment(1);
-                    metrics::counter!("switchyard_client_resent_messages_total")
-                        .increment(resent as u64);
+                    telemetry::resumed(outage.recovered, resent);
                     self.emit(Event::Resumed {
                         region: target.name.clone(),
                         backend: backend.clone(),
