@@ -738,3 +738,35 @@ async fn a_real_evacuation_sends_the_session_to_the_region_the_router_names() {
     assert_eq!(echo(&mut session, "two").await, "us-1: two");
     session.close().await.expect("a clean close");
 }
+
+#[test]
+fn the_session_settings_read_from_json_by_their_builder_names() {
+    let config = switchyard_client::ClientConfig::from_json(
+        r#"{
+            "regions": [{ "name": "r", "endpoints": ["http://127.0.0.1:8080"] }],
+            "replay_buffer": 64,
+            "replay_buffer_bytes": 65536,
+            "event_buffer": 32,
+            "send_timeout": "2s",
+            "moved_jitter": "250ms",
+            "backend_lost_jitter": "100ms",
+            "reconnect_backoff": { "base": "500ms", "cap": "10s" },
+            "reconnect_give_up": "1m"
+        }"#,
+    )
+    .expect("the session settings read");
+    assert_eq!(config.replay_buffer, 64);
+    assert_eq!(config.replay_buffer_bytes, 65536);
+    assert_eq!(config.event_buffer, 32);
+    assert_eq!(config.send_timeout, Duration::from_secs(2));
+    assert_eq!(config.moved_jitter, Duration::from_millis(250));
+    assert_eq!(config.backend_lost_jitter, Duration::from_millis(100));
+    assert_eq!(config.reconnect_backoff.cap, Duration::from_secs(10));
+    assert_eq!(config.reconnect_give_up, Duration::from_secs(60));
+    // The hook is code, not data: never written out.
+    let text = config.to_json().unwrap();
+    let written: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(written.get("on_reconnect").is_none(), "{text}");
+    assert_eq!(written["send_timeout"], "2s", "{text}");
+    assert_eq!(written["reconnect_give_up"], "1m", "{text}");
+}
