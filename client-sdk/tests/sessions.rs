@@ -770,3 +770,27 @@ fn the_session_settings_read_from_json_by_their_builder_names() {
     assert_eq!(written["send_timeout"], "2s", "{text}");
     assert_eq!(written["reconnect_give_up"], "1m", "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_refused_with_403_fails_at_once_and_is_not_retryable() {
+    let bs = backends(&["s1"]).await;
+    let (_router, addr) = router(&bs);
+    let client = Client::builder()
+        .region("r", format!("http://{addr}"))
+        .build()
+        .unwrap();
+    // The backend answers this upgrade 403 (a test knob); the router passes it on.
+    let before = bs[0].requests_served();
+    let err = client
+        .session("/ws/private?status=403")
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(err.kind, ErrorKind::Status { status: 403, .. }),
+        "{err}"
+    );
+    assert!(!err.retryable, "{err}");
+    assert_eq!(err.attempt, 1, "{err}");
+    assert_eq!(bs[0].requests_served() - before, 1, "asked once");
+}
