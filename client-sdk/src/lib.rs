@@ -7,9 +7,10 @@
 //!   outage cannot multiply load, and fail over to the next region when a region's circuit
 //!   breaker opens or it says it cannot serve.
 //! - Sessions ([`Client::session`]) are WebSocket sessions that reconnect with the same
-//!   session id by the router's close codes (`4001` drain: at once; `4002` backend lost: short
-//!   jittered delay; `4003` region evacuating: next region; `1013`: backoff; `1008`: give up)
-//!   and detect dead connections by ping timeout.
+//!   session id, paced by the router's close codes ([`pacing::reconnect_delay`]), re-send what
+//!   a handoff says did not arrive and hand back what nothing confirms, and detect dead
+//!   connections by ping and write timeouts. [`blocking`] wraps both for code without a
+//!   runtime.
 //!
 //! Defaults are documented on [`ClientConfig`]; `docs/SDK.md` has the failure semantics.
 
