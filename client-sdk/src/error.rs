@@ -36,9 +36,12 @@ pub enum ErrorKind {
     QueueFull(usize),
     /// Messages `send()` accepted that the session could not deliver (it ended first), or
     /// sent without a confirmation that they arrived; the app decides what to do with them.
-    #[error("{} message(s) not delivered (or not confirmed) when the session ended", messages.len())]
+    /// `not_kept` counts earlier ones, sent on the last connection and not confirmed either,
+    /// that had already left the replay buffer (`replay_buffer`, `replay_buffer_bytes`).
+    #[error("{} message(s) not delivered (or not confirmed) when the session ended{}", messages.len(), if *not_kept > 0 { format!(", and {not_kept} earlier one(s) no longer kept") } else { String::new() })]
     Undelivered {
         messages: Vec<crate::message::Message>,
+        not_kept: u64,
     },
     /// The TLS handshake with `host` failed: an untrusted or expired certificate, a name that
     /// does not match, no common protocol. Trying again cannot help until the configuration

@@ -107,7 +107,7 @@ pub struct Session {
     commands: mpsc::Sender<Message>,
     events: mpsc::Receiver<Event>,
     stop: watch::Sender<bool>,
-    done: oneshot::Receiver<Vec<Message>>,
+    done: oneshot::Receiver<(Vec<Message>, u64)>,
     queue: usize,
 }
 
@@ -147,8 +147,8 @@ impl Session {
         let _ = stop.send(true);
         drop(events);
         match done.await {
-            Ok(messages) if !messages.is_empty() => Err(Error::new(
-                ErrorKind::Undelivered { messages },
+            Ok((messages, not_kept)) if !messages.is_empty() || not_kept > 0 => Err(Error::new(
+                ErrorKind::Undelivered { messages, not_kept },
                 None,
                 0,
                 false,

@@ -46,7 +46,7 @@ pub(crate) struct Runner {
     events: mpsc::Sender<Event>,
     stop: watch::Receiver<bool>,
     /// Told what `close()` could not deliver.
-    done: Option<oneshot::Sender<Vec<Message>>>,
+    done: Option<oneshot::Sender<(Vec<Message>, u64)>>,
     replay: Replay,
     /// To send first on the next connection (the router said they had not arrived).
     resend: VecDeque<Message>,
@@ -75,7 +75,7 @@ impl Runner {
         commands: mpsc::Receiver<Message>,
         events: mpsc::Sender<Event>,
         stop: watch::Receiver<bool>,
-        done: oneshot::Sender<Vec<Message>>,
+        done: oneshot::Sender<(Vec<Message>, u64)>,
     ) -> Runner {
         let config = &client.inner.config;
         Runner {
@@ -354,7 +354,7 @@ impl Runner {
     async fn give_back_on_stop(&mut self) {
         let unsent = self.unsent();
         if let Some(done) = self.done.take() {
-            let _ = done.send(unsent);
+            let _ = done.send((unsent, 0));
         }
         let _ = self.events.try_send(Event::Closed {
             code: 1000,
@@ -371,7 +371,7 @@ impl Runner {
         }
         self.emit(Event::Closed { code, reason }).await;
         if let Some(done) = self.done.take() {
-            let _ = done.send(Vec::new());
+            let _ = done.send((Vec::new(), 0));
         }
     }
 
@@ -381,23 +381,27 @@ impl Runner {
     async fn finish(mut self, mut ws: Ws, leftover: Option<WsMessage>) {
         let send_timeout = self.client.inner.config.send_timeout;
         let mut unsent = self.unsent().into_iter();
-        // Already numbered and kept: only its write is missing.
-        let mut broken = match leftover {
-            Some(frame) => !matches!(
-                tokio::time::timeout(send_timeout, ws.send(frame)).await,
-                Ok(Ok(()))
-            ),
-            None => false,
-        };
-        if !broken {
-            // A message whose write fails is kept by the replay buffer: handed back below.
-            for msg in unsent.by_ref() {
-                if self.write(&mut ws, msg).await.is_err() {
-                    broken = true;
-                    break;
-                }
+        // Everything still to write shares one send_timeout, then the close handshake gets
+        // another: close() is bounded whatever the queue holds. A message whose write does
+        // not finish is handed back below, with everything written here (kept apart from the
+        // bounded replay buffer, so none can be evicted unreported).
+        let mut written: Vec<Message> = Vec::new();
+        let flush = async {
+            if let Some(frame) = leftover {
+                // Already numbered and kept: only its write is missing.
+                ws.send(frame).await.ok()?;
             }
-        }
+            for msg in unsent.by_ref() {
+                written.push(msg.clone());
+                ws.send(msg.into_ws()).await.ok()?;
+            }
+            Some(())
+        };
+        let broken = tokio::time::timeout(send_timeout, flush)
+            .await
+            .ok()
+            .flatten()
+            .is_none();
         let mut confirmed = false;
         if !broken {
             let close = WsMessage::Close(Some(CloseFrame {
@@ -421,8 +425,10 @@ impl Runner {
                 .is_some();
         }
         let mut lost: Vec<Message> = Vec::new();
+        let mut not_kept = 0;
         if !confirmed {
-            lost = self.replay.take_all().0;
+            (lost, not_kept) = self.replay.take_all();
+            lost.append(&mut written);
         }
         lost.extend(unsent);
         let _ = self.events.try_send(Event::Closed {
@@ -430,20 +436,7 @@ impl Runner {
             reason: "closed by the app".to_string(),
         });
         if let Some(done) = self.done.take() {
-            let _ = done.send(lost);
-        }
-    }
-
-    /// Sends one data message, numbered and kept for replay; bounded by `send_timeout`.
-    async fn write(&mut self, ws: &mut Ws, msg: Message) -> Result<(), String> {
-        self.replay.sent(msg.clone());
-        let limit = self.client.inner.config.send_timeout;
-        match tokio::time::timeout(limit, ws.send(msg.into_ws())).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(err)) => Err(format!("send failed: {err}")),
-            Err(_) => Err(format!(
-                "a write did not finish within send_timeout ({limit:?}): the peer stopped reading"
-            )),
+            let _ = done.send((lost, not_kept));
         }
     }
 
