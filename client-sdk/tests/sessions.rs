@@ -528,6 +528,7 @@ async fn a_slow_app_stops_the_reads_and_the_pings_do_not_misfire() {
         last = now;
     };
     assert!(stalled_at < total / 4, "stalled at {stalled_at} of {total}");
+    println!("the backend stalled after {stalled_at} of {total} messages of 64 KiB");
     // Several ping timeouts passed while the app was slow: none counted against the path.
     let mut read = 0;
     while read < 300 {
