@@ -98,10 +98,12 @@ impl Client {
     }
 
     /// [`Client::refresh_directory`] for a caller with `budget` left (a request's remaining
-    /// deadline). One read in flight at a time. While the client knows some region order, a
-    /// due read runs in the background and the caller goes on with that order
-    /// (stale-while-revalidate); with none yet, the caller waits for the read in flight (or
-    /// makes it), at most `budget`.
+    /// deadline). One read in flight at a time. Once the directory was read (well or not), a
+    /// due read runs in the background and the caller goes on with the order it has
+    /// (stale-while-revalidate); before the first read ends, the caller waits for the read in
+    /// flight (or makes it), at most `budget` — and with static regions to fall back on, at
+    /// most `connect_timeout`: they are a last resort, not the order to start with, but a slow
+    /// directory must not hold every first request.
     pub(crate) async fn refresh_directory_within(&self, now: bool, budget: Duration) {
         if self.inner.config.directory.is_none() {
             return;
@@ -110,7 +112,7 @@ impl Client {
         if !self.directory_due(now, asked) {
             return;
         }
-        if !self.region_list().is_empty() {
+        if self.directory_read_once() {
             if let Ok(reading) = self.inner.directory_reading.clone().try_lock_owned() {
                 let client = self.clone();
                 tokio::spawn(async move {
@@ -122,6 +124,10 @@ impl Client {
             }
             return;
         }
+        let budget = match self.region_list().is_empty() {
+            true => budget,
+            false => budget.min(self.inner.config.connect_timeout),
+        };
         let wait = async {
             let _reading = self.inner.directory_reading.lock().await;
             // The read this caller waited for may be the one it needed.
@@ -132,6 +138,16 @@ impl Client {
         if tokio::time::timeout(budget, wait).await.is_err() {
             tracing::debug!("no region directory within the request's deadline");
         }
+    }
+
+    /// Whether a read of the directory has ended (answered or failed).
+    fn directory_read_once(&self) -> bool {
+        self.inner
+            .directory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .read_at
+            .is_some()
     }
 
     /// Whether the directory should be read for a caller that asked at `asked`: never read,

@@ -149,7 +149,8 @@ async fn a_slow_directory_does_not_hold_a_request_past_its_deadline() {
     let why = std::error::Error::source(&err).unwrap().to_string();
     assert!(why.contains("directory"), "{why}");
 
-    // With a static region the request does not wait for the directory at all.
+    // With a static region the request waits for the first read at most `connect_timeout`
+    // (1 s), then goes to the static region.
     let client = Client::builder()
         .directory(directory_url(dir))
         .region("static", http_url(&r))
@@ -159,7 +160,7 @@ async fn a_slow_directory_does_not_hold_a_request_past_its_deadline() {
     let started = Instant::now();
     assert_eq!(client.get("/").await.expect("served").region, "static");
     assert!(
-        started.elapsed() < Duration::from_millis(1500),
+        started.elapsed() < Duration::from_millis(2500),
         "did not wait for the 3 s directory: {:?}",
         started.elapsed()
     );

@@ -6,9 +6,12 @@ pub mod backend;
 pub mod cli_http;
 pub mod compare;
 pub mod drain;
+pub mod drain_haproxy;
 pub mod load;
 pub mod procs;
 pub mod region_loss;
 pub mod scenario;
+pub mod shutdown;
+pub mod viewers;
 
 pub use backend::{Knobs, TestBackend};

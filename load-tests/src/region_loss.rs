@@ -1,13 +1,16 @@
-//! `switchyard-load scenario region-loss`: a whole region's router dies under load, and clients
-//! that follow the region directory (as the SDK does) move without the viewer noticing.
+//! `switchyard-load scenario region-loss`: a whole region's router dies under load, and real
+//! `switchyard-client` clients that follow the region directory move without the viewer
+//! noticing.
 //!
 //! Three regions (us-east, eu-west, ap-southeast), each one router process in front of its own
-//! backend, probing each other every 200 ms (fall 2). Viewers in Paris read the directory
-//! (`GET /v1/regions?lat=48.86&lon=2.35`) and send 400 requests a second to the first region
-//! in it (eu-west); on a failed request a viewer reads the directory again from another region
-//! it knows and retries once there. After 3 s eu-west's router is SIGKILLed. Reports requests
-//! that failed even after the retry, how long until us-east's directory put eu-west last
-//! (unhealthy), and which regions served the requests after the loss.
+//! backend, probing each other every 200 ms (fall 2). Viewers in Paris use SDK clients whose
+//! region order comes from the directory (`/v1/regions?lat=48.86&lon=2.35`, eu-west first),
+//! with the three regions also listed as a last resort: 50 clients send 400 requests a second
+//! between them, and `--sessions N` (default 200) SDK sessions each send a numbered message
+//! every second (`crate::viewers`). After 3 s eu-west's router is SIGKILLed. Reports requests
+//! that failed even after the SDK's retries and failover, messages lost and duplicated, how
+//! many sessions resumed in another region (and when the last did), how long until us-east's
+//! directory put eu-west last, and which regions served the requests after the loss.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -15,8 +18,13 @@ use std::time::{Duration, Instant};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
 use crate::procs::{self, ScratchDir};
-use crate::scenario::{Http, Verdict, get};
+use crate::scenario::{Http, Options, Verdict, get};
+use crate::viewers::{self, Plan, Tally};
 
 const REGIONS: [(&str, f64, f64); 3] = [
     ("us-east", 39.0438, -77.4874),
@@ -25,6 +33,8 @@ const REGIONS: [(&str, f64, f64); 3] = [
 ];
 const LOST: usize = 1;
 const RATE: f64 = 400.0;
+const CLIENTS: usize = 50;
+const SESSIONS: usize = 200;
 const RUN: Duration = Duration::from_secs(10);
 const KILL_AT: Duration = Duration::from_secs(3);
 const PARIS: &str = "lat=48.8566&lon=2.3522";
@@ -51,7 +61,8 @@ async fn directory(client: &Http, endpoint: &str) -> Option<Vec<(String, String,
     })
 }
 
-pub async fn run(say: impl Fn(&str)) -> Result<Verdict, String> {
+pub async fn run(options: &Options, say: impl Fn(&str)) -> Result<Verdict, String> {
+    let sessions = options.sessions.unwrap_or(SESSIONS);
     let scratch = ScratchDir::new("region-loss")?;
     let mut backends = Vec::new();
     let mut listens = Vec::new();
@@ -85,14 +96,14 @@ pub async fn run(say: impl Fn(&str)) -> Result<Verdict, String> {
         )?));
     }
     say(&format!(
-        "region-loss: 3 regions, viewers in Paris at {RATE:.0} rps for {RUN:?}; {}'s router killed after {KILL_AT:?}",
+        "region-loss: 3 regions; from Paris {RATE:.0} rps over {CLIENTS} SDK clients and {sessions} SDK sessions for {RUN:?}; {}'s router killed after {KILL_AT:?}",
         REGIONS[LOST].0
     ));
-    let client: Http = Client::builder(TokioExecutor::new()).build_http();
+    let probe: Http = Client::builder(TokioExecutor::new()).build_http();
     let known: Vec<String> = listens.iter().map(|a| format!("http://{a}")).collect();
     // Wait until every region has probed the others.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let mut dir = directory(&client, &known[0])
+    let dir = directory(&probe, &known[0])
         .await
         .ok_or("no directory from us-east")?;
     let first = dir.first().map(|r| r.0.clone()).unwrap_or_default();
@@ -101,13 +112,38 @@ pub async fn run(say: impl Fn(&str)) -> Result<Verdict, String> {
             "a client in Paris should start on eu-west, got {first}"
         ));
     }
+    let directory_url = format!("{}/v1/regions?{PARIS}", known[0]);
+    let statics: Vec<(String, String)> = REGIONS
+        .iter()
+        .zip(&known)
+        .map(|((name, _, _), endpoint)| (name.to_string(), endpoint.clone()))
+        .collect();
+    let build = move || {
+        let mut builder = switchyard_client::Client::builder().directory(directory_url.clone());
+        for (name, endpoint) in &statics {
+            builder = builder.region(name.clone(), endpoint.clone());
+        }
+        builder.build().map_err(|e| e.to_string())
+    };
+    let clients = (0..CLIENTS)
+        .map(|_| build())
+        .collect::<Result<Vec<_>, _>>()?;
+    let plan = Plan {
+        client: Arc::new(build),
+        path: "/ws/echo".to_string(),
+        every: Duration::from_secs(1),
+    };
+    let tally = Arc::new(Tally::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let viewers = viewers::start(&plan, sessions, 1000.0, tally.clone(), stop_rx);
 
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / RATE));
-    let (mut sent, mut failed, mut retried) = (0u64, 0u64, 0u64);
-    let mut served_after: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut requests = tokio::task::JoinSet::new();
+    let mut sent = 0u64;
     let mut killed_at = None;
     let mut marked_at = None;
+    let mut checked = Instant::now();
     while started.elapsed() < RUN {
         tick.tick().await;
         if killed_at.is_none() && started.elapsed() >= KILL_AT {
@@ -122,53 +158,67 @@ pub async fn run(say: impl Fn(&str)) -> Result<Verdict, String> {
             ));
         }
         if let (Some(killed), None) = (killed_at, marked_at)
-            && sent % 40 == 0
-            && let Some(d) = directory(&client, &known[0]).await
-            && d.last().is_some_and(|r| r.0 == REGIONS[LOST].0 && !r.2)
+            && checked.elapsed() >= Duration::from_millis(100)
         {
-            marked_at = Some(killed.elapsed());
+            checked = Instant::now();
+            if let Some(d) = directory(&probe, &known[0]).await
+                && d.last().is_some_and(|r| r.0 == REGIONS[LOST].0 && !r.2)
+            {
+                marked_at = Some(killed.elapsed());
+            }
         }
+        let client = clients[sent as usize % clients.len()].clone();
+        let after_kill = killed_at.is_some();
         sent += 1;
-        let target = dir
-            .iter()
-            .find(|r| r.2)
-            .map(|r| r.1.clone())
-            .unwrap_or_default();
-        let mut outcome = get(&client, &format!("{target}/titles"), &[]).await;
-        if outcome.as_ref().is_none_or(|a| a.status != 200) {
-            // As the SDK does: read the directory again (from another known region), retry once.
-            retried += 1;
-            for endpoint in known.iter().filter(|e| **e != target) {
-                if let Some(d) = directory(&client, endpoint).await {
-                    dir = d;
-                    break;
+        requests.spawn(async move {
+            let answer = client.get("/titles").await;
+            (
+                answer.map(|r| r.backend().unwrap_or("-").to_string()),
+                after_kill,
+            )
+        });
+    }
+    let mut failed_requests = 0u64;
+    let mut served_after: std::collections::BTreeMap<String, u64> = Default::default();
+    while let Some(done) = requests.join_next().await {
+        match done {
+            Ok((Ok(backend), after_kill)) => {
+                if after_kill {
+                    *served_after.entry(backend).or_default() += 1;
                 }
             }
-            let next = dir
-                .iter()
-                .find(|r| r.2 && r.1 != target)
-                .map(|r| r.1.clone())
-                .unwrap_or_default();
-            outcome = get(&client, &format!("{next}/titles"), &[]).await;
-        }
-        match outcome {
-            Some(answer) if answer.status == 200 => {
-                if killed_at.is_some() {
-                    *served_after
-                        .entry(answer.backend().to_string())
-                        .or_default() += 1;
-                }
-            }
-            _ => failed += 1,
+            _ => failed_requests += 1,
         }
     }
+    let _ = stop_tx.send(true);
+    for v in viewers {
+        let _ = v.await;
+    }
+    let (resumed, last, _) = killed_at.map_or((0, Duration::ZERO, 0), |k| tally.resumes_since(k));
+    let lost_region = format!("{}-1", REGIONS[LOST].0);
+    let moved_away: u64 = tally
+        .moves()
+        .iter()
+        .filter(|((from, to), _)| *from == lost_region && *to != lost_region)
+        .map(|(_, n)| n)
+        .sum();
+    let get = Tally::get;
+    let (lost, duplicated) = (get(&tally.lost), get(&tally.duplicated));
+    let failed = failed_requests + lost + duplicated + get(&tally.closed) + get(&tally.open_failed);
     let served: Vec<String> = served_after
         .iter()
         .map(|(b, n)| format!("{b} {n}"))
         .collect();
     let line = format!(
-        "region-loss: {failed} failed, {} ok of {sent} requests from Paris; {retried} retried after reading the directory again; {} marked unhealthy {} after the kill; after it served by: {}",
-        sent - failed,
+        "region-loss: {failed} failed, requests: {} ok of {sent} from Paris; sessions: {} open, {} messages sent, {lost} lost, {duplicated} duplicated, {} handed back to the app (the dead region could not say what arrived), {resumed} resumed after the kill ({moved_away} moved off {}), the last {:.2} s after it, {} ended, {} failed to open; {} marked unhealthy {} after the kill; after it requests served by: {}",
+        sent - failed_requests,
+        get(&tally.opened),
+        get(&tally.sent),
+        get(&tally.handed_back),
+        REGIONS[LOST].0,
+        last.as_secs_f64(),
+        get(&tally.closed),
+        get(&tally.open_failed),
         REGIONS[LOST].0,
         marked_at.map_or("never".to_string(), |t| format!("{:.2} s", t.as_secs_f64())),
         served.join(", ")

@@ -11,7 +11,11 @@
 //!   session tokens send requests through both nodes in turn for 15 s; Redis is killed after
 //!   4 s and restarted after 9 s. Reports failed requests and how many landed on the viewer's
 //!   first backend.
-//! - `drain`: 9,000 WebSocket sessions, one backend drained; see [`crate::drain`].
+//! - `drain`: thousands of SDK sessions, one backend drained; see [`crate::drain`].
+//! - `drain-haproxy`: the same drain through HAProxy with clients that reconnect at once; see
+//!   [`crate::drain_haproxy`].
+//! - `shutdown`: thousands of SDK sessions, one of two router nodes stopped with SIGTERM; see
+//!   [`crate::shutdown`].
 //! - `region-loss`: a region's router killed under directory-following clients; see
 //!   [`crate::region_loss`].
 
@@ -28,7 +32,22 @@ use crate::load::http::{self, HttpLoad, Progress};
 use crate::load::schedule::Pace;
 use crate::procs::{self, ScratchDir};
 
-pub const SCENARIOS: &[&str] = &["backend-kill", "redis-outage", "drain", "region-loss"];
+pub const SCENARIOS: &[&str] = &[
+    "backend-kill",
+    "redis-outage",
+    "drain",
+    "drain-haproxy",
+    "shutdown",
+    "region-loss",
+];
+
+/// What a scenario can be told on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--sessions N`: how many SDK sessions the session scenarios hold (each its default
+    /// when `None`, sized to keep a run under 60 s).
+    pub sessions: Option<usize>,
+}
 
 /// A scenario's HTTP client.
 pub type Http = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
@@ -78,12 +97,14 @@ pub struct Verdict {
     pub failed: u64,
 }
 
-pub async fn run(name: &str, say: impl Fn(&str)) -> Result<Verdict, String> {
+pub async fn run(name: &str, options: &Options, say: impl Fn(&str)) -> Result<Verdict, String> {
     match name {
         "backend-kill" => backend_kill(say).await,
         "redis-outage" => redis_outage(say).await,
-        "drain" => crate::drain::run(say).await,
-        "region-loss" => crate::region_loss::run(say).await,
+        "drain" => crate::drain::run(options, say).await,
+        "drain-haproxy" => crate::drain_haproxy::run(options, say).await,
+        "shutdown" => crate::shutdown::run(options, say).await,
+        "region-loss" => crate::region_loss::run(options, say).await,
         other => Err(format!(
             "unknown scenario {other:?}; known: {}",
             SCENARIOS.join(", ")

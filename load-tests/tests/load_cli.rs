@@ -296,13 +296,58 @@ async fn the_redis_outage_scenario_ends_with_a_verdict() {
     assert_verdict(&out, "redis-outage");
 }
 
+/// The number before ` failed` in a verdict line.
+fn failed_count(out: &Output) -> u64 {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let verdict = stdout.lines().last().unwrap_or("");
+    verdict
+        .split_once(": ")
+        .and_then(|(_, rest)| rest.split_once(" failed"))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("no failure count in {verdict:?}"))
+}
+
 #[tokio::test]
-async fn the_drain_scenario_ends_with_a_verdict() {
+async fn the_drain_scenario_moves_every_sdk_session_and_loses_no_message() {
     if !router_present() {
         return;
     }
-    let out = load(args(&["scenario", "drain"])).await;
+    let out = load(args(&["scenario", "drain", "--sessions", "500"])).await;
     assert_verdict(&out, "drain");
+    assert_eq!(
+        failed_count(&out),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[tokio::test]
+async fn the_shutdown_scenario_moves_every_sdk_session_to_the_other_node() {
+    if !router_present() {
+        return;
+    }
+    if switchyard_load::procs::on_path("redis-server").is_none() {
+        println!("SKIPPED: redis-server is not installed (apt-get install -y redis-server)");
+        return;
+    }
+    let out = load(args(&["scenario", "shutdown", "--sessions", "500"])).await;
+    assert_verdict(&out, "shutdown");
+    assert_eq!(
+        failed_count(&out),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[tokio::test]
+async fn the_drain_through_haproxy_scenario_ends_with_a_verdict() {
+    if !router_present() {
+        return;
+    }
+    let out = load(args(&["scenario", "drain-haproxy", "--sessions", "300"])).await;
+    assert_verdict(&out, "drain-haproxy");
 }
 
 #[tokio::test]
