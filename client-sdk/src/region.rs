@@ -58,6 +58,17 @@ impl Region {
         self.preferred.store(index, Ordering::Relaxed);
     }
 
+    /// Tries the endpoint after `endpoint` first from now on, when the region has more than
+    /// one: a router that moved a session away (`4001`: draining or stopping) is asked last.
+    pub(crate) fn prefer_after(&self, endpoint: &str) {
+        let n = self.endpoints.len();
+        if let Some(i) = self.endpoints.iter().position(|e| e == endpoint)
+            && n > 1
+        {
+            self.prefer((i + 1) % n);
+        }
+    }
+
     /// How long the region asked to be left alone from now (`Retry-After`).
     pub(crate) fn held_for(&self) -> Duration {
         self.hold

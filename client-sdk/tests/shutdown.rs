@@ -140,4 +140,10 @@ async fn sigterm_moves_every_session_to_the_other_node_spread_out_and_loses_noth
         last >= SPREAD.mul_f64(0.8),
         "the last resume came {last:?} after SIGTERM: the moves were not spread"
     );
+    // Moved by the stopping node, each session comes back through the other one first
+    // instead of waiting on the stopping node's closed door.
+    assert!(
+        last < SPREAD + Duration::from_secs(2),
+        "the last resume came {last:?} after SIGTERM, long after the {SPREAD:?} spread"
+    );
 }

@@ -100,6 +100,8 @@ impl Runner {
         let mut streak = 0u32;
         loop {
             let opened = Instant::now();
+            // The router this connection went to (the region's preferred one on success).
+            let router = region.endpoint().to_string();
             let span = tracing::info_span!(
                 "session_connection",
                 region = %region.name,
@@ -127,6 +129,11 @@ impl Runner {
                     }
                 }
                 End::Close(close) => {
+                    if close.code == codes::MOVED {
+                        // Moved by a router that is draining or stopping: with several routers
+                        // in the region, come back through another one first.
+                        region.prefer_after(&router);
+                    }
                     let handoff = close.handoff();
                     let recovered = self.settle(handoff.delivered).await;
                     let router_code = matches!(
