@@ -360,6 +360,9 @@ impl ClientBuilder {
 }
 
 /// What a configuration must hold; the first problem, named by its field.
+/// The longest any duration setting may be.
+const MAX_DURATION: Duration = Duration::from_secs(30 * 86_400);
+
 fn check(config: &ClientConfig) -> Result<(), String> {
     if config.regions.is_empty() && config.directory.is_none() {
         return Err("no region and no directory: add .region(..) or .directory(..)".into());
@@ -385,9 +388,32 @@ fn check(config: &ClientConfig) -> Result<(), String> {
         ("deadline", config.deadline),
         ("directory_refresh", config.directory_refresh),
         ("body_idle_timeout", config.body_idle_timeout),
+        ("ping_interval", config.ping_interval),
+        ("ping_timeout", config.ping_timeout),
+        ("send_timeout", config.send_timeout),
+        ("reconnect_give_up", config.reconnect_give_up),
     ];
     if let Some((name, _)) = positive.iter().find(|(_, d)| d.is_zero()) {
         return Err(format!("{name} must be more than 0"));
+    }
+    // Every duration is added to a clock somewhere: none may be so large that it overflows.
+    let others = [
+        ("breaker.cool_off", config.breaker.cool_off),
+        ("retry_after_cap", config.retry_after_cap),
+        ("moved_jitter", config.moved_jitter),
+        ("backend_lost_jitter", config.backend_lost_jitter),
+        ("backoff.base", config.backoff.base),
+        ("backoff.cap", config.backoff.cap),
+        ("reconnect_backoff.base", config.reconnect_backoff.base),
+        ("reconnect_backoff.cap", config.reconnect_backoff.cap),
+    ];
+    for (name, d) in positive.iter().chain(&others) {
+        if *d > MAX_DURATION {
+            return Err(format!(
+                "{name} is {d:?}: at most {} days",
+                MAX_DURATION.as_secs() / 86_400
+            ));
+        }
     }
     if config.max_attempts == 0 {
         return Err("max_attempts must be at least 1".into());

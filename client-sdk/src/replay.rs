@@ -63,6 +63,11 @@ impl Replay {
         }
     }
 
+    /// How many messages were numbered on this connection.
+    pub(crate) fn count(&self) -> u64 {
+        self.sent
+    }
+
     /// Every kept message, oldest first, emptying the buffer (the session ends for good).
     pub(crate) fn take_all(&mut self) -> (Vec<Message>, u64) {
         let not_kept = self.evicted;

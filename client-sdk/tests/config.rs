@@ -203,6 +203,14 @@ fn values_that_cannot_work_are_refused_when_the_client_is_built() {
     assert!(text.contains("max_attempts"), "{text}");
     let text = build(r#"{"directory": "http://x/v1/regions", "tls": {"roots": "none"}}"#);
     assert!(text.contains("nothing would be trusted"), "{text}");
+    // Session timers: a zero interval or a duration that would overflow a clock.
+    let text = build(r#"{"directory": "http://x/v1/regions", "ping_interval": "0s"}"#);
+    assert!(text.contains("ping_interval must be more than 0"), "{text}");
+    let text = build(r#"{"directory": "http://x/v1/regions", "send_timeout": "400000y"}"#);
+    assert!(
+        text.contains("send_timeout") && text.contains("at most 30 days"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

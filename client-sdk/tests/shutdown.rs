@@ -143,7 +143,7 @@ async fn sigterm_moves_every_session_to_the_other_node_spread_out_and_loses_noth
     // Moved by the stopping node, each session comes back through the other one first
     // instead of waiting on the stopping node's closed door.
     assert!(
-        last < SPREAD + Duration::from_secs(2),
+        last < SPREAD + Duration::from_secs(4),
         "the last resume came {last:?} after SIGTERM, long after the {SPREAD:?} spread"
     );
 }

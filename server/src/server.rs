@@ -597,11 +597,18 @@ async fn run(
     let sessions = live_sessions(&table.load());
     if !sessions.is_empty() {
         // Paced, so the other nodes are not hit by every reconnect at once; at most half of
-        // the stop's time, so the last moves still finish within it.
+        // the stop's time, and early enough that the last move's handoff (the linger, then
+        // the close) still ends within it.
         let spread = config
             .node
             .shutdown_spread
-            .min(config.node.shutdown_timeout / 2);
+            .min(config.node.shutdown_timeout / 2)
+            .min(
+                config
+                    .node
+                    .shutdown_timeout
+                    .saturating_sub(config.sessions.handoff_linger + Duration::from_secs(2)),
+            );
         tracing::info!(
             sessions = sessions.len(),
             ?spread,

@@ -167,7 +167,11 @@ impl Runner {
     /// re-sends, hand back what nothing confirms. Whether nothing can be missing.
     async fn settle(&mut self, delivered: Option<u64>) -> bool {
         let settled = self.replay.settle(delivered);
+        // What this connection was given to re-send and did not get to stays behind what it
+        // sent itself: those are older, and order is kept.
+        let rest = std::mem::take(&mut self.resend);
         self.resend.extend(settled.resend);
+        self.resend.extend(rest);
         if !settled.unconfirmed.is_empty() || settled.not_kept > 0 {
             self.emit(Event::Unconfirmed {
                 messages: settled.unconfirmed,
@@ -409,7 +413,7 @@ impl Runner {
             .ok()
             .flatten()
             .is_none();
-        let mut confirmed = false;
+        let mut answer: Option<CloseInfo> = None;
         if !broken {
             let close = WsMessage::Close(Some(CloseFrame {
                 code: CloseCode::Normal,
@@ -418,24 +422,45 @@ impl Runner {
             let handshake = async {
                 ws.send(close).await.ok()?;
                 while let Some(frame) = ws.next().await {
-                    if let Ok(WsMessage::Close(_)) = frame {
-                        return Some(());
+                    if let Ok(WsMessage::Close(frame)) = frame {
+                        return Some(frame.map_or(CloseInfo::new(1005, ""), |f| {
+                            CloseInfo::new(u16::from(f.code), f.reason.to_string())
+                        }));
                     }
                     frame.ok()?;
                 }
                 None
             };
-            confirmed = tokio::time::timeout(send_timeout, handshake)
+            answer = tokio::time::timeout(send_timeout, handshake)
                 .await
                 .ok()
-                .flatten()
-                .is_some();
+                .flatten();
         }
         let mut lost: Vec<Message> = Vec::new();
         let mut not_kept = 0;
-        if !confirmed {
-            (lost, not_kept) = self.replay.take_all();
-            lost.append(&mut written);
+        match answer {
+            // The router was moving the session when the app closed it: its close says what
+            // the backend read; the rest did not arrive (or nothing says) and goes back.
+            Some(close) if matches!(close.code, codes::MOVED | codes::REGION_MOVED) => {
+                let delivered = close.handoff().delivered;
+                let before = self.replay.count();
+                let settled = self.replay.settle(delivered);
+                lost.extend(settled.resend);
+                lost.extend(settled.unconfirmed);
+                not_kept = settled.not_kept;
+                for (i, msg) in written.into_iter().enumerate() {
+                    let number = before + i as u64 + 1;
+                    if delivered.is_none_or(|d| number > d) {
+                        lost.push(msg);
+                    }
+                }
+            }
+            // Any other close answers ours: everything before it arrived.
+            Some(_) => {}
+            None => {
+                (lost, not_kept) = self.replay.take_all();
+                lost.append(&mut written);
+            }
         }
         lost.extend(unsent);
         let _ = self.events.try_send(Event::Closed {

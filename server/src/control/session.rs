@@ -81,8 +81,6 @@ enum Lingered {
     BackendClosed,
     /// The backend's connection failed, or it did not close within the linger.
     BackendLost,
-    /// The client closed meanwhile (its close already answered by its end).
-    ClientClosed,
     /// The client's connection is gone.
     ClientGone,
 }
@@ -310,18 +308,23 @@ where
     /// client until its close arrives (at most the linger), and then the client is told where
     /// to go and — when the backend closed cleanly — how many of its messages arrived.
     async fn hand_off(mut self, close: CloseSession) {
-        let asked = send(
-            &mut self.backend,
-            close_frame(CLOSE_GOING_AWAY, "session moving"),
-        )
-        .await;
-        let lingered = match asked {
-            true => tokio::time::timeout(self.linger, self.linger())
-                .await
-                .unwrap_or(Lingered::BackendLost),
-            false => Lingered::BackendLost,
+        // The close to the backend and the wait for its answer share one bound: a backend that
+        // stopped reading cannot hold the move longer than the linger.
+        let linger = self.linger;
+        let ask_and_wait = async {
+            if !send(
+                &mut self.backend,
+                close_frame(CLOSE_GOING_AWAY, "session moving"),
+            )
+            .await
+            {
+                return Lingered::BackendLost;
+            }
+            self.linger().await
         };
-        drop(self.guard.take());
+        let lingered = tokio::time::timeout(linger, ask_and_wait)
+            .await
+            .unwrap_or(Lingered::BackendLost);
         let (outcome, to_client) = match lingered {
             Lingered::BackendClosed => (
                 "clean",
@@ -334,7 +337,7 @@ where
                 "unconfirmed",
                 Some(close_frame(close.to.code(), &close.reason(None))),
             ),
-            Lingered::ClientClosed | Lingered::ClientGone => ("client_left", None),
+            Lingered::ClientGone => ("client_left", None),
         };
         metrics::counter!("switchyard_session_handoffs_total", "cause" => close.cause, "outcome" => outcome)
             .increment(1);
@@ -342,28 +345,26 @@ where
             finish(&mut self.client, to_client),
             finish(&mut self.backend, None)
         );
+        // Only now: a stopping router waits for its sessions to reach zero, and the client
+        // must have its close before the process may exit.
+        drop(self.guard.take());
     }
 
-    /// Relays the backend's frames to the client until the backend's close; the client's
-    /// frames are read (so its pings are answered and its close seen) but not forwarded.
+    /// Relays the backend's frames to the client until the backend's close. The client is not
+    /// read meanwhile: what it sends now is not forwarded, and a close it sends is answered
+    /// with the move (and `delivered`) once the backend has closed, so the client learns what
+    /// arrived even when it was closing itself.
     async fn linger(&mut self) -> Lingered {
         loop {
-            tokio::select! {
-                msg = self.backend.next() => match msg {
-                    Some(Ok(WsMessage::Close(_))) => return Lingered::BackendClosed,
-                    Some(Ok(msg @ (WsMessage::Text(_) | WsMessage::Binary(_)))) => {
-                        if !send(&mut self.client, msg).await {
-                            return Lingered::ClientGone;
-                        }
+            match self.backend.next().await {
+                Some(Ok(WsMessage::Close(_))) => return Lingered::BackendClosed,
+                Some(Ok(msg @ (WsMessage::Text(_) | WsMessage::Binary(_)))) => {
+                    if !send(&mut self.client, msg).await {
+                        return Lingered::ClientGone;
                     }
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) | None => return Lingered::BackendLost,
-                },
-                msg = self.client.next() => match msg {
-                    Some(Ok(WsMessage::Close(_))) => return Lingered::ClientClosed,
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) | None => return Lingered::ClientGone,
-                },
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return Lingered::BackendLost,
             }
         }
     }
