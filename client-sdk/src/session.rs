@@ -250,7 +250,11 @@ impl Client {
                     region.prefer(index);
                     return Ok(connected);
                 }
-                Err(failed @ (ErrorKind::Connect(_), _, _)) => last = Some(failed),
+                // A router that does not connect, or connects and never answers the upgrade (a
+                // stopping node's paused listener): the region's next router.
+                Err(failed @ (ErrorKind::Connect(_) | ErrorKind::Timeout(_), _, _)) => {
+                    last = Some(failed)
+                }
                 Err(failed) => return Err(failed),
             }
         }
