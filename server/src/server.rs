@@ -129,7 +129,7 @@ impl Drop for RouterHandle {
 
 /// The session-token key from the configured file or environment variable, or a random one
 /// (tokens then last only as long as this process, and other nodes cannot check them).
-fn token_key(config: &Config) -> TokenKey {
+fn token_key(config: &Config) -> Result<TokenKey, Error> {
     let from_env = std::env::var(&config.sessions.cookie_key_env)
         .ok()
         .filter(|k| !k.is_empty())
@@ -141,22 +141,27 @@ fn token_key(config: &Config) -> TokenKey {
                 env = %config.sessions.cookie_key_env,
                 "no session key set: using a random one; session tokens will not survive a restart"
             );
-            TokenKey::random()
+            TokenKey::random().map_err(|err| Error::Io {
+                context: "a random session-token key from the operating system".to_string(),
+                source: std::io::Error::other(err.to_string()),
+            })?
         }
     };
-    match config
-        .sessions
-        .previous_key_env
-        .as_ref()
-        .and_then(|env| std::env::var(env).ok())
-        .filter(|k| !k.is_empty())
-    {
-        Some(previous) => key.with_previous(
-            previous.as_bytes(),
-            std::time::Instant::now() + config.sessions.previous_key_window,
-        ),
-        None => key,
-    }
+    Ok(
+        match config
+            .sessions
+            .previous_key_env
+            .as_ref()
+            .and_then(|env| std::env::var(env).ok())
+            .filter(|k| !k.is_empty())
+        {
+            Some(previous) => key.with_previous(
+                previous.as_bytes(),
+                std::time::Instant::now() + config.sessions.previous_key_window,
+            ),
+            None => key,
+        },
+    )
 }
 
 /// Waits until every backend's first health check has decided (each check has its own hard
@@ -472,8 +477,15 @@ async fn run(
             }
         },
     };
+    let key = match token_key(&config) {
+        Ok(key) => key,
+        Err(err) => {
+            let _ = bound_tx.send(Err(err));
+            return;
+        }
+    };
     let sessions = Arc::new(Sessions::new(
-        token_key(&config),
+        key,
         Arc::new(store),
         config.sessions.handoff_linger,
     ));
@@ -501,10 +513,21 @@ async fn run(
         _ => None,
     };
     let admin_token = config.node.admin_token.clone().or_else(|| {
-        std::env::var(&config.node.admin_token_env)
+        let token = std::env::var(&config.node.admin_token_env)
             .ok()
             .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty())
+            .filter(|t| !t.is_empty())?;
+        if token.len() < crate::config::MIN_ADMIN_TOKEN_BYTES {
+            // As short a token as a file may not hold: refused, and the API stays read-only.
+            tracing::error!(
+                env = %config.node.admin_token_env,
+                bytes = token.len(),
+                min = crate::config::MIN_ADMIN_TOKEN_BYTES,
+                "the admin token from the environment is too short: ignored, the admin API is read-only"
+            );
+            return None;
+        }
+        Some(token)
     });
     if admin_token.is_none() {
         tracing::info!(

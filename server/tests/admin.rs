@@ -383,3 +383,58 @@ async fn a_drain_made_on_one_node_is_obeyed_by_every_node_sharing_the_redis() {
         }
     }
 }
+
+/// A `switchyard serve` process whose admin token comes from the environment variable
+/// `SWITCHYARD_ADMIN_TOKEN` set to `token`; its admin address.
+fn router_with_env_token(
+    scratch: &switchyard_load::procs::ScratchDir,
+    bs: &[TestBackend],
+    token: &str,
+) -> (switchyard_load::procs::Proc, std::net::SocketAddr) {
+    use switchyard_load::procs;
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], procs::free_port().unwrap()));
+    let admin = std::net::SocketAddr::from(([127, 0, 0, 1], procs::free_port().unwrap()));
+    let config = format!(
+        "[node]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\nworkers = 1\n[log]\naccess = false\n{}",
+        ws_pool(bs)
+    );
+    let path = scratch.write("router.toml", &config).unwrap();
+    let bin = procs::workspace_binary("switchyard", "SWITCHYARD_BIN").unwrap();
+    let mut proc = procs::Proc::spawn(
+        "router",
+        std::process::Command::new(bin)
+            .env("SWITCHYARD_ADMIN_TOKEN", token)
+            .arg("serve")
+            .arg("--config")
+            .arg(path),
+    )
+    .unwrap();
+    procs::wait_for_port(&mut proc, admin).unwrap();
+    (proc, admin)
+}
+
+#[tokio::test]
+async fn a_token_from_the_environment_shorter_than_a_file_may_hold_is_refused() {
+    let bs = backends(&["e1"]).await;
+    let scratch = switchyard_load::procs::ScratchDir::new("admin-env-token").unwrap();
+    // A one-character token: ignored, so the API stays read-only (403), not open to "x".
+    let (_short, admin) = router_with_env_token(&scratch, &bs, "x");
+    let client = Client::new(admin);
+    let drain = |client: Client, token: &'static str| async move {
+        client
+            .send(
+                http::Method::POST,
+                "/admin/v1/backends/e1/drain",
+                &[("authorization", &format!("Bearer {token}"))],
+                Bytes::from_static(b"{}"),
+            )
+            .await
+    };
+    let reply = drain(client, "x").await;
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    assert!(reply.text().contains("read-only"), "{}", reply.text());
+    // A token of 16 bytes or more from the environment works.
+    let (_long, admin) = router_with_env_token(&scratch, &bs, "sixteen-bytes-or-more");
+    let reply = drain(Client::new(admin), "sixteen-bytes-or-more").await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+}

@@ -277,3 +277,53 @@ fn a_pools_backend_tls_needs_a_readable_ca_file_with_a_certificate() {
         "unknown field `verify`",
     );
 }
+
+#[test]
+fn durations_too_long_for_any_setting_are_refused_with_their_key_not_a_panic_later() {
+    // Each of these passed check-config and then panicked ("overflow when adding duration to
+    // instant") or kept SIGTERM from ever stopping the process.
+    let route = "[[routes]]\nid = \"r\"\npath_prefix = \"/\"\npool = \"stream\"\n";
+    for (text, key) in [
+        (
+            "[limits]\nheader_timeout = \"400000000000y\"\n".to_string(),
+            "header_timeout",
+        ),
+        (
+            "[limits]\nidle_timeout = \"400000000000y\"\n".to_string(),
+            "idle_timeout",
+        ),
+        (
+            "[node]\nshutdown_timeout = \"400000000000y\"\n".to_string(),
+            "shutdown_timeout",
+        ),
+        (
+            format!("{route}timeouts = {{ idle = \"400000000000y\" }}\n"),
+            "idle",
+        ),
+    ] {
+        rejected(&format!("{text}{POOL}"), key, "at most 30 days");
+    }
+    rejected(
+        &format!("[node]\nshutdown_delay = \"10d\"\n{POOL}"),
+        "node.shutdown_delay",
+        "at most 1 hour",
+    );
+    rejected(
+        &format!("[sessions]\nhandoff_linger = \"5m\"\n{POOL}"),
+        "sessions.handoff_linger",
+        "at most 60 seconds",
+    );
+}
+
+#[test]
+fn backend_ids_with_line_breaks_nul_or_slashes_are_refused() {
+    for id in ["a\\r\\nb", "a\\u0000b", "../etc", "has space", ""] {
+        rejected(
+            &format!(
+                "[[pools]]\nid = \"p\"\nbackends = [{{ id = \"{id}\", address = \"127.0.0.1:1\" }}]\n"
+            ),
+            "pools[0].backends[0].id",
+            "must be 1-128 letters, digits",
+        );
+    }
+}

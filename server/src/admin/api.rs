@@ -712,18 +712,8 @@ async fn add_backend(state: web::Data<AdminState>, payload: web::Payload) -> Htt
         )
         .response();
     };
-    let valid_id = !body.id.is_empty()
-        && body.id.len() <= 128
-        && body
-            .id
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(&c));
-    if !valid_id {
-        return ApiError::bad_request(format!(
-            "field `id`: {:?} must be 1-128 letters, digits, '-', '_', '.' or ':'",
-            body.id
-        ))
-        .response();
+    if let Some(problem) = crate::config::backend_id_problem(&body.id) {
+        return ApiError::bad_request(format!("field `id`: {problem}")).response();
     }
     if find(&table, &body.id).is_some() {
         return ApiError::new(

@@ -54,9 +54,15 @@ pub async fn require_token(
     Ok(req.into_response(refusal).map_into_right_body())
 }
 
-/// Compares in time that depends only on the lengths, not on where the bytes differ.
+/// Compares the two tokens' SHA-256 digests byte by byte, all 32 of them: the time depends
+/// neither on where the tokens differ nor on their lengths.
 fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use sha2::{Digest, Sha256};
+    let (a, b) = (Sha256::digest(a), Sha256::digest(b));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 #[cfg(test)]
@@ -66,5 +72,7 @@ mod tests {
         assert!(super::same(b"s3cret-token", b"s3cret-token"));
         assert!(!super::same(b"s3cret-token", b"s3cret-tokeN"));
         assert!(!super::same(b"s3cret", b"s3cret-token"));
+        assert!(!super::same(b"", b"s3cret-token"));
+        assert!(super::same(b"", b""));
     }
 }

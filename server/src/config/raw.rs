@@ -867,12 +867,16 @@ pub struct DurationStr(pub Duration);
 impl<'de> Deserialize<'de> for DurationStr {
     fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
         let text = String::deserialize(de)?;
-        humantime::parse_duration(text.trim())
-            .map(DurationStr)
-            .map_err(|err| {
-                serde::de::Error::custom(format!(
-                    "{text:?} is not a duration ({err}); write it like \"250ms\", \"10s\" or \"1h\""
-                ))
-            })
+        let duration = humantime::parse_duration(text.trim()).map_err(|err| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a duration ({err}); write it like \"250ms\", \"10s\" or \"1h\""
+            ))
+        })?;
+        if duration > super::validate::MAX_DURATION {
+            return Err(serde::de::Error::custom(format!(
+                "{text:?} is longer than any setting takes (at most 30 days)"
+            )));
+        }
+        Ok(DurationStr(duration))
     }
 }

@@ -39,6 +39,21 @@ impl Issues {
 }
 
 /// Validates a parsed file into a [`Config`], or returns every problem found.
+/// Why `id` cannot name a backend (it appears in metrics labels, logs, headers and admin API
+/// paths): `None` when it can. One rule for the config file and the admin API.
+pub fn backend_id_problem(id: &str) -> Option<String> {
+    let valid = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(&c));
+    (!valid).then(|| format!("{id:?} must be 1-128 letters, digits, '-', '_', '.' or ':'"))
+}
+
+/// The longest duration any key takes: past it a time would overflow somewhere, and no
+/// router setting needs more.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let mut issues = Issues::default();
     // Ids are unique within their kind (a route and its pool may share a name, as in the
@@ -162,6 +177,9 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 format!("pools[{i}].backends[{j}].id"),
                 &b.id,
             );
+            if let Some(problem) = backend_id_problem(&b.id) {
+                issues.push(format!("pools[{i}].backends[{j}].id"), problem);
+            }
         }
         if let Some(pool) = pool(&mut issues, i, p) {
             pools.push(pool);
@@ -395,6 +413,12 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     }
     if raw.node.shutdown_timeout.0.is_zero() {
         issues.push("node.shutdown_timeout", "must be more than 0");
+    }
+    if raw.node.shutdown_delay.0 > Duration::from_secs(3600) {
+        issues.push("node.shutdown_delay", "must be at most 1 hour");
+    }
+    if raw.node.shutdown_timeout.0 > Duration::from_secs(3600) {
+        issues.push("node.shutdown_timeout", "must be at most 1 hour");
     }
     if raw.node.shutdown_spread.0 > Duration::from_secs(3600) {
         issues.push("node.shutdown_spread", "must be at most 1 hour");

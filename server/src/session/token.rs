@@ -47,10 +47,13 @@ impl TokenKey {
         }
     }
 
-    /// A random key: tokens then hold only for this process.
-    pub fn random() -> TokenKey {
-        let key: Vec<u8> = (0..32).map(|_| fastrand::u8(..)).collect();
-        TokenKey::new(&key)
+    /// A random key from the operating system's generator: tokens then hold only for this
+    /// process. `Err` when the system cannot give randomness (the caller refuses to start
+    /// rather than sign with a guessable key).
+    pub fn random() -> Result<TokenKey, getrandom::Error> {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key)?;
+        Ok(TokenKey::new(&key))
     }
 
     /// Also accepts tokens of `previous` until `until` (key rotation).
@@ -115,6 +118,16 @@ impl TokenKey {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_random_key_comes_from_the_system_and_differs_every_time() {
+        let (a, b) = (TokenKey::random().unwrap(), TokenKey::random().unwrap());
+        assert_eq!(a.key.len(), 32);
+        assert_ne!(a.key, b.key);
+        let id = uuid::Uuid::new_v4();
+        assert!(a.verify(&a.sign(id)).is_some() && b.verify(&a.sign(id)).is_none());
+    }
+
     use super::*;
 
     #[test]
