@@ -202,6 +202,19 @@ async fn a_route_without_local_backends_is_served_through_the_nearest_region_onc
         .get_with("/titles", &[("x-switchyard-hop", "ap-southeast")])
         .await;
     assert_eq!(hopped.status, 503, "{}", hopped.text());
+    // From an address that is no region's router the header means nothing: a viewer cannot
+    // keep its request from moving, and the header never reaches a backend.
+    let viewer = Client::from_address(world.addrs[0], [127, 0, 0, 2].into());
+    let reply = viewer
+        .get_with("/titles?echo=1", &[("x-switchyard-hop", "ap-southeast")])
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.backend(), "eu-1");
+    let seen = reply.text().to_lowercase();
+    assert!(
+        !seen.contains("x-switchyard-hop"),
+        "a hop header reached the backend: {seen}"
+    );
 
     // Loop prevention: no region has a backend. A forwarded request carries the hop header
     // and is never forwarded again, so the answer is a 503, not a request bouncing between

@@ -120,7 +120,12 @@ pub async fn handle(
         }
         Some(_) if let Some(err) = &limited => (error_response(err, &request_id), None),
         Some(route) => {
-            let outcome = match super::region::overflow_target(req.headers(), &route, &state) {
+            let outcome = match super::region::overflow_target(
+                req.headers(),
+                req.peer_addr().map(|a| a.ip()),
+                &route,
+                &state,
+            ) {
                 Some(region) => {
                     super::region::overflow(&req, payload, &route, region, &state, &request_id)
                         .await

@@ -54,15 +54,29 @@ pub fn public_endpoint(req: &HttpRequest, state: &ProxyState) -> Option<Response
     Some(answer.map_into_boxed_body().map_into_right_body())
 }
 
+/// Whether this request already made its one hop between regions: it carries
+/// `X-Switchyard-Hop` and comes from another region's router (the address of a configured
+/// region endpoint, or a `node.trusted_proxies` one). From anyone else the header means
+/// nothing — a viewer cannot keep its own request from moving — and it is never passed on to
+/// a backend.
+pub fn hopped(headers: &ax::HeaderMap, peer: Option<std::net::IpAddr>, state: &ProxyState) -> bool {
+    headers.contains_key(HOP_HEADER)
+        && peer.is_some_and(|ip| {
+            state.directory.routers.contains(&ip)
+                || state.trusted_proxies.iter().any(|c| c.contains(ip))
+        })
+}
+
 /// The remote region a request on `route` should go to, if the route overflows and the
 /// local pool has no capacity (no eligible backend, the region evacuating, or its load over
 /// the route's `overflow_load`). A request that already made its hop stays here.
 pub fn overflow_target(
     headers: &ax::HeaderMap,
+    peer: Option<std::net::IpAddr>,
     route: &Route,
     state: &ProxyState,
 ) -> Option<Arc<RegionEntry>> {
-    if route.overflow == Overflow::Off || headers.contains_key(HOP_HEADER) {
+    if route.overflow == Overflow::Off || hopped(headers, peer, state) {
         return None;
     }
     let directory = &state.directory;

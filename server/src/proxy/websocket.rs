@@ -156,7 +156,7 @@ where
             None,
         )),
         Some(_) if let Some(err) = limited => Err((err, None)),
-        Some(route) => match move_to(&head.headers, route, state) {
+        Some(route) => match move_to(&head.headers, head.peer_addr.map(|a| a.ip()), route, state) {
             Some(region) => {
                 let cause = match state.directory.local.evacuating() {
                     true => "evacuation",
@@ -239,13 +239,14 @@ where
 /// evacuates, else the route's overflow target.
 fn move_to(
     headers: &ax::HeaderMap,
+    peer: Option<std::net::IpAddr>,
     route: &Route,
     state: &ProxyState,
 ) -> Option<std::sync::Arc<crate::regions::RegionEntry>> {
-    if state.directory.local.evacuating() && !headers.contains_key(crate::regions::HOP_HEADER) {
+    if state.directory.local.evacuating() && !super::region::hopped(headers, peer, state) {
         return state.directory.nearest_remote();
     }
-    super::region::overflow_target(headers, route, state)
+    super::region::overflow_target(headers, peer, route, state)
 }
 
 /// Upgrades the client and closes at once with `4003` and where to go (`moved; delivered=0;

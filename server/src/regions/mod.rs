@@ -71,6 +71,9 @@ impl RegionEntry {
 pub struct Directory {
     pub local: Arc<RegionEntry>,
     pub regions: Vec<Arc<RegionEntry>>,
+    /// The addresses of the other regions' routers (their configured endpoints): the only
+    /// peers, with `node.trusted_proxies`, whose `X-Switchyard-Hop` is believed.
+    pub routers: Vec<std::net::IpAddr>,
     pub config: DirectoryConfig,
 }
 
@@ -128,6 +131,12 @@ impl Directory {
         }
         regions.sort_by_key(|r| !r.local);
         Directory {
+            routers: config
+                .regions
+                .iter()
+                .filter(|r| r.name != config.node.region)
+                .filter_map(|r| r.endpoint_addr.map(|a| a.ip()))
+                .collect(),
             local: regions[0].clone(),
             regions,
             config: config.directory.clone(),

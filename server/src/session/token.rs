@@ -92,6 +92,11 @@ impl TokenKey {
     pub fn check(&self, token: &str) -> Option<Verified> {
         let (id, tag) = token.split_once('.')?;
         let uuid = Uuid::parse_str(id).ok()?;
+        // One spelling only, the one this router signs: lowercase hyphenated. Braced, URN,
+        // simple or uppercase forms of the same id are not tokens.
+        if id != uuid.as_hyphenated().to_string() {
+            return None;
+        }
         if tag.len() != 64 || !tag.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
@@ -118,6 +123,23 @@ impl TokenKey {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_token_verifies_only_in_the_spelling_it_was_signed_in() {
+        let key = TokenKey::new(b"a key for spellings");
+        let id = Uuid::new_v4();
+        let token = key.sign(id);
+        assert_eq!(key.verify(&token), Some(id));
+        let (_, tag) = token.split_once('.').unwrap();
+        for other in [
+            id.as_simple().to_string(),
+            id.as_braced().to_string(),
+            id.as_urn().to_string(),
+            id.as_hyphenated().to_string().to_uppercase(),
+        ] {
+            assert_eq!(key.verify(&format!("{other}.{tag}")), None, "{other}");
+        }
+    }
 
     #[test]
     fn a_random_key_comes_from_the_system_and_differs_every_time() {

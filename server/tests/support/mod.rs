@@ -151,6 +151,17 @@ impl Client {
         }
     }
 
+    /// A client whose connections come from `local` (e.g. `127.0.0.2`: a loopback address
+    /// that is not the routers' own).
+    pub fn from_address(addr: SocketAddr, local: std::net::IpAddr) -> Client {
+        let mut connector = HttpConnector::new();
+        connector.set_local_address(Some(local));
+        Client {
+            inner: HyperClient::builder(TokioExecutor::new()).build(connector),
+            base: format!("http://{addr}"),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -85,7 +85,15 @@ pub fn write_request_head(
                 "expect" | "content-length" | FORWARDED_PROTO | REQUEST_ID
             )
             || n == FORWARDED_FOR
-            || (!listed.is_empty() && listed.iter().any(|t| t == n.as_bytes()))
+            // The router's own headers: a hop header is written below by a router that
+            // forwards, never passed on from a client; the session token is for routers (kept
+            // when forwarding to another region's router, which needs it).
+            || n == crate::regions::HOP_HEADER
+            || (n == crate::session::SESSION_HEADER && fwd.hop.is_none())
+            // `Connection: host` cannot take the Host header away.
+            || (n != "host"
+                && !listed.is_empty()
+                && listed.iter().any(|t| t == n.as_bytes()))
         {
             forwarded_for_seen |= n == FORWARDED_FOR;
             continue;
@@ -521,6 +529,41 @@ mod tests {
         assert!(text.contains("x-request-id: rid-1\r\n"));
         assert_eq!(text.matches("content-length").count(), 1, "{text}");
         assert!(text.ends_with("content-length: 5\r\n\r\n"), "{text}");
+    }
+
+    #[test]
+    fn the_routers_own_headers_from_a_client_never_reach_a_backend() {
+        let h = headers(&[
+            ("host", "tv.example.net"),
+            ("connection", "host, keep-alive"),
+            ("x-switchyard-hop", "eu-west"),
+            ("x-switchyard-session", "a-token"),
+        ]);
+        let text = head_text(Method::GET, "/", &h, RequestFraming::None);
+        // `Connection: host` does not take the Host header away.
+        assert!(text.contains("host: tv.example.net\r\n"), "{text}");
+        assert_eq!(text.matches("host:").count(), 1, "{text}");
+        assert!(!text.contains("x-switchyard-hop"), "{text}");
+        assert!(!text.contains("x-switchyard-session"), "{text}");
+        // Forwarded to another region's router: this router's own hop, and the session
+        // token that router needs.
+        let mut out = BytesMut::new();
+        let to_region = Forwarding {
+            hop: Some("us-east"),
+            ..fwd()
+        };
+        write_request_head(
+            &mut out,
+            &Method::GET,
+            "/",
+            &h,
+            &to_region,
+            RequestFraming::None,
+        );
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        assert!(text.contains("x-switchyard-hop: us-east\r\n"), "{text}");
+        assert!(!text.contains("eu-west"), "{text}");
+        assert!(text.contains("x-switchyard-session: a-token\r\n"), "{text}");
     }
 
     #[test]
