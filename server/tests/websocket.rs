@@ -399,3 +399,83 @@ async fn a_bad_client_handshake_is_refused_before_any_backend_is_asked() {
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(answer.contains("only WebSocket upgrades"), "{answer}");
 }
+
+/// A router whose `/ws` route has `timeouts.idle = idle`.
+fn idle_router(bs: &[TestBackend], idle: &str) -> switchyard::RouterHandle {
+    router(&format!(
+        "{}timeouts = {{ idle = \"{idle}\" }}\n{}",
+        route("ws", "/ws", "ws"),
+        pool_with(
+            "ws",
+            "least_connections",
+            bs,
+            "health = { kind = \"none\" }"
+        )
+    ))
+}
+
+/// Reads until the close frame; its code and how long it took from `since`.
+async fn close_code(ws: &mut Ws, since: std::time::Instant) -> (u16, Duration) {
+    loop {
+        match next(ws).await {
+            Message::Close(Some(frame)) => return (u16::from(frame.code), since.elapsed()),
+            Message::Close(None) => panic!("a close without a code"),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_with_nothing_going_either_way_ends_at_the_routes_idle_timeout() {
+    let bs = backends(&["i1"]).await;
+    let r = idle_router(&bs, "600ms");
+    // Quiet from the start: closed with 4000 once the route's idle timeout passes.
+    let (mut quiet, _) = connect(r.addr(), &[]).await;
+    let started = std::time::Instant::now();
+    // Busy: a message every 200 ms keeps the session alive well past the timeout.
+    let (mut busy, _) = connect(r.addr(), &[]).await;
+    let mut last_echo = std::time::Instant::now();
+    for i in 0..8 {
+        busy.send(Message::text(format!("m{i}"))).await.unwrap();
+        assert_eq!(next(&mut busy).await, Message::text(format!("i1: m{i}")));
+        last_echo = std::time::Instant::now();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, after) = close_code(&mut quiet, started).await;
+    assert_eq!(code, 4000, "idle timeout");
+    // (The router's clock starts a moment before the client sees the upgrade.)
+    assert!(
+        after >= Duration::from_millis(500),
+        "closed before the timeout: {after:?}"
+    );
+    // Half a fragmented message is no activity: cut at the timeout after the last whole
+    // frame.
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    busy.send(Message::Frame(Frame::message(
+        b"first half".to_vec(),
+        OpCode::Data(Data::Text),
+        false,
+    )))
+    .await
+    .unwrap();
+    let (code, after) = close_code(&mut busy, last_echo).await;
+    assert_eq!(
+        code, 4000,
+        "an unfinished message is cut at the idle timeout"
+    );
+    assert!(after >= Duration::from_millis(500), "{after:?}");
+    // Both sessions left the backend's count.
+    wait_for(
+        "the backend's sessions end",
+        Duration::from_secs(5),
+        async || {
+            Client::new(r.admin_addr())
+                .get("/admin/v1/backends/i1")
+                .await
+                .json()["sessions"]
+                == 0
+        },
+    )
+    .await;
+}

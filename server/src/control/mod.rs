@@ -24,7 +24,7 @@ pub mod supervisor;
 pub use backend::{BackendActor, BackendChanged};
 pub use pool::PoolActor;
 pub use region::RegionActor;
-pub use session::{CloseSession, SessionActor};
+pub use session::{CloseSession, SessionActor, SessionTimers};
 pub use supervisor::RouterSupervisor;
 
 /// Makes an actor panic inside a guarded handler: exercises supervision in tests.

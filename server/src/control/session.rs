@@ -47,6 +47,8 @@ pub use crate::routing::handoff::{CLOSE_MOVE_REGION, CLOSE_MOVED};
 pub const CLOSE_BACKEND_LOST: u16 = 4002;
 /// Close code to a backend: the client left, or the session moves elsewhere.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code to a client whose session sent nothing either way for the idle timeout.
+pub const CLOSE_IDLE: u16 = 4000;
 
 /// How long a session waits for the other side's close frame after sending its own, before
 /// it drops the connection anyway.
@@ -71,8 +73,18 @@ struct Pump<C> {
     guard: Option<SessionGuard>,
     /// Data messages from the client written to the backend on this connection.
     delivered: u64,
-    /// How long a move waits for the backend's close.
-    linger: Duration,
+    timers: SessionTimers,
+}
+
+/// A session's time limits.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionTimers {
+    /// How long a move waits for the backend's close (`[sessions] handoff_linger`).
+    pub linger: Duration,
+    /// How long the session may go without a frame either way (the route's
+    /// `timeouts.idle`, like HAProxy's `timeout tunnel`); a message left half-sent counts
+    /// as nothing, so an unfinished fragmented message is cut here too.
+    pub idle: Duration,
 }
 
 /// How the wait for the backend's close during a move ended.
@@ -101,6 +113,8 @@ enum End {
     BackendTooBig(String),
     /// The control plane closes the session.
     Command(CloseSession),
+    /// No frame either way for the idle timeout.
+    Idle,
 }
 
 impl<C> SessionActor<C>
@@ -114,7 +128,7 @@ where
         record: Option<(Arc<Store>, Uuid)>,
         pool: Arc<PoolHandle>,
         backend_id: Arc<str>,
-        linger: Duration,
+        timers: SessionTimers,
     ) -> SessionActor<C> {
         let (commands, rx) = mpsc::channel(1);
         SessionActor {
@@ -126,7 +140,7 @@ where
                 commands: rx,
                 guard: Some(guard),
                 delivered: 0,
-                linger,
+                timers,
             }),
             commands,
         }
@@ -247,6 +261,10 @@ where
                 Some(close_frame(CLOSE_GOING_AWAY, "client went away")),
             ),
             End::BackendLost(reason) => (Some(close_frame(CLOSE_BACKEND_LOST, &reason)), None),
+            End::Idle => (
+                Some(close_frame(CLOSE_IDLE, "idle timeout")),
+                Some(close_frame(CLOSE_GOING_AWAY, "idle timeout")),
+            ),
             End::BackendTooBig(reason) => (
                 Some(close_frame(
                     1009,
@@ -266,8 +284,13 @@ where
 
     /// Relays frames both ways until one side closes, fails or a command arrives.
     async fn relay(&mut self) -> End {
+        let idle = self.timers.idle;
+        let mut quiet_until = tokio::time::Instant::now() + idle;
         loop {
+            // Any frame either way is activity; the timer is re-armed after each one.
+            let quiet = tokio::time::sleep_until(quiet_until);
             tokio::select! {
+                _ = quiet => return End::Idle,
                 msg = self.client.next() => match msg {
                     Some(Ok(WsMessage::Close(frame))) => return End::ClientClosed(frame),
                     Some(Ok(WsMessage::Frame(_))) => {}
@@ -296,6 +319,7 @@ where
                 },
                 Some(command) = self.commands.recv() => return End::Command(command),
             }
+            quiet_until = tokio::time::Instant::now() + idle;
         }
     }
 }
@@ -310,7 +334,7 @@ where
     async fn hand_off(mut self, close: CloseSession) {
         // The close to the backend and the wait for its answer share one bound: a backend that
         // stopped reading cannot hold the move longer than the linger.
-        let linger = self.linger;
+        let linger = self.timers.linger;
         let ask_and_wait = async {
             if !send(
                 &mut self.backend,

@@ -12,7 +12,7 @@
 //! `User-Agent`, plus `X-Forwarded-For`/`-Proto` and `X-Request-Id`; the backend's chosen
 //! subprotocol and `X-Backend-Id` come back on the 101.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::Actor;
 use actix_codec::{AsyncRead, AsyncWrite, Framed};
@@ -31,7 +31,7 @@ use super::error::error_response;
 use super::h1::{BackendStream, exchange};
 use super::headers::{self, FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID};
 use super::http::{Failure, ProxyState, unavailable, upstream_target};
-use crate::control::SessionActor;
+use crate::control::{SessionActor, SessionTimers};
 use crate::error::Error;
 use crate::routing::Route;
 use crate::routing::handoff::{self, CloseSession, MoveTo};
@@ -178,6 +178,10 @@ where
             pool,
         }) => {
             let status = switching.status().as_u16();
+            // A session lives by its route's idle timeout (a route exists: it was opened).
+            let idle = route
+                .as_ref()
+                .map_or(Duration::from_secs(60), |r| r.timeouts.idle);
             if framed
                 .send(H1Message::Item((switching, BodySize::None)))
                 .await
@@ -199,7 +203,10 @@ where
                     record,
                     pool,
                     backend_id.clone(),
-                    state.sessions.handoff_linger,
+                    SessionTimers {
+                        linger: state.sessions.handoff_linger,
+                        idle,
+                    },
                 )
                 .start();
             }
