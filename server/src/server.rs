@@ -453,16 +453,11 @@ async fn run(
     stop_rx: oneshot::Receiver<Duration>,
 ) {
     let ready = Arc::new(Readiness::default());
+    let local = MemoryStore::new(config.sessions.ttl, config.node.region.as_str().into())
+        .with_max_records(config.sessions.max_records);
     let store = match &config.sessions.redis {
-        None => Store::Memory(MemoryStore::new(
-            config.sessions.ttl,
-            config.node.region.as_str().into(),
-        )),
-        Some(redis) => match SharedStore::new(
-            redis,
-            config.sessions.ttl,
-            config.node.region.as_str().into(),
-        ) {
+        None => Store::Memory(local),
+        Some(redis) => match SharedStore::new(redis, local) {
             Ok(shared) => {
                 let shared = Arc::new(shared);
                 actix_rt::spawn(shared.clone().maintain());

@@ -45,6 +45,8 @@ pub struct SessionsConfig {
     pub redis: Option<RedisConfig>,
     /// How long a moved session waits for its backend's close before closing the client.
     pub handoff_linger: Duration,
+    /// Most session records this node keeps.
+    pub max_records: usize,
 }
 
 #[derive(Debug, Clone)]

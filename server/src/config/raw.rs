@@ -76,6 +76,13 @@ pub struct RawSessions {
     /// what the backend still sends) before it closes the client. Default 2 s.
     #[serde(default = "default_handoff_linger")]
     pub handoff_linger: DurationStr,
+    /// Most session records one node keeps; past it the oldest are dropped. Default 1,000,000.
+    #[serde(default = "default_max_records")]
+    pub max_records: usize,
+}
+
+fn default_max_records() -> usize {
+    crate::session::store::DEFAULT_MAX_RECORDS
 }
 
 fn default_handoff_linger() -> DurationStr {
@@ -115,6 +122,7 @@ impl Default for RawSessions {
             sentinels: Vec::new(),
             sentinel_master: default_sentinel_master(),
             handoff_linger: default_handoff_linger(),
+            max_records: default_max_records(),
         }
     }
 }

@@ -423,6 +423,9 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     if raw.node.shutdown_spread.0 > Duration::from_secs(3600) {
         issues.push("node.shutdown_spread", "must be at most 1 hour");
     }
+    if raw.sessions.max_records == 0 {
+        issues.push("sessions.max_records", "must be at least 1");
+    }
     if raw.sessions.handoff_linger.0 > Duration::from_secs(60) {
         issues.push("sessions.handoff_linger", "must be at most 60 seconds");
     }
@@ -468,6 +471,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 previous_key_window: raw.sessions.previous_key_window.0,
                 redis,
                 handoff_linger: raw.sessions.handoff_linger.0,
+                max_records: raw.sessions.max_records,
             },
             source: None,
         }),

@@ -96,11 +96,9 @@ impl Stored {
 
 impl SharedStore {
     /// Validates the URL; connects later, in the background (Redis may be down at start).
-    pub fn new(
-        config: &RedisConfig,
-        ttl: Duration,
-        region: Arc<str>,
-    ) -> Result<SharedStore, String> {
+    /// A store sharing through Redis, with `local` as this node's cache.
+    pub fn new(config: &RedisConfig, local: MemoryStore) -> Result<SharedStore, String> {
+        let ttl = local.ttl();
         let client = redis::Client::open(config.url.as_str())
             .map_err(|err| format!("sessions.redis_url: {err}"))?;
         let sentinel = match config.sentinels.is_empty() {
@@ -131,7 +129,7 @@ impl SharedStore {
             }
         };
         Ok(SharedStore {
-            local: MemoryStore::new(ttl, region),
+            local,
             client,
             sentinel,
             conn: ArcSwapOption::empty(),

@@ -53,7 +53,13 @@ pub struct MemoryStore {
     shards: Vec<RwLock<HashMap<Uuid, Record>>>,
     ttl: Duration,
     region: Arc<str>,
+    /// Most records one shard keeps (`[sessions] max_records` over the shards).
+    per_shard: usize,
+    evicted: metrics::Counter,
 }
+
+/// Default `[sessions] max_records`.
+pub const DEFAULT_MAX_RECORDS: usize = 1_000_000;
 
 impl MemoryStore {
     pub fn new(ttl: Duration, region: Arc<str>) -> MemoryStore {
@@ -61,6 +67,36 @@ impl MemoryStore {
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
             ttl,
             region,
+            per_shard: DEFAULT_MAX_RECORDS.div_ceil(SHARDS),
+            evicted: metrics::counter!("switchyard_session_records_evicted_total"),
+        }
+    }
+
+    /// Keeps at most `max` records (at least one per shard): past it a new session first
+    /// drops the expired records of its shard, then the one seen longest ago (as HAProxy's
+    /// stick tables purge their oldest entries), counted in
+    /// `switchyard_session_records_evicted_total`.
+    pub fn with_max_records(mut self, max: usize) -> MemoryStore {
+        self.per_shard = max.div_ceil(SHARDS).max(1);
+        self
+    }
+
+    /// Room for one new record in `shard`.
+    fn make_room(&self, shard: &mut HashMap<Uuid, Record>, now: Instant) {
+        if shard.len() < self.per_shard {
+            return;
+        }
+        shard.retain(|_, r| now.duration_since(r.last_seen) <= self.ttl);
+        while shard.len() >= self.per_shard {
+            let Some(oldest) = shard
+                .iter()
+                .min_by_key(|(_, r)| r.last_seen)
+                .map(|(id, _)| *id)
+            else {
+                break;
+            };
+            shard.remove(&oldest);
+            self.evicted.increment(1);
         }
     }
 
@@ -71,6 +107,9 @@ impl MemoryStore {
     /// Keeps a record read from a shared store.
     pub fn insert(&self, id: Uuid, record: Record) {
         let mut shard = self.shard(&id).write().unwrap_or_else(|e| e.into_inner());
+        if !shard.contains_key(&id) {
+            self.make_room(&mut shard, Instant::now());
+        }
         shard.insert(id, record);
     }
 
@@ -116,6 +155,9 @@ impl SessionStore for MemoryStore {
     fn place(&self, id: Uuid, pool: Arc<str>, backend: Arc<str>) -> Record {
         let now = Instant::now();
         let mut shard = self.shard(&id).write().unwrap_or_else(|e| e.into_inner());
+        if !shard.contains_key(&id) {
+            self.make_room(&mut shard, now);
+        }
         let record = shard
             .entry(id)
             .and_modify(|r| {
@@ -160,6 +202,24 @@ impl SessionStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_store_drops_the_sessions_seen_longest_ago_not_the_live_ones() {
+        let store =
+            MemoryStore::new(Duration::from_secs(3600), "eu-west".into()).with_max_records(1600);
+        let (pool, backend): (Arc<str>, Arc<str>) = ("p".into(), "b1".into());
+        // A viewer that keeps coming back, among 30,000 token-less requests' sessions.
+        let live = Uuid::new_v4();
+        store.place(live, pool.clone(), backend.clone());
+        for i in 0..30_000 {
+            store.place(Uuid::new_v4(), pool.clone(), backend.clone());
+            if i % 50 == 0 {
+                assert!(store.resume(live, "p").is_some(), "the live session at {i}");
+            }
+        }
+        assert!(store.len() <= 1600, "{} records kept", store.len());
+        assert!(store.resume(live, "p").is_some());
+    }
 
     #[test]
     fn a_placed_session_resumes_on_its_backend_and_expires() {
