@@ -250,6 +250,7 @@ fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public
         macro_rules! service {
             ($io:ty) => {{
                 let upgrade_state = state.clone();
+                let expect_state = state.clone();
                 let shutdown = shutdown.clone();
                 let app = App::new()
                     .app_data(state.clone())
@@ -268,6 +269,15 @@ fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public
                         let shutdown = shutdown.clone();
                         async move { shutdown.notified().await }
                     })
+                    .expect(fn_service(move |req: Request| {
+                        let refused = proxy::http::refuse_expectation(req.head(), &expect_state);
+                        async move {
+                            match refused {
+                                Some(answer) => Err(answer),
+                                None => Ok(req),
+                            }
+                        }
+                    }))
                     .upgrade(fn_service(
                         move |(req, framed): (Request, Framed<$io, h1::Codec>)| {
                             let state = upgrade_state.clone();

@@ -129,3 +129,58 @@ async fn a_chunked_body_over_the_limit_is_cut_with_413() {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("body_too_large"), "{answer}");
 }
+
+/// Writes `head`, then reads what the router answers until `enough` is in it (or it closes).
+async fn answer_to_head(addr: std::net::SocketAddr, head: &str, enough: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).await.unwrap_or(0);
+            answer.extend_from_slice(&buf[..n]);
+            if n == 0 || String::from_utf8_lossy(&answer).contains(enough) {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(REQUEST_DEADLINE, read)
+        .await
+        .unwrap_or_else(|_| panic!("no {enough:?} within the deadline: {answer:?}"));
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn a_body_announced_over_the_limit_is_refused_before_100_continue_invites_it() {
+    let bs = backends(&["e1"]).await;
+    let r = router(&format!(
+        "[[routes]]\nid = \"api\"\npath_prefix = \"/api\"\npool = \"api\"\nmax_body_bytes = 1000\n{}",
+        pool_with("api", "round_robin", &bs, "health = { kind = \"none\" }")
+    ));
+    // Over the limit: 413 at once, never a 100 inviting ten megabytes.
+    let answer = answer_to_head(
+        r.addr(),
+        "POST /api/upload HTTP/1.1\r\nHost: a\r\nContent-Length: 10000000\r\nExpect: 100-continue\r\n\r\n",
+        "\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(!answer.contains(" 100 "), "{answer}");
+    assert!(
+        answer
+            .to_lowercase()
+            .contains("x-switchyard-error: body_too_large"),
+        "{answer}"
+    );
+    // Within it: 100 Continue, as before.
+    let answer = answer_to_head(
+        r.addr(),
+        "POST /api/upload HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n",
+        "\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 100"), "{answer}");
+    assert_eq!(bs[0].requests_served(), 0, "nothing reached the backend");
+}

@@ -419,6 +419,46 @@ pub(crate) async fn forward(
     Err(last_error.unwrap_or_else(|| unavailable(route, &snapshot)))
 }
 
+/// Answers a request that asks `Expect: 100-continue` before the client sends its body:
+/// a `Content-Length` over its route's `max_body_bytes` is refused with 413 now, instead of
+/// inviting the body with `100 Continue` and refusing it afterwards. `None`: go on (actix-http
+/// then sends the 100). The connection is closed after the refusal: a client that sends the
+/// body anyway cannot have it read as the next request.
+pub fn refuse_expectation(
+    head: &actix_http::RequestHead,
+    state: &ProxyState,
+) -> Option<actix_http::Response<actix_http::body::BoxBody>> {
+    let length: u64 = head
+        .headers
+        .get(ax::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let host = head
+        .headers
+        .get(ax::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| head.uri.host());
+    let table = state.table.load();
+    let route = table.find(host, head.uri.path())?;
+    if route.max_body_bytes == 0 || length <= route.max_body_bytes {
+        return None;
+    }
+    let err = Error::TooLarge {
+        what: "body",
+        size: length,
+        max: route.max_body_bytes,
+    };
+    let mut answer =
+        error_response::<actix_http::body::BoxBody>(&err, &headers::request_id(&head.headers));
+    answer
+        .head_mut()
+        .set_connection_type(actix_web::http::ConnectionType::Close);
+    Some(answer.map_into_boxed_body().into())
+}
+
 /// The request target and headers against `[limits]` (414 and 431).
 pub(crate) fn head_within_limits(
     head: &actix_http::RequestHead,
