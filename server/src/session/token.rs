@@ -97,7 +97,8 @@ impl TokenKey {
         if id != uuid.as_hyphenated().to_string() {
             return None;
         }
-        if tag.len() != 64 || !tag.bytes().all(|b| b.is_ascii_hexdigit()) {
+        // The tag too: lowercase hex, as signed ("AE" for "ae" is not the same token).
+        if tag.len() != 64 || !tag.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return None;
         }
         let bytes: Vec<u8> = (0..32)
@@ -139,6 +140,18 @@ mod tests {
         ] {
             assert_eq!(key.verify(&format!("{other}.{tag}")), None, "{other}");
         }
+    }
+
+    /// Found by the `session_token` fuzz target: an uppercase hex digit in the tag verified.
+    #[test]
+    fn a_tag_spelt_in_uppercase_is_not_the_token() {
+        let key = TokenKey::new(b"fuzz: the previous key");
+        let signed = "6f1d2c3a-9b8e-4f70-a1b2-c3d4e5f60718.000f96678cd30ab7b4e6b6c97cbd90913f3d6d7eb85e0576918d93b381aae856";
+        let id = Uuid::parse_str("6f1d2c3a-9b8e-4f70-a1b2-c3d4e5f60718").unwrap();
+        assert_eq!(key.verify(signed), Some(id));
+        let altered = "6f1d2c3a-9b8e-4f70-a1b2-c3d4e5f60718.000f96678cd30ab7b4e6b6c97cbd90913f3d6d7eb85e0576918d93b381aAe856";
+        assert_eq!(key.verify(altered), None);
+        assert_eq!(key.verify(&signed.to_uppercase()), None);
     }
 
     #[test]
