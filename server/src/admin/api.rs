@@ -222,21 +222,12 @@ async fn evacuate(
     name: web::Path<String>,
     payload: web::Payload,
 ) -> HttpResponse {
-    let spread = match read_json::<EvacuateBody>(payload).await {
-        Ok(body) => body.and_then(|b| b.spread_s),
+    let spread = match read_json::<EvacuateBody>(payload)
+        .await
+        .and_then(evacuation_spread)
+    {
+        Ok(spread) => spread,
         Err(err) => return err.response(),
-    };
-    let spread = match spread {
-        None => DEFAULT_DRAIN_SPREAD,
-        Some(s) if s.is_finite() && (0.0..=MAX_DRAIN_SECONDS).contains(&s) => {
-            Duration::from_secs_f64(s)
-        }
-        Some(s) => {
-            return ApiError::bad_request(format!(
-                "field `spread_s`: {s} is not between 0 and {MAX_DRAIN_SECONDS} seconds"
-            ))
-            .response();
-        }
     };
     let Some(region) = state.directory.region(&name) else {
         return unknown_region(&name).response();
@@ -291,6 +282,19 @@ async fn evacuate(
         "evacuating": true,
         "sessions_moving": moving,
     }))
+}
+
+/// An evacuation's spread from its body, checked.
+fn evacuation_spread(body: Option<EvacuateBody>) -> Result<Duration, ApiError> {
+    match body.and_then(|b| b.spread_s) {
+        None => Ok(DEFAULT_DRAIN_SPREAD),
+        Some(s) if s.is_finite() && (0.0..=MAX_DRAIN_SECONDS).contains(&s) => {
+            Ok(Duration::from_secs_f64(s))
+        }
+        Some(s) => Err(ApiError::bad_request(format!(
+            "field `spread_s`: {s} is not between 0 and {MAX_DRAIN_SECONDS} seconds"
+        ))),
+    }
 }
 
 fn unknown_region(name: &str) -> ApiError {
@@ -384,10 +388,15 @@ async fn read_json<T: serde::de::DeserializeOwned>(
         }
         body.extend_from_slice(&chunk);
     }
+    decode_json(&body)
+}
+
+/// A whole JSON body (empty or blank is `None`) as `T`; errors name the field.
+fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Option<T>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let de = &mut serde_json::Deserializer::from_slice(&body);
+    let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de)
         .map(Some)
         .map_err(|err| {
@@ -563,31 +572,28 @@ async fn weight(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> HttpResponse {
-    let weight = match read_json::<WeightBody>(payload).await {
-        Ok(Some(body)) => body.weight,
-        Ok(None) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                "a body {\"weight\": N} is required",
-            );
-        }
+    let weight = match read_json::<WeightBody>(payload).await.and_then(weight_of) {
+        Ok(weight) => weight,
         Err(err) => return err.response(),
     };
-    if weight == 0 || weight > MAX_WEIGHT {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!(
-                "field `weight`: {weight} is not between 1 and {MAX_WEIGHT} (drain a backend instead of weighting it 0)"
-            ),
-        );
-    }
     let action = AdminAction::Weight {
         backend: id.into_inner(),
         weight,
     };
     act(&state, action, StatusCode::OK).await
+}
+
+/// A weight from its body, checked.
+fn weight_of(body: Option<WeightBody>) -> Result<u32, ApiError> {
+    let Some(WeightBody { weight }) = body else {
+        return Err(ApiError::bad_request("a body {\"weight\": N} is required"));
+    };
+    if weight == 0 || weight > MAX_WEIGHT {
+        return Err(ApiError::bad_request(format!(
+            "field `weight`: {weight} is not between 1 and {MAX_WEIGHT} (drain a backend instead of weighting it 0)"
+        )));
+    }
+    Ok(weight)
 }
 
 #[cfg(test)]
@@ -692,14 +698,8 @@ struct NewBackend {
 /// `POST /admin/v1/backends`: adds a backend to a pool on this node, until the next reload or
 /// restart (put it in the config file to keep it).
 async fn add_backend(state: web::Data<AdminState>, payload: web::Payload) -> HttpResponse {
-    let body = match read_json::<NewBackend>(payload).await {
-        Ok(Some(body)) => body,
-        Ok(None) => {
-            return ApiError::bad_request(
-                "a body {\"pool\", \"id\", \"address\", \"weight\"?, \"max_sessions\"?} is required",
-            )
-            .response();
-        }
+    let body = match read_json::<NewBackend>(payload).await.and_then(new_backend) {
+        Ok(body) => body,
         Err(err) => return err.response(),
     };
     let _one_at_a_time = state.adding.lock().await;
@@ -712,8 +712,8 @@ async fn add_backend(state: web::Data<AdminState>, payload: web::Payload) -> Htt
         )
         .response();
     };
-    if let Some(problem) = crate::config::backend_id_problem(&body.id) {
-        return ApiError::bad_request(format!("field `id`: {problem}")).response();
+    if let Err(err) = new_backend_id(&body.id) {
+        return err.response();
     }
     if find(&table, &body.id).is_some() {
         return ApiError::new(
@@ -726,19 +726,10 @@ async fn add_backend(state: web::Data<AdminState>, payload: web::Payload) -> Htt
         )
         .response();
     }
-    let weight = body.weight.unwrap_or(1);
-    if weight == 0 || weight > MAX_WEIGHT {
-        return ApiError::bad_request(format!(
-            "field `weight`: {weight} is not between 1 and {MAX_WEIGHT}"
-        ))
-        .response();
-    }
-    if body.max_sessions == Some(0) {
-        return ApiError::bad_request(
-            "field `max_sessions`: must be at least 1 (omit it for no limit)",
-        )
-        .response();
-    }
+    let weight = match new_backend_limits(&body) {
+        Ok(weight) => weight,
+        Err(err) => return err.response(),
+    };
     let text = body.address.clone();
     let address = match web::block(move || parse_address(&text)).await {
         Ok(Ok(address)) => address,
@@ -776,6 +767,83 @@ async fn add_backend(state: web::Data<AdminState>, payload: web::Payload) -> Htt
         }
         Err(_) => unavailable("the pool's actor did not answer").response(),
     }
+}
+
+/// The body of `POST /backends`, which is required.
+fn new_backend(body: Option<NewBackend>) -> Result<NewBackend, ApiError> {
+    body.ok_or_else(|| {
+        ApiError::bad_request(
+            "a body {\"pool\", \"id\", \"address\", \"weight\"?, \"max_sessions\"?} is required",
+        )
+    })
+}
+
+/// A new backend's id, checked as the config file's are.
+fn new_backend_id(id: &str) -> Result<(), ApiError> {
+    match crate::config::backend_id_problem(id) {
+        Some(problem) => Err(ApiError::bad_request(format!("field `id`: {problem}"))),
+        None => Ok(()),
+    }
+}
+
+/// A new backend's weight (default 1) and session limit, checked: its weight.
+fn new_backend_limits(body: &NewBackend) -> Result<u32, ApiError> {
+    let weight = body.weight.unwrap_or(1);
+    if weight == 0 || weight > MAX_WEIGHT {
+        return Err(ApiError::bad_request(format!(
+            "field `weight`: {weight} is not between 1 and {MAX_WEIGHT}"
+        )));
+    }
+    if body.max_sessions == Some(0) {
+        return Err(ApiError::bad_request(
+            "field `max_sessions`: must be at least 1 (omit it for no limit)",
+        ));
+    }
+    Ok(weight)
+}
+
+/// An admin request body, for [`parse_body`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// `POST /backends/{id}/drain`
+    Drain,
+    /// `POST /backends/{id}/undrain` (any JSON, or nothing)
+    Undrain,
+    /// `PUT /backends/{id}/weight`
+    Weight,
+    /// `POST /regions/{name}/evacuate`
+    Evacuate,
+    /// `POST /backends`
+    AddBackend,
+    /// `POST /reload` (any JSON, or nothing)
+    Reload,
+}
+
+/// Runs the checks a handler makes on its body before it looks at any state: the same JSON
+/// decoding (unknown fields refused, errors naming the field) and the same value checks.
+/// `Err` is the message the caller would get with its 400. Not checked here, because they
+/// need the running router: whether the backend, pool or region exists, and (for
+/// `AddBackend`) the address, which may need a DNS lookup. For the fuzz targets and tests.
+pub fn parse_body(kind: BodyKind, bytes: &[u8]) -> Result<(), String> {
+    let checked = match kind {
+        BodyKind::Drain => decode_json::<DrainBody>(bytes)
+            .and_then(drain_times)
+            .map(drop),
+        BodyKind::Undrain | BodyKind::Reload => decode_json::<Value>(bytes).map(drop),
+        BodyKind::Weight => decode_json::<WeightBody>(bytes)
+            .and_then(weight_of)
+            .map(drop),
+        BodyKind::Evacuate => decode_json::<EvacuateBody>(bytes)
+            .and_then(evacuation_spread)
+            .map(drop),
+        BodyKind::AddBackend => decode_json::<NewBackend>(bytes)
+            .and_then(new_backend)
+            .and_then(|body| {
+                new_backend_id(&body.id)?;
+                new_backend_limits(&body).map(drop)
+            }),
+    };
+    checked.map_err(|err| err.message)
 }
 
 /// `DELETE /admin/v1/backends/{id}`: drains the backend (as a drain with a 60 s deadline and
