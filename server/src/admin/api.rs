@@ -437,7 +437,8 @@ fn drain_times(body: Option<DrainBody>) -> Result<(Duration, Duration), ApiError
     };
     let spread = match body.spread_s {
         None => DEFAULT_DRAIN_SPREAD.min(deadline),
-        Some(s) if s.is_finite() && s >= 0.0 && Duration::from_secs_f64(s) <= deadline => {
+        // `try_`: a spread too large for a `Duration` is refused like any other, not a panic.
+        Some(s) if s >= 0.0 && Duration::try_from_secs_f64(s).is_ok_and(|s| s <= deadline) => {
             Duration::from_secs_f64(s)
         }
         Some(s) => {
@@ -628,6 +629,36 @@ mod tests {
         ] {
             assert_eq!(bad, Err(StatusCode::BAD_REQUEST));
         }
+    }
+
+    /// Found by the `admin_body` fuzz target: a spread past what a `Duration` holds panicked
+    /// (`Duration::from_secs_f64`) instead of being refused.
+    #[test]
+    fn a_huge_drain_spread_is_refused_not_a_panic() {
+        assert_eq!(times(Some(10.0), Some(1e20)), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(
+            times(None, Some(f64::INFINITY)),
+            Err(StatusCode::BAD_REQUEST)
+        );
+        // The fuzzer's input, exactly.
+        let found = br#"{"deadline_s": 30, "spread_s": 31111111111111111111111}"#;
+        assert!(
+            parse_body(BodyKind::Drain, found)
+                .unwrap_err()
+                .contains("spread_s")
+        );
+        for body in [
+            &br#"{"spread_s": 1e300}"#[..],
+            br#"{"deadline_s": 1e300}"#,
+            br#"{"deadline_s": -0.0}"#,
+        ] {
+            assert!(parse_body(BodyKind::Drain, body).is_err());
+        }
+        assert!(parse_body(BodyKind::Evacuate, br#"{"spread_s": 1e300}"#).is_err());
+        assert_eq!(
+            parse_body(BodyKind::Drain, br#"{"deadline_s": 30, "spread_s": 5.5}"#),
+            Ok(())
+        );
     }
 }
 
