@@ -8,17 +8,14 @@
 #
 # FUZZ_SECONDS   seconds per target (default 20)
 # FUZZ_TOOLCHAIN the nightly toolchain (default nightly)
-# CARGO_TARGET_DIR where to build (default /work/fuzz-target if /work exists, else fuzz/target)
+# CARGO_TARGET_DIR where to build (default fuzz/target; .ci/run keeps it beside the clone)
 set -euo pipefail
 
 cd "$(dirname "$0")"
 fuzz_dir=$(pwd)
 seconds=${FUZZ_SECONDS:-20}
 toolchain=${FUZZ_TOOLCHAIN:-nightly}
-if [[ -z ${CARGO_TARGET_DIR:-} ]]; then
-    if [[ -d /work ]]; then CARGO_TARGET_DIR=/work/fuzz-target; else CARGO_TARGET_DIR=$fuzz_dir/target; fi
-fi
-export CARGO_TARGET_DIR
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$fuzz_dir/target}
 
 if ! cargo +"$toolchain" fuzz --version >/dev/null 2>&1; then
     echo "fuzz: installing cargo-fuzz"
