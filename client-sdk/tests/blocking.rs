@@ -49,7 +49,7 @@ fn a_plain_thread_makes_requests_and_holds_a_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn called_from_async_code_it_says_so_instead_of_panicking() {
     let client =
-        blocking::Client::new(Client::builder().region("r", "http://127.0.0.1:9")).unwrap();
+        blocking::Client::new(Client::builder().region("r", "http://127.0.0.1:0")).unwrap();
     let err = client.get("/x").expect_err("misuse");
     assert!(
         matches!(&err.kind, ErrorKind::Invalid(why) if why.contains("async")),

@@ -327,10 +327,6 @@ async fn the_shutdown_scenario_moves_every_sdk_session_to_the_other_node() {
     if !router_present() {
         return;
     }
-    if switchyard_load::procs::on_path("redis-server").is_none() {
-        println!("SKIPPED: redis-server is not installed (apt-get install -y redis-server)");
-        return;
-    }
     let out = load(args(&["scenario", "shutdown", "--sessions", "500"])).await;
     assert_verdict(&out, "shutdown");
     assert_eq!(
