@@ -4,64 +4,31 @@
 //! at a time over `shutdown_spread`; every SDK session resumes on the other node, on the backend
 //! it had, with nothing lost or duplicated, and the reconnects arrive spread out, not at once.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchyard_load::procs::{self, Proc, ScratchDir};
+use switchyard_load::procs::{self, ScratchDir};
 use switchyard_load::viewers::{self, Plan, Tally};
 use tokio::sync::watch;
 
 const SESSIONS: usize = 300;
 const SPREAD: Duration = Duration::from_secs(3);
 
-/// Two router nodes sharing sessions through `redis_port`, in front of `backends`.
-fn two_nodes(
-    scratch: &ScratchDir,
-    redis_port: u16,
-    backends: &[(String, SocketAddr)],
-) -> Vec<(Proc, SocketAddr)> {
-    let key = scratch
-        .write("session.key", "sdk shutdown test token key")
-        .unwrap();
-    let members: Vec<String> = backends
-        .iter()
-        .map(|(id, addr)| format!("{{ id = \"{id}\", address = \"{addr}\" }}"))
-        .collect();
-    ["node-a", "node-b"]
-        .into_iter()
-        .map(|name| {
-            let listen = SocketAddr::from(([127, 0, 0, 1], procs::free_port().unwrap()));
-            let admin = SocketAddr::from(([127, 0, 0, 1], procs::free_port().unwrap()));
-            let config = format!(
-                "[node]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\nworkers = 1\n\
-                 shutdown_delay = \"200ms\"\nshutdown_spread = \"{}s\"\nshutdown_timeout = \"20s\"\n\
-                 [log]\naccess = false\n{}\
-                 [sessions]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:{redis_port}\"\ncookie_key_file = \"{}\"\n\
-                 [[routes]]\nid = \"ws\"\npath_prefix = \"/\"\npool = \"ws\"\nsticky = true\n\
-                 [[pools]]\nid = \"ws\"\nalgorithm = \"least_connections\"\nhealth = {{ kind = \"none\" }}\nbackends = [{}]\n",
-                SPREAD.as_secs(),
-                procs::LOAD_GENERATOR_LIMITS,
-                key.display(),
-                members.join(", ")
-            );
-            let proc = procs::start_switchyard_config(scratch, name, &config, listen).unwrap();
-            (proc, listen)
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_moves_every_session_to_the_other_node_spread_out_and_loses_nothing() {
-    if procs::on_path("redis-server").is_none() {
-        println!("SKIPPED: redis-server is not installed (apt-get install -y redis-server)");
-        return;
-    }
     let scratch = ScratchDir::new("sdk-shutdown").unwrap();
     let redis_port = procs::free_port().unwrap();
-    let _redis = procs::start_redis(redis_port).unwrap();
+    let _redis = procs::start_redis(redis_port)
+        .expect("a private redis-server (apt-get install -y redis-server)");
     let (_backends, members) = procs::start_backends(&["s1", "s2"]).unwrap();
-    let mut nodes = two_nodes(&scratch, redis_port, &members);
+    let mut nodes = switchyard_load::shutdown::start_two_nodes(
+        &scratch,
+        redis_port,
+        &members,
+        Duration::from_millis(200),
+        SPREAD,
+    )
+    .unwrap();
     let endpoints: Vec<String> = nodes.iter().map(|(_, l)| format!("http://{l}")).collect();
     let plan = Plan {
         client: Arc::new(move || {

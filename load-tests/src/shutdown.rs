@@ -30,14 +30,19 @@ const SPREAD: Duration = Duration::from_secs(5);
 const GOAL: Duration = Duration::from_secs(10);
 const WATCH: Duration = Duration::from_secs(20);
 
-pub async fn run(options: &Options, say: impl Fn(&str)) -> Result<Verdict, String> {
-    let sessions = options.sessions.unwrap_or(SESSIONS);
-    let scratch = ScratchDir::new("shutdown")?;
-    let redis_port = procs::free_port()?;
-    let _redis = procs::start_redis(redis_port)?;
-    let (_backends, members) = procs::start_backends(&["b1", "b2", "b3"])?;
-    let key = scratch.write("session.key", "shutdown scenario token key, shared")?;
-    let backends: Vec<String> = members
+/// Two `switchyard serve` nodes sharing sessions through the Redis on `redis_port` (one token
+/// key), in front of `backends` on a sticky least-connections route; each stops with
+/// `shutdown_delay = delay` and `shutdown_spread = spread`. Their processes and listen
+/// addresses, node-a first.
+pub fn start_two_nodes(
+    scratch: &ScratchDir,
+    redis_port: u16,
+    backends: &[(String, SocketAddr)],
+    delay: Duration,
+    spread: Duration,
+) -> Result<Vec<(procs::Proc, SocketAddr)>, String> {
+    let key = scratch.write("session.key", "two nodes' shared session token key")?;
+    let members: Vec<String> = backends
         .iter()
         .map(|(id, addr)| format!("{{ id = \"{id}\", address = \"{addr}\" }}"))
         .collect();
@@ -47,20 +52,37 @@ pub async fn run(options: &Options, say: impl Fn(&str)) -> Result<Verdict, Strin
         let admin = SocketAddr::from(([127, 0, 0, 1], procs::free_port()?));
         let config = format!(
             "[node]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\nworkers = 1\n\
-             shutdown_delay = \"500ms\"\nshutdown_spread = \"{}s\"\nshutdown_timeout = \"30s\"\n\
+             shutdown_delay = \"{}ms\"\nshutdown_spread = \"{}ms\"\nshutdown_timeout = \"30s\"\n\
              [log]\naccess = false\n{}\
              [sessions]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:{redis_port}\"\ncookie_key_file = \"{}\"\n\
              [[routes]]\nid = \"ws\"\npath_prefix = \"/\"\npool = \"ws\"\nsticky = true\n\
              timeouts = {{ connect = \"1s\", response = \"5s\", idle = \"1h\" }}\n\
-             [[pools]]\nid = \"ws\"\nalgorithm = \"least_connections\"\nbackends = [{}]\n",
-            SPREAD.as_secs(),
+             [[pools]]\nid = \"ws\"\nalgorithm = \"least_connections\"\nhealth = {{ kind = \"none\" }}\nbackends = [{}]\n",
+            delay.as_millis(),
+            spread.as_millis(),
             procs::LOAD_GENERATOR_LIMITS,
             key.display(),
-            backends.join(", ")
+            members.join(", ")
         );
-        let proc = procs::start_switchyard_config(&scratch, name, &config, listen)?;
+        let proc = procs::start_switchyard_config(scratch, name, &config, listen)?;
         nodes.push((proc, listen));
     }
+    Ok(nodes)
+}
+
+pub async fn run(options: &Options, say: impl Fn(&str)) -> Result<Verdict, String> {
+    let sessions = options.sessions.unwrap_or(SESSIONS);
+    let scratch = ScratchDir::new("shutdown")?;
+    let redis_port = procs::free_port()?;
+    let _redis = procs::start_redis(redis_port)?;
+    let (_backends, members) = procs::start_backends(&["b1", "b2", "b3"])?;
+    let mut nodes = start_two_nodes(
+        &scratch,
+        redis_port,
+        &members,
+        Duration::from_millis(500),
+        SPREAD,
+    )?;
     let endpoints: Vec<String> = nodes.iter().map(|(_, l)| format!("http://{l}")).collect();
     say(&format!(
         "shutdown: {sessions} SDK sessions on {} (region endpoints {}), then SIGTERM to it (spread {SPREAD:?})",
