@@ -172,7 +172,7 @@ impl Default for ClientConfig {
             backoff: Backoff::default(),
             budget: BudgetConfig::default(),
             breaker: BreakerConfig::default(),
-            retry_after_cap: Duration::from_secs(10),
+            retry_after_cap: crate::pacing::RETRY_AFTER_CAP_DEFAULT,
             user_agent: format!("switchyard-client/{}", env!("CARGO_PKG_VERSION")),
             max_response_bytes: MAX_RESPONSE_BYTES_DEFAULT,
             body_idle_timeout: Duration::from_secs(30),
@@ -633,5 +633,18 @@ impl Client {
             body,
             idle_timeout: self.inner.config.body_idle_timeout,
         })
+    }
+}
+
+impl From<&ClientConfig> for crate::pacing::PacingConfig {
+    /// A server-given wait is capped at the larger of `retry_after_cap` and the reconnect
+    /// backoff's cap: a router spreading reconnects over a long window must be obeyed.
+    fn from(config: &ClientConfig) -> Self {
+        crate::pacing::PacingConfig {
+            moved_jitter: config.moved_jitter,
+            backend_lost_jitter: config.backend_lost_jitter,
+            backoff: config.reconnect_backoff,
+            retry_after_cap: config.retry_after_cap.max(config.reconnect_backoff.cap),
+        }
     }
 }

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backoff::Backoff;
-use crate::client::ClientConfig;
 use crate::close::codes;
 
 /// Default full-jitter window after `4001`/`4003`: 1 s.
@@ -31,6 +30,8 @@ pub const RECONNECT_BACKOFF_DEFAULT: Backoff = Backoff {
     base: Duration::from_secs(1),
     cap: Duration::from_secs(30),
 };
+/// The SDK's default `retry_after_cap` (the longest server-given wait obeyed): 10 s.
+pub const RETRY_AFTER_CAP_DEFAULT: Duration = Duration::from_secs(10);
 /// Default give-up window: a session that cannot reconnect within 5 min ends (`Closed`).
 pub const RECONNECT_GIVE_UP_DEFAULT: Duration = Duration::from_secs(300);
 
@@ -52,7 +53,7 @@ pub enum Cause {
     AttemptFailed { retry_after: Option<Duration> },
 }
 
-/// The settings [`reconnect_delay`] reads (taken from [`ClientConfig`] by the SDK).
+/// The settings [`reconnect_delay`] reads (taken from [`crate::ClientConfig`] by the SDK).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PacingConfig {
     pub moved_jitter: Duration,
@@ -63,20 +64,13 @@ pub struct PacingConfig {
 }
 
 impl Default for PacingConfig {
+    /// The SDK's defaults (those of a default `ClientConfig`).
     fn default() -> Self {
-        PacingConfig::from(&ClientConfig::default())
-    }
-}
-
-impl From<&ClientConfig> for PacingConfig {
-    /// A server-given wait is capped at the larger of `retry_after_cap` and the reconnect
-    /// backoff's cap: a router spreading reconnects over a long window must be obeyed.
-    fn from(config: &ClientConfig) -> Self {
         PacingConfig {
-            moved_jitter: config.moved_jitter,
-            backend_lost_jitter: config.backend_lost_jitter,
-            backoff: config.reconnect_backoff,
-            retry_after_cap: config.retry_after_cap.max(config.reconnect_backoff.cap),
+            moved_jitter: MOVED_JITTER_DEFAULT,
+            backend_lost_jitter: BACKEND_LOST_JITTER_DEFAULT,
+            backoff: RECONNECT_BACKOFF_DEFAULT,
+            retry_after_cap: RETRY_AFTER_CAP_DEFAULT.max(RECONNECT_BACKOFF_DEFAULT.cap),
         }
     }
 }

@@ -11,8 +11,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+pub use raw::MAX_DURATION;
 pub use validate::{
-    MAX_DURATION, MAX_WEIGHT, MIN_ADMIN_TOKEN_BYTES, backend_id_problem, parse_address, validate,
+    MAX_WEIGHT, MIN_ADMIN_TOKEN_BYTES, backend_id_problem, parse_address, validate,
 };
 
 /// A validated configuration.

@@ -81,8 +81,11 @@ pub struct RawSessions {
     pub max_records: usize,
 }
 
+/// Default `[sessions] max_records`.
+pub const DEFAULT_MAX_RECORDS: usize = 1_000_000;
+
 fn default_max_records() -> usize {
-    crate::session::store::DEFAULT_MAX_RECORDS
+    DEFAULT_MAX_RECORDS
 }
 
 fn default_handoff_linger() -> DurationStr {
@@ -872,6 +875,10 @@ pub struct RawLocation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DurationStr(pub Duration);
 
+/// The longest duration any key takes: past it a time would overflow somewhere, and no
+/// router setting needs more.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 impl<'de> Deserialize<'de> for DurationStr {
     fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
         let text = String::deserialize(de)?;
@@ -880,7 +887,7 @@ impl<'de> Deserialize<'de> for DurationStr {
                 "{text:?} is not a duration ({err}); write it like \"250ms\", \"10s\" or \"1h\""
             ))
         })?;
-        if duration > super::validate::MAX_DURATION {
+        if duration > MAX_DURATION {
             return Err(serde::de::Error::custom(format!(
                 "{text:?} is longer than any setting takes (at most 30 days)"
             )));

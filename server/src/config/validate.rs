@@ -50,10 +50,6 @@ pub fn backend_id_problem(id: &str) -> Option<String> {
     (!valid).then(|| format!("{id:?} must be 1-128 letters, digits, '-', '_', '.' or ':'"))
 }
 
-/// The longest duration any key takes: past it a time would overflow somewhere, and no
-/// router setting needs more.
-pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
-
 pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let mut issues = Issues::default();
     // Ids are unique within their kind (a route and its pool may share a name, as in the

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use uuid::Uuid;
 
+use crate::config::raw::DEFAULT_MAX_RECORDS;
+
 /// What is known of one session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -57,9 +59,6 @@ pub struct MemoryStore {
     per_shard: usize,
     evicted: metrics::Counter,
 }
-
-/// Default `[sessions] max_records`.
-pub const DEFAULT_MAX_RECORDS: usize = 1_000_000;
 
 impl MemoryStore {
     pub fn new(ttl: Duration, region: Arc<str>) -> MemoryStore {
