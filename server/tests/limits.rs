@@ -184,3 +184,25 @@ async fn a_body_announced_over_the_limit_is_refused_before_100_continue_invites_
     assert!(answer.starts_with("HTTP/1.1 100"), "{answer}");
     assert_eq!(bs[0].requests_served(), 0, "nothing reached the backend");
 }
+
+#[tokio::test]
+async fn a_request_line_longer_than_the_parser_buffers_is_answered_414_not_431() {
+    let bs = backends(&["b1"]).await;
+    let r = api_router(&bs, "round_robin", "");
+    // A megabyte of request target: past what the HTTP layer buffers for a head (128 KiB),
+    // before the router's own `max_uri_bytes` check could run.
+    let head = format!(
+        "GET /api/{} HTTP/1.1\r\nHost: a\r\n\r\n",
+        "a".repeat(1 << 20)
+    );
+    let answer = answer_to_head(r.addr(), &head, "\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 414"), "{answer:.200}");
+    // A head whose request line is short but whose headers overflow stays 431.
+    let head = format!(
+        "GET /api/x HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(200_000)
+    );
+    let answer = answer_to_head(r.addr(), &head, "\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:.200}");
+    assert_eq!(bs[0].requests_served(), 0, "nothing reached the backend");
+}

@@ -67,3 +67,42 @@ async fn each_smuggling_vector_is_refused_and_nothing_reaches_the_backend() {
     // A well-framed request on a fresh connection still goes through.
     assert_eq!(Client::new(r.addr()).get("/api/x").await.status, 200);
 }
+
+/// Chunked bodies the router cannot frame: each is answered 400 (not a bare close) and the
+/// connection closes; the backend, which may have seen the head, never sees a whole request.
+const BAD_CHUNKED: &[(&str, &str)] = &[
+    (
+        "chunk size not hex",
+        "POST /api/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+    ),
+    (
+        "chunk size overflowing 64 bits",
+        "POST /api/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1ffffffffffffffff\r\nabc\r\n0\r\n\r\n",
+    ),
+    (
+        "chunk data not followed by CRLF",
+        "POST /api/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n",
+    ),
+    (
+        "bare LF after the chunk size",
+        "POST /api/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n",
+    ),
+];
+
+#[tokio::test]
+async fn a_malformed_chunked_body_is_answered_400_and_the_connection_closed() {
+    let bs = backends(&["b1"]).await;
+    let r = api_router(&bs, "round_robin", "");
+    for (name, request) in BAD_CHUNKED {
+        let answer = raw(r.addr(), request).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 400"),
+            "{name}: expected 400, got {answer:?}"
+        );
+        assert_eq!(
+            answer.matches("HTTP/1.1").count(),
+            1,
+            "{name}: one answer only: {answer:?}"
+        );
+    }
+}

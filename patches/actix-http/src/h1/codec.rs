@@ -99,6 +99,12 @@ impl Codec {
         }
     }
 
+    /// Returns true while the current request's payload is being decoded.
+    #[inline]
+    pub(crate) fn decoding_payload(&self) -> bool {
+        self.payload.is_some()
+    }
+
     #[inline]
     pub fn config(&self) -> &ServiceConfig {
         &self.config
@@ -169,6 +175,16 @@ impl Encoder<Message<(Response<()>, BodySize)>> for Codec {
                 } else {
                     self.conn_type
                 };
+
+                // An HTTP/1.0 client gets a streamed body delimited by the end of the
+                // connection (it has no chunked coding), so the connection cannot stay open.
+                if self.version < Version::HTTP_11
+                    && length == BodySize::Stream
+                    && !self.flags.contains(Flags::HEAD)
+                    && self.conn_type != ConnectionType::Upgrade
+                {
+                    self.conn_type = ConnectionType::Close;
+                }
 
                 // encode message
                 self.encoder.encode(

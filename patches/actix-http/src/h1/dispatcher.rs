@@ -45,7 +45,7 @@ const WRITE_BUFFER_RETENTION_LIMIT: usize = 1024 * 128;
 
 bitflags! {
     #[derive(Debug, Clone, Copy)]
-    pub struct Flags: u8 {
+    pub struct Flags: u16 {
         /// Set when stream is read for first time.
         const STARTED          = 0b0000_0001;
 
@@ -74,6 +74,14 @@ bitflags! {
         /// after the current response finishes. [`LINGER`](Self::LINGER) remains separate and is
         /// used only to close cleanly after a response to an unread request payload.
         const DRAINING         = 0b1000_0000;
+
+        /// Set when the read buffer may hold the start of a pipelined request that was not
+        /// decoded because an earlier request on the connection is still being answered.
+        ///
+        /// The codec keeps one request's framing (version, HEAD, connection type) for the
+        /// response it encodes next, so the next request head is decoded only once the current
+        /// response is complete; see `poll_request`.
+        const PIPELINED        = 0b1_0000_0000;
     }
 }
 
@@ -336,7 +344,9 @@ where
 {
     fn can_read(&self, cx: &mut Context<'_>) -> bool {
         if self.flags.contains(Flags::READ_DISCONNECT) {
-            false
+            // requests already in the read buffer behind an answered one are still served
+            self.flags.contains(Flags::PIPELINED)
+                && !self.flags.contains(Flags::WRITE_DISCONNECT)
         } else if let Some(ref info) = self.payload {
             matches!(
                 info.need_read(cx),
@@ -922,11 +932,22 @@ where
         }
 
         let mut this = self.as_mut().project();
+        this.flags.remove(Flags::PIPELINED);
 
         let mut updated = false;
 
-        // decode from read buf as many full requests as possible
+        // decode from read buf the current request and its payload; a pipelined request behind
+        // it waits in the buffer until the current response is complete (see Flags::PIPELINED)
         loop {
+            let in_flight = !this.state.is_none() || !this.messages.is_empty();
+            if in_flight && !this.codec.decoding_payload() {
+                if !this.read_buf.is_empty() {
+                    this.flags.insert(Flags::PIPELINED);
+                }
+                break;
+            }
+
+            let in_payload = this.codec.decoding_payload();
             match this.codec.decode(this.read_buf) {
                 Ok(Some(msg)) => {
                     updated = true;
@@ -1011,6 +1032,23 @@ where
                 // break and wait for more read
                 Ok(None) => break,
 
+                // A request payload that cannot be framed (a malformed chunk): the request it
+                // belongs to is already with the service, which sees the payload fail and
+                // answers (or has answered); nothing more is read and the connection closes
+                // after that answer. Answering here too would put a second response on the wire,
+                // and treating it as a lost client would close without any answer.
+                Err(err) if in_payload => {
+                    trace!("malformed request payload: {}", &err);
+
+                    if let Some(mut payload) = this.payload.take() {
+                        payload.set_error(PayloadError::EncodingCorrupted);
+                    }
+
+                    this.flags.insert(Flags::READ_DISCONNECT);
+                    *this.error = Some(err.into());
+                    break;
+                }
+
                 Err(ParseError::Io(err)) => {
                     trace!("I/O error: {}", &err);
                     self.as_mut().client_disconnected();
@@ -1026,12 +1064,15 @@ where
                         payload.set_error(PayloadError::Overflow);
                     }
 
-                    // request heads that overflow buffer size return a 431 error
+                    // request heads that overflow buffer size return a 431 error, or 414 when
+                    // the request line alone does (RFC 9112 §3)
+                    let status = if this.read_buf.contains(&b'\n') {
+                        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+                    } else {
+                        StatusCode::URI_TOO_LONG
+                    };
                     this.messages
-                        .push_back(DispatcherMessage::Error(Response::with_body(
-                            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                            (),
-                        )));
+                        .push_back(DispatcherMessage::Error(Response::with_body(status, ())));
 
                     this.flags.insert(Flags::READ_DISCONNECT);
                     *this.error = Some(ParseError::TooLarge.into());
@@ -1224,6 +1265,10 @@ where
                 match this.payload.as_ref().map(|p| p.need_read(cx)) {
                     // Payload consumer is alive but applying backpressure. Wait for its waker.
                     Some(PayloadStatus::Pause) => {}
+
+                    // Pipelined requests wait for the current response, which wakes the
+                    // dispatcher when it completes.
+                    None if this.flags.contains(Flags::PIPELINED) => {}
 
                     // Consumer dropped means drain/discard mode; keep polling to make progress.
                     Some(PayloadStatus::Dropped) | Some(PayloadStatus::Read) | None => {
@@ -1445,6 +1490,20 @@ where
 
                     let inner_p = inner.as_mut().project();
                     let state_is_none = inner_p.state.is_none();
+
+                    // The response is complete and the connection stays open: start the
+                    // pipelined request waiting in the read buffer.
+                    if state_is_none
+                        && inner_p.messages.is_empty()
+                        && inner_p.flags.contains(Flags::PIPELINED | Flags::KEEP_ALIVE)
+                        && !inner_p
+                            .flags
+                            .intersects(Flags::SHUTDOWN | Flags::DRAINING | Flags::WRITE_DISCONNECT)
+                        && inner_p.error.is_none()
+                    {
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
 
                     // If the read-half is closed, we start the shutdown procedure if either is
                     // true:

@@ -65,7 +65,8 @@ pub(crate) trait MessageType: Sized {
         conn_type: ConnectionType,
         config: &ServiceConfig,
     ) -> io::Result<()> {
-        let chunked = self.chunked();
+        // HTTP/1.0 has no chunked coding: a streamed body ends with the connection.
+        let chunked = self.chunked() && version >= Version::HTTP_11;
         let mut skip_len = length != BodySize::Stream;
         let camel_case = self.camel_case();
 
@@ -377,7 +378,7 @@ impl<T: MessageType> MessageEncoder<T> {
                 BodySize::Sized(0) => TransferEncoding::empty(),
                 BodySize::Sized(len) => TransferEncoding::length(len),
                 BodySize::Stream => {
-                    if message.chunked() && !stream {
+                    if message.chunked() && !stream && version >= Version::HTTP_11 {
                         TransferEncoding::chunked()
                     } else {
                         TransferEncoding::eof()
