@@ -168,6 +168,63 @@ pub struct ClientIo<S> {
     _slot: Option<Slot>,
     /// Its place among the listener's `max_connections`.
     _listener: Option<tokio::sync::OwnedSemaphorePermit>,
+    write: WriteDeadline,
+}
+
+/// `[limits] write_timeout`: armed when a write to the client blocks, disarmed by any byte the
+/// client takes; when it fires the write fails, which ends the connection (and with it the
+/// exchange or WebSocket session on it). A timer exists only while a write is blocked.
+#[derive(Debug)]
+struct WriteDeadline {
+    after: std::time::Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Fired: every later write fails at once (the flush before closing included).
+    expired: bool,
+}
+
+impl WriteDeadline {
+    /// What a write to the client came to: progress disarms, a block arms (and is polled, so
+    /// the task wakes when it fires), a fired timer turns the block into an error.
+    fn check<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if self.expired {
+            return Poll::Ready(Err(self.error()));
+        }
+        match polled {
+            Poll::Pending => {
+                let after = self.after;
+                let timer = self
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(()) => {
+                        self.timer = None;
+                        self.expired = true;
+                        metrics::counter!("switchyard_client_write_timeouts_total").increment(1);
+                        Poll::Ready(Err(self.error()))
+                    }
+                }
+            }
+            ready => {
+                self.timer = None;
+                ready
+            }
+        }
+    }
+
+    fn error(&self) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "client took no bytes for {:?} (limits.write_timeout)",
+                self.after
+            ),
+        )
+    }
 }
 
 /// Counts a connection-level refusal in the same family as the request-level ones.
@@ -312,6 +369,11 @@ pub async fn admit(
         }),
         _slot: slot,
         _listener: place,
+        write: WriteDeadline {
+            after: listener.write_timeout,
+            timer: None,
+            expired: false,
+        },
     })
 }
 
@@ -326,6 +388,8 @@ pub struct Listener {
     pub places: Option<Arc<tokio::sync::Semaphore>>,
     /// How long a connection waits for a place.
     pub wait: std::time::Duration,
+    /// How long a write to the client may stay blocked (`[limits] write_timeout`).
+    pub write_timeout: std::time::Duration,
 }
 
 /// Counts how a connection's HTTP service ended, when it ended in a refusal: an error the
@@ -374,7 +438,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.write.check(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -382,7 +448,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.write.check(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -390,7 +458,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.io).poll_flush(cx);
+        this.write.check(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -315,6 +315,7 @@ fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public
             // Shared by the listener's workers: the limit is the listener's.
             places: max_connections.map(|max| Arc::new(tokio::sync::Semaphore::new(max as usize))),
             wait: limits.header_timeout,
+            write_timeout: limits.write_timeout,
         });
         let admit = move || {
             let (per_address, admission) = (per_address.clone(), admission.clone());

@@ -1,11 +1,15 @@
 //! Request size limits, each with its status and nothing sent to the backend: a request
 //! target over `limits.max_uri_bytes` (414), headers over `limits.max_header_bytes` or more
-//! than the parser's 96 (431), a body over the route's `max_body_bytes` (413).
+//! than the parser's 96 (431), a body over the route's `max_body_bytes` (413); and a client
+//! that stops taking its answer, cut after `limits.write_timeout`.
 
 mod support;
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use support::*;
+use switchyard::RouterHandle;
 
 #[tokio::test]
 async fn each_limit_answers_with_its_status_and_the_backend_sees_nothing() {
@@ -205,4 +209,90 @@ async fn a_request_line_longer_than_the_parser_buffers_is_answered_414_not_431()
     let answer = answer_to_head(r.addr(), &head, "\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer:.200}");
     assert_eq!(bs[0].requests_served(), 0, "nothing reached the backend");
+}
+
+/// A client connection whose receive buffer is tiny, so a router writing to it blocks as soon
+/// as the client stops reading.
+async fn small_window_client(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+const BIG_ANSWER: &str = "GET /api/x?bytes=200000000 HTTP/1.1\r\nHost: a\r\n\r\n";
+
+fn write_timeout_router(bs: &[TestBackend]) -> RouterHandle {
+    router(&format!(
+        "[limits]\nwrite_timeout = \"1s\"\n\n{}{}",
+        route("api", "/api", "api"),
+        pool_with("api", "round_robin", bs, "health = { kind = \"none\" }")
+    ))
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_after_write_timeout_and_frees_the_backend() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let bs = backends(&["b1"]).await;
+    let r = write_timeout_router(&bs);
+    let mut client = small_window_client(r.addr()).await;
+    client.write_all(BIG_ANSWER.as_bytes()).await.unwrap();
+    // The client never reads: the router's writes block, and after 1 s the connection is cut,
+    // and the backend's exchange with it: nothing is left in flight.
+    let admin = Client::new(r.admin_addr());
+    let inflight =
+        async || admin.get("/admin/v1/backends").await.json()["backends"][0]["inflight"].clone();
+    wait_for(
+        "the answer is in flight",
+        Duration::from_secs(10),
+        async || inflight().await == 1,
+    )
+    .await;
+    wait_for(
+        "the cut ends the exchange",
+        Duration::from_secs(15),
+        async || inflight().await == 0,
+    )
+    .await;
+    assert!(metric(&r, "switchyard_client_write_timeouts_total").await >= 1.0);
+    // What the client finally reads ends long before the 200 MB it asked for.
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    let drained = tokio::time::timeout(REQUEST_DEADLINE, async {
+        loop {
+            match client.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received += n,
+            }
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "the cut connection did not end");
+    assert!(
+        received < 100_000_000,
+        "read {received} bytes of a cut answer"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_reads_slowly_but_steadily_is_not_cut() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let bs = backends(&["b1"]).await;
+    let r = write_timeout_router(&bs);
+    let mut client = small_window_client(r.addr()).await;
+    client.write_all(BIG_ANSWER.as_bytes()).await.unwrap();
+    // Three times the write timeout, taking a little every 100 ms: every blocked write is
+    // unblocked well within the second.
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut received = 0usize;
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < until {
+        let n = tokio::time::timeout(Duration::from_secs(2), client.read(&mut buf))
+            .await
+            .expect("the router kept sending")
+            .expect("the connection stayed open");
+        assert!(n > 0, "the router closed a client that was reading");
+        received += n;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(received > 0);
 }

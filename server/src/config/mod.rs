@@ -167,6 +167,8 @@ pub struct Limits {
     pub max_streams_per_connection: u32,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    /// A blocked write to a client fails after this long.
+    pub write_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

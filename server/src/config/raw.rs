@@ -762,6 +762,13 @@ pub struct RawLimits {
     /// `keepalive_timeout`). WebSocket sessions have their own liveness (pings).
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout: DurationStr,
+    /// A client that takes no bytes of an answer for this long — its receive window and the
+    /// socket's buffer full — is cut (HAProxy's `timeout client` on a blocked send), freeing
+    /// its connection, the backend connection and its place in flight. Applies to HTTP
+    /// answers and WebSocket sessions alike; a client that reads slowly but steadily is never
+    /// cut. Default 30 s.
+    #[serde(default = "default_write_timeout")]
+    pub write_timeout: DurationStr,
 }
 
 fn default_header_timeout() -> DurationStr {
@@ -769,6 +776,9 @@ fn default_header_timeout() -> DurationStr {
 }
 fn default_idle_timeout() -> DurationStr {
     DurationStr(Duration::from_secs(75))
+}
+fn default_write_timeout() -> DurationStr {
+    DurationStr(Duration::from_secs(30))
 }
 
 fn default_max_connections_per_ip() -> u32 {
@@ -799,6 +809,7 @@ impl Default for RawLimits {
             max_streams_per_connection: default_max_streams_per_connection(),
             header_timeout: default_header_timeout(),
             idle_timeout: default_idle_timeout(),
+            write_timeout: default_write_timeout(),
         }
     }
 }

@@ -292,6 +292,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     for (key, value) in [
         ("limits.header_timeout", raw.limits.header_timeout.0),
         ("limits.idle_timeout", raw.limits.idle_timeout.0),
+        ("limits.write_timeout", raw.limits.write_timeout.0),
     ] {
         if value < Duration::from_millis(100) {
             issues.push(key, "must be at least 100ms");
@@ -458,6 +459,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 max_streams_per_connection: raw.limits.max_streams_per_connection,
                 header_timeout: raw.limits.header_timeout.0,
                 idle_timeout: raw.limits.idle_timeout.0,
+                write_timeout: raw.limits.write_timeout.0,
             },
             sessions: super::SessionsConfig {
                 cookie_key_env: raw.sessions.cookie_key_env,

@@ -394,3 +394,15 @@ pub fn moved_fields(reason: &str) -> std::collections::HashMap<String, String> {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
+
+/// The value of the line on the router's `/metrics` that starts with `series` (a name, or a
+/// name with its `{labels}`), 0 when there is none.
+pub async fn metric(router: &RouterHandle, series: &str) -> f64 {
+    let text = Client::new(router.admin_addr())
+        .get("/metrics")
+        .await
+        .text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
