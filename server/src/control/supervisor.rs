@@ -110,11 +110,7 @@ impl Actor for RouterSupervisor {
             metrics::gauge!("switchyard_sessions_recorded").set(act.sessions.len() as f64);
             tracing::debug!(dropped, "swept expired session records");
         });
-        ctx.run_interval(METRICS_UPKEEP_INTERVAL, |_, _| {
-            if let Some(handle) = telemetry::metrics_handle() {
-                handle.run_upkeep();
-            }
-        });
+        ctx.run_interval(METRICS_UPKEEP_INTERVAL, |_, _| telemetry::upkeep());
     }
 }
 
