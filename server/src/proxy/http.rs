@@ -391,7 +391,7 @@ pub(crate) async fn forward(
                     max,
                 }));
             }
-            ExchangeError::HeadTimeout(after) => {
+            ExchangeError::HeadTimeout(after) | ExchangeError::WriteTimeout(after) => {
                 backend.stats.record_status(route.slot, 504);
                 let error = Error::UpstreamTimeout {
                     backend: backend.id.to_string(),

@@ -129,6 +129,7 @@ impl UpstreamBody {
                     .timer
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
                 ready!(timer.as_mut().poll(cx));
+                metrics::counter!("switchyard_upstream_body_timeouts_total").increment(1);
                 Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!("backend body idle for {idle:?}; cutting the response"),

@@ -52,6 +52,9 @@ pub enum ExchangeError {
     TlsTimeout(String, Duration),
     #[error("no response head within {0:?}")]
     HeadTimeout(Duration),
+    /// The backend took none of the request for the route's idle timeout.
+    #[error("the backend stopped reading the request for {0:?}")]
+    WriteTimeout(Duration),
     #[error("connection failed before the response head: {0}")]
     Io(io::Error),
     /// A pooled connection failed before any answer byte arrived.
@@ -281,13 +284,13 @@ async fn attempt(
     };
     write_within(&mut conn, head, timeouts.idle)
         .await
-        .map_err(early)?;
+        .map_err(|err| write_failed(err, timeouts.idle, early))?;
     match body {
         Outgoing::Nothing => {}
         Outgoing::Bytes(bytes) => {
             write_within(&mut conn, &bytes, timeouts.idle)
                 .await
-                .map_err(early)?;
+                .map_err(|err| write_failed(err, timeouts.idle, early))?;
         }
         Outgoing::Stream(payload, framing, limit) => {
             send_body(&mut conn, payload, framing, limit, timeouts.idle).await?;
@@ -323,6 +326,20 @@ async fn attempt(
         Ok(Ok(parsed)) => Ok((conn, parsed)),
         Ok(Err(err)) => Err(err),
         Err(_) => Err(ExchangeError::HeadTimeout(timeouts.response)),
+    }
+}
+
+/// A write to the backend that timed out is the backend's silence (answered 504), not a
+/// broken connection (`otherwise`).
+fn write_failed(
+    err: io::Error,
+    idle: Duration,
+    otherwise: impl FnOnce(io::Error) -> ExchangeError,
+) -> ExchangeError {
+    if err.kind() == io::ErrorKind::TimedOut {
+        ExchangeError::WriteTimeout(idle)
+    } else {
+        otherwise(err)
     }
 }
 
@@ -386,7 +403,7 @@ async fn send_body(
                 };
                 write_within(conn, data, idle)
                     .await
-                    .map_err(ExchangeError::Io)?;
+                    .map_err(|err| write_failed(err, idle, ExchangeError::Io))?;
             }
             Some(Err(err)) => return Err(ExchangeError::ClientBody(err.to_string())),
             None => break,
@@ -396,7 +413,7 @@ async fn send_body(
         RequestFraming::Chunked => {
             write_within(conn, LAST_CHUNK, idle)
                 .await
-                .map_err(ExchangeError::Io)?;
+                .map_err(|err| write_failed(err, idle, ExchangeError::Io))?;
         }
         RequestFraming::Length(n) if sent != n => {
             return Err(ExchangeError::ClientBody(format!(
