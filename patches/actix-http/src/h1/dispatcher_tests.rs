@@ -471,6 +471,8 @@ async fn req_parse_err() {
     .await;
 }
 
+// Keep-alive is disabled: the first answer says `connection: close` and ends the connection,
+// so the request pipelined behind it is neither answered nor parsed (RFC 9112 §9.6).
 #[actix_rt::test]
 async fn pipelining_ok_then_ok() {
     lazy(|cx| {
@@ -510,9 +512,6 @@ async fn pipelining_ok_then_ok() {
             Poll::Ready(res) => assert!(res.is_ok()),
         }
 
-        // polls: initial => shutdown
-        assert_eq!(h1.poll_count, 2);
-
         let mut res = buf.write_buf_slice_mut();
         stabilize_date_header(&mut res);
         let res = &res[..];
@@ -523,11 +522,6 @@ async fn pipelining_ok_then_ok() {
                 connection: close\r\n\
                 date: Thu, 01 Jan 1970 12:34:56 UTC\r\n\r\n\
                 /abcd\
-                HTTP/1.1 200 OK\r\n\
-                content-length: 4\r\n\
-                connection: close\r\n\
-                date: Thu, 01 Jan 1970 12:34:56 UTC\r\n\r\n\
-                /def\
                 ";
 
         assert_eq!(
@@ -745,6 +739,8 @@ async fn lingering_timeout_uses_graceful_shutdown() {
     );
 }
 
+// Keep-alive is disabled: the first answer says `connection: close` and ends the connection,
+// so the request pipelined behind it is neither answered nor parsed (RFC 9112 §9.6).
 #[actix_rt::test]
 async fn pipelining_ok_then_bad() {
     lazy(|cx| {
@@ -780,11 +776,8 @@ async fn pipelining_ok_then_bad() {
 
         match h1.as_mut().poll(cx) {
             Poll::Pending => panic!("first poll should not be pending"),
-            Poll::Ready(res) => assert!(res.is_err()),
+            Poll::Ready(res) => assert!(res.is_ok()),
         }
-
-        // polls: initial => shutdown
-        assert_eq!(h1.poll_count, 1);
 
         let mut res = buf.write_buf_slice_mut();
         stabilize_date_header(&mut res);
@@ -796,10 +789,6 @@ async fn pipelining_ok_then_bad() {
                 connection: close\r\n\
                 date: Thu, 01 Jan 1970 12:34:56 UTC\r\n\r\n\
                 /abcd\
-                HTTP/1.1 400 Bad Request\r\n\
-                content-length: 0\r\n\
-                connection: close\r\n\
-                date: Thu, 01 Jan 1970 12:34:56 UTC\r\n\r\n\
                 ";
 
         assert_eq!(
