@@ -438,3 +438,56 @@ async fn a_token_from_the_environment_shorter_than_a_file_may_hold_is_refused() 
     let reply = drain(Client::new(admin), "sixteen-bytes-or-more").await;
     assert_eq!(reply.status, 202, "{}", reply.text());
 }
+
+/// Every admin path with a method it does not take: `405` with `Allow` naming the ones it
+/// does (as HTTP asks, and as Envoy's and HAProxy's users expect), not a `404` that reads as a
+/// wrong path. The token is still checked first; reads answer `HEAD` too.
+#[tokio::test]
+async fn a_method_a_path_does_not_take_is_405_with_allow() {
+    let bs = backends(&["a1", "a2"]).await;
+    let r = router_with(&token_node(), &ws_pool(&bs));
+    let admin = Admin::of(&r);
+    let read = "GET, HEAD";
+    for (method, path, allow) in [
+        ("POST", "/healthz", read),
+        ("DELETE", "/readyz", read),
+        ("PUT", "/metrics", read),
+        ("POST", "/admin/v1/status", read),
+        ("DELETE", "/admin/v1/regions", read),
+        ("GET", "/admin/v1/regions/local/evacuate", "POST"),
+        ("PUT", "/admin/v1/regions/local/unevacuate", "POST"),
+        ("PATCH", "/admin/v1/pools", read),
+        ("GET", "/admin/v1/reload", "POST"),
+        ("DELETE", "/admin/v1/backends", "GET, HEAD, POST"),
+        ("PATCH", "/admin/v1/backends/a1", "GET, HEAD, DELETE"),
+        ("POST", "/admin/v1/backends/a1", "GET, HEAD, DELETE"),
+        ("GET", "/admin/v1/backends/a1/drain", "POST"),
+        ("PUT", "/admin/v1/backends/a1/undrain", "POST"),
+        ("POST", "/admin/v1/backends/a1/weight", "PUT"),
+        ("OPTIONS", "/admin/v1/backends/nope/weight", "PUT"),
+    ] {
+        let reply = admin.call(method, path, Some(TOKEN), "").await;
+        assert_eq!(reply.status, 405, "{method} {path}: {}", reply.text());
+        assert_eq!(reply.header("allow"), Some(allow), "{method} {path}");
+        if path.starts_with("/admin/") {
+            assert_eq!(
+                reply.json()["error"],
+                "method_not_allowed",
+                "{method} {path}"
+            );
+        }
+    }
+    // Without the token a change is refused first, whatever the method.
+    let reply = admin.call("PATCH", "/admin/v1/backends/a1", None, "").await;
+    assert_eq!(reply.status, 401, "{}", reply.text());
+    // Nothing applied, and reads answer HEAD as they answer GET, without a body.
+    for path in ["/admin/v1/backends/a1", "/admin/v1/status", "/healthz"] {
+        let reply = admin.call("HEAD", path, None, "").await;
+        assert_eq!(reply.status, 200, "HEAD {path}");
+        assert!(reply.body.is_empty(), "HEAD {path}: {}", reply.text());
+    }
+    assert_eq!(admin.state("a1").await, "up");
+    // A path that does not exist is still 404.
+    let reply = admin.call("GET", "/admin/v1/nope", None, "").await;
+    assert_eq!(reply.status, 404, "{}", reply.text());
+}

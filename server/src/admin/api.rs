@@ -64,21 +64,66 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/admin/v1")
             .wrap(actix_web::middleware::from_fn(super::auth::require_token))
-            .route("/status", web::get().to(status))
-            .route("/regions", web::get().to(regions))
-            .route("/regions/{name}/evacuate", web::post().to(evacuate))
-            .route("/regions/{name}/unevacuate", web::post().to(unevacuate))
-            .route("/pools", web::get().to(pools))
-            .route("/reload", web::post().to(reload))
-            .route("/backends", web::get().to(backends))
-            .route("/backends", web::post().to(add_backend))
-            .route("/backends/{id}", web::get().to(backend))
-            .route("/backends/{id}", web::delete().to(remove_backend))
-            .route("/backends/{id}/drain", web::post().to(drain))
-            .route("/backends/{id}/undrain", web::post().to(undrain))
-            .route("/backends/{id}/weight", web::put().to(weight))
+            .service(
+                resource("/status", READ)
+                    .route(web::get().to(status))
+                    .route(web::head().to(status)),
+            )
+            .service(
+                resource("/regions", READ)
+                    .route(web::get().to(regions))
+                    .route(web::head().to(regions)),
+            )
+            .service(resource("/regions/{name}/evacuate", "POST").route(web::post().to(evacuate)))
+            .service(
+                resource("/regions/{name}/unevacuate", "POST").route(web::post().to(unevacuate)),
+            )
+            .service(
+                resource("/pools", READ)
+                    .route(web::get().to(pools))
+                    .route(web::head().to(pools)),
+            )
+            .service(resource("/reload", "POST").route(web::post().to(reload)))
+            .service(
+                resource("/backends", "GET, HEAD, POST")
+                    .route(web::get().to(backends))
+                    .route(web::head().to(backends))
+                    .route(web::post().to(add_backend)),
+            )
+            .service(
+                resource("/backends/{id}", "GET, HEAD, DELETE")
+                    .route(web::get().to(backend))
+                    .route(web::head().to(backend))
+                    .route(web::delete().to(remove_backend)),
+            )
+            .service(resource("/backends/{id}/drain", "POST").route(web::post().to(drain)))
+            .service(resource("/backends/{id}/undrain", "POST").route(web::post().to(undrain)))
+            .service(resource("/backends/{id}/weight", "PUT").route(web::put().to(weight)))
             .default_service(web::to(not_found)),
     );
+}
+
+/// The `Allow` of a path that only reads.
+pub const READ: &str = "GET, HEAD";
+
+/// A path served with the methods in `allow` (routes added by the caller); any other method is
+/// `405 Method Not Allowed` with `Allow: {allow}`, as HTTP asks, not a `404` that would read as
+/// a wrong path.
+pub fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || method_not_allowed(allow)))
+}
+
+async fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    let mut resp = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("this path takes {allow}"),
+    );
+    resp.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        actix_web::http::header::HeaderValue::from_static(allow),
+    );
+    resp
 }
 
 /// An error answer: `{"error": kind, "message": ...}`.
