@@ -491,3 +491,127 @@ async fn a_method_a_path_does_not_take_is_405_with_allow() {
     let reply = admin.call("GET", "/admin/v1/nope", None, "").await;
     assert_eq!(reply.status, 404, "{}", reply.text());
 }
+
+/// Each limit `docs/admin-openapi.yaml` gives a body value is refused with `400` and a message
+/// naming the field; nothing is applied.
+#[tokio::test]
+async fn every_documented_limit_is_refused_with_400_naming_the_field() {
+    let bs = backends(&["a1", "a2"]).await;
+    let r = router_with(&token_node(), &ws_pool(&bs));
+    let admin = Admin::of(&r);
+    let drain = "/admin/v1/backends/a1/drain";
+    let evacuate = "/admin/v1/regions/local/evacuate";
+    let weight = "/admin/v1/backends/a1/weight";
+    let add = "/admin/v1/backends";
+    let new = |extra: &str| {
+        format!(r#"{{"pool": "ws", "id": "new-1", "address": "127.0.0.1:9", {extra}}}"#)
+            .replace(", }", "}")
+    };
+    let cases: Vec<(&str, &str, String, &str)> = vec![
+        // Drain: 0 < deadline_s <= 86400; 0 <= spread_s <= 86400, and <= deadline_s.
+        ("POST", drain, r#"{"deadline_s": 0}"#.into(), "deadline_s"),
+        ("POST", drain, r#"{"deadline_s": -1}"#.into(), "deadline_s"),
+        (
+            "POST",
+            drain,
+            r#"{"deadline_s": 86400.5}"#.into(),
+            "deadline_s",
+        ),
+        ("POST", drain, r#"{"spread_s": -0.5}"#.into(), "spread_s"),
+        ("POST", drain, r#"{"spread_s": 86401}"#.into(), "spread_s"),
+        (
+            "POST",
+            drain,
+            r#"{"deadline_s": 5, "spread_s": 6}"#.into(),
+            "spread_s",
+        ),
+        // Evacuate: 0 <= spread_s <= 86400.
+        ("POST", evacuate, r#"{"spread_s": -1}"#.into(), "spread_s"),
+        (
+            "POST",
+            evacuate,
+            r#"{"spread_s": 86401}"#.into(),
+            "spread_s",
+        ),
+        // Weight: 1..=10000.
+        ("PUT", weight, r#"{"weight": 0}"#.into(), "weight"),
+        ("PUT", weight, r#"{"weight": 10001}"#.into(), "weight"),
+        ("PUT", weight, r#"{"weight": -3}"#.into(), "weight"),
+        // A new backend: id 1-128 of [A-Za-z0-9._:-]; address host:port, port 1-65535;
+        // weight 1..=10000; max_sessions 1..=4294967295.
+        ("POST", add, new("").replace("new-1", ""), "id"),
+        ("POST", add, new("").replace("new-1", "new 1"), "id"),
+        (
+            "POST",
+            add,
+            new("").replace("new-1", &"x".repeat(129)),
+            "id",
+        ),
+        (
+            "POST",
+            add,
+            new("").replace("127.0.0.1:9", "127.0.0.1"),
+            "address",
+        ),
+        ("POST", add, new("").replace(":9\"", ":0\""), "address"),
+        ("POST", add, new("").replace(":9\"", ":65536\""), "address"),
+        ("POST", add, new(r#""weight": 0"#), "weight"),
+        ("POST", add, new(r#""weight": 10001"#), "weight"),
+        ("POST", add, new(r#""max_sessions": 0"#), "max_sessions"),
+        (
+            "POST",
+            add,
+            new(r#""max_sessions": 4294967296"#),
+            "max_sessions",
+        ),
+    ];
+    // The limits themselves are accepted.
+    let accepted: Vec<(&str, &str, String, u16)> = vec![
+        ("PUT", weight, r#"{"weight": 10000}"#.into(), 200),
+        (
+            "POST",
+            add,
+            new(r#""weight": 10000, "max_sessions": 4294967295"#),
+            201,
+        ),
+        // A spread longer than the default deadline (60 s) lengthens the deadline with it.
+        ("POST", drain, r#"{"spread_s": 86400}"#.into(), 202),
+    ];
+    for (method, path, body, field) in cases {
+        let reply = admin.call(method, path, Some(TOKEN), &body).await;
+        assert_eq!(
+            reply.status,
+            400,
+            "{method} {path} {body}: {}",
+            reply.text()
+        );
+        let answer = reply.json();
+        assert_eq!(answer["error"], "bad_request", "{body}");
+        let message = answer["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("field `{field}`")),
+            "{method} {path} {body}: {message}"
+        );
+    }
+    let listed = admin.client.get("/admin/v1/backends").await.json();
+    assert_eq!(
+        listed["backends"].as_array().unwrap().len(),
+        2,
+        "nothing added"
+    );
+    assert_eq!(admin.state("a1").await, "up", "nothing drained");
+    let regions = admin.client.get("/admin/v1/regions").await.json();
+    assert_eq!(
+        regions["regions"][0]["evacuating"], false,
+        "nothing evacuated"
+    );
+    for (method, path, body, status) in accepted {
+        let reply = admin.call(method, path, Some(TOKEN), &body).await;
+        assert_eq!(
+            reply.status,
+            status,
+            "{method} {path} {body}: {}",
+            reply.text()
+        );
+    }
+}

@@ -31,7 +31,7 @@ use crate::routing::{BackendEntry, PoolHandle, RouteTable};
 
 /// Largest admin request body.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
-/// A drain's deadline when the request names none.
+/// A drain's deadline when the request names none (or its spread, when that is longer).
 pub const DEFAULT_DRAIN_DEADLINE: Duration = Duration::from_secs(60);
 /// A drain's spread when the request names none (never more than the deadline).
 pub const DEFAULT_DRAIN_SPREAD: Duration = Duration::from_secs(10);
@@ -436,10 +436,17 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     decode_json(&body)
 }
 
-/// A whole JSON body (empty or blank is `None`) as `T`; errors name the field.
+/// A whole JSON body (empty or blank is `None`) as `T`; errors name the field. A body is an
+/// object: an array is refused even where its items would fill a struct's fields in order.
 fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Option<T>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Ok(None),
+        Some(b'{') => {}
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "malformed JSON body: admin request bodies are JSON objects",
+            ));
+        }
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de)
@@ -472,7 +479,13 @@ fn drain_times(body: Option<DrainBody>) -> Result<(Duration, Duration), ApiError
     });
     let bad = ApiError::bad_request;
     let deadline = match body.deadline_s {
-        None => DEFAULT_DRAIN_DEADLINE,
+        // A spread longer than the default deadline asks for that long a drain.
+        None => match body.spread_s {
+            Some(s) if s.is_finite() && s > 0.0 && s <= MAX_DRAIN_SECONDS => {
+                DEFAULT_DRAIN_DEADLINE.max(Duration::from_secs_f64(s))
+            }
+            _ => DEFAULT_DRAIN_DEADLINE,
+        },
         Some(d) if d.is_finite() && d > 0.0 && d <= MAX_DRAIN_SECONDS => Duration::from_secs_f64(d),
         Some(d) => {
             return Err(bad(format!(
@@ -664,6 +677,12 @@ mod tests {
             "spread within the deadline"
         );
         assert_eq!(times(Some(30.0), Some(5.5)), Ok((30_000, 5_500)));
+        assert_eq!(
+            times(None, Some(300.0)),
+            Ok((300_000, 300_000)),
+            "a spread past the default deadline lengthens it"
+        );
+        assert_eq!(times(None, Some(86_400.0)), Ok((86_400_000, 86_400_000)));
         for bad in [
             times(Some(-1.0), None),
             times(Some(0.0), None),
@@ -700,6 +719,17 @@ mod tests {
             assert!(parse_body(BodyKind::Drain, body).is_err());
         }
         assert!(parse_body(BodyKind::Evacuate, br#"{"spread_s": 1e300}"#).is_err());
+        // A struct's fields never come from an array.
+        for kind in [
+            BodyKind::Drain,
+            BodyKind::Weight,
+            BodyKind::Reload,
+            BodyKind::Undrain,
+        ] {
+            assert!(parse_body(kind, b"[null, null]").is_err(), "{kind:?}");
+            assert!(parse_body(kind, b" [30]").is_err(), "{kind:?}");
+        }
+        assert_eq!(parse_body(BodyKind::Undrain, b" \n"), Ok(()));
         assert_eq!(
             parse_body(BodyKind::Drain, br#"{"deadline_s": 30, "spread_s": 5.5}"#),
             Ok(())
@@ -808,6 +838,15 @@ async fn add_backend(state: web::Data<AdminState>, payload: web::Payload) -> Htt
     };
     let text = body.address.clone();
     let address = match web::block(move || parse_address(&text)).await {
+        // Nothing can be dialled on port 0 (a config file may name it for a backend never
+        // used; one added at runtime is meant to take work).
+        Ok(Ok(address)) if address.port == 0 => {
+            return ApiError::bad_request(format!(
+                "field `address`: {:?}: port 0 is not a port to connect to (1-65535)",
+                body.address
+            ))
+            .response();
+        }
         Ok(Ok(address)) => address,
         Ok(Err(reason)) => {
             return ApiError::bad_request(format!("field `address`: {reason}")).response();
