@@ -15,15 +15,26 @@ started=$(date +%s)
 took() { echo "schemathesis.sh: took $(($(date +%s) - started)) s"; }
 
 major=4 # the CLI (--url, -H, --checks all) and .ci/schemathesis.toml are those of 4.x
+# Where it goes when the system Python refuses pip installs (PEP 668): a venv kept between runs.
+venv="${SCHEMATHESIS_VENV:-$HOME/.cache/switchyard/schemathesis-venv}"
+usable() { [ -n "$1" ] && "$1" --version 2>/dev/null | grep -q "version ${major}\."; }
 st=$(command -v schemathesis || true)
-if [ -z "$st" ] || ! "$st" --version 2>/dev/null | grep -q "version ${major}\."; then
+usable "$st" || st="$venv/bin/schemathesis"
+if ! usable "$st"; then
   echo "== installing schemathesis ${major}.x"
-  python3 -m pip install --quiet --disable-pip-version-check "schemathesis>=${major},<$((major + 1))"
-  st=$(command -v schemathesis || true)
-  for dir in "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')" "$HOME/.local/bin"; do
-    [ -n "$st" ] || { [ -x "$dir/schemathesis" ] && st="$dir/schemathesis"; } || true
-  done
-  [ -n "$st" ] || { echo "schemathesis.sh: schemathesis installed but not found on PATH" >&2; exit 1; }
+  want="schemathesis>=${major},<$((major + 1))"
+  if python3 -m pip install --quiet --disable-pip-version-check "$want"; then
+    st=$(command -v schemathesis || true)
+    scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+    usable "$st" || st="$scripts/schemathesis"
+    usable "$st" || st="$HOME/.local/bin/schemathesis"
+  else
+    echo "== pip refused a system-wide install: using a venv in $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$want"
+    st="$venv/bin/schemathesis"
+  fi
+  usable "$st" || { echo "schemathesis.sh: schemathesis ${major}.x was installed but cannot be found" >&2; exit 1; }
 fi
 "$st" --version
 
