@@ -288,6 +288,26 @@ impl RedisServer {
         }
     }
 
+    /// Freezes it with SIGSTOP: connections stay open and nothing is answered — a hung
+    /// Redis, not a dead one.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused Redis run again (SIGCONT); it answers what was sent meanwhile.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.proc.as_ref().expect("redis-server is running").pid();
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} {pid} failed");
+    }
+
     /// Starts it again on the same port, empty.
     pub fn restart(&mut self) {
         self.kill();
@@ -304,6 +324,9 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
+        if self.proc.is_some() {
+            self.resume(); // a stopped process still dies of SIGKILL; this keeps it tidy
+        }
         self.kill();
     }
 }
