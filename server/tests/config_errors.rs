@@ -313,6 +313,16 @@ fn durations_too_long_for_any_setting_are_refused_with_their_key_not_a_panic_lat
         "sessions.handoff_linger",
         "at most 60 seconds",
     );
+    rejected(
+        &format!("[sessions]\nttl = \"10m\"\nunconfirmed_ttl = \"1h\"\n{POOL}"),
+        "sessions.unconfirmed_ttl",
+        "at most sessions.ttl",
+    );
+    rejected(
+        &format!("[limits]\nwrite_timeout = \"10ms\"\n{POOL}"),
+        "limits.write_timeout",
+        "at least 100ms",
+    );
 }
 
 #[test]

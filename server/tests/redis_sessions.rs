@@ -297,3 +297,56 @@ async fn a_held_websocket_session_keeps_its_record_alive_in_redis() {
         "the record of a held session outlived its TTL: the session refreshes it"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_nobody_came_back_for_lives_in_redis_only_briefly() {
+    let redis = RedisServer::start();
+    let bs = backends(&["u1", "u2"]).await;
+    let r = node_with(&bs, &redis, "ttl = \"1h\"\nunconfirmed_ttl = \"30s\"");
+    let client = Client::new(r.addr());
+    // A token-less request: its record reaches Redis with the short TTL only, so a flood of
+    // them costs Redis their rate times 30 s, not times an hour.
+    let first = client.get("/stream/x").await;
+    let token = first.header("x-switchyard-session").unwrap().to_string();
+    let key = key_of(&token);
+    eventually("the record in Redis", Duration::from_secs(10), || {
+        redis.ttl(&key).is_some()
+    })
+    .await;
+    let ttl = redis.ttl(&key).unwrap();
+    assert!(ttl <= 30, "an unconfirmed record kept for {ttl} s");
+    // The client comes back with its token: now it is a viewer, kept for the full hour.
+    let back = client
+        .get_with("/stream/x", &[("x-switchyard-session", &token)])
+        .await;
+    assert_eq!(back.backend(), first.backend());
+    eventually(
+        "the record gets the full TTL",
+        Duration::from_secs(10),
+        || redis.ttl(&key).is_some_and(|ttl| ttl > 3000),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_session_is_confirmed_when_it_opens() {
+    let redis = RedisServer::start();
+    let bs = backends(&["v1"]).await;
+    let key = std::env::temp_dir().join(format!("switchyard-test-key-{}", redis.port));
+    std::fs::write(&key, "a shared test key").unwrap();
+    let r = router(&format!(
+        "[sessions]\nstore = \"redis\"\nredis_url = \"{}\"\nttl = \"1h\"\nunconfirmed_ttl = \"30s\"\n\
+         [[routes]]\nid = \"ws\"\npath_prefix = \"/ws\"\npool = \"ws\"\nsticky = true\n{}",
+        redis.url(),
+        pool_with("ws", "round_robin", &bs, "health = { kind = \"none\" }")
+    ));
+    let (_ws, answer) = connect(r.addr(), &[]).await;
+    let token = answer.headers()["x-switchyard-session"].to_str().unwrap();
+    let key = key_of(token);
+    eventually(
+        "the record gets the full TTL",
+        Duration::from_secs(10),
+        || redis.ttl(&key).is_some_and(|ttl| ttl > 3000),
+    )
+    .await;
+}

@@ -58,6 +58,8 @@ pub struct RedisConfig {
     /// Sentinels to ask for the master's address (empty: `url` names the server).
     pub sentinels: Vec<String>,
     pub sentinel_master: String,
+    /// Redis TTL of a session's record until its client first comes back.
+    pub unconfirmed_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -79,7 +79,16 @@ pub struct RawSessions {
     /// Most session records one node keeps; past it the oldest are dropped. Default 1,000,000.
     #[serde(default = "default_max_records")]
     pub max_records: usize,
+    /// With the Redis store: how long Redis keeps the record of a session whose client has
+    /// not come back with its token yet (nor held a WebSocket session). Its first return
+    /// writes the record with the full `ttl`. What token-less requests can put in Redis is
+    /// then their rate times this, not times `ttl`. Default 60 s (or `ttl` when shorter); at
+    /// most `ttl`.
+    pub unconfirmed_ttl: Option<DurationStr>,
 }
+
+/// Default `[sessions] unconfirmed_ttl` (or the session `ttl` when that is shorter).
+pub const DEFAULT_UNCONFIRMED_TTL: Duration = Duration::from_secs(60);
 
 /// Default `[sessions] max_records`.
 pub const DEFAULT_MAX_RECORDS: usize = 1_000_000;
@@ -126,6 +135,7 @@ impl Default for RawSessions {
             sentinel_master: default_sentinel_master(),
             handoff_linger: default_handoff_linger(),
             max_records: default_max_records(),
+            unconfirmed_ttl: None,
         }
     }
 }

@@ -389,6 +389,10 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 timeout: raw.sessions.store_timeout.0,
                 sentinels: raw.sessions.sentinels.clone(),
                 sentinel_master: raw.sessions.sentinel_master.clone(),
+                unconfirmed_ttl: raw.sessions.unconfirmed_ttl.as_ref().map_or(
+                    super::raw::DEFAULT_UNCONFIRMED_TTL.min(raw.sessions.ttl.0),
+                    |d| d.0,
+                ),
             })
         }
         other => {
@@ -419,6 +423,15 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     }
     if raw.node.shutdown_spread.0 > Duration::from_secs(3600) {
         issues.push("node.shutdown_spread", "must be at most 1 hour");
+    }
+    let unconfirmed = raw.sessions.unconfirmed_ttl.as_ref().map(|d| d.0);
+    if unconfirmed.is_some_and(|d| d < Duration::from_secs(1)) {
+        issues.push("sessions.unconfirmed_ttl", "must be at least 1s");
+    } else if unconfirmed.is_some_and(|d| d > raw.sessions.ttl.0) {
+        issues.push(
+            "sessions.unconfirmed_ttl",
+            format!("must be at most sessions.ttl ({:?})", raw.sessions.ttl.0),
+        );
     }
     if raw.sessions.max_records == 0 {
         issues.push("sessions.max_records", "must be at least 1");

@@ -157,7 +157,10 @@ where
         let (pool, backend, number) = &mut self.listing;
         *number = Some(pool.sessions.join(backend, ctx.address().recipient()));
         if let Some((store, id)) = self.record.clone() {
-            // The record's shared copy is refreshed once per quarter TTL (the store decides).
+            // A held WebSocket session is a real viewer: touched now, its record is confirmed
+            // (kept for the full TTL in a shared store). Then the shared copy is refreshed
+            // once per quarter TTL (the store decides).
+            store.touch(id);
             let every = (store.ttl() / 8).max(Duration::from_secs(1));
             ctx.run_interval(every, move |_, _| store.touch(id));
         }

@@ -6,8 +6,11 @@
 //!   Redis round trip before a request is forwarded.
 //! - Keys: `{key_prefix}{session uuid}` → a JSON record `{"id", "pool", "backend", "region",
 //!   "created_ms", "last_seen_ms", "resume_count"}` (times in Unix milliseconds), with `EX` =
-//!   the session TTL. Written when a session is placed or moves, and again (TTL and last seen
-//!   refreshed) at most once per `ttl / 4` while the session keeps coming back.
+//!   the session TTL — or `unconfirmed_ttl` until the session is confirmed (its client came
+//!   back with the token, or holds a WebSocket session), so token-less requests cannot fill
+//!   Redis for a whole TTL. Written when a session is placed or moves, when it is confirmed,
+//!   and again (TTL and last seen refreshed) at most once per `ttl / 4` while it keeps coming
+//!   back.
 //! - Outage: a failed or slow call marks the store down (one log line per change of state,
 //!   gauge `switchyard_session_store_up`); the router keeps routing from its cache and places
 //!   unknown sessions as new; writes made meanwhile are kept (bounded) and written again once
@@ -45,6 +48,8 @@ pub struct SharedStore {
     conn: ArcSwapOption<ConnectionManager>,
     prefix: String,
     ttl: Duration,
+    /// Redis TTL of records not yet confirmed (`[sessions] unconfirmed_ttl`).
+    unconfirmed_ttl: Duration,
     timeout: Duration,
     up: AtomicBool,
     pending: Mutex<HashMap<Uuid, Record>>,
@@ -89,6 +94,9 @@ impl Stored {
             created: UNIX_EPOCH + Duration::from_millis(self.created_ms),
             last_seen: now,
             resume_count: self.resume_count,
+            // A record never returned to is confirmed by the resume that follows this read,
+            // which then writes it with the full TTL.
+            confirmed: self.resume_count > 0,
             synced: now,
         }
     }
@@ -135,6 +143,7 @@ impl SharedStore {
             conn: ArcSwapOption::empty(),
             prefix: config.key_prefix.clone(),
             ttl,
+            unconfirmed_ttl: config.unconfirmed_ttl.min(ttl),
             timeout: config.timeout,
             up: AtomicBool::new(false),
             pending: Mutex::new(HashMap::new()),
@@ -273,7 +282,11 @@ impl SharedStore {
             Ok(value) => value,
             Err(_) => return true, // cannot happen: plain strings and numbers
         };
-        let ttl = self.ttl.as_secs().max(1);
+        let ttl = match record.confirmed {
+            true => self.ttl,
+            false => self.unconfirmed_ttl,
+        };
+        let ttl = ttl.as_secs().max(1);
         match tokio::time::timeout(
             self.timeout,
             conn.set_ex::<_, _, ()>(self.key(id), value, ttl),

@@ -22,6 +22,9 @@ pub struct Record {
     pub last_seen: Instant,
     /// How many times the session came back after it was created.
     pub resume_count: u32,
+    /// Its client came back with the token, or holds a WebSocket session: a real viewer,
+    /// not one of many token-less requests. Decides the record's TTL in a shared store.
+    pub confirmed: bool,
     /// When this node last wrote the record to a shared store (or read it from there).
     pub synced: Instant,
 }
@@ -124,7 +127,8 @@ impl MemoryStore {
         let mut shard = self.shard(&id).write().unwrap_or_else(|e| e.into_inner());
         let record = shard.get_mut(&id)?;
         record.last_seen = now;
-        (now.duration_since(record.synced) >= self.ttl / 4).then(|| {
+        let confirming = !std::mem::replace(&mut record.confirmed, true);
+        (confirming || now.duration_since(record.synced) >= self.ttl / 4).then(|| {
             record.synced = now;
             record.clone()
         })
@@ -141,10 +145,14 @@ impl SessionStore for MemoryStore {
         }
         record.last_seen = now;
         record.resume_count += 1;
-        let refresh = (now.duration_since(record.synced) >= self.ttl / 4).then(|| {
-            record.synced = now;
-            record.clone()
-        });
+        // The first return confirms the session: its shared copy is written again at once,
+        // now with the full TTL.
+        let confirming = !std::mem::replace(&mut record.confirmed, true);
+        let refresh =
+            (confirming || now.duration_since(record.synced) >= self.ttl / 4).then(|| {
+                record.synced = now;
+                record.clone()
+            });
         Some(Resumed {
             backend: record.backend.clone(),
             refresh,
@@ -173,6 +181,7 @@ impl SessionStore for MemoryStore {
                 created: SystemTime::now(),
                 last_seen: now,
                 resume_count: 0,
+                confirmed: false,
                 synced: now,
             });
         record.clone()
@@ -247,15 +256,24 @@ mod refresh_tests {
     fn resumes_count_and_ask_for_a_shared_refresh_once_a_quarter_ttl() {
         let store = MemoryStore::new(Duration::from_millis(400), "us-east".into());
         let id = Uuid::new_v4();
-        store.place(id, "ws".into(), "ws-1".into());
+        let placed = store.place(id, "ws".into(), "ws-1".into());
+        assert!(!placed.confirmed, "a new session is unconfirmed");
         let first = store.resume(id, "ws").unwrap();
-        assert_eq!(first.refresh, None, "just written: nothing to refresh");
+        let confirmed = first
+            .refresh
+            .expect("the first return confirms the session: its shared copy is written again");
+        assert!(confirmed.confirmed);
+        assert_eq!(
+            store.resume(id, "ws").unwrap().refresh,
+            None,
+            "just written: nothing to refresh"
+        );
         std::thread::sleep(Duration::from_millis(120));
         let later = store.resume(id, "ws").unwrap();
         let record = later
             .refresh
             .expect("a quarter TTL later the shared copy is refreshed");
-        assert_eq!(record.resume_count, 2);
+        assert_eq!(record.resume_count, 3);
         assert_eq!(
             store.resume(id, "ws").unwrap().refresh,
             None,

@@ -314,6 +314,14 @@ impl RedisServer {
         self.spawn();
     }
 
+    /// Seconds left before `key` expires (`None`: no such key, or no expiry).
+    pub fn ttl(&self, key: &str) -> Option<i64> {
+        let client = redis::Client::open(self.url()).ok()?;
+        let mut conn = client.get_connection().ok()?;
+        let ttl: i64 = redis::Commands::ttl(&mut conn, key).ok()?;
+        (ttl >= 0).then_some(ttl)
+    }
+
     /// The value stored at `key`, if any.
     pub fn get(&self, key: &str) -> Option<String> {
         let client = redis::Client::open(self.url()).ok()?;
