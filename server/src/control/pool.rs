@@ -184,6 +184,8 @@ pub struct RetirePool;
 /// closed at the deadline.
 pub const REMOVAL_SPREAD: Duration = Duration::from_secs(10);
 pub const REMOVAL_DEADLINE: Duration = Duration::from_secs(60);
+/// After a drain's spread, when sessions that registered just after it began are moved too.
+pub const LATE_JOINERS_AFTER: Duration = Duration::from_secs(1);
 
 /// The supervised `BackendActor`s of a pool, in configuration order.
 #[derive(Message, Debug)]
@@ -575,6 +577,7 @@ impl PoolActor {
         let deadline = now + msg.deadline;
         let spread_for = msg.spread.min(msg.deadline);
         let (live_pool, live_id) = (self.handle.clone(), id.clone());
+        let asked: std::collections::HashSet<u64> = sessions.iter().map(|(n, _)| *n).collect();
         let spread_task = handoff::move_sessions(
             sessions,
             spread_for,
@@ -583,12 +586,39 @@ impl PoolActor {
             move |number| live_pool.sessions.holds(&live_id, number),
         );
         let spread_id = id.clone();
-        let spread = ctx.spawn(spread_task.into_actor(self).map(move |_, act, _| {
+        let spread = ctx.spawn(spread_task.into_actor(self).map(move |_, act, ctx| {
             if let Some(m) = act.members.iter_mut().find(|m| m.id == spread_id)
                 && let Some(drain) = &mut m.drain
             {
                 drain.spread_done = true;
             }
+            // A session whose backend was chosen just before the drain began can register a
+            // moment after the list above was taken: moved too, shortly after, instead of at
+            // the deadline.
+            ctx.run_later(LATE_JOINERS_AFTER, move |act, _| {
+                let draining = act
+                    .members
+                    .iter()
+                    .any(|m| m.id == spread_id && m.drain.is_some());
+                if !draining {
+                    return;
+                }
+                let late: Vec<_> = act
+                    .handle
+                    .sessions
+                    .on(&spread_id)
+                    .into_iter()
+                    .filter(|(number, _)| !asked.contains(number))
+                    .collect();
+                let n = late.len();
+                for (i, (_, session)) in late.into_iter().enumerate() {
+                    session.do_send(CloseSession {
+                        to: MoveTo::Elsewhere,
+                        retry_after: handoff::spread_wait(i, n, DEFAULT_RECONNECT_SPREAD),
+                        cause: "drain",
+                    });
+                }
+            });
         }));
         let sweep_pool = self.handle.clone();
         let sweep_id = id.clone();

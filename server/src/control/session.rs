@@ -288,12 +288,21 @@ where
     /// Relays frames both ways until one side closes, fails or a command arrives.
     async fn relay(&mut self) -> End {
         let idle = self.timers.idle;
-        let mut quiet_until = tokio::time::Instant::now() + idle;
+        // Any frame either way is activity. A frame only notes the time; the one timer is
+        // moved when it fires early, so a busy session costs no timer work per frame.
+        let mut active = tokio::time::Instant::now();
+        let quiet = tokio::time::sleep(idle);
+        tokio::pin!(quiet);
         loop {
-            // Any frame either way is activity; the timer is re-armed after each one.
-            let quiet = tokio::time::sleep_until(quiet_until);
             tokio::select! {
-                _ = quiet => return End::Idle,
+                _ = &mut quiet => {
+                    let due = active + idle;
+                    if tokio::time::Instant::now() >= due {
+                        return End::Idle;
+                    }
+                    quiet.as_mut().reset(due);
+                    continue;
+                }
                 msg = self.client.next() => match msg {
                     Some(Ok(WsMessage::Close(frame))) => return End::ClientClosed(frame),
                     Some(Ok(WsMessage::Frame(_))) => {}
@@ -322,7 +331,7 @@ where
                 },
                 Some(command) = self.commands.recv() => return End::Command(command),
             }
-            quiet_until = tokio::time::Instant::now() + idle;
+            active = tokio::time::Instant::now();
         }
     }
 }
