@@ -19,9 +19,7 @@ use super::{GetRestarts, InjectPanic};
 use crate::config::{BackendConfig, PoolConfig};
 use crate::health::outlier;
 use crate::routing::handoff::{self, DEFAULT_RECONNECT_SPREAD};
-use crate::routing::{
-    BackendEntry, BackendState, BackendStats, CloseSession, Health, MoveTo, PoolHandle,
-};
+use crate::routing::{BackendEntry, BackendState, BackendStats, Health, MoveTo, PoolHandle};
 use crate::upstream_tls::BackendTls;
 
 /// How often failure streaks are read for outlier ejection: a backend failing every request
@@ -610,14 +608,7 @@ impl PoolActor {
                     .into_iter()
                     .filter(|(number, _)| !asked.contains(number))
                     .collect();
-                let n = late.len();
-                for (i, (_, session)) in late.into_iter().enumerate() {
-                    session.do_send(CloseSession {
-                        to: MoveTo::Elsewhere,
-                        retry_after: handoff::spread_wait(i, n, DEFAULT_RECONNECT_SPREAD),
-                        cause: "drain",
-                    });
-                }
+                handoff::move_all_now(late, DEFAULT_RECONNECT_SPREAD, "drain");
             });
         }));
         let sweep_pool = self.handle.clone();
@@ -632,14 +623,7 @@ impl PoolActor {
                 true => DEFAULT_RECONNECT_SPREAD,
                 false => spread_for,
             };
-            let n = left.len();
-            for (i, (_, session)) in left.into_iter().enumerate() {
-                session.do_send(CloseSession {
-                    to: MoveTo::Elsewhere,
-                    retry_after: handoff::spread_wait(i, n, window),
-                    cause: "deadline",
-                });
-            }
+            handoff::move_all_now(left, window, "deadline");
         });
         self.members[at].drain = Some(DrainState {
             started: now,

@@ -100,6 +100,23 @@ pub fn spread_wait(i: usize, n: usize, window: Duration) -> Duration {
     window.mul_f64((i as f64 + fastrand::f64()) / n)
 }
 
+/// Moves `sessions` elsewhere at once, their reconnects spread over `window` through
+/// `retry_after_ms`.
+pub fn move_all_now(
+    sessions: Vec<(u64, Recipient<CloseSession>)>,
+    window: Duration,
+    cause: &'static str,
+) {
+    let n = sessions.len();
+    for (i, (_, session)) in sessions.into_iter().enumerate() {
+        session.do_send(CloseSession {
+            to: MoveTo::Elsewhere,
+            retry_after: spread_wait(i, n, window),
+            cause,
+        });
+    }
+}
+
 /// Moves `sessions`: one at a time, evenly over `spread` (each told to come back after a
 /// small jitter), or — with no spread — all at once, their reconnects spread over
 /// [`DEFAULT_RECONNECT_SPREAD`] through `retry_after_ms`. `live` says whether a session is
