@@ -167,11 +167,22 @@ pub(crate) async fn admin_call(
     path: &str,
     body: &str,
 ) -> Result<(u16, String), String> {
+    admin_call_with(admin, TOKEN, method, path, body).await
+}
+
+/// One admin call with the router's admin `token`: status and body.
+pub(crate) async fn admin_call_with(
+    admin: SocketAddr,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, String), String> {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let req = ::http::Request::builder()
         .method(method)
         .uri(format!("http://{admin}{path}"))
-        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("authorization", format!("Bearer {token}"))
         .body(Full::new(Bytes::from(body.to_string())))
         .map_err(|err| err.to_string())?;
     let resp = tokio::time::timeout(Duration::from_secs(5), client.request(req))
