@@ -12,6 +12,7 @@ pub mod procs;
 pub mod region_loss;
 pub mod scenario;
 pub mod shutdown;
+pub mod soak;
 pub mod viewers;
 
 pub use backend::{Knobs, TestBackend};

@@ -18,6 +18,10 @@
 //!   [`crate::shutdown`].
 //! - `region-loss`: a region's router killed under directory-following clients; see
 //!   [`crate::region_loss`].
+//! - `soak`: `--duration` (default 50 s, e.g. `30m`) of mixed HTTP and SDK WebSocket traffic
+//!   through a sticky, Redis-backed router while backends are drained and undrained, the config
+//!   reloaded and Redis restarted; fails on errors or on the router's memory or descriptors
+//!   growing; see [`crate::soak`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,6 +43,7 @@ pub const SCENARIOS: &[&str] = &[
     "drain-haproxy",
     "shutdown",
     "region-loss",
+    "soak",
 ];
 
 /// What a scenario can be told on the command line.
@@ -47,6 +52,8 @@ pub struct Options {
     /// `--sessions N`: how many SDK sessions the session scenarios hold (each its default
     /// when `None`, sized to keep a run under 60 s).
     pub sessions: Option<usize>,
+    /// `--duration D`: how long `soak` runs (its default when `None`).
+    pub duration: Option<Duration>,
 }
 
 /// A scenario's HTTP client.
@@ -105,6 +112,7 @@ pub async fn run(name: &str, options: &Options, say: impl Fn(&str)) -> Result<Ve
         "drain-haproxy" => crate::drain_haproxy::run(options, say).await,
         "shutdown" => crate::shutdown::run(options, say).await,
         "region-loss" => crate::region_loss::run(options, say).await,
+        "soak" => crate::soak::run(options, say).await,
         other => Err(format!(
             "unknown scenario {other:?}; known: {}",
             SCENARIOS.join(", ")

@@ -93,12 +93,15 @@ enum Command {
     },
     /// A fault scenario with its own router and backends; ends with a verdict line.
     Scenario {
-        /// One of: backend-kill, redis-outage, drain, shutdown, region-loss.
+        /// One of: backend-kill, redis-outage, drain, drain-haproxy, shutdown, region-loss, soak.
         name: String,
         /// SDK sessions held by `drain`, `shutdown` and `region-loss` (defaults keep a run
         /// under 60 s; the benchmark uses 9000).
         #[arg(long)]
         sessions: Option<usize>,
+        /// How long `soak` runs, e.g. 45s or 30m (default 50s).
+        #[arg(long, value_parser = humantime_duration)]
+        duration: Option<Duration>,
     },
 }
 
@@ -282,12 +285,16 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Scenario { name, sessions } => {
+        Command::Scenario {
+            name,
+            sessions,
+            duration,
+        } => {
             let rt = match runtime(1) {
                 Ok(rt) => rt,
                 Err(code) => return code,
             };
-            let options = scenario::Options { sessions };
+            let options = scenario::Options { sessions, duration };
             match rt.block_on(scenario::run(&name, &options, |line| eprintln!("{line}"))) {
                 Ok(verdict) => {
                     println!("{}", verdict.line);
