@@ -1,0 +1,52 @@
+//! `switchyard-load scenario soak --duration 20s` as a user runs it: real router, backends and
+//! `redis-server`, one cycle of drain, undrain, reload and Redis restart under mixed traffic;
+//! the verdict passes, every fault happened and the router was sampled throughout.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const LOAD: &str = env!("CARGO_BIN_EXE_switchyard-load");
+
+/// The number just before `what` in `line` (`"…, 3 drains, …"` → 3 for `" drains"`).
+fn figure(line: &str, what: &str) -> u64 {
+    let (before, _) = line
+        .split_once(what)
+        .unwrap_or_else(|| panic!("no {what:?} in {line:?}"));
+    before
+        .rsplit([' ', ','])
+        .find(|w| !w.is_empty())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number before {what:?} in {line:?}"))
+}
+
+#[test]
+fn a_short_soak_passes_with_every_fault_and_samples_throughout() {
+    if switchyard_load::procs::workspace_binary("switchyard", "SWITCHYARD_BIN").is_err() {
+        println!("SKIPPED: no switchyard binary in this build; run `cargo test --workspace`");
+        return;
+    }
+    let started = Instant::now();
+    let out = Command::new(LOAD)
+        .args(["scenario", "soak", "--duration", "20s"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let verdict = stdout.lines().last().unwrap_or("");
+    assert!(verdict.starts_with("soak: "), "{stdout}\n{stderr}");
+    assert_eq!(figure(verdict, " failed"), 0, "{verdict}\n{stderr}");
+    for fault in [" drains", " reloads", " redis restarts"] {
+        assert!(figure(verdict, fault) >= 1, "{fault}: {verdict}");
+    }
+    assert!(figure(verdict, " requests") >= 4000, "{verdict}");
+    // A sample a second: one line each on stderr, and at least 16 of them in the verdict.
+    assert!(figure(verdict, " samples") >= 16, "{verdict}");
+    let sample_lines = stderr.lines().filter(|l| l.contains(" MB  fds ")).count();
+    assert!(sample_lines >= 16, "{stderr}");
+    assert!(
+        verdict.contains("RSS ") && verdict.contains("fds "),
+        "{verdict}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(60), "{stderr}");
+}
