@@ -13,8 +13,10 @@
 //! After a warm-up (the first 20% of the run), faults come in cycles of at most 4 minutes
 //! (one cycle fills a short run, so a 50 s run sees each once and a 30 min run each every
 //! 4 minutes): a backend drained through the admin API (b1, b2, b3 in turn) and undrained a
-//! quarter of a cycle later, a config reload changing b3's weight (the admin API and `SIGHUP`
-//! in turn), and a Redis restart (killed, started empty on the same port a second later).
+//! quarter of a cycle later, two config reloads (b3's weight to 2 through the admin API, back
+//! to 1 by `SIGHUP` a second later, seen in `switchyard_config_reloads_total`), and a Redis
+//! restart (killed, started empty on the same port a second later; the router's session store
+//! and admin channel must show up again within 10 s).
 //!
 //! Every few seconds (a 25th of the run, 1–10 s) it samples the router's resident memory
 //! (`VmRSS` in `/proc/PID/status`) and open descriptors (`/proc/PID/fd`) and says one line:
@@ -23,7 +25,8 @@
 //! What counts as failed: none of these faults forces a failure when the router degrades as
 //! documented, so every failed or non-200 request, every WebSocket message lost or duplicated,
 //! session ended or not opened, resume that did not recover, sticky session moved off a backend
-//! that was not being drained, and admin call that did not succeed is counted. Growth fails too:
+//! that was not being drained, and fault step that did not succeed (an admin call refused, a
+//! reload not applied, Redis not reconnected) is counted. Growth fails too:
 //! the median of the last quarter of the samples after the warm-up against the first quarter's,
 //! RSS up by more than 20% *and* more than 16 MB, or more than 50 more open descriptors (the
 //! connection count is held steady — 300 sessions, at most 12 HTTP connections — so a steady
@@ -59,6 +62,11 @@ const OPEN_PER_S: f64 = 150.0;
 const MESSAGE_EVERY: Duration = Duration::from_secs(1);
 const MAX_CYCLE: Duration = Duration::from_secs(240);
 const REDIS_DOWN: Duration = Duration::from_secs(1);
+/// How soon after Redis is back the router must show its session store and admin channel up
+/// (the channel resubscribes every second).
+const REDIS_BACK_WITHIN: Duration = Duration::from_secs(10);
+const STORE_UP: &str = "switchyard_session_store_up";
+const CLUSTER_UP: &str = "switchyard_cluster_up";
 const TOKEN: &str = "soak-scenario-admin-token";
 /// RSS growth fails only past both limits: the share guards small processes, the megabytes
 /// the allocator's own settling on large ones.
@@ -598,7 +606,6 @@ async fn fault_cycles(plan: FaultPlan) -> Result<Proc, String> {
     let spread_s = (gap.as_secs() / 4).clamp(1, 10);
     let deadline_s = (gap.as_secs() / 2).max(spread_s + 1);
     let fits = |t: Duration| t + Duration::from_secs(1) < duration;
-    let mut reloads = 0u64;
     for k in 0u64.. {
         let base = timing.warmup + timing.cycle * k as u32;
         let drained = ["b1", "b2", "b3"][k as usize % 3];
@@ -614,6 +621,10 @@ async fn fault_cycles(plan: FaultPlan) -> Result<Proc, String> {
                 return Ok(redis);
             }
             tokio::time::sleep_until((started + due).into()).await;
+            // A step that ran long may have pushed this one past the end.
+            if !fits(needs + started.elapsed().saturating_sub(due)) {
+                return Ok(redis);
+            }
             match fault {
                 Fault::Drain => {
                     *faults.draining.lock().unwrap_or_else(|e| e.into_inner()) =
@@ -687,56 +698,59 @@ async fn fault_cycles(plan: FaultPlan) -> Result<Proc, String> {
                     *faults.draining.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 }
                 Fault::Reload => {
-                    reloads += 1;
-                    let weight = if reloads % 2 == 1 { 2 } else { 1 };
-                    std::fs::write(&config_path, config_of(weight))
-                        .map_err(|e| format!("cannot rewrite {}: {e}", config_path.display()))?;
-                    let how = if reloads % 2 == 1 {
-                        "admin API"
-                    } else {
-                        "SIGHUP"
-                    };
-                    let done = if reloads % 2 == 1 {
-                        match call("POST", "/admin/v1/reload".to_string(), String::new()).await {
-                            Ok((200, _)) => Ok(()),
-                            other => Err(format!("{other:?}")),
+                    // b3's weight to 2 through the admin API, then back to 1 by SIGHUP a second
+                    // later: both ways in every cycle.
+                    for (weight, how) in [(2, "admin API"), (1, "SIGHUP")] {
+                        if how == "SIGHUP" {
+                            tokio::time::sleep(Duration::from_secs(1)).await;
                         }
-                    } else {
-                        sighup_reload(admin, pid).await
-                    };
-                    faults.reloads.fetch_add(1, Ordering::Relaxed);
-                    match done {
-                        Ok(()) => say(format!(
-                            "{} reload through the {how} (b3 weight {weight})",
-                            at(started.elapsed())
-                        )),
-                        Err(e) => {
-                            faults.failures.fetch_add(1, Ordering::Relaxed);
-                            say(format!(
-                                "{} reload through the {how} failed: {e}",
+                        std::fs::write(&config_path, config_of(weight)).map_err(|e| {
+                            format!("cannot rewrite {}: {e}", config_path.display())
+                        })?;
+                        let done = if how == "SIGHUP" {
+                            sighup_reload(admin, pid).await
+                        } else {
+                            match call("POST", "/admin/v1/reload".to_string(), String::new()).await
+                            {
+                                Ok((200, _)) => Ok(()),
+                                other => Err(format!("{other:?}")),
+                            }
+                        };
+                        faults.reloads.fetch_add(1, Ordering::Relaxed);
+                        match done {
+                            Ok(()) => say(format!(
+                                "{} reload through the {how} (b3 weight {weight})",
                                 at(started.elapsed())
-                            ));
+                            )),
+                            Err(e) => {
+                                faults.failures.fetch_add(1, Ordering::Relaxed);
+                                say(format!(
+                                    "{} reload through the {how} failed: {e}",
+                                    at(started.elapsed())
+                                ));
+                            }
                         }
                     }
                 }
                 Fault::RedisRestart => {
+                    // The session store counts Redis down only when a call fails (known
+                    // sessions route from the cache without one); the admin channel's
+                    // subscription notices at once and must come back.
                     redis.kill();
                     let killed = Instant::now();
-                    let mut seen_down = false;
+                    let (mut store_down, mut cluster_down) = (false, false);
                     while killed.elapsed() < REDIS_DOWN {
                         tokio::time::sleep(Duration::from_millis(100)).await;
-                        seen_down |=
-                            metric(admin, "switchyard_session_store_up").await == Some(0.0);
+                        store_down |= metric(admin, STORE_UP).await == Some(0.0);
+                        cluster_down |= metric(admin, CLUSTER_UP).await == Some(0.0);
                     }
+                    let shown = |down: bool| if down { "down" } else { "not down" };
                     say(format!(
-                        "{} redis killed {:.1} s ago; the router {}",
+                        "{} redis killed {:.1} s ago; the router showed its session store {}, its admin channel {}",
                         at(started.elapsed()),
                         killed.elapsed().as_secs_f64(),
-                        if seen_down {
-                            "showed its store down"
-                        } else {
-                            "did not show its store down"
-                        }
+                        shown(store_down),
+                        shown(cluster_down)
                     ));
                     redis = tokio::task::spawn_blocking(move || procs::start_redis(redis_port))
                         .await
@@ -744,22 +758,25 @@ async fn fault_cycles(plan: FaultPlan) -> Result<Proc, String> {
                     faults.redis_restarts.fetch_add(1, Ordering::Relaxed);
                     let back = Instant::now();
                     let mut up = false;
-                    while back.elapsed() < Duration::from_secs(10) && !up {
+                    while back.elapsed() < REDIS_BACK_WITHIN && !up {
                         tokio::time::sleep(Duration::from_millis(100)).await;
-                        up = metric(admin, "switchyard_session_store_up").await == Some(1.0);
+                        up = metric(admin, STORE_UP).await == Some(1.0)
+                            && metric(admin, CLUSTER_UP).await == Some(1.0);
                     }
-                    say(format!(
-                        "{} redis started again on port {redis_port}; {}",
-                        at(started.elapsed()),
-                        if up {
-                            format!(
-                                "the router's store up {:.1} s later",
-                                back.elapsed().as_secs_f64()
-                            )
-                        } else {
-                            "the router's store not up within 10 s".to_string()
-                        }
-                    ));
+                    if up {
+                        say(format!(
+                            "{} redis started again on port {redis_port}; the router's store and admin channel up {:.1} s later",
+                            at(started.elapsed()),
+                            back.elapsed().as_secs_f64()
+                        ));
+                    } else {
+                        faults.failures.fetch_add(1, Ordering::Relaxed);
+                        say(format!(
+                            "{} redis started again on port {redis_port}; the router's store or admin channel not up within {} s",
+                            at(started.elapsed()),
+                            REDIS_BACK_WITHIN.as_secs()
+                        ));
+                    }
                 }
             }
         }
@@ -767,10 +784,10 @@ async fn fault_cycles(plan: FaultPlan) -> Result<Proc, String> {
     Ok(redis)
 }
 
-/// Sends `SIGHUP` and waits up to 5 s for `switchyard_config_reloads_total{outcome="ok"}` to
+/// Sends `SIGHUP` and waits up to 5 s for `switchyard_config_reloads_total{outcome="applied"}` to
 /// rise.
 async fn sighup_reload(admin: SocketAddr, pid: u32) -> Result<(), String> {
-    let name = "switchyard_config_reloads_total{outcome=\"ok\"}";
+    let name = "switchyard_config_reloads_total{outcome=\"applied\"}";
     let before = metric(admin, name).await.unwrap_or(0.0);
     let status = std::process::Command::new("kill")
         .args(["-HUP", &pid.to_string()])

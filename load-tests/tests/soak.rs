@@ -39,11 +39,17 @@ fn a_short_soak_passes_with_every_fault_and_samples_throughout() {
     for fault in [" drains", " reloads", " redis restarts"] {
         assert!(figure(verdict, fault) >= 1, "{fault}: {verdict}");
     }
-    assert!(figure(verdict, " requests") >= 4000, "{verdict}");
-    // A sample a second: one line each on stderr, and at least 16 of them in the verdict.
-    assert!(figure(verdict, " samples") >= 16, "{verdict}");
+    // 300 a second is 6,000; a busy machine may fall behind, never to nothing.
+    assert!(figure(verdict, " requests") >= 2000, "{verdict}");
+    assert!(
+        figure(verdict, " reloads") >= 2,
+        "the admin API and SIGHUP: {verdict}"
+    );
+    // A sample a second, each said in a line of its own: 20, fewer on a busy machine.
+    let samples = figure(verdict, " samples");
+    assert!(samples >= 10, "{verdict}");
     let sample_lines = stderr.lines().filter(|l| l.contains(" MB  fds ")).count();
-    assert!(sample_lines >= 16, "{stderr}");
+    assert_eq!(sample_lines as u64, samples, "{stderr}");
     assert!(
         verdict.contains("RSS ") && verdict.contains("fds "),
         "{verdict}"
