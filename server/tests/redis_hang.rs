@@ -208,3 +208,45 @@ async fn an_admin_change_made_while_redis_hangs_applies_at_once_and_reaches_othe
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_outlives_a_redis_that_restarts_empty() {
+    let mut redis = RedisServer::start();
+    let bs = backends(&["e1", "e2"]).await;
+    let a = node(&bs, &redis, "restart-empty");
+    let admin = Client::new(a.admin_addr());
+    wait_for(
+        "the node hears the cluster",
+        Duration::from_secs(10),
+        async || admin.get("/admin/v1/status").await.json()["cluster"] == true,
+    )
+    .await;
+    let reply = admin_post(&a, "/admin/v1/backends/e1/drain", "{\"deadline_s\": 600}").await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    let state = async || admin.get("/admin/v1/backends/e1").await.json()["state"].clone();
+    wait_for("e1 drained", Duration::from_secs(10), async || {
+        state().await == "drained"
+    })
+    .await;
+
+    // Redis comes back with nothing in it (no persistence): the node reconnects, reads an
+    // empty admin state, and must not take that for "the drain was lifted".
+    redis.restart();
+    wait_for(
+        "the node hears the cluster again",
+        Duration::from_secs(15),
+        async || admin.get("/admin/v1/status").await.json()["cluster"] == false,
+    )
+    .await;
+    wait_for(
+        "the node hears the cluster again",
+        Duration::from_secs(15),
+        async || admin.get("/admin/v1/status").await.json()["cluster"] == true,
+    )
+    .await;
+    assert_eq!(state().await, "drained", "a Redis restart lifted the drain");
+    let client = Client::new(a.addr());
+    for _ in 0..10 {
+        assert_eq!(client.get("/stream/x").await.backend(), "e2");
+    }
+}

@@ -6,7 +6,9 @@
 //! - Persisted: the hash `{key_prefix}admin:backends` keeps, per backend, the drain under way
 //!   (`drain:<id>` → the drain with the time it was made) and the weight set (`weight:<id>`),
 //!   so a node started later, or reconnecting after a Redis blip, reads it and catches up
-//!   (a drain's deadline counts from when it was made, not from when it was read).
+//!   (a drain's deadline counts from when it was made, not from when it was read). Its field
+//!   `written_ms` (the last change's time) tells a Redis that lost its data — restarted
+//!   without persistence — from drains lifted elsewhere: then nodes keep what they applied.
 //! - Without Redis a change applies to the node that took it only.
 //! - A change made while Redis is unreachable is applied locally at once and kept; the
 //!   background task publishes it when Redis answers again.
@@ -29,6 +31,8 @@ use crate::session::SharedStore;
 pub const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// Longest wait for one Redis call made for an admin change.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Field of the persisted hash holding when a change was last shared (Unix ms).
+const WRITTEN_FIELD: &str = "written_ms";
 
 /// An admin change, as applied to a pool actor and as sent to the other nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,6 +170,10 @@ impl Cluster {
                         .await?;
                 }
             }
+            // The hash exists once any change was shared: an empty one is a Redis that lost
+            // its data (a restart without persistence), not drains lifted elsewhere.
+            conn.hset::<_, _, _, ()>(&self.state_key, WRITTEN_FIELD, now_ms())
+                .await?;
             let event = Event {
                 origin: self.origin.clone(),
                 action: change.action.clone(),
@@ -205,6 +213,14 @@ impl Cluster {
             Ok(Err(err)) => return Err(err.to_string()),
             Err(_) => return Err("Redis did not answer in time".to_string()),
         };
+        if !entries.iter().any(|(field, _)| field == WRITTEN_FIELD) {
+            // Nothing was ever shared, or Redis lost it: what this node applied stays as it
+            // is (lifting its drains here would undo them).
+            if self.any_drained() {
+                tracing::warn!(key = %self.state_key, "Redis holds no admin changes (restarted empty?): this node keeps its drains; other nodes and new ones do not learn them until they are made again");
+            }
+            return Ok(());
+        }
         let mut persisted_drains = Vec::new();
         for (field, value) in entries {
             let action = if let Some(backend) = field.strip_prefix("weight:") {
@@ -261,6 +277,14 @@ impl Cluster {
             }
         }
         Ok(())
+    }
+
+    fn any_drained(&self) -> bool {
+        let table = self.table.load_full();
+        table
+            .pools
+            .iter()
+            .any(|pool| pool.load().backends.iter().any(|b| b.state.is_drained()))
     }
 
     /// The background task: subscribe, catch up, apply what others announce; on any failure
