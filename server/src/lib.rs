@@ -18,6 +18,7 @@ pub mod control;
 pub mod demo;
 pub mod error;
 pub mod health;
+pub mod logging;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod regions;

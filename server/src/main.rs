@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use switchyard::config::{Config, LogConfig, LogFormat};
 use switchyard::demo::{Demo, DemoOptions};
-use switchyard::telemetry;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -85,7 +84,13 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let _logs = telemetry::init_logging(&config.log);
+            let _logs = match switchyard::logging::init_logging(&config.log) {
+                Ok(logs) => logs,
+                Err(err) => {
+                    eprintln!("switchyard: {err}");
+                    return ExitCode::from(2);
+                }
+            };
             let delay = config.node.shutdown_delay;
             let path = config.source.clone();
             match switchyard::start(config) {
@@ -105,10 +110,11 @@ fn main() -> ExitCode {
             admin_listen,
             regions,
         } => {
-            let _logs = telemetry::init_logging(&LogConfig {
+            let _logs = switchyard::logging::init_logging(&LogConfig {
                 access: true,
                 format: LogFormat::Text,
                 level: "info".to_string(),
+                access_path: None,
             });
             let shifted = |base: SocketAddr, k: u16| {
                 base.port()
@@ -183,6 +189,8 @@ fn serve_until_stopped(router: &switchyard::RouterHandle, path: Option<PathBuf>)
                 _ = tokio::signal::ctrl_c() => return,
                 _ = term.recv() => return,
                 _ = hup.recv() => {
+                    // Log rotation moved the access file away: the next line opens a new one.
+                    switchyard::logging::reopen_access_log();
                     let Some(path) = &path else { continue };
                     match Config::load(path) {
                         Err(err) => {

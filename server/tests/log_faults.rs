@@ -1,7 +1,9 @@
 //! Logging that cannot keep up never holds a request: with stdout on a full disk (`/dev/full`)
-//! every line is dropped and counted in `switchyard_log_lines_dropped_total{reason=
-//! "write_error"}`; with stdout a pipe nobody reads (a stalled log collector) requests are
-//! served as fast as ever, and the lines arrive once the pipe is read again.
+//! every line is dropped and counted in `switchyard_log_lines_dropped_total{sink="stdout",
+//! reason="write_error"}`; with stdout a pipe nobody reads (a stalled log collector) requests
+//! are served as fast as ever, and the lines arrive once the pipe is read again. With
+//! `[log] access_path` the access lines go to that file (reopened on SIGHUP, for log
+//! rotation), and a full disk under it loses lines, counted, never requests.
 
 mod support;
 
@@ -35,6 +37,11 @@ fn free_addr() -> SocketAddr {
 /// Starts the router binary with access logs on, its stdout going to `stdout`, in front of
 /// `backend`; returns once it answers on its admin port.
 async fn serve(backend: &TestBackend, stdout: Stdio) -> Served {
+    serve_with(backend, stdout, "").await
+}
+
+/// [`serve`] with more `[log]` keys.
+async fn serve_with(backend: &TestBackend, stdout: Stdio, log: &str) -> Served {
     let (listen, admin) = (free_addr(), free_addr());
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("router.toml");
@@ -42,7 +49,7 @@ async fn serve(backend: &TestBackend, stdout: Stdio) -> Served {
         &config,
         format!(
             "[node]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\nworkers = 1\nshutdown_timeout = \"1s\"\n\
-             [log]\naccess = true\n[limits]\nrate_per_ip = 0\n\n{}{}",
+             [log]\naccess = true\n{log}\n[limits]\nrate_per_ip = 0\n\n{}{}",
             route("api", "/api", "api"),
             pool_with("api", "round_robin", std::slice::from_ref(backend), "health = { kind = \"none\" }")
         ),
@@ -73,9 +80,10 @@ async fn serve(backend: &TestBackend, stdout: Stdio) -> Served {
     served
 }
 
-async fn dropped(served: &Served, reason: &str) -> f64 {
+async fn dropped(served: &Served, sink: &str, reason: &str) -> f64 {
     let text = Client::new(served.admin).get("/metrics").await.text();
-    let series = format!("switchyard_log_lines_dropped_total{{reason=\"{reason}\"}} ");
+    let series =
+        format!("switchyard_log_lines_dropped_total{{sink=\"{sink}\",reason=\"{reason}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&series)?.trim().parse().ok())
         .unwrap_or(0.0)
@@ -109,7 +117,7 @@ async fn with_stdout_on_a_full_disk_requests_are_served_and_lost_lines_counted()
     wait_for(
         "the lost lines are counted",
         Duration::from_secs(10),
-        async || dropped(&served, "write_error").await >= 200.0,
+        async || dropped(&served, "stdout", "write_error").await >= 200.0,
     )
     .await;
 }
@@ -150,5 +158,65 @@ async fn with_stdout_a_pipe_nobody_reads_requests_are_not_held_and_lines_arrive_
         lines, 2_000,
         "access lines delivered once the pipe was read"
     );
-    assert_eq!(dropped(&served, "queue_full").await, 0.0);
+    assert_eq!(dropped(&served, "stdout", "queue_full").await, 0.0);
+}
+
+/// Access lines in the file at `path` (0 when there is none).
+fn access_lines(path: &std::path::Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|text| {
+            text.lines()
+                .filter(|l| l.contains("switchyard::access"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn access_lines_go_to_their_file_and_a_new_one_after_sighup() {
+    let bs = backends(&["b1"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    let log = format!("access_path = \"{}\"", path.display());
+    let served = serve_with(&bs[0], Stdio::null(), &log).await;
+    requests(&served, 50).await;
+    wait_for(
+        "50 access lines in the file",
+        Duration::from_secs(10),
+        async || access_lines(&path) == 50,
+    )
+    .await;
+    // Log rotation: the file is moved away and the router told with SIGHUP.
+    let rotated = dir.path().join("access.log.1");
+    std::fs::rename(&path, &rotated).unwrap();
+    let status = Command::new("kill")
+        .args(["-HUP", &served.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    requests(&served, 20).await;
+    wait_for(
+        "the new lines in a new file",
+        Duration::from_secs(10),
+        async || access_lines(&path) == 20,
+    )
+    .await;
+    assert_eq!(
+        access_lines(&rotated),
+        50,
+        "the rotated file kept its lines"
+    );
+}
+
+#[tokio::test]
+async fn with_the_access_file_on_a_full_disk_requests_are_served_and_lost_lines_counted() {
+    let bs = backends(&["b1"]).await;
+    let served = serve_with(&bs[0], Stdio::null(), "access_path = \"/dev/full\"").await;
+    requests(&served, 200).await;
+    wait_for(
+        "the lost lines are counted",
+        Duration::from_secs(10),
+        async || dropped(&served, "access_file", "write_error").await >= 200.0,
+    )
+    .await;
 }

@@ -88,6 +88,8 @@ pub struct LogConfig {
     pub access: bool,
     pub format: LogFormat,
     pub level: String,
+    /// Where access lines go instead of stdout.
+    pub access_path: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -250,6 +250,9 @@ pub struct RawLog {
     /// Log filter in `RUST_LOG` syntax; `RUST_LOG` itself wins when set. Default `"info"`.
     #[serde(default = "default_log_level")]
     pub level: String,
+    /// A file for the access lines (appended to, buffered; reopened on SIGHUP for log
+    /// rotation) instead of stdout. Default: none, access lines go to stdout with the rest.
+    pub access_path: Option<String>,
 }
 
 impl Default for RawLog {
@@ -258,6 +261,7 @@ impl Default for RawLog {
             access: true,
             format: default_log_format(),
             level: default_log_level(),
+            access_path: None,
         }
     }
 }

@@ -80,6 +80,17 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
+    if raw
+        .log
+        .access_path
+        .as_deref()
+        .is_some_and(|p| p.trim().is_empty())
+    {
+        issues.push(
+            "log.access_path",
+            "must not be empty (leave it out for stdout)",
+        );
+    }
     let format = match raw.log.format.as_str() {
         "text" => LogFormat::Text,
         "json" => LogFormat::Json,
@@ -459,6 +470,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 access: raw.log.access,
                 format,
                 level: raw.log.level,
+                access_path: raw.log.access_path.map(std::path::PathBuf::from),
             },
             listeners,
             routes,
