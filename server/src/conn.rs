@@ -400,6 +400,7 @@ pub fn count_end(conn: &Conn, outcome: &Result<(), actix_http::error::DispatchEr
     use actix_http::error::{DispatchError, ParseError};
     let kind = match outcome {
         Err(DispatchError::Parse(ParseError::TooLarge)) => Some("headers_too_large"),
+        Err(DispatchError::Parse(ParseError::UriTooLong)) => Some("uri_too_long"),
         Err(DispatchError::Parse(ParseError::Io(_))) => None,
         Err(DispatchError::Parse(_)) => Some("malformed_request"),
         Err(DispatchError::H2(err)) if !err.is_io() => Some("http2_protocol"),

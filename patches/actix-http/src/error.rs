@@ -179,6 +179,10 @@ pub enum ParseError {
     #[display("message head is too large")]
     TooLarge,
 
+    /// A request line is too long for the head buffer (answered 414).
+    #[display("request line is too long")]
+    UriTooLong,
+
     /// A message reached EOF, but is not complete.
     #[display("message is incomplete")]
     Incomplete,

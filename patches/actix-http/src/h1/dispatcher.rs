@@ -1066,16 +1066,16 @@ where
 
                     // request heads that overflow buffer size return a 431 error, or 414 when
                     // the request line alone does (RFC 9112 §3)
-                    let status = if this.read_buf.contains(&b'\n') {
-                        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+                    let (status, err) = if this.read_buf.contains(&b'\n') {
+                        (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, ParseError::TooLarge)
                     } else {
-                        StatusCode::URI_TOO_LONG
+                        (StatusCode::URI_TOO_LONG, ParseError::UriTooLong)
                     };
                     this.messages
                         .push_back(DispatcherMessage::Error(Response::with_body(status, ())));
 
                     this.flags.insert(Flags::READ_DISCONNECT);
-                    *this.error = Some(ParseError::TooLarge.into());
+                    *this.error = Some(err.into());
 
                     break;
                 }
