@@ -89,16 +89,7 @@ pub async fn run(options: &Options, say: impl Fn(&str)) -> Result<Verdict, Strin
         endpoints[0],
         endpoints.join(", ")
     ));
-    let plan = Plan {
-        client: Arc::new(move || {
-            switchyard_client::Client::builder()
-                .region_endpoints("local", endpoints.clone())
-                .build()
-                .map_err(|e| e.to_string())
-        }),
-        path: "/ws/echo".to_string(),
-        every: MESSAGE_EVERY,
-    };
+    let plan = Plan::echo_in_one_region(endpoints, MESSAGE_EVERY);
     let tally = Arc::new(Tally::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let viewers = viewers::start(&plan, sessions, OPEN_PER_S, tally.clone(), stop_rx);

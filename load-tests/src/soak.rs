@@ -346,17 +346,7 @@ pub async fn run(options: &Options, say: impl Fn(&str)) -> Result<Verdict, Strin
         })
         .collect();
 
-    let endpoint = format!("http://{listen}");
-    let plan = Plan {
-        client: Arc::new(move || {
-            switchyard_client::Client::builder()
-                .region("local", endpoint.clone())
-                .build()
-                .map_err(|e| e.to_string())
-        }),
-        path: "/ws/echo".to_string(),
-        every: MESSAGE_EVERY,
-    };
+    let plan = Plan::echo_in_one_region(vec![format!("http://{listen}")], MESSAGE_EVERY);
     let tally = Arc::new(Tally::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let viewer_tasks = viewers::start(&plan, VIEWERS, OPEN_PER_S, tally.clone(), stop_rx);

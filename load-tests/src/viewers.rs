@@ -77,6 +77,23 @@ pub struct Plan {
     pub every: Duration,
 }
 
+impl Plan {
+    /// Viewers on `/ws/echo` through one region (`local`) of `endpoints`, tried in turn,
+    /// each sending a message `every` so often.
+    pub fn echo_in_one_region(endpoints: Vec<String>, every: Duration) -> Plan {
+        Plan {
+            client: Arc::new(move || {
+                Client::builder()
+                    .region_endpoints("local", endpoints.clone())
+                    .build()
+                    .map_err(|e| e.to_string())
+            }),
+            path: "/ws/echo".to_string(),
+            every,
+        }
+    }
+}
+
 /// Starts `n` viewers, opening `per_second` a second; they run until `stop` turns true, then
 /// wait up to 3 s for the echoes still due and add what never came to `lost`.
 pub fn start(
