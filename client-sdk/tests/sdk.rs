@@ -15,10 +15,7 @@ use switchyard_load::TestBackend;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_fail_over_to_the_next_region_when_a_region_stops() {
     use switchyard_load::procs;
-    if procs::workspace_binary("switchyard", "SWITCHYARD_BIN").is_err() {
-        println!("SKIPPED: no switchyard binary in this build; run `cargo test --workspace`");
-        return;
-    }
+    procs::required_binary("switchyard", "SWITCHYARD_BIN");
     let scratch = procs::ScratchDir::new("sdk-failover").unwrap();
     let (one, two) = (backends(&["r1-b"]).await, backends(&["r2-b"]).await);
     let (a, b) = (free_addr(), free_addr());
@@ -251,10 +248,7 @@ async fn a_session_survives_a_drain_and_a_killed_backend_with_the_same_session_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_survives_its_router_process_crashing_and_coming_back() {
     use switchyard_load::procs;
-    if procs::workspace_binary("switchyard", "SWITCHYARD_BIN").is_err() {
-        println!("SKIPPED: no switchyard binary in this build; run `cargo test --workspace`");
-        return;
-    }
+    procs::required_binary("switchyard", "SWITCHYARD_BIN");
     let bs = backends(&["s1"]).await;
     let addr = free_addr();
     let scratch = procs::ScratchDir::new("sdk-restart").unwrap();

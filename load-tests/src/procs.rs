@@ -135,6 +135,13 @@ pub fn workspace_binary(name: &str, env: &str) -> Result<PathBuf, String> {
     ))
 }
 
+/// [`workspace_binary`] for a test that cannot run without it: fails with what is missing
+/// and how to build it (`cargo test --workspace` does) instead of passing unrun.
+pub fn required_binary(name: &str, env: &str) -> PathBuf {
+    workspace_binary(name, env)
+        .unwrap_or_else(|err| panic!("{err} (`cargo test --workspace` builds it)"))
+}
+
 /// The path of a program on `PATH`, if installed.
 pub fn on_path(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;

@@ -218,20 +218,14 @@ fn assert_verdict(out: &Output, name: &str) {
     assert!(verdict.contains(" failed, "), "{verdict}");
 }
 
-/// The router binary, if this build has one (it does under `cargo test --workspace`).
-fn router_present() -> bool {
-    let present = switchyard_load::procs::workspace_binary("switchyard", "SWITCHYARD_BIN").is_ok();
-    if !present {
-        println!("SKIPPED: no switchyard binary in this build; run `cargo test --workspace`");
-    }
-    present
+/// These tests run the router binary: it must be built (`cargo test --workspace` does).
+fn require_router() {
+    switchyard_load::procs::required_binary("switchyard", "SWITCHYARD_BIN");
 }
 
 #[tokio::test]
 async fn compare_quick_prints_the_table_with_every_installed_peer() {
-    if !router_present() {
-        return;
-    }
+    require_router();
     let out = load(args(&["compare", "--quick"])).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -267,9 +261,7 @@ async fn compare_quick_prints_the_table_with_every_installed_peer() {
 
 #[tokio::test]
 async fn the_backend_kill_scenario_ends_with_a_verdict() {
-    if !router_present() {
-        return;
-    }
+    require_router();
     let started = Instant::now();
     let out = load(args(&["scenario", "backend-kill"])).await;
     assert_verdict(&out, "backend-kill");
@@ -285,13 +277,11 @@ async fn an_unknown_scenario_lists_the_known_ones() {
 
 #[tokio::test]
 async fn the_redis_outage_scenario_ends_with_a_verdict() {
-    if !router_present() {
-        return;
-    }
-    if switchyard_load::procs::on_path("redis-server").is_none() {
-        println!("SKIPPED: redis-server is not installed (apt-get install -y redis-server)");
-        return;
-    }
+    require_router();
+    assert!(
+        switchyard_load::procs::on_path("redis-server").is_some(),
+        "redis-server is not installed (apt-get install -y redis-server; .ci/run does)"
+    );
     let out = load(args(&["scenario", "redis-outage"])).await;
     assert_verdict(&out, "redis-outage");
 }
@@ -309,9 +299,7 @@ fn failed_count(out: &Output) -> u64 {
 
 #[tokio::test]
 async fn the_drain_scenario_moves_every_sdk_session_and_loses_no_message() {
-    if !router_present() {
-        return;
-    }
+    require_router();
     let out = load(args(&["scenario", "drain", "--sessions", "500"])).await;
     assert_verdict(&out, "drain");
     assert_eq!(
@@ -324,9 +312,7 @@ async fn the_drain_scenario_moves_every_sdk_session_and_loses_no_message() {
 
 #[tokio::test]
 async fn the_shutdown_scenario_moves_every_sdk_session_to_the_other_node() {
-    if !router_present() {
-        return;
-    }
+    require_router();
     let out = load(args(&["scenario", "shutdown", "--sessions", "500"])).await;
     assert_verdict(&out, "shutdown");
     assert_eq!(
@@ -339,18 +325,14 @@ async fn the_shutdown_scenario_moves_every_sdk_session_to_the_other_node() {
 
 #[tokio::test]
 async fn the_drain_through_haproxy_scenario_ends_with_a_verdict() {
-    if !router_present() {
-        return;
-    }
+    require_router();
     let out = load(args(&["scenario", "drain-haproxy", "--sessions", "300"])).await;
     assert_verdict(&out, "drain-haproxy");
 }
 
 #[tokio::test]
 async fn the_region_loss_scenario_ends_with_a_verdict() {
-    if !router_present() {
-        return;
-    }
+    require_router();
     let out = load(args(&["scenario", "region-loss"])).await;
     assert_verdict(&out, "region-loss");
 }

@@ -21,10 +21,7 @@ fn figure(line: &str, what: &str) -> u64 {
 
 #[test]
 fn a_short_soak_passes_with_every_fault_and_samples_throughout() {
-    if switchyard_load::procs::workspace_binary("switchyard", "SWITCHYARD_BIN").is_err() {
-        println!("SKIPPED: no switchyard binary in this build; run `cargo test --workspace`");
-        return;
-    }
+    switchyard_load::procs::required_binary("switchyard", "SWITCHYARD_BIN");
     let started = Instant::now();
     let out = Command::new(LOAD)
         .args(["scenario", "soak", "--duration", "20s"])
