@@ -81,12 +81,9 @@ async fn serve_with(backend: &TestBackend, stdout: Stdio, log: &str) -> Served {
 }
 
 async fn dropped(served: &Served, sink: &str, reason: &str) -> f64 {
-    let text = Client::new(served.admin).get("/metrics").await.text();
     let series =
-        format!("switchyard_log_lines_dropped_total{{sink=\"{sink}\",reason=\"{reason}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&series)?.trim().parse().ok())
-        .unwrap_or(0.0)
+        format!("switchyard_log_lines_dropped_total{{sink=\"{sink}\",reason=\"{reason}\"}}");
+    metric_at(served.admin, &series).await
 }
 
 /// Sends `n` requests one after another; each must be answered 200 within a second.

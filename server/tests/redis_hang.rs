@@ -46,10 +46,6 @@ async fn timed_get(client: &Client, path: &str, headers: &[(&str, &str)]) -> Rep
     reply
 }
 
-fn key_of(token: &str) -> String {
-    format!("switchyard:session:{}", &token[..36])
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_route_from_memory_while_redis_hangs_and_reach_it_when_it_runs_again() {
     let redis = RedisServer::start();
@@ -63,22 +59,12 @@ async fn sessions_route_from_memory_while_redis_hangs_and_reach_it_when_it_runs_
     let old_token = first.header("x-switchyard-session").unwrap().to_string();
     let old_home = first.backend().to_string();
     eventually("the first record in Redis", Duration::from_secs(10), || {
-        redis.get(&key_of(&old_token)).is_some()
+        redis.get(&session_key(&old_token)).is_some()
     })
     .await;
 
     redis.pause();
-    let mut made = Vec::new();
-    for _ in 0..10 {
-        let reply = timed_get(&via_a, "/stream/x", &[]).await;
-        assert_eq!(reply.status, 200, "{}", reply.text());
-        made.push((
-            reply.header("x-switchyard-session").unwrap().to_string(),
-            reply.backend().to_string(),
-        ));
-        let known = timed_get(&via_a, "/stream/x", &[("x-switchyard-session", &old_token)]).await;
-        assert_eq!((known.status, known.backend()), (200, old_home.as_str()));
-    }
+    let made = sessions_while_redis_is_out(&via_a, &old_token, &old_home, BOUND).await;
     wait_for(
         "node A reports its store down",
         Duration::from_secs(10),
@@ -91,7 +77,7 @@ async fn sessions_route_from_memory_while_redis_hangs_and_reach_it_when_it_runs_
     eventually(
         "records made while Redis hung reach it",
         Duration::from_secs(15),
-        || redis.get(&key_of(&token)).is_some(),
+        || redis.get(&session_key(&token)).is_some(),
     )
     .await;
     wait_for(

@@ -26,10 +26,6 @@ fn node_with(bs: &[TestBackend], redis: &RedisServer, sessions: &str) -> switchy
     ))
 }
 
-fn key_of(token: &str) -> String {
-    format!("switchyard:session:{}", &token[..36])
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_made_through_one_node_resumes_through_another() {
     let redis = RedisServer::start();
@@ -39,7 +35,7 @@ async fn a_session_made_through_one_node_resumes_through_another() {
     let first = Client::new(a.addr()).get("/stream/movie").await;
     let token = first.header("x-switchyard-session").unwrap().to_string();
     let home = first.backend().to_string();
-    let key = key_of(&token);
+    let key = session_key(&token);
     eventually("the record reaches Redis", Duration::from_secs(10), || {
         redis.get(&key).is_some()
     })
@@ -78,30 +74,13 @@ async fn routing_goes_on_through_a_redis_outage_and_records_are_written_when_it_
     let old_token = before.header("x-switchyard-session").unwrap().to_string();
     let old_home = before.backend().to_string();
     eventually("the first record in Redis", Duration::from_secs(10), || {
-        redis.get(&key_of(&old_token)).is_some()
+        redis.get(&session_key(&old_token)).is_some()
     })
     .await;
 
     redis.kill();
     // New sessions are placed and answered; known ones stick from the local cache.
-    let mut made = Vec::new();
-    for _ in 0..10 {
-        let reply = via_a.get("/stream/x").await;
-        assert_eq!(
-            reply.status,
-            200,
-            "a 5xx while Redis is down: {}",
-            reply.text()
-        );
-        made.push((
-            reply.header("x-switchyard-session").unwrap().to_string(),
-            reply.backend().to_string(),
-        ));
-        let known = via_a
-            .get_with("/stream/x", &[("x-switchyard-session", &old_token)])
-            .await;
-        assert_eq!((known.status, known.backend()), (200, old_home.as_str()));
-    }
+    let made = sessions_while_redis_is_out(&via_a, &old_token, &old_home, REQUEST_DEADLINE).await;
 
     // Node A has noticed: its store gauge says down (its writes failed and were kept).
     let admin = Client::new(a.admin_addr());
@@ -124,7 +103,7 @@ async fn routing_goes_on_through_a_redis_outage_and_records_are_written_when_it_
     eventually(
         "records kept during the outage reach Redis",
         Duration::from_secs(15),
-        || redis.get(&key_of(&token)).is_some(),
+        || redis.get(&session_key(&token)).is_some(),
     )
     .await;
     let reply = Client::new(b.addr())
@@ -195,7 +174,7 @@ async fn behind_sentinels_the_store_follows_a_failover() {
     ));
     let client = Client::new(r.addr());
     let first = client.get("/stream/a").await;
-    let key = key_of(first.header("x-switchyard-session").unwrap());
+    let key = session_key(first.header("x-switchyard-session").unwrap());
     eventually(
         "the record in the master the sentinel named",
         Duration::from_secs(10),
@@ -222,7 +201,7 @@ async fn behind_sentinels_the_store_follows_a_failover() {
         "a 5xx during the failover: {}",
         after.text()
     );
-    let key = key_of(after.header("x-switchyard-session").unwrap());
+    let key = session_key(after.header("x-switchyard-session").unwrap());
     eventually(
         "a new record in the promoted replica",
         Duration::from_secs(20),
@@ -243,7 +222,7 @@ async fn a_session_that_keeps_coming_back_keeps_its_record_alive_in_redis() {
     let client = Client::new(r.addr());
     let first = client.get("/stream/live").await;
     let token = first.header("x-switchyard-session").unwrap().to_string();
-    let key = key_of(&token);
+    let key = session_key(&token);
     // Coming back every 250 ms for 3.5 s: well past the 2 s TTL of the first write.
     let until = std::time::Instant::now() + Duration::from_millis(3500);
     while std::time::Instant::now() < until {
@@ -288,7 +267,7 @@ async fn a_held_websocket_session_keeps_its_record_alive_in_redis() {
         .to_str()
         .unwrap()
         .to_string();
-    let key = key_of(&token);
+    let key = session_key(&token);
     // Held silently for 3.5 s, well past the 2 s TTL of the first write.
     let idle = tokio::time::timeout(Duration::from_millis(3500), ws.next()).await;
     assert!(idle.is_err(), "the session stays open and quiet: {idle:?}");
@@ -308,7 +287,7 @@ async fn a_session_nobody_came_back_for_lives_in_redis_only_briefly() {
     // them costs Redis their rate times 30 s, not times an hour.
     let first = client.get("/stream/x").await;
     let token = first.header("x-switchyard-session").unwrap().to_string();
-    let key = key_of(&token);
+    let key = session_key(&token);
     eventually("the record in Redis", Duration::from_secs(10), || {
         redis.ttl(&key).is_some()
     })
@@ -342,7 +321,7 @@ async fn a_websocket_session_is_confirmed_when_it_opens() {
     ));
     let (_ws, answer) = connect(r.addr(), &[]).await;
     let token = answer.headers()["x-switchyard-session"].to_str().unwrap();
-    let key = key_of(token);
+    let key = session_key(token);
     eventually(
         "the record gets the full TTL",
         Duration::from_secs(10),

@@ -38,14 +38,6 @@ fn node(
     ))
 }
 
-/// The value of the metric line that starts with `series` (e.g. `name{labels}`), or 0.
-async fn metric(admin: &Client, series: &str) -> f64 {
-    let text = admin.get("/metrics").await.text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// Waits until node `name` checks limits in Redis (it connects in the background; limits
 /// before that fall back to local ones): its probe route's bucket appears there.
 async fn wait_connected(node: &switchyard::RouterHandle, redis: &RedisServer, name: &str) {
@@ -107,12 +99,12 @@ async fn two_nodes_on_one_redis_share_one_burst() {
     // The refusals that only the shared limit made are counted with scope="shared" (each
     // node's own bucket held about half the requests).
     let shared_refusals = metric(
-        &Client::new(a.admin_addr()),
+        &a,
         "switchyard_rate_limited_total{route=\"api\",by=\"client address\",scope=\"shared\"}",
     )
     .await
         + metric(
-            &Client::new(b.admin_addr()),
+            &b,
             "switchyard_rate_limited_total{route=\"api\",by=\"client address\",scope=\"shared\"}",
         )
         .await;
@@ -153,10 +145,9 @@ async fn with_redis_gone_the_local_limit_decides_at_once_and_fallbacks_are_count
     let a = node(&bs, &redis, "solo", "solo");
     wait_connected(&a, &redis, "solo").await;
     let client = Client::new(a.addr());
-    let admin = Client::new(a.admin_addr());
     let fallbacks = "switchyard_rate_limit_fallbacks_total{route=\"solo\"}";
     assert_eq!(client.get("/x").await.status, 200, "through Redis");
-    let before = metric(&admin, fallbacks).await;
+    let before = metric(&a, fallbacks).await;
 
     redis.kill();
     let (mut allowed, mut limited) = (1, 0);
@@ -180,7 +171,7 @@ async fn with_redis_gone_the_local_limit_decides_at_once_and_fallbacks_are_count
         "{allowed} passed with Redis down (local burst {BURST})"
     );
     assert!(limited > 0, "the local limit still refuses");
-    let after = metric(&admin, fallbacks).await;
+    let after = metric(&a, fallbacks).await;
     assert!(
         after - before >= (BURST - 1) as f64,
         "fallbacks counted: {before} before the outage, {after} after"

@@ -429,11 +429,51 @@ pub fn moved_fields(reason: &str) -> std::collections::HashMap<String, String> {
 /// The value of the line on the router's `/metrics` that starts with `series` (a name, or a
 /// name with its `{labels}`), 0 when there is none.
 pub async fn metric(router: &RouterHandle, series: &str) -> f64 {
-    let text = Client::new(router.admin_addr())
-        .get("/metrics")
-        .await
-        .text();
+    metric_at(router.admin_addr(), series).await
+}
+
+/// [`metric`] for a router known by its admin address (one started as a process).
+pub async fn metric_at(admin: SocketAddr, series: &str) -> f64 {
+    let text = Client::new(admin).get("/metrics").await.text();
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
         .unwrap_or(0.0)
+}
+
+/// The Redis key of a session's record (the default `sessions.key_prefix`).
+pub fn session_key(token: &str) -> String {
+    format!("switchyard:session:{}", &token[..36])
+}
+
+/// Ten new sessions and ten returns of the known one (`token`, on `home`) through `via` while
+/// Redis is out: every answer 200 within `bound`, the known session on its backend. Returns
+/// the new sessions' tokens and backends.
+pub async fn sessions_while_redis_is_out(
+    via: &Client,
+    token: &str,
+    home: &str,
+    bound: Duration,
+) -> Vec<(String, String)> {
+    let timed = async |headers: &[(&str, &str)]| {
+        let started = Instant::now();
+        let reply = via.get_with("/stream/x", headers).await;
+        assert!(
+            started.elapsed() < bound,
+            "a request took {:?} with Redis out",
+            started.elapsed()
+        );
+        assert_eq!(reply.status, 200, "with Redis out: {}", reply.text());
+        reply
+    };
+    let mut made = Vec::new();
+    for _ in 0..10 {
+        let reply = timed(&[]).await;
+        made.push((
+            reply.header("x-switchyard-session").unwrap().to_string(),
+            reply.backend().to_string(),
+        ));
+        let known = timed(&[("x-switchyard-session", token)]).await;
+        assert_eq!(known.backend(), home, "the known session left its backend");
+    }
+    made
 }
