@@ -91,11 +91,7 @@ pub async fn handle(
         tracing::debug!(error = %err, "request head over a limit");
         return error_response(&err, &request_id);
     }
-    let host = req
-        .headers()
-        .get(ax::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().host());
+    let host = request_host(req.head());
     let route = state.table.load().find(host, req.path()).cloned();
     // Before the match: a shared limit is checked in Redis, so the check awaits.
     let limited = match &route {
@@ -223,7 +219,7 @@ pub(crate) async fn forward(
         candidates = sticky.prefer(candidates, &snapshot.eligible);
     }
 
-    let framing = request_framing(req);
+    let framing = request_framing(req.headers());
     if let RequestFraming::Length(n) = framing
         && route.max_body_bytes > 0
         && n > route.max_body_bytes
@@ -428,21 +424,11 @@ pub fn refuse_expectation(
     head: &actix_http::RequestHead,
     state: &ProxyState,
 ) -> Option<actix_http::Response<actix_http::body::BoxBody>> {
-    let length: u64 = head
-        .headers
-        .get(ax::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let host = head
-        .headers
-        .get(ax::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| head.uri.host());
+    let RequestFraming::Length(length) = request_framing(&head.headers) else {
+        return None;
+    };
     let table = state.table.load();
-    let route = table.find(host, head.uri.path())?;
+    let route = table.find(request_host(head), head.uri.path())?;
     if route.max_body_bytes == 0 || length <= route.max_body_bytes {
         return None;
     }
@@ -457,6 +443,15 @@ pub fn refuse_expectation(
         .head_mut()
         .set_connection_type(actix_web::http::ConnectionType::Close);
     Some(answer.map_into_boxed_body().into())
+}
+
+/// The host a request is routed by: its `Host` header, else the authority of an
+/// absolute-form target.
+pub(crate) fn request_host(head: &actix_http::RequestHead) -> Option<&str> {
+    head.headers
+        .get(ax::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| head.uri.host())
 }
 
 /// The request target and headers against `[limits]` (414 and 431).
@@ -584,11 +579,11 @@ pub fn is_idempotent(method: &Method) -> bool {
 }
 
 /// How the client framed its body: chunked, a length (possibly 0), or nothing at all.
-fn request_framing(req: &HttpRequest) -> RequestFraming {
-    if req.headers().contains_key(ax::TRANSFER_ENCODING) {
+fn request_framing(headers: &ax::HeaderMap) -> RequestFraming {
+    if headers.contains_key(ax::TRANSFER_ENCODING) {
         return RequestFraming::Chunked;
     }
-    match req.headers().get(ax::CONTENT_LENGTH) {
+    match headers.get(ax::CONTENT_LENGTH) {
         None => RequestFraming::None,
         Some(v) => RequestFraming::Length(
             // actix-web has already rejected an unparsable length with a 400.

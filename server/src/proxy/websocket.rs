@@ -110,11 +110,7 @@ where
         answer_and_close(framed, answer.into()).await;
         return;
     }
-    let host = head
-        .headers
-        .get(ax::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| head.uri.host());
+    let host = super::http::request_host(head);
     let route = state.table.load().find(host, head.uri.path()).cloned();
     if let Err(err) = super::http::head_within_limits(head, &state.limits) {
         let answer: HttpResponse =
