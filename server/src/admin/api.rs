@@ -64,25 +64,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/admin/v1")
             .wrap(actix_web::middleware::from_fn(super::auth::require_token))
-            .service(
-                resource("/status", READ)
-                    .route(web::get().to(status))
-                    .route(web::head().to(status)),
-            )
-            .service(
-                resource("/regions", READ)
-                    .route(web::get().to(regions))
-                    .route(web::head().to(regions)),
-            )
+            .service(read("/status", status))
+            .service(read("/regions", regions))
             .service(resource("/regions/{name}/evacuate", "POST").route(web::post().to(evacuate)))
             .service(
                 resource("/regions/{name}/unevacuate", "POST").route(web::post().to(unevacuate)),
             )
-            .service(
-                resource("/pools", READ)
-                    .route(web::get().to(pools))
-                    .route(web::head().to(pools)),
-            )
+            .service(read("/pools", pools))
             .service(resource("/reload", "POST").route(web::post().to(reload)))
             .service(
                 resource("/backends", "GET, HEAD, POST")
@@ -104,7 +92,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// The `Allow` of a path that only reads.
-pub const READ: &str = "GET, HEAD";
+const READ: &str = "GET, HEAD";
+
+/// A path that only reads, served by `handler` for `GET` and `HEAD`; any other method `405`.
+pub fn read<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args> + Clone,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    resource(path, READ)
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler))
+}
 
 /// A path served with the methods in `allow` (routes added by the caller); any other method is
 /// `405 Method Not Allowed` with `Allow: {allow}`, as HTTP asks, not a `404` that would read as
@@ -647,6 +647,11 @@ fn weight_of(body: Option<WeightBody>) -> Result<u32, ApiError> {
     let Some(WeightBody { weight }) = body else {
         return Err(ApiError::bad_request("a body {\"weight\": N} is required"));
     };
+    checked_weight(weight)
+}
+
+/// A weight in `1..=MAX_WEIGHT` (0 is what a drain is for).
+fn checked_weight(weight: u32) -> Result<u32, ApiError> {
     if weight == 0 || weight > MAX_WEIGHT {
         return Err(ApiError::bad_request(format!(
             "field `weight`: {weight} is not between 1 and {MAX_WEIGHT} (drain a backend instead of weighting it 0)"
@@ -903,12 +908,7 @@ fn new_backend_id(id: &str) -> Result<(), ApiError> {
 
 /// A new backend's weight (default 1) and session limit, checked: its weight.
 fn new_backend_limits(body: &NewBackend) -> Result<u32, ApiError> {
-    let weight = body.weight.unwrap_or(1);
-    if weight == 0 || weight > MAX_WEIGHT {
-        return Err(ApiError::bad_request(format!(
-            "field `weight`: {weight} is not between 1 and {MAX_WEIGHT}"
-        )));
-    }
+    let weight = checked_weight(body.weight.unwrap_or(1))?;
     if body.max_sessions == Some(0) {
         return Err(ApiError::bad_request(
             "field `max_sessions`: must be at least 1 (omit it for no limit)",

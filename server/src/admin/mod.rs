@@ -30,27 +30,10 @@ impl Readiness {
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<api::AdminState>) {
     cfg.app_data(web::Data::from(state.ready.clone()))
         .app_data(state)
-        .service(
-            read("/metrics")
-                .route(web::get().to(metrics))
-                .route(web::head().to(metrics)),
-        )
-        .service(
-            read("/healthz")
-                .route(web::get().to(healthz))
-                .route(web::head().to(healthz)),
-        )
-        .service(
-            read("/readyz")
-                .route(web::get().to(readyz))
-                .route(web::head().to(readyz)),
-        )
+        .service(api::read("/metrics", metrics))
+        .service(api::read("/healthz", healthz))
+        .service(api::read("/readyz", readyz))
         .configure(api::configure);
-}
-
-/// A path that only reads: `GET` and `HEAD`, any other method `405` with `Allow`.
-fn read(path: &str) -> actix_web::Resource {
-    api::resource(path, api::READ)
 }
 
 async fn metrics() -> HttpResponse {
