@@ -143,7 +143,7 @@ impl SharedStore {
             conn: ArcSwapOption::empty(),
             prefix: config.key_prefix.clone(),
             ttl,
-            unconfirmed_ttl: config.unconfirmed_ttl.min(ttl),
+            unconfirmed_ttl: config.unconfirmed_ttl,
             timeout: config.timeout,
             up: AtomicBool::new(false),
             pending: Mutex::new(HashMap::new()),

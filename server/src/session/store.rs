@@ -53,6 +53,8 @@ pub trait SessionStore: Send + Sync {
 }
 
 const SHARDS: usize = 16;
+/// A full shard drops this share of its records (the oldest seen) at once.
+const EVICT_SHARE: usize = 64;
 
 pub struct MemoryStore {
     shards: Vec<RwLock<HashMap<Uuid, Record>>>,
@@ -75,8 +77,9 @@ impl MemoryStore {
     }
 
     /// Keeps at most `max` records (at least one per shard): past it a new session first
-    /// drops the expired records of its shard, then the one seen longest ago (as HAProxy's
-    /// stick tables purge their oldest entries), counted in
+    /// drops the expired records of its shard, then the ones seen longest ago — a 64th of the
+    /// shard at once, so a full store scans a shard once per many new sessions, not once for
+    /// each (as HAProxy's stick tables purge their oldest entries in batches) — counted in
     /// `switchyard_session_records_evicted_total`.
     pub fn with_max_records(mut self, max: usize) -> MemoryStore {
         self.per_shard = max.div_ceil(SHARDS).max(1);
@@ -89,17 +92,17 @@ impl MemoryStore {
             return;
         }
         shard.retain(|_, r| now.duration_since(r.last_seen) <= self.ttl);
-        while shard.len() >= self.per_shard {
-            let Some(oldest) = shard
-                .iter()
-                .min_by_key(|(_, r)| r.last_seen)
-                .map(|(id, _)| *id)
-            else {
-                break;
-            };
-            shard.remove(&oldest);
-            self.evicted.increment(1);
+        if shard.len() < self.per_shard {
+            return;
         }
+        let batch = (self.per_shard / EVICT_SHARE).max(1) + shard.len() - self.per_shard;
+        let mut by_age: Vec<(Instant, Uuid)> =
+            shard.iter().map(|(id, r)| (r.last_seen, *id)).collect();
+        by_age.select_nth_unstable_by_key(batch - 1, |(seen, _)| *seen);
+        for (_, id) in &by_age[..batch] {
+            shard.remove(id);
+        }
+        self.evicted.increment(batch as u64);
     }
 
     fn shard(&self, id: &Uuid) -> &RwLock<HashMap<Uuid, Record>> {
@@ -127,6 +130,13 @@ impl MemoryStore {
         let mut shard = self.shard(&id).write().unwrap_or_else(|e| e.into_inner());
         let record = shard.get_mut(&id)?;
         record.last_seen = now;
+        self.confirm(record, now)
+    }
+
+    /// Marks `record` confirmed (its client came back, or holds a WebSocket session) and
+    /// returns it when its shared copy is due: at once when this confirms it (to be written
+    /// with the full TTL), otherwise once per `ttl / 4`.
+    fn confirm(&self, record: &mut Record, now: Instant) -> Option<Record> {
         let confirming = !std::mem::replace(&mut record.confirmed, true);
         (confirming || now.duration_since(record.synced) >= self.ttl / 4).then(|| {
             record.synced = now;
@@ -145,14 +155,9 @@ impl SessionStore for MemoryStore {
         }
         record.last_seen = now;
         record.resume_count += 1;
-        // The first return confirms the session: its shared copy is written again at once,
-        // now with the full TTL.
-        let confirming = !std::mem::replace(&mut record.confirmed, true);
-        let refresh =
-            (confirming || now.duration_since(record.synced) >= self.ttl / 4).then(|| {
-                record.synced = now;
-                record.clone()
-            });
+        // The first return confirms the session (its shared copy written again at once, with
+        // the full TTL).
+        let refresh = self.confirm(record, now);
         Some(Resumed {
             backend: record.backend.clone(),
             refresh,
