@@ -1,4 +1,4 @@
-//! The chunked body decoder (`proxy::h1::codec::ChunkedDecoder`), fed what a backend sends
+//! The chunked body decoder (`upstream::h1::codec::ChunkedDecoder`), fed what a backend sends
 //! after a `Transfer-Encoding: chunked` head.
 //!
 //! Input: one byte choosing a read size (1..=64), then the body bytes.
@@ -11,7 +11,7 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use switchyard::proxy::h1::codec::{ChunkedDecoder, Decoded, ParseError};
+use switchyard::upstream::h1::codec::{ChunkedDecoder, Decoded, ParseError};
 
 #[derive(Debug, PartialEq)]
 enum End {

@@ -1,4 +1,4 @@
-//! The backend response-head parser (`proxy::h1::codec::parse_response_head`).
+//! The backend response-head parser (`upstream::h1::codec::parse_response_head`).
 //!
 //! Input: one flag byte (bit 0: the request was a HEAD), then the bytes a backend sent.
 //! Checks: no panic; a parsed head is consistent (never a 1xx; HEAD, 204 and 304 have no body; a length
@@ -9,7 +9,7 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use switchyard::proxy::h1::codec::{Framing, parse_response_head};
+use switchyard::upstream::h1::codec::{Framing, parse_response_head};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, bytes)) = data.split_first() else {

@@ -6,19 +6,23 @@
 //! - [`balance`]: the six balancers; [`health`]: active checks and outlier ejection.
 //! - [`config`]: the TOML file, parsed and validated into typed config.
 //! - [`session`]: sticky sessions (tokens, store).
-//! - [`upstream_tls`]: TLS from the router to backends (a pool's CA file and server name).
+//! - [`upstream::tls`]: TLS from the router to backends (a pool's CA file and server name).
 //! - [`server`]: start and stop a router; [`demo`]: the newcomer's first run.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod balance;
+pub mod clock;
 pub mod config;
 pub mod conn;
 pub mod control;
 pub mod demo;
 pub mod error;
+pub mod headers;
 pub mod health;
+pub mod lifecycle;
 pub mod logging;
+pub mod policy;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod regions;
@@ -27,7 +31,7 @@ pub mod server;
 pub mod session;
 pub mod telemetry;
 pub mod tls;
-pub mod upstream_tls;
+pub mod upstream;
 
 pub use config::Config;
 pub use error::Error;

@@ -22,12 +22,13 @@ use actix_web::{App, HttpServer, web};
 use arc_swap::ArcSwap;
 use tokio::sync::oneshot;
 
-use crate::admin::{self, Readiness};
+use crate::admin;
 use crate::config::Config;
 use crate::conn::{self, ClientIo, HasConn};
 use crate::control::RouterSupervisor;
 use crate::control::supervisor::{Reload, ReloadReport};
 use crate::error::Error;
+use crate::lifecycle::Readiness;
 use crate::proxy::{self, ProxyState};
 use crate::routing::RouteTable;
 use crate::session::{MemoryStore, Sessions, SharedStore, Store, TokenKey};

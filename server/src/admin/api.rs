@@ -17,7 +17,6 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::Readiness;
 use super::cluster::{AdminAction, Cluster};
 use crate::config::{BackendConfig, Config, MAX_WEIGHT, parse_address};
 use crate::control::RouterSupervisor;
@@ -26,6 +25,7 @@ use crate::control::pool::{
 };
 use crate::control::region::GetPoolActor;
 use crate::control::supervisor::{GetRegionActors, Reload};
+use crate::lifecycle::Readiness;
 use crate::regions::Directory;
 use crate::routing::{BackendEntry, PoolHandle, RouteTable};
 

@@ -7,25 +7,10 @@ pub mod api;
 pub mod auth;
 pub mod cluster;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use actix_web::{HttpResponse, web};
 
+use crate::lifecycle::Readiness;
 use crate::telemetry;
-
-/// Whether this node takes traffic: set once the listeners are up, cleared when it stops.
-#[derive(Debug, Default)]
-pub struct Readiness(AtomicBool);
-
-impl Readiness {
-    pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::SeqCst);
-    }
-
-    pub fn get(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<api::AdminState>) {
     cfg.app_data(web::Data::from(state.ready.clone()))

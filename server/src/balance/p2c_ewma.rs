@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
+use crate::clock::now_ns;
 use crate::routing::BackendEntry;
-use crate::routing::stats::now_ns;
 
 #[derive(Debug, Default)]
 pub struct P2cEwma;
@@ -39,8 +39,8 @@ mod tests {
 
     use crate::balance::Balancer;
     use crate::balance::testing::{backends, first_counts};
+    use crate::clock::now_ns;
     use crate::config::Algorithm;
-    use crate::routing::stats::now_ns;
 
     /// Backends whose estimates were all last updated at the same moment, so that only the
     /// samples differ.

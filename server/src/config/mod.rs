@@ -156,7 +156,7 @@ pub struct RateLimitConfig {
     pub per_ip: Option<(u32, u32)>,
     /// Lower-case header name, and its limit.
     pub per_key: Option<(String, u32, u32)>,
-    /// Also checked in Redis, across nodes (see `proxy::ratelimit::shared`).
+    /// Also checked in Redis, across nodes (see `policy::ratelimit::shared`).
     pub shared: bool,
 }
 
@@ -204,7 +204,7 @@ pub struct PoolConfig {
     pub max_inflight: Option<u32>,
     pub queue_timeout: Duration,
     /// TLS to the backends; `None`: plain TCP.
-    pub tls: Option<std::sync::Arc<crate::upstream_tls::PoolTls>>,
+    pub tls: Option<std::sync::Arc<crate::upstream::tls::PoolTls>>,
 }
 
 /// Active health checks of a pool's backends.

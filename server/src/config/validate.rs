@@ -639,7 +639,7 @@ fn pool_tls(
     t: &super::raw::RawPoolTls,
     raw_backends: &[RawBackend],
     backends: &[BackendConfig],
-) -> Option<std::sync::Arc<crate::upstream_tls::PoolTls>> {
+) -> Option<std::sync::Arc<crate::upstream::tls::PoolTls>> {
     if t.ca.trim().is_empty() {
         issues.push(
             format!("pools[{i}].tls.ca"),
@@ -647,7 +647,7 @@ fn pool_tls(
         );
         return None;
     }
-    let loaded = match crate::upstream_tls::PoolTls::load(
+    let loaded = match crate::upstream::tls::PoolTls::load(
         std::path::Path::new(&t.ca),
         t.server_name.as_deref(),
     ) {

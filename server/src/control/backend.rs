@@ -22,7 +22,7 @@ use crate::config::{BackendConfig, HealthConfig, HealthKind};
 use crate::health::active::{self, CheckResult, Load};
 use crate::health::flap::{Comeback, FlapDamper};
 use crate::routing::BackendState;
-use crate::upstream_tls::BackendTls;
+use crate::upstream::tls::BackendTls;
 
 /// A backend's address or state changed: the pool republishes its snapshot.
 #[derive(Message, Debug, Clone)]

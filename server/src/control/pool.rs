@@ -20,7 +20,7 @@ use crate::config::{BackendConfig, PoolConfig};
 use crate::health::outlier;
 use crate::routing::handoff::{self, DEFAULT_RECONNECT_SPREAD};
 use crate::routing::{BackendEntry, BackendState, BackendStats, Health, MoveTo, PoolHandle};
-use crate::upstream_tls::BackendTls;
+use crate::upstream::tls::BackendTls;
 
 /// How often failure streaks are read for outlier ejection: a backend failing every request
 /// is out within about this long after its streak reaches the threshold.

@@ -35,12 +35,12 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
 use uuid::Uuid;
 
-use crate::proxy::h1::BackendStream;
 pub use crate::routing::CloseSession;
 use crate::routing::PoolHandle;
 use crate::routing::handoff::MAX_REASON_BYTES;
 use crate::routing::stats::SessionGuard;
 use crate::session::Store;
+use crate::upstream::h1::BackendStream;
 
 pub use crate::routing::handoff::{CLOSE_MOVE_REGION, CLOSE_MOVED};
 /// Close code: the backend was lost abnormally; reconnect after a short jittered delay.

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::HealthKind;
-use crate::proxy::h1::{BackendStream, exchange};
-use crate::upstream_tls::BackendTls;
+use crate::upstream::h1::{BackendStream, exchange};
+use crate::upstream::tls::BackendTls;
 
 /// What one check found.
 #[derive(Debug, Clone, PartialEq)]

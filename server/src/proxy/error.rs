@@ -7,8 +7,8 @@ use actix_web::body::{BoxBody, EitherBody};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self as ax, HeaderValue};
 
-use super::headers::{REQUEST_ID, SWITCHYARD_ERROR};
 use crate::error::Error;
+use crate::headers::{REQUEST_ID, SWITCHYARD_ERROR};
 
 /// `Retry-After` on the router's own 503s, in seconds.
 pub const RETRY_AFTER_SECONDS: &str = "1";

@@ -2,7 +2,7 @@
 //!
 //! Never awaits an actor mailbox. Per request it loads the route table and the pool snapshot
 //! (lock-free), asks the pool's balancer for candidates, bumps the chosen backend's in-flight
-//! atomic, exchanges with the backend over this worker's own connection pool ([`super::h1`]),
+//! atomic, exchanges with the backend over this worker's own connection pool ([`crate::upstream::h1`]),
 //! and reports latency and status through atomics and metric handles.
 
 use std::borrow::Cow;
@@ -18,19 +18,19 @@ use arc_swap::ArcSwap;
 use bytes::BytesMut;
 
 use super::error::error_response;
-use super::h1::codec::{self, Forwarding};
-use super::h1::exchange::{self, ExchangeError, RequestBody};
-use super::h1::{Framing, RequestFraming, UpstreamBody};
-use super::headers;
-use crate::admin::Readiness;
 use crate::balance::hash::hash_bytes;
+use crate::clock::now_ns;
 use crate::config::HashKey;
 use crate::error::Error;
+use crate::headers;
+use crate::lifecycle::Readiness;
 use crate::regions::Directory;
-use crate::routing::stats::now_ns;
 use crate::routing::{Route, RouteTable};
 use crate::session::Sessions;
 use crate::telemetry::ACCESS_TARGET;
+use crate::upstream::h1::codec::{self, Forwarding};
+use crate::upstream::h1::exchange::{self, ExchangeError, RequestBody};
+use crate::upstream::h1::{Framing, RequestFraming, UpstreamBody};
 
 /// What every worker of a listener shares.
 #[derive(Clone)]
@@ -126,7 +126,7 @@ pub async fn handle(
                     super::region::overflow(&req, payload, &route, region, &state, &request_id)
                         .await
                 }
-                None => match super::shed::admit(&route).await {
+                None => match crate::policy::shed::admit(&route).await {
                     Ok(admission) => {
                         let answered =
                             forward(&req, payload, &route, Target::Local, &state, &request_id)
@@ -311,7 +311,7 @@ pub(crate) async fn forward(
         let inflight = backend.stats.start_request();
         let sent = Instant::now();
         let failed = |err: Error| (err, Some(backend.id.clone()));
-        let exchanged = super::h1::exchange(
+        let exchanged = crate::upstream::h1::exchange(
             backend.addr,
             backend.tls.as_deref(),
             &head,
@@ -529,8 +529,8 @@ pub(crate) fn unavailable(route: &Route, snapshot: &crate::routing::PoolSnapshot
 
 /// Turns a backend's answer into the client's response, its body streamed from `conn`.
 fn client_response(
-    conn: super::h1::pool::Conn,
-    answer: super::h1::ResponseHead,
+    conn: crate::upstream::h1::pool::Conn,
+    answer: crate::upstream::h1::ResponseHead,
     head_request: bool,
     route: &Route,
     inflight: crate::routing::InflightGuard,

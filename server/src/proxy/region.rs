@@ -11,11 +11,11 @@ use actix_web::http::header::{self as ax, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
-use super::h1::UpstreamBody;
 use super::http::{Failure, ProxyState, Target, forward};
 use crate::config::Overflow;
 use crate::regions::{HOP_HEADER, RegionEntry, geo};
 use crate::routing::Route;
+use crate::upstream::h1::UpstreamBody;
 
 type Response = HttpResponse<EitherBody<UpstreamBody>>;
 
@@ -117,7 +117,7 @@ pub async fn overflow(
             let answer: HttpResponse<BoxBody> = HttpResponse::TemporaryRedirect()
                 .insert_header((ax::LOCATION, location.as_str()))
                 .insert_header(("x-switchyard-region", region.name.as_str()))
-                .insert_header((super::headers::REQUEST_ID, request_id.clone()))
+                .insert_header((crate::headers::REQUEST_ID, request_id.clone()))
                 .json(json!({ "region": region.name, "endpoint": endpoint, "location": location }));
             Ok((answer.map_into_right_body(), backend))
         }

@@ -28,15 +28,15 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::error::error_response;
-use super::h1::{BackendStream, exchange};
-use super::headers::{self, FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID};
 use super::http::{Failure, ProxyState, unavailable, upstream_target};
 use crate::control::{SessionActor, SessionTimers};
 use crate::error::Error;
+use crate::headers::{self, FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID};
 use crate::routing::Route;
 use crate::routing::handoff::{self, CloseSession, MoveTo};
 use crate::routing::stats::SessionGuard;
 use crate::telemetry::ACCESS_TARGET;
+use crate::upstream::h1::{BackendStream, exchange};
 
 /// Largest WebSocket message relayed either way; bigger ones close the session with 1009.
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;

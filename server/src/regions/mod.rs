@@ -18,9 +18,7 @@ use serde_json::{Value, json};
 use crate::config::{Algorithm, Config, DirectoryConfig};
 use crate::routing::{BackendEntry, BackendState, BackendStats, PoolHandle, RouteTable};
 
-/// Header carried by a request one region forwarded to another: a request that has it is
-/// never forwarded again (one hop at most, so two regions without backends cannot ping-pong).
-pub const HOP_HEADER: &str = "x-switchyard-hop";
+pub use crate::headers::HOP_HEADER;
 
 /// One region of the directory.
 #[derive(Debug)]

@@ -76,7 +76,7 @@ pub struct BackendEntry {
     pub health: Health,
     pub stats: Arc<BackendStats>,
     /// How to speak TLS to it (its pool's `tls`); `None`: plain TCP.
-    pub tls: Option<Arc<crate::upstream_tls::BackendTls>>,
+    pub tls: Option<Arc<crate::upstream::tls::BackendTls>>,
 }
 
 impl BackendEntry {
@@ -105,7 +105,7 @@ impl BackendEntry {
         }
     }
 
-    pub fn with_tls(mut self, tls: Option<Arc<crate::upstream_tls::BackendTls>>) -> BackendEntry {
+    pub fn with_tls(mut self, tls: Option<Arc<crate::upstream::tls::BackendTls>>) -> BackendEntry {
         self.tls = tls;
         self
     }

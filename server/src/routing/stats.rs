@@ -1,23 +1,19 @@
 //! Per-backend live counters shared by the control plane and the request path. Everything here
 //! is an atomic: the request path updates it without locks, actors read it when they decide.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use metrics::{Counter, Gauge};
+
+use crate::clock::now_ns;
 
 /// How fast the peak-EWMA forgets a slow response: linkerd2-proxy and Finagle use 10 s.
 pub const EWMA_DECAY: Duration = Duration::from_secs(10);
 /// Latency assumed for a backend that has not answered yet: low enough that new backends get
 /// traffic, high enough that one of them is not flooded before its first answer.
 pub const EWMA_DEFAULT_RTT: Duration = Duration::from_millis(1);
-
-/// Nanoseconds since the first call in this process: a cheap monotonic clock for atomics.
-pub fn now_ns() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
-}
 
 /// Live state of one backend.
 #[derive(Debug)]

@@ -13,7 +13,7 @@ use super::stats::BackendStats;
 use crate::config::{
     Algorithm, Config, HashKey, HealthConfig, HealthKind, Overflow, PoolConfig, Timeouts,
 };
-use crate::proxy::retry::RetryBudget;
+use crate::policy::retry::RetryBudget;
 
 /// One route, ready for the request path.
 #[derive(Debug)]
@@ -38,7 +38,7 @@ pub struct Route {
     pub overflow_load: Option<f64>,
     /// 0: no limit.
     pub max_body_bytes: u64,
-    pub rates: Option<crate::proxy::ratelimit::RouteRates>,
+    pub rates: Option<crate::policy::ratelimit::RouteRates>,
     /// Share of the pool's `max_inflight` this route may fill (percent).
     pub shed_share: u32,
     pub latency: Histogram,
@@ -216,7 +216,7 @@ impl RouteTable {
                     rates: r
                         .rate_limit
                         .as_ref()
-                        .map(crate::proxy::ratelimit::RouteRates::new),
+                        .map(crate::policy::ratelimit::RouteRates::new),
                     shed_share: r.shed_share,
                 })
             })

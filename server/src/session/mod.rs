@@ -97,8 +97,7 @@ impl Store {
 }
 pub use token::{TokenKey, Verified};
 
-/// Header that carries a session token both ways.
-pub const SESSION_HEADER: &str = "x-switchyard-session";
+pub use crate::headers::SESSION_HEADER;
 /// Cookie that carries a session token.
 pub const SESSION_COOKIE: &str = "sy_session";
 

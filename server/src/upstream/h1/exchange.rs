@@ -25,7 +25,7 @@ use super::codec::{self, LAST_CHUNK, ParseError, RequestFraming, ResponseHead};
 use super::pool::{self, Conn, PoolKey};
 use super::stream::BackendStream;
 use crate::config::Timeouts;
-use crate::upstream_tls::BackendTls;
+use crate::upstream::tls::BackendTls;
 
 /// TCP keep-alive probes on backend connections, to notice dead peers behind idle pools.
 pub const TCP_KEEPALIVE: Duration = Duration::from_secs(60);

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::routing::stats::now_ns;
+use crate::clock::now_ns;
 use crate::session::SharedStore;
 
 /// Fallbacks are logged at most this often (they are all counted).

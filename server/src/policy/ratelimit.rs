@@ -11,7 +11,7 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::routing::stats::now_ns;
+use crate::clock::now_ns;
 
 const SHARDS: usize = 16;
 /// A shard past this many keys drops the idle ones (their bucket is full again anyway).

@@ -1,5 +1,5 @@
 //! The one stream type of backend connections: plain TCP, or TLS over it for a pool with
-//! `tls` (see [`crate::upstream_tls`]). HTTP exchanges, WebSocket sessions and health checks
+//! `tls` (see [`crate::upstream::tls`]). HTTP exchanges, WebSocket sessions and health checks
 //! all hold a [`BackendStream`], so they share one connect path.
 //!
 //! An enum rather than a boxed trait object: the plain variant costs no allocation and its

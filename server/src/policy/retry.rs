@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use metrics::Counter;
 
+use crate::clock::now_ns;
 use crate::config::RetryBudgetConfig;
-use crate::routing::stats::now_ns;
 
 /// One retry, in thousandths.
 const UNIT: i64 = 1000;

@@ -6,7 +6,7 @@
 //! a public CA vouching for an internal name would be a mistake, not a feature. Both TLS 1.2
 //! and 1.3 are spoken; ALPN offers `http/1.1` only, since the router's backend client speaks
 //! HTTP/1.1 (WebSocket handshakes included). The connection itself is made in
-//! [`crate::proxy::h1::stream`].
+//! [`crate::upstream::h1::stream`].
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@ use actix_web::http::Method;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::proxy::headers::{FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID, is_hop_by_hop};
+use crate::headers::{FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID, is_hop_by_hop};
 
 /// Largest response head accepted from a backend.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -88,8 +88,8 @@ pub fn write_request_head(
             // The router's own headers: a hop header is written below by a router that
             // forwards, never passed on from a client; the session token is for routers (kept
             // when forwarding to another region's router, which needs it).
-            || n == crate::regions::HOP_HEADER
-            || (n == crate::session::SESSION_HEADER && fwd.hop.is_none())
+            || n == crate::headers::HOP_HEADER
+            || (n == crate::headers::SESSION_HEADER && fwd.hop.is_none())
             // `Connection: host` cannot take the Host header away.
             || (n != "host"
                 && !listed.is_empty()
@@ -128,7 +128,7 @@ pub fn write_request_head(
     if let Some(region) = fwd.hop {
         put_header(
             out,
-            crate::regions::HOP_HEADER.as_bytes(),
+            crate::headers::HOP_HEADER.as_bytes(),
             region.as_bytes(),
         );
     }

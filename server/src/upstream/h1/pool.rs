@@ -28,7 +28,7 @@ pub const READ_BUFFER_BYTES: usize = 8 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PoolKey {
     pub addr: SocketAddr,
-    /// [`crate::upstream_tls::BackendTls::id`] of the settings it was made with; 0: plain.
+    /// [`crate::upstream::tls::BackendTls::id`] of the settings it was made with; 0: plain.
     pub tls: u64,
 }
 

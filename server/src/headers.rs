@@ -1,5 +1,5 @@
 //! Header names and rules of the request path: which headers are hop-by-hop, and request ids.
-//! Writing and parsing heads lives in [`super::h1::codec`].
+//! Writing and parsing heads lives in [`crate::upstream::h1::codec`].
 
 use actix_web::http::header::{self as ax, HeaderValue};
 
@@ -9,6 +9,11 @@ pub const FORWARDED_FOR: &str = "x-forwarded-for";
 pub const FORWARDED_PROTO: &str = "x-forwarded-proto";
 /// Names the kind of a router-made error response.
 pub const SWITCHYARD_ERROR: &str = "x-switchyard-error";
+/// Header that carries a session token both ways.
+pub const SESSION_HEADER: &str = "x-switchyard-session";
+/// Header carried by a request one region forwarded to another: a request that has it is
+/// never forwarded again (one hop at most, so two regions without backends cannot ping-pong).
+pub const HOP_HEADER: &str = "x-switchyard-hop";
 /// Longest client-supplied request id that is kept; longer ones are replaced.
 pub const MAX_REQUEST_ID_BYTES: usize = 200;
 
