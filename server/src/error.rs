@@ -10,6 +10,41 @@ use crate::config::ConfigError;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Where an error came from: what the client sent, the backend (or the way to it), or the
+/// router itself. Decides whose health counts it: a client's bad body is not the backend's fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Upstream,
+    Internal,
+}
+
+/// Whether sending the same request again — to another backend — may help. Set where the
+/// error is made (who knows what happened on the wire), read by the retry loop (which knows
+/// the method, the route's retries and its budget).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Retrying cannot help (the client's fault, or the answer is already going out).
+    Never,
+    /// The backend never saw the request (connect or TLS failure): safe for any method.
+    Always,
+    /// The backend may have acted on it (a reset, a timeout): only idempotent requests, or
+    /// routes that allow retrying others.
+    IfIdempotent,
+}
+
+impl Retry {
+    /// Whether a request of this kind may be tried again (`retryable_method`: idempotent, or
+    /// its route sets `retry_non_idempotent`).
+    pub fn allows(self, retryable_method: bool) -> bool {
+        match self {
+            Retry::Never => false,
+            Retry::Always => true,
+            Retry::IfIdempotent => retryable_method,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("invalid configuration:\n{0}")]

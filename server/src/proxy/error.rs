@@ -2,13 +2,121 @@
 //! and a short JSON body `{"error", "message", "request_id"}`. Messages name the route or
 //! pool, never backend addresses: those stay in the router's own logs.
 
+use std::fmt;
+use std::sync::Arc;
+
 use actix_web::HttpResponse;
 use actix_web::body::{BoxBody, EitherBody};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self as ax, HeaderValue};
 
-use crate::error::Error;
+use crate::error::{Error, Retry, Side};
 use crate::headers::{REQUEST_ID, SWITCHYARD_ERROR};
+use crate::routing::BackendEntry;
+use crate::upstream::h1::ExchangeError;
+
+/// The request path's error: what went wrong ([`Error`]: its wire kind and status), which side
+/// it came from, whether another backend may be tried, and the backend involved (for the
+/// access log). Made where the failure is seen; the retry loops read [`ProxyError::retry`]
+/// and decide nothing else about it.
+#[derive(Debug)]
+pub struct ProxyError {
+    pub error: Error,
+    pub side: Side,
+    pub retry: Retry,
+    pub backend: Option<Arc<str>>,
+}
+
+impl ProxyError {
+    /// A failure on the way to or at `backend`, classified by the upstream layer.
+    pub fn exchange(err: ExchangeError, backend: &BackendEntry) -> ProxyError {
+        let (side, retry) = (err.side(), err.retry());
+        let error = match err {
+            err if err.is_connect() => Error::UpstreamConnect {
+                backend: backend.id.to_string(),
+                addr: backend.addr,
+                source: Box::new(err),
+            },
+            ExchangeError::ClientBody(reason) => Error::BadRequest { reason },
+            ExchangeError::BodyTooLarge(max) => Error::TooLarge {
+                what: "body",
+                size: max + 1,
+                max,
+            },
+            ExchangeError::HeadTimeout(after) | ExchangeError::WriteTimeout(after) => {
+                Error::UpstreamTimeout {
+                    backend: backend.id.to_string(),
+                    after,
+                }
+            }
+            err => Error::Upstream {
+                backend: backend.id.to_string(),
+                source: Box::new(err),
+            },
+        };
+        ProxyError {
+            error,
+            side,
+            retry,
+            backend: Some(backend.id.clone()),
+        }
+    }
+
+    /// A failure at `backend` that the caller classified itself (a WebSocket handshake).
+    pub fn upstream(error: Error, retry: Retry, backend: &Arc<str>) -> ProxyError {
+        ProxyError {
+            error,
+            side: Side::Upstream,
+            retry,
+            backend: Some(backend.clone()),
+        }
+    }
+
+    /// Names the backend the failure happened at.
+    pub fn at(mut self, backend: &Arc<str>) -> ProxyError {
+        self.backend = Some(backend.clone());
+        self
+    }
+}
+
+/// A refusal the router makes itself (no route, a limit, no capacity): never retried inside
+/// the request; whether the client may retry later is [`Error::is_retryable`].
+impl From<Error> for ProxyError {
+    fn from(error: Error) -> ProxyError {
+        let side = match &error {
+            Error::NoRoute { .. }
+            | Error::BadRequest { .. }
+            | Error::RateLimited { .. }
+            | Error::TooManyConnections { .. }
+            | Error::TooManyStreams { .. }
+            | Error::TooLarge { .. } => Side::Client,
+            Error::NoHealthyBackend { .. }
+            | Error::Overloaded { .. }
+            | Error::UpstreamConnect { .. }
+            | Error::UpstreamTimeout { .. }
+            | Error::Upstream { .. } => Side::Upstream,
+            _ => Side::Internal,
+        };
+        ProxyError {
+            error,
+            side,
+            retry: Retry::Never,
+            backend: None,
+        }
+    }
+}
+
+impl fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for ProxyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
 
 /// `Retry-After` on the router's own 503s, in seconds.
 pub const RETRY_AFTER_SECONDS: &str = "1";

@@ -1,17 +1,17 @@
 //! The request path's side of regions: the public `GET /v1/status` (what other regions probe)
-//! and `GET /v1/regions` (the directory clients read), and overflow — a route whose local
-//! pool has no capacity sends the request to the nearest healthy remote region, by forwarding
-//! it (one hop at most) or by redirecting the client.
+//! and `GET /v1/regions` (the directory clients read), and the overflow decision — a route
+//! whose local pool has no capacity sends the request to the nearest healthy remote region
+//! (acted on by [`super::forward::to_region`] for HTTP, by a 4003 close for WebSocket).
 
 use std::sync::Arc;
 
-use actix_web::body::{BoxBody, EitherBody};
+use actix_web::body::EitherBody;
 use actix_web::http::Method;
-use actix_web::http::header::{self as ax, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::http::header as ax;
+use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
-use super::http::{Failure, ProxyState, Target, forward};
+use super::state::ProxyState;
 use crate::config::Overflow;
 use crate::regions::{HOP_HEADER, RegionEntry, geo};
 use crate::routing::Route;
@@ -90,46 +90,4 @@ pub fn overflow_target(
     }
     // Only to a region with room: under this route's threshold, or not full.
     directory.nearest_remote_under(route.overflow_load.unwrap_or(1.0))
-}
-
-/// Sends a request the local region cannot take to `region`: forwarded with the hop header,
-/// or a 307 to its endpoint. Logged and counted.
-pub async fn overflow(
-    req: &HttpRequest,
-    payload: web::Payload,
-    route: &Route,
-    region: Arc<RegionEntry>,
-    state: &ProxyState,
-    request_id: &HeaderValue,
-) -> Result<(Response, Arc<str>), Failure> {
-    let mode = match route.overflow {
-        Overflow::Redirect => "redirect",
-        _ => "forward",
-    };
-    let from = &state.directory.local.name;
-    tracing::info!(target: "switchyard::region", route = %route.id, from = %from, to = %region.name, mode, "local region has no capacity: overflowing");
-    metrics::counter!("switchyard_region_overflow_total", "route" => route.id.to_string(), "to" => region.name.clone(), "mode" => mode).increment(1);
-    let backend: Arc<str> = format!("region:{}", region.name).into();
-    match (route.overflow, &region.forward, &region.endpoint) {
-        (Overflow::Redirect, _, Some(endpoint)) => {
-            let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-            let location = format!("{endpoint}{target}");
-            let answer: HttpResponse<BoxBody> = HttpResponse::TemporaryRedirect()
-                .insert_header((ax::LOCATION, location.as_str()))
-                .insert_header(("x-switchyard-region", region.name.as_str()))
-                .insert_header((crate::headers::REQUEST_ID, request_id.clone()))
-                .json(json!({ "region": region.name, "endpoint": endpoint, "location": location }));
-            Ok((answer.map_into_right_body(), backend))
-        }
-        (_, Some(pool), _) => {
-            let target = Target::Region(pool.load_full(), from.clone());
-            forward(req, payload, route, target, state, request_id).await
-        }
-        _ => Err((
-            crate::error::Error::NoHealthyBackend {
-                pool: route.pool.id.to_string(),
-            },
-            None,
-        )),
-    }
 }

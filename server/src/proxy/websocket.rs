@@ -12,7 +12,7 @@
 //! `User-Agent`, plus `X-Forwarded-For`/`-Proto` and `X-Request-Id`; the backend's chosen
 //! subprotocol and `X-Backend-Id` come back on the 101.
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use actix::Actor;
 use actix_codec::{AsyncRead, AsyncWrite, Framed};
@@ -27,15 +27,16 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
-use super::error::error_response;
-use super::http::{Failure, ProxyState, unavailable, upstream_target};
+use super::error::{ProxyError, error_response};
+use super::forward::upstream_target;
+use super::pipeline::{self, Ctx, Place, Protocol};
+use super::state::ProxyState;
 use crate::control::{SessionActor, SessionTimers};
-use crate::error::Error;
+use crate::error::{Error, Retry};
 use crate::headers::{self, FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID};
-use crate::routing::Route;
 use crate::routing::handoff::{self, CloseSession, MoveTo};
 use crate::routing::stats::SessionGuard;
-use crate::telemetry::ACCESS_TARGET;
+use crate::routing::{PoolHandle, Route};
 use crate::upstream::h1::{BackendStream, exchange};
 
 /// Largest WebSocket message relayed either way; bigger ones close the session with 1009.
@@ -74,22 +75,24 @@ pub fn is_websocket(head: &RequestHead) -> bool {
     head.method == Method::GET && has(ax::UPGRADE, "websocket") && has(ax::CONNECTION, "upgrade")
 }
 
+/// A session the backend accepted: upgrade the client with this 101 and relay.
+struct Accepted {
+    switching: Response<()>,
+    backend: WebSocketStream<BackendStream>,
+    guard: SessionGuard,
+    backend_id: Arc<str>,
+    /// A sticky session's id, whose record the session keeps alive.
+    sticky: Option<uuid::Uuid>,
+    pool: Arc<PoolHandle>,
+}
+
 /// What opening a session came to.
 enum Opened {
-    /// The backend accepted: upgrade the client with this 101 and relay.
-    Session {
-        switching: Response<()>,
-        backend: Box<WebSocketStream<BackendStream>>,
-        guard: SessionGuard,
-        backend_id: std::sync::Arc<str>,
-        /// A sticky session's id, whose record the session keeps alive.
-        sticky: Option<uuid::Uuid>,
-        pool: std::sync::Arc<crate::routing::PoolHandle>,
-    },
+    Session(Box<Accepted>),
     /// The backend refused the handshake: the client hears its answer.
     Refused {
         answer: HttpResponse,
-        backend_id: std::sync::Arc<str>,
+        backend_id: Arc<str>,
     },
 }
 
@@ -97,159 +100,121 @@ enum Opened {
 /// the connection closes. Requests actix hands over that are not WebSocket upgrades (a
 /// `CONNECT`, an upgrade without `Connection: upgrade`) are refused with 400: the router is a
 /// reverse proxy, not a tunnel.
-pub async fn upgrade<T>(req: Request, mut framed: Framed<T, Codec>, state: &ProxyState)
+pub async fn upgrade<T>(req: Request, framed: Framed<T, Codec>, state: &ProxyState)
 where
     T: AsyncRead + AsyncWrite + Unpin + 'static,
 {
-    let started = Instant::now();
     let head = req.head();
-    let request_id = headers::request_id(&head.headers);
-    if let Some(err) = super::http::over_connection_limit(req.conn_data(), state) {
-        let answer: HttpResponse =
-            error_response::<BoxBody>(&err, &request_id).map_into_boxed_body();
-        answer_and_close(framed, answer.into()).await;
-        return;
-    }
-    let host = super::http::request_host(head);
-    let route = state.table.load().find(host, head.uri.path()).cloned();
-    if let Err(err) = super::http::head_within_limits(head, &state.limits) {
-        let answer: HttpResponse =
-            error_response::<BoxBody>(&err, &request_id).map_into_boxed_body();
-        answer_and_close(framed, answer.into()).await;
-        return;
-    }
-    // Before the match: a shared limit is checked in Redis, so the check awaits. Only real
-    // upgrades are charged (anything else is refused below anyway).
-    let limited = match &route {
-        Some(route)
-            if is_websocket(head)
-                && let Some(rates) = &route.rates =>
-        {
-            rates
-                .check(
-                    &route.id,
-                    &head.headers,
-                    state.client_ip(head.peer_addr.map(|a| a.ip()), &head.headers),
-                    state.sessions.store.shared().map(|s| &**s),
-                )
-                .await
-                .err()
+    let mut ctx = Ctx::new(Protocol::WebSocket, head);
+    let status = match decide(&mut ctx, req.conn_data(), head, state).await {
+        Err(err) => refuse(framed, &err, &ctx.request_id).await,
+        Ok((_, Place::Region(region))) => {
+            let cause = match state.directory.local.evacuating() {
+                true => "evacuation",
+                false => "overflow",
+            };
+            ctx.backend = Some(format!("region:{}", region.name).into());
+            tell_to_move(head, framed, &region.name, cause, &ctx.request_id).await
         }
-        _ => None,
-    };
-    let outcome = match &route {
-        None => Err((
-            Error::NoRoute {
-                host: host.map(str::to_string),
-                path: head.uri.path().to_string(),
-            },
-            None,
-        )),
-        Some(_) if !is_websocket(head) => Err((
-            Error::BadRequest {
-                reason: "only WebSocket upgrades (GET with Upgrade: websocket and Connection: upgrade) are served; tunnels are not".to_string(),
-            },
-            None,
-        )),
-        Some(_) if let Some(err) = limited => Err((err, None)),
-        Some(route) => match move_to(&head.headers, head.peer_addr.map(|a| a.ip()), route, state) {
-            Some(region) => {
-                let cause = match state.directory.local.evacuating() {
-                    true => "evacuation",
-                    false => "overflow",
-                };
-                tell_to_move(head, framed, &region.name, cause, &request_id).await;
-                return;
+        Ok((route, Place::Pool(pool))) => match open(head, &route, &pool, state, &ctx.request_id)
+            .await
+        {
+            Ok(Opened::Session(session)) => {
+                ctx.backend = Some(session.backend_id.clone());
+                relay(framed, *session, &route, state).await
             }
-            None => open(head, route, state, &request_id).await,
+            Ok(Opened::Refused { answer, backend_id }) => {
+                ctx.backend = Some(backend_id);
+                let status = answer.status().as_u16();
+                answer_and_close(framed, answer.into()).await;
+                status
+            }
+            Err(err) => {
+                ctx.failed(&err);
+                refuse(framed, &err, &ctx.request_id).await
+            }
         },
     };
-    let (status, backend) = match outcome {
-        Ok(Opened::Session {
-            switching,
-            backend,
-            guard,
-            backend_id,
-            sticky,
-            pool,
-        }) => {
-            let status = switching.status().as_u16();
-            // A session lives by its route's idle timeout (a route exists: it was opened).
-            let idle = route
-                .as_ref()
-                .map_or(Duration::from_secs(60), |r| r.timeouts.idle);
-            if framed
-                .send(H1Message::Item((switching, BodySize::None)))
-                .await
-                .is_ok()
-            {
-                let parts = framed.into_parts();
-                let client = WebSocketStream::from_partially_read(
-                    parts.io,
-                    parts.read_buf.to_vec(),
-                    Role::Server,
-                    Some(ws_config()),
-                )
-                .await;
-                let record = sticky.map(|id| (state.sessions.store.clone(), id));
-                SessionActor::new(
-                    client,
-                    *backend,
-                    guard,
-                    record,
-                    pool,
-                    backend_id.clone(),
-                    SessionTimers {
-                        linger: state.sessions.handoff_linger,
-                        idle,
-                    },
-                )
-                .start();
-            }
-            (status, Some(backend_id))
-        }
-        Ok(Opened::Refused { answer, backend_id }) => {
-            let status = answer.status().as_u16();
-            answer_and_close(framed, answer.into()).await;
-            (status, Some(backend_id))
-        }
-        Err((err, backend)) => {
-            if let Some(route) = &route {
-                tracing::warn!(route = %route.id, request_id = ?request_id, error = %err, "WebSocket session failed to open");
-            }
-            let answer: HttpResponse =
-                error_response::<BoxBody>(&err, &request_id).map_into_boxed_body();
-            let status = answer.status().as_u16();
-            answer_and_close(framed, answer.into()).await;
-            (status, backend)
-        }
-    };
-    if state.access_log {
-        tracing::info!(
-            target: ACCESS_TARGET,
-            method = %head.method,
-            path = %head.uri.path(),
-            status,
-            backend = backend.as_deref().unwrap_or("-"),
-            peer = %head.peer_addr.map_or_else(|| "-".to_string(), |a| a.ip().to_string()),
-            duration_us = started.elapsed().as_micros() as u64,
-            request_id = %String::from_utf8_lossy(request_id.as_bytes()),
-        );
-    }
+    pipeline::log(&ctx, head, status, state);
 }
 
-/// The region a new session should move to: any usable remote region while this one
-/// evacuates, else the route's overflow target.
-fn move_to(
-    headers: &ax::HeaderMap,
-    peer: Option<std::net::IpAddr>,
+/// The pipeline's phases before the upgrade: admit, route, the upgrade itself checked, the
+/// route's limits (only real upgrades are charged), and where the session goes.
+async fn decide(
+    ctx: &mut Ctx,
+    conn: Option<&Arc<crate::conn::Conn>>,
+    head: &RequestHead,
+    state: &ProxyState,
+) -> Result<(Arc<Route>, Place), ProxyError> {
+    pipeline::admit(conn, head, state, Protocol::WebSocket)?;
+    let route = pipeline::route(head, state)?;
+    ctx.route = Some(route.clone());
+    if !is_websocket(head) {
+        return Err(Error::BadRequest {
+            reason: "only WebSocket upgrades (GET with Upgrade: websocket and Connection: upgrade) are served; tunnels are not".to_string(),
+        }
+        .into());
+    }
+    pipeline::limits(&route, head, state).await?;
+    let place = pipeline::place(&route, head, state, Protocol::WebSocket);
+    Ok((route, place))
+}
+
+/// Upgrades the client with the backend's 101 and hands both ends to a [`SessionActor`] on
+/// this worker, which relays until one side closes. Returns the status sent.
+async fn relay<T>(
+    mut framed: Framed<T, Codec>,
+    session: Accepted,
     route: &Route,
     state: &ProxyState,
-) -> Option<std::sync::Arc<crate::regions::RegionEntry>> {
-    if state.directory.local.evacuating() && !super::region::hopped(headers, peer, state) {
-        return state.directory.nearest_remote();
+) -> u16
+where
+    T: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let status = session.switching.status().as_u16();
+    if framed
+        .send(H1Message::Item((session.switching, BodySize::None)))
+        .await
+        .is_err()
+    {
+        return status;
     }
-    super::region::overflow_target(headers, peer, route, state)
+    let parts = framed.into_parts();
+    let client = WebSocketStream::from_partially_read(
+        parts.io,
+        parts.read_buf.to_vec(),
+        Role::Server,
+        Some(ws_config()),
+    )
+    .await;
+    let record = session.sticky.map(|id| (state.sessions.store.clone(), id));
+    SessionActor::new(
+        client,
+        session.backend,
+        session.guard,
+        record,
+        session.pool,
+        session.backend_id,
+        SessionTimers {
+            linger: state.sessions.handoff_linger,
+            // A session lives by its route's idle timeout.
+            idle: route.timeouts.idle,
+        },
+    )
+    .start();
+    status
+}
+
+/// Answers a failed upgrade with the router's error and closes; returns the status sent.
+async fn refuse<T>(framed: Framed<T, Codec>, err: &ProxyError, request_id: &HeaderValue) -> u16
+where
+    T: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let answer: HttpResponse =
+        error_response::<BoxBody>(&err.error, request_id).map_into_boxed_body();
+    let status = answer.status().as_u16();
+    answer_and_close(framed, answer.into()).await;
+    status
 }
 
 /// Upgrades the client and closes at once with `4003` and where to go (`moved; delivered=0;
@@ -260,19 +225,16 @@ async fn tell_to_move<T>(
     region: &str,
     cause: &'static str,
     request_id: &HeaderValue,
-) where
+) -> u16
+where
     T: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     use tokio_tungstenite::tungstenite::protocol::CloseFrame;
     if actix_http::ws::verify_handshake(head).is_err() {
-        let answer = error_response::<BoxBody>(
-            &Error::BadRequest {
-                reason: "bad WebSocket handshake".to_string(),
-            },
-            request_id,
-        );
-        answer_and_close(framed, answer.map_into_boxed_body().into()).await;
-        return;
+        let err = ProxyError::from(Error::BadRequest {
+            reason: "bad WebSocket handshake".to_string(),
+        });
+        return refuse(framed, &err, request_id).await;
     }
     metrics::counter!("switchyard_sessions_moved_total", "code" => "4003").increment(1);
     let switching = actix_http::ws::handshake_response(head)
@@ -283,7 +245,7 @@ async fn tell_to_move<T>(
         .await
         .is_err()
     {
-        return;
+        return 101;
     }
     let parts = framed.into_parts();
     let mut ws = WebSocketStream::from_partially_read(
@@ -307,6 +269,7 @@ async fn tell_to_move<T>(
         while let Some(Ok(_)) = futures_util::StreamExt::next(&mut ws).await {}
     };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), closing).await;
+    101
 }
 
 /// Writes a whole response on the taken-over connection, then closes it.
@@ -331,39 +294,28 @@ where
     }
 }
 
-/// Places the session and makes the backend's handshake: a backend chosen by the pool's
-/// balancer (its recorded one first on a sticky route), retrying connect failures on the next
-/// candidate.
+/// The upgrade phase: places the session and makes the backend's handshake — a backend chosen
+/// by the pool's balancer (its recorded one first on a sticky route: a known session resumes
+/// there while it still takes sessions, else it is placed anew and the record moves).
+/// Sessions honour only the retries that happen before anything reached a backend (connect
+/// failures, [`Retry::Always`]): a handshake a backend saw is never sent twice.
 async fn open(
     head: &RequestHead,
     route: &Route,
+    pool: &Arc<PoolHandle>,
     state: &ProxyState,
     request_id: &HeaderValue,
-) -> Result<Opened, Failure> {
+) -> Result<Opened, ProxyError> {
     // The client's own handshake is checked before any backend is bothered.
     actix_http::ws::verify_handshake(head).map_err(|err| {
-        (
-            Error::BadRequest {
-                reason: format!("bad WebSocket handshake: {err}"),
-            },
-            None,
-        )
+        ProxyError::from(Error::BadRequest {
+            reason: format!("bad WebSocket handshake: {err}"),
+        })
     })?;
     let proto = state.proto;
-    let snapshot = route.pool.load_full();
-    if snapshot.eligible.is_empty() {
-        return Err(unavailable(route, &snapshot));
-    }
-    // A sticky route resumes a known session on its recorded backend if that one still takes
-    // sessions; otherwise the session is placed anew and the record moves.
-    let sticky = match route.sticky {
-        true => Some(state.sessions.sticky(&head.headers, &route.pool.id).await),
-        false => None,
-    };
-    let mut order = snapshot.balancer.candidates(&snapshot.eligible, 0);
-    if let Some(sticky) = &sticky {
-        order = sticky.prefer(order, &snapshot.eligible);
-    }
+    let sticky_pool = route.sticky.then_some(&**pool);
+    let choice = pipeline::choose(route, pool.load_full(), sticky_pool, 0, head, state).await?;
+    let (snapshot, order, sticky) = (choice.snapshot, choice.candidates, choice.sticky);
     let target = upstream_target(&head.uri, route);
     let mut attempts = 0;
     let mut full = true;
@@ -380,7 +332,6 @@ async fn open(
         };
         full = false;
         attempts += 1;
-        let failed = |err: Error| (err, Some(backend.id.clone()));
         let connecting =
             exchange::connect_stream(backend.addr, backend.tls.as_deref(), route.timeouts.connect);
         let stream = match connecting.await {
@@ -388,25 +339,26 @@ async fn open(
             Err(err) => {
                 backend.stats.record_connect_failure();
                 backend.stats.record_outcome(false);
-                last_error = Some(failed(Error::UpstreamConnect {
-                    backend: backend.id.to_string(),
-                    addr: backend.addr,
-                    source: Box::new(err),
-                }));
+                let err = ProxyError::exchange(err, backend);
+                if err.retry != Retry::Always {
+                    return Err(err);
+                }
+                last_error = Some(err);
                 continue;
             }
         };
         let request = backend_request(head, &backend.authority, &target, proto, request_id)
-            .map_err(|reason| failed(Error::BadRequest { reason }))?;
+            .map_err(|reason| ProxyError::from(Error::BadRequest { reason }).at(&backend.id))?;
         let handshake =
             tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config()));
         let (ws, answer) = match tokio::time::timeout(route.timeouts.response, handshake).await {
             Err(_) => {
                 backend.stats.record_outcome(false);
-                return Err(failed(Error::UpstreamTimeout {
+                let error = Error::UpstreamTimeout {
                     backend: backend.id.to_string(),
                     after: route.timeouts.response,
-                }));
+                };
+                return Err(ProxyError::upstream(error, Retry::IfIdempotent, &backend.id));
             }
             Ok(Err(tokio_tungstenite::tungstenite::Error::Http(refusal))) => {
                 backend
@@ -419,10 +371,11 @@ async fn open(
             }
             Ok(Err(err)) => {
                 backend.stats.record_outcome(false);
-                return Err(failed(Error::Upstream {
+                let error = Error::Upstream {
                     backend: backend.id.to_string(),
                     source: Box::new(err),
-                }));
+                };
+                return Err(ProxyError::upstream(error, Retry::IfIdempotent, &backend.id));
             }
             Ok(Ok(done)) => done,
         };
@@ -447,26 +400,26 @@ async fn open(
         if let Some(sticky) = &sticky {
             sticky.landed(
                 &state.sessions,
-                &route.pool.id,
+                &pool.id,
                 &backend.id,
                 switching.headers_mut(),
                 proto == "https",
             );
         }
-        return Ok(Opened::Session {
+        return Ok(Opened::Session(Box::new(Accepted {
             switching,
-            backend: Box::new(ws),
+            backend: ws,
             guard,
             backend_id: backend.id.clone(),
             sticky: sticky.as_ref().map(|s| s.id()),
-            pool: route.pool.clone(),
-        });
+            pool: pool.clone(),
+        })));
     }
     if full {
         let pool = route.pool.id.to_string();
-        return Err((Error::Overloaded { pool }, None));
+        return Err(Error::Overloaded { pool }.into());
     }
-    Err(last_error.unwrap_or_else(|| unavailable(route, &snapshot)))
+    Err(last_error.unwrap_or_else(|| pipeline::unavailable(route, &snapshot)))
 }
 
 /// The backend's refusal (401, 404, 503…) as the client's response.

@@ -25,6 +25,7 @@ use super::codec::{self, LAST_CHUNK, ParseError, RequestFraming, ResponseHead};
 use super::pool::{self, Conn, PoolKey};
 use super::stream::BackendStream;
 use crate::config::Timeouts;
+use crate::error::{Retry, Side};
 use crate::upstream::tls::BackendTls;
 
 /// TCP keep-alive probes on backend connections, to notice dead peers behind idle pools.
@@ -79,6 +80,24 @@ impl ExchangeError {
                 | ExchangeError::Tls { .. }
                 | ExchangeError::TlsTimeout(..)
         )
+    }
+
+    /// Whose failure this is: the client's body, or the backend (and the way to it).
+    pub fn side(&self) -> Side {
+        match self {
+            ExchangeError::ClientBody(_) | ExchangeError::BodyTooLarge(_) => Side::Client,
+            _ => Side::Upstream,
+        }
+    }
+
+    /// Whether another backend may be tried: always when this one was never reached, only
+    /// for idempotent requests when it may have acted, never for the client's own fault.
+    pub fn retry(&self) -> Retry {
+        match self {
+            err if err.is_connect() => Retry::Always,
+            ExchangeError::ClientBody(_) | ExchangeError::BodyTooLarge(_) => Retry::Never,
+            _ => Retry::IfIdempotent,
+        }
     }
 }
 

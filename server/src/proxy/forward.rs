@@ -1,0 +1,401 @@
+//! The HTTP exchange phase: send the request to the chosen backend over this worker's own
+//! connection pool ([`crate::upstream::h1`]), retry on the next candidate while the route's
+//! retries and retry budget last, and stream the answer back.
+//!
+//! Retry decisions are not made here: a failure arrives as a [`ProxyError`] whose `retry` the
+//! upstream layer set where it saw the failure (connect failures: any method; resets and
+//! timeouts: idempotent requests, or routes with `retry_non_idempotent`; the client's own
+//! body: never). This loop only adds what it alone knows: whether another candidate and
+//! attempt remain, and whether the budget grants one.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_http::RequestHead;
+use actix_web::body::{BodySize, BoxBody, EitherBody};
+use actix_web::http::header::{self as ax, HeaderValue};
+use actix_web::http::{Method, StatusCode, Uri};
+use actix_web::{HttpResponse, web};
+use bytes::BytesMut;
+
+use super::error::ProxyError;
+use super::pipeline::{self, Choice, peer};
+use super::state::ProxyState;
+use crate::balance::hash::hash_bytes;
+use crate::clock::now_ns;
+use crate::config::{HashKey, Overflow};
+use crate::error::{Error, Retry, Side};
+use crate::headers;
+use crate::regions::RegionEntry;
+use crate::routing::{BackendEntry, PoolHandle, PoolSnapshot, Route};
+use crate::upstream::h1::codec::{self, Forwarding};
+use crate::upstream::h1::exchange::{self, ExchangeError, RequestBody};
+use crate::upstream::h1::{Framing, RequestFraming, UpstreamBody};
+
+pub type Response = HttpResponse<EitherBody<UpstreamBody>>;
+
+/// Largest refused body read and dropped before answering 413.
+const DRAIN_REFUSED_BODY_BYTES: u64 = 64 * 1024;
+
+/// Where a request is forwarded: a pool of this region, or another region's router (its
+/// one-backend pool, and this region's name for the hop header).
+pub enum Target<'a> {
+    Pool(&'a Arc<PoolHandle>),
+    Region(Arc<PoolSnapshot>, &'a str),
+}
+
+/// Chooses a backend of `target` and exchanges with it (and with the next candidates while a
+/// failure may be retried); the answer's body streams from the backend's connection.
+pub async fn forward(
+    head: &RequestHead,
+    payload: web::Payload,
+    route: &Route,
+    target: Target<'_>,
+    state: &ProxyState,
+    request_id: &HeaderValue,
+) -> Result<(Response, Arc<str>), ProxyError> {
+    let (snapshot, sticky_pool, hop) = match target {
+        Target::Pool(pool) => (pool.load_full(), route.sticky.then_some(&**pool), None),
+        Target::Region(snapshot, from) => (snapshot, None, Some(from)),
+    };
+    // X-Forwarded-For gets the immediate peer appended; hashing sees the viewer.
+    let key = route.hash_key.as_ref().map_or(0, |k| {
+        let viewer = state.client_ip(peer(head), &head.headers);
+        hash_key(k, &head.headers, viewer)
+    });
+    let choice = pipeline::choose(route, snapshot, sticky_pool, key, head, state).await?;
+    let (request, body) = prepare(head, payload, route, &choice.snapshot, hop, state, request_id)
+        .await
+        .map_err(ProxyError::from)?;
+    exchange_with_retries(head, route, choice, &request, body, hop.is_some(), state, request_id)
+        .await
+}
+
+/// The request head as the backend gets it, and its body: read whole when small enough to
+/// be sent again on a retry, else streamed. Refuses a declared body over the route's
+/// `max_body_bytes` (413) and an upgrade request that carries a body.
+async fn prepare(
+    head: &RequestHead,
+    payload: web::Payload,
+    route: &Route,
+    snapshot: &PoolSnapshot,
+    hop: Option<&str>,
+    state: &ProxyState,
+    request_id: &HeaderValue,
+) -> Result<(BytesMut, RequestBody), Error> {
+    let framing = request_framing(&head.headers);
+    if let RequestFraming::Length(n) = framing
+        && route.max_body_bytes > 0
+        && n > route.max_body_bytes
+    {
+        // A small refused body is read and dropped first, so the connection stays in step
+        // (and is not reset under the client's feet while it still sends); a large one is
+        // refused at once and the connection closed.
+        if n <= DRAIN_REFUSED_BODY_BYTES {
+            let _ = exchange::buffer_body(payload, n, route.timeouts.idle).await;
+        }
+        return Err(Error::TooLarge {
+            what: "body",
+            size: n,
+            max: route.max_body_bytes,
+        });
+    }
+    // actix-web treats a request with `Upgrade` as a tunnel whose body runs until the client
+    // closes, whatever its Content-Length says; forwarding that body could smuggle a second
+    // request to the backend. A non-WebSocket upgrade is forwarded without its upgrade, and
+    // only if it has no body.
+    let upgrade = head.headers.contains_key(ax::UPGRADE);
+    if upgrade && framing != RequestFraming::None && framing != RequestFraming::Length(0) {
+        return Err(Error::BadRequest {
+            reason: "a request asking for a protocol upgrade must not carry a body".to_string(),
+        });
+    }
+    let mut request = BytesMut::new();
+    codec::write_request_head(
+        &mut request,
+        &head.method,
+        &upstream_target(&head.uri, route),
+        &head.headers,
+        &Forwarding {
+            client_ip: peer(head),
+            proto: state.proto,
+            request_id: request_id.as_bytes(),
+            fallback_host: snapshot.eligible[0].authority.as_str(),
+            hop,
+        },
+        framing,
+    );
+    // A small body is read whole first so a retry can send it again; a larger one (or one of
+    // unknown length) is streamed and never retried.
+    let body = match framing {
+        RequestFraming::None | RequestFraming::Length(0) => RequestBody::None,
+        RequestFraming::Length(n) if route.retries > 0 && n <= route.retry_buffer_bytes => {
+            match exchange::buffer_body(payload, n, route.timeouts.idle).await {
+                Ok(bytes) => RequestBody::Buffered(bytes),
+                Err(ExchangeError::ClientBody(reason)) => return Err(Error::BadRequest { reason }),
+                Err(err) => {
+                    let reason = err.to_string();
+                    return Err(Error::BadRequest { reason });
+                }
+            }
+        }
+        framing => RequestBody::Stream {
+            payload,
+            framing,
+            limit: route.max_body_bytes,
+        },
+    };
+    Ok((request, body))
+}
+
+/// Sends to the first candidate; on a failure before any answer byte reached the client,
+/// tries the next one while the failure allows it, attempts remain and the route's retry
+/// budget grants one. A backend's 502/503 counts as such a failure for requests that may be
+/// retried.
+#[allow(clippy::too_many_arguments)]
+async fn exchange_with_retries(
+    head: &RequestHead,
+    route: &Route,
+    mut choice: Choice,
+    request: &[u8],
+    mut body: RequestBody,
+    hopped: bool,
+    state: &ProxyState,
+    request_id: &HeaderValue,
+) -> Result<(Response, Arc<str>), ProxyError> {
+    let attempts = if body.replayable() {
+        1 + route.retries
+    } else {
+        1
+    };
+    let head_request = head.method == Method::HEAD;
+    let idempotent = is_idempotent(&head.method);
+    let retryable_method = idempotent || route.retry_non_idempotent;
+    route.budget.deposit();
+
+    let snapshot = choice.snapshot.clone();
+    let mut last_error = None;
+    for attempt in 0..attempts {
+        let Some(index) = choice.candidates.next() else {
+            break;
+        };
+        let backend = &snapshot.eligible[index];
+        // Whether a failure of this attempt may be retried (the budget is asked only then).
+        let another = attempt + 1 < attempts && choice.candidates.clone().next().is_some();
+        let inflight = backend.stats.start_request();
+        let sent = Instant::now();
+        let exchanged = crate::upstream::h1::exchange(
+            backend.addr,
+            backend.tls.as_deref(),
+            request,
+            &mut body,
+            head_request,
+            idempotent,
+            &route.timeouts,
+        );
+        let err = match exchanged.await {
+            Ok((conn, answer)) => {
+                backend.stats.ewma.observe(sent.elapsed(), now_ns());
+                backend.stats.record_status(route.slot, answer.status);
+                backend.stats.record_outcome(answer.status < 500);
+                // A backend's 502/503 before any byte reached the client: another backend may
+                // do better. Its answer is dropped (and its connection closed) only once a
+                // retry is granted; otherwise it goes to the client unchanged.
+                if matches!(answer.status, 502 | 503)
+                    && retryable_method
+                    && another
+                    && route.budget.try_withdraw()
+                {
+                    tracing::debug!(backend = %backend.id, status = answer.status, "retrying on another backend");
+                    continue;
+                }
+                // Another region's router answered: its own errors pass through.
+                let mut resp = client_response(
+                    conn,
+                    answer,
+                    head_request,
+                    route,
+                    inflight,
+                    request_id,
+                    hopped,
+                );
+                if let Some(sticky) = &choice.sticky {
+                    let secure = state.proto == "https";
+                    sticky.landed(
+                        &state.sessions,
+                        &route.pool.id,
+                        &backend.id,
+                        resp.headers_mut(),
+                        secure,
+                    );
+                }
+                return Ok((resp, backend.id.clone()));
+            }
+            Err(err) => classify(err, backend, route),
+        };
+        if !(err.retry.allows(retryable_method) && another && route.budget.try_withdraw()) {
+            if err.retry == Retry::Always {
+                // A connect failure that ends the request is the client's 502.
+                backend.stats.record_status(route.slot, 502);
+            }
+            return Err(err);
+        }
+        last_error = Some(err);
+    }
+    Err(last_error.unwrap_or_else(|| pipeline::unavailable(route, &snapshot)))
+}
+
+/// Classify the outcome: an exchange failure as the request path's error, counted against
+/// the backend's health unless the client caused it.
+fn classify(err: ExchangeError, backend: &BackendEntry, route: &Route) -> ProxyError {
+    let err = ProxyError::exchange(err, backend);
+    if err.side == Side::Client {
+        return err;
+    }
+    backend.stats.record_outcome(false);
+    match &err.error {
+        Error::UpstreamConnect { source, .. } => {
+            backend.stats.record_connect_failure();
+            tracing::debug!(backend = %backend.id, addr = %backend.addr, error = %source, "connect failed");
+        }
+        Error::UpstreamTimeout { .. } => backend.stats.record_status(route.slot, 504),
+        _ => backend.stats.record_status(route.slot, 502),
+    }
+    err
+}
+
+/// Turns a backend's answer into the client's response, its body streamed from `conn`.
+fn client_response(
+    conn: crate::upstream::h1::pool::Conn,
+    answer: crate::upstream::h1::ResponseHead,
+    head_request: bool,
+    route: &Route,
+    inflight: crate::routing::InflightGuard,
+    request_id: &HeaderValue,
+    from_router: bool,
+) -> Response {
+    // A status actix-web cannot represent was already refused by the parser (3 digits).
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let size = match answer.framing {
+        Framing::Empty if head_request => answer
+            .content_length
+            .map_or(BodySize::None, BodySize::Sized),
+        Framing::Empty => BodySize::None,
+        Framing::Length(n) => BodySize::Sized(n),
+        Framing::Chunked | Framing::Close => BodySize::Stream,
+    };
+    let body = UpstreamBody::new(
+        conn,
+        answer.framing,
+        size,
+        answer.reusable,
+        route.timeouts.idle,
+        inflight,
+    );
+    let mut resp = HttpResponse::with_body(status, EitherBody::left(body));
+    *resp.headers_mut() = answer.headers;
+    if !from_router {
+        // Only the router speaks with X-Switchyard-Error: a backend's copy would make clients
+        // (the SDK) treat its answer as the router's, e.g. retry a POST it never should.
+        resp.headers_mut()
+            .remove(ax::HeaderName::from_static(headers::SWITCHYARD_ERROR));
+    }
+    resp.headers_mut().insert(
+        ax::HeaderName::from_static(headers::REQUEST_ID),
+        request_id.clone(),
+    );
+    resp
+}
+
+/// Methods a backend may receive twice without harm (RFC 9110 §9.2.2).
+pub fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// How the client framed its body: chunked, a length (possibly 0), or nothing at all.
+pub fn request_framing(headers: &ax::HeaderMap) -> RequestFraming {
+    if headers.contains_key(ax::TRANSFER_ENCODING) {
+        return RequestFraming::Chunked;
+    }
+    match headers.get(ax::CONTENT_LENGTH) {
+        None => RequestFraming::None,
+        Some(v) => RequestFraming::Length(
+            // actix-web has already rejected an unparsable length with a 400.
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0),
+        ),
+    }
+}
+
+/// Path and query as the backend should see them.
+pub fn upstream_target<'a>(uri: &'a Uri, route: &Route) -> Cow<'a, str> {
+    let path = uri.path();
+    let stripped = route.upstream_path(path);
+    if stripped.len() == path.len() {
+        return Cow::Borrowed(uri.path_and_query().map_or("/", |pq| pq.as_str()));
+    }
+    match uri.query() {
+        None => Cow::Borrowed(stripped),
+        Some(q) => Cow::Owned(format!("{stripped}?{q}")),
+    }
+}
+
+fn hash_key(key: &HashKey, headers: &ax::HeaderMap, client_ip: Option<IpAddr>) -> u64 {
+    if let HashKey::Header(name) = key
+        && let Some(value) = headers.get(name.as_str())
+    {
+        return hash_bytes(value.as_bytes());
+    }
+    match client_ip {
+        Some(IpAddr::V4(ip)) => hash_bytes(&ip.octets()),
+        Some(IpAddr::V6(ip)) => hash_bytes(&ip.octets()),
+        None => 0,
+    }
+}
+
+/// Sends a request the local region cannot take to `region`: forwarded with the hop header
+/// (one hop at most), or a 307 to its endpoint. Logged and counted.
+pub async fn to_region(
+    head: &RequestHead,
+    payload: web::Payload,
+    route: &Route,
+    region: Arc<RegionEntry>,
+    state: &ProxyState,
+    request_id: &HeaderValue,
+) -> Result<(Response, Arc<str>), ProxyError> {
+    let mode = match route.overflow {
+        Overflow::Redirect => "redirect",
+        _ => "forward",
+    };
+    let from = &state.directory.local.name;
+    tracing::info!(target: "switchyard::region", route = %route.id, from = %from, to = %region.name, mode, "local region has no capacity: overflowing");
+    metrics::counter!("switchyard_region_overflow_total", "route" => route.id.to_string(), "to" => region.name.clone(), "mode" => mode).increment(1);
+    let backend: Arc<str> = format!("region:{}", region.name).into();
+    match (route.overflow, &region.forward, &region.endpoint) {
+        (Overflow::Redirect, _, Some(endpoint)) => {
+            let target = head.uri.path_and_query().map_or("/", |pq| pq.as_str());
+            let location = format!("{endpoint}{target}");
+            let answer: HttpResponse<BoxBody> = HttpResponse::TemporaryRedirect()
+                .insert_header((ax::LOCATION, location.as_str()))
+                .insert_header(("x-switchyard-region", region.name.as_str()))
+                .insert_header((headers::REQUEST_ID, request_id.clone()))
+                .json(serde_json::json!({ "region": region.name, "endpoint": endpoint, "location": location }));
+            Ok((answer.map_into_right_body(), backend))
+        }
+        (_, Some(pool), _) => {
+            let target = Target::Region(pool.load_full(), from);
+            forward(head, payload, route, target, state, request_id).await
+        }
+        _ => Err(Error::NoHealthyBackend {
+            pool: route.pool.id.to_string(),
+        }
+        .into()),
+    }
+}

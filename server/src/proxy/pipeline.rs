@@ -1,0 +1,286 @@
+//! The request pipeline: the phases every request goes through, HTTP requests and WebSocket
+//! upgrades alike, up to the exchange with the backend.
+//!
+//! ```text
+//! admit → route → limits → place ─┬─ here: choose upstream → exchange (HTTP, [`super::forward`])
+//!                                 │                         → upgrade  (WebSocket, [`super::websocket`])
+//!                                 └─ another region: forward with the hop header, 307, or 4003
+//!       → classify the outcome ([`ProxyError`]: side and retry decision) → log
+//! ```
+//!
+//! Each phase is a function of the request head, the listener's [`ProxyState`] and what the
+//! earlier phases decided, which the request's [`Ctx`] carries to the log phase. No phase takes
+//! actix-web's `HttpRequest`: whatever yields an `actix_http::RequestHead` (the HTTP/1.1
+//! handler, the WebSocket upgrade hook, an HTTP/2 server) feeds the same phases. A failing
+//! phase returns a [`ProxyError`], which the entry point answers.
+//!
+//! Where a traffic split will go: [`place`] decides which pool of this region serves the
+//! request ([`Place::Pool`]); a split is one more decision there, and everything after it
+//! already works on the chosen pool.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_http::RequestHead;
+use actix_web::http::header::{self as ax, HeaderValue};
+
+use super::error::ProxyError;
+use super::state::ProxyState;
+use crate::balance::Candidates;
+use crate::conn::{Conn, StreamGuard};
+use crate::config::Limits;
+use crate::error::Error;
+use crate::headers;
+use crate::regions::RegionEntry;
+use crate::routing::{PoolHandle, PoolSnapshot, Route};
+use crate::session::Sticky;
+use crate::telemetry::ACCESS_TARGET;
+
+/// What a request asks of the router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// A request answered by one response.
+    Http,
+    /// A WebSocket upgrade: a session relayed until one side closes.
+    WebSocket,
+}
+
+/// One request's way through the pipeline: when it started, its id, and what the phases
+/// decided — read by the log phase.
+pub struct Ctx {
+    pub protocol: Protocol,
+    pub started: Instant,
+    pub request_id: HeaderValue,
+    /// Set by [`route`].
+    pub route: Option<Arc<Route>>,
+    /// The backend (or `region:NAME`) that answered or failed; `-` in the log when none.
+    pub backend: Option<Arc<str>>,
+}
+
+impl Ctx {
+    pub fn new(protocol: Protocol, head: &RequestHead) -> Ctx {
+        Ctx {
+            protocol,
+            started: Instant::now(),
+            request_id: headers::request_id(&head.headers),
+            route: None,
+            backend: None,
+        }
+    }
+
+    /// Notes a failure of the exchange (or of placing the request): its backend for the log
+    /// and one warning line naming the route.
+    pub fn failed(&mut self, err: &ProxyError) {
+        if let Some(route) = &self.route {
+            let what = match self.protocol {
+                Protocol::Http => "request failed",
+                Protocol::WebSocket => "WebSocket session failed to open",
+            };
+            tracing::warn!(route = %route.id, request_id = ?self.request_id, error = %err, "{what}");
+        }
+        if err.backend.is_some() {
+            self.backend.clone_from(&err.backend);
+        }
+    }
+}
+
+/// Admit: counts the request on its connection and refuses it when the connection is over
+/// `max_connections_per_ip`; gives an HTTP request its place among the connection's streams
+/// (held until its answer's body is sent: `max_streams_per_connection`); checks the head
+/// against `[limits]` (414, 431).
+pub fn admit(
+    conn: Option<&Arc<Conn>>,
+    head: &RequestHead,
+    state: &ProxyState,
+    protocol: Protocol,
+) -> Result<Option<StreamGuard>, ProxyError> {
+    if let Some(conn) = conn {
+        conn.saw_request();
+        if conn.over_limit {
+            return Err(Error::TooManyConnections {
+                max: state.limits.max_connections_per_ip,
+            }
+            .into());
+        }
+    }
+    let max_streams = state.limits.max_streams_per_connection;
+    let stream = match (protocol, conn) {
+        (Protocol::Http, Some(conn)) => match conn.open_stream(max_streams) {
+            None => return Err(Error::TooManyStreams { max: max_streams }.into()),
+            opened => opened,
+        },
+        _ => None,
+    };
+    head_within_limits(head, &state.limits).map_err(|err| {
+        tracing::debug!(error = %err, "request head over a limit");
+        err
+    })?;
+    Ok(stream)
+}
+
+/// Route: the first route whose host and path prefix match.
+pub fn route(head: &RequestHead, state: &ProxyState) -> Result<Arc<Route>, ProxyError> {
+    let host = request_host(head);
+    match state.table.load().find(host, head.uri.path()) {
+        Some(route) => Ok(route.clone()),
+        None => Err(Error::NoRoute {
+            host: host.map(str::to_string),
+            path: head.uri.path().to_string(),
+        }
+        .into()),
+    }
+}
+
+/// Limits: the route's rate limits (by client address or API key; a shared limit is checked
+/// in Redis, so this phase awaits).
+pub async fn limits(
+    route: &Route,
+    head: &RequestHead,
+    state: &ProxyState,
+) -> Result<(), ProxyError> {
+    let Some(rates) = &route.rates else {
+        return Ok(());
+    };
+    rates
+        .check(
+            &route.id,
+            &head.headers,
+            state.client_ip(peer(head), &head.headers),
+            state.sessions.store.shared().map(|s| &**s),
+        )
+        .await
+        .map_err(ProxyError::from)
+}
+
+/// Where a request is served.
+pub enum Place {
+    /// By this pool of this region.
+    Pool(Arc<PoolHandle>),
+    /// By another region: this one has no capacity, or is evacuating.
+    Region(Arc<RegionEntry>),
+}
+
+/// Place: this region's pool for the route, or another region when this one cannot take the
+/// request (see [`super::region::overflow_target`]).
+pub fn place(route: &Route, head: &RequestHead, state: &ProxyState, protocol: Protocol) -> Place {
+    let peer = peer(head);
+    // A region that evacuates moves every new session, whatever the route's overflow says:
+    // sessions outlive the evacuation; single requests follow the route's overflow rule.
+    if protocol == Protocol::WebSocket
+        && state.directory.local.evacuating()
+        && !super::region::hopped(&head.headers, peer, state)
+        && let Some(region) = state.directory.nearest_remote()
+    {
+        return Place::Region(region);
+    }
+    match super::region::overflow_target(&head.headers, peer, route, state) {
+        Some(region) => Place::Region(region),
+        None => Place::Pool(route.pool.clone()),
+    }
+}
+
+/// The upstream choice: a pool's snapshot, its members in the order to try them, and a
+/// sticky session's record (which is told where the request landed).
+pub struct Choice {
+    pub snapshot: Arc<PoolSnapshot>,
+    pub candidates: Candidates,
+    pub sticky: Option<Sticky>,
+}
+
+/// Choose upstream: the snapshot's eligible backends in the balancer's order for `key`; with
+/// `sticky_pool` (a sticky route, served here) a known session's recorded backend first, while
+/// it is still eligible. A snapshot with no eligible backend is refused as overloaded (every
+/// backend full) or without a healthy backend.
+pub async fn choose(
+    route: &Route,
+    snapshot: Arc<PoolSnapshot>,
+    sticky_pool: Option<&PoolHandle>,
+    key: u64,
+    head: &RequestHead,
+    state: &ProxyState,
+) -> Result<Choice, ProxyError> {
+    if snapshot.eligible.is_empty() {
+        return Err(unavailable(route, &snapshot));
+    }
+    let mut candidates = snapshot.balancer.candidates(&snapshot.eligible, key);
+    let sticky = match sticky_pool {
+        Some(pool) => Some(state.sessions.sticky(&head.headers, &pool.id).await),
+        None => None,
+    };
+    if let Some(sticky) = &sticky {
+        candidates = sticky.prefer(candidates, &snapshot.eligible);
+    }
+    Ok(Choice {
+        snapshot,
+        candidates,
+        sticky,
+    })
+}
+
+/// Why a pool took nobody: every candidate full (`overloaded`) or none healthy.
+pub fn unavailable(route: &Route, snapshot: &PoolSnapshot) -> ProxyError {
+    let pool = route.pool.id.to_string();
+    match snapshot.overloaded {
+        true => Error::Overloaded { pool }.into(),
+        false => Error::NoHealthyBackend { pool }.into(),
+    }
+}
+
+/// Log: one access line per request, from its context (when `[log] access` is on).
+pub fn log(ctx: &Ctx, head: &RequestHead, status: u16, state: &ProxyState) {
+    if !state.access_log {
+        return;
+    }
+    tracing::info!(
+        target: ACCESS_TARGET,
+        method = %head.method,
+        path = %head.uri.path(),
+        status,
+        backend = ctx.backend.as_deref().unwrap_or("-"),
+        peer = %head.peer_addr.map_or_else(|| "-".to_string(), |a| a.ip().to_string()),
+        duration_us = ctx.started.elapsed().as_micros() as u64,
+        request_id = %String::from_utf8_lossy(ctx.request_id.as_bytes()),
+    );
+}
+
+/// The immediate peer's address.
+pub fn peer(head: &RequestHead) -> Option<IpAddr> {
+    head.peer_addr.map(|a| a.ip())
+}
+
+/// The host a request is routed by: its `Host` header, else the authority of an
+/// absolute-form target.
+pub fn request_host(head: &RequestHead) -> Option<&str> {
+    head.headers
+        .get(ax::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| head.uri.host())
+}
+
+/// The request target and headers against `[limits]` (414 and 431).
+fn head_within_limits(head: &RequestHead, limits: &Limits) -> Result<(), ProxyError> {
+    let uri = head.uri.path_and_query().map_or(0, |pq| pq.as_str().len()) as u64;
+    if uri > limits.max_uri_bytes {
+        return Err(Error::TooLarge {
+            what: "uri",
+            size: uri,
+            max: limits.max_uri_bytes,
+        }
+        .into());
+    }
+    let headers: u64 = head
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str().len() + v.len() + 4) as u64)
+        .sum();
+    if headers > limits.max_header_bytes {
+        return Err(Error::TooLarge {
+            what: "headers",
+            size: headers,
+            max: limits.max_header_bytes,
+        }
+        .into());
+    }
+    Ok(())
+}
