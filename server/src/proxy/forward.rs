@@ -23,18 +23,26 @@ use bytes::BytesMut;
 use super::error::ProxyError;
 use super::pipeline::{self, Choice, peer};
 use super::state::ProxyState;
-use crate::balance::hash::hash_bytes;
+use crate::routing::balance::hash::hash_bytes;
 use crate::clock::now_ns;
 use crate::config::{HashKey, Overflow};
 use crate::error::{Error, Retry, Side};
 use crate::headers;
 use crate::regions::RegionEntry;
-use crate::routing::{BackendEntry, PoolHandle, PoolSnapshot, Route};
+use crate::conn::StreamGuard;
+use crate::routing::{BackendEntry, InflightGuard, PoolHandle, PoolSnapshot, Route};
 use crate::upstream::h1::codec::{self, Forwarding};
 use crate::upstream::h1::exchange::{self, ExchangeError, RequestBody};
 use crate::upstream::h1::{Framing, RequestFraming, UpstreamBody};
 
-pub type Response = HttpResponse<EitherBody<UpstreamBody>>;
+pub type Response = HttpResponse<EitherBody<UpstreamBody<Held>>>;
+
+/// What a request holds until its answer's body is sent: the backend's in-flight count, and
+/// the request's place among its connection's streams (added by the entry point).
+pub struct Held {
+    _inflight: InflightGuard,
+    pub stream: Option<StreamGuard>,
+}
 
 /// Largest refused body read and dropped before answering 413.
 const DRAIN_REFUSED_BODY_BYTES: u64 = 64 * 1024;
@@ -66,11 +74,28 @@ pub async fn forward(
         hash_key(k, &head.headers, viewer)
     });
     let choice = pipeline::choose(route, snapshot, sticky_pool, key, head, state).await?;
-    let (request, body) = prepare(head, payload, route, &choice.snapshot, hop, state, request_id)
-        .await
-        .map_err(ProxyError::from)?;
-    exchange_with_retries(head, route, choice, &request, body, hop.is_some(), state, request_id)
-        .await
+    let (request, body) = prepare(
+        head,
+        payload,
+        route,
+        &choice.snapshot,
+        hop,
+        state,
+        request_id,
+    )
+    .await
+    .map_err(ProxyError::from)?;
+    exchange_with_retries(
+        head,
+        route,
+        choice,
+        &request,
+        body,
+        hop.is_some(),
+        state,
+        request_id,
+    )
+    .await
 }
 
 /// The request head as the backend gets it, and its body: read whole when small enough to
@@ -272,7 +297,7 @@ fn client_response(
     answer: crate::upstream::h1::ResponseHead,
     head_request: bool,
     route: &Route,
-    inflight: crate::routing::InflightGuard,
+    inflight: InflightGuard,
     request_id: &HeaderValue,
     from_router: bool,
 ) -> Response {
@@ -286,13 +311,17 @@ fn client_response(
         Framing::Length(n) => BodySize::Sized(n),
         Framing::Chunked | Framing::Close => BodySize::Stream,
     };
+    let held = Held {
+        _inflight: inflight,
+        stream: None,
+    };
     let body = UpstreamBody::new(
         conn,
         answer.framing,
         size,
         answer.reusable,
         route.timeouts.idle,
-        inflight,
+        held,
     );
     let mut resp = HttpResponse::with_body(status, EitherBody::left(body));
     *resp.headers_mut() = answer.headers;

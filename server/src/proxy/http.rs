@@ -43,7 +43,10 @@ pub async fn handle(
             // The request's place among its connection's streams lasts until its body is sent.
             match stream {
                 Some(stream) => resp.map_body(|_, body| match body {
-                    EitherBody::Left { body } => EitherBody::left(body.holding(stream)),
+                    EitherBody::Left { mut body } => {
+                        body.held_mut().stream = Some(stream);
+                        EitherBody::left(body)
+                    }
                     answered => answered,
                 }),
                 None => resp,
@@ -147,4 +150,3 @@ fn redirect_to_https(req: &HttpRequest, port: u16) -> Response {
         .map_into_boxed_body()
         .map_into_right_body()
 }
-

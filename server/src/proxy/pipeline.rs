@@ -27,9 +27,9 @@ use actix_web::http::header::{self as ax, HeaderValue};
 
 use super::error::ProxyError;
 use super::state::ProxyState;
-use crate::balance::Candidates;
-use crate::conn::{Conn, StreamGuard};
+use crate::routing::balance::Candidates;
 use crate::config::Limits;
+use crate::conn::{Conn, StreamGuard};
 use crate::error::Error;
 use crate::headers;
 use crate::regions::RegionEntry;

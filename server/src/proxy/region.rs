@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use actix_web::body::EitherBody;
 use actix_web::http::Method;
 use actix_web::http::header as ax;
 use actix_web::{HttpRequest, HttpResponse};
@@ -15,9 +14,7 @@ use super::state::ProxyState;
 use crate::config::Overflow;
 use crate::regions::{HOP_HEADER, RegionEntry, geo};
 use crate::routing::Route;
-use crate::upstream::h1::UpstreamBody;
-
-type Response = HttpResponse<EitherBody<UpstreamBody>>;
+use super::forward::Response;
 
 /// Answers `/v1/status` and `/v1/regions` (GET or HEAD); `None` for every other request.
 pub fn public_endpoint(req: &HttpRequest, state: &ProxyState) -> Option<Response> {

@@ -1,6 +1,12 @@
 //! State shared between the planes: the route table, pool snapshots and per-backend atomics.
 //! Actors write it; the request path only reads it (and bumps atomics).
+//!
+//! Inside, from the bottom: per-backend counters ([`stats`]) and entries ([`backend`]), the
+//! balancers that order a pool's entries ([`balance`]), the snapshots that hold entries and a
+//! balancer ([`snapshot`]), and the route table over the pools ([`table`]).
 
+pub mod backend;
+pub mod balance;
 pub mod handoff;
 pub mod sessions;
 pub mod snapshot;
@@ -9,6 +15,7 @@ pub mod table;
 
 pub use handoff::{CloseSession, MoveTo};
 pub use sessions::SessionRegistry;
-pub use snapshot::{BackendEntry, BackendState, Health, PoolHandle, PoolSnapshot};
+pub use backend::{BackendEntry, BackendState, Health};
+pub use snapshot::{PoolHandle, PoolSnapshot};
 pub use stats::{BackendStats, InflightGuard, PeakEwma};
 pub use table::{Route, RouteTable};

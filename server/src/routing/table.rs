@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use metrics::Histogram;
 
-use super::snapshot::{BackendEntry, BackendState, PoolHandle};
+use super::backend::{BackendEntry, BackendState};
+use super::snapshot::PoolHandle;
 use super::stats::BackendStats;
 use crate::config::{
     Algorithm, Config, HashKey, HealthConfig, HealthKind, Overflow, PoolConfig, Timeouts,

@@ -19,7 +19,7 @@ use actix_web::http::header::{self as ax, HeaderValue};
 use metrics::Counter;
 use uuid::Uuid;
 
-use crate::balance::Candidates;
+use crate::routing::balance::Candidates;
 use crate::routing::BackendEntry;
 
 pub use shared::SharedStore;

@@ -1,5 +1,6 @@
 //! A backend's answer body on its way to the client, read from the backend connection by the
-//! body itself (no extra task). Keeps the backend counted as in flight until the last byte,
+//! body itself (no extra task). Holds what its request holds (the caller's `G`: the backend's
+//! in-flight count, the connection's stream slot) until the body is sent or dropped,
 //! cuts the stream after the route's idle timeout, and hands the connection back to the pool
 //! when the answer was complete and the backend allows reuse. If the backend fails mid-body
 //! the error reaches actix-web, which closes the client connection instead of ending the body
@@ -16,7 +17,6 @@ use tokio::time::{Instant, Sleep};
 
 use super::codec::{ChunkedDecoder, Decoded, Framing};
 use super::pool::{self, Conn};
-use crate::routing::InflightGuard;
 
 /// Read-buffer room made before each read of a body.
 const BODY_READ_BYTES: usize = 16 * 1024;
@@ -36,7 +36,7 @@ enum State {
     Done,
 }
 
-pub struct UpstreamBody {
+pub struct UpstreamBody<G> {
     conn: Option<Conn>,
     state: State,
     size: BodySize,
@@ -44,18 +44,17 @@ pub struct UpstreamBody {
     idle: Duration,
     /// Armed only when the backend makes us wait, so quick answers never touch the timer.
     timer: Option<Pin<Box<Sleep>>>,
-    _inflight: InflightGuard,
-    /// The request's place among its connection's streams, given back when the body ends.
-    _stream: Option<crate::conn::StreamGuard>,
+    /// What the request holds until its answer is sent (or dropped): the caller's guards,
+    /// given back on drop. Opaque here, so this layer needs nothing of the request path.
+    held: G,
 }
 
 type BodyError = Box<dyn std::error::Error>;
 
-impl UpstreamBody {
-    /// Holds `stream` until the body has been sent (or dropped).
-    pub fn holding(mut self, stream: crate::conn::StreamGuard) -> UpstreamBody {
-        self._stream = Some(stream);
-        self
+impl<G> UpstreamBody<G> {
+    /// What the body holds for its request, to add to it.
+    pub fn held_mut(&mut self) -> &mut G {
+        &mut self.held
     }
 
     /// `size` is what the client is told; `framing` how the backend delimits the body.
@@ -65,8 +64,8 @@ impl UpstreamBody {
         size: BodySize,
         reusable: bool,
         idle: Duration,
-        inflight: InflightGuard,
-    ) -> UpstreamBody {
+        held: G,
+    ) -> UpstreamBody<G> {
         let state = match framing {
             Framing::Empty => State::Length(0),
             Framing::Length(n) => State::Length(n),
@@ -80,8 +79,7 @@ impl UpstreamBody {
             reusable,
             idle,
             timer: None,
-            _inflight: inflight,
-            _stream: None,
+            held,
         };
         if matches!(body.state, State::Length(0)) {
             body.finish();
@@ -139,7 +137,7 @@ impl UpstreamBody {
     }
 }
 
-impl MessageBody for UpstreamBody {
+impl<G: Unpin> MessageBody for UpstreamBody<G> {
     type Error = BodyError;
 
     fn size(&self) -> BodySize {

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::routing::BackendEntry;
+use crate::routing::backend::BackendEntry;
 
 /// Longest precomputed sequence; larger weight sums are scaled down to fit, keeping ratios.
 pub const MAX_SEQUENCE: u64 = 1 << 16;
@@ -79,8 +79,8 @@ fn gcd(a: u64, b: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::balance::Balancer;
-    use crate::balance::testing::{backends, first_counts};
+    use crate::routing::balance::Balancer;
+    use crate::routing::balance::testing::{backends, first_counts};
     use crate::config::Algorithm;
 
     #[test]

@@ -20,7 +20,7 @@ pub mod weighted_round_robin;
 use std::sync::Arc;
 
 use crate::config::Algorithm;
-use crate::routing::BackendEntry;
+use crate::routing::backend::BackendEntry;
 
 pub use consistent_hash::ConsistentHash;
 pub use least_connections::LeastConnections;

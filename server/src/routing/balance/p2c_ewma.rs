@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::clock::now_ns;
-use crate::routing::BackendEntry;
+use crate::routing::backend::BackendEntry;
 
 #[derive(Debug, Default)]
 pub struct P2cEwma;
@@ -37,8 +37,8 @@ fn cost(backend: &BackendEntry, now: u64) -> f64 {
 mod tests {
     use std::time::Duration;
 
-    use crate::balance::Balancer;
-    use crate::balance::testing::{backends, first_counts};
+    use crate::routing::balance::Balancer;
+    use crate::routing::balance::testing::{backends, first_counts};
     use crate::clock::now_ns;
     use crate::config::Algorithm;
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::routing::BackendEntry;
+use crate::routing::backend::BackendEntry;
 
 #[derive(Debug, Default)]
 pub struct LeastConnections {
@@ -37,8 +37,8 @@ impl LeastConnections {
 
 #[cfg(test)]
 mod tests {
-    use crate::balance::Balancer;
-    use crate::balance::testing::{backends, first_counts};
+    use crate::routing::balance::Balancer;
+    use crate::routing::balance::testing::{backends, first_counts};
     use crate::config::Algorithm;
 
     #[test]

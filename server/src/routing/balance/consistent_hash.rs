@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::hash::hash_bytes;
-use crate::routing::BackendEntry;
+use crate::routing::backend::BackendEntry;
 
 /// Ring points per unit of weight: enough that shares stay within a few percent of even.
 pub const POINTS_PER_WEIGHT: usize = 160;
@@ -53,8 +53,8 @@ impl ConsistentHash {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::balance::Balancer;
-    use crate::balance::testing::{backends, named};
+    use crate::routing::balance::Balancer;
+    use crate::routing::balance::testing::{backends, named};
     use crate::config::{Algorithm, HashKey};
 
     fn owners(pool: &[Arc<BackendEntry>], keys: usize) -> Vec<String> {

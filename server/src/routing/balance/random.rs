@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::routing::BackendEntry;
+use crate::routing::backend::BackendEntry;
 
 #[derive(Debug)]
 pub struct Random {
@@ -40,8 +40,8 @@ impl Random {
 
 #[cfg(test)]
 mod tests {
-    use crate::balance::Balancer;
-    use crate::balance::testing::{backends, first_counts};
+    use crate::routing::balance::Balancer;
+    use crate::routing::balance::testing::{backends, first_counts};
     use crate::config::Algorithm;
 
     #[test]

@@ -15,8 +15,8 @@ impl RoundRobin {
 
 #[cfg(test)]
 mod tests {
-    use crate::balance::Balancer;
-    use crate::balance::testing::{backends, first_counts};
+    use crate::routing::balance::Balancer;
+    use crate::routing::balance::testing::{backends, first_counts};
     use crate::config::Algorithm;
 
     #[test]
