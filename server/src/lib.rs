@@ -3,19 +3,20 @@
 //! - [`control`]: the control plane, actix actors that own routing state.
 //! - [`proxy`]: the data plane, the request path; reads snapshots, never awaits a mailbox.
 //! - [`routing`]: what the two share: route table, pool snapshots, per-backend atomics.
-//! - [`balance`]: the six balancers; [`health`]: active checks and outlier ejection.
+//! - [`routing::balance`]: the six balancers; [`health`]: active checks and outlier ejection.
 //! - [`config`]: the TOML file, parsed and validated into typed config.
 //! - [`session`]: sticky sessions (tokens, store).
 //! - [`upstream::tls`]: TLS from the router to backends (a pool's CA file and server name).
-//! - [`server`]: start and stop a router; [`demo`]: the newcomer's first run.
+//! - [`server`]: start and stop a router; `demo` (cargo feature `demo`, on by default): the
+//!   newcomer's first run.
 #![forbid(unsafe_code)]
 
 pub mod admin;
-pub mod balance;
 pub mod clock;
 pub mod config;
 pub mod conn;
 pub mod control;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
 pub mod headers;
