@@ -24,8 +24,33 @@ pub struct Header {
     pub len: usize,
 }
 
+/// Why the bytes a connection opened with are not a PROXY header the router takes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    #[error("not a PROXY protocol header")]
+    NotProxy,
+    #[error("PROXY v1 line longer than 107 bytes")]
+    V1TooLong,
+    #[error("PROXY v1 line is not text")]
+    V1NotText,
+    #[error("PROXY v1: bad source {0:?}")]
+    V1Source(String),
+    #[error("PROXY v1: {addr} is not {proto}")]
+    V1Family { addr: String, proto: String },
+    #[error("PROXY v1: bad port {0:?}")]
+    V1Port(String),
+    #[error("PROXY v1: malformed line {0:?}")]
+    V1Malformed(String),
+    #[error("PROXY v2: unknown version")]
+    V2Version,
+    #[error("PROXY v2: header too long")]
+    V2TooLong,
+    #[error("PROXY v2: unknown command")]
+    V2Command,
+}
+
 /// Parses a header at the start of `buf`: `Ok(None)` when more bytes are needed.
-pub fn parse(buf: &[u8]) -> Result<Option<Header>, String> {
+pub fn parse(buf: &[u8]) -> Result<Option<Header>, HeaderError> {
     if buf.len() >= 12 && &buf[..12] == V2_SIGNATURE {
         return parse_v2(buf);
     }
@@ -36,39 +61,42 @@ pub fn parse(buf: &[u8]) -> Result<Option<Header>, String> {
         return if b"PROXY "[..buf.len()] == *buf || V2_SIGNATURE.starts_with(buf) {
             Ok(None)
         } else {
-            Err("not a PROXY protocol header".to_string())
+            Err(HeaderError::NotProxy)
         };
     }
     if &buf[..6] != b"PROXY " {
-        return Err("not a PROXY protocol header".to_string());
+        return Err(HeaderError::NotProxy);
     }
     let end = buf.windows(2).position(|w| w == b"\r\n");
     if end.is_some_and(|end| end > 105) {
-        return Err("PROXY v1 line longer than 107 bytes".to_string());
+        return Err(HeaderError::V1TooLong);
     }
     let Some(end) = end else {
         return match buf.len() >= 107 {
-            true => Err("PROXY v1 line longer than 107 bytes".to_string()),
+            true => Err(HeaderError::V1TooLong),
             false => Ok(None),
         };
     };
-    let line = std::str::from_utf8(&buf[6..end]).map_err(|_| "PROXY v1 line is not text")?;
+    let line = std::str::from_utf8(&buf[6..end]).map_err(|_| HeaderError::V1NotText)?;
     let parts: Vec<&str> = line.split(' ').collect();
     let source = match parts.as_slice() {
         ["UNKNOWN", ..] => None,
         [proto @ ("TCP4" | "TCP6"), src, _dst, sport, _dport] => {
             let ip: IpAddr = src
                 .parse()
-                .map_err(|_| format!("PROXY v1: bad source {src:?}"))?;
+                .map_err(|_| HeaderError::V1Source(src.to_string()))?;
             if (*proto == "TCP4") != ip.is_ipv4() {
-                return Err(format!("PROXY v1: {src} is not {proto}"));
+                return Err(HeaderError::V1Family {
+                    addr: src.to_string(),
+                    proto: proto.to_string(),
+                });
             }
             let port: u16 = sport
                 .parse()
-                .map_err(|_| format!("PROXY v1: bad port {sport:?}"))?;
+                .map_err(|_| HeaderError::V1Port(sport.to_string()))?;
             Some(SocketAddr::new(ip, port))
         }
-        _ => return Err(format!("PROXY v1: malformed line {line:?}")),
+        _ => return Err(HeaderError::V1Malformed(line.to_string())),
     };
     Ok(Some(Header {
         source,
@@ -76,17 +104,17 @@ pub fn parse(buf: &[u8]) -> Result<Option<Header>, String> {
     }))
 }
 
-fn parse_v2(buf: &[u8]) -> Result<Option<Header>, String> {
+fn parse_v2(buf: &[u8]) -> Result<Option<Header>, HeaderError> {
     if buf.len() < 16 {
         return Ok(None);
     }
     let (version_command, family) = (buf[12], buf[13]);
     if version_command >> 4 != 2 {
-        return Err("PROXY v2: unknown version".to_string());
+        return Err(HeaderError::V2Version);
     }
     let len = 16 + usize::from(u16::from_be_bytes([buf[14], buf[15]]));
     if len > MAX_HEADER {
-        return Err("PROXY v2: header too long".to_string());
+        return Err(HeaderError::V2TooLong);
     }
     if buf.len() < len {
         return Ok(None);
@@ -107,7 +135,7 @@ fn parse_v2(buf: &[u8]) -> Result<Option<Header>, String> {
             ))
         }
         (0x1, _) => None, // UNSPEC or a socket family the router does not route
-        _ => return Err("PROXY v2: unknown command".to_string()),
+        _ => return Err(HeaderError::V2Command),
     };
     Ok(Some(Header { source, len }))
 }

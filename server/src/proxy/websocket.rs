@@ -116,24 +116,24 @@ where
             ctx.backend = Some(format!("region:{}", region.name).into());
             tell_to_move(head, framed, &region.name, cause, &ctx.request_id).await
         }
-        Ok((route, Place::Pool(pool))) => match open(head, &route, &pool, state, &ctx.request_id)
-            .await
-        {
-            Ok(Opened::Session(session)) => {
-                ctx.backend = Some(session.backend_id.clone());
-                relay(framed, *session, &route, state).await
+        Ok((route, Place::Pool(pool))) => {
+            match open(head, &route, &pool, state, &ctx.request_id).await {
+                Ok(Opened::Session(session)) => {
+                    ctx.backend = Some(session.backend_id.clone());
+                    relay(framed, *session, &route, state).await
+                }
+                Ok(Opened::Refused { answer, backend_id }) => {
+                    ctx.backend = Some(backend_id);
+                    let status = answer.status().as_u16();
+                    answer_and_close(framed, answer.into()).await;
+                    status
+                }
+                Err(err) => {
+                    ctx.failed(&err);
+                    refuse(framed, &err, &ctx.request_id).await
+                }
             }
-            Ok(Opened::Refused { answer, backend_id }) => {
-                ctx.backend = Some(backend_id);
-                let status = answer.status().as_u16();
-                answer_and_close(framed, answer.into()).await;
-                status
-            }
-            Err(err) => {
-                ctx.failed(&err);
-                refuse(framed, &err, &ctx.request_id).await
-            }
-        },
+        }
     };
     pipeline::log(&ctx, head, status, state);
 }
@@ -348,7 +348,10 @@ async fn open(
             }
         };
         let request = backend_request(head, &backend.authority, &target, proto, request_id)
-            .map_err(|reason| ProxyError::from(Error::BadRequest { reason }).at(&backend.id))?;
+            .map_err(|err| {
+                let reason = format!("cannot build the backend handshake: {err}");
+                ProxyError::from(Error::BadRequest { reason }).at(&backend.id)
+            })?;
         let handshake =
             tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config()));
         let (ws, answer) = match tokio::time::timeout(route.timeouts.response, handshake).await {
@@ -358,7 +361,11 @@ async fn open(
                     backend: backend.id.to_string(),
                     after: route.timeouts.response,
                 };
-                return Err(ProxyError::upstream(error, Retry::IfIdempotent, &backend.id));
+                return Err(ProxyError::upstream(
+                    error,
+                    Retry::IfIdempotent,
+                    &backend.id,
+                ));
             }
             Ok(Err(tokio_tungstenite::tungstenite::Error::Http(refusal))) => {
                 backend
@@ -375,7 +382,11 @@ async fn open(
                     backend: backend.id.to_string(),
                     source: Box::new(err),
                 };
-                return Err(ProxyError::upstream(error, Retry::IfIdempotent, &backend.id));
+                return Err(ProxyError::upstream(
+                    error,
+                    Retry::IfIdempotent,
+                    &backend.id,
+                ));
             }
             Ok(Ok(done)) => done,
         };
@@ -448,10 +459,8 @@ fn backend_request(
     target: &str,
     proto: &'static str,
     request_id: &HeaderValue,
-) -> Result<http::Request<()>, String> {
-    let mut request = format!("ws://{authority}{target}")
-        .into_client_request()
-        .map_err(|err| format!("cannot build the backend handshake: {err}"))?;
+) -> Result<http::Request<()>, tokio_tungstenite::tungstenite::Error> {
+    let mut request = format!("ws://{authority}{target}").into_client_request()?;
     let headers = request.headers_mut();
     for name in FORWARDED_HANDSHAKE_HEADERS {
         for value in head.headers.get_all(*name) {
