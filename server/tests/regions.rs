@@ -125,10 +125,18 @@ async fn the_directory_orders_regions_by_distance_and_puts_a_silent_region_last(
     );
     let mut world = World::start([&a, &b, &c], "off", "");
     // The remote regions count as healthy once the first probe of each has answered.
-    wait_for("us-east has probed both remote regions", Duration::from_secs(10), async || {
-        let answer = world.directory(0, PARIS, &[]).await;
-        answer["regions"].as_array().unwrap().iter().all(|r| r["healthy"] == true)
-    })
+    wait_for(
+        "us-east has probed both remote regions",
+        Duration::from_secs(10),
+        async || {
+            let answer = world.directory(0, PARIS, &[]).await;
+            answer["regions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["healthy"] == true)
+        },
+    )
     .await;
     // A client in Paris, asking the us-east node: eu-west, then us-east, then ap-southeast.
     let answer = world.directory(0, PARIS, &[]).await;

@@ -27,12 +27,12 @@ use actix_web::http::header::{self as ax, HeaderValue};
 
 use super::error::ProxyError;
 use super::state::ProxyState;
-use crate::routing::balance::Candidates;
 use crate::config::Limits;
 use crate::conn::{Conn, StreamGuard};
 use crate::error::Error;
 use crate::headers;
 use crate::regions::RegionEntry;
+use crate::routing::balance::Candidates;
 use crate::routing::{PoolHandle, PoolSnapshot, Route};
 use crate::session::Sticky;
 use crate::telemetry::ACCESS_TARGET;

@@ -10,11 +10,11 @@ use actix_web::http::header as ax;
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
+use super::forward::Response;
 use super::state::ProxyState;
 use crate::config::Overflow;
 use crate::regions::{HOP_HEADER, RegionEntry, geo};
 use crate::routing::Route;
-use super::forward::Response;
 
 /// Answers `/v1/status` and `/v1/regions` (GET or HEAD); `None` for every other request.
 pub fn public_endpoint(req: &HttpRequest, state: &ProxyState) -> Option<Response> {

@@ -13,9 +13,9 @@ pub mod snapshot;
 pub mod stats;
 pub mod table;
 
+pub use backend::{BackendEntry, BackendState, Health};
 pub use handoff::{CloseSession, MoveTo};
 pub use sessions::SessionRegistry;
-pub use backend::{BackendEntry, BackendState, Health};
 pub use snapshot::{PoolHandle, PoolSnapshot};
 pub use stats::{BackendStats, InflightGuard, PeakEwma};
 pub use table::{Route, RouteTable};

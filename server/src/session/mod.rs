@@ -19,8 +19,8 @@ use actix_web::http::header::{self as ax, HeaderValue};
 use metrics::Counter;
 use uuid::Uuid;
 
-use crate::routing::balance::Candidates;
 use crate::routing::BackendEntry;
+use crate::routing::balance::Candidates;
 
 pub use shared::SharedStore;
 pub use store::{MemoryStore, SessionStore};

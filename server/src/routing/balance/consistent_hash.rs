@@ -53,9 +53,9 @@ impl ConsistentHash {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Algorithm, HashKey};
     use crate::routing::balance::Balancer;
     use crate::routing::balance::testing::{backends, named};
-    use crate::config::{Algorithm, HashKey};
 
     fn owners(pool: &[Arc<BackendEntry>], keys: usize) -> Vec<String> {
         let b = Balancer::build(&Algorithm::ConsistentHash(HashKey::ClientIp), pool);

@@ -37,9 +37,9 @@ impl LeastConnections {
 
 #[cfg(test)]
 mod tests {
+    use crate::config::Algorithm;
     use crate::routing::balance::Balancer;
     use crate::routing::balance::testing::{backends, first_counts};
-    use crate::config::Algorithm;
 
     #[test]
     fn the_least_loaded_backend_is_chosen() {

@@ -37,10 +37,10 @@ fn cost(backend: &BackendEntry, now: u64) -> f64 {
 mod tests {
     use std::time::Duration;
 
-    use crate::routing::balance::Balancer;
-    use crate::routing::balance::testing::{backends, first_counts};
     use crate::clock::now_ns;
     use crate::config::Algorithm;
+    use crate::routing::balance::Balancer;
+    use crate::routing::balance::testing::{backends, first_counts};
 
     /// Backends whose estimates were all last updated at the same moment, so that only the
     /// samples differ.

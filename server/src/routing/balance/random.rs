@@ -40,9 +40,9 @@ impl Random {
 
 #[cfg(test)]
 mod tests {
+    use crate::config::Algorithm;
     use crate::routing::balance::Balancer;
     use crate::routing::balance::testing::{backends, first_counts};
-    use crate::config::Algorithm;
 
     #[test]
     fn uniform_within_tolerance() {

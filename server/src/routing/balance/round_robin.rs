@@ -15,9 +15,9 @@ impl RoundRobin {
 
 #[cfg(test)]
 mod tests {
+    use crate::config::Algorithm;
     use crate::routing::balance::Balancer;
     use crate::routing::balance::testing::{backends, first_counts};
-    use crate::config::Algorithm;
 
     #[test]
     fn every_backend_gets_the_same_share() {

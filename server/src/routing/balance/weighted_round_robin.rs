@@ -79,9 +79,9 @@ fn gcd(a: u64, b: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Algorithm;
     use crate::routing::balance::Balancer;
     use crate::routing::balance::testing::{backends, first_counts};
-    use crate::config::Algorithm;
 
     #[test]
     fn shares_follow_weights() {
