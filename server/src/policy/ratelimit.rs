@@ -2,7 +2,8 @@
 //! algorithm, a token bucket kept as one timestamp per key), so a key costs 16 bytes and a
 //! check is one short lock on one of 16 shards. A request over the limit gets 429 with
 //! `Retry-After` saying when it would pass. With `shared = true` the same limits are then
-//! checked across every router node in Redis ([`shared`]).
+//! checked across every router node in Redis ([`shared`]). Time is [`crate::clock`]'s, so tests
+//! move it instead of sleeping.
 
 pub mod shared;
 
@@ -11,7 +12,7 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::clock::now_ns;
+use crate::clock::Epoch;
 
 const SHARDS: usize = 16;
 /// A shard past this many keys drops the idle ones (their bucket is full again anyway).
@@ -24,6 +25,8 @@ pub struct Limiter<K> {
     interval: u64,
     /// How far ahead of now a key's theoretical arrival time may run: the burst.
     tolerance: u64,
+    /// Theoretical arrival times count nanoseconds from here.
+    epoch: Epoch,
     shards: Vec<Mutex<HashMap<K, u64>>>,
     hasher: std::collections::hash_map::RandomState,
 }
@@ -34,6 +37,7 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         Limiter {
             interval,
             tolerance: interval.saturating_mul(u64::from(burst.max(1)).saturating_sub(1)),
+            epoch: Epoch::now(),
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: Default::default(),
         }
@@ -41,7 +45,7 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
 
     /// `Ok` when a request of `key` may pass now; `Err(wait)` until it would.
     pub fn check(&self, key: &K) -> Result<(), Duration> {
-        let now = now_ns();
+        let now = self.epoch.elapsed_ns();
         let shard = &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS];
         let mut map = shard.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= SWEEP_AT {
@@ -53,29 +57,6 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         }
         map.insert(key.clone(), tat + self.interval);
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_burst_passes_then_the_steady_rate_and_other_keys_are_apart() {
-        let limiter: Limiter<&str> = Limiter::new(10, 5);
-        for i in 0..5 {
-            assert!(limiter.check(&"a").is_ok(), "burst request {i}");
-        }
-        let wait = limiter
-            .check(&"a")
-            .expect_err("the sixth is over the burst");
-        assert!(wait <= Duration::from_millis(100), "{wait:?}");
-        assert!(
-            limiter.check(&"b").is_ok(),
-            "another key has its own bucket"
-        );
-        std::thread::sleep(Duration::from_millis(110));
-        assert!(limiter.check(&"a").is_ok(), "one more after 1/rate");
     }
 }
 
@@ -150,5 +131,70 @@ impl RouteRates {
                 .map_err(|(by, wait)| limited(by, "shared", wait))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_passes_then_the_steady_rate_and_other_keys_are_apart() {
+        let limiter: Limiter<&str> = Limiter::new(10, 5);
+        for i in 0..5 {
+            assert!(limiter.check(&"a").is_ok(), "burst request {i}");
+        }
+        let wait = limiter
+            .check(&"a")
+            .expect_err("the sixth is over the burst");
+        assert!(wait <= Duration::from_millis(100), "{wait:?}");
+        assert_eq!(wait, Duration::from_millis(100), "time stood still: 1/rate");
+        assert!(
+            limiter.check(&"b").is_ok(),
+            "another key has its own bucket"
+        );
+        tokio::time::advance(Duration::from_millis(99)).await;
+        assert_eq!(
+            limiter.check(&"a"),
+            Err(Duration::from_millis(1)),
+            "not before 1/rate"
+        );
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(limiter.check(&"a").is_ok(), "one more after 1/rate");
+        assert_eq!(
+            limiter.check(&"a"),
+            Err(Duration::from_millis(100)),
+            "and only one"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_key_gets_its_whole_burst_back_and_no_more() {
+        let limiter: Limiter<&str> = Limiter::new(10, 5);
+        while limiter.check(&"a").is_ok() {}
+        // A whole burst's worth of quiet (5 × 1/rate), and then some: still one burst.
+        tokio::time::advance(Duration::from_secs(60)).await;
+        let passed = (0..10).filter(|_| limiter.check(&"a").is_ok()).count();
+        assert_eq!(passed, 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shared_limit_without_redis_falls_back_to_the_local_one_on_the_same_clock() {
+        let rates = RouteRates::new(&crate::config::RateLimitConfig {
+            per_ip: Some((10, 5)),
+            per_key: None,
+            shared: true,
+        });
+        let headers = actix_web::http::header::HeaderMap::new();
+        let peer = Some(std::net::IpAddr::from([192, 0, 2, 7]));
+        let check = || rates.check("api", &headers, peer, None);
+        for i in 0..5 {
+            assert!(check().await.is_ok(), "burst request {i} (fail-open)");
+        }
+        let limited = check().await.expect_err("the local limit still refuses");
+        assert_eq!(limited.kind(), "rate_limited");
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert!(check().await.is_ok(), "one more after 1/rate");
+        assert!(check().await.is_err());
     }
 }
