@@ -121,7 +121,7 @@ impl BackendActor {
             BackendState::Unknown => BackendState::Down,
             BackendState::Up if self.failures >= self.health.fall => BackendState::Down,
             BackendState::Down if self.passes >= self.health.rise => {
-                let now = std::time::Instant::now();
+                let now = crate::clock::Instant::now();
                 let comeback = self.flaps.comeback(&self.health.flap, now);
                 let left = self.flaps.penalty_left(now).as_secs_f64();
                 metrics::gauge!("switchyard_backend_flap_hold_seconds", "pool" => pool.clone(), "backend" => backend.clone()).set(left);

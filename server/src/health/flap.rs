@@ -1,11 +1,12 @@
 //! Flap damping: a backend that keeps coming back and failing again is held down on its next
 //! comeback, for a penalty that doubles with every flap inside the window and is forgotten
 //! once the window passes without flaps (route-flap damping, as BGP and Envoy's outlier
-//! detection do it).
+//! detection do it). Times are [`crate::clock`]'s, so tests move them instead of sleeping.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::clock::Instant;
 use crate::config::FlapConfig;
 
 #[derive(Debug, Default)]
@@ -147,5 +148,30 @@ mod tests {
                 Comeback::Allowed
             );
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flapping_backend_is_held_for_its_penalty_then_released() {
+        let c = FlapConfig {
+            threshold: 2,
+            penalty: Duration::from_millis(1500),
+            ..config()
+        };
+        let mut d = FlapDamper::default();
+        for _ in 0..2 {
+            assert_eq!(d.comeback(&c, Instant::now()), Comeback::Allowed);
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        let held_at = Instant::now();
+        assert_eq!(
+            d.comeback(&c, held_at),
+            Comeback::Held(held_at + Duration::from_millis(1500))
+        );
+        tokio::time::advance(Duration::from_millis(1499)).await;
+        assert!(matches!(d.comeback(&c, Instant::now()), Comeback::Held(_)));
+        assert_eq!(d.penalty_left(Instant::now()), Duration::from_millis(1));
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(d.comeback(&c, Instant::now()), Comeback::Allowed);
+        assert_eq!(d.penalty_left(Instant::now()), Duration::ZERO);
     }
 }
