@@ -9,13 +9,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 
 use super::backend::{BackendActor, BackendChanged, Retire};
 use super::guard::guarded;
 use super::{GetRestarts, InjectPanic};
+use crate::clock::Instant;
 use crate::config::{BackendConfig, PoolConfig};
 use crate::health::outlier;
 use crate::routing::handoff::{self, DEFAULT_RECONNECT_SPREAD};

@@ -1,4 +1,6 @@
 //! Passive outlier ejection: how long an ejection lasts and whether a pool may eject one more.
+//! The pool actor that applies these keeps its times on [`crate::clock::Instant`], so a test
+//! advances a paused clock through whole ejections (`tests/paused_time.rs`).
 
 use std::time::Duration;
 

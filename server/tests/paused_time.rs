@@ -1,0 +1,116 @@
+//! Outlier ejection on a paused clock: a pool actor ejects a backend whose requests keep failing
+//! for `base_ejection × n` (± its 10% jitter), lets it back once that is over, and forgets its
+//! past ejections after it stayed in for a whole `max_ejection` — shown by advancing tokio's
+//! paused clock (`switchyard::clock`), never by waiting for real.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Actor;
+use switchyard::clock::Instant;
+use switchyard::config::Config;
+use switchyard::control::PoolActor;
+use switchyard::control::pool::OUTLIER_POLL;
+use switchyard::routing::{BackendState, BackendStats, PoolHandle, RouteTable};
+
+const POOL: &str = r#"
+    [[pools]]
+    id = "api"
+    algorithm = "round_robin"
+    health = { kind = "none" }
+    outlier = { consecutive_failures = 5, base_ejection = "10s", max_ejection = "60s" }
+    backends = [
+        { id = "api-1", address = "127.0.0.1:1001" },
+        { id = "api-2", address = "127.0.0.1:1002" },
+    ]
+"#;
+
+/// How often the test looks at the snapshot: well below the pool's own poll.
+const LOOK_EVERY: Duration = Duration::from_millis(10);
+
+/// Runs `test` in an actix system whose tokio clock starts paused: time moves only when every
+/// task waits (to the next timer) or when the test advances it.
+fn on_paused_clock<F: Future<Output = ()>>(test: impl FnOnce() -> F) {
+    actix_rt::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .expect("a current-thread runtime")
+    })
+    .block_on(test());
+}
+
+/// The pool's handle with its actor running, and the first backend's counters.
+fn pool() -> (Arc<PoolHandle>, Arc<BackendStats>) {
+    let config = Config::from_toml_str(POOL).expect("the test pool is valid");
+    let handle = RouteTable::build(&config).pools[0].clone();
+    PoolActor::new(config.pools[0].clone(), handle.clone()).start();
+    let stats = handle.load_full().backends[0].stats.clone();
+    (handle, stats)
+}
+
+fn ejected(handle: &PoolHandle) -> bool {
+    handle.load_full().backends[0].state == BackendState::Ejected
+}
+
+/// Fails the backend's requests until it is ejected; returns how long it then stayed out.
+async fn fail_until_ejected_and_back(handle: &PoolHandle, stats: &BackendStats) -> Duration {
+    for _ in 0..5 {
+        stats.record_outcome(false);
+    }
+    let asked = Instant::now();
+    while !ejected(handle) {
+        assert!(asked.elapsed() <= OUTLIER_POLL * 2, "not ejected in time");
+        tokio::time::sleep(LOOK_EVERY).await;
+    }
+    let out = Instant::now();
+    while ejected(handle) {
+        assert!(out.elapsed() <= Duration::from_secs(120), "never came back");
+        tokio::time::sleep(LOOK_EVERY).await;
+    }
+    out.elapsed()
+}
+
+/// `expected` ± 10% jitter, widened by the pool's poll and the test's look.
+fn assert_out_for(out: Duration, expected: Duration, what: &str) {
+    let slack = OUTLIER_POLL + LOOK_EVERY;
+    let (least, most) = (expected.mul_f64(0.9) - slack, expected.mul_f64(1.1) + slack);
+    assert!(
+        (least..=most).contains(&out),
+        "{what}: out for {out:?}, expected {least:?}..={most:?}"
+    );
+}
+
+#[test]
+fn an_ejected_backend_returns_after_base_ejection_times_n() {
+    on_paused_clock(|| async {
+        let (handle, stats) = pool();
+        let first = fail_until_ejected_and_back(&handle, &stats).await;
+        assert_out_for(first, Duration::from_secs(10), "first ejection");
+        assert_eq!(
+            handle.load_full().backends[0].state,
+            BackendState::Up,
+            "back in rotation"
+        );
+        let second = fail_until_ejected_and_back(&handle, &stats).await;
+        assert_out_for(second, Duration::from_secs(20), "second ejection");
+    });
+}
+
+#[test]
+fn a_backend_that_stays_in_for_max_ejection_starts_again_from_base_ejection() {
+    on_paused_clock(|| async {
+        let (handle, stats) = pool();
+        let first = fail_until_ejected_and_back(&handle, &stats).await;
+        assert_out_for(first, Duration::from_secs(10), "first ejection");
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        let again = fail_until_ejected_and_back(&handle, &stats).await;
+        assert_out_for(
+            again,
+            Duration::from_secs(10),
+            "an ejection after a forgiven past",
+        );
+    });
+}
