@@ -5,8 +5,9 @@
 //! pool's `queue_timeout` for a slot, then gets 503 `overloaded` with `Retry-After`, before any
 //! backend sees it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::clock::Instant;
 use crate::error::Error;
 use crate::routing::Route;
 
