@@ -1,7 +1,8 @@
 //! Outlier ejection on a paused clock: a pool actor ejects a backend whose requests keep failing
-//! for `base_ejection × n` (± its 10% jitter), lets it back once that is over, and forgets its
-//! past ejections after it stayed in for a whole `max_ejection` — shown by advancing tokio's
-//! paused clock (`switchyard::clock`), never by waiting for real.
+//! for `base_ejection × n` (± its 10% jitter), lets it back once that is over, forgets its past
+//! ejections after it stayed in for a whole `max_ejection`, and never ejects more than
+//! `max_ejection_percent` of the pool meanwhile — shown by advancing tokio's paused clock
+//! (`switchyard::clock`), never by waiting for real.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -53,6 +54,14 @@ fn pool() -> (Arc<PoolHandle>, Arc<BackendStats>) {
 
 fn ejected(handle: &PoolHandle) -> bool {
     handle.load_full().backends[0].state == BackendState::Ejected
+}
+
+fn ejected_count(handle: &PoolHandle) -> usize {
+    let snapshot = handle.load_full();
+    let backends = snapshot.backends.iter();
+    backends
+        .filter(|b| b.state == BackendState::Ejected)
+        .count()
 }
 
 /// Fails the backend's requests until it is ejected; returns how long it then stayed out.
@@ -112,5 +121,28 @@ fn a_backend_that_stays_in_for_max_ejection_starts_again_from_base_ejection() {
             Duration::from_secs(10),
             "an ejection after a forgiven past",
         );
+    });
+}
+
+#[test]
+fn no_more_than_max_ejection_percent_is_out_while_every_backend_fails() {
+    on_paused_clock(|| async {
+        let (handle, _) = pool();
+        for b in &handle.load_full().backends {
+            for _ in 0..5 {
+                b.stats.record_outcome(false);
+            }
+        }
+        let started = Instant::now();
+        while ejected_count(&handle) == 0 {
+            assert!(started.elapsed() <= OUTLIER_POLL * 2, "not ejected in time");
+            tokio::time::sleep(LOOK_EVERY).await;
+        }
+        // 50% of 2 is 1: the other, still failing, stays in for the first one's whole ejection.
+        let out = Instant::now();
+        while out.elapsed() < Duration::from_secs(8) {
+            assert_eq!(ejected_count(&handle), 1, "after {:?}", out.elapsed());
+            tokio::time::sleep(LOOK_EVERY).await;
+        }
     });
 }
