@@ -88,6 +88,21 @@ impl World {
         World { addrs, routers }
     }
 
+    /// Waits (bounded) until node `k` has heard from every other region once: before its
+    /// first probe answers, a remote region counts as unhealthy and is ordered last.
+    async fn probed(&self, k: usize) {
+        wait_for(
+            &format!("node {k} has probed the other regions"),
+            Duration::from_secs(10),
+            async || {
+                let answer = self.directory(k, "", &[]).await;
+                let regions = answer["regions"].as_array().unwrap();
+                regions.iter().all(|r| r["healthy"] == true)
+            },
+        )
+        .await;
+    }
+
     fn client(&self, k: usize) -> Client {
         Client::new(self.addrs[k])
     }
@@ -124,20 +139,7 @@ async fn the_directory_orders_regions_by_distance_and_puts_a_silent_region_last(
         backends(&["ap-1"]).await,
     );
     let mut world = World::start([&a, &b, &c], "off", "");
-    // The remote regions count as healthy once the first probe of each has answered.
-    wait_for(
-        "us-east has probed both remote regions",
-        Duration::from_secs(10),
-        async || {
-            let answer = world.directory(0, PARIS, &[]).await;
-            answer["regions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|r| r["healthy"] == true)
-        },
-    )
-    .await;
+    world.probed(0).await;
     // A client in Paris, asking the us-east node: eu-west, then us-east, then ap-southeast.
     let answer = world.directory(0, PARIS, &[]).await;
     assert_eq!(
@@ -180,10 +182,12 @@ async fn a_geo_header_is_believed_only_from_a_trusted_proxy() {
     );
     let singapore = [("x-client-geo", "1.35,103.82")];
     let untrusting = World::start([&a, &b, &c], "off", "");
+    untrusting.probed(1).await;
     let answer = untrusting.directory(1, "", &singapore).await;
     assert_eq!(answer["client"]["source"], "default", "{answer}");
     assert_eq!(names(&answer)[0], "eu-west");
     let trusting = World::start([&a, &b, &c], "off", "trusted_proxies = [\"127.0.0.1/32\"]");
+    trusting.probed(1).await;
     let answer = trusting.directory(1, "", &singapore).await;
     assert_eq!(answer["client"]["source"], "header", "{answer}");
     assert_eq!(names(&answer)[0], "ap-southeast");
@@ -282,6 +286,7 @@ async fn evacuating_a_region_moves_its_sessions_and_orders_it_last() {
         backends(&["ap-1"]).await,
     );
     let world = World::start([&a, &b, &c], "off", "");
+    world.probed(1).await;
     // eu-west evacuates itself: its live sessions get 4003 naming the next region (us-east
     // is nearer Dublin than Singapore), it goes last in the directory, new sessions move.
     let eu = world.routers[1].as_ref().unwrap();
