@@ -101,7 +101,7 @@ impl RouteRates {
         route: &str,
         headers: &actix_web::http::header::HeaderMap,
         peer: Option<std::net::IpAddr>,
-        store: Option<&crate::session::SharedStore>,
+        store: Option<&dyn shared::RedisLink>,
     ) -> Result<(), crate::error::Error> {
         let limited = |by: &'static str, scope: &'static str, retry_after: Duration| {
             metrics::counter!("switchyard_rate_limited_total", "route" => route.to_string(), "by" => by, "scope" => scope)

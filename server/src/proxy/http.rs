@@ -19,6 +19,7 @@ use super::forward::{self, Response, Target, request_framing};
 use super::pipeline::{self, Ctx, Place, Protocol};
 use super::state::ProxyState;
 use crate::error::Error;
+use crate::policy::shed;
 use crate::headers;
 use crate::upstream::h1::RequestFraming;
 
@@ -72,7 +73,9 @@ async fn serve(
         Place::Region(region) => {
             forward::to_region(head, payload, &route, region, state, &ctx.request_id).await
         }
-        Place::Pool(pool) => match crate::policy::shed::admit(&route).await {
+        Place::Pool(pool) => match shed::admit(&pool.shed, route.shed_share, &route.id, &pool.id)
+            .await
+        {
             Ok(admission) => {
                 let target = Target::Pool(&pool);
                 let answered =

@@ -31,6 +31,7 @@ use crate::config::Limits;
 use crate::conn::{Conn, StreamGuard};
 use crate::error::Error;
 use crate::headers;
+use crate::policy::ratelimit::shared::RedisLink;
 use crate::regions::RegionEntry;
 use crate::routing::balance::Candidates;
 use crate::routing::{PoolHandle, PoolSnapshot, Route};
@@ -147,7 +148,7 @@ pub async fn limits(
             &route.id,
             &head.headers,
             state.client_ip(peer(head), &head.headers),
-            state.sessions.store.shared().map(|s| &**s),
+            state.sessions.store.shared().map(|s| &**s as &dyn RedisLink),
         )
         .await
         .map_err(ProxyError::from)

@@ -13,6 +13,7 @@ use super::backend::{BackendEntry, BackendState};
 use super::balance::Balancer;
 use super::sessions::SessionRegistry;
 use crate::config::Algorithm;
+use crate::policy::shed::Shedder;
 
 /// A pool's membership at one moment, with the balancer built over its eligible backends.
 #[derive(Debug)]
@@ -101,11 +102,8 @@ pub struct PoolHandle {
     settings: std::sync::Mutex<(Algorithm, u32)>,
     /// The pool's live sessions by backend (what a drain closes).
     pub sessions: SessionRegistry,
-    /// Load shedding: most requests in flight (0: off), and the longest wait for room.
-    max_inflight: std::sync::atomic::AtomicU32,
-    queue_timeout_ms: std::sync::atomic::AtomicU64,
-    /// Requests admitted under `max_inflight` and not yet answered (their head).
-    admitted: std::sync::atomic::AtomicU32,
+    /// Load shedding: the limit and the requests admitted under it.
+    pub shed: Arc<Shedder>,
     current: ArcSwap<PoolSnapshot>,
 }
 
@@ -121,9 +119,7 @@ impl PoolHandle {
             id,
             settings: std::sync::Mutex::new((algorithm, panic_threshold)),
             sessions: SessionRegistry::default(),
-            max_inflight: std::sync::atomic::AtomicU32::new(0),
-            queue_timeout_ms: std::sync::atomic::AtomicU64::new(100),
-            admitted: std::sync::atomic::AtomicU32::new(0),
+            shed: Arc::default(),
             current: ArcSwap::from_pointee(first),
         }
     }
@@ -141,42 +137,7 @@ impl PoolHandle {
 
     /// Load shedding settings (from the config; a reload changes them).
     pub fn set_shedding(&self, max_inflight: Option<u32>, queue_timeout: std::time::Duration) {
-        use std::sync::atomic::Ordering;
-        self.max_inflight
-            .store(max_inflight.unwrap_or(0), Ordering::Relaxed);
-        self.queue_timeout_ms
-            .store(queue_timeout.as_millis() as u64, Ordering::Relaxed);
-    }
-
-    /// `(max in flight, longest wait)`; `None` when the pool sheds nothing.
-    pub fn shedding(&self) -> Option<(u32, std::time::Duration)> {
-        use std::sync::atomic::Ordering;
-        match self.max_inflight.load(Ordering::Relaxed) {
-            0 => None,
-            max => Some((
-                max,
-                std::time::Duration::from_millis(self.queue_timeout_ms.load(Ordering::Relaxed)),
-            )),
-        }
-    }
-
-    /// Takes one of `limit` admission slots; `false` when all are taken. Claimed atomically,
-    /// so requests arriving together cannot all see room.
-    pub fn try_admit(&self, limit: u32) -> bool {
-        use std::sync::atomic::Ordering;
-        self.admitted
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
-                (n < limit).then_some(n + 1)
-            })
-            .is_ok()
-    }
-
-    /// Gives an admission slot back.
-    pub fn release_admission(&self) {
-        use std::sync::atomic::Ordering;
-        let _ = self
-            .admitted
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1));
+        self.shed.set(max_inflight, queue_timeout);
     }
 
     /// The pool's balancer and panic threshold now.

@@ -102,6 +102,25 @@ impl Stored {
     }
 }
 
+/// Shared rate limits count in this store's Redis, through its connection and its up/down state.
+impl crate::policy::ratelimit::shared::RedisLink for SharedStore {
+    fn key_prefix(&self) -> &str {
+        SharedStore::key_prefix(self)
+    }
+
+    fn connection(&self) -> Option<ConnectionManager> {
+        SharedStore::connection(self)
+    }
+
+    fn timeout(&self) -> Duration {
+        SharedStore::timeout(self)
+    }
+
+    fn unreachable(&self, why: &str) {
+        SharedStore::unreachable(self, why)
+    }
+}
+
 impl SharedStore {
     /// Validates the URL; connects later, in the background (Redis may be down at start).
     /// A store sharing through Redis, with `local` as this node's cache.

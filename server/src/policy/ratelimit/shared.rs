@@ -22,7 +22,6 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::clock::now_ns;
-use crate::session::SharedStore;
 
 /// Fallbacks are logged at most this often (they are all counted).
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -101,6 +100,16 @@ fn key_key(prefix: &str, route: &str, value: &[u8]) -> String {
     key
 }
 
+/// The Redis connection a shared limit counts through (the session store's): its key prefix,
+/// a connection while it is up, its call timeout, and where a failed call is reported. A trait,
+/// so the policy needs nothing of the session store above it.
+pub trait RedisLink {
+    fn key_prefix(&self) -> &str;
+    fn connection(&self) -> Option<redis::aio::ConnectionManager>;
+    fn timeout(&self) -> Duration;
+    fn unreachable(&self, why: &str);
+}
+
 impl SharedRates {
     /// Checks and charges the request's buckets in Redis: `Err((by, wait))` when one is over
     /// its limit; `Ok` when all pass, and when Redis cannot say (counted, see the module).
@@ -109,7 +118,7 @@ impl SharedRates {
         route: &str,
         peer: Option<IpAddr>,
         key: Option<&[u8]>,
-        store: Option<&SharedStore>,
+        store: Option<&dyn RedisLink>,
     ) -> Result<(), (&'static str, Duration)> {
         let mut buckets: Vec<(&'static str, Gcra)> = Vec::with_capacity(2);
         let Some(store) = store else {
