@@ -19,8 +19,8 @@ use super::forward::{self, Response, Target, request_framing};
 use super::pipeline::{self, Ctx, Place, Protocol};
 use super::state::ProxyState;
 use crate::error::Error;
-use crate::policy::shed;
 use crate::headers;
+use crate::policy::shed;
 use crate::upstream::h1::RequestFraming;
 
 /// The default service of the public listener: every request comes here.

@@ -148,7 +148,11 @@ pub async fn limits(
             &route.id,
             &head.headers,
             state.client_ip(peer(head), &head.headers),
-            state.sessions.store.shared().map(|s| &**s as &dyn RedisLink),
+            state
+                .sessions
+                .store
+                .shared()
+                .map(|s| &**s as &dyn RedisLink),
         )
         .await
         .map_err(ProxyError::from)
