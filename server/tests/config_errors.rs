@@ -337,3 +337,30 @@ fn backend_ids_with_line_breaks_nul_or_slashes_are_refused() {
         );
     }
 }
+
+#[test]
+fn syntax_and_semantic_problems_are_all_reported_in_one_run() {
+    let out = check(
+        "[node]\nworkers = \"two\"\nshutdown_delay = \"soon\"\n\
+         [[pools]]\nid = \"stream\"\nalgoritm = \"random\"\n\
+         backends = [{ id = \"s1\", address = \"127.0.0.1:1\", weight = 0 }]\n\
+         [[routes]]\nid = \"r\"\npool = \"strem\"\n",
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for (key, reason) in [
+        ("node.workers", "invalid type: string \"two\""),
+        ("node.shutdown_delay", "\"soon\" is not a duration"),
+        (
+            "pools[0].algoritm",
+            "unknown field `algoritm` (did you mean `algorithm`?)",
+        ),
+        ("pools[0].backends[0].weight", "must be at least 1"),
+        ("routes[0].pool", "no pool named \"strem\""),
+    ] {
+        assert!(
+            stderr.contains(&format!("{key}: {reason}")),
+            "`{key}: {reason}` missing from:\n{stderr}"
+        );
+    }
+}

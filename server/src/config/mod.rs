@@ -3,7 +3,9 @@
 //! Code past [`Config::from_toml_str`] never re-checks anything: a `Config` that exists is one
 //! whose references resolve, whose ids are unique and whose addresses parsed.
 
+mod parse;
 pub mod raw;
+mod suggest;
 mod validate;
 
 use std::fmt;
@@ -11,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-pub use raw::MAX_DURATION;
+pub use raw::{LogFormat, MAX_DURATION, Overflow};
 pub use validate::{
     MAX_WEIGHT, MIN_ADMIN_TOKEN_BYTES, backend_id_problem, parse_address, validate,
 };
@@ -90,12 +92,6 @@ pub struct LogConfig {
     pub level: String,
     /// Where access lines go instead of stdout.
     pub access_path: Option<std::path::PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Clone)]
@@ -390,35 +386,21 @@ impl Cidr {
     }
 }
 
-/// What a route does when its local pool has no capacity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Overflow {
-    Off,
-    /// Proxy to the nearest healthy remote region's router (one hop at most).
-    Forward,
-    /// Tell the client to move: 307 for requests, close `4003` for sessions.
-    Redirect,
-}
-
 impl Config {
-    /// Parses and validates TOML text.
+    /// Parses and validates TOML text, reporting every problem of the file at once.
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
-        let parse_error = |key: String, err: &toml::de::Error| ConfigError {
-            issues: vec![ConfigIssue {
-                key,
-                message: match err.span() {
-                    Some(span) => format!("{} (line {})", err.message(), line_of(text, span.start)),
-                    None => err.message().to_string(),
-                },
-            }],
+        let (raw, mut issues) = parse::parse(text);
+        let Some(raw) = raw else {
+            return Err(ConfigError { issues });
         };
-        let de = toml::Deserializer::parse(text).map_err(|err| parse_error(String::new(), &err))?;
-        let raw: raw::RawConfig = serde_path_to_error::deserialize(de).map_err(|err| {
-            let path = err.path().to_string();
-            let key = if path == "." { String::new() } else { path };
-            parse_error(key, err.inner())
-        })?;
-        validate(raw)
+        match validate(raw) {
+            Ok(config) if issues.is_empty() => Ok(config),
+            Ok(_) => Err(ConfigError { issues }),
+            Err(err) => {
+                issues.extend(err.issues);
+                Err(ConfigError { issues })
+            }
+        }
     }
 
     /// Reads, parses and validates a file.
@@ -437,12 +419,6 @@ impl Config {
     pub fn backend_count(&self) -> usize {
         self.pools.iter().map(|p| p.backends.len()).sum()
     }
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset)
-        .map(|before| before.matches('\n').count() + 1)
-        .unwrap_or(0)
 }
 
 /// Everything wrong with a config file, each with the key it concerns.

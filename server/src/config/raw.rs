@@ -1,6 +1,9 @@
 //! The TOML file as written: serde structs that mirror it key for key. Unknown keys are
 //! rejected here; everything else (references, ranges, addresses) is checked in
 //! [`super::validate`], which turns these into the typed [`super::Config`].
+//!
+//! Every table whose keys are all optional has `#[serde(default)]` and one `Default` impl
+//! beside it; the field docs say each value and why.
 
 use std::time::Duration;
 
@@ -8,76 +11,56 @@ use serde::{Deserialize, Deserializer};
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RawConfig {
-    #[serde(default)]
     pub node: RawNode,
-    #[serde(default)]
     pub log: RawLog,
-    #[serde(default)]
     pub listeners: Vec<RawListener>,
-    #[serde(default)]
     pub routes: Vec<RawRoute>,
-    #[serde(default)]
     pub pools: Vec<RawPool>,
-    #[serde(default)]
     pub regions: Vec<RawRegion>,
     /// The region directory and client location (`GET /v1/regions`).
-    #[serde(default)]
     pub directory: RawDirectory,
     /// Request size limits on every listener.
-    #[serde(default)]
     pub limits: RawLimits,
-    #[serde(default)]
     pub sessions: RawSessions,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RawSessions {
     /// `"memory"` (default; one node) or `"redis"` (shared by every node using it).
-    #[serde(default = "default_store")]
-    pub store: String,
+    pub store: SessionStore,
     /// Environment variable holding the token-signing key. Default `SWITCHYARD_COOKIE_KEY`;
     /// when it is unset a random key is used and tokens last only as long as the process.
-    #[serde(default = "default_cookie_key_env")]
     pub cookie_key_env: String,
     /// A file holding the key instead (its content, whitespace trimmed). Wins over the
     /// environment variable when both are set.
     pub cookie_key_file: Option<String>,
     /// A session idle this long is forgotten. Default 1 h.
-    #[serde(default = "default_session_ttl")]
     pub ttl: DurationStr,
     /// Key rotation: environment variable with the previous key, whose tokens are still
     /// accepted (and re-issued with the current key) for `previous_key_window`.
     pub previous_key_env: Option<String>,
     /// Default 24 h.
-    #[serde(default = "default_previous_key_window")]
     pub previous_key_window: DurationStr,
     /// With `store = "redis"`: `redis://` or `rediss://` URL (user and password in it for
     /// AUTH). Default `redis://127.0.0.1:6379`.
-    #[serde(default = "default_redis_url")]
     pub redis_url: String,
     /// Prefix of every session key. Default `switchyard:session:`.
-    #[serde(default = "default_key_prefix")]
     pub key_prefix: String,
     /// Longest wait for one Redis call before the store counts as down. Default 100 ms.
-    #[serde(default = "default_store_timeout")]
     pub store_timeout: DurationStr,
     /// Redis Sentinel: `host:port` of each sentinel. When set, the master's address comes
     /// from the sentinels (asked again whenever the store is down, so a failover is
     /// followed); `redis_url` then only gives the master's user, password, database and TLS.
-    #[serde(default)]
     pub sentinels: Vec<String>,
     /// The master name the sentinels monitor. Default `mymaster`.
-    #[serde(default = "default_sentinel_master")]
     pub sentinel_master: String,
     /// When a session is moved, how long the router waits for the backend's close (relaying
     /// what the backend still sends) before it closes the client. Default 2 s.
-    #[serde(default = "default_handoff_linger")]
     pub handoff_linger: DurationStr,
     /// Most session records one node keeps; past it the oldest are dropped. Default 1,000,000.
-    #[serde(default = "default_max_records")]
     pub max_records: usize,
     /// With the Redis store: how long Redis keeps the record of a session whose client has
     /// not come back with its token yet (nor held a WebSocket session). Its first return
@@ -87,168 +70,94 @@ pub struct RawSessions {
     pub unconfirmed_ttl: Option<DurationStr>,
 }
 
+impl Default for RawSessions {
+    fn default() -> Self {
+        RawSessions {
+            store: SessionStore::Memory,
+            cookie_key_env: "SWITCHYARD_COOKIE_KEY".to_string(),
+            cookie_key_file: None,
+            ttl: DurationStr::secs(3600),
+            previous_key_env: None,
+            previous_key_window: DurationStr::secs(24 * 3600),
+            redis_url: "redis://127.0.0.1:6379".to_string(),
+            key_prefix: "switchyard:session:".to_string(),
+            store_timeout: DurationStr::millis(100),
+            sentinels: Vec::new(),
+            sentinel_master: "mymaster".to_string(),
+            handoff_linger: DurationStr::secs(2),
+            max_records: DEFAULT_MAX_RECORDS,
+            unconfirmed_ttl: None,
+        }
+    }
+}
+
 /// Default `[sessions] unconfirmed_ttl` (or the session `ttl` when that is shorter).
 pub const DEFAULT_UNCONFIRMED_TTL: Duration = Duration::from_secs(60);
 
 /// Default `[sessions] max_records`.
 pub const DEFAULT_MAX_RECORDS: usize = 1_000_000;
 
-fn default_max_records() -> usize {
-    DEFAULT_MAX_RECORDS
-}
-
-fn default_handoff_linger() -> DurationStr {
-    DurationStr(Duration::from_secs(2))
-}
-
-fn default_sentinel_master() -> String {
-    "mymaster".to_string()
-}
-
-fn default_redis_url() -> String {
-    "redis://127.0.0.1:6379".to_string()
-}
-fn default_key_prefix() -> String {
-    "switchyard:session:".to_string()
-}
-fn default_store_timeout() -> DurationStr {
-    DurationStr(Duration::from_millis(100))
-}
-
-fn default_previous_key_window() -> DurationStr {
-    DurationStr(Duration::from_secs(24 * 3600))
-}
-
-impl Default for RawSessions {
-    fn default() -> Self {
-        RawSessions {
-            store: default_store(),
-            cookie_key_env: default_cookie_key_env(),
-            cookie_key_file: None,
-            ttl: default_session_ttl(),
-            previous_key_env: None,
-            previous_key_window: default_previous_key_window(),
-            redis_url: default_redis_url(),
-            key_prefix: default_key_prefix(),
-            store_timeout: default_store_timeout(),
-            sentinels: Vec::new(),
-            sentinel_master: default_sentinel_master(),
-            handoff_linger: default_handoff_linger(),
-            max_records: default_max_records(),
-            unconfirmed_ttl: None,
-        }
-    }
-}
-
-fn default_store() -> String {
-    "memory".to_string()
-}
-fn default_cookie_key_env() -> String {
-    "SWITCHYARD_COOKIE_KEY".to_string()
-}
-fn default_session_ttl() -> DurationStr {
-    DurationStr(Duration::from_secs(3600))
-}
-
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RawNode {
     /// Region this node belongs to. Default `"local"`.
-    #[serde(default = "default_region")]
     pub region: String,
     /// Public listener. Default `0.0.0.0:8080`, like most HTTP proxies' first example.
-    #[serde(default = "default_listen")]
     pub listen: String,
     /// Admin listener (`/metrics`, `/healthz`, `/readyz`). Default `127.0.0.1:9901`: loopback
     /// only, because it exposes internals.
-    #[serde(default = "default_admin_listen")]
     pub admin_listen: String,
     /// Request-path worker threads. Default: the number of cores.
     pub workers: Option<usize>,
     /// How long a graceful stop waits for in-flight requests and sessions. Default 30 s.
-    #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: DurationStr,
     /// On SIGTERM/SIGINT, how long `/readyz` fails before the listeners stop accepting, so
     /// load balancers in front notice first. Default 5 s.
-    #[serde(default = "default_shutdown_delay")]
     pub shutdown_delay: DurationStr,
     /// On a graceful stop, the live sessions are moved one at a time over this window (at
     /// most half of `shutdown_timeout`), so their reconnects do not arrive at the other nodes
     /// at once. Default 5 s.
-    #[serde(default = "default_shutdown_spread")]
     pub shutdown_spread: DurationStr,
     /// Most client HTTP connections open at once on this node's public listeners; past it
     /// the listeners stop accepting (connections wait in the backlog) until some close.
     /// Upgraded WebSocket sessions are counted by `max_sessions`, not here. Default 10000.
-    #[serde(default = "default_max_connections")]
     pub max_connections: usize,
     /// Proxies (CIDRs) whose `X-Forwarded-For` is believed: from them, the client is the
     /// rightmost address in it that is not itself a trusted proxy. Default none.
-    #[serde(default)]
     pub trusted_proxies: Vec<String>,
     /// A file holding the admin API's bearer token. Without it the token comes from the
     /// environment variable `admin_token_env`; with neither, the admin API is read-only.
     pub admin_token_file: Option<String>,
     /// Default `SWITCHYARD_ADMIN_TOKEN`.
-    #[serde(default = "default_admin_token_env")]
     pub admin_token_env: String,
-}
-
-fn default_max_connections() -> usize {
-    10_000
-}
-fn default_shutdown_spread() -> DurationStr {
-    DurationStr(Duration::from_secs(5))
-}
-fn default_shutdown_delay() -> DurationStr {
-    DurationStr(Duration::from_secs(5))
-}
-fn default_admin_token_env() -> String {
-    "SWITCHYARD_ADMIN_TOKEN".to_string()
 }
 
 impl Default for RawNode {
     fn default() -> Self {
         RawNode {
-            region: default_region(),
-            listen: default_listen(),
-            admin_listen: default_admin_listen(),
+            region: "local".to_string(),
+            listen: "0.0.0.0:8080".to_string(),
+            admin_listen: "127.0.0.1:9901".to_string(),
             workers: None,
-            shutdown_timeout: default_shutdown_timeout(),
-            shutdown_delay: default_shutdown_delay(),
-            shutdown_spread: default_shutdown_spread(),
+            shutdown_timeout: DurationStr::secs(30),
+            shutdown_delay: DurationStr::secs(5),
+            shutdown_spread: DurationStr::secs(5),
+            max_connections: 10_000,
             trusted_proxies: Vec::new(),
-            max_connections: default_max_connections(),
             admin_token_file: None,
-            admin_token_env: default_admin_token_env(),
+            admin_token_env: "SWITCHYARD_ADMIN_TOKEN".to_string(),
         }
     }
 }
 
-fn default_region() -> String {
-    "local".to_string()
-}
-fn default_listen() -> String {
-    "0.0.0.0:8080".to_string()
-}
-fn default_admin_listen() -> String {
-    "127.0.0.1:9901".to_string()
-}
-fn default_shutdown_timeout() -> DurationStr {
-    DurationStr(Duration::from_secs(30))
-}
-
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RawLog {
     /// One access-log line per request. Default on: an operator expects to see traffic.
-    #[serde(default = "yes")]
     pub access: bool,
     /// `"text"` (default) or `"json"`.
-    #[serde(default = "default_log_format")]
-    pub format: String,
+    pub format: LogFormat,
     /// Log filter in `RUST_LOG` syntax; `RUST_LOG` itself wins when set. Default `"info"`.
-    #[serde(default = "default_log_level")]
     pub level: String,
     /// A file for the access lines (appended to, buffered; reopened on SIGHUP for log
     /// rotation) instead of stdout. Default: none, access lines go to stdout with the rest.
@@ -259,21 +168,11 @@ impl Default for RawLog {
     fn default() -> Self {
         RawLog {
             access: true,
-            format: default_log_format(),
-            level: default_log_level(),
+            format: LogFormat::Text,
+            level: "info".to_string(),
             access_path: None,
         }
     }
-}
-
-fn yes() -> bool {
-    true
-}
-fn default_log_format() -> String {
-    "text".to_string()
-}
-fn default_log_level() -> String {
-    "info".to_string()
 }
 
 /// An extra plain-HTTP listener beside `node.listen`.
@@ -359,8 +258,8 @@ pub struct RawRoute {
     /// `overflow_load`): `"off"` (default: 503), `"forward"` (proxy to the nearest healthy
     /// region's router, one hop at most) or `"redirect"` (307 to it; WebSocket sessions get
     /// close `4003`).
-    #[serde(default = "default_overflow")]
-    pub overflow: String,
+    #[serde(default)]
+    pub overflow: Overflow,
     /// Local region load (0–1+) above which the route overflows too. Default: only when no
     /// backend takes work.
     pub overflow_load: Option<f64>,
@@ -373,12 +272,8 @@ pub struct RawRoute {
     pub rate_limit: Option<RawRateLimit>,
     /// Who is shed first when its pool is over `max_inflight`: `"low"`, `"normal"`
     /// (default) or `"high"`.
-    #[serde(default = "default_priority")]
-    pub priority: String,
-}
-
-fn default_priority() -> String {
-    "normal".to_string()
+    #[serde(default)]
+    pub priority: Priority,
 }
 
 /// `rate_limit = { per_ip = 1000, burst = 2000, key_header = "x-api-key", per_key = 100 }`.
@@ -402,14 +297,16 @@ pub struct RawRateLimit {
     pub shared: bool,
 }
 
+// Routes, pools and backends have required keys (`id`, `pool`, `address`), so they cannot take
+// a container-level `Default`: their optional keys' defaults are these functions instead.
+
+/// Default `max_body_bytes`: 32 MiB, enough for any API call, small enough to refuse a
+/// mistaken upload before reading it.
 fn default_max_body_bytes() -> u64 {
     32 * 1024 * 1024
 }
 
-fn default_overflow() -> String {
-    "off".to_string()
-}
-
+/// Default `retry_buffer_bytes`: 64 KiB, what most API requests fit in.
 fn default_retry_buffer_bytes() -> u64 {
     64 * 1024
 }
@@ -417,72 +314,52 @@ fn default_retry_buffer_bytes() -> u64 {
 /// Finagle's and Linkerd's retry budget: retries may add `percent` of the route's requests,
 /// plus `min_per_s` retries a second whatever the traffic.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RawRetryBudget {
     /// Default 20.
-    #[serde(default = "default_budget_percent")]
     pub percent: u32,
     /// Default 10.
-    #[serde(default = "default_budget_min")]
     pub min_per_s: u32,
 }
 
 impl Default for RawRetryBudget {
     fn default() -> Self {
         RawRetryBudget {
-            percent: default_budget_percent(),
-            min_per_s: default_budget_min(),
+            percent: 20,
+            min_per_s: 10,
         }
     }
 }
 
-fn default_budget_percent() -> u32 {
-    20
-}
-fn default_budget_min() -> u32 {
-    10
-}
-
+/// Default `path_prefix`: `/`, everything.
 fn default_prefix() -> String {
     "/".to_string()
 }
+/// Default `retries`: one more attempt on another backend.
 fn default_retries() -> u32 {
     1
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RawTimeouts {
     /// TCP connect to a backend. Default 1 s.
-    #[serde(default = "default_connect")]
     pub connect: DurationStr,
     /// Until the backend's response head arrives. Default 15 s (HAProxy's `timeout server`
     /// examples use tens of seconds; API routes should set less).
-    #[serde(default = "default_response")]
     pub response: DurationStr,
     /// Longest silence while a response body streams. Default 60 s.
-    #[serde(default = "default_idle")]
     pub idle: DurationStr,
 }
 
 impl Default for RawTimeouts {
     fn default() -> Self {
         RawTimeouts {
-            connect: default_connect(),
-            response: default_response(),
-            idle: default_idle(),
+            connect: DurationStr::secs(1),
+            response: DurationStr::secs(15),
+            idle: DurationStr::secs(60),
         }
     }
-}
-
-fn default_connect() -> DurationStr {
-    DurationStr(Duration::from_secs(1))
-}
-fn default_response() -> DurationStr {
-    DurationStr(Duration::from_secs(15))
-}
-fn default_idle() -> DurationStr {
-    DurationStr(Duration::from_secs(60))
 }
 
 #[derive(Debug, Deserialize)]
@@ -490,8 +367,8 @@ fn default_idle() -> DurationStr {
 pub struct RawPool {
     pub id: String,
     /// Balancer. Default `round_robin`.
-    #[serde(default = "default_algorithm")]
-    pub algorithm: String,
+    #[serde(default)]
+    pub algorithm: AlgorithmName,
     /// Key for `consistent_hash`: `"client_ip"` (default) or `"header:NAME"`.
     pub hash_key: Option<String>,
     /// How often host-name addresses are resolved again. Default 30 s.
@@ -511,7 +388,7 @@ pub struct RawPool {
     pub panic_threshold: u32,
     /// A backend that comes back (from down or ejected) gets its weight ramped from 10% to
     /// full over this window. Default "0s": off, as in HAProxy and Envoy.
-    #[serde(default = "default_slow_start")]
+    #[serde(default)]
     pub slow_start: DurationStr,
     /// Load shedding: most requests in flight to the pool at once (all its backends). Over it
     /// a request waits up to `queue_timeout` for room, then gets 503 + Retry-After. Routes
@@ -537,172 +414,105 @@ pub struct RawPoolTls {
     pub server_name: Option<String>,
 }
 
+/// Default `queue_timeout`: 100 ms, short enough that a shed request still has time to retry
+/// elsewhere.
 fn default_queue_timeout() -> DurationStr {
-    DurationStr(Duration::from_millis(100))
+    DurationStr::millis(100)
 }
 
-fn default_slow_start() -> DurationStr {
-    DurationStr(Duration::ZERO)
-}
-
+/// Default `panic_threshold`: 50 %, Envoy's.
 fn default_panic_threshold() -> u32 {
     50
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RawHealth {
     /// `"tcp"` (default: a connect must succeed), `"http"` (a GET of `path` must answer with an
     /// expected status) or `"none"` (every backend counts as healthy).
-    #[serde(default = "default_health_kind")]
-    pub kind: String,
+    pub kind: HealthCheck,
     /// Path of HTTP checks. Default `/health`.
-    #[serde(default = "default_health_path")]
     pub path: String,
     /// Statuses that pass an HTTP check. Default: any 2xx or 3xx (as HAProxy).
     pub expect: Option<Vec<u16>>,
     /// Between checks of one backend, shortened by up to 20% at random. Default 1 s: with
     /// `fall = 3` a dead backend is marked down within 3 s, as the design brief asks.
-    #[serde(default = "default_health_interval")]
     pub interval: DurationStr,
     /// One check's limit. Default 500 ms.
-    #[serde(default = "default_health_timeout")]
     pub timeout: DurationStr,
     /// Consecutive passes that make an unhealthy backend healthy. Default 2.
-    #[serde(default = "default_rise")]
     pub rise: u32,
     /// Consecutive failures that make a healthy backend unhealthy. Default 3.
-    #[serde(default = "default_fall")]
     pub fall: u32,
     /// State before the first check: `"unknown"` (default: takes traffic only after its first
     /// pass) or `"healthy"`.
-    #[serde(default = "default_initial")]
-    pub initial: String,
+    pub initial: InitialHealth,
     /// An HTTP check slower than this fails even with a good status (e.g. "200ms"). Default:
     /// none, only `timeout` applies.
     pub max_response_time: Option<DurationStr>,
     /// Read a load report from HTTP check answers and lower the backend's weight as it nears
     /// capacity (see docs/CONFIG.md for the JSON shape). Default false.
-    #[serde(default)]
     pub load_report: bool,
     /// Flap damping: a backend that came back this many times within `flap_window` is held
     /// down on its next comeback. Default 3; 0 disables.
-    #[serde(default = "default_flap_threshold")]
     pub flap_threshold: u32,
     /// Default 60 s: comebacks older than this are forgotten.
-    #[serde(default = "default_flap_window")]
     pub flap_window: DurationStr,
     /// First hold; each further flap in the window doubles it. Default 10 s.
-    #[serde(default = "default_flap_penalty")]
     pub flap_penalty: DurationStr,
     /// Longest hold. Default 5 min.
-    #[serde(default = "default_flap_max_penalty")]
     pub flap_max_penalty: DurationStr,
-}
-
-fn default_flap_threshold() -> u32 {
-    3
-}
-fn default_flap_window() -> DurationStr {
-    DurationStr(Duration::from_secs(60))
-}
-fn default_flap_penalty() -> DurationStr {
-    DurationStr(Duration::from_secs(10))
-}
-fn default_flap_max_penalty() -> DurationStr {
-    DurationStr(Duration::from_secs(300))
 }
 
 impl Default for RawHealth {
     fn default() -> Self {
         RawHealth {
-            kind: default_health_kind(),
-            path: default_health_path(),
+            kind: HealthCheck::Tcp,
+            path: "/health".to_string(),
             expect: None,
-            interval: default_health_interval(),
-            timeout: default_health_timeout(),
-            rise: default_rise(),
-            fall: default_fall(),
-            initial: default_initial(),
-            load_report: false,
+            interval: DurationStr::secs(1),
+            timeout: DurationStr::millis(500),
+            rise: 2,
+            fall: 3,
+            initial: InitialHealth::Unknown,
             max_response_time: None,
-            flap_threshold: default_flap_threshold(),
-            flap_window: default_flap_window(),
-            flap_penalty: default_flap_penalty(),
-            flap_max_penalty: default_flap_max_penalty(),
+            load_report: false,
+            flap_threshold: 3,
+            flap_window: DurationStr::secs(60),
+            flap_penalty: DurationStr::secs(10),
+            flap_max_penalty: DurationStr::secs(300),
         }
     }
 }
 
-fn default_health_kind() -> String {
-    "tcp".to_string()
-}
-fn default_health_path() -> String {
-    "/health".to_string()
-}
-fn default_health_interval() -> DurationStr {
-    DurationStr(Duration::from_secs(1))
-}
-fn default_health_timeout() -> DurationStr {
-    DurationStr(Duration::from_millis(500))
-}
-fn default_rise() -> u32 {
-    2
-}
-fn default_fall() -> u32 {
-    3
-}
-fn default_initial() -> String {
-    "unknown".to_string()
-}
-
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RawOutlier {
     /// Consecutive failed requests (connect failures, 5xx, timeouts) that eject a backend.
     /// Default 5 (Envoy's); 0 disables passive ejection.
-    #[serde(default = "default_consecutive_failures")]
     pub consecutive_failures: u32,
     /// First ejection's length; the n-th lasts n times as long. Default 10 s.
-    #[serde(default = "default_base_ejection")]
     pub base_ejection: DurationStr,
     /// Longest ejection. Default 2 min.
-    #[serde(default = "default_max_ejection")]
     pub max_ejection: DurationStr,
     /// Most of a pool that may be ejected at once (at least one backend always may). Default 50.
-    #[serde(default = "default_max_ejection_percent")]
     pub max_ejection_percent: u32,
 }
 
 impl Default for RawOutlier {
     fn default() -> Self {
         RawOutlier {
-            consecutive_failures: default_consecutive_failures(),
-            base_ejection: default_base_ejection(),
-            max_ejection: default_max_ejection(),
-            max_ejection_percent: default_max_ejection_percent(),
+            consecutive_failures: 5,
+            base_ejection: DurationStr::secs(10),
+            max_ejection: DurationStr::secs(120),
+            max_ejection_percent: 50,
         }
     }
 }
 
-fn default_consecutive_failures() -> u32 {
-    5
-}
-fn default_base_ejection() -> DurationStr {
-    DurationStr(Duration::from_secs(10))
-}
-fn default_max_ejection() -> DurationStr {
-    DurationStr(Duration::from_secs(120))
-}
-fn default_max_ejection_percent() -> u32 {
-    50
-}
-
-fn default_algorithm() -> String {
-    "round_robin".to_string()
-}
+/// Default `resolve_interval`: 30 s, a common DNS TTL.
 fn default_resolve_interval() -> DurationStr {
-    DurationStr(Duration::from_secs(30))
+    DurationStr::secs(30)
 }
 
 #[derive(Debug, Deserialize)]
@@ -719,6 +529,7 @@ pub struct RawBackend {
     pub max_sessions: Option<u32>,
 }
 
+/// Default `weight`: 1, every backend alike.
 fn default_weight() -> u32 {
     1
 }
@@ -742,121 +553,93 @@ pub struct RawRegion {
 
 /// `[limits]`: request head limits (Envoy's edge defaults where it has them).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RawLimits {
     /// Longest request target (path and query). Default 8192 (414 beyond).
-    #[serde(default = "default_max_uri_bytes")]
     pub max_uri_bytes: u64,
     /// Largest request head: every header's name and value. Default 61440, Envoy's 60 KiB
     /// (431 beyond). The HTTP parser also refuses more than 96 headers with 431.
-    #[serde(default = "default_max_header_bytes")]
     pub max_header_bytes: u64,
     /// Most connections open at once from one client address (the PROXY header's source on
     /// listeners that take one); a connection over it gets `429` to its first request and is
     /// closed. Trusted proxies (`node.trusted_proxies`) are not limited. Default 1000; 0: off.
-    #[serde(default = "default_max_connections_per_ip")]
     pub max_connections_per_ip: u32,
     /// Requests a second per client address on every route that does not set its own
     /// `rate_limit.per_ip` (the design brief's 1,000 at the balancer). Default 1000; 0: off.
-    #[serde(default = "default_rate_per_ip")]
     pub rate_per_ip: u32,
     /// Requests at once over `rate_per_ip`. Default 2 × `rate_per_ip`.
     pub burst_per_ip: Option<u32>,
     /// Requests in progress at once on one client connection (HTTP/2 streams; HTTP/1.1 has
     /// one at a time anyway), counted until the answer's body is sent: beyond it `429
     /// stream_limit`. Default 100, HAProxy's `tune.h2.max-concurrent-streams`; 0: off.
-    #[serde(default = "default_max_streams_per_connection")]
     pub max_streams_per_connection: u32,
     /// Time a client has to send a whole request head once its connection is open (or, on
     /// a kept-alive connection, once it starts the next one): slow-header (slowloris)
     /// clients get 408 and are closed. Default 10 s, Envoy's edge advice.
-    #[serde(default = "default_header_timeout")]
     pub header_timeout: DurationStr,
     /// A client connection idle this long between requests is closed. Default 75 s (nginx's
     /// `keepalive_timeout`). WebSocket sessions have their own liveness (pings).
-    #[serde(default = "default_idle_timeout")]
     pub idle_timeout: DurationStr,
     /// A client that takes no bytes of an answer for this long — its receive window and the
     /// socket's buffer full — is cut (HAProxy's `timeout client` on a blocked send), freeing
     /// its connection, the backend connection and its place in flight. Applies to HTTP
     /// answers and WebSocket sessions alike; a client that reads slowly but steadily is never
     /// cut. Default 30 s.
-    #[serde(default = "default_write_timeout")]
     pub write_timeout: DurationStr,
-}
-
-fn default_header_timeout() -> DurationStr {
-    DurationStr(Duration::from_secs(10))
-}
-fn default_idle_timeout() -> DurationStr {
-    DurationStr(Duration::from_secs(75))
-}
-fn default_write_timeout() -> DurationStr {
-    DurationStr(Duration::from_secs(30))
-}
-
-fn default_max_connections_per_ip() -> u32 {
-    1000
-}
-fn default_rate_per_ip() -> u32 {
-    1000
-}
-fn default_max_streams_per_connection() -> u32 {
-    100
-}
-
-fn default_max_uri_bytes() -> u64 {
-    8192
-}
-fn default_max_header_bytes() -> u64 {
-    60 * 1024
 }
 
 impl Default for RawLimits {
     fn default() -> Self {
         RawLimits {
-            max_uri_bytes: default_max_uri_bytes(),
-            max_header_bytes: default_max_header_bytes(),
-            max_connections_per_ip: default_max_connections_per_ip(),
-            rate_per_ip: default_rate_per_ip(),
+            max_uri_bytes: 8192,
+            max_header_bytes: 60 * 1024,
+            max_connections_per_ip: 1000,
+            rate_per_ip: 1000,
             burst_per_ip: None,
-            max_streams_per_connection: default_max_streams_per_connection(),
-            header_timeout: default_header_timeout(),
-            idle_timeout: default_idle_timeout(),
-            write_timeout: default_write_timeout(),
+            max_streams_per_connection: 100,
+            header_timeout: DurationStr::secs(10),
+            idle_timeout: DurationStr::secs(75),
+            write_timeout: DurationStr::secs(30),
         }
     }
 }
 
 /// `[directory]`: how regions are probed and ordered, and how clients are located.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RawDirectory {
     /// TTL suggested to clients for the directory answer. Default 30 s.
-    #[serde(default = "default_directory_ttl")]
     pub ttl: DurationStr,
     /// How often each remote region's routers are probed (`GET /v1/status`). Default 1 s.
-    #[serde(default = "default_health_interval")]
     pub probe_interval: DurationStr,
     /// Default 500 ms.
-    #[serde(default = "default_health_timeout")]
     pub probe_timeout: DurationStr,
     /// Passed probes before an unhealthy region is healthy again. Default 2.
-    #[serde(default = "default_rise")]
     pub rise: u32,
     /// Failed probes before a region is unhealthy. Default 3.
-    #[serde(default = "default_fall")]
     pub fall: u32,
     /// Header an edge in front sets to the client's `lat,lon`; only honoured from
     /// `trusted_proxies`. Default `x-client-geo`.
-    #[serde(default = "default_geo_header")]
     pub geo_header: String,
     /// CIDRs whose `geo_header` is believed. Default none.
-    #[serde(default)]
     pub trusted_proxies: Vec<String>,
     /// Client address ranges and where they are.
-    #[serde(default)]
     pub locations: Vec<RawCidrLocation>,
+}
+
+impl Default for RawDirectory {
+    fn default() -> Self {
+        RawDirectory {
+            ttl: DurationStr::secs(30),
+            probe_interval: DurationStr::secs(1),
+            probe_timeout: DurationStr::millis(500),
+            rise: 2,
+            fall: 3,
+            geo_header: "x-client-geo".to_string(),
+            trusted_proxies: Vec::new(),
+            locations: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -867,28 +650,6 @@ pub struct RawCidrLocation {
     pub lon: f64,
 }
 
-fn default_directory_ttl() -> DurationStr {
-    DurationStr(Duration::from_secs(30))
-}
-fn default_geo_header() -> String {
-    "x-client-geo".to_string()
-}
-
-impl Default for RawDirectory {
-    fn default() -> Self {
-        RawDirectory {
-            ttl: default_directory_ttl(),
-            probe_interval: default_health_interval(),
-            probe_timeout: default_health_timeout(),
-            rise: default_rise(),
-            fall: default_fall(),
-            geo_header: default_geo_header(),
-            trusted_proxies: Vec::new(),
-            locations: Vec::new(),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLocation {
@@ -897,8 +658,21 @@ pub struct RawLocation {
 }
 
 /// A duration written as a human string: `"250ms"`, `"10s"`, `"1h"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Hand-written rather than `humantime_serde`: its error ("expected a duration") shows neither
+/// what was written nor how to write it, and every key also needs the [`MAX_DURATION`] cap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DurationStr(pub Duration);
+
+impl DurationStr {
+    pub const fn secs(secs: u64) -> DurationStr {
+        DurationStr(Duration::from_secs(secs))
+    }
+
+    pub const fn millis(millis: u64) -> DurationStr {
+        DurationStr(Duration::from_millis(millis))
+    }
+}
 
 /// The longest duration any key takes: past it a time would overflow somewhere, and no
 /// router setting needs more.
@@ -918,5 +692,136 @@ impl<'de> Deserialize<'de> for DurationStr {
             )));
         }
         Ok(DurationStr(duration))
+    }
+}
+
+/// An enum of the settings that take one of a few words. Its `Deserialize` names the setting
+/// and lists the words (`unknown overflow "teleport"; expected one of off, forward,
+/// redirect`), where serde's derived one would say only `unknown variant`.
+macro_rules! closed_set {
+    ($(#[$meta:meta])* $name:ident, $what:literal {
+        $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+
+    }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            /// Every accepted word, in the order the docs list them.
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
+            /// The word as written in the file.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(de)?;
+                match text.as_str() {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(serde::de::Error::custom(format!(
+                        "unknown {} {other:?}; expected one of {}",
+                        $what,
+                        $name::NAMES.join(", ")
+                    ))),
+                }
+            }
+        }
+    };
+}
+
+closed_set! {
+    /// `[sessions] store`: where session records live.
+    SessionStore, "store" {
+        /// In this process (default; one node).
+        #[default]
+        Memory = "memory",
+        /// In Redis, shared by every node using it.
+        Redis = "redis",
+    }
+}
+
+closed_set! {
+    /// `[log] format`.
+    LogFormat, "format" {
+        #[default]
+        Text = "text",
+        Json = "json",
+    }
+}
+
+closed_set! {
+    /// What a route does when its local pool has no capacity (`overflow`).
+    Overflow, "overflow" {
+        /// Answer 503 (default).
+        #[default]
+        Off = "off",
+        /// Proxy to the nearest healthy remote region's router (one hop at most).
+        Forward = "forward",
+        /// Tell the client to move: 307 for requests, close `4003` for sessions.
+        Redirect = "redirect",
+    }
+}
+
+closed_set! {
+    /// A route's `priority`: who is shed first when its pool is over `max_inflight`.
+    Priority, "priority" {
+        Low = "low",
+        #[default]
+        Normal = "normal",
+        High = "high",
+    }
+}
+
+impl Priority {
+    /// Share of the pool's `max_inflight` a route of this priority may fill, in percent.
+    pub fn shed_share(self) -> u32 {
+        match self {
+            Priority::Low => 75,
+            Priority::Normal => 90,
+            Priority::High => 100,
+        }
+    }
+}
+
+closed_set! {
+    /// A pool's `algorithm` as written (`consistent_hash` takes its key from `hash_key`).
+    AlgorithmName, "algorithm" {
+        #[default]
+        RoundRobin = "round_robin",
+        WeightedRoundRobin = "weighted_round_robin",
+        LeastConnections = "least_connections",
+        Random = "random",
+        P2cEwma = "p2c_ewma",
+        ConsistentHash = "consistent_hash",
+    }
+}
+
+closed_set! {
+    /// A pool's `health.kind`.
+    HealthCheck, "kind" {
+        /// A connect must succeed (default).
+        #[default]
+        Tcp = "tcp",
+        /// A GET of `path` must answer with an expected status.
+        Http = "http",
+        /// Every backend counts as healthy.
+        None = "none",
+    }
+}
+
+closed_set! {
+    /// A pool's `health.initial`: a backend's state before its first check.
+    InitialHealth, "initial" {
+        /// Takes traffic only after its first pass (default).
+        #[default]
+        Unknown = "unknown",
+        Healthy = "healthy",
     }
 }

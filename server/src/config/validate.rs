@@ -5,11 +5,15 @@ use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use super::raw::{RawBackend, RawConfig, RawPool, RawRoute};
+use super::raw::{
+    AlgorithmName, HealthCheck, InitialHealth, RawBackend, RawConfig, RawPool, RawRoute,
+    SessionStore,
+};
+use super::suggest::closest;
 use super::{
     Algorithm, BackendAddress, BackendConfig, Config, ConfigError, ConfigIssue, HashKey,
-    HealthConfig, HealthKind, ListenerConfig, LogConfig, LogFormat, NodeConfig, OutlierConfig,
-    PoolConfig, RegionConfig, RetryBudgetConfig, RouteConfig, Timeouts,
+    HealthConfig, HealthKind, ListenerConfig, LogConfig, NodeConfig, OutlierConfig, PoolConfig,
+    RegionConfig, RetryBudgetConfig, RouteConfig, Timeouts,
 };
 
 /// Shortest admin token accepted: a guessable token would make the admin API an open door.
@@ -91,17 +95,6 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             "must not be empty (leave it out for stdout)",
         );
     }
-    let format = match raw.log.format.as_str() {
-        "text" => LogFormat::Text,
-        "json" => LogFormat::Json,
-        other => {
-            issues.push(
-                "log.format",
-                format!("unknown format {other:?}; expected \"text\" or \"json\""),
-            );
-            LogFormat::Text
-        }
-    };
 
     let mut listeners = Vec::new();
     for (i, l) in raw.listeners.iter().enumerate() {
@@ -209,7 +202,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             r,
             &pool_index,
             &raw.limits,
-            raw.sessions.store == "redis",
+            raw.sessions.store == SessionStore::Redis,
         ) {
             if !matches.insert((route.host.clone(), route.path_prefix.clone())) {
                 issues.push(
@@ -368,9 +361,9 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             }
         },
     };
-    let redis = match raw.sessions.store.as_str() {
-        "memory" => None,
-        "redis" => {
+    let redis = match raw.sessions.store {
+        SessionStore::Memory => None,
+        SessionStore::Redis => {
             if let Err(err) = redis::Client::open(raw.sessions.redis_url.as_str()) {
                 issues.push(
                     "sessions.redis_url",
@@ -405,13 +398,6 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                     |d| d.0,
                 ),
             })
-        }
-        other => {
-            issues.push(
-                "sessions.store",
-                format!("unknown store {other:?}; expected \"memory\" or \"redis\""),
-            );
-            None
         }
     };
     if redis.is_none() && !raw.sessions.sentinels.is_empty() {
@@ -468,7 +454,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             },
             log: LogConfig {
                 access: raw.log.access,
-                format,
+                format: raw.log.format,
                 level: raw.log.level,
                 access_path: raw.log.access_path.map(std::path::PathBuf::from),
             },
@@ -517,27 +503,17 @@ fn socket_addr(issues: &mut Issues, key: &str, text: &str) -> Option<SocketAddr>
 
 fn pool(issues: &mut Issues, i: usize, p: &RawPool) -> Option<PoolConfig> {
     let before = issues.0.len();
-    let algorithm = match p.algorithm.as_str() {
-        "round_robin" => Some(Algorithm::RoundRobin),
-        "weighted_round_robin" => Some(Algorithm::WeightedRoundRobin),
-        "least_connections" => Some(Algorithm::LeastConnections),
-        "random" => Some(Algorithm::Random),
-        "p2c_ewma" => Some(Algorithm::P2cEwma),
-        "consistent_hash" => {
+    let algorithm = match p.algorithm {
+        AlgorithmName::RoundRobin => Some(Algorithm::RoundRobin),
+        AlgorithmName::WeightedRoundRobin => Some(Algorithm::WeightedRoundRobin),
+        AlgorithmName::LeastConnections => Some(Algorithm::LeastConnections),
+        AlgorithmName::Random => Some(Algorithm::Random),
+        AlgorithmName::P2cEwma => Some(Algorithm::P2cEwma),
+        AlgorithmName::ConsistentHash => {
             hash_key(issues, i, p.hash_key.as_deref()).map(Algorithm::ConsistentHash)
         }
-        other => {
-            issues.push(
-                format!("pools[{i}].algorithm"),
-                format!(
-                    "unknown algorithm {other:?}; expected one of {}",
-                    Algorithm::NAMES.join(", ")
-                ),
-            );
-            None
-        }
     };
-    if p.hash_key.is_some() && p.algorithm != "consistent_hash" {
+    if p.hash_key.is_some() && p.algorithm != AlgorithmName::ConsistentHash {
         issues.push(
             format!("pools[{i}].hash_key"),
             "only applies to algorithm = \"consistent_hash\"",
@@ -671,10 +647,10 @@ fn pool_tls(
 fn health(issues: &mut Issues, i: usize, h: &super::raw::RawHealth) -> Option<HealthConfig> {
     let key = |k: &str| format!("pools[{i}].health.{k}");
     let before = issues.0.len();
-    let kind = match h.kind.as_str() {
-        "none" => Some(HealthKind::None),
-        "tcp" => Some(HealthKind::Tcp),
-        "http" => {
+    let kind = match h.kind {
+        HealthCheck::None => HealthKind::None,
+        HealthCheck::Tcp => HealthKind::Tcp,
+        HealthCheck::Http => {
             if !h.path.starts_with('/') || h.path.contains([' ', '\r', '\n']) {
                 issues.push(
                     key("path"),
@@ -685,28 +661,21 @@ fn health(issues: &mut Issues, i: usize, h: &super::raw::RawHealth) -> Option<He
             if expect.iter().any(|s| !(100..=599).contains(s)) {
                 issues.push(key("expect"), "statuses must be within 100..=599");
             }
-            Some(HealthKind::Http {
+            HealthKind::Http {
                 path: h.path.clone(),
                 expect,
                 load_report: h.load_report,
                 max_response_time: h.max_response_time.map(|d| d.0),
-            })
-        }
-        other => {
-            issues.push(
-                key("kind"),
-                format!("unknown kind {other:?}; expected \"tcp\", \"http\" or \"none\""),
-            );
-            None
+            }
         }
     };
-    if h.max_response_time.is_some() && h.kind != "http" {
+    if h.max_response_time.is_some() && h.kind != HealthCheck::Http {
         issues.push(key("max_response_time"), "only applies to kind = \"http\"");
     }
-    if h.load_report && h.kind != "http" {
+    if h.load_report && h.kind != HealthCheck::Http {
         issues.push(key("load_report"), "only applies to kind = \"http\"");
     }
-    if h.expect.is_some() && h.kind != "http" {
+    if h.expect.is_some() && h.kind != HealthCheck::Http {
         issues.push(key("expect"), "only applies to kind = \"http\"");
     }
     if h.interval.0 < Duration::from_millis(100) {
@@ -721,17 +690,7 @@ fn health(issues: &mut Issues, i: usize, h: &super::raw::RawHealth) -> Option<He
     if h.rise == 0 || h.fall == 0 {
         issues.push(key("rise"), "rise and fall must be at least 1");
     }
-    let initially_healthy = match h.initial.as_str() {
-        "unknown" => false,
-        "healthy" => true,
-        other => {
-            issues.push(
-                key("initial"),
-                format!("{other:?}: expected \"unknown\" or \"healthy\""),
-            );
-            false
-        }
-    };
+    let initially_healthy = h.initial == InitialHealth::Healthy;
     for (name, d) in [
         ("interval", h.interval.0),
         ("timeout", h.timeout.0),
@@ -749,8 +708,8 @@ fn health(issues: &mut Issues, i: usize, h: &super::raw::RawHealth) -> Option<He
             "flap_penalty must be more than 0 and flap_max_penalty at least flap_penalty",
         );
     }
-    (issues.0.len() == before).then(|| HealthConfig {
-        kind: kind.expect("no issue was recorded"),
+    (issues.0.len() == before).then_some(HealthConfig {
+        kind,
         interval: h.interval.0,
         timeout: h.timeout.0,
         rise: h.rise,
@@ -889,20 +848,6 @@ fn route(
             format!("no pool named {:?}{hint}", r.pool),
         );
     }
-    let overflow = match r.overflow.as_str() {
-        "off" => super::Overflow::Off,
-        "forward" => super::Overflow::Forward,
-        "redirect" => super::Overflow::Redirect,
-        other => {
-            issues.push(
-                format!("routes[{i}].overflow"),
-                format!(
-                    "unknown overflow {other:?}; expected \"off\", \"forward\" or \"redirect\""
-                ),
-            );
-            super::Overflow::Off
-        }
-    };
     if let Some(load) = r.overflow_load
         && !(load.is_finite() && load > 0.0)
     {
@@ -992,18 +937,6 @@ fn route(
         Some(l) if l.per_ip.is_none() && l.per_key.is_none() => None,
         some => some,
     };
-    let shed_share = match r.priority.as_str() {
-        "low" => 75,
-        "normal" => 90,
-        "high" => 100,
-        other => {
-            issues.push(
-                format!("routes[{i}].priority"),
-                format!("unknown priority {other:?}; expected \"low\", \"normal\" or \"high\""),
-            );
-            90
-        }
-    };
     let path_prefix = normalize_prefix(&r.path_prefix);
     if !r.path_prefix.starts_with('/') || r.path_prefix.contains(['?', '#', ' ']) {
         issues.push(
@@ -1075,11 +1008,11 @@ fn route(
             min_per_s: r.retry_budget.min_per_s,
         },
         retry_buffer_bytes: r.retry_buffer_bytes,
-        overflow,
+        overflow: r.overflow,
         overflow_load: r.overflow_load,
         max_body_bytes: r.max_body_bytes,
         rate_limit,
-        shed_share,
+        shed_share: r.priority.shed_share(),
     })
 }
 
@@ -1191,30 +1124,6 @@ fn normalize_prefix(prefix: &str) -> String {
     }
 }
 
-/// The known name nearest to a misspelt one, if it is close enough to be a typo.
-fn closest<'a>(wanted: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    known
-        .map(|k| (edit_distance(wanted, k), k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
-        .min()
-        .map(|(_, k)| k)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1224,13 +1133,6 @@ mod tests {
         assert_eq!(normalize_prefix("/api/"), "/api");
         assert_eq!(normalize_prefix("/"), "/");
         assert_eq!(normalize_prefix("//"), "/");
-    }
-
-    #[test]
-    fn typos_get_a_hint() {
-        let pools = ["api", "stream", "search"];
-        assert_eq!(closest("strem", pools.iter().copied()), Some("stream"));
-        assert_eq!(closest("video", pools.iter().copied()), None);
     }
 
     #[test]
