@@ -17,7 +17,21 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use crate::config::TlsConfig;
+/// A TLS listener's certificate files; the first certificate is the default. (A listener's
+/// `tls` config converts into this: the config's load step knows both.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerCertificates {
+    pub certificates: Vec<CertificateFiles>,
+}
+
+/// One certificate chain and its key (PEM files), and the server names it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFiles {
+    /// Lower-case; `*.example.com` wildcards allowed.
+    pub names: Vec<String>,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
 
 /// How often certificate files are checked for changes.
 pub const WATCH_EVERY: Duration = Duration::from_secs(2);
@@ -53,7 +67,7 @@ struct CertSet {
     default: Arc<CertifiedKey>,
 }
 
-fn load_set(config: &TlsConfig) -> Result<CertSet, String> {
+fn load_set(config: &ListenerCertificates) -> Result<CertSet, String> {
     let mut by_name = HashMap::new();
     let mut default = None;
     for c in &config.certificates {
@@ -70,14 +84,15 @@ fn load_set(config: &TlsConfig) -> Result<CertSet, String> {
 /// Picks a certificate by SNI; swapped whole on reload.
 #[derive(Debug)]
 pub struct SniResolver {
-    config: TlsConfig,
+    config: ListenerCertificates,
     set: ArcSwap<CertSet>,
     /// Modification times of the files when last loaded.
     stamps: std::sync::Mutex<Vec<Option<SystemTime>>>,
 }
 
 impl SniResolver {
-    pub fn new(config: TlsConfig) -> Result<SniResolver, String> {
+    pub fn new(config: impl Into<ListenerCertificates>) -> Result<SniResolver, String> {
+        let config = config.into();
         let set = load_set(&config)?;
         let stamps = stamps(&config);
         Ok(SniResolver {
@@ -126,7 +141,7 @@ impl SniResolver {
     }
 }
 
-fn stamps(config: &TlsConfig) -> Vec<Option<SystemTime>> {
+fn stamps(config: &ListenerCertificates) -> Vec<Option<SystemTime>> {
     config
         .certificates
         .iter()

@@ -1,8 +1,18 @@
-//! Configuration: one TOML file, parsed into [`raw`] structs, then validated into [`Config`].
+//! Configuration: one TOML file, in three steps.
 //!
-//! Code past [`Config::from_toml_str`] never re-checks anything: a `Config` that exists is one
-//! whose references resolve, whose ids are unique and whose addresses parsed.
+//! 1. [`parse`]: text → [`raw`] structs that mirror the file, every syntax-level problem
+//!    (unknown keys, wrong types, bad durations) reported at once;
+//! 2. [`validate`]: raw → [`Config`], pure (no file read, no name resolved), every value
+//!    checked and each problem named by its key path;
+//! 3. [`load`]: the files the config names are read and host names resolved.
+//!
+//! [`Config::from_toml_str`] and [`Config::load`] run all three and report every problem of
+//! all three together. Code past them never re-checks anything: a `Config` that exists is
+//! one whose references resolve, whose ids are unique and whose addresses parsed. It holds
+//! plain data only (no live TLS object), so this module depends on nothing above it but for
+//! the load step.
 
+mod load;
 mod parse;
 pub mod raw;
 mod suggest;
@@ -13,9 +23,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+pub use load::parse_address;
 pub use raw::{LogFormat, MAX_DURATION, Overflow};
 pub use validate::{
-    MAX_WEIGHT, MIN_ADMIN_TOKEN_BYTES, backend_id_problem, parse_address, validate,
+    MAX_CONTROL_DURATION, MAX_RETRIES, MAX_RETRY_BUFFER_BYTES, MAX_WEIGHT, MIN_ADMIN_TOKEN_BYTES,
+    MIN_RESOLVE_INTERVAL, backend_id_problem,
 };
 
 /// A validated configuration.
@@ -41,6 +53,7 @@ pub struct SessionsConfig {
     pub cookie_key_env: String,
     /// Read at load: the key from `cookie_key_file`.
     pub cookie_key: Option<Vec<u8>>,
+    pub cookie_key_file: Option<std::path::PathBuf>,
     pub ttl: Duration,
     pub previous_key_env: Option<String>,
     pub previous_key_window: Duration,
@@ -82,6 +95,7 @@ pub struct NodeConfig {
     /// The admin API's bearer token (from `admin_token_file`, read at load, or later from
     /// the environment variable `admin_token_env`). `None`: the admin API is read-only.
     pub admin_token: Option<String>,
+    pub admin_token_file: Option<std::path::PathBuf>,
     pub admin_token_env: String,
 }
 
@@ -200,7 +214,20 @@ pub struct PoolConfig {
     pub max_inflight: Option<u32>,
     pub queue_timeout: Duration,
     /// TLS to the backends; `None`: plain TCP.
-    pub tls: Option<std::sync::Arc<crate::upstream::tls::PoolTls>>,
+    pub tls: Option<PoolTlsConfig>,
+}
+
+/// A pool's `tls`: what its backends' certificates are checked against. Equal when a reload
+/// would change nothing (same file, same name, same certificates), so an unchanged pool keeps
+/// its connections and a changed CA (same path, new content) is picked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolTlsConfig {
+    /// The CA file, as written.
+    pub ca: std::path::PathBuf,
+    /// Its certificates (DER), read at load.
+    pub ca_certificates: Vec<Vec<u8>>,
+    /// Name sent as SNI and checked; `None`: each backend's host.
+    pub server_name: Option<String>,
 }
 
 /// Active health checks of a pool's backends.
@@ -309,6 +336,7 @@ pub struct BackendAddress {
     pub port: u16,
     /// True when `host` is a name that must be resolved again from time to time.
     pub is_name: bool,
+    /// The IP, or what the name resolved to at load.
     pub resolved: SocketAddr,
 }
 
@@ -317,9 +345,12 @@ pub struct RegionConfig {
     pub name: String,
     /// `(lat, lon)` in degrees.
     pub location: Option<(f64, f64)>,
-    /// Public router endpoint, `http://host:port` without a trailing `/`.
+    /// Public router endpoint, `http(s)://host[:port]` without a trailing `/`.
     pub endpoint: Option<String>,
-    /// `endpoint`'s address, resolved at load (what probes and forwarded requests use).
+    /// Where other routers reach it, `http://host[:port]`: `internal`, else an `http://`
+    /// endpoint.
+    pub internal: Option<String>,
+    /// `internal`'s address, resolved at load (what probes and forwarded requests use).
     pub endpoint_addr: Option<SocketAddr>,
     pub capacity: Option<u64>,
 }
@@ -346,6 +377,9 @@ pub struct Cidr {
 }
 
 impl Cidr {
+    /// Hand-written rather than `ipnet`'s parser: a bare address (`10.0.0.1`) is accepted as
+    /// one host (ipnet wants a prefix), and [`Cidr::contains`] matches IPv4-mapped IPv6 peers
+    /// against IPv4 ranges, which ipnet does not.
     pub fn parse(text: &str) -> Result<Cidr, String> {
         let (ip, prefix) = match text.split_once('/') {
             Some((ip, prefix)) => (ip, Some(prefix)),
@@ -387,23 +421,22 @@ impl Cidr {
 }
 
 impl Config {
-    /// Parses and validates TOML text, reporting every problem of the file at once.
+    /// Parses, validates and loads TOML text, reporting every problem of it at once.
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
         let (raw, mut issues) = parse::parse(text);
         let Some(raw) = raw else {
             return Err(ConfigError { issues });
         };
-        match validate(raw) {
-            Ok(config) if issues.is_empty() => Ok(config),
-            Ok(_) => Err(ConfigError { issues }),
-            Err(err) => {
-                issues.extend(err.issues);
-                Err(ConfigError { issues })
-            }
+        let (mut config, invalid) = validate::validate(raw);
+        issues.extend(invalid);
+        issues.extend(load::load(&mut config));
+        match issues.is_empty() {
+            true => Ok(config),
+            false => Err(ConfigError { issues }),
         }
     }
 
-    /// Reads, parses and validates a file.
+    /// Reads a file, then parses, validates and loads it.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|err| ConfigError {
             issues: vec![ConfigIssue {

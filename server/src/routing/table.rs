@@ -148,7 +148,7 @@ impl RouteTable {
                     .map(|b| {
                         let stats = Arc::new(BackendStats::new(&pool.id, &b.id, route_ids));
                         stats.set_max_sessions(b.max_sessions);
-                        let tls = pool.tls.as_ref().map(|t| t.for_backend(&b.address));
+                        let tls = pool.tls.as_ref().map(|t| t.backend_tls(&b.address));
                         Arc::new(
                             BackendEntry::new(
                                 b.id.as_str().into(),

@@ -1,6 +1,8 @@
 //! TLS from the router to a pool's backends (a pool's `tls = { ca, server_name }`), the
-//! settings side: the CA file read and the rustls client config built once per pool when the
-//! config loads (or reloads), never per request or per connection.
+//! settings side: the CA file read and the rustls client config built when the config loads
+//! (or reloads), and shared by every backend of the pool, never built per request or per
+//! connection. Takes plain values (paths, names, certificates): it knows nothing of the
+//! config types, which the config's load step turns into these calls.
 //!
 //! The CA file is the only trust root (no public roots): backends are the operator's own, and
 //! a public CA vouching for an internal name would be a mistake, not a feature. Both TLS 1.2
@@ -10,14 +12,12 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use rustls::ClientConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-
-use crate::config::BackendAddress;
 
 /// A pool's backend TLS settings, validated: its CA certificates and the one client config
 /// every connection of the pool shares (so TLS session resumption works across them).
@@ -27,17 +27,9 @@ pub struct PoolTls {
     pub ca: PathBuf,
     /// `tls.server_name`; `None`: each backend's host from its address.
     pub server_name: Option<ServerName<'static>>,
-    /// What was in the CA file: compared on reload, so an unchanged pool keeps its
-    /// connections and a changed CA (same path, new content) is picked up.
+    /// What was in the CA file.
     roots: Vec<CertificateDer<'static>>,
     config: Arc<ClientConfig>,
-}
-
-/// Equal when a reload would change nothing: same file, same name, same certificates.
-impl PartialEq for PoolTls {
-    fn eq(&self, other: &PoolTls) -> bool {
-        self.ca == other.ca && self.server_name == other.server_name && self.roots == other.roots
-    }
 }
 
 /// Why a pool's `tls` table cannot be used: which key, and the reason.
@@ -51,36 +43,72 @@ pub struct TlsIssue {
 impl PoolTls {
     /// Reads the CA file and builds the client config.
     pub fn load(ca: &Path, server_name: Option<&str>) -> Result<PoolTls, TlsIssue> {
-        let server_name = server_name
-            .map(|name| {
-                ServerName::try_from(name.to_string()).map_err(|err| TlsIssue {
-                    key: "server_name",
-                    message: format!("{name:?} is not a DNS name or an IP address: {err}"),
-                })
-            })
-            .transpose()?;
-        let ca_issue = |message: String| TlsIssue {
-            key: "ca",
-            message: format!("{}: {message}", ca.display()),
-        };
+        let server_name = parse_server_name(server_name)?;
         let roots: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
-            .map_err(|err| ca_issue(format!("cannot read: {err}")))?
+            .map_err(|err| ca_issue(ca, format!("cannot read: {err}")))?
             .collect::<Result<_, _>>()
-            .map_err(|err| ca_issue(format!("not a PEM file of certificates: {err}")))?;
+            .map_err(|err| ca_issue(ca, format!("not a PEM file of certificates: {err}")))?;
         if roots.is_empty() {
-            return Err(ca_issue("no certificate in it".to_string()));
+            return Err(ca_issue(ca, "no certificate in it".to_string()));
         }
+        PoolTls::build(ca, roots, server_name)
+    }
+
+    /// Settings for these CA certificates (read from `ca` earlier) and name whose client
+    /// config is the one every other caller asking for the same gets, while any backend's
+    /// connections still use it: a pool's backends share one (and its session cache).
+    pub fn shared(
+        ca: &Path,
+        roots: Vec<CertificateDer<'static>>,
+        server_name: Option<&str>,
+    ) -> Result<PoolTls, TlsIssue> {
+        let server_name = parse_server_name(server_name)?;
+        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        shared.retain(|s| s.config.strong_count() > 0);
+        let in_use = shared
+            .iter()
+            .filter(|s| s.ca == ca && s.server_name == server_name && s.roots == roots)
+            .find_map(|s| s.config.upgrade());
+        if let Some(config) = in_use {
+            return Ok(PoolTls {
+                ca: ca.to_path_buf(),
+                server_name,
+                roots,
+                config,
+            });
+        }
+        let built = PoolTls::build(ca, roots, server_name)?;
+        shared.push(SharedConfig {
+            ca: built.ca.clone(),
+            server_name: built.server_name.clone(),
+            roots: built.roots.clone(),
+            config: Arc::downgrade(&built.config),
+        });
+        Ok(built)
+    }
+
+    /// The CA certificates the client config trusts, as read from the file.
+    pub fn ca_certificates(&self) -> &[CertificateDer<'static>] {
+        &self.roots
+    }
+
+    fn build(
+        ca: &Path,
+        roots: Vec<CertificateDer<'static>>,
+        server_name: Option<ServerName<'static>>,
+    ) -> Result<PoolTls, TlsIssue> {
         let mut store = rustls::RootCertStore::empty();
         let (added, unusable) = store.add_parsable_certificates(roots.iter().cloned());
         if added == 0 {
-            return Err(ca_issue(format!(
-                "none of its {unusable} certificate(s) is a usable CA certificate"
-            )));
+            return Err(ca_issue(
+                ca,
+                format!("none of its {unusable} certificate(s) is a usable CA certificate"),
+            ));
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|err| ca_issue(format!("cannot build a TLS client: {err}")))?
+            .map_err(|err| ca_issue(ca, format!("cannot build a TLS client: {err}")))?
             .with_root_certificates(store)
             .with_no_client_auth();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -92,36 +120,69 @@ impl PoolTls {
         })
     }
 
-    /// The name a backend at `address` is asked for (SNI) and checked against: `server_name`,
-    /// else the host of its address — a name as written, or the IP (matched against the
-    /// certificate's IP SANs). `Err` when the host name is not usable as a TLS name.
-    pub fn name_for(&self, address: &BackendAddress) -> Result<ServerName<'static>, String> {
+    /// The name a backend at `host` (a name when `is_name`, else the text of `ip`) is asked
+    /// for (SNI) and checked against: `server_name`, else its host — a name as written, or
+    /// the IP (matched against the certificate's IP SANs). `Err` when the host name is not
+    /// usable as a TLS name.
+    pub fn name_for(
+        &self,
+        host: &str,
+        is_name: bool,
+        ip: IpAddr,
+    ) -> Result<ServerName<'static>, String> {
         if let Some(name) = &self.server_name {
             return Ok(name.clone());
         }
-        if !address.is_name {
-            return Ok(ServerName::IpAddress(address.resolved.ip().into()));
+        if !is_name {
+            return Ok(ip_name(ip));
         }
-        ServerName::try_from(address.host.clone()).map_err(|err| {
+        ServerName::try_from(host.to_string()).map_err(|err| {
             format!(
-                "{:?} is not usable as a TLS server name ({err}); set the pool's tls.server_name",
-                address.host
+                "{host:?} is not usable as a TLS server name ({err}); set the pool's tls.server_name"
             )
         })
     }
 
     /// What a backend's connections use. A host name that cannot be a TLS name (refused at
     /// load; possible only for a backend added through the admin API) falls back to the IP.
-    pub fn for_backend(&self, address: &BackendAddress) -> Arc<BackendTls> {
-        let server_name = self.name_for(address).unwrap_or_else(|reason| {
-            tracing::warn!(address = %address.host, %reason, "backend TLS checks its IP address instead");
-            ip_name(address.resolved.ip())
+    pub fn for_backend(&self, host: &str, is_name: bool, ip: IpAddr) -> Arc<BackendTls> {
+        let server_name = self.name_for(host, is_name, ip).unwrap_or_else(|reason| {
+            tracing::warn!(address = %host, %reason, "backend TLS checks its IP address instead");
+            ip_name(ip)
         });
         Arc::new(BackendTls {
             config: self.config.clone(),
             server_name,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })
+    }
+}
+
+/// A client config in use, and what it was built from.
+struct SharedConfig {
+    ca: PathBuf,
+    server_name: Option<ServerName<'static>>,
+    roots: Vec<CertificateDer<'static>>,
+    config: Weak<ClientConfig>,
+}
+
+/// The client configs in use, so that every backend of a pool shares one.
+static SHARED: Mutex<Vec<SharedConfig>> = Mutex::new(Vec::new());
+
+fn parse_server_name(name: Option<&str>) -> Result<Option<ServerName<'static>>, TlsIssue> {
+    name.map(|name| {
+        ServerName::try_from(name.to_string()).map_err(|err| TlsIssue {
+            key: "server_name",
+            message: format!("{name:?} is not a DNS name or an IP address: {err}"),
+        })
+    })
+    .transpose()
+}
+
+fn ca_issue(ca: &Path, message: String) -> TlsIssue {
+    TlsIssue {
+        key: "ca",
+        message: format!("{}: {message}", ca.display()),
     }
 }
 
@@ -173,6 +234,26 @@ mod tests {
             garbage.message.contains("usable CA certificate"),
             "{garbage:?}"
         );
+    }
+
+    #[test]
+    fn backends_with_the_same_settings_share_one_client_config() {
+        let ca = rcgen::generate_simple_self_signed(vec!["ca.test".to_string()]).unwrap();
+        let roots = || vec![ca.cert.der().clone()];
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        let path = Path::new("ca.pem");
+        let first = PoolTls::shared(path, roots(), None)
+            .unwrap()
+            .for_backend("a.test", true, ip);
+        let second = PoolTls::shared(path, roots(), None)
+            .unwrap()
+            .for_backend("b.test", true, ip);
+        assert!(Arc::ptr_eq(&first.config, &second.config));
+        assert_ne!(first.id, second.id);
+        let other_name = PoolTls::shared(path, roots(), Some("pool.test"))
+            .unwrap()
+            .for_backend("a.test", true, ip);
+        assert!(!Arc::ptr_eq(&first.config, &other_name.config));
     }
 
     #[test]

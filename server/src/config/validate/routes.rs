@@ -1,0 +1,250 @@
+//! `[[routes]]`: what each route matches, where it sends, and its timeouts, retries, rate
+//! limits and overflow.
+
+use std::collections::{HashMap, HashSet};
+
+use super::{Ids, Issues, header_name};
+use crate::config::raw::{RawConfig, RawLimits, RawRateLimit, RawRoute, SessionStore};
+use crate::config::suggest::closest;
+use crate::config::{RateLimitConfig, RetryBudgetConfig, RouteConfig, Timeouts};
+
+/// Largest accepted retry count: more only multiplies load during an outage.
+pub const MAX_RETRIES: u32 = 10;
+/// Largest request body kept for retries: memory per request must stay bounded.
+pub const MAX_RETRY_BUFFER_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The routes that passed, in file order; two routes may not match the same host and prefix.
+pub(super) fn routes(raw: &RawConfig, ids: &mut Ids, issues: &mut Issues) -> Vec<RouteConfig> {
+    let pools: HashMap<&str, usize> = raw
+        .pools
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.id.as_str(), i))
+        .collect();
+    let redis_store = raw.sessions.store == SessionStore::Redis;
+    let mut routes = Vec::new();
+    let mut matches: HashSet<(Option<String>, String)> = HashSet::new();
+    for (i, r) in raw.routes.iter().enumerate() {
+        ids.claim(issues, "route", format!("routes[{i}].id"), &r.id);
+        let Some(route) = route(i, r, &pools, &raw.limits, redis_store, issues) else {
+            continue;
+        };
+        if !matches.insert((route.host.clone(), route.path_prefix.clone())) {
+            issues.push(
+                format!("routes[{i}].path_prefix"),
+                format!(
+                    "another route already matches host {} and prefix {:?}",
+                    route.host.as_deref().unwrap_or("*"),
+                    route.path_prefix
+                ),
+            );
+        }
+        routes.push(route);
+    }
+    routes
+}
+
+/// One route, or `None` when it has a problem (nothing in the load step needs routes).
+fn route(
+    i: usize,
+    r: &RawRoute,
+    pools: &HashMap<&str, usize>,
+    limits: &RawLimits,
+    redis_store: bool,
+    issues: &mut Issues,
+) -> Option<RouteConfig> {
+    let key = |k: &str| format!("routes[{i}].{k}");
+    let before = issues.count();
+    let pool = pools.get(r.pool.as_str()).copied();
+    if pool.is_none() {
+        let hint = closest(&r.pool, pools.keys().copied())
+            .map(|name| format!(" (did you mean {name:?}?)"))
+            .unwrap_or_default();
+        issues.push(key("pool"), format!("no pool named {:?}{hint}", r.pool));
+    }
+    if let Some(load) = r.overflow_load
+        && !(load.is_finite() && load > 0.0)
+    {
+        issues.push(key("overflow_load"), "must be more than 0 (e.g. 0.9)");
+    }
+    let rate_limit = rate_limit(i, r.rate_limit.as_ref(), limits, redis_store, issues);
+    let path_prefix = normalize_prefix(&r.path_prefix);
+    if !r.path_prefix.starts_with('/') || r.path_prefix.contains(['?', '#', ' ']) {
+        issues.push(
+            key("path_prefix"),
+            format!(
+                "{:?} must start with '/' and hold no '?', '#' or spaces",
+                r.path_prefix
+            ),
+        );
+    }
+    let host = r.host.as_ref().map(|h| h.trim().to_ascii_lowercase());
+    if let Some(h) = &host
+        && (h.is_empty() || h.contains([':', '/', ' ']))
+    {
+        issues.push(
+            key("host"),
+            format!("{h:?} must be a bare host name (no port, scheme or path)"),
+        );
+    }
+    if r.retry_buffer_bytes > MAX_RETRY_BUFFER_BYTES {
+        issues.push(
+            key("retry_buffer_bytes"),
+            format!(
+                "{} is more than {MAX_RETRY_BUFFER_BYTES}",
+                r.retry_buffer_bytes
+            ),
+        );
+    }
+    if r.retry_budget.percent > 100 {
+        issues.push(key("retry_budget.percent"), "must be 0..=100");
+    }
+    if r.retries > MAX_RETRIES {
+        issues.push(
+            key("retries"),
+            format!("{} is more than {MAX_RETRIES}", r.retries),
+        );
+    }
+    for (name, d) in [
+        ("connect", r.timeouts.connect.0),
+        ("response", r.timeouts.response.0),
+        ("idle", r.timeouts.idle.0),
+    ] {
+        if d.is_zero() {
+            issues.push(key(&format!("timeouts.{name}")), "must be more than 0");
+        }
+    }
+    if issues.count() != before {
+        return None;
+    }
+    Some(RouteConfig {
+        id: r.id.clone(),
+        host,
+        path_prefix,
+        strip_prefix: r.strip_prefix,
+        sticky: r.sticky,
+        pool: pool.expect("no issue was recorded, so the pool exists"),
+        timeouts: Timeouts {
+            connect: r.timeouts.connect.0,
+            response: r.timeouts.response.0,
+            idle: r.timeouts.idle.0,
+        },
+        retries: r.retries,
+        retry_non_idempotent: r.retry_non_idempotent,
+        retry_budget: RetryBudgetConfig {
+            percent: r.retry_budget.percent,
+            min_per_s: r.retry_budget.min_per_s,
+        },
+        retry_buffer_bytes: r.retry_buffer_bytes,
+        overflow: r.overflow,
+        overflow_load: r.overflow_load,
+        max_body_bytes: r.max_body_bytes,
+        rate_limit,
+        shed_share: r.priority.shed_share(),
+    })
+}
+
+/// A route's rate limits: its own, else the node's default per-address limit (`[limits]
+/// rate_per_ip`); `None` when neither limits anything.
+fn rate_limit(
+    i: usize,
+    raw: Option<&RawRateLimit>,
+    limits: &RawLimits,
+    redis_store: bool,
+    issues: &mut Issues,
+) -> Option<RateLimitConfig> {
+    let default_per_ip = (limits.rate_per_ip > 0).then(|| {
+        let rate = limits.rate_per_ip;
+        (rate, limits.burst_per_ip.unwrap_or(rate.saturating_mul(2)))
+    });
+    let Some(l) = raw else {
+        return default_per_ip.map(|per_ip| RateLimitConfig {
+            per_ip: Some(per_ip),
+            per_key: None,
+            shared: false,
+        });
+    };
+    let key = format!("routes[{i}].rate_limit");
+    let per_ip = match l.per_ip {
+        Some(0) => None,
+        Some(rate) => Some((rate, l.burst.unwrap_or(rate.saturating_mul(2)))),
+        None => default_per_ip.map(|(rate, burst)| (rate, l.burst.unwrap_or(burst))),
+    };
+    let per_key = match (&l.key_header, l.per_key) {
+        (Some(header), Some(rate)) => Some((
+            header.trim().to_ascii_lowercase(),
+            rate,
+            l.key_burst.unwrap_or(rate.saturating_mul(2)),
+        )),
+        (None, None) => None,
+        _ => {
+            issues.push(&key, "key_header and per_key go together");
+            None
+        }
+    };
+    if l.per_ip == Some(0) && l.burst.is_some() {
+        issues.push(format!("{key}.burst"), "no use with per_ip = 0 (no limit)");
+    }
+    for (name, value) in [
+        ("burst", l.burst),
+        ("per_key", per_key.as_ref().map(|p| p.1)),
+        ("key_burst", per_key.as_ref().map(|p| p.2)),
+    ] {
+        if value == Some(0) {
+            issues.push(
+                format!("{key}.{name}"),
+                "must be at least 1 (leave it out for no limit)",
+            );
+        }
+    }
+    if let Some((header, _, _)) = &per_key
+        && let Err(reason) = header_name(header)
+    {
+        issues.push(format!("{key}.key_header"), reason);
+    }
+    if l.per_ip.is_none()
+        && l.burst.is_none()
+        && per_key.is_none()
+        && l.key_header.is_none()
+        && !l.shared
+    {
+        issues.push(&key, "set per_ip, or key_header with per_key");
+    }
+    if l.shared && !redis_store {
+        issues.push(
+            format!("{key}.shared"),
+            "needs the Redis store ([sessions] store = \"redis\"): shared limits live there",
+        );
+    } else if l.shared && per_ip.is_none() && per_key.is_none() {
+        issues.push(
+            format!("{key}.shared"),
+            "no limit to share: per_ip is 0 (or [limits] rate_per_ip = 0) and no per_key",
+        );
+    }
+    (per_ip.is_some() || per_key.is_some()).then_some(RateLimitConfig {
+        per_ip,
+        per_key,
+        shared: l.shared,
+    })
+}
+
+fn normalize_prefix(prefix: &str) -> String {
+    let trimmed = prefix.trim_end_matches('/');
+    if trimmed.is_empty() {
+        "/".to_string()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_normalised() {
+        assert_eq!(normalize_prefix("/api/"), "/api");
+        assert_eq!(normalize_prefix("/"), "/");
+        assert_eq!(normalize_prefix("//"), "/");
+    }
+}
