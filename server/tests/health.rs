@@ -9,10 +9,25 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use support::*;
+use switchyard::config::builder::inline;
+use switchyard::config::raw::{DurationStr, HealthCheck, RawHealth};
 use switchyard::routing::BackendState;
 
 /// Fast checks so tests finish quickly; the defaults (1 s) are documented in CONFIG.md.
 const FAST_HTTP: &str = "health = { kind = \"http\", path = \"/health\", interval = \"100ms\", timeout = \"100ms\", rise = 2, fall = 2 }";
+
+/// [`FAST_HTTP`]'s checks, typed, for tests that change some of them.
+fn fast_http() -> RawHealth {
+    RawHealth {
+        kind: HealthCheck::Http,
+        path: "/health".to_string(),
+        interval: DurationStr::millis(100),
+        timeout: DurationStr::millis(100),
+        rise: 2,
+        fall: 2,
+        ..RawHealth::default()
+    }
+}
 const FAST_TCP: &str =
     "health = { kind = \"tcp\", interval = \"100ms\", timeout = \"100ms\", rise = 2, fall = 2 }";
 const WAIT: Duration = Duration::from_secs(10);
@@ -345,9 +360,13 @@ async fn a_flapping_backend_is_held_down_on_its_next_comeback() {
     let r = api_router(
         &bs,
         "round_robin",
-        &format!("{FAST_HTTP}\npanic_threshold = 0\n").replace(
-            "fall = 2 }",
-            "fall = 2, flap_threshold = 2, flap_penalty = \"1500ms\" }",
+        &format!(
+            "health = {}\npanic_threshold = 0\n",
+            inline(&RawHealth {
+                flap_threshold: 2,
+                flap_penalty: DurationStr::millis(1500),
+                ..fast_http()
+            })
         ),
     );
     let router = &r;
@@ -480,12 +499,14 @@ async fn a_health_answer_slower_than_max_response_time_fails_the_check() {
     let r = api_router(
         &bs,
         "round_robin",
-        &format!("{FAST_HTTP}\npanic_threshold = 0\n")
-            .replace(
-                "fall = 2 }",
-                "fall = 2, timeout = \"90ms\", max_response_time = \"30ms\" }",
-            )
-            .replace("timeout = \"100ms\", ", ""),
+        &format!(
+            "health = {}\npanic_threshold = 0\n",
+            inline(&RawHealth {
+                timeout: DurationStr::millis(90),
+                max_response_time: Some(DurationStr::millis(30)),
+                ..fast_http()
+            })
+        ),
     );
     let router = &r;
     assert_eq!(state_of(router, "api", "sluggish"), BackendState::Up);

@@ -12,6 +12,7 @@
 //! plain data only (no live TLS object), so this module depends on nothing above it but for
 //! the load step.
 
+pub mod builder;
 mod load;
 mod parse;
 pub mod raw;

@@ -7,10 +7,10 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The whole file.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawConfig {
     pub node: RawNode,
@@ -26,7 +26,7 @@ pub struct RawConfig {
     pub sessions: RawSessions,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawSessions {
     /// `"memory"` (default; one node) or `"redis"` (shared by every node using it).
@@ -97,7 +97,7 @@ pub const DEFAULT_UNCONFIRMED_TTL: Duration = Duration::from_secs(60);
 /// Default `[sessions] max_records`.
 pub const DEFAULT_MAX_RECORDS: usize = 1_000_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawNode {
     /// Region this node belongs to. Default `"local"`.
@@ -150,7 +150,7 @@ impl Default for RawNode {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawLog {
     /// One access-log line per request. Default on: an operator expects to see traffic.
@@ -176,7 +176,7 @@ impl Default for RawLog {
 }
 
 /// An extra plain-HTTP listener beside `node.listen`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawListener {
     pub id: String,
@@ -202,14 +202,14 @@ pub struct RawListener {
     pub max_connections: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTls {
     /// The first one also answers clients that send no server name or an unknown one.
     pub certificates: Vec<RawCertificate>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCertificate {
     /// Server names (SNI) it answers, e.g. `["example.com", "*.example.com"]`.
@@ -221,7 +221,7 @@ pub struct RawCertificate {
     pub key: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
     pub id: String,
@@ -277,7 +277,7 @@ pub struct RawRoute {
 }
 
 /// `rate_limit = { per_ip = 1000, burst = 2000, key_header = "x-api-key", per_key = 100 }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRateLimit {
     /// Requests a second per client address. Default `[limits] rate_per_ip`; 0: no limit
@@ -302,18 +302,18 @@ pub struct RawRateLimit {
 
 /// Default `max_body_bytes`: 32 MiB, enough for any API call, small enough to refuse a
 /// mistaken upload before reading it.
-fn default_max_body_bytes() -> u64 {
+pub(super) fn default_max_body_bytes() -> u64 {
     32 * 1024 * 1024
 }
 
 /// Default `retry_buffer_bytes`: 64 KiB, what most API requests fit in.
-fn default_retry_buffer_bytes() -> u64 {
+pub(super) fn default_retry_buffer_bytes() -> u64 {
     64 * 1024
 }
 
 /// Finagle's and Linkerd's retry budget: retries may add `percent` of the route's requests,
 /// plus `min_per_s` retries a second whatever the traffic.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawRetryBudget {
     /// Default 20.
@@ -332,15 +332,15 @@ impl Default for RawRetryBudget {
 }
 
 /// Default `path_prefix`: `/`, everything.
-fn default_prefix() -> String {
+pub(super) fn default_prefix() -> String {
     "/".to_string()
 }
 /// Default `retries`: one more attempt on another backend.
-fn default_retries() -> u32 {
+pub(super) fn default_retries() -> u32 {
     1
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawTimeouts {
     /// TCP connect to a backend. Default 1 s.
@@ -362,7 +362,7 @@ impl Default for RawTimeouts {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPool {
     pub id: String,
@@ -403,7 +403,7 @@ pub struct RawPool {
 }
 
 /// `tls = { ca = "...", server_name = "..." }` of a pool.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPoolTls {
     /// PEM file of the CA certificates a backend's certificate must chain to (the only trust
@@ -416,16 +416,16 @@ pub struct RawPoolTls {
 
 /// Default `queue_timeout`: 100 ms, short enough that a shed request still has time to retry
 /// elsewhere.
-fn default_queue_timeout() -> DurationStr {
+pub(super) fn default_queue_timeout() -> DurationStr {
     DurationStr::millis(100)
 }
 
 /// Default `panic_threshold`: 50 %, Envoy's.
-fn default_panic_threshold() -> u32 {
+pub(super) fn default_panic_threshold() -> u32 {
     50
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawHealth {
     /// `"tcp"` (default: a connect must succeed), `"http"` (a GET of `path` must answer with an
@@ -485,7 +485,7 @@ impl Default for RawHealth {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawOutlier {
     /// Consecutive failed requests (connect failures, 5xx, timeouts) that eject a backend.
@@ -511,11 +511,11 @@ impl Default for RawOutlier {
 }
 
 /// Default `resolve_interval`: 30 s, a common DNS TTL.
-fn default_resolve_interval() -> DurationStr {
+pub(super) fn default_resolve_interval() -> DurationStr {
     DurationStr::secs(30)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBackend {
     pub id: String,
@@ -530,11 +530,11 @@ pub struct RawBackend {
 }
 
 /// Default `weight`: 1, every backend alike.
-fn default_weight() -> u32 {
+pub(super) fn default_weight() -> u32 {
     1
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRegion {
     pub name: String,
@@ -552,7 +552,7 @@ pub struct RawRegion {
 }
 
 /// `[limits]`: request head limits (Envoy's edge defaults where it has them).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawLimits {
     /// Longest request target (path and query). Default 8192 (414 beyond).
@@ -605,7 +605,7 @@ impl Default for RawLimits {
 }
 
 /// `[directory]`: how regions are probed and ordered, and how clients are located.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawDirectory {
     /// TTL suggested to clients for the directory answer. Default 30 s.
@@ -642,7 +642,7 @@ impl Default for RawDirectory {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCidrLocation {
     pub cidr: String,
@@ -650,7 +650,7 @@ pub struct RawCidrLocation {
     pub lon: f64,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLocation {
     pub lat: f64,
@@ -677,6 +677,12 @@ impl DurationStr {
 /// The longest duration any key takes: past it a time would overflow somewhere, and no
 /// router setting needs more.
 pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+impl Serialize for DurationStr {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        ser.collect_str(&humantime::format_duration(self.0))
+    }
+}
 
 impl<'de> Deserialize<'de> for DurationStr {
     fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
@@ -720,17 +726,32 @@ macro_rules! closed_set {
             }
         }
 
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(de)?;
-                match text.as_str() {
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+                ser.serialize_str(self.name())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+
+            fn from_str(text: &str) -> Result<Self, String> {
+                match text {
                     $($text => Ok($name::$variant),)+
-                    other => Err(serde::de::Error::custom(format!(
+                    other => Err(format!(
                         "unknown {} {other:?}; expected one of {}",
                         $what,
                         $name::NAMES.join(", ")
-                    ))),
+                    )),
                 }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+                String::deserialize(de)?
+                    .parse()
+                    .map_err(serde::de::Error::custom)
             }
         }
     };

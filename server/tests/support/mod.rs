@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use switchyard::config::raw::{RawBackend, RawPool, RawRoute};
 use switchyard::{Config, RouterHandle};
 pub use switchyard_load::TestBackend;
 
@@ -49,27 +50,26 @@ pub async fn backends(ids: &[&str]) -> Vec<TestBackend> {
 
 /// A `[[pools]]` table for these backends (weights from `weights`, or 1).
 pub fn pool(id: &str, algorithm: &str, backends: &[TestBackend], weights: &[u32]) -> String {
-    let members: Vec<String> = backends
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            format!(
-                "  {{ id = \"{}\", address = \"{}\", weight = {} }},",
-                b.id(),
-                b.addr(),
-                weights.get(i).copied().unwrap_or(1)
-            )
-        })
-        .collect();
-    format!(
-        "[[pools]]\nid = \"{id}\"\nalgorithm = \"{algorithm}\"\nbackends = [\n{}\n]\n",
-        members.join("\n")
-    )
+    RawPool {
+        algorithm: algorithm
+            .parse()
+            .unwrap_or_else(|err| panic!("test pool: {err}")),
+        backends: backends
+            .iter()
+            .enumerate()
+            .map(|(i, b)| RawBackend {
+                weight: weights.get(i).copied().unwrap_or(1),
+                ..RawBackend::new(b.id(), b.addr())
+            })
+            .collect(),
+        ..RawPool::new(id)
+    }
+    .to_toml()
 }
 
 /// A `[[pools]]` table like [`pool`], with `extra` pool settings (e.g. `health = {…}`).
 pub fn pool_with(id: &str, algorithm: &str, backends: &[TestBackend], extra: &str) -> String {
-    pool(id, algorithm, backends, &[]).replace("algorithm = ", &format!("{extra}\nalgorithm = "))
+    format!("{}{extra}\n", pool(id, algorithm, backends, &[]))
 }
 
 /// A router with one route `/api` to a pool `api` over `backends`.
@@ -83,7 +83,7 @@ pub fn api_router(backends: &[TestBackend], algorithm: &str, extra: &str) -> Rou
 
 /// A `[[routes]]` table sending `prefix` to `pool`.
 pub fn route(id: &str, prefix: &str, pool: &str) -> String {
-    format!("[[routes]]\nid = \"{id}\"\npath_prefix = \"{prefix}\"\npool = \"{pool}\"\n")
+    RawRoute::new(id, prefix, pool).to_toml()
 }
 
 /// Starts a router on free ports with one worker and the given routes and pools.
