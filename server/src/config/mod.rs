@@ -291,14 +291,7 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    pub const NAMES: &'static [&'static str] = &[
-        "round_robin",
-        "weighted_round_robin",
-        "least_connections",
-        "random",
-        "p2c_ewma",
-        "consistent_hash",
-    ];
+    pub const NAMES: &'static [&'static str] = raw::AlgorithmName::NAMES;
 
     pub fn name(&self) -> &'static str {
         match self {

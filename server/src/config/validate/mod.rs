@@ -3,9 +3,10 @@
 //!
 //! Pure: nothing here reads a file or resolves a name (that is [`super::load`]), so the same
 //! text always gives the same answer. One module per section of the file; this one only
-//! puts them together. The `Config` it builds is complete even when there are problems
-//! (a value that did not pass stands in as a harmless fallback), so the load step can still
-//! check every file and name; it is never handed out then.
+//! puts them together. The `Config` it builds has every listener, pool and backend even when
+//! there are problems (a value that did not pass stands in as a harmless fallback; only
+//! routes with problems are left out, as the load step has nothing to do for routes), so the
+//! load step can still check every file and name. It is never handed out then.
 
 mod address;
 mod limits;
