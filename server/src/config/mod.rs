@@ -192,12 +192,8 @@ pub struct RetryBudgetConfig {
     pub min_per_s: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    pub connect: Duration,
-    pub response: Duration,
-    pub idle: Duration,
-}
+/// A route's timeouts toward its backends (`[routes.timeouts]`): the upstream layer's type.
+pub use crate::upstream::Timeouts;
 
 #[derive(Debug, Clone)]
 pub struct PoolConfig {

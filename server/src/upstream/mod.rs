@@ -4,3 +4,16 @@
 
 pub mod h1;
 pub mod tls;
+
+use std::time::Duration;
+
+/// How long an exchange with a backend may take, step by step (a route's `timeouts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP connect and, for a TLS pool, the handshake.
+    pub connect: Duration,
+    /// From the request sent to the answer's head.
+    pub response: Duration,
+    /// Longest silence of either side while a body streams (and a WebSocket session is open).
+    pub idle: Duration,
+}

@@ -24,8 +24,8 @@ use tokio::net::TcpStream;
 use super::codec::{self, LAST_CHUNK, ParseError, RequestFraming, ResponseHead};
 use super::pool::{self, Conn, PoolKey};
 use super::stream::BackendStream;
-use crate::config::Timeouts;
 use crate::error::{Retry, Side};
+use crate::upstream::Timeouts;
 use crate::upstream::tls::BackendTls;
 
 /// TCP keep-alive probes on backend connections, to notice dead peers behind idle pools.
