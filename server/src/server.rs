@@ -563,7 +563,7 @@ async fn run(
     if !tls.is_empty() {
         actix_rt::spawn(watch_certificates(tls.clone()));
     }
-    let admin_state = web::Data::new(admin::api::AdminState {
+    let admin_state = web::Data::new(admin::state::AdminState {
         table: table.clone(),
         supervisor: supervisor.clone(),
         ready: ready.clone(),

@@ -6,28 +6,21 @@
 //! channel ([`super::cluster`]). Every call that changes something needs
 //! `Authorization: Bearer TOKEN`, checked before anything else ([`super::auth`]).
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use actix::Addr;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use arc_swap::ArcSwap;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::cluster::{AdminAction, Cluster};
+use super::action::{AdminAction, apply, find, pool_actor};
+use super::error::ApiError;
+use super::state::AdminState;
 use crate::config::{BackendConfig, Config, MAX_WEIGHT, parse_address};
-use crate::control::RouterSupervisor;
-use crate::control::pool::{
-    AddBackend, DrainBackend, PoolActor, RemoveBackend, SetWeight, UndrainBackend,
-};
-use crate::control::region::GetPoolActor;
-use crate::control::supervisor::{GetRegionActors, Reload};
-use crate::lifecycle::Readiness;
-use crate::regions::Directory;
-use crate::routing::{BackendEntry, PoolHandle, RouteTable};
+use crate::control::pool::{AddBackend, RemoveBackend};
+use crate::control::supervisor::Reload;
+use crate::routing::{BackendEntry, PoolHandle};
 
 /// Largest admin request body.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -37,28 +30,6 @@ pub const DEFAULT_DRAIN_DEADLINE: Duration = Duration::from_secs(60);
 pub const DEFAULT_DRAIN_SPREAD: Duration = Duration::from_secs(10);
 /// Longest drain deadline accepted: a day.
 pub const MAX_DRAIN_SECONDS: f64 = 86_400.0;
-
-/// What the admin API works with.
-pub struct AdminState {
-    pub table: Arc<ArcSwap<RouteTable>>,
-    pub supervisor: Addr<RouterSupervisor>,
-    pub ready: Arc<Readiness>,
-    pub token: Option<String>,
-    pub region: String,
-    pub started: Instant,
-    pub store: &'static str,
-    pub cluster: Option<Arc<Cluster>>,
-    /// The config file a reload reads again (`None`: started from text, nothing to reload).
-    pub config_path: Option<std::path::PathBuf>,
-    pub directory: Arc<Directory>,
-    /// TLS listeners' certificates, reloaded with the config.
-    pub tls: Vec<Arc<crate::tls::SniResolver>>,
-    /// The spread of an evacuation under way (`unevacuate` stops it).
-    pub evacuation: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// Held by one `POST /backends` at a time: ids are unique across pools, and two adds of
-    /// one id to different pools must not both pass the check.
-    pub adding: tokio::sync::Mutex<()>,
-}
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -113,56 +84,21 @@ pub fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(move || method_not_allowed(allow)))
 }
 
-async fn method_not_allowed(allow: &'static str) -> HttpResponse {
-    let mut resp = error(
+async fn method_not_allowed(allow: &'static str) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         format!("this path takes {allow}"),
-    );
-    resp.headers_mut().insert(
-        actix_web::http::header::ALLOW,
-        actix_web::http::header::HeaderValue::from_static(allow),
-    );
-    resp
+    )
+    .with_header(actix_web::http::header::ALLOW, allow))
 }
 
-/// An error answer: `{"error": kind, "message": ...}`.
-pub fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> HttpResponse {
-    HttpResponse::build(status).json(json!({ "error": kind, "message": message.into() }))
-}
-
-/// A refused admin call, before it becomes its answer.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub kind: &'static str,
-    pub message: String,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            kind,
-            message: message.into(),
-        }
-    }
-
-    fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
-    }
-
-    pub fn response(&self) -> HttpResponse {
-        error(self.status, self.kind, self.message.clone())
-    }
-}
-
-async fn not_found() -> HttpResponse {
-    error(
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
         "no such admin endpoint; see docs/admin-openapi.yaml",
-    )
+    ))
 }
 
 fn backend_json(pool: &PoolHandle, b: &BackendEntry) -> Value {
@@ -181,26 +117,6 @@ fn backend_json(pool: &PoolHandle, b: &BackendEntry) -> Value {
             "consecutive_failures": b.stats.consecutive_failures(),
         },
     })
-}
-
-/// A backend by id, with its pool.
-fn find(table: &RouteTable, id: &str) -> Option<(Arc<PoolHandle>, Arc<BackendEntry>)> {
-    table.pools.iter().find_map(|pool| {
-        let snapshot = pool.load();
-        snapshot
-            .backends
-            .iter()
-            .find(|b| &*b.id == id)
-            .map(|b| (pool.clone(), b.clone()))
-    })
-}
-
-fn unknown_backend(id: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "unknown_backend",
-        format!("no backend with id {id:?}"),
-    )
 }
 
 async fn status(state: web::Data<AdminState>) -> HttpResponse {
@@ -412,7 +328,7 @@ async fn backends(state: web::Data<AdminState>) -> HttpResponse {
 async fn backend(state: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
     match find(&state.table.load(), &id) {
         Some((pool, b)) => HttpResponse::Ok().json(backend_json(&pool, &b)),
-        None => unknown_backend(&id).response(),
+        None => ApiError::unknown_backend(&id).response(),
     }
 }
 
@@ -515,67 +431,6 @@ struct WeightBody {
     weight: u32,
 }
 
-/// Applies an admin action to this node's pool actor. `Err`: unknown backend or the actor
-/// did not answer.
-pub async fn apply(
-    table: &RouteTable,
-    supervisor: &Addr<RouterSupervisor>,
-    action: &AdminAction,
-) -> Result<(), ApiError> {
-    let id = action.backend();
-    let (pool, _) = find(table, id).ok_or_else(|| unknown_backend(id))?;
-    let actor = pool_actor(supervisor, &pool.id)
-        .await
-        .ok_or_else(|| unavailable("the pool's actor is not running"))?;
-    let outcome = match action.clone() {
-        AdminAction::Drain {
-            backend,
-            deadline_ms,
-            spread_ms,
-        } => {
-            actor
-                .send(DrainBackend {
-                    backend,
-                    deadline: Duration::from_millis(deadline_ms),
-                    spread: Duration::from_millis(spread_ms),
-                })
-                .await
-        }
-        AdminAction::Undrain { backend } => actor.send(UndrainBackend { backend }).await,
-        AdminAction::Weight { backend, weight } => actor.send(SetWeight { backend, weight }).await,
-    };
-    match outcome {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(message)) if message.starts_with("no backend") => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_backend",
-            message,
-        )),
-        Ok(Err(message)) => Err(ApiError::new(StatusCode::CONFLICT, "conflict", message)),
-        Err(_) => Err(unavailable("the pool's actor did not answer")),
-    }
-}
-
-/// The `PoolActor` owning `pool`.
-async fn pool_actor(supervisor: &Addr<RouterSupervisor>, pool: &str) -> Option<Addr<PoolActor>> {
-    let regions = supervisor.send(GetRegionActors).await.ok()?;
-    for region in regions {
-        let found = region
-            .send(GetPoolActor {
-                pool: pool.to_string(),
-            })
-            .await;
-        if let Ok(Some(actor)) = found {
-            return Some(actor);
-        }
-    }
-    None
-}
-
-fn unavailable(message: &str) -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
-}
-
 /// Applies an action here, then tells the other nodes; answers with the backend's view.
 async fn act(state: &AdminState, action: AdminAction, status: StatusCode) -> HttpResponse {
     let table = state.table.load_full();
@@ -587,7 +442,7 @@ async fn act(state: &AdminState, action: AdminAction, status: StatusCode) -> Htt
     }
     match find(&table, action.backend()) {
         Some((pool, b)) => HttpResponse::build(status).json(backend_json(&pool, &b)),
-        None => unknown_backend(action.backend()).response(),
+        None => ApiError::unknown_backend(action.backend()).response(),
     }
 }
 
@@ -749,11 +604,12 @@ async fn reload(state: web::Data<AdminState>, payload: web::Payload) -> HttpResp
         return err.response();
     }
     let Some(path) = state.config_path.clone() else {
-        return error(
+        return ApiError::new(
             StatusCode::CONFLICT,
             "no_config_file",
             "this node was started without a config file: there is nothing to reload",
-        );
+        )
+        .response();
     };
     let loaded = web::block(move || Config::load(&path).map_err(|e| (path, e))).await;
     let config = match loaded {
@@ -773,7 +629,7 @@ async fn reload(state: web::Data<AdminState>, payload: web::Payload) -> HttpResp
                 "issues": issues,
             }));
         }
-        Err(_) => return unavailable("the reload could not run").response(),
+        Err(_) => return ApiError::unavailable("the reload could not run").response(),
     };
     let certificates: Vec<Value> = state
         .tls
@@ -792,7 +648,7 @@ async fn reload(state: web::Data<AdminState>, payload: web::Payload) -> HttpResp
             answer["certificates"] = json!(certificates);
             HttpResponse::Ok().json(answer)
         }
-        Err(_) => unavailable("the router's supervisor did not answer").response(),
+        Err(_) => ApiError::unavailable("the router's supervisor did not answer").response(),
     }
 }
 
@@ -856,10 +712,10 @@ async fn add_backend(state: web::Data<AdminState>, payload: web::Payload) -> Htt
         Ok(Err(reason)) => {
             return ApiError::bad_request(format!("field `address`: {reason}")).response();
         }
-        Err(_) => return unavailable("the address could not be checked").response(),
+        Err(_) => return ApiError::unavailable("the address could not be checked").response(),
     };
     let Some(actor) = pool_actor(&state.supervisor, &pool.id).await else {
-        return unavailable("the pool's actor is not running").response();
+        return ApiError::unavailable("the pool's actor is not running").response();
     };
     let routes: Vec<String> = table
         .routes()
@@ -880,12 +736,12 @@ async fn add_backend(state: web::Data<AdminState>, payload: web::Payload) -> Htt
     match added {
         Ok(Ok(())) => match find(&state.table.load(), &body.id) {
             Some((pool, b)) => HttpResponse::Created().json(backend_json(&pool, &b)),
-            None => unknown_backend(&body.id).response(),
+            None => ApiError::unknown_backend(&body.id).response(),
         },
         Ok(Err(message)) => {
             ApiError::new(StatusCode::CONFLICT, "backend_exists", message).response()
         }
-        Err(_) => unavailable("the pool's actor did not answer").response(),
+        Err(_) => ApiError::unavailable("the pool's actor did not answer").response(),
     }
 }
 
@@ -966,10 +822,10 @@ pub fn parse_body(kind: BodyKind, bytes: &[u8]) -> Result<(), String> {
 async fn remove_backend(state: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
     let table = state.table.load_full();
     let Some((pool, _)) = find(&table, &id) else {
-        return unknown_backend(&id).response();
+        return ApiError::unknown_backend(&id).response();
     };
     let Some(actor) = pool_actor(&state.supervisor, &pool.id).await else {
-        return unavailable("the pool's actor is not running").response();
+        return ApiError::unavailable("the pool's actor is not running").response();
     };
     match actor
         .send(RemoveBackend {
@@ -979,11 +835,11 @@ async fn remove_backend(state: web::Data<AdminState>, id: web::Path<String>) -> 
     {
         Ok(Ok(())) => match find(&state.table.load(), &id) {
             Some((pool, b)) => HttpResponse::Accepted().json(backend_json(&pool, &b)),
-            None => unknown_backend(&id).response(),
+            None => ApiError::unknown_backend(&id).response(),
         },
         Ok(Err(message)) => {
             ApiError::new(StatusCode::NOT_FOUND, "unknown_backend", message).response()
         }
-        Err(_) => unavailable("the pool's actor did not answer").response(),
+        Err(_) => ApiError::unavailable("the pool's actor did not answer").response(),
     }
 }

@@ -7,9 +7,10 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::Next;
-use actix_web::web;
+use actix_web::{ResponseError, web};
 
-use super::api::{AdminState, error};
+use super::error::ApiError;
+use super::state::AdminState;
 
 pub async fn require_token(
     req: ServiceRequest,
@@ -28,19 +29,13 @@ pub async fn require_token(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     let refusal = match (presented, configured) {
-        (None, _) => {
-            let mut resp = error(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "this call needs Authorization: Bearer <admin token>",
-            );
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-            resp
-        }
-        (Some(_), None) => error(
+        (None, _) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this call needs Authorization: Bearer <admin token>",
+        )
+        .with_header(header::WWW_AUTHENTICATE, "Bearer"),
+        (Some(_), None) => ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             "the admin API is read-only on this node: no admin token is configured (node.admin_token_file or SWITCHYARD_ADMIN_TOKEN)",
@@ -48,10 +43,14 @@ pub async fn require_token(
         (Some(given), Some(token)) if same(given.as_bytes(), token.as_bytes()) => {
             return next.call(req).await.map(|r| r.map_into_left_body());
         }
-        (Some(_), Some(_)) => error(StatusCode::FORBIDDEN, "forbidden", "wrong admin token"),
+        (Some(_), Some(_)) => {
+            ApiError::new(StatusCode::FORBIDDEN, "forbidden", "wrong admin token")
+        }
     };
     metrics::counter!("switchyard_admin_refused_total").increment(1);
-    Ok(req.into_response(refusal).map_into_right_body())
+    Ok(req
+        .into_response(refusal.error_response())
+        .map_into_right_body())
 }
 
 /// Compares the two tokens' SHA-256 digests byte by byte, all 32 of them: the time depends

@@ -23,6 +23,7 @@ use futures_util::StreamExt;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
+use super::action::{self, AdminAction};
 use crate::control::RouterSupervisor;
 use crate::routing::RouteTable;
 use crate::session::SharedStore;
@@ -33,39 +34,6 @@ pub const RETRY_EVERY: Duration = Duration::from_secs(1);
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Field of the persisted hash holding when a change was last shared (Unix ms).
 const WRITTEN_FIELD: &str = "written_ms";
-
-/// An admin change, as applied to a pool actor and as sent to the other nodes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum AdminAction {
-    Drain {
-        backend: String,
-        deadline_ms: u64,
-        spread_ms: u64,
-    },
-    Undrain {
-        backend: String,
-    },
-    Weight {
-        backend: String,
-        weight: u32,
-    },
-}
-
-impl AdminAction {
-    pub fn backend(&self) -> &str {
-        match self {
-            AdminAction::Drain { backend, .. }
-            | AdminAction::Undrain { backend }
-            | AdminAction::Weight { backend, .. } => backend,
-        }
-    }
-
-    /// Which persisted field it sets: a later action on the same field replaces it.
-    fn field(&self) -> (bool, &str) {
-        (matches!(self, AdminAction::Weight { .. }), self.backend())
-    }
-}
 
 /// Most changes kept while Redis is unreachable: one per backend and field at most, so only
 /// a node with more backends than this could lose the oldest (said in the log).
@@ -190,7 +158,7 @@ impl Cluster {
 
     async fn apply(&self, action: &AdminAction) {
         let table = self.table.load_full();
-        match super::api::apply(&table, &self.supervisor, action).await {
+        match action::apply(&table, &self.supervisor, action).await {
             Ok(()) => {
                 tracing::info!(action = ?action, "applied an admin change made on another node")
             }

@@ -2,17 +2,24 @@
 //! (the process is alive), `/readyz` (it takes traffic; false while stopping) and the JSON
 //! admin API under `/admin/v1/` ([`api`], guarded by [`auth`], shared across nodes by
 //! [`cluster`]).
+//!
+//! Layers, each importing only those below it: [`state`] and [`error`] (what handlers hold
+//! and how they refuse), [`action`] (applying a change to a pool actor), [`cluster`] (sharing
+//! changes between nodes), [`auth`], [`api`].
 
+pub mod action;
 pub mod api;
 pub mod auth;
 pub mod cluster;
+pub mod error;
+pub mod state;
 
 use actix_web::{HttpResponse, web};
 
 use crate::lifecycle::Readiness;
 use crate::telemetry;
 
-pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<api::AdminState>) {
+pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<state::AdminState>) {
     cfg.app_data(web::Data::from(state.ready.clone()))
         .app_data(state)
         .service(api::read("/metrics", metrics))
