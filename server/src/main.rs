@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use switchyard::config::{Config, LogConfig, LogFormat};
 use switchyard::demo::{Demo, DemoOptions};
+use switchyard::startup::StartupError;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -73,38 +74,17 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Serve { config } => {
-            let config = match Config::load(&config) {
-                Ok(c) => c,
-                Err(err) => {
-                    eprintln!("{}: invalid configuration", config.display());
-                    for issue in &err.issues {
-                        eprintln!("  {issue}");
-                    }
-                    return ExitCode::from(2);
-                }
-            };
-            let _logs = match switchyard::logging::init_logging(&config.log) {
-                Ok(logs) => logs,
-                Err(err) => {
-                    eprintln!("switchyard: {err}");
-                    return ExitCode::from(2);
-                }
-            };
-            let delay = config.node.shutdown_delay;
-            let path = config.source.clone();
-            match switchyard::start(config) {
-                Ok(router) => {
-                    serve_until_stopped(&router, path);
-                    router.stop_after(delay);
-                    ExitCode::SUCCESS
-                }
-                Err(err) => {
-                    eprintln!("switchyard: {err}");
-                    ExitCode::FAILURE
-                }
+        Command::Serve { config } => match serve(config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err @ StartupError::Config { .. }) => {
+                eprintln!("{err}");
+                ExitCode::from(err.exit_code())
             }
-        }
+            Err(err) => {
+                eprintln!("switchyard: {err}");
+                ExitCode::from(err.exit_code())
+            }
+        },
         Command::Demo {
             listen,
             admin_listen,
@@ -167,6 +147,20 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `switchyard serve`: loads the file, sets up logging, starts the router and serves until
+/// SIGINT or SIGTERM.
+fn serve(file: PathBuf) -> Result<(), StartupError> {
+    let config = Config::load(&file).map_err(|source| StartupError::Config { file, source })?;
+    let _logs = switchyard::logging::init_logging(&config.log)
+        .map_err(|reason| StartupError::Logging { reason })?;
+    let delay = config.node.shutdown_delay;
+    let path = config.source.clone();
+    let router = switchyard::start(config)?;
+    serve_until_stopped(&router, path);
+    router.stop_after(delay);
+    Ok(())
 }
 
 /// Serves until SIGINT or SIGTERM; on SIGHUP reloads the config file (an invalid one is

@@ -32,6 +32,7 @@ use crate::lifecycle::Readiness;
 use crate::proxy::{self, ProxyState};
 use crate::routing::RouteTable;
 use crate::session::{MemoryStore, Sessions, SharedStore, Store, TokenKey};
+use crate::startup::StartupError;
 use crate::telemetry;
 use crate::tls::SniResolver;
 
@@ -130,7 +131,7 @@ impl Drop for RouterHandle {
 
 /// The session-token key from the configured file or environment variable, or a random one
 /// (tokens then last only as long as this process, and other nodes cannot check them).
-fn token_key(config: &Config) -> Result<TokenKey, Error> {
+fn token_key(config: &Config) -> Result<TokenKey, StartupError> {
     let from_env = std::env::var(&config.sessions.cookie_key_env)
         .ok()
         .filter(|k| !k.is_empty())
@@ -142,9 +143,8 @@ fn token_key(config: &Config) -> Result<TokenKey, Error> {
                 env = %config.sessions.cookie_key_env,
                 "no session key set: using a random one; session tokens will not survive a restart"
             );
-            TokenKey::random().map_err(|err| Error::Io {
-                context: "a random session-token key from the operating system".to_string(),
-                source: std::io::Error::other(err.to_string()),
+            TokenKey::random().map_err(|err| StartupError::TokenKey {
+                reason: err.to_string(),
             })?
         }
     };
@@ -197,7 +197,7 @@ async fn first_checks(config: &Config, table: &ArcSwap<RouteTable>) {
 /// The running public listeners: the server, their addresses, the TLS listeners' certificates.
 type Public = (actix_server::Server, Vec<SocketAddr>, Vec<Arc<SniResolver>>);
 
-fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public, Error> {
+fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public, StartupError> {
     let per_worker = config
         .node
         .max_connections
@@ -235,7 +235,11 @@ fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public
         }),
     );
     for (addr, tls, redirect, proxy_protocol, proxy_from, max_connections) in specs {
-        let bind_error = |source| Error::Bind { addr, source };
+        let bind_error = |source| StartupError::Bind {
+            listener: "public",
+            addr,
+            source,
+        };
         let listener = bind_listener(addr).map_err(bind_error)?;
         let local = listener.local_addr().map_err(bind_error)?;
         listen.push(local);
@@ -339,16 +343,12 @@ fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public
                     .and_then(service!(ClientIo<TcpStream>))
             }),
             Some(tls) => {
-                let resolver = Arc::new(SniResolver::new(tls).map_err(|reason| Error::Io {
-                    context: format!("TLS listener {addr}"),
-                    source: std::io::Error::other(reason),
-                })?);
+                let resolver = Arc::new(
+                    SniResolver::new(tls).map_err(|reason| StartupError::Tls { addr, reason })?,
+                );
                 resolvers.push(resolver.clone());
-                let tls_config =
-                    crate::tls::server_config(resolver).map_err(|reason| Error::Io {
-                        context: format!("TLS listener {addr}"),
-                        source: std::io::Error::other(reason),
-                    })?;
+                let tls_config = crate::tls::server_config(resolver)
+                    .map_err(|reason| StartupError::Tls { addr, reason })?;
                 let tls_config = Arc::new(tls_config);
                 builder.listen(name, listener, move || {
                     let tls_config = tls_config.clone();
@@ -417,10 +417,10 @@ struct Bound {
 }
 
 /// Starts a router for `config`; returns once it is serving.
-pub fn start(config: Config) -> Result<RouterHandle, Error> {
+pub fn start(config: Config) -> Result<RouterHandle, StartupError> {
     telemetry::install_metrics();
     let table = Arc::new(ArcSwap::from_pointee(RouteTable::build(&config)));
-    let (bound_tx, bound_rx) = std::sync::mpsc::channel::<Result<Bound, Error>>();
+    let (bound_tx, bound_rx) = std::sync::mpsc::channel::<Result<Bound, StartupError>>();
     let (stop_tx, stop_rx) = oneshot::channel::<Duration>();
     let thread_table = table.clone();
     let thread = std::thread::Builder::new()
@@ -429,10 +429,7 @@ pub fn start(config: Config) -> Result<RouterHandle, Error> {
             let system = actix_rt::System::new();
             system.block_on(run(config, thread_table, bound_tx, stop_rx));
         })
-        .map_err(|source| Error::Io {
-            context: "cannot start the router thread".to_string(),
-            source,
-        })?;
+        .map_err(StartupError::Thread)?;
     let bound = match bound_rx.recv() {
         Ok(Ok(bound)) => bound,
         Ok(Err(err)) => {
@@ -441,10 +438,7 @@ pub fn start(config: Config) -> Result<RouterHandle, Error> {
         }
         Err(_) => {
             let _ = thread.join();
-            return Err(Error::Io {
-                context: "router thread ended during start".to_string(),
-                source: std::io::Error::other("no start report"),
-            });
+            return Err(StartupError::ThreadEnded);
         }
     };
     Ok(RouterHandle {
@@ -461,7 +455,7 @@ pub fn start(config: Config) -> Result<RouterHandle, Error> {
 async fn run(
     config: Config,
     table: Arc<ArcSwap<RouteTable>>,
-    bound_tx: std::sync::mpsc::Sender<Result<Bound, Error>>,
+    bound_tx: std::sync::mpsc::Sender<Result<Bound, StartupError>>,
     stop_rx: oneshot::Receiver<Duration>,
 ) {
     let ready = Arc::new(Readiness::default());
@@ -476,10 +470,7 @@ async fn run(
                 Store::Shared(shared)
             }
             Err(reason) => {
-                let _ = bound_tx.send(Err(Error::Io {
-                    context: "session store".to_string(),
-                    source: std::io::Error::other(reason),
-                }));
+                let _ = bound_tx.send(Err(StartupError::SessionStore { reason }));
                 return;
             }
         },
@@ -592,7 +583,8 @@ async fn run(
     let admin_server = match admin_server {
         Ok(server) => server,
         Err(source) => {
-            let _ = bound_tx.send(Err(Error::Bind {
+            let _ = bound_tx.send(Err(StartupError::Bind {
+                listener: "admin",
                 addr: config.node.admin_listen,
                 source,
             }));

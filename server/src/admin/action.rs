@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Addr;
-use actix_web::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
@@ -90,16 +89,9 @@ pub async fn apply(
         AdminAction::Undrain { backend } => actor.send(UndrainBackend { backend }).await,
         AdminAction::Weight { backend, weight } => actor.send(SetWeight { backend, weight }).await,
     };
-    match outcome {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(message)) if message.starts_with("no backend") => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_backend",
-            message,
-        )),
-        Ok(Err(message)) => Err(ApiError::new(StatusCode::CONFLICT, "conflict", message)),
-        Err(_) => Err(ApiError::unavailable("the pool's actor did not answer")),
-    }
+    // A pool's refusal keeps its own answer (`unknown_backend`, `conflict`, ...).
+    outcome.map_err(|_| ApiError::unavailable("the pool's actor did not answer"))??;
+    Ok(())
 }
 
 /// The `PoolActor` owning `pool`.

@@ -20,7 +20,7 @@ use super::state::AdminState;
 use crate::config::{BackendConfig, Config, MAX_WEIGHT, parse_address};
 use crate::control::pool::{AddBackend, RemoveBackend};
 use crate::control::supervisor::Reload;
-use crate::routing::{BackendEntry, PoolHandle};
+use crate::routing::{BackendEntry, PoolHandle, RouteTable};
 
 /// Largest admin request body.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -182,17 +182,12 @@ async fn evacuate(
     state: web::Data<AdminState>,
     name: web::Path<String>,
     payload: web::Payload,
-) -> HttpResponse {
-    let spread = match read_json::<EvacuateBody>(payload)
-        .await
-        .and_then(evacuation_spread)
-    {
-        Ok(spread) => spread,
-        Err(err) => return err.response(),
-    };
-    let Some(region) = state.directory.region(&name) else {
-        return unknown_region(&name).response();
-    };
+) -> Result<HttpResponse, ApiError> {
+    let spread = evacuation_spread(read_json::<EvacuateBody>(payload).await?)?;
+    let region = state
+        .directory
+        .region(&name)
+        .ok_or_else(|| unknown_region(&name))?;
     let already = region.evacuating();
     region.set_evacuating(true);
     let mut moving = 0;
@@ -237,12 +232,12 @@ async fn evacuate(
         metrics::counter!("switchyard_region_evacuations_total", "region" => region.name.clone())
             .increment(1);
     }
-    HttpResponse::Accepted().json(json!({
+    Ok(HttpResponse::Accepted().json(json!({
         "region": region.name,
         "local": region.local,
         "evacuating": true,
         "sessions_moving": moving,
-    }))
+    })))
 }
 
 /// An evacuation's spread from its body, checked.
@@ -267,10 +262,14 @@ fn unknown_region(name: &str) -> ApiError {
 }
 
 /// `POST /admin/v1/regions/{name}/unevacuate`: the undo.
-async fn unevacuate(state: web::Data<AdminState>, name: web::Path<String>) -> HttpResponse {
-    let Some(region) = state.directory.region(&name) else {
-        return unknown_region(&name).response();
-    };
+async fn unevacuate(
+    state: web::Data<AdminState>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let region = state
+        .directory
+        .region(&name)
+        .ok_or_else(|| unknown_region(&name))?;
     if region.evacuating() {
         tracing::info!(region = %region.name, "region evacuation lifted");
     }
@@ -286,7 +285,7 @@ async fn unevacuate(state: web::Data<AdminState>, name: web::Path<String>) -> Ht
         }
     }
     region.set_evacuating(false);
-    HttpResponse::Ok().json(json!({ "region": region.name, "evacuating": false }))
+    Ok(HttpResponse::Ok().json(json!({ "region": region.name, "evacuating": false })))
 }
 
 async fn pools(state: web::Data<AdminState>) -> HttpResponse {
@@ -325,11 +324,17 @@ async fn backends(state: web::Data<AdminState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "backends": all }))
 }
 
-async fn backend(state: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
-    match find(&state.table.load(), &id) {
-        Some((pool, b)) => HttpResponse::Ok().json(backend_json(&pool, &b)),
-        None => ApiError::unknown_backend(&id).response(),
-    }
+async fn backend(
+    state: web::Data<AdminState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    answer(StatusCode::OK, &state.table.load(), &id)
+}
+
+/// A backend's view, with `status`.
+fn answer(status: StatusCode, table: &RouteTable, id: &str) -> Result<HttpResponse, ApiError> {
+    let (pool, b) = find(table, id).ok_or_else(|| ApiError::unknown_backend(id))?;
+    Ok(HttpResponse::build(status).json(backend_json(&pool, &b)))
 }
 
 /// Reads a JSON body (empty is `None`), at most [`MAX_BODY_BYTES`]; errors name the field.
@@ -432,33 +437,25 @@ struct WeightBody {
 }
 
 /// Applies an action here, then tells the other nodes; answers with the backend's view.
-async fn act(state: &AdminState, action: AdminAction, status: StatusCode) -> HttpResponse {
+async fn act(
+    state: &AdminState,
+    action: AdminAction,
+    status: StatusCode,
+) -> Result<HttpResponse, ApiError> {
     let table = state.table.load_full();
-    if let Err(err) = apply(&table, &state.supervisor, &action).await {
-        return err.response();
-    }
+    apply(&table, &state.supervisor, &action).await?;
     if let Some(cluster) = &state.cluster {
         cluster.announce(&action).await;
     }
-    match find(&table, action.backend()) {
-        Some((pool, b)) => HttpResponse::build(status).json(backend_json(&pool, &b)),
-        None => ApiError::unknown_backend(action.backend()).response(),
-    }
+    answer(status, &table, action.backend())
 }
 
 async fn drain(
     state: web::Data<AdminState>,
     id: web::Path<String>,
     payload: web::Payload,
-) -> HttpResponse {
-    let body = match read_json::<DrainBody>(payload).await {
-        Ok(body) => body,
-        Err(err) => return err.response(),
-    };
-    let (deadline, spread) = match drain_times(body) {
-        Ok(times) => times,
-        Err(err) => return err.response(),
-    };
+) -> Result<HttpResponse, ApiError> {
+    let (deadline, spread) = drain_times(read_json::<DrainBody>(payload).await?)?;
     let action = AdminAction::Drain {
         backend: id.into_inner(),
         deadline_ms: deadline.as_millis() as u64,
@@ -471,10 +468,8 @@ async fn undrain(
     state: web::Data<AdminState>,
     id: web::Path<String>,
     payload: web::Payload,
-) -> HttpResponse {
-    if let Err(err) = read_json::<Value>(payload).await {
-        return err.response();
-    }
+) -> Result<HttpResponse, ApiError> {
+    read_json::<Value>(payload).await?;
     let action = AdminAction::Undrain {
         backend: id.into_inner(),
     };
@@ -485,11 +480,8 @@ async fn weight(
     state: web::Data<AdminState>,
     id: web::Path<String>,
     payload: web::Payload,
-) -> HttpResponse {
-    let weight = match read_json::<WeightBody>(payload).await.and_then(weight_of) {
-        Ok(weight) => weight,
-        Err(err) => return err.response(),
-    };
+) -> Result<HttpResponse, ApiError> {
+    let weight = weight_of(read_json::<WeightBody>(payload).await?)?;
     let action = AdminAction::Weight {
         backend: id.into_inner(),
         weight,
@@ -599,18 +591,18 @@ mod tests {
 
 /// `POST /admin/v1/reload`: reads the config file again; an invalid one changes nothing and
 /// is answered with every problem and its key path.
-async fn reload(state: web::Data<AdminState>, payload: web::Payload) -> HttpResponse {
-    if let Err(err) = read_json::<Value>(payload).await {
-        return err.response();
-    }
-    let Some(path) = state.config_path.clone() else {
-        return ApiError::new(
+async fn reload(
+    state: web::Data<AdminState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    read_json::<Value>(payload).await?;
+    let path = state.config_path.clone().ok_or_else(|| {
+        ApiError::new(
             StatusCode::CONFLICT,
             "no_config_file",
             "this node was started without a config file: there is nothing to reload",
         )
-        .response();
-    };
+    })?;
     let loaded = web::block(move || Config::load(&path).map_err(|e| (path, e))).await;
     let config = match loaded {
         Ok(Ok(config)) => config,
@@ -623,13 +615,14 @@ async fn reload(state: web::Data<AdminState>, payload: web::Payload) -> HttpResp
                 .iter()
                 .map(|i| json!({ "key": i.key, "message": i.message }))
                 .collect();
-            return HttpResponse::BadRequest().json(json!({
-                "error": "invalid_config",
-                "message": format!("{} is invalid; the running config stays", path.display()),
-                "issues": issues,
-            }));
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_config",
+                format!("{} is invalid; the running config stays", path.display()),
+            )
+            .with_field("issues", json!(issues)));
         }
-        Err(_) => return ApiError::unavailable("the reload could not run").response(),
+        Err(_) => return Err(ApiError::unavailable("the reload could not run")),
     };
     let certificates: Vec<Value> = state
         .tls
@@ -642,14 +635,14 @@ async fn reload(state: web::Data<AdminState>, payload: web::Payload) -> HttpResp
             }
         })
         .collect();
-    match state.supervisor.send(Reload(config)).await {
-        Ok(report) => {
-            let mut answer = serde_json::to_value(&report).unwrap_or_default();
-            answer["certificates"] = json!(certificates);
-            HttpResponse::Ok().json(answer)
-        }
-        Err(_) => ApiError::unavailable("the router's supervisor did not answer").response(),
-    }
+    let report = state
+        .supervisor
+        .send(Reload(config))
+        .await
+        .map_err(|_| ApiError::unavailable("the router's supervisor did not answer"))?;
+    let mut answer = serde_json::to_value(&report).unwrap_or_default();
+    answer["certificates"] = json!(certificates);
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 #[derive(Debug, Deserialize)]
@@ -664,65 +657,57 @@ struct NewBackend {
 
 /// `POST /admin/v1/backends`: adds a backend to a pool on this node, until the next reload or
 /// restart (put it in the config file to keep it).
-async fn add_backend(state: web::Data<AdminState>, payload: web::Payload) -> HttpResponse {
-    let body = match read_json::<NewBackend>(payload).await.and_then(new_backend) {
-        Ok(body) => body,
-        Err(err) => return err.response(),
-    };
+async fn add_backend(
+    state: web::Data<AdminState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = new_backend(read_json::<NewBackend>(payload).await?)?;
     let _one_at_a_time = state.adding.lock().await;
     let table = state.table.load_full();
-    let Some(pool) = table.pool(&body.pool) else {
-        return ApiError::new(
+    let pool = table.pool(&body.pool).ok_or_else(|| {
+        ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_pool",
             format!("no pool with id {:?}", body.pool),
         )
-        .response();
-    };
-    if let Err(err) = new_backend_id(&body.id) {
-        return err.response();
-    }
+    })?;
+    new_backend_id(&body.id)?;
     if find(&table, &body.id).is_some() {
-        return ApiError::new(
+        return Err(ApiError::new(
             StatusCode::CONFLICT,
             "backend_exists",
             format!(
                 "a backend with id {:?} exists (backend ids are unique across pools)",
                 body.id
             ),
-        )
-        .response();
+        ));
     }
-    let weight = match new_backend_limits(&body) {
-        Ok(weight) => weight,
-        Err(err) => return err.response(),
-    };
+    let weight = new_backend_limits(&body)?;
     let text = body.address.clone();
     let address = match web::block(move || parse_address(&text)).await {
         // Nothing can be dialled on port 0 (a config file may name it for a backend never
         // used; one added at runtime is meant to take work).
         Ok(Ok(address)) if address.port == 0 => {
-            return ApiError::bad_request(format!(
+            return Err(ApiError::bad_request(format!(
                 "field `address`: {:?}: port 0 is not a port to connect to (1-65535)",
                 body.address
-            ))
-            .response();
+            )));
         }
         Ok(Ok(address)) => address,
         Ok(Err(reason)) => {
-            return ApiError::bad_request(format!("field `address`: {reason}")).response();
+            return Err(ApiError::bad_request(format!("field `address`: {reason}")));
         }
-        Err(_) => return ApiError::unavailable("the address could not be checked").response(),
+        Err(_) => return Err(ApiError::unavailable("the address could not be checked")),
     };
-    let Some(actor) = pool_actor(&state.supervisor, &pool.id).await else {
-        return ApiError::unavailable("the pool's actor is not running").response();
-    };
+    let actor = pool_actor(&state.supervisor, &pool.id)
+        .await
+        .ok_or_else(|| ApiError::unavailable("the pool's actor is not running"))?;
     let routes: Vec<String> = table
         .routes()
         .filter(|r| r.pool.id == pool.id)
         .map(|r| r.id.to_string())
         .collect();
-    let added = actor
+    actor
         .send(AddBackend {
             backend: BackendConfig {
                 id: body.id.clone(),
@@ -732,17 +717,9 @@ async fn add_backend(state: web::Data<AdminState>, payload: web::Payload) -> Htt
             },
             routes,
         })
-        .await;
-    match added {
-        Ok(Ok(())) => match find(&state.table.load(), &body.id) {
-            Some((pool, b)) => HttpResponse::Created().json(backend_json(&pool, &b)),
-            None => ApiError::unknown_backend(&body.id).response(),
-        },
-        Ok(Err(message)) => {
-            ApiError::new(StatusCode::CONFLICT, "backend_exists", message).response()
-        }
-        Err(_) => ApiError::unavailable("the pool's actor did not answer").response(),
-    }
+        .await
+        .map_err(|_| ApiError::unavailable("the pool's actor did not answer"))??;
+    answer(StatusCode::CREATED, &state.table.load(), &body.id)
 }
 
 /// The body of `POST /backends`, which is required.
@@ -819,27 +796,20 @@ pub fn parse_body(kind: BodyKind, bytes: &[u8]) -> Result<(), String> {
 
 /// `DELETE /admin/v1/backends/{id}`: drains the backend (as a drain with a 60 s deadline and
 /// a 10 s spread), then takes it out of its pool, on this node until the next reload.
-async fn remove_backend(state: web::Data<AdminState>, id: web::Path<String>) -> HttpResponse {
+async fn remove_backend(
+    state: web::Data<AdminState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let table = state.table.load_full();
-    let Some((pool, _)) = find(&table, &id) else {
-        return ApiError::unknown_backend(&id).response();
-    };
-    let Some(actor) = pool_actor(&state.supervisor, &pool.id).await else {
-        return ApiError::unavailable("the pool's actor is not running").response();
-    };
-    match actor
+    let (pool, _) = find(&table, &id).ok_or_else(|| ApiError::unknown_backend(&id))?;
+    let actor = pool_actor(&state.supervisor, &pool.id)
+        .await
+        .ok_or_else(|| ApiError::unavailable("the pool's actor is not running"))?;
+    actor
         .send(RemoveBackend {
             backend: id.to_string(),
         })
         .await
-    {
-        Ok(Ok(())) => match find(&state.table.load(), &id) {
-            Some((pool, b)) => HttpResponse::Accepted().json(backend_json(&pool, &b)),
-            None => ApiError::unknown_backend(&id).response(),
-        },
-        Ok(Err(message)) => {
-            ApiError::new(StatusCode::NOT_FOUND, "unknown_backend", message).response()
-        }
-        Err(_) => ApiError::unavailable("the pool's actor did not answer").response(),
-    }
+        .map_err(|_| ApiError::unavailable("the pool's actor did not answer"))??;
+    answer(StatusCode::ACCEPTED, &state.table.load(), &id)
 }

@@ -8,6 +8,8 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::{Map, Value};
 
+use crate::control::pool::PoolError;
+
 /// A refused admin call, before it becomes its answer.
 #[derive(Debug)]
 pub struct ApiError {
@@ -60,10 +62,6 @@ impl ApiError {
         self
     }
 
-    pub fn response(&self) -> HttpResponse {
-        self.error_response()
-    }
-
     fn body(&self) -> Value {
         let mut body = Map::new();
         body.insert("error".into(), Value::from(self.kind));
@@ -72,6 +70,19 @@ impl ApiError {
             body.insert((*key).into(), value.clone());
         }
         Value::Object(body)
+    }
+}
+
+/// A pool's refusal, by what it says: an unknown backend is `404 unknown_backend`, an id
+/// taken `409 backend_exists`, a backend on its way out `409 conflict`.
+impl From<PoolError> for ApiError {
+    fn from(err: PoolError) -> ApiError {
+        let (status, kind) = match &err {
+            PoolError::NoBackend { .. } => (StatusCode::NOT_FOUND, "unknown_backend"),
+            PoolError::Exists { .. } => (StatusCode::CONFLICT, "backend_exists"),
+            PoolError::Removing { .. } => (StatusCode::CONFLICT, "conflict"),
+        };
+        ApiError::new(status, kind, err.to_string())
     }
 }
 

@@ -124,11 +124,27 @@ pub struct PoolActor {
     restarts: u32,
 }
 
+/// Why a pool refused an operator's change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    /// The pool has no backend with that id.
+    #[error("no backend {backend:?} in pool {pool:?}")]
+    NoBackend { pool: String, backend: String },
+    /// The pool has a backend with that id already.
+    #[error("pool {pool:?} already has a backend {backend:?}")]
+    Exists { pool: String, backend: String },
+    /// The backend is leaving the pool: it is drained on its way out and cannot be undrained.
+    #[error(
+        "backend {backend:?} is being removed from pool {pool:?}; it cannot be undrained (add it back instead)"
+    )]
+    Removing { pool: String, backend: String },
+}
+
 /// Drains a backend of this pool: it leaves the placement set at once, its sessions are asked
 /// to move (close `4001`) spread evenly over `spread`, and whatever is left at `deadline` is
 /// closed. Draining a draining (or drained) backend changes nothing. `Err`: no such backend.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), PoolError>")]
 pub struct DrainBackend {
     pub backend: String,
     pub deadline: Duration,
@@ -137,14 +153,14 @@ pub struct DrainBackend {
 
 /// Ends a drain: the backend takes work again (eased in by slow start).
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), PoolError>")]
 pub struct UndrainBackend {
     pub backend: String,
 }
 
 /// Sets a backend's weight (1..=10,000, validated by the caller).
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), PoolError>")]
 pub struct SetWeight {
     pub backend: String,
     pub weight: u32,
@@ -161,7 +177,7 @@ pub struct Reconfigure {
 
 /// Adds a backend at runtime (admin API). `Err`: the id is taken.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), PoolError>")]
 pub struct AddBackend {
     pub backend: BackendConfig,
     pub routes: Vec<String>,
@@ -169,7 +185,7 @@ pub struct AddBackend {
 
 /// Removes a backend at runtime: drained, then dropped. `Err`: no such backend.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), PoolError>")]
 pub struct RemoveBackend {
     pub backend: String,
 }
@@ -458,12 +474,12 @@ impl PoolActor {
         backend: BackendConfig,
         routes: &[String],
         ctx: &mut Context<Self>,
-    ) -> Result<(), String> {
+    ) -> Result<(), PoolError> {
         if self.members.iter().any(|m| *m.id == *backend.id) {
-            return Err(format!(
-                "pool {:?} already has a backend {:?}",
-                self.config.id, backend.id
-            ));
+            return Err(PoolError::Exists {
+                pool: self.config.id.clone(),
+                backend: backend.id,
+            });
         }
         let stats = Arc::new(BackendStats::new(&self.config.id, &backend.id, routes));
         stats.set_max_sessions(backend.max_sessions);
@@ -485,7 +501,7 @@ impl PoolActor {
 
     /// Takes a backend out: drained first (its sessions move, its requests finish), then
     /// dropped. `Err` when there is no such backend.
-    fn remove_backend(&mut self, id: &str, ctx: &mut Context<Self>) -> Result<(), String> {
+    fn remove_backend(&mut self, id: &str, ctx: &mut Context<Self>) -> Result<(), PoolError> {
         let drain = DrainBackend {
             backend: id.to_string(),
             deadline: REMOVAL_DEADLINE,
@@ -560,10 +576,13 @@ impl PoolActor {
         self.publish();
     }
 
-    fn drain(&mut self, msg: DrainBackend, ctx: &mut Context<Self>) -> Result<(), String> {
+    fn drain(&mut self, msg: DrainBackend, ctx: &mut Context<Self>) -> Result<(), PoolError> {
         let pool = self.config.id.clone();
         let Some(at) = self.members.iter().position(|m| *m.id == *msg.backend) else {
-            return Err(format!("no backend {:?} in pool {pool:?}", msg.backend));
+            return Err(PoolError::NoBackend {
+                pool,
+                backend: msg.backend,
+            });
         };
         if self.members[at].drain.is_some() {
             return Ok(());
@@ -637,16 +656,19 @@ impl PoolActor {
         Ok(())
     }
 
-    fn undrain(&mut self, msg: UndrainBackend, ctx: &mut Context<Self>) -> Result<(), String> {
+    fn undrain(&mut self, msg: UndrainBackend, ctx: &mut Context<Self>) -> Result<(), PoolError> {
         let pool = self.config.id.clone();
         let Some(member) = self.members.iter_mut().find(|m| *m.id == *msg.backend) else {
-            return Err(format!("no backend {:?} in pool {pool:?}", msg.backend));
+            return Err(PoolError::NoBackend {
+                pool,
+                backend: msg.backend,
+            });
         };
         if member.removing {
-            return Err(format!(
-                "backend {:?} is being removed from pool {pool:?}; it cannot be undrained (add it back instead)",
-                msg.backend
-            ));
+            return Err(PoolError::Removing {
+                pool,
+                backend: msg.backend,
+            });
         }
         let Some(drain) = member.drain.take() else {
             return Ok(());
@@ -661,10 +683,13 @@ impl PoolActor {
         Ok(())
     }
 
-    fn set_weight(&mut self, msg: SetWeight) -> Result<(), String> {
+    fn set_weight(&mut self, msg: SetWeight) -> Result<(), PoolError> {
         let pool = self.config.id.clone();
         let Some(member) = self.members.iter_mut().find(|m| *m.id == *msg.backend) else {
-            return Err(format!("no backend {:?} in pool {pool:?}", msg.backend));
+            return Err(PoolError::NoBackend {
+                pool,
+                backend: msg.backend,
+            });
         };
         if member.weight != msg.weight {
             tracing::info!(pool = %pool, backend = %member.id, from = member.weight, to = msg.weight, "backend weight changed");
@@ -787,7 +812,7 @@ impl Handler<Reconfigure> for PoolActor {
 }
 
 impl Handler<AddBackend> for PoolActor {
-    type Result = Result<(), String>;
+    type Result = Result<(), PoolError>;
 
     fn handle(&mut self, msg: AddBackend, ctx: &mut Context<Self>) -> Self::Result {
         self.add_backend(msg.backend, &msg.routes, ctx)
@@ -795,7 +820,7 @@ impl Handler<AddBackend> for PoolActor {
 }
 
 impl Handler<RemoveBackend> for PoolActor {
-    type Result = Result<(), String>;
+    type Result = Result<(), PoolError>;
 
     fn handle(&mut self, msg: RemoveBackend, ctx: &mut Context<Self>) -> Self::Result {
         self.remove_backend(&msg.backend, ctx)
@@ -815,7 +840,7 @@ impl Handler<RetirePool> for PoolActor {
 }
 
 impl Handler<DrainBackend> for PoolActor {
-    type Result = Result<(), String>;
+    type Result = Result<(), PoolError>;
 
     fn handle(&mut self, msg: DrainBackend, ctx: &mut Context<Self>) -> Self::Result {
         self.drain(msg, ctx)
@@ -823,7 +848,7 @@ impl Handler<DrainBackend> for PoolActor {
 }
 
 impl Handler<UndrainBackend> for PoolActor {
-    type Result = Result<(), String>;
+    type Result = Result<(), PoolError>;
 
     fn handle(&mut self, msg: UndrainBackend, ctx: &mut Context<Self>) -> Self::Result {
         self.undrain(msg, ctx)
@@ -831,7 +856,7 @@ impl Handler<UndrainBackend> for PoolActor {
 }
 
 impl Handler<SetWeight> for PoolActor {
-    type Result = Result<(), String>;
+    type Result = Result<(), PoolError>;
 
     fn handle(&mut self, msg: SetWeight, _: &mut Context<Self>) -> Self::Result {
         self.set_weight(msg)
