@@ -1,0 +1,60 @@
+//! Publishing: the pool's members become a new immutable `PoolSnapshot` (with its balancer
+//! rebuilt) stored in the pool's handle, which the request path loads without waiting.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::PoolActor;
+use crate::routing::{BackendEntry, Health};
+
+impl PoolActor {
+    pub(super) fn publish(&mut self) {
+        let previous = self.handle.load();
+        let version = previous.version + 1;
+        let was_panicking = previous.panic;
+        drop(previous);
+        let now = Instant::now();
+        let ramp = self.effective_weights(now);
+        let ramping = self.ramping(now);
+        if !ramping {
+            for m in &mut self.members {
+                m.joined_at = None;
+            }
+        }
+        self.ramp_published = ramping.then_some(now);
+        let backends = self
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let weight = ramp.as_ref().map_or(m.weight, |w| w[i]);
+                Arc::new(
+                    BackendEntry::new(m.id.clone(), m.addr, weight, m.state(), m.stats.clone())
+                        .with_tls(m.tls.clone())
+                        .with_health(Health {
+                            checks: m.health,
+                            ejected: m.ejected_until.is_some(),
+                            overloaded: m.overloaded,
+                        }),
+                )
+            })
+            .collect();
+        self.publish_states(ramp.as_deref());
+        let next = self.handle.snapshot(version, backends, ramp.is_some());
+        let (panic, eligible) = (next.panic, next.eligible.len());
+        self.handle.publish(next);
+        metrics::gauge!("switchyard_pool_panic", "pool" => self.config.id.clone()).set(if panic {
+            1.0
+        } else {
+            0.0
+        });
+        if panic != was_panicking {
+            if panic {
+                tracing::warn!(pool = %self.config.id, eligible, "too few healthy backends: routing across all of them (panic mode)");
+            } else {
+                tracing::info!(pool = %self.config.id, "enough healthy backends again: panic mode over");
+            }
+        }
+        tracing::debug!(pool = %self.config.id, version, "published pool snapshot");
+    }
+}
