@@ -30,7 +30,8 @@ use crate::control::supervisor::{Reload, ReloadReport};
 use crate::error::Error;
 use crate::lifecycle::Readiness;
 use crate::proxy::{self, ProxyState};
-use crate::routing::RouteTable;
+use crate::routing::handoff::{self, Pace};
+use crate::routing::{MoveTo, RouteTable};
 use crate::session::{MemoryStore, Sessions, SharedStore, Store, TokenKey};
 use crate::startup::StartupError;
 use crate::telemetry;
@@ -616,7 +617,7 @@ async fn run(
     actix_rt::time::sleep(delay).await;
     public_handle.pause().await;
     let deadline = Instant::now() + config.node.shutdown_timeout;
-    let sessions = live_sessions(&table.load());
+    let sessions = handoff::every_session(&table.load().pools);
     if !sessions.is_empty() {
         // Paced, so the other nodes are not hit by every reconnect at once; at most half of
         // the stop's time, and early enough that the last move's handoff (the linger, then
@@ -636,10 +637,10 @@ async fn run(
             ?spread,
             "moving every live session (close 4001)"
         );
-        actix_rt::spawn(crate::routing::handoff::move_sessions(
+        actix_rt::spawn(handoff::move_sessions(
             sessions,
-            spread,
-            crate::routing::MoveTo::Elsewhere,
+            Pace::spread(spread),
+            MoveTo::Elsewhere,
             "shutdown",
             |_| true,
         ));
@@ -650,21 +651,6 @@ async fn run(
     public_handle.stop(true).await;
     admin_handle.stop(true).await;
     actix_rt::System::current().stop();
-}
-
-/// Every live session of every pool.
-fn live_sessions(table: &RouteTable) -> Vec<(u64, actix::Recipient<crate::routing::CloseSession>)> {
-    table
-        .pools
-        .iter()
-        .flat_map(|pool| {
-            pool.load()
-                .backends
-                .iter()
-                .flat_map(|backend| pool.sessions.on(&backend.id))
-                .collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 /// No session open and no request in flight.

@@ -20,6 +20,7 @@ use super::state::AdminState;
 use crate::config::{BackendConfig, Config, MAX_WEIGHT, parse_address};
 use crate::control::pool::{AddBackend, RemoveBackend};
 use crate::control::supervisor::Reload;
+use crate::routing::handoff::{self, Pace};
 use crate::routing::{BackendEntry, PoolHandle, RouteTable};
 
 /// Largest admin request body.
@@ -192,18 +193,7 @@ async fn evacuate(
     region.set_evacuating(true);
     let mut moving = 0;
     if region.local && !already {
-        let table = state.table.load_full();
-        let sessions: Vec<_> = table
-            .pools
-            .iter()
-            .flat_map(|pool| {
-                let backends: Vec<_> = pool.load().backends.iter().map(|b| b.id.clone()).collect();
-                backends
-                    .into_iter()
-                    .flat_map(|b| pool.sessions.on(&b))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let sessions = handoff::every_session(&state.table.load().pools);
         moving = sessions.len();
         let to = crate::routing::MoveTo::Region(
             state
@@ -211,9 +201,9 @@ async fn evacuate(
                 .nearest_remote()
                 .map(|next| next.name.clone()),
         );
-        let spreading = actix_rt::spawn(crate::routing::handoff::move_sessions(
+        let spreading = actix_rt::spawn(handoff::move_sessions(
             sessions,
-            spread,
+            Pace::spread(spread),
             to,
             "evacuation",
             |_| true,

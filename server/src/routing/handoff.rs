@@ -14,10 +14,17 @@
 //!
 //! The reason never exceeds the 123 bytes a close frame can carry: optional keys are left out
 //! rather than cut.
+//!
+//! Every batch of moves — a drain and its deadline, an evacuation, a shutdown — goes through
+//! [`move_sessions`], paced by a [`Pace`] (one at a time over a window, or all at once with
+//! the reconnects spread).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{Message, Recipient};
+
+use super::PoolHandle;
 
 /// Close code: move to another backend or node of this region.
 pub const CLOSE_MOVED: u16 = 4001;
@@ -100,30 +107,51 @@ pub fn spread_wait(i: usize, n: usize, window: Duration) -> Duration {
     window.mul_f64((i as f64 + fastrand::f64()) / n)
 }
 
-/// Moves `sessions` elsewhere at once, their reconnects spread over `window` through
-/// `retry_after_ms`.
-pub fn move_all_now(
-    sessions: Vec<(u64, Recipient<CloseSession>)>,
-    window: Duration,
-    cause: &'static str,
-) {
-    let n = sessions.len();
-    for (i, (_, session)) in sessions.into_iter().enumerate() {
-        session.do_send(CloseSession {
-            to: MoveTo::Elsewhere,
-            retry_after: spread_wait(i, n, window),
-            cause,
-        });
+/// How a batch of moves is paced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// One at a time, evenly over this long, each told to come back after a small jitter.
+    Over(Duration),
+    /// All at once, their reconnects spread over this window through `retry_after_ms`.
+    AtOnce { reconnects_over: Duration },
+}
+
+impl Pace {
+    /// One at a time over `spread`, or — with no spread — all at once, their reconnects
+    /// spread over [`DEFAULT_RECONNECT_SPREAD`].
+    pub fn spread(spread: Duration) -> Pace {
+        match spread.is_zero() {
+            true => Pace::AtOnce {
+                reconnects_over: DEFAULT_RECONNECT_SPREAD,
+            },
+            false => Pace::Over(spread),
+        }
     }
 }
 
-/// Moves `sessions`: one at a time, evenly over `spread` (each told to come back after a
-/// small jitter), or — with no spread — all at once, their reconnects spread over
-/// [`DEFAULT_RECONNECT_SPREAD`] through `retry_after_ms`. `live` says whether a session is
-/// still there when its turn comes (one that ended meanwhile is skipped).
+/// Every live session of `pools` (an evacuation, a shutdown).
+pub fn every_session<'a>(
+    pools: impl IntoIterator<Item = &'a Arc<PoolHandle>>,
+) -> Vec<(u64, Recipient<CloseSession>)> {
+    pools
+        .into_iter()
+        .flat_map(|pool| {
+            pool.load()
+                .backends
+                .iter()
+                .flat_map(|backend| pool.sessions.on(&backend.id))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The one way the router moves many sessions (a drain, its deadline, an evacuation, a
+/// shutdown): paced by `pace`, each told to go `to`, naming `cause`. `live` says whether a
+/// session is still there when its turn comes (one that ended meanwhile is skipped). At once,
+/// the future ends on its first poll.
 pub async fn move_sessions<S>(
     sessions: Vec<(u64, Recipient<CloseSession>)>,
-    spread: Duration,
+    pace: Pace,
     to: MoveTo,
     cause: &'static str,
     live: S,
@@ -133,12 +161,13 @@ pub async fn move_sessions<S>(
     let n = sessions.len();
     let start = Instant::now();
     for (i, (number, session)) in sessions.into_iter().enumerate() {
-        let retry_after = if spread.is_zero() {
-            spread_wait(i, n, DEFAULT_RECONNECT_SPREAD)
-        } else {
-            let at = start + spread.mul_f64(i as f64 / n.max(1) as f64);
-            actix_rt::time::sleep_until(at.into()).await;
-            stagger_jitter()
+        let retry_after = match pace {
+            Pace::AtOnce { reconnects_over } => spread_wait(i, n, reconnects_over),
+            Pace::Over(spread) => {
+                let at = start + spread.mul_f64(i as f64 / n.max(1) as f64);
+                actix_rt::time::sleep_until(at.into()).await;
+                stagger_jitter()
+            }
         };
         if live(number) {
             session.do_send(CloseSession {

@@ -11,7 +11,7 @@ use super::member::DrainState;
 use super::messages::{DrainBackend, UndrainBackend};
 use super::{PoolActor, PoolError};
 use crate::routing::MoveTo;
-use crate::routing::handoff::{self, DEFAULT_RECONNECT_SPREAD};
+use crate::routing::handoff::{self, DEFAULT_RECONNECT_SPREAD, Pace};
 
 /// After a drain's spread, when sessions that registered just after it began are moved too.
 pub const LATE_JOINERS_AFTER: Duration = Duration::from_secs(1);
@@ -80,7 +80,7 @@ impl PoolActor {
         let asked: std::collections::HashSet<u64> = sessions.iter().map(|(n, _)| *n).collect();
         let spread_task = handoff::move_sessions(
             sessions,
-            spread_for,
+            Pace::spread(spread_for),
             MoveTo::Elsewhere,
             "drain",
             move |number| live_pool.sessions.holds(&live_id, number),
@@ -95,7 +95,7 @@ impl PoolActor {
             // A session whose backend was chosen just before the drain began can register a
             // moment after the list above was taken: moved too, shortly after, instead of at
             // the deadline.
-            ctx.run_later(LATE_JOINERS_AFTER, move |act, _| {
+            ctx.run_later(LATE_JOINERS_AFTER, move |act, ctx| {
                 let draining = act
                     .members
                     .iter()
@@ -110,22 +110,31 @@ impl PoolActor {
                     .into_iter()
                     .filter(|(number, _)| !asked.contains(number))
                     .collect();
-                handoff::move_all_now(late, DEFAULT_RECONNECT_SPREAD, "drain");
+                let at_once = Pace::AtOnce {
+                    reconnects_over: DEFAULT_RECONNECT_SPREAD,
+                };
+                let moving =
+                    handoff::move_sessions(late, at_once, MoveTo::Elsewhere, "drain", |_| true);
+                ctx.spawn(moving.into_actor(act));
             });
         }));
         let sweep_pool = self.handle.clone();
         let sweep_id = id.clone();
-        let sweep = ctx.run_later(msg.deadline, move |_, _| {
+        let sweep = ctx.run_later(msg.deadline, move |act, ctx| {
             let left = sweep_pool.sessions.on(&sweep_id);
             if !left.is_empty() {
                 tracing::info!(backend = %sweep_id, sessions = left.len(), "drain deadline: closing the sessions left");
             }
             // Closed at once: their reconnects are spread over the drain's own spread.
-            let window = match spread_for.is_zero() {
-                true => DEFAULT_RECONNECT_SPREAD,
-                false => spread_for,
+            let at_once = Pace::AtOnce {
+                reconnects_over: match spread_for.is_zero() {
+                    true => DEFAULT_RECONNECT_SPREAD,
+                    false => spread_for,
+                },
             };
-            handoff::move_all_now(left, window, "deadline");
+            let moving =
+                handoff::move_sessions(left, at_once, MoveTo::Elsewhere, "deadline", |_| true);
+            ctx.spawn(moving.into_actor(act));
         });
         self.members[at].drain = Some(DrainState {
             started: now,
