@@ -570,7 +570,6 @@ async fn run(
         config_path: config.source.clone(),
         directory: directory.clone(),
         tls: tls.clone(),
-        evacuation: std::sync::Mutex::new(None),
         adding: tokio::sync::Mutex::new(()),
     });
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 use crate::control::RouterSupervisor;
 use crate::control::pool::{DrainBackend, PoolActor, SetWeight, UndrainBackend};
-use crate::control::region::GetPoolActor;
+use crate::control::region::{GetPoolActor, RegionActor};
 use crate::control::supervisor::GetRegionActors;
 use crate::routing::{BackendEntry, PoolHandle, RouteTable};
 
@@ -92,6 +92,12 @@ pub async fn apply(
     // A pool's refusal keeps its own answer (`unknown_backend`, `conflict`, ...).
     outcome.map_err(|_| ApiError::unavailable("the pool's actor did not answer"))??;
     Ok(())
+}
+
+/// The `RegionActor` of this node's own region.
+pub async fn local_region(supervisor: &Addr<RouterSupervisor>) -> Option<Addr<RegionActor>> {
+    let regions = supervisor.send(GetRegionActors).await.ok()?;
+    regions.into_iter().next()
 }
 
 /// The `PoolActor` owning `pool`.

@@ -14,13 +14,13 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::action::{AdminAction, apply, find, pool_actor};
+use super::action::{AdminAction, apply, find, local_region, pool_actor};
 use super::error::ApiError;
 use super::state::AdminState;
 use crate::config::{BackendConfig, Config, MAX_WEIGHT, parse_address};
 use crate::control::pool::{AddBackend, RemoveBackend};
+use crate::control::region::{Evacuate, Unevacuate};
 use crate::control::supervisor::Reload;
-use crate::routing::handoff::{self, Pace};
 use crate::routing::{BackendEntry, PoolHandle, RouteTable};
 
 /// Largest admin request body.
@@ -193,29 +193,16 @@ async fn evacuate(
     region.set_evacuating(true);
     let mut moving = 0;
     if region.local && !already {
-        let sessions = handoff::every_session(&state.table.load().pools);
-        moving = sessions.len();
-        let to = crate::routing::MoveTo::Region(
-            state
-                .directory
-                .nearest_remote()
-                .map(|next| next.name.clone()),
-        );
-        let spreading = actix_rt::spawn(handoff::move_sessions(
-            sessions,
-            Pace::spread(spread),
-            to,
-            "evacuation",
-            |_| true,
-        ));
-        let previous = state
-            .evacuation
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .replace(spreading);
-        if let Some(previous) = previous {
-            previous.abort();
-        }
+        let to = state
+            .directory
+            .nearest_remote()
+            .map(|next| next.name.clone());
+        moving = local_region(&state.supervisor)
+            .await
+            .ok_or_else(|| ApiError::unavailable("the region's actor is not running"))?
+            .send(Evacuate { spread, to })
+            .await
+            .map_err(|_| ApiError::unavailable("the region's actor did not answer"))?;
     }
     if !already {
         tracing::warn!(region = %region.name, local = region.local, sessions = moving, ?spread, "region evacuating");
@@ -263,16 +250,11 @@ async fn unevacuate(
     if region.evacuating() {
         tracing::info!(region = %region.name, "region evacuation lifted");
     }
-    if region.local {
+    if region.local
+        && let Some(actor) = local_region(&state.supervisor).await
+    {
         // Sessions not yet asked to move stay where they are.
-        let spreading = state
-            .evacuation
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(spreading) = spreading {
-            spreading.abort();
-        }
+        actor.do_send(Unevacuate);
     }
     region.set_evacuating(false);
     Ok(HttpResponse::Ok().json(json!({ "region": region.name, "evacuating": false })))

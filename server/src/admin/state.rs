@@ -28,8 +28,6 @@ pub struct AdminState {
     pub directory: Arc<Directory>,
     /// TLS listeners' certificates, reloaded with the config.
     pub tls: Vec<Arc<crate::tls::SniResolver>>,
-    /// The spread of an evacuation under way (`unevacuate` stops it).
-    pub evacuation: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Held by one `POST /backends` at a time: ids are unique across pools, and two adds of
     /// one id to different pools must not both pass the check.
     pub adding: tokio::sync::Mutex<()>,
