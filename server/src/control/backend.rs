@@ -19,7 +19,7 @@ use actix::prelude::*;
 use super::guard::guarded;
 use super::{GetRestarts, InjectPanic};
 use crate::config::{BackendConfig, HealthConfig, HealthKind};
-use crate::health::active::{self, CheckResult, Load};
+use crate::health::active::{self, CheckResult, Load, RiseFall};
 use crate::health::flap::{Comeback, FlapDamper};
 use crate::routing::BackendState;
 use crate::upstream::tls::BackendTls;
@@ -46,8 +46,8 @@ pub struct BackendActor {
     /// verify fails them).
     tls: Option<Arc<BackendTls>>,
     state: BackendState,
-    passes: u32,
-    failures: u32,
+    /// Passes and failures in a row, against the checks' `rise` and `fall`.
+    verdicts: RiseFall,
     flaps: FlapDamper,
     load: Option<Load>,
     lookup_failing: bool,
@@ -70,10 +70,9 @@ impl BackendActor {
             resolve_interval,
             notify,
             state: crate::routing::table::initial_state(&health),
+            verdicts: RiseFall::new(health.rise, health.fall),
             health,
             tls,
-            passes: 0,
-            failures: 0,
             flaps: FlapDamper::default(),
             load: None,
             lookup_failing: false,
@@ -109,18 +108,12 @@ impl BackendActor {
         if load_changed {
             self.load = result.load;
         }
-        if result.passed {
-            self.passes += 1;
-            self.failures = 0;
-        } else {
-            self.failures += 1;
-            self.passes = 0;
-        }
+        self.verdicts.record(result.passed);
         let next = match self.state {
             BackendState::Unknown if result.passed => BackendState::Up,
             BackendState::Unknown => BackendState::Down,
-            BackendState::Up if self.failures >= self.health.fall => BackendState::Down,
-            BackendState::Down if self.passes >= self.health.rise => {
+            BackendState::Up if self.verdicts.fallen() => BackendState::Down,
+            BackendState::Down if self.verdicts.risen() => {
                 let now = crate::clock::Instant::now();
                 let comeback = self.flaps.comeback(&self.health.flap, now);
                 let left = self.flaps.penalty_left(now).as_secs_f64();
@@ -128,7 +121,7 @@ impl BackendActor {
                 match comeback {
                     Comeback::Allowed => BackendState::Up,
                     Comeback::Held(_) => {
-                        if self.passes == self.health.rise {
+                        if self.verdicts.just_risen() {
                             tracing::warn!(pool = %self.pool, backend = %self.config.id, hold_s = left, "backend keeps flapping: held down");
                         }
                         BackendState::Down

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use crate::config::DirectoryConfig;
-use crate::health::active::jittered;
+use crate::health::active::{RiseFall, jittered};
 use crate::regions::RegionEntry;
 use crate::regions::probe;
 
@@ -18,8 +18,8 @@ pub struct RemoteRegionActor {
     addr: SocketAddr,
     config: DirectoryConfig,
     healthy: bool,
-    passes: u32,
-    failures: u32,
+    /// Passes and failures in a row, against the directory's `rise` and `fall`.
+    verdicts: RiseFall,
 }
 
 impl RemoteRegionActor {
@@ -27,10 +27,9 @@ impl RemoteRegionActor {
         RemoteRegionActor {
             entry,
             addr,
+            verdicts: RiseFall::new(config.rise, config.fall),
             config,
             healthy: true,
-            passes: 0,
-            failures: 0,
         }
     }
 
@@ -49,18 +48,12 @@ impl RemoteRegionActor {
     }
 
     fn judge(&mut self, found: probe::Probe) {
-        if found.ready {
-            self.passes += 1;
-            self.failures = 0;
-        } else {
-            self.failures += 1;
-            self.passes = 0;
-        }
+        self.verdicts.record(found.ready);
         let was = self.healthy;
-        if was && self.failures >= self.config.fall {
+        if was && self.verdicts.fallen() {
             self.healthy = false;
             tracing::warn!(region = %self.entry.name, detail = %found.detail, "remote region unhealthy: ordered last, no overflow to it");
-        } else if !was && self.passes >= self.config.rise {
+        } else if !was && self.verdicts.risen() {
             self.healthy = true;
             tracing::info!(region = %self.entry.name, "remote region healthy again");
         }

@@ -1,4 +1,6 @@
-//! One active health check: a TCP connect, or an HTTP GET whose status must be expected. Pure
+//! One active health check: a TCP connect, or an HTTP GET whose status must be expected
+//! ([`get`], the router's one probe client, which remote regions' probes use too), and the
+//! [`RiseFall`] count that turns results into a verdict. Pure
 //! async functions with a hard timeout, so a hanging backend costs one timer, never a stuck
 //! actor. A TLS pool's backends are checked over TLS (both kinds make the handshake), so a
 //! backend whose certificate no longer verifies is marked down before requests find out.
@@ -76,8 +78,56 @@ impl Load {
     }
 }
 
-/// Largest health answer head read.
+/// Largest health answer read (head, and body with load reports).
 const MAX_HEAD_BYTES: usize = 8 * 1024;
+
+/// Consecutive results that flip a verdict: `fall` failures in a row make a healthy target
+/// unhealthy, `rise` passes in a row make an unhealthy one healthy again. Backends' checks
+/// and remote regions' probes count alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RiseFall {
+    rise: u32,
+    fall: u32,
+    passes: u32,
+    failures: u32,
+}
+
+impl RiseFall {
+    pub fn new(rise: u32, fall: u32) -> RiseFall {
+        RiseFall {
+            rise,
+            fall,
+            passes: 0,
+            failures: 0,
+        }
+    }
+
+    /// Counts one result: a pass ends a failure streak and the other way round.
+    pub fn record(&mut self, passed: bool) {
+        if passed {
+            self.passes = self.passes.saturating_add(1);
+            self.failures = 0;
+        } else {
+            self.failures = self.failures.saturating_add(1);
+            self.passes = 0;
+        }
+    }
+
+    /// Enough failures in a row to call a healthy target unhealthy.
+    pub fn fallen(&self) -> bool {
+        self.failures >= self.fall
+    }
+
+    /// Enough passes in a row to call an unhealthy target healthy again.
+    pub fn risen(&self) -> bool {
+        self.passes >= self.rise
+    }
+
+    /// The pass that made [`RiseFall::risen`] true (not the ones after): to log once.
+    pub fn just_risen(&self) -> bool {
+        self.passes == self.rise
+    }
+}
 
 /// Checks `addr` (over TLS when `tls` is set) once within `timeout`.
 pub async fn check(
@@ -150,39 +200,75 @@ async fn probe(
         };
         return Ok((how.to_string(), None));
     };
+    let answer = get(&mut stream, addr, path, "switchyard-health", MAX_HEAD_BYTES).await?;
+    let status = answer.status;
+    let ok = if expect.is_empty() {
+        (200..400).contains(&status)
+    } else {
+        expect.contains(&status)
+    };
+    if !ok {
+        return Err(format!("status {status}"));
+    }
+    // With reports on, an answer without one means "no load to speak of".
+    let load = if *load_report {
+        let body = answer.body(MAX_HEAD_BYTES).await.unwrap_or_default();
+        Some(Load::from_report(&body).unwrap_or(Load::IDLE))
+    } else {
+        None
+    };
+    Ok((format!("status {status}"), load))
+}
+
+/// An answer's head, read by [`get`]; the body is read only when asked for.
+pub struct Answer<'s> {
+    pub status: u16,
+    stream: &'s mut BackendStream,
+    /// What was read so far: the head, then perhaps the start of the body.
+    read: Vec<u8>,
+    head_len: usize,
+    chunked: bool,
+}
+
+/// The router's one probe client (backends' health checks, remote regions' status probes):
+/// `GET {path}` with `Connection: close` on `stream`, read up to the answer's head, which
+/// must fit in `max_bytes`. The caller bounds the whole exchange with its own timeout.
+pub async fn get<'s>(
+    stream: &'s mut BackendStream,
+    host: SocketAddr,
+    path: &str,
+    agent: &str,
+    max_bytes: usize,
+) -> Result<Answer<'s>, String> {
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: switchyard-health\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {agent}\r\nConnection: close\r\n\r\n"
     );
     stream
         .write_all(request.as_bytes())
         .await
         .map_err(|err| format!("send: {err}"))?;
     stream.flush().await.map_err(|err| format!("send: {err}"))?;
-    let mut buf = Vec::with_capacity(1024);
+    let mut read = Vec::with_capacity(1024);
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut resp = httparse::Response::new(&mut headers);
-        match resp.parse(&buf) {
+        let mut head = httparse::Response::new(&mut headers);
+        match head.parse(&read) {
             Ok(httparse::Status::Complete(head_len)) => {
-                let status = resp.code.unwrap_or(0);
-                let ok = if expect.is_empty() {
-                    (200..400).contains(&status)
-                } else {
-                    expect.contains(&status)
-                };
-                if !ok {
-                    return Err(format!("status {status}"));
-                }
-                // With reports on, an answer without one means "no load to speak of".
-                let load = if *load_report {
-                    read_rest(&mut stream, &mut buf).await;
-                    Some(Load::from_report(&buf[head_len.min(buf.len())..]).unwrap_or(Load::IDLE))
-                } else {
-                    None
-                };
-                return Ok((format!("status {status}"), load));
+                let chunked = head.headers.iter().any(|h| {
+                    h.name.eq_ignore_ascii_case("transfer-encoding")
+                        && String::from_utf8_lossy(h.value)
+                            .to_ascii_lowercase()
+                            .contains("chunked")
+                });
+                return Ok(Answer {
+                    status: head.code.unwrap_or(0),
+                    stream,
+                    read,
+                    head_len,
+                    chunked,
+                });
             }
-            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD_BYTES => {}
+            Ok(httparse::Status::Partial) if read.len() < max_bytes => {}
             Ok(httparse::Status::Partial) => return Err("answer head too large".to_string()),
             Err(err) => return Err(format!("malformed answer: {err}")),
         }
@@ -194,19 +280,64 @@ async fn probe(
         if n == 0 {
             return Err("closed before answering".to_string());
         }
-        buf.extend_from_slice(&chunk[..n]);
+        read.extend_from_slice(&chunk[..n]);
     }
 }
 
-/// Reads what is left of a `Connection: close` answer, up to a few KiB (a load report is small).
-async fn read_rest(stream: &mut BackendStream, buf: &mut Vec<u8>) {
-    let mut chunk = [0u8; 1024];
-    while buf.len() < MAX_HEAD_BYTES {
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+impl Answer<'_> {
+    /// The rest of the answer, until the peer closes: its body (a chunked one decoded). `Err`
+    /// when head and body pass `max_bytes` or the connection fails.
+    pub async fn body(self, max_bytes: usize) -> Result<Vec<u8>, String> {
+        let Answer {
+            stream,
+            mut read,
+            head_len,
+            chunked,
+            ..
+        } = self;
+        let mut chunk = [0u8; 1024];
+        loop {
+            let n = stream
+                .read(&mut chunk)
+                .await
+                .map_err(|err| format!("read: {err}"))?;
+            if n == 0 {
+                break;
+            }
+            read.extend_from_slice(&chunk[..n]);
+            if read.len() > max_bytes {
+                return Err("answer too large".to_string());
+            }
         }
+        let body = &read[head_len.min(read.len())..];
+        Ok(match chunked {
+            true => dechunk(body),
+            false => body.to_vec(),
+        })
     }
+}
+
+/// A chunked body's data (as far as it is well formed: a probe's answer is small, and a
+/// malformed one fails to parse as JSON afterwards).
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut data = Vec::new();
+    while let Some(eol) = body.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&body[..eol])
+            .ok()
+            .and_then(|line| line.split(';').next())
+            .and_then(|hex| usize::from_str_radix(hex.trim(), 16).ok());
+        let Some(size) = size.filter(|s| *s > 0) else {
+            break;
+        };
+        let start = eol + 2;
+        let Some(chunk) = body.get(start..start + size) else {
+            data.extend_from_slice(&body[start.min(body.len())..]);
+            break;
+        };
+        data.extend_from_slice(chunk);
+        body = body.get(start + size + 2..).unwrap_or_default();
+    }
+    data
 }
 
 /// The next check's delay: the interval shortened by up to 20% at random, so a fleet of
@@ -239,6 +370,32 @@ mod tests {
         assert!(load(r#"{"overloaded": true}"#).unwrap().overloaded);
         assert_eq!(load("ok"), None, "a plain answer is no report");
         assert_eq!(pct("{}"), 100);
+    }
+
+    #[test]
+    fn chunked_probe_answers_are_decoded() {
+        assert_eq!(dechunk(b"7\r\n{\"a\":1}\r\n0\r\n\r\n"), b"{\"a\":1}");
+        assert_eq!(
+            dechunk(b"3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n"),
+            b"{\"a\":1}"
+        );
+        assert_eq!(dechunk(b"zz\r\n"), b"");
+    }
+
+    #[test]
+    fn rise_and_fall_count_results_in_a_row() {
+        let mut verdict = RiseFall::new(2, 3);
+        verdict.record(false);
+        verdict.record(false);
+        assert!(!verdict.fallen());
+        verdict.record(false);
+        assert!(verdict.fallen());
+        verdict.record(true);
+        assert!(!verdict.fallen() && !verdict.risen());
+        verdict.record(true);
+        assert!(verdict.risen() && verdict.just_risen());
+        verdict.record(true);
+        assert!(verdict.risen() && !verdict.just_risen());
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! One probe of a remote region: `GET /v1/status` on its router, answered with
 //! `{"region", "ready", "load"}`. Healthy when it answers 200 with `"ready": true` within the
-//! timeout.
+//! timeout. Asked through the health checks' probe client ([`active::get`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use crate::health::active;
+use crate::upstream::h1::exchange;
 
 /// Largest status answer read.
 const MAX_ANSWER_BYTES: usize = 16 * 1024;
@@ -31,7 +31,7 @@ struct Status {
 }
 
 pub async fn status(addr: SocketAddr, timeout: Duration) -> Probe {
-    match tokio::time::timeout(timeout, ask(addr)).await {
+    match tokio::time::timeout(timeout, ask(addr, timeout)).await {
         Ok(Ok(status)) => Probe {
             ready: status.ready,
             load: status.load,
@@ -56,56 +56,22 @@ pub async fn status(addr: SocketAddr, timeout: Duration) -> Probe {
     }
 }
 
-async fn ask(addr: SocketAddr) -> Result<Status, String> {
-    let mut stream = TcpStream::connect(addr)
+async fn ask(addr: SocketAddr, timeout: Duration) -> Result<Status, String> {
+    // The whole probe is bounded by `timeout` already; this one only has to be no shorter.
+    let mut stream = exchange::connect_stream(addr, None, timeout)
         .await
-        .map_err(|err| format!("connect: {err}"))?;
-    let request = format!(
-        "GET /v1/status HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: switchyard-region-probe\r\nConnection: close\r\n\r\n"
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|err| format!("write: {err}"))?;
-    let mut answer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = stream
-            .read(&mut chunk)
-            .await
-            .map_err(|err| format!("read: {err}"))?;
-        if n == 0 {
-            break;
-        }
-        answer.extend_from_slice(&chunk[..n]);
-        if answer.len() > MAX_ANSWER_BYTES {
-            return Err("answer too large".to_string());
-        }
+        .map_err(|err| err.to_string())?;
+    let answer = active::get(
+        &mut stream,
+        addr,
+        "/v1/status",
+        "switchyard-region-probe",
+        MAX_ANSWER_BYTES,
+    )
+    .await?;
+    if answer.status != 200 {
+        return Err(format!("status {}", answer.status));
     }
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut head = httparse::Response::new(&mut headers);
-    let body_at = match head.parse(&answer) {
-        Ok(httparse::Status::Complete(at)) => at,
-        _ => return Err("not an HTTP answer".to_string()),
-    };
-    if head.code != Some(200) {
-        return Err(format!("status {}", head.code.unwrap_or(0)));
-    }
-    let chunked = head.headers.iter().any(|h| {
-        h.name.eq_ignore_ascii_case("transfer-encoding")
-            && String::from_utf8_lossy(h.value)
-                .to_ascii_lowercase()
-                .contains("chunked")
-    });
-    let body = &answer[body_at..];
-    let body = match chunked {
-        // A router answers with a length; tolerate one chunk for other front ends.
-        true => body
-            .split(|b| *b == b'\n')
-            .nth(1)
-            .unwrap_or_default()
-            .to_vec(),
-        false => body.to_vec(),
-    };
+    let body = answer.body(MAX_ANSWER_BYTES).await?;
     serde_json::from_slice(&body).map_err(|err| format!("bad status body: {err}"))
 }
