@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use switchyard::config::{Config, LogConfig, LogFormat};
+use switchyard::control::reload::ReloadError;
 use switchyard::demo::{Demo, DemoOptions};
 use switchyard::startup::StartupError;
 
@@ -186,19 +187,11 @@ fn serve_until_stopped(router: &switchyard::RouterHandle, path: Option<PathBuf>)
                     // Log rotation moved the access file away: the next line opens a new one.
                     switchyard::logging::reopen_access_log();
                     let Some(path) = &path else { continue };
-                    match Config::load(path) {
-                        Err(err) => {
-                            tracing::error!(file = %path.display(), "reload refused: the file is invalid; the running config stays");
-                            for issue in &err.issues {
-                                tracing::error!("  {issue}");
-                            }
-                            metrics::counter!("switchyard_config_reloads_total", "outcome" => "invalid").increment(1);
-                        }
-                        Ok(config) => {
-                            if let Err(err) = router.reload_async(config).await {
-                                tracing::error!(error = %err, "reload failed");
-                            }
-                        }
+                    // An invalid file is logged with its issues by the reload itself.
+                    if let Err(err) = router.reload_file(path).await
+                        && !matches!(err, ReloadError::Invalid { .. })
+                    {
+                        tracing::error!(error = %err, "reload failed");
                     }
                 }
             }

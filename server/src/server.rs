@@ -26,8 +26,8 @@ use crate::admin;
 use crate::config::Config;
 use crate::conn::{self, ClientIo, HasConn};
 use crate::control::RouterSupervisor;
-use crate::control::supervisor::{Reload, ReloadReport};
-use crate::error::Error;
+use crate::control::reload::{self, ReloadError};
+use crate::control::supervisor::ReloadReport;
 use crate::lifecycle::Readiness;
 use crate::proxy::{self, ProxyState};
 use crate::routing::handoff::{self, Pace};
@@ -73,32 +73,24 @@ impl RouterHandle {
     /// Applies a new (validated) configuration without dropping connections or sessions:
     /// routes, pools and backends change; removed backends and pools are drained first.
     /// What only a restart changes is named in the report.
-    pub fn reload(&self, config: Config) -> Result<ReloadReport, Error> {
-        let io = |source: std::io::Error| Error::Io {
-            context: "reload".to_string(),
-            source,
-        };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .map_err(io)?;
+    pub fn reload(&self, config: Config) -> Result<ReloadReport, ReloadError> {
+        let runtime = tokio::runtime::Builder::new_current_thread().build()?;
         runtime.block_on(self.reload_async(config))
     }
 
     /// [`RouterHandle::reload`] for callers already on an async runtime. TLS listeners load
     /// their certificate files again too (a set that does not load keeps the old one).
-    pub async fn reload_async(&self, config: Config) -> Result<ReloadReport, Error> {
-        for resolver in &self.tls {
-            if let Err(reason) = resolver.reload() {
-                tracing::error!(%reason, "TLS certificates do not load: keeping the old ones");
-            }
-        }
-        self.supervisor
-            .send(Reload(config))
+    pub async fn reload_async(&self, config: Config) -> Result<ReloadReport, ReloadError> {
+        reload::apply(&self.supervisor, &self.tls, config)
             .await
-            .map_err(|err| Error::Io {
-                context: "reload".to_string(),
-                source: std::io::Error::other(err.to_string()),
-            })
+            .map(|reloaded| reloaded.report)
+    }
+
+    /// Reads `file` again and applies it (what SIGHUP does); an invalid file changes nothing
+    /// and is logged with every issue. Blocks while it reads the file.
+    pub async fn reload_file(&self, file: &std::path::Path) -> Result<ReloadReport, ReloadError> {
+        let config = reload::load(file)?;
+        self.reload_async(config).await
     }
 
     /// Stops gracefully and waits until everything has shut down.

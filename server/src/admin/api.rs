@@ -17,10 +17,10 @@ use serde_json::{Value, json};
 use super::action::{AdminAction, apply, find, local_region, pool_actor};
 use super::error::ApiError;
 use super::state::AdminState;
-use crate::config::{BackendConfig, Config, MAX_WEIGHT, parse_address};
+use crate::config::{BackendConfig, MAX_WEIGHT, parse_address};
 use crate::control::pool::{AddBackend, RemoveBackend};
 use crate::control::region::{Evacuate, Unevacuate};
-use crate::control::supervisor::Reload;
+use crate::control::reload::{self, ReloadError};
 use crate::routing::{BackendEntry, PoolHandle, RouteTable};
 
 /// Largest admin request body.
@@ -561,8 +561,8 @@ mod tests {
     }
 }
 
-/// `POST /admin/v1/reload`: reads the config file again; an invalid one changes nothing and
-/// is answered with every problem and its key path.
+/// `POST /admin/v1/reload`: reads the config file again ([`crate::control::reload`]); an
+/// invalid one changes nothing and is answered with every problem and its key path.
 async fn reload(
     state: web::Data<AdminState>,
     payload: web::Payload,
@@ -575,46 +575,32 @@ async fn reload(
             "this node was started without a config file: there is nothing to reload",
         )
     })?;
-    let loaded = web::block(move || Config::load(&path).map_err(|e| (path, e))).await;
-    let config = match loaded {
-        Ok(Ok(config)) => config,
-        Ok(Err((path, err))) => {
-            metrics::counter!("switchyard_config_reloads_total", "outcome" => "invalid")
-                .increment(1);
-            tracing::error!(file = %path.display(), %err, "reload refused: the file is invalid; the running config stays");
-            let issues: Vec<Value> = err
+    let config = web::block(move || reload::load(&path))
+        .await
+        .map_err(|_| ApiError::unavailable("the reload could not run"))?
+        .map_err(reload_refused)?;
+    let reloaded = reload::apply(&state.supervisor, &state.tls, config)
+        .await
+        .map_err(reload_refused)?;
+    let mut answer = serde_json::to_value(&reloaded.report).unwrap_or_default();
+    answer["certificates"] = json!(reloaded.certificates);
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+/// A reload's refusal as its answer: an invalid file is `400 invalid_config` with its issues.
+fn reload_refused(err: ReloadError) -> ApiError {
+    match &err {
+        ReloadError::Invalid { source, .. } => {
+            let issues: Vec<Value> = source
                 .issues
                 .iter()
                 .map(|i| json!({ "key": i.key, "message": i.message }))
                 .collect();
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_config",
-                format!("{} is invalid; the running config stays", path.display()),
-            )
-            .with_field("issues", json!(issues)));
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_config", err.to_string())
+                .with_field("issues", json!(issues))
         }
-        Err(_) => return Err(ApiError::unavailable("the reload could not run")),
-    };
-    let certificates: Vec<Value> = state
-        .tls
-        .iter()
-        .map(|r| match r.reload() {
-            Ok(()) => json!({ "files": r.files(), "reloaded": true }),
-            Err(reason) => {
-                tracing::error!(%reason, "TLS certificates do not load: keeping the old ones");
-                json!({ "files": r.files(), "reloaded": false, "error": reason })
-            }
-        })
-        .collect();
-    let report = state
-        .supervisor
-        .send(Reload(config))
-        .await
-        .map_err(|_| ApiError::unavailable("the router's supervisor did not answer"))?;
-    let mut answer = serde_json::to_value(&report).unwrap_or_default();
-    answer["certificates"] = json!(certificates);
-    Ok(HttpResponse::Ok().json(answer))
+        ReloadError::Unavailable | ReloadError::Io(_) => ApiError::unavailable(err.to_string()),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -17,6 +17,7 @@ pub mod backend;
 pub mod guard;
 pub mod pool;
 pub mod region;
+pub mod reload;
 pub mod remote;
 pub mod session;
 pub mod supervisor;
