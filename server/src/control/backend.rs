@@ -16,8 +16,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::guard::guarded;
-use super::{GetRestarts, InjectPanic};
+use super::guard::{GetRestarts, InjectPanic, guarded};
 use crate::config::{BackendConfig, HealthConfig, HealthKind};
 use crate::health::active::{self, CheckResult, Load, RiseFall};
 use crate::health::flap::{Comeback, FlapDamper};

@@ -30,3 +30,14 @@ where
         }
     }
 }
+
+/// Makes an actor panic inside a guarded handler: exercises supervision in tests.
+#[doc(hidden)]
+#[derive(actix::Message, Debug)]
+#[rtype(result = "()")]
+pub struct InjectPanic;
+
+/// How many times an actor has been restarted after a failure.
+#[derive(actix::Message, Debug)]
+#[rtype(result = "u32")]
+pub struct GetRestarts;

@@ -23,18 +23,8 @@ pub mod session;
 pub mod supervisor;
 
 pub use backend::{BackendActor, BackendChanged};
+pub use guard::{GetRestarts, InjectPanic};
 pub use pool::PoolActor;
 pub use region::RegionActor;
 pub use session::{CloseSession, SessionActor, SessionTimers};
 pub use supervisor::RouterSupervisor;
-
-/// Makes an actor panic inside a guarded handler: exercises supervision in tests.
-#[doc(hidden)]
-#[derive(actix::Message, Debug)]
-#[rtype(result = "()")]
-pub struct InjectPanic;
-
-/// How many times an actor has been restarted after a failure.
-#[derive(actix::Message, Debug)]
-#[rtype(result = "u32")]
-pub struct GetRestarts;

@@ -9,8 +9,7 @@ use std::sync::Arc;
 
 use actix::Addr;
 
-use super::RouterSupervisor;
-use super::supervisor::{Reload, ReloadReport};
+use super::supervisor::{Reload, ReloadReport, RouterSupervisor};
 use crate::config::{Config, ConfigError};
 use crate::tls::SniResolver;
 

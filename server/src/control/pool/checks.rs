@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::PoolActor;
+use super::actor::PoolActor;
 use crate::control::backend::BackendChanged;
 use crate::routing::BackendState;
 

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
+use super::actor::PoolActor;
+use super::error::PoolError;
 use super::member::DrainState;
 use super::messages::{DrainBackend, UndrainBackend};
-use super::{PoolActor, PoolError};
 use crate::routing::MoveTo;
 use crate::routing::handoff::{self, DEFAULT_RECONNECT_SPREAD, Pace};
 

@@ -2,16 +2,12 @@
 //! (an atomic the request path keeps), ejects those over the threshold within
 //! `max_ejection_percent`, and lets them back once their time is up and their checks pass.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::PoolActor;
+use super::actor::PoolActor;
 use super::slow_start::RAMP_STEP;
 use crate::health::outlier;
 use crate::routing::BackendState;
-
-/// How often failure streaks are read for outlier ejection: a backend failing every request
-/// is out within about this long after its streak reaches the threshold.
-pub const OUTLIER_POLL: Duration = Duration::from_millis(100);
 
 impl PoolActor {
     /// Ejects backends whose failure streak reached the threshold; returns those whose

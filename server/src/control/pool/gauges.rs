@@ -1,13 +1,8 @@
 //! The pool's gauges: each backend's state (`switchyard_backend_state`) and, once a second,
 //! its live counters.
 
-use std::time::Duration;
-
-use super::PoolActor;
+use super::actor::PoolActor;
 use crate::routing::BackendState;
-
-/// How often a pool copies its backends' live counters into their gauges.
-pub const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 
 impl PoolActor {
     /// `switchyard_backend_state{pool,backend,state}`: 1 for each backend's current state

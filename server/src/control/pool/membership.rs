@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
+use super::actor::PoolActor;
+use super::error::PoolError;
 use super::member::Member;
 use super::messages::DrainBackend;
-use super::{PoolActor, PoolError};
 use crate::config::BackendConfig;
 use crate::control::backend::{BackendActor, Retire};
 use crate::routing::BackendStats;

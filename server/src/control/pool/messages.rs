@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::PoolError;
+use super::error::PoolError;
 use crate::config::{BackendConfig, PoolConfig};
 use crate::control::backend::BackendActor;
 

@@ -10,9 +10,10 @@
 //! One concern per module: [`member`] (what the pool knows of a backend), [`membership`]
 //! (adding and removing backends), [`checks`] (a backend actor's reports), [`slow_start`],
 //! [`publish`] (snapshots), [`drain`] and [`weight`] (an operator's changes), [`ejection`]
-//! (outlier review), [`reload`] (a reload's diff), [`gauges`]. The `Handler`s below only
-//! route each message to its module.
+//! (outlier review), [`reload`] (a reload's diff), [`gauges`]; [`actor`] holds the actor and its
+//! `Handler`s, which only route each message to its module.
 
+mod actor;
 mod checks;
 mod drain;
 mod ejection;
@@ -26,22 +27,9 @@ mod reload;
 mod slow_start;
 mod weight;
 
-use std::sync::Arc;
-use std::time::Instant;
-
-use actix::prelude::*;
-
-use super::backend::{BackendActor, BackendChanged};
-use super::guard::guarded;
-use super::{GetRestarts, InjectPanic};
-use crate::config::PoolConfig;
-use crate::routing::PoolHandle;
-use member::Member;
-
+pub use actor::{GAUGE_INTERVAL, OUTLIER_POLL, PoolActor};
 pub use drain::LATE_JOINERS_AFTER;
-pub use ejection::OUTLIER_POLL;
 pub use error::PoolError;
-pub use gauges::GAUGE_INTERVAL;
 pub use membership::{REMOVAL_DEADLINE, REMOVAL_SPREAD};
 pub use messages::{
     AddBackend, DrainBackend, GetBackendActors, Reconfigure, RemoveBackend, RetirePool, SetWeight,
@@ -49,179 +37,19 @@ pub use messages::{
 };
 pub use slow_start::RAMP_STEP;
 
-pub struct PoolActor {
-    /// When the last slow-start step was published.
-    ramp_published: Option<Instant>,
-    config: PoolConfig,
-    handle: Arc<PoolHandle>,
-    members: Vec<Member>,
-    children: Vec<(Arc<str>, Addr<BackendActor>)>,
-    /// Set when the pool itself is leaving (a reload removed it): it stops once empty.
-    retiring: bool,
-    restarts: u32,
-}
-
-impl PoolActor {
-    /// `handle` already holds the pool's first snapshot (built from the config); the actor
-    /// takes its members, and their live counters, from there.
-    pub fn new(config: PoolConfig, handle: Arc<PoolHandle>) -> PoolActor {
-        let members = handle
-            .load_full()
-            .backends
-            .iter()
-            .map(|b| {
-                Member::new(
-                    b.id.clone(),
-                    b.addr,
-                    b.weight,
-                    b.state,
-                    b.stats.clone(),
-                    b.tls.clone(),
-                )
-            })
-            .collect();
-        PoolActor {
-            ramp_published: None,
-            config,
-            handle,
-            members,
-            children: Vec::new(),
-            retiring: false,
-            restarts: 0,
-        }
-    }
-}
-
-impl Actor for PoolActor {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        self.publish_states(None);
-        ctx.run_interval(GAUGE_INTERVAL, |act, _| act.publish_counters());
-        ctx.run_interval(OUTLIER_POLL, |act, ctx| {
-            guarded(ctx, "pool", || act.review_outliers());
-            act.review_drains(ctx);
-        });
-        if !self.children.is_empty() || self.retiring {
-            // A restart: the children live on under their own supervisors (or, for a pool
-            // that is leaving, were retired and must not come back).
-            return;
-        }
-        for backend in self.config.backends.clone() {
-            self.start_child(backend, ctx);
-        }
-    }
-}
-
-impl Supervised for PoolActor {
-    fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        self.restarts += 1;
-        tracing::warn!(pool = %self.config.id, restarts = self.restarts, "pool actor restarting");
-        // Republish from what the actor holds, so the snapshot matches its state again.
-        self.publish();
-    }
-}
-
-impl Handler<BackendChanged> for PoolActor {
-    type Result = ();
-
-    fn handle(&mut self, change: BackendChanged, ctx: &mut Context<Self>) {
-        guarded(ctx, "pool", || self.apply(change));
-    }
-}
-
-impl Handler<Reconfigure> for PoolActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Reconfigure, ctx: &mut Context<Self>) {
-        self.reconfigure(msg, ctx);
-    }
-}
-
-impl Handler<AddBackend> for PoolActor {
-    type Result = Result<(), PoolError>;
-
-    fn handle(&mut self, msg: AddBackend, ctx: &mut Context<Self>) -> Self::Result {
-        self.add_backend(msg.backend, &msg.routes, ctx)
-    }
-}
-
-impl Handler<RemoveBackend> for PoolActor {
-    type Result = Result<(), PoolError>;
-
-    fn handle(&mut self, msg: RemoveBackend, ctx: &mut Context<Self>) -> Self::Result {
-        self.remove_backend(&msg.backend, ctx)
-    }
-}
-
-impl Handler<RetirePool> for PoolActor {
-    type Result = ();
-
-    fn handle(&mut self, _: RetirePool, ctx: &mut Context<Self>) {
-        self.retiring = true;
-        let ids: Vec<Arc<str>> = self.members.iter().map(|m| m.id.clone()).collect();
-        for id in ids {
-            let _ = self.remove_backend(&id, ctx);
-        }
-    }
-}
-
-impl Handler<DrainBackend> for PoolActor {
-    type Result = Result<(), PoolError>;
-
-    fn handle(&mut self, msg: DrainBackend, ctx: &mut Context<Self>) -> Self::Result {
-        self.drain(msg, ctx)
-    }
-}
-
-impl Handler<UndrainBackend> for PoolActor {
-    type Result = Result<(), PoolError>;
-
-    fn handle(&mut self, msg: UndrainBackend, ctx: &mut Context<Self>) -> Self::Result {
-        self.undrain(msg, ctx)
-    }
-}
-
-impl Handler<SetWeight> for PoolActor {
-    type Result = Result<(), PoolError>;
-
-    fn handle(&mut self, msg: SetWeight, _: &mut Context<Self>) -> Self::Result {
-        self.set_weight(msg)
-    }
-}
-
-impl Handler<GetBackendActors> for PoolActor {
-    type Result = MessageResult<GetBackendActors>;
-
-    fn handle(&mut self, _: GetBackendActors, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.children.iter().map(|(_, a)| a.clone()).collect())
-    }
-}
-
-impl Handler<InjectPanic> for PoolActor {
-    type Result = ();
-
-    fn handle(&mut self, _: InjectPanic, ctx: &mut Context<Self>) {
-        guarded(ctx, "pool", || panic!("injected panic"));
-    }
-}
-
-impl Handler<GetRestarts> for PoolActor {
-    type Result = u32;
-
-    fn handle(&mut self, _: GetRestarts, _: &mut Context<Self>) -> u32 {
-        self.restarts
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
+    use actix::prelude::*;
+
     use super::*;
-    use crate::config::Config;
-    use crate::routing::BackendState;
+    use crate::config::{Config, PoolConfig};
+    use crate::control::backend::BackendChanged;
+    use crate::control::{GetRestarts, InjectPanic};
     use crate::routing::RouteTable;
+    use crate::routing::{BackendState, PoolHandle};
 
     const CONFIG: &str = r#"
         [[pools]]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::PoolActor;
+use super::actor::PoolActor;
 use crate::routing::{BackendEntry, Health};
 
 impl PoolActor {

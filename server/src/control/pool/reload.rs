@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
-use super::PoolActor;
+use super::actor::PoolActor;
 use super::messages::Reconfigure;
 
 impl PoolActor {

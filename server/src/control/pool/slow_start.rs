@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::PoolActor;
+use super::actor::PoolActor;
 use super::member::Member;
 
 /// How often slow-start weights step up while a backend ramps.

@@ -1,7 +1,8 @@
 //! An operator's weight for one backend.
 
+use super::actor::PoolActor;
+use super::error::PoolError;
 use super::messages::SetWeight;
-use super::{PoolActor, PoolError};
 
 impl PoolActor {
     pub(super) fn set_weight(&mut self, msg: SetWeight) -> Result<(), PoolError> {
