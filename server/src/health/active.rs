@@ -200,7 +200,9 @@ async fn probe(
         };
         return Ok((how.to_string(), None));
     };
-    let answer = get(&mut stream, addr, path, "switchyard-health", MAX_HEAD_BYTES).await?;
+    let answer = get(&mut stream, addr, path, "switchyard-health", MAX_HEAD_BYTES)
+        .await
+        .map_err(|err| err.to_string())?;
     let status = answer.status;
     let ok = if expect.is_empty() {
         (200..400).contains(&status)
@@ -218,6 +220,23 @@ async fn probe(
         None
     };
     Ok((format!("status {status}"), load))
+}
+
+/// Why a probe got no usable answer (for the check's or probe's log line).
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("send: {0}")]
+    Send(#[source] std::io::Error),
+    #[error("read: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("closed before answering")]
+    Closed,
+    #[error("malformed answer: {0}")]
+    Malformed(#[source] httparse::Error),
+    #[error("answer head too large")]
+    HeadTooLarge,
+    #[error("answer too large")]
+    TooLarge,
 }
 
 /// An answer's head, read by [`get`]; the body is read only when asked for.
@@ -239,15 +258,15 @@ pub async fn get<'s>(
     path: &str,
     agent: &str,
     max_bytes: usize,
-) -> Result<Answer<'s>, String> {
+) -> Result<Answer<'s>, ProbeError> {
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {agent}\r\nConnection: close\r\n\r\n"
     );
     stream
         .write_all(request.as_bytes())
         .await
-        .map_err(|err| format!("send: {err}"))?;
-    stream.flush().await.map_err(|err| format!("send: {err}"))?;
+        .map_err(ProbeError::Send)?;
+    stream.flush().await.map_err(ProbeError::Send)?;
     let mut read = Vec::with_capacity(1024);
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 32];
@@ -269,16 +288,13 @@ pub async fn get<'s>(
                 });
             }
             Ok(httparse::Status::Partial) if read.len() < max_bytes => {}
-            Ok(httparse::Status::Partial) => return Err("answer head too large".to_string()),
-            Err(err) => return Err(format!("malformed answer: {err}")),
+            Ok(httparse::Status::Partial) => return Err(ProbeError::HeadTooLarge),
+            Err(err) => return Err(ProbeError::Malformed(err)),
         }
         let mut chunk = [0u8; 1024];
-        let n = stream
-            .read(&mut chunk)
-            .await
-            .map_err(|err| format!("read: {err}"))?;
+        let n = stream.read(&mut chunk).await.map_err(ProbeError::Read)?;
         if n == 0 {
-            return Err("closed before answering".to_string());
+            return Err(ProbeError::Closed);
         }
         read.extend_from_slice(&chunk[..n]);
     }
@@ -287,7 +303,7 @@ pub async fn get<'s>(
 impl Answer<'_> {
     /// The rest of the answer, until the peer closes: its body (a chunked one decoded). `Err`
     /// when head and body pass `max_bytes` or the connection fails.
-    pub async fn body(self, max_bytes: usize) -> Result<Vec<u8>, String> {
+    pub async fn body(self, max_bytes: usize) -> Result<Vec<u8>, ProbeError> {
         let Answer {
             stream,
             mut read,
@@ -297,16 +313,13 @@ impl Answer<'_> {
         } = self;
         let mut chunk = [0u8; 1024];
         loop {
-            let n = stream
-                .read(&mut chunk)
-                .await
-                .map_err(|err| format!("read: {err}"))?;
+            let n = stream.read(&mut chunk).await.map_err(ProbeError::Read)?;
             if n == 0 {
                 break;
             }
             read.extend_from_slice(&chunk[..n]);
             if read.len() > max_bytes {
-                return Err("answer too large".to_string());
+                return Err(ProbeError::TooLarge);
             }
         }
         let body = &read[head_len.min(read.len())..];

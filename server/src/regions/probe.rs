@@ -68,10 +68,14 @@ async fn ask(addr: SocketAddr, timeout: Duration) -> Result<Status, String> {
         "switchyard-region-probe",
         MAX_ANSWER_BYTES,
     )
-    .await?;
+    .await
+    .map_err(|err| err.to_string())?;
     if answer.status != 200 {
         return Err(format!("status {}", answer.status));
     }
-    let body = answer.body(MAX_ANSWER_BYTES).await?;
+    let body = answer
+        .body(MAX_ANSWER_BYTES)
+        .await
+        .map_err(|err| err.to_string())?;
     serde_json::from_slice(&body).map_err(|err| format!("bad status body: {err}"))
 }
