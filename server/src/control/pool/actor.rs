@@ -3,7 +3,9 @@
 //! hands its message to the module of that concern.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Instant;
 
 use actix::prelude::*;
 

@@ -1,7 +1,7 @@
 //! What a backend's own actor reports (its checks' verdict, its address, its load report),
 //! folded into the pool's member; a change that changes nothing publishes nothing.
 
-use std::time::Instant;
+use crate::clock::Instant;
 
 use super::actor::PoolActor;
 use crate::control::backend::BackendChanged;

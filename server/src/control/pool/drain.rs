@@ -3,7 +3,9 @@
 //! it shows `drained` once nothing is left. `undrain` cancels both and eases it back in.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Instant;
 
 use actix::prelude::*;
 

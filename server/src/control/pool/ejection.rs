@@ -2,7 +2,7 @@
 //! (an atomic the request path keeps), ejects those over the threshold within
 //! `max_ejection_percent`, and lets them back once their time is up and their checks pass.
 
-use std::time::Instant;
+use crate::clock::Instant;
 
 use super::actor::PoolActor;
 use super::slow_start::RAMP_STEP;

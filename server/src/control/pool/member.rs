@@ -1,9 +1,9 @@
 //! What a pool knows of each backend: its address, weight, the checks' verdict, ejection,
 //! load report, slow start, an operator's drain, and the live counters the request path keeps.
 
+use crate::clock::Instant;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use actix::SpawnHandle;
 

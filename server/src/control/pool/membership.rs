@@ -26,7 +26,7 @@ impl PoolActor {
         self.config
             .tls
             .as_ref()
-            .map(|t| t.for_backend(&backend.address))
+            .map(|t| t.backend_tls(&backend.address))
     }
 
     /// Starts the supervised `BackendActor` of a backend.

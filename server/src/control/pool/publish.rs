@@ -1,8 +1,8 @@
 //! Publishing: the pool's members become a new immutable `PoolSnapshot` (with its balancer
 //! rebuilt) stored in the pool's handle, which the request path loads without waiting.
 
+use crate::clock::Instant;
 use std::sync::Arc;
-use std::time::Instant;
 
 use super::actor::PoolActor;
 use crate::routing::{BackendEntry, Health};

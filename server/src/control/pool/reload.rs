@@ -2,8 +2,8 @@
 //! added, removed (drained first) or changed (a fresh actor when their address, checks or TLS
 //! changed).
 
+use crate::clock::Instant;
 use std::sync::Arc;
-use std::time::Instant;
 
 use actix::prelude::*;
 

@@ -2,7 +2,9 @@
 //! starts at 10% of its weight and ramps up over `slow_start`; a load report scales a busy
 //! backend down. The effective weights are in hundredths of the configured ones.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Instant;
 
 use super::actor::PoolActor;
 use super::member::Member;
