@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use switchyard_load::TestBackend;
 
 use crate::config::Config;
-use crate::error::Error;
 use crate::server::{self, RouterHandle};
+use crate::startup::StartupError;
 
 /// The demo's pools: (route prefix, pool id, balancer, backends, timeouts).
 const POOLS: &[(&str, &str, &str, usize, &str)] = &[
@@ -82,7 +82,10 @@ pub const DEMO_REGIONS: &[(&str, f64, f64)] = &[
 
 /// `switchyard demo --regions N`: N demos, region k listening on `listen[k]` and
 /// `admin[k]`, each knowing all the others (routes overflow to the nearest healthy region).
-pub fn start_regions(listen: &[SocketAddr], admin: &[SocketAddr]) -> Result<Vec<Demo>, Error> {
+pub fn start_regions(
+    listen: &[SocketAddr],
+    admin: &[SocketAddr],
+) -> Result<Vec<Demo>, StartupError> {
     let n = listen.len().min(admin.len()).min(DEMO_REGIONS.len());
     let members: Vec<(&'static str, SocketAddr)> =
         (0..n).map(|k| (DEMO_REGIONS[k].0, listen[k])).collect();
@@ -157,14 +160,14 @@ pub struct Demo {
 }
 
 impl Demo {
-    pub fn start(options: &DemoOptions) -> Result<Demo, Error> {
+    pub fn start(options: &DemoOptions) -> Result<Demo, StartupError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("demo-backends")
             .enable_all()
             .build()
-            .map_err(|source| Error::Io {
-                context: "cannot start the demo backends' runtime".to_string(),
+            .map_err(|source| StartupError::Demo {
+                what: "cannot start the demo backends' runtime".to_string(),
                 source,
             })?;
         let mut backends = Vec::new();
@@ -179,14 +182,20 @@ impl Demo {
                 let backend =
                     runtime
                         .block_on(TestBackend::start(&id, local))
-                        .map_err(|source| Error::Io {
-                            context: format!("cannot start demo backend {id}"),
+                        .map_err(|source| StartupError::Demo {
+                            what: format!("cannot start demo backend {id}"),
                             source,
                         })?;
                 backends.push(backend);
             }
         }
-        let mut config = Config::from_toml_str(&config_text(options, &backends))?;
+        let mut config =
+            Config::from_toml_str(&config_text(options, &backends)).map_err(|source| {
+                StartupError::Config {
+                    file: "(the demo's own configuration)".into(),
+                    source,
+                }
+            })?;
         // A fresh admin token each run, printed in the banner, so a new user can drain; all
         // regions of one run share it.
         config.node.admin_token = Some(demo_token());

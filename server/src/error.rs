@@ -1,12 +1,13 @@
-//! The router's one error type. Each variant says what failed and where; [`Error::kind`] is the
-//! stable name used in the `X-Switchyard-Error` header, JSON bodies and metric labels, and
-//! [`Error::is_retryable`] tells a client (and the SDK) whether trying again may succeed.
+//! What the router answers a client when it ends a request itself: each variant says what
+//! failed and where; [`Error::kind`] is the stable name used in the `X-Switchyard-Error`
+//! header, JSON bodies and metric labels, [`Error::status`] its HTTP status, and
+//! [`Error::is_retryable`] tells a client (and the SDK) whether trying again later may succeed.
+//! [`Side`] and [`Retry`] are what each layer's errors say about where a failure came from and
+//! whether another backend may be tried. Starting a node fails with
+//! [`crate::StartupError`] instead, reloading with `control::reload::ReloadError`.
 
-use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
-
-use crate::config::ConfigError;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -47,8 +48,6 @@ impl Retry {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid configuration:\n{0}")]
-    Config(#[from] ConfigError),
     #[error("no route matches host {host:?} and path {path:?}")]
     NoRoute { host: Option<String>, path: String },
     #[error("pool {pool:?} has no healthy backend")]
@@ -96,25 +95,12 @@ pub enum Error {
         size: u64,
         max: u64,
     },
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: io::Error,
-    },
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: io::Error,
-    },
 }
 
 impl Error {
     /// Stable machine-readable name.
     pub fn kind(&self) -> &'static str {
         match self {
-            Error::Config(_) => "config",
             Error::NoRoute { .. } => "no_route",
             Error::NoHealthyBackend { .. } => "no_healthy_backend",
             Error::Overloaded { .. } => "overloaded",
@@ -132,8 +118,6 @@ impl Error {
                 what: "headers", ..
             } => "headers_too_large",
             Error::TooLarge { .. } => "body_too_large",
-            Error::Bind { .. } => "bind",
-            Error::Io { .. } => "io",
         }
     }
 
@@ -154,7 +138,6 @@ impl Error {
             Error::NoHealthyBackend { .. } | Error::Overloaded { .. } => 503,
             Error::UpstreamConnect { .. } | Error::Upstream { .. } => 502,
             Error::UpstreamTimeout { .. } => 504,
-            Error::Config(_) | Error::Bind { .. } | Error::Io { .. } => 500,
         }
     }
 

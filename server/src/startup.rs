@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::config::ConfigError;
-use crate::error::Error;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -44,6 +43,13 @@ pub enum StartupError {
     /// The router's thread ended before it said whether it serves.
     #[error("the router thread ended during start")]
     ThreadEnded,
+    /// `switchyard demo`: its in-process test backends (or their runtime) did not start.
+    #[error("{what}: {source}")]
+    Demo {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl StartupError {
@@ -63,23 +69,4 @@ fn indented(err: &ConfigError) -> String {
         .map(|issue| format!("  {issue}"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// For callers of the router's one error type (the demo): a listener's address stays a
-/// `Bind`, a config an invalid `Config`, anything else an `Io` naming what failed.
-impl From<StartupError> for Error {
-    fn from(err: StartupError) -> Error {
-        match err {
-            StartupError::Bind { addr, source, .. } => Error::Bind { addr, source },
-            StartupError::Config { source, .. } => Error::Config(source),
-            StartupError::Thread(source) => Error::Io {
-                context: "cannot start the router thread".to_string(),
-                source,
-            },
-            other => Error::Io {
-                context: "starting the router".to_string(),
-                source: io::Error::other(other.to_string()),
-            },
-        }
-    }
 }

@@ -233,7 +233,7 @@ fn the_demo_with_three_regions_answers_the_directory_and_overflows_on_evacuation
     };
     let demos = (1..5)
         .fold(start(), |started, _| match started {
-            Err(switchyard::Error::Bind { .. }) => start(),
+            Err(switchyard::StartupError::Bind { .. }) => start(),
             other => other,
         })
         .expect("three regions start");

@@ -95,7 +95,7 @@ impl From<Error> for ProxyError {
             | Error::UpstreamConnect { .. }
             | Error::UpstreamTimeout { .. }
             | Error::Upstream { .. } => Side::Upstream,
-            _ => Side::Internal,
+            Error::Shed { .. } => Side::Internal,
         };
         ProxyError {
             error,
@@ -140,7 +140,6 @@ pub fn public_message(err: &Error) -> String {
         | Error::Shed { .. }
         | Error::TooManyConnections { .. }
         | Error::TooManyStreams { .. } => err.to_string(),
-        _ => "internal error".to_string(),
     }
 }
 

@@ -35,7 +35,9 @@ pub async fn handle(
     let resp = match pipeline::admit(conn, head, &state, Protocol::Http) {
         Err(err) => error_response(&err.error, &ctx.request_id),
         Ok(_) if let Some(port) = state.redirect_https => redirect_to_https(&req, port),
-        Ok(_) if let Some(answer) = super::region::public_endpoint(&req, &state) => answer,
+        Ok(_) if let Some(answer) = super::region::public_endpoint(&req, &state) => {
+            answer.map_into_right_body()
+        }
         Ok(stream) => {
             let resp = match serve(&mut ctx, head, payload, &state).await {
                 Ok(resp) => resp,

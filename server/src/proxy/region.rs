@@ -10,14 +10,13 @@ use actix_web::http::header as ax;
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
-use super::forward::Response;
 use super::state::ProxyState;
 use crate::config::Overflow;
 use crate::regions::{HOP_HEADER, RegionEntry, geo};
 use crate::routing::Route;
 
 /// Answers `/v1/status` and `/v1/regions` (GET or HEAD); `None` for every other request.
-pub fn public_endpoint(req: &HttpRequest, state: &ProxyState) -> Option<Response> {
+pub fn public_endpoint(req: &HttpRequest, state: &ProxyState) -> Option<HttpResponse> {
     let path = req.path();
     if path != "/v1/status" && path != "/v1/regions" {
         return None;
@@ -26,7 +25,7 @@ pub fn public_endpoint(req: &HttpRequest, state: &ProxyState) -> Option<Response
         let answer = HttpResponse::MethodNotAllowed()
             .insert_header((ax::ALLOW, "GET, HEAD"))
             .json(json!({"error": "method_not_allowed", "message": format!("{path} answers GET")}));
-        return Some(answer.map_into_boxed_body().map_into_right_body());
+        return Some(answer);
     }
     let table = state.table.load();
     let ready = state.ready.get();
@@ -48,7 +47,7 @@ pub fn public_endpoint(req: &HttpRequest, state: &ProxyState) -> Option<Response
     let answer = HttpResponse::Ok()
         .insert_header((ax::CACHE_CONTROL, "no-store"))
         .json(body);
-    Some(answer.map_into_boxed_body().map_into_right_body())
+    Some(answer)
 }
 
 /// Whether this request already made its one hop between regions: it carries

@@ -35,6 +35,7 @@ impl ProxyState {
     /// The viewer's address: the peer, or — when the peer is a trusted proxy — the rightmost
     /// `X-Forwarded-For` address that is not a trusted proxy itself.
     pub fn client_ip(&self, peer: Option<IpAddr>, headers: &ax::HeaderMap) -> Option<IpAddr> {
-        headers::client_ip(peer, headers, &self.trusted_proxies)
+        let trusted = |ip| self.trusted_proxies.iter().any(|c: &Cidr| c.contains(ip));
+        headers::client_ip(peer, headers, trusted)
     }
 }
