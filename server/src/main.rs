@@ -1,14 +1,14 @@
 //! The `switchyard` command: `serve`, `check-config`, `demo`.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "demo")]
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use switchyard::config::{Config, LogConfig, LogFormat};
+use switchyard::config::Config;
 use switchyard::control::reload::ReloadError;
-use switchyard::demo::{Demo, DemoOptions};
 use switchyard::startup::StartupError;
 
 #[global_allocator]
@@ -39,6 +39,7 @@ enum Command {
         file: PathBuf,
     },
     /// Run the router in front of built-in test backends: no config, no Redis.
+    #[cfg(feature = "demo")]
     Demo {
         /// Public listener.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -86,66 +87,74 @@ fn main() -> ExitCode {
                 ExitCode::from(err.exit_code())
             }
         },
+        #[cfg(feature = "demo")]
         Command::Demo {
             listen,
             admin_listen,
             regions,
-        } => {
-            let _logs = switchyard::logging::init_logging(&LogConfig {
-                access: true,
-                format: LogFormat::Text,
-                level: "info".to_string(),
-                access_path: None,
-            });
-            let shifted = |base: SocketAddr, k: u16| {
-                base.port()
-                    .checked_add(k)
-                    .map(|port| SocketAddr::new(base.ip(), port))
+        } => demo(listen, admin_listen, regions),
+    }
+}
+
+/// `switchyard demo`: the router in front of in-process test backends, one region or several.
+#[cfg(feature = "demo")]
+fn demo(listen: SocketAddr, admin_listen: SocketAddr, regions: u16) -> ExitCode {
+    use switchyard::config::{LogConfig, LogFormat};
+    use switchyard::demo::{Demo, DemoOptions};
+
+    let _logs = switchyard::logging::init_logging(&LogConfig {
+        access: true,
+        format: LogFormat::Text,
+        level: "info".to_string(),
+        access_path: None,
+    });
+    let shifted = |base: SocketAddr, k: u16| {
+        base.port()
+            .checked_add(k)
+            .map(|port| SocketAddr::new(base.ip(), port))
+    };
+    let started = match regions {
+        1 => Demo::start(&DemoOptions {
+            listen,
+            admin_listen,
+            region: None,
+        })
+        .map(|demo| {
+            let banner = demo.banner();
+            (vec![demo], banner)
+        }),
+        n => {
+            let (Some(listens), Some(admins)) = (
+                (0..n)
+                    .map(|k| shifted(listen, k))
+                    .collect::<Option<Vec<_>>>(),
+                (0..n)
+                    .map(|k| shifted(admin_listen, k))
+                    .collect::<Option<Vec<_>>>(),
+            ) else {
+                eprintln!("switchyard demo: ports + {n} regions run past 65535");
+                return ExitCode::FAILURE;
             };
-            let started = match regions {
-                1 => Demo::start(&DemoOptions {
-                    listen,
-                    admin_listen,
-                    region: None,
-                })
-                .map(|demo| {
-                    let banner = demo.banner();
-                    (vec![demo], banner)
-                }),
-                n => {
-                    let (Some(listens), Some(admins)) = (
-                        (0..n)
-                            .map(|k| shifted(listen, k))
-                            .collect::<Option<Vec<_>>>(),
-                        (0..n)
-                            .map(|k| shifted(admin_listen, k))
-                            .collect::<Option<Vec<_>>>(),
-                    ) else {
-                        eprintln!("switchyard demo: ports + {n} regions run past 65535");
-                        return ExitCode::FAILURE;
-                    };
-                    switchyard::demo::start_regions(&listens, &admins).map(|demos| {
-                        let banner = switchyard::demo::regions_banner(&demos);
-                        (demos, banner)
-                    })
-                }
-            };
-            match started {
-                Ok((demos, banner)) => {
-                    print!("{banner}");
-                    use std::io::Write;
-                    let _ = std::io::stdout().flush();
-                    wait_for_shutdown_signal();
-                    for demo in demos {
-                        demo.stop();
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(err) => {
-                    eprintln!("switchyard demo: {err}");
-                    ExitCode::FAILURE
-                }
+            switchyard::demo::start_regions(&listens, &admins).map(|demos| {
+                let banner = switchyard::demo::regions_banner(&demos);
+                (demos, banner)
+            })
+        }
+    };
+    match started {
+        Ok((demos, banner)) => {
+            print!("{banner}");
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            wait_for_shutdown_signal();
+            for demo in demos {
+                demo.stop();
             }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("switchyard demo: {err}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -214,6 +223,7 @@ fn signal_runtime() -> Option<tokio::runtime::Runtime> {
 }
 
 /// Blocks until SIGINT (Ctrl-C) or SIGTERM.
+#[cfg(feature = "demo")]
 fn wait_for_shutdown_signal() {
     let Some(runtime) = signal_runtime() else {
         return;
