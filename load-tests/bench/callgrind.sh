@@ -7,6 +7,7 @@
 # shutdown and timers.
 #
 #   load-tests/bench/callgrind.sh [N] [T_SECONDS]     # defaults 3000 and 60
+#   SWITCHYARD_BIN=/path/to/switchyard load-tests/bench/callgrind.sh   # another build (before/after)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source load-tests/bench/common.sh
@@ -40,7 +41,7 @@ TOML
   sed -i 's/^workers = 1$/workers = 1\nshutdown_timeout = "1s"/' "$config"
   local started=$SECONDS
   valgrind --tool=callgrind --callgrind-out-file="$out" \
-    "$BIN/switchyard" serve --config "$config" >/dev/null 2>"$WORK/valgrind-$requests.log" &
+    "${SWITCHYARD_BIN:-$BIN/switchyard}" serve --config "$config" >/dev/null 2>"$WORK/valgrind-$requests.log" &
   local pid=$!
   PIDS+=("$pid")
   wait_port "$port"

@@ -26,3 +26,33 @@ max_connections_per_ip = 0
 rate_per_ip = 0
 TOML
 }
+
+# HAProxy as the peer of the HTTP benchmarks: one thread on 127.0.0.1:$1, round robin over
+# the test backends on ports $2 and $3, adding the same forwarding and request-id headers as
+# Switchyard.
+haproxy_http_config() {
+  cat <<CFG
+global
+  nbthread 1
+  maxconn 9000
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 30s
+  timeout server 30s
+  option http-keep-alive
+  option forwardfor
+frontend fe
+  bind 127.0.0.1:$1
+  unique-id-format %[uuid()]
+  unique-id-header X-Request-Id
+  http-request set-header X-Forwarded-Proto http
+  http-after-response set-header X-Request-Id %[unique-id]
+  default_backend be
+backend be
+  balance roundrobin
+  http-reuse always
+  server b1 127.0.0.1:$2
+  server b2 127.0.0.1:$3
+CFG
+}

@@ -43,30 +43,7 @@ TOML
 done
 if command -v haproxy >/dev/null; then
   HA=$(free_port)
-  cat > "$WORK/haproxy.cfg" <<CFG
-global
-  nbthread 1
-  maxconn 9000
-defaults
-  mode http
-  timeout connect 1s
-  timeout client 30s
-  timeout server 30s
-  option http-keep-alive
-  option forwardfor
-frontend fe
-  bind 127.0.0.1:$HA
-  unique-id-format %[uuid()]
-  unique-id-header X-Request-Id
-  http-request set-header X-Forwarded-Proto http
-  http-after-response set-header X-Request-Id %[unique-id]
-  default_backend be
-backend be
-  balance roundrobin
-  http-reuse always
-  server b1 127.0.0.1:$B1
-  server b2 127.0.0.1:$B2
-CFG
+  haproxy_http_config "$HA" "$B1" "$B2" > "$WORK/haproxy.cfg"
   haproxy -f "$WORK/haproxy.cfg" -q & PIDS+=($!)
   TARGETS+=("haproxy:$HA:$!")
   wait_port "$HA"
