@@ -41,9 +41,18 @@ pub struct Logs {
     _guards: Vec<WorkerGuard>,
 }
 
+/// Why logging could not be set up: `[log] access_path` cannot be opened for appending.
+#[derive(Debug, thiserror::Error)]
+#[error("log.access_path: cannot open {}: {source}", path.display())]
+pub struct LogError {
+    pub path: std::path::PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
 /// Sets up logging for the process. Fails only when `[log] access_path` cannot be opened for
 /// appending, with the path and the reason.
-pub fn init_logging(config: &LogConfig) -> Result<Logs, String> {
+pub fn init_logging(config: &LogConfig) -> Result<Logs, LogError> {
     let filter = || {
         EnvFilter::try_from_default_env()
             .or_else(|_| EnvFilter::try_new(&config.level))
@@ -68,8 +77,10 @@ pub fn init_logging(config: &LogConfig) -> Result<Logs, String> {
     );
 
     if let Some(path) = &config.access_path {
-        let file = AccessFile::open(path)
-            .map_err(|err| format!("log.access_path: cannot open {}: {err}", path.display()))?;
+        let file = AccessFile::open(path).map_err(|source| LogError {
+            path: path.clone(),
+            source,
+        })?;
         let (access, guard) = background(file);
         drops.push(("access_file", access.error_counter()));
         guards.push(guard);

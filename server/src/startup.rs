@@ -19,7 +19,10 @@ pub enum StartupError {
     },
     /// Logging could not be set up: the reason names the key (`log.access_path: cannot open ...`).
     #[error("{reason}")]
-    Logging { reason: String },
+    Logging {
+        #[source]
+        reason: crate::logging::LogError,
+    },
     /// A listener's address is taken or not this host's. `listener`: `public`, `admin`.
     #[error("cannot listen on {addr} ({listener} listener): {source}")]
     Bind {
@@ -30,10 +33,17 @@ pub enum StartupError {
     },
     /// A TLS listener's certificates do not load.
     #[error("TLS listener {addr}: {reason}")]
-    Tls { addr: SocketAddr, reason: String },
+    Tls {
+        addr: SocketAddr,
+        #[source]
+        reason: crate::tls::CertError,
+    },
     /// The Redis session store's settings do not make a client.
     #[error("session store: {reason}")]
-    SessionStore { reason: String },
+    SessionStore {
+        #[source]
+        reason: crate::session::StoreError,
+    },
     /// No session-token key was configured and the operating system gave no random one.
     #[error("a random session-token key from the operating system: {reason}")]
     TokenKey { reason: String },

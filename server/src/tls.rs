@@ -36,27 +36,67 @@ pub struct CertificateFiles {
 /// How often certificate files are checked for changes.
 pub const WATCH_EVERY: Duration = Duration::from_secs(2);
 
+/// Why a listener's certificates (or its TLS settings) do not load; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    /// The file cannot be read, or is not PEM.
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("{}: no certificate in it", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("{}: unusable private key: {source}", path.display())]
+    Key {
+        path: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("{} and {} do not belong together: {source}", cert.display(), key.display())]
+    Mismatch {
+        cert: PathBuf,
+        key: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    /// A listener with `tls` but no certificate (validation refuses such a file).
+    #[error("no certificate")]
+    Empty,
+    /// rustls refused the listener's settings.
+    #[error("TLS settings: {0}")]
+    Settings(#[source] rustls::Error),
+}
+
 /// Loads a certificate chain and its private key (PEM).
-pub fn load_certified(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, String> {
+pub fn load_certified(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, CertError> {
+    let read = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CertError::Read { path, source }
+    };
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|err| format!("{}: {err}", cert.display()))?
+        .map_err(read(cert))?
         .collect::<Result<_, _>>()
-        .map_err(|err| format!("{}: {err}", cert.display()))?;
+        .map_err(read(cert))?;
     if chain.is_empty() {
-        return Err(format!("{}: no certificate in it", cert.display()));
+        return Err(CertError::NoCertificate {
+            path: cert.to_path_buf(),
+        });
     }
-    let key_der =
-        PrivateKeyDer::from_pem_file(key).map_err(|err| format!("{}: {err}", key.display()))?;
-    let signing = any_supported_type(&key_der)
-        .map_err(|err| format!("{}: unusable private key: {err}", key.display()))?;
-    let certified = CertifiedKey::new(chain, signing);
-    certified.keys_match().map_err(|err| {
-        format!(
-            "{} and {} do not belong together: {err}",
-            cert.display(),
-            key.display()
-        )
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(read(key))?;
+    let signing = any_supported_type(&key_der).map_err(|source| CertError::Key {
+        path: key.to_path_buf(),
+        source,
     })?;
+    let certified = CertifiedKey::new(chain, signing);
+    certified
+        .keys_match()
+        .map_err(|source| CertError::Mismatch {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            source,
+        })?;
     Ok(Arc::new(certified))
 }
 
@@ -67,7 +107,7 @@ struct CertSet {
     default: Arc<CertifiedKey>,
 }
 
-fn load_set(config: &ListenerCertificates) -> Result<CertSet, String> {
+fn load_set(config: &ListenerCertificates) -> Result<CertSet, CertError> {
     let mut by_name = HashMap::new();
     let mut default = None;
     for c in &config.certificates {
@@ -77,7 +117,7 @@ fn load_set(config: &ListenerCertificates) -> Result<CertSet, String> {
         }
         default.get_or_insert(certified);
     }
-    let default = default.ok_or("no certificate")?;
+    let default = default.ok_or(CertError::Empty)?;
     Ok(CertSet { by_name, default })
 }
 
@@ -91,7 +131,7 @@ pub struct SniResolver {
 }
 
 impl SniResolver {
-    pub fn new(config: impl Into<ListenerCertificates>) -> Result<SniResolver, String> {
+    pub fn new(config: impl Into<ListenerCertificates>) -> Result<SniResolver, CertError> {
         let config = config.into();
         let set = load_set(&config)?;
         let stamps = stamps(&config);
@@ -103,7 +143,7 @@ impl SniResolver {
     }
 
     /// Loads the certificate files again; a set that does not load keeps the old one.
-    pub fn reload(&self) -> Result<(), String> {
+    pub fn reload(&self) -> Result<(), CertError> {
         match load_set(&self.config) {
             Ok(set) => {
                 self.set.store(Arc::new(set));
@@ -121,7 +161,7 @@ impl SniResolver {
     }
 
     /// Reloads when a file changed since the last load.
-    pub fn reload_if_changed(&self) -> Option<Result<(), String>> {
+    pub fn reload_if_changed(&self) -> Option<Result<(), CertError>> {
         let now = stamps(&self.config);
         let changed = *self.stamps.lock().unwrap_or_else(|e| e.into_inner()) != now;
         changed.then(|| {
@@ -175,15 +215,15 @@ const SESSION_CACHE: usize = 10_240;
 /// ALPN `h2` then `http/1.1`, and session resumption (tickets with keys that rotate every
 /// 6 hours, and a session cache), so a player reconnecting after a blip makes an abbreviated
 /// handshake instead of a full one.
-pub fn server_config(resolver: Arc<SniResolver>) -> Result<rustls::ServerConfig, String> {
+pub fn server_config(resolver: Arc<SniResolver>) -> Result<rustls::ServerConfig, CertError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|err| err.to_string())?
+        .map_err(CertError::Settings)?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|err| err.to_string())?;
+    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(CertError::Settings)?;
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
     Ok(config)
 }

@@ -70,6 +70,19 @@ pub struct Cluster {
     kept: Mutex<Vec<Persisted>>,
 }
 
+/// Why sharing an admin change through Redis failed this time (it is kept and tried again).
+#[derive(Debug, thiserror::Error)]
+enum ClusterError {
+    #[error(transparent)]
+    Store(#[from] crate::session::StoreError),
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+    #[error("Redis did not answer {0} in time")]
+    Timeout(&'static str),
+    #[error("the subscription ended")]
+    Ended,
+}
+
 impl Cluster {
     pub fn new(
         store: Arc<SharedStore>,
@@ -118,7 +131,7 @@ impl Cluster {
         kept.push(change);
     }
 
-    async fn publish(&self, change: &Persisted) -> Result<(), String> {
+    async fn publish(&self, change: &Persisted) -> Result<(), ClusterError> {
         let client = self.store.master().await?;
         let call = async {
             let mut conn = client.get_multiplexed_async_connection().await?;
@@ -151,8 +164,8 @@ impl Cluster {
         };
         match tokio::time::timeout(CALL_TIMEOUT, call).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(err)) => Err(err.to_string()),
-            Err(_) => Err("Redis did not answer in time".to_string()),
+            Ok(Err(err)) => Err(err.into()),
+            Err(_) => Err(ClusterError::Timeout("the call")),
         }
     }
 
@@ -170,7 +183,7 @@ impl Cluster {
 
     /// Reads the persisted state and applies it: drains under way (with what is left of their
     /// deadline) and weights.
-    async fn catch_up(&self, client: &redis::Client) -> Result<(), String> {
+    async fn catch_up(&self, client: &redis::Client) -> Result<(), ClusterError> {
         let read = async {
             let mut conn = client.get_multiplexed_async_connection().await?;
             conn.hgetall::<_, Vec<(String, String)>>(&self.state_key)
@@ -178,8 +191,8 @@ impl Cluster {
         };
         let entries = match tokio::time::timeout(CALL_TIMEOUT, read).await {
             Ok(Ok(entries)) => entries,
-            Ok(Err(err)) => return Err(err.to_string()),
-            Err(_) => return Err("Redis did not answer in time".to_string()),
+            Ok(Err(err)) => return Err(err.into()),
+            Err(_) => return Err(ClusterError::Timeout("the read")),
         };
         if !entries.iter().any(|(field, _)| field == WRITTEN_FIELD) {
             // Nothing was ever shared, or Redis lost it: what this node applied stays as it
@@ -269,16 +282,14 @@ impl Cluster {
         }
     }
 
-    async fn listen(&self) -> Result<(), String> {
+    async fn listen(&self) -> Result<(), ClusterError> {
         let client = self.store.master().await?;
         let mut pubsub = tokio::time::timeout(CALL_TIMEOUT, client.get_async_pubsub())
             .await
-            .map_err(|_| "Redis did not answer in time".to_string())?
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| ClusterError::Timeout("the connection"))??;
         tokio::time::timeout(CALL_TIMEOUT, pubsub.subscribe(&self.channel))
             .await
-            .map_err(|_| "Redis did not answer the subscription in time".to_string())?
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| ClusterError::Timeout("the subscription"))??;
         // Subscribed first, then read: a change made in between is heard, not missed.
         self.catch_up(&client).await?;
         if !self.up.swap(true, Ordering::SeqCst) {
@@ -302,7 +313,7 @@ impl Cluster {
                         }
                     }
                 }
-                Ok(None) => return Err("the subscription ended".to_string()),
+                Ok(None) => return Err(ClusterError::Ended),
                 Err(_) => self.flush_kept().await,
             }
         }

@@ -56,7 +56,10 @@ pub fn load(config: &mut Config) -> Vec<ConfigIssue> {
         let Some(tls) = &listener.tls else { continue };
         for (j, c) in tls.certificates.iter().enumerate() {
             if let Err(reason) = crate::tls::load_certified(&c.cert, &c.key) {
-                issue(format!("listeners[{i}].tls.certificates[{j}]"), reason);
+                issue(
+                    format!("listeners[{i}].tls.certificates[{j}]"),
+                    reason.to_string(),
+                );
             }
         }
     }

@@ -74,7 +74,7 @@ pub async fn apply(
     let certificates = tls
         .iter()
         .map(|resolver| {
-            let error = resolver.reload().err();
+            let error = resolver.reload().err().map(|err| err.to_string());
             if let Some(reason) = &error {
                 tracing::error!(%reason, "TLS certificates do not load: keeping the old ones");
             }

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::routing::BackendEntry;
 use crate::routing::balance::Candidates;
 
-pub use shared::SharedStore;
+pub use shared::{SharedStore, StoreError};
 pub use store::{MemoryStore, SessionStore};
 
 /// The node's session store: its own memory, or Redis shared by every node (with memory as

@@ -121,13 +121,32 @@ impl crate::policy::ratelimit::shared::RedisLink for SharedStore {
     }
 }
 
+/// Why the Redis store could not be set up, or could not find its master now.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A setting does not make a client (`key` names it).
+    #[error("{key}: {source}")]
+    Settings {
+        key: &'static str,
+        #[source]
+        source: redis::RedisError,
+    },
+    #[error("sentinels: {0}")]
+    Sentinel(#[source] redis::RedisError),
+    #[error("sentinels did not answer in time")]
+    SentinelTimeout,
+}
+
 impl SharedStore {
     /// Validates the URL; connects later, in the background (Redis may be down at start).
     /// A store sharing through Redis, with `local` as this node's cache.
-    pub fn new(config: &RedisConfig, local: MemoryStore) -> Result<SharedStore, String> {
+    pub fn new(config: &RedisConfig, local: MemoryStore) -> Result<SharedStore, StoreError> {
         let ttl = local.ttl();
         let client = redis::Client::open(config.url.as_str())
-            .map_err(|err| format!("sessions.redis_url: {err}"))?;
+            .map_err(|source| StoreError::Settings {
+                key: "sessions.redis_url",
+                source,
+            })?;
         let sentinel = match config.sentinels.is_empty() {
             true => None,
             false => {
@@ -151,7 +170,10 @@ impl SharedStore {
                     Some(node),
                     SentinelServerType::Master,
                 )
-                .map_err(|err| format!("sessions.sentinels: {err}"))?;
+                .map_err(|source| StoreError::Settings {
+                    key: "sessions.sentinels",
+                    source,
+                })?;
                 Some(tokio::sync::Mutex::new(sentinel))
             }
         };
@@ -339,15 +361,15 @@ impl SharedStore {
 
     /// The client for the server to use: the configured one, or the master the sentinels
     /// name now.
-    pub(crate) async fn master(&self) -> Result<redis::Client, String> {
+    pub(crate) async fn master(&self) -> Result<redis::Client, StoreError> {
         let Some(sentinel) = &self.sentinel else {
             return Ok(self.client.clone());
         };
         let mut sentinel = sentinel.lock().await;
         match tokio::time::timeout(SENTINEL_TIMEOUT, sentinel.async_get_client()).await {
             Ok(Ok(client)) => Ok(client),
-            Ok(Err(err)) => Err(format!("sentinels: {err}")),
-            Err(_) => Err("sentinels did not answer in time".to_string()),
+            Ok(Err(err)) => Err(StoreError::Sentinel(err)),
+            Err(_) => Err(StoreError::SentinelTimeout),
         }
     }
 
@@ -355,7 +377,7 @@ impl SharedStore {
     async fn connect(&self) {
         let client = match self.master().await {
             Ok(client) => client,
-            Err(err) => return self.set_up(false, &err),
+            Err(err) => return self.set_up(false, &err.to_string()),
         };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeout.max(Duration::from_millis(200))))

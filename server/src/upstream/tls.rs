@@ -129,17 +129,16 @@ impl PoolTls {
         host: &str,
         is_name: bool,
         ip: IpAddr,
-    ) -> Result<ServerName<'static>, String> {
+    ) -> Result<ServerName<'static>, ServerNameError> {
         if let Some(name) = &self.server_name {
             return Ok(name.clone());
         }
         if !is_name {
             return Ok(ip_name(ip));
         }
-        ServerName::try_from(host.to_string()).map_err(|err| {
-            format!(
-                "{host:?} is not usable as a TLS server name ({err}); set the pool's tls.server_name"
-            )
+        ServerName::try_from(host.to_string()).map_err(|source| ServerNameError {
+            host: host.to_string(),
+            source,
         })
     }
 
@@ -201,6 +200,15 @@ pub struct BackendTls {
     /// Unique per value (never 0): part of the keep-alive pool's key, so a connection made
     /// under some settings (a name, a CA) is never reused under others, e.g. after a reload.
     pub id: u64,
+}
+
+/// A backend's host name that cannot be a TLS server name.
+#[derive(Debug, thiserror::Error)]
+#[error("{host:?} is not usable as a TLS server name ({source}); set the pool's tls.server_name")]
+pub struct ServerNameError {
+    pub host: String,
+    #[source]
+    pub source: rustls::pki_types::InvalidDnsNameError,
 }
 
 #[cfg(test)]
