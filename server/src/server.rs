@@ -336,12 +336,17 @@ fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public
                     .and_then(service!(ClientIo<TcpStream>))
             }),
             Some(tls) => {
-                let resolver = Arc::new(
-                    SniResolver::new(tls).map_err(|reason| StartupError::Tls { addr, reason })?,
-                );
+                let resolver =
+                    Arc::new(SniResolver::new(tls).map_err(|reason| StartupError::Tls {
+                        addr,
+                        reason: Box::new(reason),
+                    })?);
                 resolvers.push(resolver.clone());
-                let tls_config = crate::tls::server_config(resolver)
-                    .map_err(|reason| StartupError::Tls { addr, reason })?;
+                let tls_config =
+                    crate::tls::server_config(resolver).map_err(|reason| StartupError::Tls {
+                        addr,
+                        reason: Box::new(reason),
+                    })?;
                 let tls_config = Arc::new(tls_config);
                 builder.listen(name, listener, move || {
                     let tls_config = tls_config.clone();

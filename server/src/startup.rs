@@ -36,7 +36,7 @@ pub enum StartupError {
     Tls {
         addr: SocketAddr,
         #[source]
-        reason: crate::tls::CertError,
+        reason: Box<crate::tls::CertError>,
     },
     /// The Redis session store's settings do not make a client.
     #[error("session store: {reason}")]

@@ -142,8 +142,8 @@ impl SharedStore {
     /// A store sharing through Redis, with `local` as this node's cache.
     pub fn new(config: &RedisConfig, local: MemoryStore) -> Result<SharedStore, StoreError> {
         let ttl = local.ttl();
-        let client = redis::Client::open(config.url.as_str())
-            .map_err(|source| StoreError::Settings {
+        let client =
+            redis::Client::open(config.url.as_str()).map_err(|source| StoreError::Settings {
                 key: "sessions.redis_url",
                 source,
             })?;
