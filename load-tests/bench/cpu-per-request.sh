@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CPU time per proxied request, from /proc/PID/stat (user + system ticks) over a fixed request
-# count: the router and HAProxy (one thread each) in front of the same two test backends, in
+# count, and the closed-loop rate of that run: the router and HAProxy (one thread each) in front of the same two test backends, in
 # alternating rounds. More Switchyard builds can run in the same rounds, named by
 # SWITCHYARDS="name=PATH name=PATH" (default: this checkout's release build), e.g. a build of
 # the commit before a change beside the one after it.
@@ -53,7 +53,7 @@ fi
 
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 TCK=$(getconf CLK_TCK)
-declare -A TOTAL
+declare -A TOTAL RPS
 for round in $(seq 1 "$ROUNDS"); do
   for i in "${!TARGETS[@]}"; do
     t=${TARGETS[$(( (i + round - 1) % ${#TARGETS[@]} ))]}
@@ -63,11 +63,13 @@ for round in $(seq 1 "$ROUNDS"); do
       --duration 120s --timeout 10s >"$WORK/load.txt" 2>&1
     after=$(ticks "$pid")
     us=$(awk -v a="$after" -v b="$before" -v n="$N" -v t="$TCK" 'BEGIN { printf "%.2f", (a - b) / t / n * 1e6 }')
-    echo "round $round $name: $us µs CPU per request ($N requests; $(grep -m1 -E 'errors' "$WORK/load.txt" | tr -s ' '))"
+    rps=$(grep -m1 -oE '[0-9]+ answered/s' "$WORK/load.txt" | cut -d' ' -f1)
+    echo "round $round $name: $us µs CPU per request, $rps rps closed loop ($N requests;$(grep -m1 -E 'errors' "$WORK/load.txt" | tr -s ' '))"
+    RPS[$name]=$(( ${RPS[$name]:-0} + rps ))
     TOTAL[$name]=$(awk -v x="${TOTAL[$name]:-0}" -v y="$us" 'BEGIN { print x + y }')
   done
 done
 for t in "${TARGETS[@]}"; do
   name=${t%%:*}
-  echo "mean $name: $(awk -v x="${TOTAL[$name]}" -v r="$ROUNDS" 'BEGIN { printf "%.2f", x / r }') µs CPU per request"
+  echo "mean $name: $(awk -v x="${TOTAL[$name]}" -v r="$ROUNDS" 'BEGIN { printf "%.2f", x / r }') µs CPU per request, $(( RPS[$name] / ROUNDS )) rps"
 done

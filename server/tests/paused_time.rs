@@ -1,8 +1,9 @@
-//! Outlier ejection on a paused clock: a pool actor ejects a backend whose requests keep failing
-//! for `base_ejection × n` (± its 10% jitter), lets it back once that is over, forgets its past
-//! ejections after it stayed in for a whole `max_ejection`, and never ejects more than
-//! `max_ejection_percent` of the pool meanwhile — shown by advancing tokio's paused clock
-//! (`switchyard::clock`), never by waiting for real.
+//! Outlier ejection and slow start on a paused clock: a pool actor ejects a backend whose
+//! requests keep failing for `base_ejection × n` (± its 10% jitter), lets it back once that is
+//! over, forgets its past ejections after it stayed in for a whole `max_ejection`, never ejects
+//! more than `max_ejection_percent` of the pool meanwhile, and eases a returning backend back in
+//! over `slow_start` — shown by advancing tokio's paused clock (`switchyard::clock`), never by
+//! waiting for real.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -43,9 +44,27 @@ fn on_paused_clock<F: Future<Output = ()>>(test: impl FnOnce() -> F) {
     .block_on(test());
 }
 
+/// The same pool with a 10 s slow start.
+const SLOW_START_POOL: &str = r#"
+    [[pools]]
+    id = "api"
+    algorithm = "round_robin"
+    health = { kind = "none" }
+    slow_start = "10s"
+    outlier = { consecutive_failures = 5, base_ejection = "10s", max_ejection = "60s" }
+    backends = [
+        { id = "api-1", address = "127.0.0.1:1001" },
+        { id = "api-2", address = "127.0.0.1:1002" },
+    ]
+"#;
+
 /// The pool's handle with its actor running, and the first backend's counters.
 fn pool() -> (Arc<PoolHandle>, Arc<BackendStats>) {
-    let config = Config::from_toml_str(POOL).expect("the test pool is valid");
+    pool_from(POOL)
+}
+
+fn pool_from(text: &str) -> (Arc<PoolHandle>, Arc<BackendStats>) {
+    let config = Config::from_toml_str(text).expect("the test pool is valid");
     let handle = RouteTable::build(&config).pools[0].clone();
     PoolActor::new(config.pools[0].clone(), handle.clone()).start();
     let stats = handle.load_full().backends[0].stats.clone();
@@ -144,5 +163,34 @@ fn no_more_than_max_ejection_percent_is_out_while_every_backend_fails() {
             assert_eq!(ejected_count(&handle), 1, "after {:?}", out.elapsed());
             tokio::time::sleep(LOOK_EVERY).await;
         }
+    });
+}
+
+/// The first backend's published weight as a share of the second's (both configured alike).
+fn weight_share(handle: &PoolHandle) -> f64 {
+    let snapshot = handle.load_full();
+    f64::from(snapshot.backends[0].weight) / f64::from(snapshot.backends[1].weight)
+}
+
+#[test]
+fn a_backend_back_from_an_ejection_ramps_up_over_slow_start() {
+    on_paused_clock(|| async {
+        let (handle, stats) = pool_from(SLOW_START_POOL);
+        assert_eq!(weight_share(&handle), 1.0, "both at full weight to start");
+        fail_until_ejected_and_back(&handle, &stats).await;
+        let back = weight_share(&handle);
+        assert!(back <= 0.15, "back at about 10% of its weight, got {back}");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let halfway = weight_share(&handle);
+        assert!(
+            (0.4..=0.6).contains(&halfway),
+            "about half its weight halfway through slow start, got {halfway}"
+        );
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert_eq!(
+            weight_share(&handle),
+            1.0,
+            "full weight once slow start is over"
+        );
     });
 }
