@@ -123,6 +123,15 @@ async fn a_backend_that_does_not_close_within_the_linger_leaves_delivered_out() 
         assert!(status.success(), "kill {sig}");
     };
     signal("-STOP");
+    // A signal is delivered asynchronously: until every thread of the backend has stopped it
+    // could still answer the drain's close (and the router would then know what it read).
+    let pid = backend.pid();
+    wait_for(
+        "the backend's threads are stopped",
+        Duration::from_secs(5),
+        async || stopped(pid),
+    )
+    .await;
     let started = Instant::now();
     let reply = admin_post(
         &r,
@@ -179,4 +188,20 @@ async fn sessions_moved_at_once_are_told_to_come_back_at_different_times() {
         first < 500 && last >= 4000,
         "the reconnects are spread over the window, not all at once: {waits:?}"
     );
+}
+
+/// Whether every thread of process `pid` is stopped (state `T` in `/proc/PID/task/*/stat`).
+fn stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                let (_, after_name) = stat.rsplit_once(')')?;
+                after_name.trim_start().chars().next()
+            })
+            .is_some_and(|state| state == 'T')
+    })
 }
