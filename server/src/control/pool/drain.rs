@@ -62,13 +62,8 @@ impl PoolActor {
         msg: DrainBackend,
         ctx: &mut Context<Self>,
     ) -> Result<(), PoolError> {
+        let at = self.member_at(&msg.backend)?;
         let pool = self.config.id.clone();
-        let Some(at) = self.members.iter().position(|m| *m.id == *msg.backend) else {
-            return Err(PoolError::NoBackend {
-                pool,
-                backend: msg.backend,
-            });
-        };
         if self.members[at].drain.is_some() {
             return Ok(());
         }
@@ -155,13 +150,9 @@ impl PoolActor {
         msg: UndrainBackend,
         ctx: &mut Context<Self>,
     ) -> Result<(), PoolError> {
+        let at = self.member_at(&msg.backend)?;
         let pool = self.config.id.clone();
-        let Some(member) = self.members.iter_mut().find(|m| *m.id == *msg.backend) else {
-            return Err(PoolError::NoBackend {
-                pool,
-                backend: msg.backend,
-            });
-        };
+        let member = &mut self.members[at];
         if member.removing {
             return Err(PoolError::Removing {
                 pool,

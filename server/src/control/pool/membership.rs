@@ -21,6 +21,17 @@ pub const REMOVAL_SPREAD: Duration = Duration::from_secs(10);
 pub const REMOVAL_DEADLINE: Duration = Duration::from_secs(60);
 
 impl PoolActor {
+    /// Where backend `id` sits among the members; `NoBackend` names the pool when it is not one.
+    pub(super) fn member_at(&self, id: &str) -> Result<usize, PoolError> {
+        self.members
+            .iter()
+            .position(|m| *m.id == *id)
+            .ok_or_else(|| PoolError::NoBackend {
+                pool: self.config.id.clone(),
+                backend: id.to_string(),
+            })
+    }
+
     /// The pool's TLS settings for one backend (`None` for a plain pool).
     pub(super) fn backend_tls(&self, backend: &BackendConfig) -> Option<Arc<BackendTls>> {
         self.config
