@@ -79,7 +79,7 @@ async fn serve(
             .await
         {
             Ok(admission) => {
-                let target = Target::Pool(&pool);
+                let target = Target::Pool(pool);
                 let answered =
                     forward::forward(head, payload, &route, target, state, &ctx.request_id).await;
                 drop(admission);

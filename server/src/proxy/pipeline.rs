@@ -159,16 +159,21 @@ pub async fn limits(
 }
 
 /// Where a request is served.
-pub enum Place {
-    /// By this pool of this region.
-    Pool(Arc<PoolHandle>),
+pub enum Place<'r> {
+    /// By this pool of this region (the route's; a traffic split would choose among several).
+    Pool(&'r Arc<PoolHandle>),
     /// By another region: this one has no capacity, or is evacuating.
     Region(Arc<RegionEntry>),
 }
 
 /// Place: this region's pool for the route, or another region when this one cannot take the
 /// request (see [`super::region::overflow_target`]).
-pub fn place(route: &Route, head: &RequestHead, state: &ProxyState, protocol: Protocol) -> Place {
+pub fn place<'r>(
+    route: &'r Route,
+    head: &RequestHead,
+    state: &ProxyState,
+    protocol: Protocol,
+) -> Place<'r> {
     let peer = peer(head);
     // A region that evacuates moves every new session, whatever the route's overflow says:
     // sessions outlive the evacuation; single requests follow the route's overflow rule.
@@ -181,7 +186,7 @@ pub fn place(route: &Route, head: &RequestHead, state: &ProxyState, protocol: Pr
     }
     match super::region::overflow_target(&head.headers, peer, route, state) {
         Some(region) => Place::Region(region),
-        None => Place::Pool(route.pool.clone()),
+        None => Place::Pool(&route.pool),
     }
 }
 

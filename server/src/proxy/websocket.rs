@@ -108,16 +108,16 @@ where
     let mut ctx = Ctx::new(Protocol::WebSocket, head);
     let status = match decide(&mut ctx, req.conn_data(), head, state).await {
         Err(err) => refuse(framed, &err, &ctx.request_id).await,
-        Ok((_, Place::Region(region))) => {
-            let cause = match state.directory.local.evacuating() {
-                true => "evacuation",
-                false => "overflow",
-            };
-            ctx.backend = Some(format!("region:{}", region.name).into());
-            tell_to_move(head, framed, &region.name, cause, &ctx.request_id).await
-        }
-        Ok((route, Place::Pool(pool))) => {
-            match open(head, &route, &pool, state, &ctx.request_id).await {
+        Ok(route) => match pipeline::place(&route, head, state, Protocol::WebSocket) {
+            Place::Region(region) => {
+                let cause = match state.directory.local.evacuating() {
+                    true => "evacuation",
+                    false => "overflow",
+                };
+                ctx.backend = Some(format!("region:{}", region.name).into());
+                tell_to_move(head, framed, &region.name, cause, &ctx.request_id).await
+            }
+            Place::Pool(pool) => match open(head, &route, pool, state, &ctx.request_id).await {
                 Ok(Opened::Session(session)) => {
                     ctx.backend = Some(session.backend_id.clone());
                     relay(framed, *session, &route, state).await
@@ -132,20 +132,20 @@ where
                     ctx.failed(&err);
                     refuse(framed, &err, &ctx.request_id).await
                 }
-            }
-        }
+            },
+        },
     };
     pipeline::log(&ctx, head, status, state);
 }
 
-/// The pipeline's phases before the upgrade: admit, route, the upgrade itself checked, the
-/// route's limits (only real upgrades are charged), and where the session goes.
+/// The pipeline's phases before the upgrade: admit, route, the upgrade itself checked, and the
+/// route's limits (only real upgrades are charged).
 async fn decide(
     ctx: &mut Ctx,
     conn: Option<&Arc<crate::conn::Conn>>,
     head: &RequestHead,
     state: &ProxyState,
-) -> Result<(Arc<Route>, Place), ProxyError> {
+) -> Result<Arc<Route>, ProxyError> {
     pipeline::admit(conn, head, state, Protocol::WebSocket)?;
     let route = pipeline::route(head, state)?;
     ctx.route = Some(route.clone());
@@ -156,8 +156,7 @@ async fn decide(
         .into());
     }
     pipeline::limits(&route, head, state).await?;
-    let place = pipeline::place(&route, head, state, Protocol::WebSocket);
-    Ok((route, place))
+    Ok(route)
 }
 
 /// Upgrades the client with the backend's 101 and hands both ends to a [`SessionActor`] on
