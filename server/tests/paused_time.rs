@@ -6,6 +6,7 @@
 //! waiting for real.
 
 use std::future::Future;
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,18 +16,6 @@ use switchyard::config::Config;
 use switchyard::control::PoolActor;
 use switchyard::control::pool::OUTLIER_POLL;
 use switchyard::routing::{BackendState, BackendStats, PoolHandle, RouteTable};
-
-const POOL: &str = r#"
-    [[pools]]
-    id = "api"
-    algorithm = "round_robin"
-    health = { kind = "none" }
-    outlier = { consecutive_failures = 5, base_ejection = "10s", max_ejection = "60s" }
-    backends = [
-        { id = "api-1", address = "127.0.0.1:1001" },
-        { id = "api-2", address = "127.0.0.1:1002" },
-    ]
-"#;
 
 /// How often the test looks at the snapshot: well below the pool's own poll.
 const LOOK_EVERY: Duration = Duration::from_millis(10);
@@ -44,31 +33,37 @@ fn on_paused_clock<F: Future<Output = ()>>(test: impl FnOnce() -> F) {
     .block_on(test());
 }
 
-/// The same pool with a 10 s slow start.
-const SLOW_START_POOL: &str = r#"
-    [[pools]]
-    id = "api"
-    algorithm = "round_robin"
-    health = { kind = "none" }
-    slow_start = "10s"
-    outlier = { consecutive_failures = 5, base_ejection = "10s", max_ejection = "60s" }
-    backends = [
-        { id = "api-1", address = "127.0.0.1:1001" },
-        { id = "api-2", address = "127.0.0.1:1002" },
-    ]
-"#;
-
-/// The pool's handle with its actor running, and the first backend's counters.
-fn pool() -> (Arc<PoolHandle>, Arc<BackendStats>) {
-    pool_from(POOL)
-}
-
-fn pool_from(text: &str) -> (Arc<PoolHandle>, Arc<BackendStats>) {
-    let config = Config::from_toml_str(text).expect("the test pool is valid");
+/// A pool of two backends (`api-1`, `api-2`) with outlier ejection (5 failures in a row;
+/// 10 s base, 60 s max) and `extra` settings, its actor running. Health checks are off, so
+/// nothing dials the backends: their addresses are two listeners the test holds, bound on
+/// port 0. Returns the pool's handle, the first backend's counters and the listeners.
+fn pool_with(extra: &str) -> (Arc<PoolHandle>, Arc<BackendStats>, [TcpListener; 2]) {
+    let bind = || TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let held = [bind(), bind()];
+    let [a1, a2] = held.each_ref().map(|l| l.local_addr().unwrap());
+    let text = format!(
+        r#"
+        [[pools]]
+        id = "api"
+        algorithm = "round_robin"
+        health = {{ kind = "none" }}
+        outlier = {{ consecutive_failures = 5, base_ejection = "10s", max_ejection = "60s" }}
+        {extra}
+        backends = [
+            {{ id = "api-1", address = "{a1}" }},
+            {{ id = "api-2", address = "{a2}" }},
+        ]
+        "#
+    );
+    let config = Config::from_toml_str(&text).expect("the test pool is valid");
     let handle = RouteTable::build(&config).pools[0].clone();
     PoolActor::new(config.pools[0].clone(), handle.clone()).start();
     let stats = handle.load_full().backends[0].stats.clone();
-    (handle, stats)
+    (handle, stats, held)
+}
+
+fn pool() -> (Arc<PoolHandle>, Arc<BackendStats>, [TcpListener; 2]) {
+    pool_with("")
 }
 
 fn ejected(handle: &PoolHandle) -> bool {
@@ -114,7 +109,7 @@ fn assert_out_for(out: Duration, expected: Duration, what: &str) {
 #[test]
 fn an_ejected_backend_returns_after_base_ejection_times_n() {
     on_paused_clock(|| async {
-        let (handle, stats) = pool();
+        let (handle, stats, _listeners) = pool();
         let first = fail_until_ejected_and_back(&handle, &stats).await;
         assert_out_for(first, Duration::from_secs(10), "first ejection");
         assert_eq!(
@@ -130,7 +125,7 @@ fn an_ejected_backend_returns_after_base_ejection_times_n() {
 #[test]
 fn a_backend_that_stays_in_for_max_ejection_starts_again_from_base_ejection() {
     on_paused_clock(|| async {
-        let (handle, stats) = pool();
+        let (handle, stats, _listeners) = pool();
         let first = fail_until_ejected_and_back(&handle, &stats).await;
         assert_out_for(first, Duration::from_secs(10), "first ejection");
         tokio::time::sleep(Duration::from_secs(61)).await;
@@ -146,7 +141,7 @@ fn a_backend_that_stays_in_for_max_ejection_starts_again_from_base_ejection() {
 #[test]
 fn no_more_than_max_ejection_percent_is_out_while_every_backend_fails() {
     on_paused_clock(|| async {
-        let (handle, _) = pool();
+        let (handle, _, _listeners) = pool();
         for b in &handle.load_full().backends {
             for _ in 0..5 {
                 b.stats.record_outcome(false);
@@ -175,7 +170,7 @@ fn weight_share(handle: &PoolHandle) -> f64 {
 #[test]
 fn a_backend_back_from_an_ejection_ramps_up_over_slow_start() {
     on_paused_clock(|| async {
-        let (handle, stats) = pool_from(SLOW_START_POOL);
+        let (handle, stats, _listeners) = pool_with("slow_start = \"10s\"");
         assert_eq!(weight_share(&handle), 1.0, "both at full weight to start");
         fail_until_ejected_and_back(&handle, &stats).await;
         let back = weight_share(&handle);
