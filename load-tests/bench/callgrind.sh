@@ -26,18 +26,7 @@ run() {
   local requests=$1 port admin out config
   port=$(free_port); admin=$(free_port)
   config="$WORK/router-$requests.toml"; out="$WORK/callgrind-$requests.out"
-  { router_head "$port" "$admin"
-    cat <<TOML
-[[routes]]
-id = "api"
-path_prefix = "/"
-pool = "api"
-[[pools]]
-id = "api"
-health = { kind = "none" }
-backends = [{ id = "b1", address = "127.0.0.1:$backend_port" }]
-TOML
-  } >"$config"
+  router_config "$port" "$admin" "$backend_port" >"$config"
   sed -i 's/^workers = 1$/workers = 1\nshutdown_timeout = "1s"/' "$config"
   local started=$SECONDS
   valgrind --tool=callgrind --callgrind-out-file="$out" \

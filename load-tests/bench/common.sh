@@ -27,6 +27,31 @@ rate_per_ip = 0
 TOML
 }
 
+# A whole benchmark config: router_head on $1 (admin $2), one route "/" without retries to a
+# round-robin pool, without health checks, over the test backends on the ports that follow
+# (ids b1, b2, ...).
+router_config() {
+  local port=$1 admin=$2 backends="" n=0
+  shift 2
+  for b in "$@"; do
+    n=$((n + 1))
+    backends+="${backends:+, }{ id = \"b$n\", address = \"127.0.0.1:$b\" }"
+  done
+  router_head "$port" "$admin"
+  cat <<TOML
+[[routes]]
+id = "api"
+path_prefix = "/"
+pool = "api"
+retries = 0
+[[pools]]
+id = "api"
+algorithm = "round_robin"
+health = { kind = "none" }
+backends = [ $backends ]
+TOML
+}
+
 # HAProxy as the peer of the HTTP benchmarks: one thread on 127.0.0.1:$1, round robin over
 # the test backends on ports $2 and $3, adding the same forwarding and request-id headers as
 # Switchyard.

@@ -26,18 +26,7 @@ B1=$(free_port); B2=$(free_port)
 wait_port $B1; wait_port $B2
 
 SY=$(free_port); SYA=$(free_port)
-router_head "$SY" "$SYA" > "$WORK/switchyard.toml"
-cat >> "$WORK/switchyard.toml" <<TOML
-[[routes]]
-id = "api"
-path_prefix = "/"
-pool = "api"
-retries = 0
-[[pools]]
-id = "api"
-algorithm = "round_robin"
-backends = [ { id = "b1", address = "127.0.0.1:$B1" }, { id = "b2", address = "127.0.0.1:$B2" } ]
-TOML
+router_config "$SY" "$SYA" "$B1" "$B2" > "$WORK/switchyard.toml"
 "$BIN/switchyard" serve --config "$WORK/switchyard.toml" >/dev/null & PIDS+=($!)
 
 HA=$(free_port)

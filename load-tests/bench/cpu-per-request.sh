@@ -23,20 +23,7 @@ TARGETS=()   # name:port:pid
 for entry in $SWITCHYARDS; do
   name=${entry%%=*}; bin=${entry#*=}
   port=$(free_port); admin=$(free_port)
-  { router_head "$port" "$admin"
-    cat <<TOML
-[[routes]]
-id = "api"
-path_prefix = "/"
-pool = "api"
-retries = 0
-[[pools]]
-id = "api"
-algorithm = "round_robin"
-health = { kind = "none" }
-backends = [ { id = "b1", address = "127.0.0.1:$B1" }, { id = "b2", address = "127.0.0.1:$B2" } ]
-TOML
-  } >"$WORK/$name.toml"
+  router_config "$port" "$admin" "$B1" "$B2" >"$WORK/$name.toml"
   "$bin" serve --config "$WORK/$name.toml" >/dev/null 2>&1 & PIDS+=($!)
   TARGETS+=("$name:$port:$!")
   wait_port "$port"
