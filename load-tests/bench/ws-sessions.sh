@@ -10,6 +10,9 @@
 # A proxied session holds two sockets in the proxy; with the 20,000 open-file limit here one
 # proxy process fits ~9,900 sessions. Needs haproxy (apt-get install -y haproxy). Builds the
 # release binaries first and prints `switchyard-load ws` reports.
+#
+# SWITCHYARDS="name=PATH name=PATH" (default: this checkout's release build) runs each of those
+# router binaries in every round too, e.g. a build from before a change beside the one after.
 set -euo pipefail
 SESSIONS=${1:-9000}
 RATE=${2:-5000}
@@ -29,7 +32,11 @@ for i in 1 2 3; do
 done
 for port in "${B[@]}"; do wait_port "$port"; done
 
+SWITCHYARDS=${SWITCHYARDS:-"switchyard=$BIN/switchyard"}
+
+# Starts the router binary $1.
 start_switchyard() {
+  local bin=$1
   SY=$(free_port); local admin; admin=$(free_port)
   router_head "$SY" "$admin" > "$WORK/switchyard.toml"
   cat >> "$WORK/switchyard.toml" <<TOML
@@ -43,7 +50,7 @@ id = "ws"
 algorithm = "least_connections"
 backends = [ { id = "b1", address = "127.0.0.1:${B[0]}" }, { id = "b2", address = "127.0.0.1:${B[1]}" }, { id = "b3", address = "127.0.0.1:${B[2]}" } ]
 TOML
-  "$BIN/switchyard" serve --config "$WORK/switchyard.toml" >/dev/null 2>"$WORK/switchyard.log" &
+  "$bin" serve --config "$WORK/switchyard.toml" >/dev/null 2>"$WORK/switchyard.log" &
   PROXY_PID=$!; PIDS+=($PROXY_PID); PROXY_PORT=$SY
   wait_port "$SY"
 }
@@ -82,8 +89,11 @@ stop_proxy() { kill "$PROXY_PID" 2>/dev/null || true; wait "$PROXY_PID" 2>/dev/n
 
 echo "# $SESSIONS sessions, one message each per ${INTERVAL_MS} ms (~$RATE messages/s), held $HOLD; $(date -u +%F)"
 for round in $(seq 1 "$ROUNDS"); do
-  for proxy in haproxy switchyard; do
-    "start_$proxy"
+  for proxy in haproxy $SWITCHYARDS; do
+    case $proxy in
+      haproxy) start_haproxy ;;
+      *) start_switchyard "${proxy#*=}"; proxy=${proxy%%=*} ;;
+    esac
     echo "## round $round: $proxy"
     "$BIN/switchyard-load" ws "ws://127.0.0.1:$PROXY_PORT/ws/echo" -n "$SESSIONS" --ramp 1500 \
       --interval "${INTERVAL_MS}ms" -d "$HOLD" --pid "$PROXY_PID"

@@ -27,6 +27,7 @@ pub mod policy;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod regions;
+pub mod relay;
 pub mod routing;
 pub mod server;
 pub mod session;

@@ -360,12 +360,7 @@ async fn a_message_over_the_limit_closes_the_session_with_1009() {
         Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1009),
         other => panic!("expected close 1009, got {other:?}"),
     }
-    let table = r.table();
-    let pool = table.pool("ws").unwrap();
-    eventually("the session counter back to zero", REQUEST_DEADLINE, || {
-        pool.load().backends.iter().all(|b| b.stats.sessions() == 0)
-    })
-    .await;
+    sessions_end(&r, "ws").await;
 }
 
 /// Sends raw request bytes and returns the whole answer (the router closes after it).
@@ -448,8 +443,8 @@ async fn a_session_with_nothing_going_either_way_ends_at_the_routes_idle_timeout
         after >= Duration::from_millis(500),
         "closed before the timeout: {after:?}"
     );
-    // Half a fragmented message is no activity: cut at the timeout after the last whole
-    // frame.
+    // Frames pass as they come, so half a fragmented message is activity until its last
+    // frame; the unfinished message is then cut at the timeout.
     use tokio_tungstenite::tungstenite::protocol::frame::Frame;
     use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
     busy.send(Message::Frame(Frame::message(

@@ -6,7 +6,7 @@
 //!  ├─ RemoteRegionActor     one per remote region: probes its routers (/v1/status)
 //!      └─ PoolActor         one per pool: membership, publishes PoolSnapshots
 //!          └─ BackendActor  one per backend: health checks, address re-resolution
-//! SessionActor              one per live WebSocket session: pumps frames, obeys CloseSession
+//! SessionActor              one per live WebSocket session: runs its relay, obeys CloseSession
 //! ```
 //! Actors never sit on the request path: they publish immutable snapshots through `arc-swap`
 //! (see [`crate::routing`]) and the request path reads those. Children run under actix

@@ -22,29 +22,29 @@ use actix_http::{ConnectionType, Request, RequestHead, Response};
 use actix_web::HttpResponse;
 use actix_web::http::header::{self as ax, HeaderValue};
 use actix_web::http::{Method, StatusCode};
+use bytes::Bytes;
 use futures_util::SinkExt;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::error::{ProxyError, error_response};
 use super::forward::upstream_target;
 use super::pipeline::{self, Ctx, Place, Protocol};
 use super::state::ProxyState;
+use crate::control::session::{End, Opened as SessionParts};
 use crate::control::{SessionActor, SessionTimers};
 use crate::error::{Error, Retry};
-use crate::headers::{self, FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID};
+use crate::headers::{FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID};
+use crate::relay::flow::Flow;
+use crate::relay::frame::{self, Rules, Sender};
 use crate::routing::handoff::{self, CloseSession, MoveTo};
 use crate::routing::stats::SessionGuard;
 use crate::routing::{PoolHandle, Route};
-use crate::upstream::h1::{BackendStream, exchange};
+use crate::upstream::h1::{BackendStream, ResponseHead, exchange};
+use crate::upstream::ws::{self as backend_ws, Answer};
 
 /// Largest WebSocket message relayed either way; bigger ones close the session with 1009.
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
-/// Read buffer of each end of a session. PERF-NOTES: tungstenite's 128 KiB default stays
-/// resident per connection; 1 KiB measured as fast as 4 KiB for small messages, and bigger
-/// frames grow the buffer as they need.
-const READ_BUFFER_BYTES: usize = 1024;
+/// The one extension that passes end to end: its compressed messages are relayed as they are.
+const DEFLATE: &str = "permessage-deflate";
 /// Client headers the backend's handshake carries.
 const FORWARDED_HANDSHAKE_HEADERS: &[&str] = &[
     "sec-websocket-protocol",
@@ -53,15 +53,6 @@ const FORWARDED_HANDSHAKE_HEADERS: &[&str] = &[
     "origin",
     "user-agent",
 ];
-
-/// Frame limits and buffers of both ends of a session.
-fn ws_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(0)
-        .max_message_size(Some(MAX_MESSAGE_BYTES))
-        .max_frame_size(Some(MAX_MESSAGE_BYTES))
-}
 
 /// A WebSocket upgrade request (RFC 6455 §4.1).
 pub fn is_websocket(head: &RequestHead) -> bool {
@@ -78,7 +69,9 @@ pub fn is_websocket(head: &RequestHead) -> bool {
 /// A session the backend accepted: upgrade the client with this 101 and relay.
 struct Accepted {
     switching: Response<()>,
-    backend: WebSocketStream<BackendStream>,
+    backend: End<BackendStream>,
+    /// `permessage-deflate` was negotiated end to end.
+    deflate: bool,
     guard: SessionGuard,
     backend_id: Arc<str>,
     /// A sticky session's id, whose record the session keeps alive.
@@ -179,28 +172,22 @@ where
         return status;
     }
     let parts = framed.into_parts();
-    let client = WebSocketStream::from_partially_read(
-        parts.io,
-        parts.read_buf.to_vec(),
-        Role::Server,
-        Some(ws_config()),
-    )
-    .await;
     let record = session.sticky.map(|id| (state.sessions.store.clone(), id));
-    SessionActor::new(
-        client,
-        session.backend,
-        session.guard,
-        record,
-        session.pool,
-        session.backend_id,
-        SessionTimers {
+    let opened = SessionParts {
+        client: End {
+            io: parts.io,
+            preread: parts.read_buf.to_vec(),
+        },
+        backend: session.backend,
+        limits: (MAX_MESSAGE_BYTES as u64, session.deflate),
+        guard: session.guard,
+        timers: SessionTimers {
             linger: state.sessions.handoff_linger,
             // A session lives by its route's idle timeout.
             idle: route.timeouts.idle,
         },
-    )
-    .start();
+    };
+    SessionActor::new(opened, record, session.pool, session.backend_id).start();
     status
 }
 
@@ -228,7 +215,6 @@ async fn tell_to_move<T>(
 where
     T: AsyncRead + AsyncWrite + Unpin + 'static,
 {
-    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
     if actix_http::ws::verify_handshake(head).is_err() {
         let err = ProxyError::from(Error::BadRequest {
             reason: "bad WebSocket handshake".to_string(),
@@ -247,25 +233,25 @@ where
         return 101;
     }
     let parts = framed.into_parts();
-    let mut ws = WebSocketStream::from_partially_read(
-        parts.io,
-        parts.read_buf.to_vec(),
-        Role::Server,
-        Some(ws_config()),
-    )
-    .await;
     let close = CloseSession {
         to: MoveTo::Region(Some(region.to_string())),
         retry_after: handoff::stagger_jitter(),
         cause,
     };
-    let frame = CloseFrame {
-        code: close.to.code().into(),
-        reason: close.reason(Some(0)).into(),
+    let mut io = parts.io;
+    let rules = Rules {
+        from: Sender::Client,
+        max_message: MAX_MESSAGE_BYTES as u64,
+        deflate: false,
     };
+    let mut from_client = Flow::new(rules, parts.read_buf.to_vec());
     let closing = async {
-        let _ = ws.close(Some(frame)).await;
-        while let Some(Ok(_)) = futures_util::StreamExt::next(&mut ws).await {}
+        use tokio::io::AsyncWriteExt;
+        let frame = frame::close_frame(close.to.code(), &close.reason(Some(0)), None);
+        if io.write_all(&frame).await.is_ok() && io.flush().await.is_ok() {
+            // The client's answering close (or its end), read before the socket is dropped.
+            std::future::poll_fn(|cx| from_client.poll_discard(cx, &mut io)).await;
+        }
     };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), closing).await;
     101
@@ -346,14 +332,19 @@ async fn open(
                 continue;
             }
         };
-        let request = backend_request(head, &backend.authority, &target, proto, request_id)
-            .map_err(|err| {
-                let reason = format!("cannot build the backend handshake: {err}");
-                ProxyError::from(Error::BadRequest { reason }).at(&backend.id)
-            })?;
-        let handshake =
-            tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config()));
-        let (ws, answer) = match tokio::time::timeout(route.timeouts.response, handshake).await {
+        let forwarded = handshake_headers(head, proto, request_id);
+        let names: Vec<(&str, &[u8])> = forwarded.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+        let host = head
+            .headers
+            .get(ax::HOST)
+            .map_or(backend.authority.as_str().as_bytes(), |h| h.as_bytes());
+        let request = backend_ws::Request {
+            target: &target,
+            host,
+            headers: &names,
+        };
+        let handshake = backend_ws::handshake(stream, &request);
+        let accepted = match tokio::time::timeout(route.timeouts.response, handshake).await {
             Err(_) => {
                 backend.stats.record_outcome(false);
                 let error = Error::UpstreamTimeout {
@@ -366,12 +357,10 @@ async fn open(
                     &backend.id,
                 ));
             }
-            Ok(Err(tokio_tungstenite::tungstenite::Error::Http(refusal))) => {
-                backend
-                    .stats
-                    .record_outcome(refusal.status().as_u16() < 500);
+            Ok(Ok(Answer::Refused(answer, body))) => {
+                backend.stats.record_outcome(answer.status < 500);
                 return Ok(Opened::Refused {
-                    answer: refused(*refusal, request_id),
+                    answer: refused(answer, body, request_id),
                     backend_id: backend.id.clone(),
                 });
             }
@@ -387,26 +376,31 @@ async fn open(
                     &backend.id,
                 ));
             }
-            Ok(Ok(done)) => done,
+            Ok(Ok(Answer::Accepted(accepted))) => accepted,
         };
         backend.stats.record_outcome(true);
-        let protocol = answer
-            .headers()
-            .get("sec-websocket-protocol")
-            .and_then(|v| v.to_str().ok());
         let mut switching = actix_http::ws::handshake_response(head);
-        if let Some(protocol) = protocol
-            && let Ok(v) = HeaderValue::from_str(protocol)
-        {
-            switching.insert_header((ax::SEC_WEBSOCKET_PROTOCOL, v));
-        }
-        if let Some(id) = answer.headers().get("x-backend-id")
-            && let Ok(v) = HeaderValue::from_bytes(id.as_bytes())
-        {
-            switching.insert_header((ax::HeaderName::from_static("x-backend-id"), v));
+        let chosen = [
+            (ax::SEC_WEBSOCKET_PROTOCOL, &accepted.protocol),
+            (ax::SEC_WEBSOCKET_EXTENSIONS, &accepted.extensions),
+            (
+                ax::HeaderName::from_static("x-backend-id"),
+                &accepted.backend_id,
+            ),
+        ];
+        for (name, value) in chosen {
+            if let Some(value) = value
+                && let Ok(v) = HeaderValue::from_maybe_shared(value.clone())
+            {
+                switching.insert_header((name, v));
+            }
         }
         switching.insert_header((ax::HeaderName::from_static(REQUEST_ID), request_id.clone()));
         let mut switching = switching.finish().drop_body();
+        let deflate = accepted
+            .extensions
+            .as_deref()
+            .is_some_and(|e| offers(e).any(|name| name.eq_ignore_ascii_case(DEFLATE)));
         if let Some(sticky) = &sticky {
             sticky.landed(
                 &state.sessions,
@@ -418,7 +412,11 @@ async fn open(
         }
         return Ok(Opened::Session(Box::new(Accepted {
             switching,
-            backend: ws,
+            backend: End {
+                io: accepted.stream,
+                preread: accepted.preread,
+            },
+            deflate,
             guard,
             backend_id: backend.id.clone(),
             sticky: sticky.as_ref().map(|s| s.id()),
@@ -433,45 +431,62 @@ async fn open(
 }
 
 /// The backend's refusal (401, 404, 503…) as the client's response.
-fn refused(refusal: http::Response<Option<Vec<u8>>>, request_id: &HeaderValue) -> HttpResponse {
-    let status = StatusCode::from_u16(refusal.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+fn refused(answer: ResponseHead, body: Bytes, request_id: &HeaderValue) -> HttpResponse {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut resp = HttpResponse::build(status);
-    for (name, value) in refusal.headers() {
-        if let (Ok(n), Ok(v)) = (
-            ax::HeaderName::from_bytes(name.as_str().as_bytes()),
-            HeaderValue::from_bytes(value.as_bytes()),
-        ) && !headers::is_hop_by_hop(n.as_str())
-            && n != ax::CONTENT_LENGTH
-        {
-            resp.append_header((n, v));
+    for (name, value) in &answer.headers {
+        if *name != ax::CONTENT_LENGTH {
+            resp.append_header((name.clone(), value.clone()));
         }
     }
     resp.insert_header((REQUEST_ID, request_id.clone()));
-    resp.body(refusal.into_body().unwrap_or_default())
+    resp.body(body)
 }
 
-/// The backend's handshake request: standard WebSocket headers (with a fresh key), the
-/// client's Host and forwarded headers.
-fn backend_request(
-    head: &RequestHead,
-    authority: &http::uri::Authority,
-    target: &str,
-    proto: &'static str,
-    request_id: &HeaderValue,
-) -> Result<http::Request<()>, tokio_tungstenite::tungstenite::Error> {
-    let mut request = format!("ws://{authority}{target}").into_client_request()?;
-    let headers = request.headers_mut();
-    for name in FORWARDED_HANDSHAKE_HEADERS {
-        for value in head.headers.get_all(*name) {
-            if let Ok(v) = http::HeaderValue::from_bytes(value.as_bytes()) {
-                headers.append(http::HeaderName::from_static(name), v);
+/// The names of the extensions in a `Sec-WebSocket-Extensions` value (each offer's first
+/// token, before its parameters).
+fn offers(value: &[u8]) -> impl Iterator<Item = &str> {
+    value.split(|&b| b == b',').filter_map(|offer| {
+        let name = offer.split(|&b| b == b';').next()?;
+        std::str::from_utf8(name.trim_ascii()).ok()
+    })
+}
+
+/// The client's `permessage-deflate` offers, the only extension passed on: its frames relay
+/// unchanged (RSV1 marks a compressed message). Other extensions could use bits or frames
+/// the relay does not know, so they are not offered to the backend.
+fn deflate_offers(head: &RequestHead) -> Option<Vec<u8>> {
+    let mut kept: Vec<u8> = Vec::new();
+    for value in head.headers.get_all(ax::SEC_WEBSOCKET_EXTENSIONS) {
+        for offer in value.as_bytes().split(|&b| b == b',') {
+            let name = offer.split(|&b| b == b';').next().unwrap_or_default();
+            if name.trim_ascii().eq_ignore_ascii_case(DEFLATE.as_bytes()) {
+                if !kept.is_empty() {
+                    kept.extend_from_slice(b", ");
+                }
+                kept.extend_from_slice(offer.trim_ascii());
             }
         }
     }
-    if let Some(host) = head.headers.get(ax::HOST)
-        && let Ok(v) = http::HeaderValue::from_bytes(host.as_bytes())
-    {
-        headers.insert(http::header::HOST, v);
+    (!kept.is_empty()).then_some(kept)
+}
+
+/// The headers the router adds to the backend's handshake: the client's forwarded ones, its
+/// `permessage-deflate` offers, `X-Forwarded-For`/`-Proto` and `X-Request-Id`. (Host and the
+/// WebSocket headers with a fresh key are the handshake's own.)
+fn handshake_headers(
+    head: &RequestHead,
+    proto: &'static str,
+    request_id: &HeaderValue,
+) -> Vec<(&'static str, Vec<u8>)> {
+    let mut headers = Vec::with_capacity(8);
+    for name in FORWARDED_HANDSHAKE_HEADERS {
+        for value in head.headers.get_all(*name) {
+            headers.push((*name, value.as_bytes().to_vec()));
+        }
+    }
+    if let Some(offers) = deflate_offers(head) {
+        headers.push(("sec-websocket-extensions", offers));
     }
     let mut forwarded_for: Vec<u8> = Vec::new();
     for value in head.headers.get_all(FORWARDED_FOR) {
@@ -481,15 +496,10 @@ fn backend_request(
     if let Some(peer) = head.peer_addr {
         forwarded_for.extend_from_slice(peer.ip().to_string().as_bytes());
     }
-    if let Ok(v) = http::HeaderValue::from_bytes(&forwarded_for) {
-        headers.insert(http::HeaderName::from_static(FORWARDED_FOR), v);
+    if !forwarded_for.is_empty() {
+        headers.push((FORWARDED_FOR, forwarded_for));
     }
-    headers.insert(
-        http::HeaderName::from_static(FORWARDED_PROTO),
-        http::HeaderValue::from_static(proto),
-    );
-    if let Ok(v) = http::HeaderValue::from_bytes(request_id.as_bytes()) {
-        headers.insert(http::HeaderName::from_static(REQUEST_ID), v);
-    }
-    Ok(request)
+    headers.push((FORWARDED_PROTO, proto.as_bytes().to_vec()));
+    headers.push((REQUEST_ID, request_id.as_bytes().to_vec()));
+    headers
 }

@@ -1,9 +1,11 @@
 //! The router's client side toward backends, used by the request path, health checks and
-//! WebSocket sessions alike: [`h1`] (HTTP/1.1 connections, pool, framing, streamed bodies) and
-//! [`tls`] (TLS to backends: a pool's CA file and server name).
+//! WebSocket sessions alike: [`h1`] (HTTP/1.1 connections, pool, framing, streamed bodies),
+//! [`tls`] (TLS to backends: a pool's CA file and server name) and [`ws`] (the WebSocket
+//! handshake that hands a session's raw connection to the relay).
 
 pub mod h1;
 pub mod tls;
+pub mod ws;
 
 use std::time::Duration;
 

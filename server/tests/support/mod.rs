@@ -367,6 +367,17 @@ pub async fn connect(
     .expect("handshake succeeds")
 }
 
+/// Waits (bounded by [`REQUEST_DEADLINE`]) until every backend of `pool` holds no session: the
+/// router's session gauges back to zero.
+pub async fn sessions_end(r: &RouterHandle, pool: &str) {
+    let table = r.table();
+    let pool = table.pool(pool).unwrap();
+    eventually("every session ended", REQUEST_DEADLINE, || {
+        pool.load().backends.iter().all(|b| b.stats.sessions() == 0)
+    })
+    .await;
+}
+
 /// The next message of a session, within [`REQUEST_DEADLINE`].
 pub async fn next(ws: &mut Ws) -> tokio_tungstenite::tungstenite::Message {
     use futures_util::StreamExt;
