@@ -1,7 +1,8 @@
-//! `switchyard-load compare`: Switchyard, HAProxy and NGINX side by side, one worker each, in
-//! front of the same two test backends, measured by the same generator in interleaved rounds
-//! (A B C, B C A, …) so that drift on a shared machine hits them alike. Prints rps, latency and
-//! ratios to HAProxy, and the latency each proxy adds over calling a backend directly.
+//! `switchyard-load compare`: Switchyard, HAProxy and NGINX side by side, one worker each (or
+//! `--workers N`), in front of the same two test backends, measured by the same generator in
+//! interleaved rounds (A B C, B C A, …) so that drift on a shared machine hits them alike.
+//! Prints rps, latency and ratios to HAProxy, and the latency each proxy adds over calling a
+//! backend directly.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -25,6 +26,9 @@ pub struct CompareOptions {
     pub connections: usize,
     /// Rate of the fixed-rate runs.
     pub rate: f64,
+    /// Worker threads of each proxy (Switchyard `workers`, HAProxy `nbthread`, NGINX
+    /// `worker_processes`); the load generator and the backends share the same cores.
+    pub workers: usize,
 }
 
 impl CompareOptions {
@@ -35,6 +39,7 @@ impl CompareOptions {
             duration: Duration::from_secs(3),
             connections: 50,
             rate: 5000.0,
+            workers: 1,
         }
     }
 }
@@ -46,6 +51,7 @@ impl Default for CompareOptions {
             duration: Duration::from_secs(8),
             connections: 50,
             rate: 5000.0,
+            workers: 1,
         }
     }
 }
@@ -156,14 +162,14 @@ pub async fn run(options: &CompareOptions, say: impl Fn(&str)) -> Result<Compari
     }
     let mut targets = vec![Target::new("direct", backends[0].1)];
 
-    let (proc, listen, _admin) = procs::start_switchyard(&scratch, &backends, 1, 0)?;
+    let (proc, listen, _admin) = procs::start_switchyard(&scratch, &backends, options.workers, 0)?;
     procs.push(proc);
     targets.push(Target::new("switchyard", listen));
 
     let mut skipped = Vec::new();
     match procs::on_path("haproxy") {
         Some(bin) => {
-            let (proc, addr) = start_haproxy(&scratch, &bin, &backends)?;
+            let (proc, addr) = start_haproxy(&scratch, &bin, &backends, options.workers)?;
             procs.push(proc);
             targets.push(Target::new("haproxy", addr));
         }
@@ -171,7 +177,7 @@ pub async fn run(options: &CompareOptions, say: impl Fn(&str)) -> Result<Compari
     }
     match procs::on_path("nginx") {
         Some(bin) => {
-            let (proc, addr) = start_nginx(&scratch, &bin, &backends)?;
+            let (proc, addr) = start_nginx(&scratch, &bin, &backends, options.workers)?;
             procs.push(proc);
             targets.push(Target::new("nginx", addr));
         }
@@ -271,6 +277,7 @@ fn start_haproxy(
     scratch: &ScratchDir,
     bin: &std::path::Path,
     backends: &[(String, SocketAddr)],
+    threads: usize,
 ) -> Result<(Proc, SocketAddr), String> {
     let addr = SocketAddr::from(([127, 0, 0, 1], procs::free_port()?));
     let servers: String = backends
@@ -282,7 +289,7 @@ fn start_haproxy(
     // X-Forwarded-Proto, a generated X-Request-Id sent both ways). maxconn stays under the
     // 20,000-file limit with two sockets a session.
     let cfg = format!(
-        "global\n  nbthread 1\n  maxconn 9000\ndefaults\n  mode http\n  timeout connect 1s\n  timeout client 30s\n  timeout server 30s\n  option http-keep-alive\n  option forwardfor\n\
+        "global\n  nbthread {threads}\n  maxconn 9000\ndefaults\n  mode http\n  timeout connect 1s\n  timeout client 30s\n  timeout server 30s\n  option http-keep-alive\n  option forwardfor\n\
          frontend fe\n  bind {addr}\n  unique-id-format %[uuid()]\n  unique-id-header X-Request-Id\n  http-request set-header X-Forwarded-Proto http\n  http-after-response set-header X-Request-Id %[unique-id]\n  default_backend be\n\
          backend be\n  balance roundrobin\n  http-reuse always\n{servers}"
     );
@@ -296,6 +303,7 @@ fn start_nginx(
     scratch: &ScratchDir,
     bin: &std::path::Path,
     backends: &[(String, SocketAddr)],
+    workers: usize,
 ) -> Result<(Proc, SocketAddr), String> {
     let addr = SocketAddr::from(([127, 0, 0, 1], procs::free_port()?));
     let dir = scratch.path().display();
@@ -304,7 +312,7 @@ fn start_nginx(
         .map(|(_, a)| format!("server {a}; "))
         .collect();
     let cfg = format!(
-        "worker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/nginx-error.log;\nevents {{ worker_connections 9000; }}\n\
+        "worker_processes {workers};\npid {dir}/nginx.pid;\nerror_log {dir}/nginx-error.log;\nevents {{ worker_connections 9000; }}\n\
          http {{\n  access_log off;\n  client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n\
          upstream be {{ {servers}keepalive 64; }}\n\
          server {{ listen {addr}; location / {{ proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection \"\"; \

@@ -73,7 +73,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Switchyard vs HAProxy vs NGINX, one worker each, in front of two test backends.
+    /// Switchyard vs HAProxy vs NGINX, one worker each (`--workers`), in front of two test backends.
     Compare {
         /// Under 60 s: one round of 3 s runs.
         #[arg(long)]
@@ -87,6 +87,10 @@ enum Command {
         /// Rate of the fixed-rate runs.
         #[arg(long, default_value_t = 5000.0)]
         rate: f64,
+        /// Worker threads of each proxy (Switchyard workers, HAProxy nbthread, NGINX
+        /// worker_processes).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        workers: u16,
         /// Print the comparison as JSON after the table.
         #[arg(long)]
         json: bool,
@@ -250,6 +254,7 @@ fn main() -> ExitCode {
             rounds,
             duration,
             rate,
+            workers,
             json,
         } => {
             let mut options = if quick {
@@ -264,6 +269,7 @@ fn main() -> ExitCode {
                 options.duration = d;
             }
             options.rate = rate;
+            options.workers = usize::from(workers);
             let rt = match runtime(1) {
                 Ok(rt) => rt,
                 Err(code) => return code,
