@@ -8,7 +8,8 @@
 //!   through a queue bounded in bytes ([`QUEUE_BYTES`]); a batch that does not fit is dropped
 //!   and its lines counted (`reason="queue_full"`), so a worker never waits for the log;
 //! - the writer also collects every worker's buffer every [`FLUSH_EVERY`], so a quiet worker's
-//!   lines are not held back, and a last time when [`AccessLog`] is dropped at exit;
+//!   lines are not held back, and a last time when [`AccessLog`] is dropped at exit; what it
+//!   collects is written after the batches already queued, so a worker's lines stay in order;
 //! - each batch is one write to the sink ([`super::sink`]).
 //!
 //! Each worker's buffer sits behind a mutex of its own rather than in a bare thread-local so
@@ -142,24 +143,22 @@ pub fn log(line: &AccessLine) {
     // `Err` only while this thread is exiting: the line is lost like any after the exit.
     let _ = LOCAL.try_with(|local| {
         let buffer = local.get_or_init(|| shared.register());
-        let full = {
-            let mut buffer = lock(buffer);
-            let Buffer {
-                bytes,
-                lines,
-                clock,
-            } = &mut *buffer;
-            line::write(bytes, clock, shared.format, line);
-            *lines += 1;
-            if bytes.len() < BATCH_BYTES {
-                return;
-            }
-            Batch {
+        let mut buffer = lock(buffer);
+        let Buffer {
+            bytes,
+            lines,
+            clock,
+        } = &mut *buffer;
+        line::write(bytes, clock, shared.format, line);
+        *lines += 1;
+        if bytes.len() >= BATCH_BYTES {
+            // Handed over under the buffer's lock (the queue never blocks): when the writer
+            // collects this buffer, every older batch of this worker is already queued.
+            shared.hand_over(Batch {
                 bytes: std::mem::replace(bytes, shared.spare()),
                 lines: std::mem::take(lines),
-            }
-        };
-        shared.hand_over(full);
+            });
+        }
     });
 }
 
@@ -194,13 +193,15 @@ impl Shared {
             .unwrap_or_else(|| Vec::with_capacity(BUFFER_CAPACITY))
     }
 
+    /// Keeps an emptied buffer for reuse, unless the spares are busy or enough.
     fn recycle(&self, mut bytes: Vec<u8>) {
         if bytes.capacity() > 2 * BUFFER_CAPACITY {
             return;
         }
         bytes.clear();
-        let mut spares = lock(&self.spares);
-        if spares.len() < SPARES {
+        if let Ok(mut spares) = self.spares.try_lock()
+            && spares.len() < SPARES
+        {
             spares.push(bytes);
         }
     }
@@ -226,25 +227,26 @@ impl Shared {
     /// and at the stop.
     fn run(&self, received: &Receiver<Message>, mut sink: Box<dyn Sink>) {
         let mut next = Instant::now() + FLUSH_EVERY;
+        let mut stop = None;
         loop {
-            match received.recv_timeout(next.saturating_duration_since(Instant::now())) {
-                Ok(Message::Batch(batch)) => {
-                    self.queued.fetch_sub(batch.bytes.len(), Ordering::Relaxed);
-                    self.write(&mut *sink, batch);
+            if stop.is_none() {
+                match received.recv_timeout(next.saturating_duration_since(Instant::now())) {
+                    Ok(Message::Batch(batch)) => self.write_queued(&mut *sink, batch),
+                    Ok(Message::Stop(done)) => stop = Some(done),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return,
                 }
-                Ok(Message::Stop(done)) => {
-                    // Batches handed over before the stop were ahead of it in the queue.
-                    self.collect(&mut *sink);
-                    let _ = done.send(());
-                    return;
+                if stop.is_none() && Instant::now() < next {
+                    continue;
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
             }
-            if Instant::now() >= next {
-                self.collect(&mut *sink);
-                next = Instant::now() + FLUSH_EVERY;
+            let stopping = stop.take();
+            stop = self.collect(received, &mut *sink);
+            if let Some(done) = stopping {
+                let _ = done.send(());
+                return;
             }
+            next = Instant::now() + FLUSH_EVERY;
         }
     }
 
@@ -253,10 +255,17 @@ impl Shared {
         self.recycle(batch.bytes);
     }
 
-    /// Takes what every worker's buffer holds (each swapped for an empty one) and writes it;
-    /// forgets the buffers of threads that have ended once they are empty.
-    fn collect(&self, sink: &mut dyn Sink) {
-        let mut batches = Vec::new();
+    /// [`Shared::write`] for a batch from the queue, which then has room for it again.
+    fn write_queued(&self, sink: &mut dyn Sink, batch: Batch) {
+        self.queued.fetch_sub(batch.bytes.len(), Ordering::Relaxed);
+        self.write(sink, batch);
+    }
+
+    /// Takes what every worker's buffer holds (each swapped for an empty one) and writes it
+    /// after the batches already queued, which are older; forgets the buffers of threads that
+    /// have ended. Returns a stop found in the queue.
+    fn collect(&self, received: &Receiver<Message>, sink: &mut dyn Sink) -> Option<SyncSender<()>> {
+        let mut collected = Vec::new();
         {
             let mut buffers = lock(&self.buffers);
             for buffer in buffers.iter() {
@@ -267,7 +276,7 @@ impl Shared {
                     self.recycle(spare);
                     continue;
                 }
-                batches.push(Batch {
+                collected.push(Batch {
                     bytes: std::mem::replace(&mut buffer.bytes, spare),
                     lines: std::mem::take(&mut buffer.lines),
                 });
@@ -275,8 +284,16 @@ impl Shared {
             // Only this list still holds the buffer of a thread that ended.
             buffers.retain(|buffer| Arc::strong_count(buffer) > 1);
         }
-        for batch in batches {
+        let mut stop = None;
+        while let Ok(message) = received.try_recv() {
+            match message {
+                Message::Batch(batch) => self.write_queued(sink, batch),
+                Message::Stop(done) => stop = Some(done),
+            }
+        }
+        for batch in collected {
             self.write(sink, batch);
         }
+        stop
     }
 }
