@@ -10,9 +10,9 @@
 #   load-tests/bench/access-log.sh [ROUNDS] [SECONDS]     # defaults 5 and 8
 #
 # LOG_DIR (default: a scratch directory under /tmp) holds the logs; it must be on local disk
-# for the file variants to mean what they say. Prints one line per run, then the mean rps of
-# each variant and its ratio to the same build with the log off, and how many access lines
-# each log file holds.
+# for the file variants to mean what they say. Prints one line per run (rps, and the router's
+# CPU time per request), then each variant's means and their ratios to the same build with the
+# log off, and how many access lines each log holds.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source load-tests/bench/common.sh
@@ -38,7 +38,7 @@ log_section() {
   esac
 }
 
-TARGETS=()   # name:port
+TARGETS=()   # name:port:pid
 for entry in $SWITCHYARDS; do
   build=${entry%%=*}; bin=${entry#*=}
   for variant in off file stdout; do
@@ -51,35 +51,47 @@ for entry in $SWITCHYARDS; do
         awk '$0 == "access = false" { print ENVIRON["SECTION"]; next } { print }' \
       >"$WORK/$build-$variant.toml"
     "$bin" serve --config "$WORK/$build-$variant.toml" >"$out" 2>&1 & PIDS+=($!)
-    TARGETS+=("$name:$port")
+    TARGETS+=("$name:$port:$!")
     wait_port "$port"
   done
 done
 
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  cores: $(nproc)  logs in: $LOG_DIR ($(df -h --output=source,fstype "$LOG_DIR" | tail -1 | tr -s ' '))"
 echo "switchyard-load http -c$CONNS --duration ${SECS}s, one router worker, $ROUNDS interleaved rounds"
-declare -A SUM
+# The router's CPU time (user + system ticks) from /proc: per request, it is less disturbed
+# than the rate by whatever else the machine runs.
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+TCK=$(getconf CLK_TCK)
+declare -A SUM CPU
 for round in $(seq 1 "$ROUNDS"); do
   for i in "${!TARGETS[@]}"; do
     t=${TARGETS[$(( (i + round - 1) % ${#TARGETS[@]} ))]}
-    name=${t%%:*}; port=${t#*:}
+    name=${t%%:*}; rest=${t#*:}; port=${rest%%:*}; pid=${rest#*:}
+    before=$(ticks "$pid")
     "$BIN/switchyard-load" http "http://127.0.0.1:$port/api/x" -c $CONNS --duration "${SECS}s" \
       --timeout 10s >"$WORK/load.txt" 2>&1
+    after=$(ticks "$pid")
     rps=$(grep -m1 -oE '[0-9]+ answered/s' "$WORK/load.txt" | cut -d' ' -f1)
-    printf "round %s  %-24s %8s rps  %s\n" "$round" "$name" "$rps" \
+    n=$(grep -m1 -oE 'requests +[0-9]+' "$WORK/load.txt" | tr -s ' ' | cut -d' ' -f2)
+    us=$(awk -v a="$after" -v b="$before" -v n="$n" -v t="$TCK" 'BEGIN { printf "%.2f", (a - b) / t / n * 1e6 }')
+    printf "round %s  %-24s %8s rps  %6s µs CPU per request  %s\n" "$round" "$name" "$rps" "$us" \
       "$(grep -m1 -E 'errors' "$WORK/load.txt" | tr -s ' ' || true)"
     SUM[$name]=$(( ${SUM[$name]:-0} + rps ))
+    CPU[$name]=$(awk -v x="${CPU[$name]:-0}" -v y="$us" 'BEGIN { print x + y }')
   done
 done
 
-echo "--- mean rps, and the ratio to the same build with the access log off"
+echo "--- means, and ratios to the same build with the access log off (rps: on/off; CPU: on/off)"
 for entry in $SWITCHYARDS; do
   build=${entry%%=*}
   off=$(( SUM[$build/off] / ROUNDS ))
+  off_cpu=$(awk -v x="${CPU[$build/off]}" -v r="$ROUNDS" 'BEGIN { print x / r }')
   for variant in off file stdout; do
     mean=$(( SUM[$build/$variant] / ROUNDS ))
-    printf "%-24s %8s rps  %s\n" "$build/$variant" "$mean" \
-      "$(awk -v m="$mean" -v o="$off" 'BEGIN { printf "%.3f", m / o }')"
+    cpu=$(awk -v x="${CPU[$build/$variant]}" -v r="$ROUNDS" 'BEGIN { print x / r }')
+    printf "%-24s %8s rps  %s   %6.2f µs CPU per request  %s\n" "$build/$variant" "$mean" \
+      "$(awk -v m="$mean" -v o="$off" 'BEGIN { printf "%.3f", m / o }')" "$cpu" \
+      "$(awk -v m="$cpu" -v o="$off_cpu" 'BEGIN { printf "%.3f", m / o }')"
   done
 done
 # Let the writers flush (at most 100 ms after the last line), then count what reached the logs.
