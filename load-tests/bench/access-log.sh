@@ -41,11 +41,13 @@ log_section() {
 TARGETS=()   # name:port:pid
 for entry in $SWITCHYARDS; do
   build=${entry%%=*}; bin=${entry#*=}
+  file="$LOG_DIR/${build}-access.log"
+  rm -f "$file"
   for variant in off file stdout; do
     name="$build/$variant"
     port=$(free_port); admin=$(free_port)
-    file="$LOG_DIR/${build}-access.log"; out="$LOG_DIR/${build}-${variant}-stdout.log"
-    rm -f "$file" "$out"
+    out="$LOG_DIR/${build}-${variant}-stdout.log"
+    rm -f "$out"
     router_config "$port" "$admin" "$B1" "$B2" \
       | SECTION=$(log_section "$variant" "$file") \
         awk '$0 == "access = false" { print ENVIRON["SECTION"]; next } { print }' \
