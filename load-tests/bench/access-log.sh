@@ -8,11 +8,18 @@
 # on 127.0.0.1; everything started here is stopped on exit.
 #
 #   load-tests/bench/access-log.sh [ROUNDS] [SECONDS]     # defaults 5 and 8
+#   CALLGRIND="N T" load-tests/bench/access-log.sh 0      # instructions only (below)
 #
 # LOG_DIR (default: a scratch directory under /tmp) holds the logs; it must be on local disk
 # for the file variants to mean what they say. Prints one line per run (rps, and the router's
 # CPU time per request), then each variant's means and their ratios to the same build with the
 # log off, and how many access lines each log holds.
+#
+# With CALLGRIND="N T" it also counts user-space instructions (valgrind's callgrind, repeatable
+# where rates are not): each build and variant runs alone under callgrind for T seconds while
+# N keep-alive GETs go through it (8 connections); what a variant adds over the same build with
+# the log off, divided by N, is what the access log costs per request (its writer thread and
+# timer included). ROUNDS=0 skips the rate runs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source load-tests/bench/common.sh
@@ -66,6 +73,7 @@ ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 TCK=$(getconf CLK_TCK)
 declare -A SUM CPU
 for round in $(seq 1 "$ROUNDS"); do
+  [ "$ROUNDS" -gt 0 ] || break
   for i in "${!TARGETS[@]}"; do
     t=${TARGETS[$(( (i + round - 1) % ${#TARGETS[@]} ))]}
     name=${t%%:*}; rest=${t#*:}; port=${rest%%:*}; pid=${rest#*:}
@@ -83,6 +91,7 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
+[ "$ROUNDS" -gt 0 ] && {
 echo "--- means, and ratios to the same build with the access log off (rps: on/off; CPU: on/off)"
 for entry in $SWITCHYARDS; do
   build=${entry%%=*}
@@ -103,4 +112,44 @@ for entry in $SWITCHYARDS; do
   build=${entry%%=*}
   echo "$build: file $(grep -c 'switchyard::access' "$LOG_DIR/${build}-access.log" || true)," \
     "stdout $(grep -c 'switchyard::access' "$LOG_DIR/${build}-stdout-stdout.log" || true)"
+done
+}
+
+[ -n "${CALLGRIND:-}" ] || exit 0
+command -v valgrind >/dev/null || { echo "valgrind is missing (apt-get install valgrind)" >&2; exit 1; }
+read -r N T <<<"$CALLGRIND"
+# One router under callgrind for T seconds with N requests; prints its total instructions.
+counted() {
+  local bin=$1 variant=$2 tag=$3 port admin
+  port=$(free_port); admin=$(free_port)
+  router_config "$port" "$admin" "$B1" "$B2" \
+    | SECTION=$(log_section "$variant" "$LOG_DIR/$tag-callgrind-access.log") \
+      awk '$0 == "access = false" { print ENVIRON["SECTION"]; next } { print }' \
+    | sed 's/^workers = 1$/workers = 1\nshutdown_timeout = "1s"\nshutdown_delay = "0s"/' \
+    >"$WORK/$tag-callgrind.toml"
+  local started=$SECONDS
+  valgrind --tool=callgrind --callgrind-out-file="$WORK/$tag.callgrind" \
+    "$bin" serve --config "$WORK/$tag-callgrind.toml" >"$LOG_DIR/$tag-callgrind-stdout.log" \
+    2>"$WORK/$tag-valgrind.log" &
+  local pid=$!
+  PIDS+=("$pid")
+  wait_port "$port"
+  "$BIN/switchyard-load" http "http://127.0.0.1:$port/api/x" -c 8 --requests "$N" \
+    --duration "${T}s" --timeout 30s >"$WORK/$tag-load.txt" 2>&1
+  local left=$((T - (SECONDS - started)))
+  [ "$left" -gt 0 ] && sleep "$left"
+  kill -TERM "$pid"
+  wait "$pid" || true
+  grep -E '^(summary|totals):' "$WORK/$tag.callgrind" | head -1 | awk '{print $2}'
+}
+echo "--- callgrind: $N requests in ${T}s per run; instructions, and per request over the log off"
+for entry in $SWITCHYARDS; do
+  build=${entry%%=*}; bin=${entry#*=}
+  declare -A TOTAL=()
+  for variant in off file stdout; do
+    TOTAL[$variant]=$(counted "$bin" "$variant" "$build-$variant")
+    extra=$(( (TOTAL[$variant] - TOTAL[off]) / N ))
+    printf "%-24s %14s instructions  %+7d per request  (%s)\n" "$build/$variant" \
+      "${TOTAL[$variant]}" "$extra" "$(grep -m1 -oE 'requests +[0-9]+' "$WORK/$build-$variant-load.txt" | tr -s ' ')"
+  done
 done
