@@ -15,9 +15,9 @@
 //! Each worker's buffer sits behind a mutex of its own rather than in a bare thread-local so
 //! that the writer can collect it: the writer's timer then costs the workers nothing (no
 //! wake-up on each worker's runtime), lines of a thread that ended are still written, and at
-//! exit every buffer reaches the sink however the worker threads stopped. The worker is the
-//! only other user of its mutex and the writer holds it just to swap two vectors, so taking
-//! it costs an uncontended lock.
+//! exit every buffer reaches the sink however the worker threads stopped. Only the worker and
+//! the writer take that mutex, the writer just long enough to swap two vectors ten times a
+//! second, so for the worker it is an uncontended lock.
 
 use std::cell::OnceCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
