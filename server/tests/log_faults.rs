@@ -3,7 +3,9 @@
 //! reason="write_error"}`; with stdout a pipe nobody reads (a stalled log collector) requests
 //! are served as fast as ever, and the lines arrive once the pipe is read again. With
 //! `[log] access_path` the access lines go to that file (reopened on SIGHUP, for log
-//! rotation), and a full disk under it loses lines, counted, never requests.
+//! rotation), and a full disk under it loses lines, counted, never requests. Access lines keep
+//! their shape in both formats, none is lost at a graceful stop, and
+//! `RUST_LOG=switchyard::access=off` turns them off.
 
 mod support;
 
@@ -42,13 +44,18 @@ async fn serve(backend: &TestBackend, stdout: Stdio) -> Served {
 
 /// [`serve`] with more `[log]` keys.
 async fn serve_with(backend: &TestBackend, stdout: Stdio, log: &str) -> Served {
+    serve_filtered(backend, stdout, log, "info").await
+}
+
+/// [`serve_with`] with `RUST_LOG` set to `rust_log`.
+async fn serve_filtered(backend: &TestBackend, stdout: Stdio, log: &str, rust_log: &str) -> Served {
     let (listen, admin) = (free_addr(), free_addr());
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("router.toml");
     std::fs::write(
         &config,
         format!(
-            "[node]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\nworkers = 1\nshutdown_timeout = \"1s\"\n\
+            "[node]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\nworkers = 1\nshutdown_timeout = \"1s\"\nshutdown_delay = \"0s\"\n\
              [log]\naccess = true\n{log}\n[limits]\nrate_per_ip = 0\n\n{}{}",
             route("api", "/api", "api"),
             pool_with("api", "round_robin", std::slice::from_ref(backend), "health = { kind = \"none\" }")
@@ -58,7 +65,7 @@ async fn serve_with(backend: &TestBackend, stdout: Stdio, log: &str) -> Served {
     let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args(["serve", "--config"])
         .arg(&config)
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", rust_log)
         .stdin(Stdio::null())
         .stdout(stdout)
         .spawn()
@@ -216,4 +223,155 @@ async fn with_the_access_file_on_a_full_disk_requests_are_served_and_lost_lines_
         async || dropped(&served, "access_file", "write_error").await >= 200.0,
     )
     .await;
+}
+
+/// Stops `served` as an operator does (SIGTERM) and waits until the process has exited.
+async fn stop(served: &mut Served) {
+    let status = Command::new("kill")
+        .args(["-TERM", &served.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_for(
+        "the router exits after SIGTERM",
+        Duration::from_secs(15),
+        async || served.child.try_wait().unwrap().is_some(),
+    )
+    .await;
+}
+
+/// The access lines in the file at `path`.
+fn access_lines_of(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("switchyard::access"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn json_access_lines_parse_with_every_field() {
+    let bs = backends(&["b1"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    let log = format!("format = \"json\"\naccess_path = \"{}\"", path.display());
+    let served = serve_with(&bs[0], Stdio::null(), &log).await;
+    let client = Client::new(served.listen);
+    let reply = client
+        .get_with("/api/x?q=1", &[("x-request-id", "id\"with\\quotes")])
+        .await;
+    assert_eq!(reply.status, 200);
+    let missing = client.get("/nowhere").await;
+    assert_eq!(missing.status, 404);
+    wait_for(
+        "2 access lines in the file",
+        Duration::from_secs(10),
+        async || access_lines(&path) == 2,
+    )
+    .await;
+    let lines = access_lines_of(&path);
+    let parsed: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let first = &parsed[0];
+    assert_eq!(first["level"], "INFO");
+    assert_eq!(first["target"], "switchyard::access");
+    let stamp = first["timestamp"].as_str().unwrap();
+    assert!(
+        humantime::parse_rfc3339(stamp).is_ok() && stamp.len() == 27,
+        "RFC 3339 with microseconds: {stamp}"
+    );
+    let fields = &first["fields"];
+    assert_eq!(fields["method"], "GET");
+    assert_eq!(fields["path"], "/api/x");
+    assert_eq!(fields["status"], 200);
+    assert_eq!(fields["backend"], "b1");
+    assert_eq!(fields["peer"], "127.0.0.1");
+    assert!(fields["duration_us"].as_u64().is_some(), "{first}");
+    assert_eq!(fields["request_id"], "id\"with\\quotes");
+    let second = &parsed[1]["fields"];
+    assert_eq!(second["status"], 404);
+    assert_eq!(second["backend"], "-");
+    assert_eq!(
+        second["request_id"].as_str().map(str::len),
+        Some(36),
+        "a generated id: {second}"
+    );
+}
+
+#[tokio::test]
+async fn text_access_lines_on_stdout_keep_their_shape() {
+    let bs = backends(&["b1"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stdout.log");
+    let out = std::fs::File::create(&path).unwrap();
+    let served = serve(&bs[0], Stdio::from(out)).await;
+    let client = Client::new(served.listen);
+    let reply = client.get_with("/api/x", &[("x-request-id", "r-1")]).await;
+    assert_eq!(reply.status, 200);
+    wait_for(
+        "the access line on stdout",
+        Duration::from_secs(10),
+        async || access_lines(&path) == 1,
+    )
+    .await;
+    let line = access_lines_of(&path).remove(0);
+    let (stamp, rest) = line.split_once(' ').unwrap();
+    assert!(
+        humantime::parse_rfc3339(stamp).is_ok() && stamp.len() == 27,
+        "{line}"
+    );
+    let fields = rest
+        .strip_prefix(" INFO switchyard::access: method=GET path=/api/x status=200 backend=\"b1\" peer=127.0.0.1 duration_us=")
+        .unwrap_or_else(|| panic!("unexpected shape: {line}"));
+    let (duration, id) = fields.split_once(' ').unwrap();
+    assert!(duration.parse::<u64>().is_ok(), "{line}");
+    assert_eq!(id, "request_id=r-1");
+    // The other logs still reach stdout.
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("switchyard serving"), "{text}");
+}
+
+#[tokio::test]
+async fn lines_of_the_last_requests_before_sigterm_are_all_written() {
+    let bs = backends(&["b1"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    let log = format!("access_path = \"{}\"", path.display());
+    let mut served = serve_with(&bs[0], Stdio::null(), &log).await;
+    // A few lines: far less than a batch, so they are still in the worker's buffer.
+    requests(&served, 30).await;
+    stop(&mut served).await;
+    assert_eq!(access_lines(&path), 30, "every access line written at exit");
+    // And a batch's worth and more, right before the stop.
+    let path = dir.path().join("access-2.log");
+    let log = format!("access_path = \"{}\"", path.display());
+    let mut served = serve_with(&bs[0], Stdio::null(), &log).await;
+    requests(&served, 500).await;
+    stop(&mut served).await;
+    assert_eq!(
+        access_lines(&path),
+        500,
+        "every access line written at exit"
+    );
+}
+
+#[tokio::test]
+async fn rust_log_turns_access_lines_off() {
+    let bs = backends(&["b1"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stdout.log");
+    let out = std::fs::File::create(&path).unwrap();
+    let mut served =
+        serve_filtered(&bs[0], Stdio::from(out), "", "info,switchyard::access=off").await;
+    requests(&served, 20).await;
+    stop(&mut served).await;
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("switchyard serving"),
+        "other logs stay: {text}"
+    );
+    assert_eq!(access_lines(&path), 0, "{text}");
 }

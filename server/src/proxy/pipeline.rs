@@ -31,12 +31,12 @@ use crate::config::Limits;
 use crate::conn::{Conn, StreamGuard};
 use crate::error::Error;
 use crate::headers;
+use crate::logging::{self, AccessLine};
 use crate::policy::ratelimit::shared::RedisLink;
 use crate::regions::RegionEntry;
 use crate::routing::balance::Candidates;
 use crate::routing::{PoolHandle, PoolSnapshot, Route};
 use crate::session::Sticky;
-use crate::telemetry::ACCESS_TARGET;
 
 /// What a request asks of the router.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,19 +239,18 @@ pub fn unavailable(route: &Route, snapshot: &PoolSnapshot) -> ProxyError {
 
 /// Log: one access line per request, from its context (when `[log] access` is on).
 pub fn log(ctx: &Ctx, head: &RequestHead, status: u16, state: &ProxyState) {
-    if !state.access_log {
+    if !state.access_log || !logging::access_log_on() {
         return;
     }
-    tracing::info!(
-        target: ACCESS_TARGET,
-        method = %head.method,
-        path = %head.uri.path(),
+    logging::access_log(&AccessLine {
+        method: head.method.as_str(),
+        path: head.uri.path(),
         status,
-        backend = ctx.backend.as_deref().unwrap_or("-"),
-        peer = %head.peer_addr.map_or_else(|| "-".to_string(), |a| a.ip().to_string()),
-        duration_us = ctx.started.elapsed().as_micros() as u64,
-        request_id = %String::from_utf8_lossy(ctx.request_id.as_bytes()),
-    );
+        backend: ctx.backend.as_deref().unwrap_or("-"),
+        peer: head.peer_addr.map(|a| a.ip()),
+        duration_us: ctx.started.elapsed().as_micros() as u64,
+        request_id: ctx.request_id.as_bytes(),
+    });
 }
 
 /// The immediate peer's address.
