@@ -143,7 +143,15 @@ where
 
     /// Relays, then closes both ends; returns when the session is over.
     pub async fn run(mut self) {
-        let (to_client, to_backend) = match self.relay().await {
+        let stop = self.relay().await;
+        // The closing steps are a future of their own, boxed only now: an open session's
+        // future holds just the session and its relay, not room for every closing step.
+        Box::pin(self.close(stop)).await;
+    }
+
+    /// Closes both ends the way `stop` needs.
+    async fn close(mut self, stop: Stop) {
+        let (to_client, to_backend) = match stop {
             Stop::Command(close) => return self.hand_off(close).await,
             Stop::ClientClosed => {
                 drop(self.guard.take());
