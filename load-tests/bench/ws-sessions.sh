@@ -7,6 +7,9 @@
 #
 #   load-tests/bench/ws-sessions.sh [SESSIONS] [RATE] [ROUNDS] [HOLD]
 #
+# RAMP (default 1500) is how many sessions open per second. On a busy machine handshakes pile
+# up at 1,500/s, and the memory they hold for a moment stays in the proxy's resident size;
+# a slower ramp measures what an idle session itself holds.
 # A proxied session holds two sockets in the proxy; with the 20,000 open-file limit here one
 # proxy process fits ~9,900 sessions. Needs haproxy (apt-get install -y haproxy). Builds the
 # release binaries first and prints `switchyard-load ws` reports.
@@ -18,6 +21,7 @@ SESSIONS=${1:-9000}
 RATE=${2:-5000}
 ROUNDS=${3:-2}
 HOLD=${4:-20s}
+RAMP=${RAMP:-1500}
 cd "$(dirname "$0")/../.."
 command -v haproxy >/dev/null || { echo "missing haproxy: apt-get install -y haproxy" >&2; exit 1; }
 source load-tests/bench/common.sh
@@ -87,7 +91,7 @@ cpu_seconds() { awk -v tck="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / 
 
 stop_proxy() { kill "$PROXY_PID" 2>/dev/null || true; wait "$PROXY_PID" 2>/dev/null || true; }
 
-echo "# $SESSIONS sessions, one message each per ${INTERVAL_MS} ms (~$RATE messages/s), held $HOLD; $(date -u +%F)"
+echo "# $SESSIONS sessions opened at $RAMP/s, one message each per ${INTERVAL_MS} ms (~$RATE messages/s), held $HOLD; $(date -u +%F)"
 for round in $(seq 1 "$ROUNDS"); do
   for proxy in haproxy $SWITCHYARDS; do
     case $proxy in
@@ -95,7 +99,7 @@ for round in $(seq 1 "$ROUNDS"); do
       *) start_switchyard "${proxy#*=}"; proxy=${proxy%%=*} ;;
     esac
     echo "## round $round: $proxy"
-    "$BIN/switchyard-load" ws "ws://127.0.0.1:$PROXY_PORT/ws/echo" -n "$SESSIONS" --ramp 1500 \
+    "$BIN/switchyard-load" ws "ws://127.0.0.1:$PROXY_PORT/ws/echo" -n "$SESSIONS" --ramp "$RAMP" \
       --interval "${INTERVAL_MS}ms" -d "$HOLD" --pid "$PROXY_PID"
     echo "  proxy cpu  $(cpu_seconds "$PROXY_PID") s over the whole run"
     stop_proxy
