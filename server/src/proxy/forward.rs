@@ -328,13 +328,10 @@ fn client_response(
     if !from_router {
         // Only the router speaks with X-Switchyard-Error: a backend's copy would make clients
         // (the SDK) treat its answer as the router's, e.g. retry a POST it never should.
-        resp.headers_mut()
-            .remove(ax::HeaderName::from_static(headers::SWITCHYARD_ERROR));
+        resp.headers_mut().remove(headers::SWITCHYARD_ERROR_NAME);
     }
-    resp.headers_mut().insert(
-        ax::HeaderName::from_static(headers::REQUEST_ID),
-        request_id.clone(),
-    );
+    resp.headers_mut()
+        .insert(headers::REQUEST_ID_NAME, request_id.clone());
     resp
 }
 

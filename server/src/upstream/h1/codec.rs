@@ -2,13 +2,16 @@
 //! head from actix-web's request, parsing a response head into actix-web's types (header
 //! values are slices of the read buffer, not copies), and decoding chunked bodies.
 
+use std::mem::MaybeUninit;
 use std::net::IpAddr;
 
 use actix_web::http::Method;
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::header::{CONNECTION, HeaderMap, HeaderName, HeaderValue};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::headers::{FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID, is_hop_by_hop};
+use crate::headers::{
+    FORWARDED_FOR, FORWARDED_FOR_NAME, FORWARDED_PROTO, REQUEST_ID, is_hop_by_hop,
+};
 
 /// Largest response head accepted from a backend.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -70,8 +73,8 @@ pub fn write_request_head(
     out.put_u8(b' ');
     out.put_slice(target.as_bytes());
     out.put_slice(b" HTTP/1.1\r\n");
-    let listed = if headers.contains_key("connection") {
-        connection_tokens(headers.get_all("connection").map(|v| v.as_bytes()))
+    let listed = if headers.contains_key(CONNECTION) {
+        connection_tokens(headers.get_all(CONNECTION).map(|v| v.as_bytes()))
     } else {
         Vec::new()
     };
@@ -108,7 +111,7 @@ pub fn write_request_head(
     out.put_slice(b"x-forwarded-for: ");
     let mut first = true;
     if forwarded_for_seen {
-        for value in headers.get_all(FORWARDED_FOR) {
+        for value in headers.get_all(&FORWARDED_FOR_NAME) {
             if !first {
                 out.put_slice(b", ");
             }
@@ -120,7 +123,7 @@ pub fn write_request_head(
         if !first {
             out.put_slice(b", ");
         }
-        let _ = std::fmt::Write::write_fmt(&mut BytesMutWriter(out), format_args!("{ip}"));
+        put_ip(out, ip);
     }
     out.put_slice(b"\r\n");
     put_header(out, FORWARDED_PROTO.as_bytes(), fwd.proto.as_bytes());
@@ -136,7 +139,7 @@ pub fn write_request_head(
         RequestFraming::None => {}
         RequestFraming::Length(n) => {
             out.put_slice(b"content-length: ");
-            let _ = std::fmt::Write::write_fmt(&mut BytesMutWriter(out), format_args!("{n}"));
+            put_decimal(out, n);
             out.put_slice(b"\r\n");
         }
         RequestFraming::Chunked => put_header(out, b"transfer-encoding", b"chunked"),
@@ -149,6 +152,39 @@ fn put_header(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.put_slice(b": ");
     out.put_slice(value);
     out.put_slice(b"\r\n");
+}
+
+/// Writes `n` in decimal: `core::fmt` costs several times more, once per request.
+fn put_decimal(out: &mut BytesMut, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.put_slice(&digits[at..]);
+}
+
+/// Writes an address as `Display` does; IPv4 (every request on most listeners) without
+/// `core::fmt`.
+fn put_ip(out: &mut BytesMut, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.put_u8(b'.');
+                }
+                put_decimal(out, u64::from(octet));
+            }
+        }
+        IpAddr::V6(_) => {
+            let _ = std::fmt::Write::write_fmt(&mut BytesMutWriter(out), format_args!("{ip}"));
+        }
+    }
 }
 
 struct BytesMutWriter<'a>(&'a mut BytesMut);
@@ -202,9 +238,16 @@ pub fn parse_response_head(
     head_request: bool,
 ) -> Result<Option<ResponseHead>, ParseError> {
     loop {
-        let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut raw);
-        let len = match resp.parse(buf) {
+        // The exchange calls this before its first read too: nothing to parse yet.
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        // Left uninitialised: filling 128 empty headers first cost more than parsing a head.
+        let mut raw = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut []);
+        let parsed = httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut resp, buf, &mut raw);
+        let len = match parsed {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => {
                 return Err(ParseError::TooLarge);
@@ -654,6 +697,32 @@ mod tests {
         assert_eq!(head.status, 201);
         let mut partial = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Le"[..]);
         assert!(parse_response_head(&mut partial, false).unwrap().is_none());
+        assert!(
+            parse_response_head(&mut BytesMut::new(), false)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn addresses_and_lengths_are_written_as_display_writes_them() {
+        for ip in [
+            "10.1.2.3",
+            "0.0.0.0",
+            "255.255.255.255",
+            "2001:db8::1",
+            "::ffff:1.2.3.4",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut out = BytesMut::new();
+            put_ip(&mut out, ip);
+            assert_eq!(&out[..], ip.to_string().as_bytes());
+        }
+        for n in [0, 7, 10, 1234567890, u64::MAX] {
+            let mut out = BytesMut::new();
+            put_decimal(&mut out, n);
+            assert_eq!(&out[..], n.to_string().as_bytes());
+        }
     }
 
     #[test]

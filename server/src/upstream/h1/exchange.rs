@@ -363,8 +363,14 @@ fn write_failed(
 }
 
 /// Writes to the backend (flushed: TLS may hold records back otherwise); a backend that stops
-/// reading for `idle` fails the write.
+/// reading for `idle` fails the write. Most writes fit the socket's buffer at once and are done
+/// before a timer is made; only what is left waits under one.
 async fn write_within(conn: &mut Conn, data: &[u8], idle: Duration) -> io::Result<()> {
+    let written = conn.stream.try_write_now(data)?;
+    let data = &data[written..];
+    if data.is_empty() {
+        return Ok(());
+    }
     let write = async {
         conn.stream.write_all(data).await?;
         conn.stream.flush().await
