@@ -119,7 +119,7 @@ async fn prepare(
         // (and is not reset under the client's feet while it still sends); a large one is
         // refused at once and the connection closed.
         if n <= DRAIN_REFUSED_BODY_BYTES {
-            let _ = exchange::buffer_body(payload, n, route.timeouts.idle).await;
+            let _ = Box::pin(exchange::buffer_body(payload, n, route.timeouts.idle)).await;
         }
         return Err(Error::TooLarge {
             what: "body",
@@ -157,7 +157,8 @@ async fn prepare(
     let body = match framing {
         RequestFraming::None | RequestFraming::Length(0) => RequestBody::None,
         RequestFraming::Length(n) if route.retries > 0 && n <= route.retry_buffer_bytes => {
-            match exchange::buffer_body(payload, n, route.timeouts.idle).await {
+            // Boxed: only requests with a body wait here; the others need not carry its room.
+            match Box::pin(exchange::buffer_body(payload, n, route.timeouts.idle)).await {
                 Ok(bytes) => RequestBody::Buffered(bytes),
                 Err(ExchangeError::ClientBody(reason)) => return Err(Error::BadRequest { reason }),
                 Err(err) => {

@@ -174,12 +174,25 @@ fn put_decimal(out: &mut BytesMut, mut n: u64) {
 fn put_ip(out: &mut BytesMut, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
+            let mut text = [0u8; 15];
+            let mut len = 0;
             for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
-                    out.put_u8(b'.');
+                    text[len] = b'.';
+                    len += 1;
                 }
-                put_decimal(out, u64::from(octet));
+                if octet >= 100 {
+                    text[len] = b'0' + octet / 100;
+                    len += 1;
+                }
+                if octet >= 10 {
+                    text[len] = b'0' + octet / 10 % 10;
+                    len += 1;
+                }
+                text[len] = b'0' + octet % 10;
+                len += 1;
             }
+            out.put_slice(&text[..len]);
         }
         IpAddr::V6(_) => {
             let _ = std::fmt::Write::write_fmt(&mut BytesMutWriter(out), format_args!("{ip}"));
@@ -266,30 +279,45 @@ pub fn parse_response_head(
             continue;
         }
         let http11 = resp.version == Some(1);
-        // Offsets of names and values inside the head, so values can be zero-copy slices.
+        // Offsets of names and values inside the head, so values can be zero-copy slices:
+        // on the stack for the usual few headers, in a Vec for a long head.
         let base = buf.as_ptr() as usize;
-        let spans: Vec<(usize, usize, usize, usize)> = resp
-            .headers
-            .iter()
-            .map(|h| {
-                let n = h.name.as_ptr() as usize - base;
-                let v = h.value.as_ptr() as usize - base;
-                (n, h.name.len(), v, h.value.len())
-            })
-            .collect();
+        let span = |h: &httparse::Header<'_>| {
+            let n = h.name.as_ptr() as usize - base;
+            let v = h.value.as_ptr() as usize - base;
+            (n, h.name.len(), v, h.value.len())
+        };
+        let mut few = [(0, 0, 0, 0); FEW_HEADERS];
+        let many: Vec<Span>;
+        let spans: &[Span] = if resp.headers.len() <= FEW_HEADERS {
+            for (slot, h) in few.iter_mut().zip(resp.headers.iter()) {
+                *slot = span(h);
+            }
+            &few[..resp.headers.len()]
+        } else {
+            many = resp.headers.iter().map(span).collect();
+            &many
+        };
         let head: Bytes = buf.split_to(len).freeze();
-        return build_head(&head, &spans, status, http11, head_request).map(Some);
+        return build_head(&head, spans, status, http11, head_request).map(Some);
     }
 }
 
+/// Where a header's name and value lie in a head: name offset and length, value offset and
+/// length.
+type Span = (usize, usize, usize, usize);
+
+/// Response heads with at most this many headers (most) keep their spans on the stack.
+const FEW_HEADERS: usize = 16;
+
 fn build_head(
     head: &Bytes,
-    spans: &[(usize, usize, usize, usize)],
+    spans: &[Span],
     status: u16,
     http11: bool,
     head_request: bool,
 ) -> Result<ResponseHead, ParseError> {
-    let name_of = |&(n, nl, _, _): &(usize, usize, usize, usize)| &head[n..n + nl];
+    let name_of = |&(n, nl, _, _): &Span| &head[n..n + nl];
     let mut chunked = false;
     let mut other_coding = false;
     let mut content_length: Option<u64> = None;
@@ -702,6 +730,19 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn long_heads_keep_every_header() {
+        let mut text = String::from("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n");
+        for i in 0..40 {
+            text.push_str(&format!("x-h{i}: v{i}\r\n"));
+        }
+        text.push_str("\r\n");
+        let (head, _) = parse(&text, false);
+        assert_eq!(head.headers.len(), 40);
+        assert_eq!(head.headers.get("x-h39").unwrap(), "v39");
+        assert_eq!(head.framing, Framing::Length(0));
     }
 
     #[test]
