@@ -17,6 +17,12 @@ pub const HOP_HEADER: &str = "x-switchyard-hop";
 /// Longest client-supplied request id that is kept; longer ones are replaced.
 pub const MAX_REQUEST_ID_BYTES: usize = 200;
 
+/// The names above as `HeaderName`s, built at compile time: a lookup by `&str` parses the
+/// name and, for names outside the standard set, allocates it — on every request.
+pub const REQUEST_ID_NAME: ax::HeaderName = ax::HeaderName::from_static(REQUEST_ID);
+pub const SWITCHYARD_ERROR_NAME: ax::HeaderName = ax::HeaderName::from_static(SWITCHYARD_ERROR);
+pub const FORWARDED_FOR_NAME: ax::HeaderName = ax::HeaderName::from_static(FORWARDED_FOR);
+
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), plus `expect`, which the
 /// router has already answered itself, and `content-length`/`transfer-encoding` on responses,
 /// which the client side recomputes from the body.
@@ -37,7 +43,7 @@ pub fn is_hop_by_hop(name: &str) -> bool {
 
 /// The client's request id if it is usable, else a new uuid.
 pub fn request_id(incoming: &ax::HeaderMap) -> HeaderValue {
-    if let Some(v) = incoming.get(REQUEST_ID) {
+    if let Some(v) = incoming.get(&REQUEST_ID_NAME) {
         let bytes = v.as_bytes();
         if !bytes.is_empty()
             && bytes.len() <= MAX_REQUEST_ID_BYTES
@@ -47,8 +53,17 @@ pub fn request_id(incoming: &ax::HeaderMap) -> HeaderValue {
             return v;
         }
     }
+    new_request_id()
+}
+
+/// A fresh version 4 uuid. Its random bits come from the worker's `fastrand` generator rather
+/// than the cryptographic one `Uuid::new_v4` uses: a request id names a request in logs and
+/// must not repeat, but it guards nothing, and the cryptographic generator cost more than the
+/// rest of the id's handling.
+fn new_request_id() -> HeaderValue {
+    let id = uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid();
     let mut buf = uuid::Uuid::encode_buffer();
-    let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+    let id = id.hyphenated().encode_lower(&mut buf);
     HeaderValue::from_str(id).expect("a uuid is a valid header value")
 }
 
@@ -75,6 +90,16 @@ mod tests {
         assert_eq!(fresh.len(), 36);
         assert_eq!(request_id(&incoming(&[])).len(), 36);
     }
+
+    #[test]
+    fn fresh_request_ids_are_distinct_v4_uuids() {
+        let a = request_id(&incoming(&[]));
+        let b = request_id(&incoming(&[]));
+        assert_ne!(a, b);
+        let id = uuid::Uuid::parse_str(a.to_str().unwrap()).unwrap();
+        assert_eq!(id.get_version_num(), 4);
+        assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
+    }
 }
 
 /// The viewer's address: `peer`, unless `peer` is a trusted proxy — then the rightmost
@@ -91,7 +116,7 @@ pub fn client_ip(
         return Some(peer);
     }
     let hops: Vec<&str> = headers
-        .get_all(FORWARDED_FOR)
+        .get_all(&FORWARDED_FOR_NAME)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)

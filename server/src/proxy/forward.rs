@@ -119,7 +119,7 @@ async fn prepare(
         // (and is not reset under the client's feet while it still sends); a large one is
         // refused at once and the connection closed.
         if n <= DRAIN_REFUSED_BODY_BYTES {
-            let _ = exchange::buffer_body(payload, n, route.timeouts.idle).await;
+            let _ = Box::pin(exchange::buffer_body(payload, n, route.timeouts.idle)).await;
         }
         return Err(Error::TooLarge {
             what: "body",
@@ -157,7 +157,8 @@ async fn prepare(
     let body = match framing {
         RequestFraming::None | RequestFraming::Length(0) => RequestBody::None,
         RequestFraming::Length(n) if route.retries > 0 && n <= route.retry_buffer_bytes => {
-            match exchange::buffer_body(payload, n, route.timeouts.idle).await {
+            // Boxed: only requests with a body wait here; the others need not carry its room.
+            match Box::pin(exchange::buffer_body(payload, n, route.timeouts.idle)).await {
                 Ok(bytes) => RequestBody::Buffered(bytes),
                 Err(ExchangeError::ClientBody(reason)) => return Err(Error::BadRequest { reason }),
                 Err(err) => {
@@ -328,13 +329,10 @@ fn client_response(
     if !from_router {
         // Only the router speaks with X-Switchyard-Error: a backend's copy would make clients
         // (the SDK) treat its answer as the router's, e.g. retry a POST it never should.
-        resp.headers_mut()
-            .remove(ax::HeaderName::from_static(headers::SWITCHYARD_ERROR));
+        resp.headers_mut().remove(headers::SWITCHYARD_ERROR_NAME);
     }
-    resp.headers_mut().insert(
-        ax::HeaderName::from_static(headers::REQUEST_ID),
-        request_id.clone(),
-    );
+    resp.headers_mut()
+        .insert(headers::REQUEST_ID_NAME, request_id.clone());
     resp
 }
 

@@ -73,7 +73,16 @@ async fn serve(
     pipeline::limits(&route, head, state).await?;
     let outcome = match pipeline::place(&route, head, state, Protocol::Http) {
         Place::Region(region) => {
-            forward::to_region(head, payload, &route, region, state, &ctx.request_id).await
+            // Boxed: rare, and it holds a whole second exchange.
+            Box::pin(forward::to_region(
+                head,
+                payload,
+                &route,
+                region,
+                state,
+                &ctx.request_id,
+            ))
+            .await
         }
         Place::Pool(pool) => match shed::admit(&pool.shed, route.shed_share, &route.id, &pool.id)
             .await

@@ -143,17 +143,15 @@ pub async fn limits(
     let Some(rates) = &route.rates else {
         return Ok(());
     };
-    rates
-        .check(
-            &route.id,
-            &head.headers,
-            state.client_ip(peer(head), &head.headers),
-            state
-                .sessions
-                .store
-                .shared()
-                .map(|s| &**s as &dyn RedisLink),
-        )
+    // Boxed: a shared limit's Redis round trip is a large future that requests of routes
+    // without rates would otherwise carry (see [`choose`]).
+    let shared = state
+        .sessions
+        .store
+        .shared()
+        .map(|s| &**s as &dyn RedisLink);
+    let client = state.client_ip(peer(head), &head.headers);
+    Box::pin(rates.check(&route.id, &head.headers, client, shared))
         .await
         .map_err(ProxyError::from)
 }
@@ -215,7 +213,9 @@ pub async fn choose(
     }
     let mut candidates = snapshot.balancer.candidates(&snapshot.eligible, key);
     let sticky = match sticky_pool {
-        Some(pool) => Some(state.sessions.sticky(&head.headers, &pool.id).await),
+        // Boxed, like the other phases' rarely taken awaits: inline, the session store's
+        // future would enlarge every request's future, and each move of it.
+        Some(pool) => Some(Box::pin(state.sessions.sticky(&head.headers, &pool.id)).await),
         None => None,
     };
     if let Some(sticky) = &sticky {

@@ -6,6 +6,7 @@ use http::{
     header::{self, HeaderName, HeaderValue},
     Method, StatusCode, Uri, Version,
 };
+use smallvec::SmallVec;
 use tracing::{debug, error, trace};
 
 use super::chunked::ChunkedState;
@@ -258,7 +259,9 @@ impl MessageType for Request {
     }
 
     fn decode(src: &mut BytesMut) -> Result<Option<(Self, PayloadType)>, ParseError> {
-        let mut headers: [HeaderIndex; MAX_HEADERS] = EMPTY_HEADER_INDEX_ARRAY;
+        // Only as many indices as the head has headers: zeroing room for all MAX_HEADERS
+        // (3 KiB) on every request head cost more than parsing it.
+        let mut headers = SmallVec::<[HeaderIndex; 16]>::new();
 
         let (len, method, uri, ver, h_len) = {
             // SAFETY:
@@ -282,7 +285,7 @@ impl MessageType for Request {
                     } else {
                         Version::HTTP_10
                     };
-                    HeaderIndex::record(src, req.headers, &mut headers);
+                    HeaderIndex::record_into(src, req.headers, &mut headers);
 
                     (len, method, uri, version, req.headers.len())
                 }
@@ -486,6 +489,23 @@ impl HeaderIndex {
             let value_end = value_start + header.value.len();
             indices.value = (value_start, value_end);
         }
+    }
+
+    /// As [`HeaderIndex::record`], appending to `indices`.
+    pub(crate) fn record_into(
+        bytes: &[u8],
+        headers: &[httparse::Header<'_>],
+        indices: &mut SmallVec<[HeaderIndex; 16]>,
+    ) {
+        let bytes_ptr = bytes.as_ptr() as usize;
+        indices.extend(headers.iter().map(|header| {
+            let name_start = header.name.as_ptr() as usize - bytes_ptr;
+            let value_start = header.value.as_ptr() as usize - bytes_ptr;
+            HeaderIndex {
+                name: (name_start, name_start + header.name.len()),
+                value: (value_start, value_start + header.value.len()),
+            }
+        }));
     }
 }
 

@@ -2,13 +2,16 @@
 //! head from actix-web's request, parsing a response head into actix-web's types (header
 //! values are slices of the read buffer, not copies), and decoding chunked bodies.
 
+use std::mem::MaybeUninit;
 use std::net::IpAddr;
 
 use actix_web::http::Method;
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::header::{CONNECTION, HeaderMap, HeaderName, HeaderValue};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::headers::{FORWARDED_FOR, FORWARDED_PROTO, REQUEST_ID, is_hop_by_hop};
+use crate::headers::{
+    FORWARDED_FOR, FORWARDED_FOR_NAME, FORWARDED_PROTO, REQUEST_ID, is_hop_by_hop,
+};
 
 /// Largest response head accepted from a backend.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -70,8 +73,8 @@ pub fn write_request_head(
     out.put_u8(b' ');
     out.put_slice(target.as_bytes());
     out.put_slice(b" HTTP/1.1\r\n");
-    let listed = if headers.contains_key("connection") {
-        connection_tokens(headers.get_all("connection").map(|v| v.as_bytes()))
+    let listed = if headers.contains_key(CONNECTION) {
+        connection_tokens(headers.get_all(CONNECTION).map(|v| v.as_bytes()))
     } else {
         Vec::new()
     };
@@ -108,7 +111,7 @@ pub fn write_request_head(
     out.put_slice(b"x-forwarded-for: ");
     let mut first = true;
     if forwarded_for_seen {
-        for value in headers.get_all(FORWARDED_FOR) {
+        for value in headers.get_all(&FORWARDED_FOR_NAME) {
             if !first {
                 out.put_slice(b", ");
             }
@@ -120,7 +123,7 @@ pub fn write_request_head(
         if !first {
             out.put_slice(b", ");
         }
-        let _ = std::fmt::Write::write_fmt(&mut BytesMutWriter(out), format_args!("{ip}"));
+        put_ip(out, ip);
     }
     out.put_slice(b"\r\n");
     put_header(out, FORWARDED_PROTO.as_bytes(), fwd.proto.as_bytes());
@@ -136,7 +139,7 @@ pub fn write_request_head(
         RequestFraming::None => {}
         RequestFraming::Length(n) => {
             out.put_slice(b"content-length: ");
-            let _ = std::fmt::Write::write_fmt(&mut BytesMutWriter(out), format_args!("{n}"));
+            put_decimal(out, n);
             out.put_slice(b"\r\n");
         }
         RequestFraming::Chunked => put_header(out, b"transfer-encoding", b"chunked"),
@@ -149,6 +152,52 @@ fn put_header(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.put_slice(b": ");
     out.put_slice(value);
     out.put_slice(b"\r\n");
+}
+
+/// Writes `n` in decimal: `core::fmt` costs several times more, once per request.
+fn put_decimal(out: &mut BytesMut, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.put_slice(&digits[at..]);
+}
+
+/// Writes an address as `Display` does; IPv4 (every request on most listeners) without
+/// `core::fmt`.
+fn put_ip(out: &mut BytesMut, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut text = [0u8; 15];
+            let mut len = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text[len] = b'.';
+                    len += 1;
+                }
+                if octet >= 100 {
+                    text[len] = b'0' + octet / 100;
+                    len += 1;
+                }
+                if octet >= 10 {
+                    text[len] = b'0' + octet / 10 % 10;
+                    len += 1;
+                }
+                text[len] = b'0' + octet % 10;
+                len += 1;
+            }
+            out.put_slice(&text[..len]);
+        }
+        IpAddr::V6(_) => {
+            let _ = std::fmt::Write::write_fmt(&mut BytesMutWriter(out), format_args!("{ip}"));
+        }
+    }
 }
 
 struct BytesMutWriter<'a>(&'a mut BytesMut);
@@ -202,9 +251,16 @@ pub fn parse_response_head(
     head_request: bool,
 ) -> Result<Option<ResponseHead>, ParseError> {
     loop {
-        let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut raw);
-        let len = match resp.parse(buf) {
+        // The exchange calls this before its first read too: nothing to parse yet.
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        // Left uninitialised: filling 128 empty headers first cost more than parsing a head.
+        let mut raw = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut []);
+        let parsed = httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut resp, buf, &mut raw);
+        let len = match parsed {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => {
                 return Err(ParseError::TooLarge);
@@ -223,30 +279,45 @@ pub fn parse_response_head(
             continue;
         }
         let http11 = resp.version == Some(1);
-        // Offsets of names and values inside the head, so values can be zero-copy slices.
+        // Offsets of names and values inside the head, so values can be zero-copy slices:
+        // on the stack for the usual few headers, in a Vec for a long head.
         let base = buf.as_ptr() as usize;
-        let spans: Vec<(usize, usize, usize, usize)> = resp
-            .headers
-            .iter()
-            .map(|h| {
-                let n = h.name.as_ptr() as usize - base;
-                let v = h.value.as_ptr() as usize - base;
-                (n, h.name.len(), v, h.value.len())
-            })
-            .collect();
+        let span = |h: &httparse::Header<'_>| {
+            let n = h.name.as_ptr() as usize - base;
+            let v = h.value.as_ptr() as usize - base;
+            (n, h.name.len(), v, h.value.len())
+        };
+        let mut few = [(0, 0, 0, 0); FEW_HEADERS];
+        let many: Vec<Span>;
+        let spans: &[Span] = if resp.headers.len() <= FEW_HEADERS {
+            for (slot, h) in few.iter_mut().zip(resp.headers.iter()) {
+                *slot = span(h);
+            }
+            &few[..resp.headers.len()]
+        } else {
+            many = resp.headers.iter().map(span).collect();
+            &many
+        };
         let head: Bytes = buf.split_to(len).freeze();
-        return build_head(&head, &spans, status, http11, head_request).map(Some);
+        return build_head(&head, spans, status, http11, head_request).map(Some);
     }
 }
 
+/// Where a header's name and value lie in a head: name offset and length, value offset and
+/// length.
+type Span = (usize, usize, usize, usize);
+
+/// Response heads with at most this many headers (most) keep their spans on the stack.
+const FEW_HEADERS: usize = 16;
+
 fn build_head(
     head: &Bytes,
-    spans: &[(usize, usize, usize, usize)],
+    spans: &[Span],
     status: u16,
     http11: bool,
     head_request: bool,
 ) -> Result<ResponseHead, ParseError> {
-    let name_of = |&(n, nl, _, _): &(usize, usize, usize, usize)| &head[n..n + nl];
+    let name_of = |&(n, nl, _, _): &Span| &head[n..n + nl];
     let mut chunked = false;
     let mut other_coding = false;
     let mut content_length: Option<u64> = None;
@@ -654,6 +725,45 @@ mod tests {
         assert_eq!(head.status, 201);
         let mut partial = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Le"[..]);
         assert!(parse_response_head(&mut partial, false).unwrap().is_none());
+        assert!(
+            parse_response_head(&mut BytesMut::new(), false)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn long_heads_keep_every_header() {
+        let mut text = String::from("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n");
+        for i in 0..40 {
+            text.push_str(&format!("x-h{i}: v{i}\r\n"));
+        }
+        text.push_str("\r\n");
+        let (head, _) = parse(&text, false);
+        assert_eq!(head.headers.len(), 40);
+        assert_eq!(head.headers.get("x-h39").unwrap(), "v39");
+        assert_eq!(head.framing, Framing::Length(0));
+    }
+
+    #[test]
+    fn addresses_and_lengths_are_written_as_display_writes_them() {
+        for ip in [
+            "10.1.2.3",
+            "0.0.0.0",
+            "255.255.255.255",
+            "2001:db8::1",
+            "::ffff:1.2.3.4",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut out = BytesMut::new();
+            put_ip(&mut out, ip);
+            assert_eq!(&out[..], ip.to_string().as_bytes());
+        }
+        for n in [0, 7, 10, 1234567890, u64::MAX] {
+            let mut out = BytesMut::new();
+            put_decimal(&mut out, n);
+            assert_eq!(&out[..], n.to_string().as_bytes());
+        }
     }
 
     #[test]

@@ -146,7 +146,7 @@ pub async fn exchange(
         } => {
             let conn = match pool::checkout(key, BODY_REUSE_MAX_IDLE) {
                 Some(conn) => conn,
-                None => connect(addr, tls, timeouts.connect).await?,
+                None => Box::pin(connect(addr, tls, timeouts.connect)).await?,
             };
             attempt(
                 conn,
@@ -180,7 +180,7 @@ pub async fn exchange(
                     done => return done,
                 }
             }
-            let conn = connect(addr, tls, timeouts.connect).await?;
+            let conn = Box::pin(connect(addr, tls, timeouts.connect)).await?;
             attempt(conn, head, Outgoing::from(buffered), head_request, timeouts).await
         }
     }
@@ -237,6 +237,11 @@ pub async fn buffer_body(
 }
 
 /// A new connection with the router's socket options.
+///
+/// Callers on the request path box this future: it holds a TCP connect and a TLS handshake,
+/// several times the size of the rest of an exchange, and a request that finds a pooled
+/// connection (almost all of them) would otherwise carry that room and copy it with every move
+/// of its future.
 pub async fn connect(
     addr: SocketAddr,
     tls: Option<&BackendTls>,
@@ -312,7 +317,7 @@ async fn attempt(
                 .map_err(|err| write_failed(err, timeouts.idle, early))?;
         }
         Outgoing::Stream(payload, framing, limit) => {
-            send_body(&mut conn, payload, framing, limit, timeouts.idle).await?;
+            Box::pin(send_body(&mut conn, payload, framing, limit, timeouts.idle)).await?;
         }
     }
     let mut received = false;
@@ -363,8 +368,14 @@ fn write_failed(
 }
 
 /// Writes to the backend (flushed: TLS may hold records back otherwise); a backend that stops
-/// reading for `idle` fails the write.
+/// reading for `idle` fails the write. Most writes fit the socket's buffer at once and are done
+/// before a timer is made; only what is left waits under one.
 async fn write_within(conn: &mut Conn, data: &[u8], idle: Duration) -> io::Result<()> {
+    let written = conn.stream.try_write_now(data)?;
+    let data = &data[written..];
+    if data.is_empty() {
+        return Ok(());
+    }
     let write = async {
         conn.stream.write_all(data).await?;
         conn.stream.flush().await

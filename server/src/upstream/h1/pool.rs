@@ -8,6 +8,7 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -70,8 +71,56 @@ struct Idle {
     since: Instant,
 }
 
+/// Hashes [`PoolKey`]s by multiply and rotate (FxHash's step). The pool is per worker and keyed
+/// by the router's own backend addresses, so SipHash's resistance to chosen keys buys nothing
+/// here, and it cost a good part of every checkout and checkin.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl KeyHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Idles = HashMap<PoolKey, VecDeque<Idle>, BuildHasherDefault<KeyHasher>>;
+
 thread_local! {
-    static POOL: RefCell<HashMap<PoolKey, VecDeque<Idle>>> = RefCell::new(HashMap::new());
+    static POOL: RefCell<Idles> = RefCell::new(Idles::default());
     static CHECKINS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
@@ -137,4 +186,30 @@ pub fn checkin(conn: Conn) {
 /// Idle connections this worker holds under `key` (for tests and status).
 pub fn idle_count(key: PoolKey) -> usize {
     POOL.with(|pool| pool.borrow().get(&key).map_or(0, VecDeque::len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher;
+
+    #[test]
+    fn keys_that_differ_anywhere_hash_apart() {
+        let hasher = BuildHasherDefault::<KeyHasher>::default();
+        let key = |addr: &str, tls| PoolKey {
+            addr: addr.parse().unwrap(),
+            tls,
+        };
+        let keys = [
+            key("10.0.0.1:80", 0),
+            key("10.0.0.1:81", 0),
+            key("10.0.0.2:80", 0),
+            key("10.0.0.1:80", 7),
+            key("[2001:db8::1]:80", 0),
+        ];
+        let hashes: std::collections::HashSet<u64> =
+            keys.iter().map(|k| hasher.hash_one(k)).collect();
+        assert_eq!(hashes.len(), keys.len());
+        assert_eq!(hasher.hash_one(keys[0]), hasher.hash_one(keys[0]));
+    }
 }

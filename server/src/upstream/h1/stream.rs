@@ -46,6 +46,19 @@ impl BackendStream {
         }
     }
 
+    /// Writes what the socket takes now, without waiting; 0 when it takes nothing now. Plain
+    /// TCP only: a TLS stream returns 0, and its writer takes the waiting path (which also
+    /// flushes rustls).
+    pub fn try_write_now(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self {
+            BackendStream::Plain(tcp) => match tcp.try_write(data) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(0),
+                written => written,
+            },
+            BackendStream::Tls(_) => Ok(0),
+        }
+    }
+
     /// Reads what is available into `buf`'s spare room; `Ready(Ok(0))` is end of stream.
     /// `Pending` registers `cx` for the next data (for bodies polled outside an `async fn`).
     pub fn poll_read_buf(
