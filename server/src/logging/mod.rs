@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 
 use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
-use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::filter::{FilterExt, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
@@ -88,9 +88,11 @@ pub fn init_logging(config: &LogConfig) -> Result<Logs, LogError> {
         .finish(Stdout);
     let _ = QUEUE_DROPS.set(stdout.error_counter());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    // One filter, not two stacked: stacked ones disagree on every `trace!`/`debug!` callsite
+    // (one says never, the other always), so tracing asks them again on every call —
+    // thousands of instructions per request in actix-http's dispatcher alone.
     let layer = format_layer(config.format, stdout, ansi)
-        .with_filter(filter())
-        .with_filter(filter_fn(|meta| meta.target() != ACCESS_TARGET));
+        .with_filter(filter().and(filter_fn(|meta| meta.target() != ACCESS_TARGET)));
     // Another subscriber already installed (tests starting several routers): keep it.
     let _ = tracing_subscriber::registry().with(layer).try_init();
     Ok(Logs {
