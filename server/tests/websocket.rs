@@ -411,13 +411,8 @@ fn idle_router(bs: &[TestBackend], idle: &str) -> switchyard::RouterHandle {
 
 /// Reads until the close frame; its code and how long it took from `since`.
 async fn close_code(ws: &mut Ws, since: std::time::Instant) -> (u16, Duration) {
-    loop {
-        match next(ws).await {
-            Message::Close(Some(frame)) => return (u16::from(frame.code), since.elapsed()),
-            Message::Close(None) => panic!("a close without a code"),
-            _ => {}
-        }
-    }
+    let code = until_close(ws).await.expect("a close with a code");
+    (code, since.elapsed())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -114,18 +114,7 @@ async fn a_client_closing_while_the_backend_still_writes_gets_the_backends_close
     }))
     .await
     .unwrap();
-    let close = tokio::time::timeout(REQUEST_DEADLINE, async {
-        loop {
-            match futures_util::StreamExt::next(&mut ws).await {
-                Some(Ok(Message::Close(frame))) => return frame,
-                Some(Ok(_)) => {}
-                other => panic!("the session ended without the backend's close: {other:?}"),
-            }
-        }
-    })
-    .await
-    .expect("the backend's close within the deadline");
-    assert_eq!(close.map(|f| u16::from(f.code)), Some(4100));
+    assert_eq!(until_close(&mut ws).await, Some(4100));
     sessions_end(&r, "ws").await;
 }
 
@@ -137,27 +126,15 @@ async fn a_backend_closing_while_the_client_still_writes_reaches_the_client() {
     ws.feed(Message::text("close:4321:backend says bye"))
         .await
         .unwrap();
-    // The client keeps writing after asking: these cross the backend's close on the way.
-    for i in 0..200 {
-        ws.feed(Message::text(format!("late {i} {}", "y".repeat(1000))))
-            .await
-            .unwrap();
+    // The client keeps writing after asking: these cross the backend's close on the way. (A
+    // few, in the same flush: more could reach the backend after it has closed, and a socket
+    // closed with unread data resets, which can destroy its close before anyone reads it —
+    // the backend's doing, not the router's.)
+    for i in 0..5 {
+        ws.feed(Message::text(format!("late {i}"))).await.unwrap();
     }
     ws.flush().await.unwrap();
-    let (code, _) = tokio::time::timeout(REQUEST_DEADLINE, async {
-        loop {
-            match futures_util::StreamExt::next(&mut ws).await {
-                Some(Ok(Message::Close(Some(frame)))) => {
-                    return (u16::from(frame.code), frame.reason.to_string());
-                }
-                Some(Ok(_)) => {}
-                other => panic!("the session ended without the backend's close: {other:?}"),
-            }
-        }
-    })
-    .await
-    .expect("the backend's close within the deadline");
-    assert_eq!(code, 4321);
+    assert_eq!(until_close(&mut ws).await, Some(4321));
     sessions_end(&r, "ws").await;
 }
 

@@ -388,6 +388,16 @@ pub async fn next(ws: &mut Ws) -> tokio_tungstenite::tungstenite::Message {
         .expect("no protocol error")
 }
 
+/// Reads a session's messages (each within [`REQUEST_DEADLINE`]) until its close frame; that
+/// frame's code, `None` for a close without one.
+pub async fn until_close(ws: &mut Ws) -> Option<u16> {
+    loop {
+        if let tokio_tungstenite::tungstenite::Message::Close(frame) = next(ws).await {
+            return frame.map(|f| u16::from(f.code));
+        }
+    }
+}
+
 /// Polls an async check every 20 ms until it holds; fails the test with `what` after `within`.
 pub async fn wait_for(what: &str, within: Duration, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + within;
