@@ -97,6 +97,33 @@ enum Stop {
     Idle,
 }
 
+/// After one side's close passed to the other: relays the other side's answering close (and
+/// whatever it still sends first) back through `answer`, from `other` to `closer`. A side that
+/// ends or stays silent instead is answered for: the closer gets its own code back (RFC 6455
+/// §5.5.1), as that side should have sent it, so the closer learns its close handshake
+/// completed. `mask` for an answer toward a backend.
+async fn complete_close<O, C>(
+    answer: &mut Flow,
+    closers_code: Option<u16>,
+    other: &mut O,
+    closer: &mut C,
+    mask: Option<[u8; 4]>,
+) where
+    O: AsyncRead + Unpin,
+    C: AsyncWrite + Unpin,
+{
+    let answered = poll_fn(|cx| answer.poll_relay(cx, other, closer));
+    if !matches!(
+        tokio::time::timeout(CLOSE_LINGER, answered).await,
+        Ok(Event::Closed)
+    ) {
+        let code = closers_code.unwrap_or(CLOSE_NORMAL);
+        answer.push(&frame::close_frame(code, "", mask));
+        let written = poll_fn(|cx| answer.poll_write_out(cx, closer));
+        let _ = tokio::time::timeout(CLOSE_LINGER, written).await;
+    }
+}
+
 /// A session's ends and flows (`up`: client → backend, `down`: backend → client).
 pub struct Session<C, B> {
     client: C,
@@ -155,32 +182,27 @@ where
             Stop::Command(close) => return self.hand_off(close).await,
             Stop::ClientClosed => {
                 drop(self.guard.take());
-                // The backend's answering close (and whatever it still sends first) goes
-                // to the client. A backend that ends or stays silent instead is answered
-                // for: the client gets its own code back (RFC 6455 §5.5.1), as the backend
-                // should have sent it — the client learns its close handshake completed.
-                let answered = tokio::time::timeout(CLOSE_LINGER, self.pass_down()).await;
-                if !matches!(answered, Ok(Event::Closed)) {
-                    let code = self.up.close_code().unwrap_or(CLOSE_NORMAL);
-                    self.down.push(&frame::close_frame(code, "", None));
-                    let written = poll_fn(|cx| self.down.poll_write_out(cx, &mut self.client));
-                    let _ = tokio::time::timeout(CLOSE_LINGER, written).await;
-                }
-                return;
+                let code = self.up.close_code();
+                return complete_close(
+                    &mut self.down,
+                    code,
+                    &mut self.backend,
+                    &mut self.client,
+                    None,
+                )
+                .await;
             }
             Stop::BackendClosed => {
                 drop(self.guard.take());
-                // The same the other way: the client's answer goes to the backend, or the
-                // router answers the backend's close for a client that does not.
-                let answered = tokio::time::timeout(CLOSE_LINGER, self.pass_up()).await;
-                if !matches!(answered, Ok(Event::Closed)) {
-                    let code = self.down.close_code().unwrap_or(CLOSE_NORMAL);
-                    self.up
-                        .push(&frame::close_frame(code, "", Some(frame::mask_key())));
-                    let written = poll_fn(|cx| self.up.poll_write_out(cx, &mut self.backend));
-                    let _ = tokio::time::timeout(CLOSE_LINGER, written).await;
-                }
-                return;
+                let (code, mask) = (self.down.close_code(), Some(frame::mask_key()));
+                return complete_close(
+                    &mut self.up,
+                    code,
+                    &mut self.client,
+                    &mut self.backend,
+                    mask,
+                )
+                .await;
             }
             Stop::ClientRefused(violation) => (
                 Some((violation.code, violation.reason)),
@@ -286,20 +308,6 @@ where
             Poll::Pending
         })
         .await
-    }
-
-    /// Relays backend → client until the backend's close has passed (or either side fails).
-    async fn pass_down(&mut self) -> Event {
-        poll_fn(|cx| {
-            self.down
-                .poll_relay(cx, &mut self.backend, &mut self.client)
-        })
-        .await
-    }
-
-    /// Relays client → backend until the client's close has passed (or either side fails).
-    async fn pass_up(&mut self) -> Event {
-        poll_fn(|cx| self.up.poll_relay(cx, &mut self.client, &mut self.backend)).await
     }
 
     /// Sends each side the router's close (when given, and only between frames), writes out
