@@ -39,19 +39,32 @@ fn node(
 }
 
 /// Waits until node `name` checks limits in Redis (it connects in the background; limits
-/// before that fall back to local ones): its probe route's bucket appears there.
+/// before that fall back to local ones): its probe route's bucket appears there. A node that
+/// never gets there fails the test with what it reports of its store and its fallbacks.
 async fn wait_connected(node: &switchyard::RouterHandle, redis: &RedisServer, name: &str) {
+    const WITHIN: Duration = Duration::from_secs(10);
     let client = Client::new(node.addr());
     let bucket = format!("switchyard:session:rl:probe-{name}:127.0.0.1");
-    wait_for(
-        &format!("node {name} checks limits in Redis"),
-        Duration::from_secs(10),
-        async || {
-            assert_eq!(client.get("/probe").await.status, 200);
-            redis.get(&bucket).is_some()
-        },
-    )
-    .await;
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        assert_eq!(client.get("/probe").await.status, 200);
+        if redis.get(&bucket).is_some() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let up = metric(node, "switchyard_session_store_up").await;
+            let fallbacks = metric(
+                node,
+                &format!("switchyard_rate_limit_fallbacks_total{{route=\"probe-{name}\"}}"),
+            )
+            .await;
+            panic!(
+                "node {name} still does not check limits in Redis after {WITHIN:?}: \
+                 switchyard_session_store_up {up}, {fallbacks} fallbacks on its probe route"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -316,17 +316,26 @@ impl RedisServer {
 
     /// Seconds left before `key` expires (`None`: no such key, or no expiry).
     pub fn ttl(&self, key: &str) -> Option<i64> {
-        let client = redis::Client::open(self.url()).ok()?;
-        let mut conn = client.get_connection().ok()?;
-        let ttl: i64 = redis::Commands::ttl(&mut conn, key).ok()?;
+        let ttl: i64 = self.query(redis::cmd("TTL").arg(key));
         (ttl >= 0).then_some(ttl)
     }
 
     /// The value stored at `key`, if any.
     pub fn get(&self, key: &str) -> Option<String> {
-        let client = redis::Client::open(self.url()).ok()?;
-        let mut conn = client.get_connection().ok()?;
-        redis::Commands::get(&mut conn, key).ok()?
+        self.query(redis::cmd("GET").arg(key))
+    }
+
+    /// One command on a connection of its own. A server that cannot be reached or does not
+    /// answer within 5 s fails the test saying so (a missing key is an answer, not a failure).
+    fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> T {
+        const WITHIN: Duration = Duration::from_secs(5);
+        let url = self.url();
+        let answer = redis::Client::open(url.as_str()).and_then(|client| {
+            let mut conn = client.get_connection_with_timeout(WITHIN)?;
+            conn.set_read_timeout(Some(WITHIN))?;
+            cmd.query(&mut conn)
+        });
+        answer.unwrap_or_else(|err| panic!("the test's Redis at {url} did not answer: {err}"))
     }
 }
 
