@@ -660,11 +660,18 @@ async fn add_backend(
     let actor = pool_actor(&state.supervisor, &pool.id)
         .await
         .ok_or_else(|| ApiError::unavailable("the pool's actor is not running"))?;
-    let routes: Vec<String> = table
+    // The routes that send to the pool, in slot order (the table holds them in match order).
+    let mut routes: Vec<(usize, String)> = table
         .routes()
-        .filter(|r| r.pool.id == pool.id)
-        .map(|r| r.id.to_string())
+        .flat_map(|r| {
+            r.variants
+                .iter()
+                .filter(|v| v.pool.id == pool.id)
+                .map(|v| (v.slot, r.id.to_string()))
+        })
         .collect();
+    routes.sort();
+    let routes: Vec<String> = routes.into_iter().map(|(_, id)| id).collect();
     actor
         .send(AddBackend {
             backend: BackendConfig {

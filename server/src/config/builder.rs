@@ -48,7 +48,11 @@ impl RawRoute {
             path_prefix: path_prefix.to_string(),
             strip_prefix: false,
             sticky: false,
-            pool: pool.to_string(),
+            pool: Some(pool.to_string()),
+            split: None,
+            split_by: None,
+            split_override_header: None,
+            split_response_header: None,
             timeouts: Default::default(),
             retries: super::raw::default_retries(),
             retry_non_idempotent: false,
@@ -65,7 +69,8 @@ impl RawRoute {
     /// Its `[[routes]]` table, to put in a file beside others: the keys that differ from
     /// their defaults.
     pub fn to_toml(&self) -> String {
-        let defaults = RawRoute::new(&self.id, &self.path_prefix, &self.pool);
+        let pool = self.pool.as_deref().unwrap_or_default();
+        let defaults = RawRoute::new(&self.id, &self.path_prefix, pool);
         table_toml("routes", self, &defaults, &["id", "path_prefix", "pool"])
     }
 }

@@ -144,8 +144,10 @@ pub struct RouteConfig {
     pub path_prefix: String,
     pub strip_prefix: bool,
     pub sticky: bool,
-    /// Index into [`Config::pools`].
+    /// Index into [`Config::pools`] of the pool that serves the route (the first of a split).
     pub pool: usize,
+    /// A weighted split among pools (`split` in place of `pool`); `None` for one pool.
+    pub split: Option<SplitConfig>,
     pub timeouts: Timeouts,
     pub retries: u32,
     pub retry_non_idempotent: bool,
@@ -159,6 +161,30 @@ pub struct RouteConfig {
     pub rate_limit: Option<RateLimitConfig>,
     /// Share of the pool's `max_inflight` this route may fill, in percent (75, 90 or 100).
     pub shed_share: u32,
+}
+
+/// A route's weighted split, validated: at least one pool, no pool twice, weights that sum
+/// to more than 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitConfig {
+    /// `(index into [`Config::pools`], weight)`, in file order.
+    pub parts: Vec<(usize, u32)>,
+    pub by: SplitBy,
+    /// Lower-case header name.
+    pub override_header: Option<String>,
+    /// Lower-case header name.
+    pub response_header: Option<String>,
+}
+
+/// What assigns a viewer to a part of a split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SplitBy {
+    /// The session token (one is issued to a request without it).
+    Session,
+    /// A request header (lower-case name); a request without it is assigned by its session.
+    Header(String),
+    /// A cookie; a request without it is assigned by its session.
+    Cookie(String),
 }
 
 /// A route's rate limits, validated: `(rate per second, burst)`.

@@ -236,7 +236,21 @@ pub struct RawRoute {
     /// Keep a client's session on one backend (tokens, see `[sessions]`). Default false.
     #[serde(default)]
     pub sticky: bool,
-    pub pool: String,
+    /// The pool that serves the route. Either this or `split`.
+    pub pool: Option<String>,
+    /// A weighted split among pools in place of `pool`:
+    /// `[{ pool = "api-v1", weight = 95 }, { pool = "api-v2", weight = 5 }]`. Each viewer is
+    /// assigned by a hash of `split_by`, so it stays in one pool across requests and nodes.
+    pub split: Option<Vec<RawSplitPart>>,
+    /// What assigns a viewer to a pool of the split: `{ header = "x-user-id" }` or
+    /// `{ cookie = "uid" }`. Default: the session token (a first request without one is
+    /// given one and assigned by it).
+    pub split_by: Option<RawSplitBy>,
+    /// A header whose value, a pool of the split, picks that pool (for testers); off when
+    /// absent.
+    pub split_override_header: Option<String>,
+    /// A response header naming the pool that served the request; off when absent.
+    pub split_response_header: Option<String>,
     #[serde(default)]
     pub timeouts: RawTimeouts,
     /// Extra attempts on another backend after a failure before any answer byte reached the
@@ -274,6 +288,23 @@ pub struct RawRoute {
     /// (default) or `"high"`.
     #[serde(default)]
     pub priority: Priority,
+}
+
+/// One pool of a route's `split`: `{ pool = "api-v2", weight = 5 }`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSplitPart {
+    pub pool: String,
+    /// Its share against the other parts' weights (0 takes no traffic but the override's).
+    pub weight: i64,
+}
+
+/// `split_by`: the request value a viewer is assigned by.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawSplitBy {
+    Header(String),
+    Cookie(String),
 }
 
 /// `rate_limit = { per_ip = 1000, burst = 2000, key_header = "x-api-key", per_key = 100 }`.

@@ -21,7 +21,7 @@ use actix_web::{HttpResponse, web};
 use bytes::BytesMut;
 
 use super::error::ProxyError;
-use super::pipeline::{self, Choice, peer};
+use super::pipeline::{self, Choice, Placed, peer};
 use super::state::ProxyState;
 use crate::clock::now_ns;
 use crate::config::{HashKey, Overflow};
@@ -30,7 +30,7 @@ use crate::error::{Error, Retry, Side};
 use crate::headers;
 use crate::regions::RegionEntry;
 use crate::routing::balance::hash::hash_bytes;
-use crate::routing::{BackendEntry, InflightGuard, PoolHandle, PoolSnapshot, Route};
+use crate::routing::{BackendEntry, InflightGuard, PoolSnapshot, Route};
 use crate::upstream::h1::codec::{self, Forwarding};
 use crate::upstream::h1::exchange::{self, ExchangeError, RequestBody};
 use crate::upstream::h1::{Framing, RequestFraming, UpstreamBody};
@@ -50,7 +50,7 @@ const DRAIN_REFUSED_BODY_BYTES: u64 = 64 * 1024;
 /// Where a request is forwarded: a pool of this region, or another region's router (its
 /// one-backend pool, and this region's name for the hop header).
 pub enum Target<'a> {
-    Pool(&'a Arc<PoolHandle>),
+    Pool(Placed<'a>),
     Region(Arc<PoolSnapshot>, &'a str),
 }
 
@@ -64,16 +64,17 @@ pub async fn forward(
     state: &ProxyState,
     request_id: &HeaderValue,
 ) -> Result<(Response, Arc<str>), ProxyError> {
-    let (snapshot, sticky_pool, hop) = match target {
-        Target::Pool(pool) => (pool.load_full(), route.sticky.then_some(&**pool), None),
+    let (snapshot, placed, hop) = match target {
+        Target::Pool(placed) => (placed.variant.pool.load_full(), Some(placed), None),
         Target::Region(snapshot, from) => (snapshot, None, Some(from)),
     };
     // X-Forwarded-For gets the immediate peer appended; hashing sees the viewer.
-    let key = route.hash_key.as_ref().map_or(0, |k| {
+    let hashed = placed.as_ref().and_then(|p| p.variant.hash_key.as_ref());
+    let key = hashed.map_or(0, |k| {
         let viewer = state.client_ip(peer(head), &head.headers);
         hash_key(k, &head.headers, viewer)
     });
-    let choice = pipeline::choose(route, snapshot, sticky_pool, key, head, state).await?;
+    let choice = pipeline::choose(route, snapshot, placed, key, head, state).await?;
     let (request, body) = prepare(
         head,
         payload,
@@ -224,7 +225,7 @@ async fn exchange_with_retries(
         let err = match exchanged.await {
             Ok((conn, answer)) => {
                 backend.stats.ewma.observe(sent.elapsed(), now_ns());
-                backend.stats.record_status(route.slot, answer.status);
+                backend.stats.record_status(choice.slot, answer.status);
                 backend.stats.record_outcome(answer.status < 500);
                 // A backend's 502/503 before any byte reached the client: another backend may
                 // do better. Its answer is dropped (and its connection closed) only once a
@@ -247,35 +248,26 @@ async fn exchange_with_retries(
                     request_id,
                     hopped,
                 );
-                if let Some(sticky) = &choice.sticky {
-                    let secure = state.proto == "https";
-                    sticky.landed(
-                        &state.sessions,
-                        &route.pool.id,
-                        &backend.id,
-                        resp.headers_mut(),
-                        secure,
-                    );
-                }
+                choice.landed(&backend.id, resp.headers_mut(), state);
                 return Ok((resp, backend.id.clone()));
             }
-            Err(err) => classify(err, backend, route),
+            Err(err) => classify(err, backend, choice.slot),
         };
         if !(err.retry.allows(retryable_method) && another && route.budget.try_withdraw()) {
             if err.retry == Retry::Always {
                 // A connect failure that ends the request is the client's 502.
-                backend.stats.record_status(route.slot, 502);
+                backend.stats.record_status(choice.slot, 502);
             }
             return Err(err);
         }
         last_error = Some(err);
     }
-    Err(last_error.unwrap_or_else(|| pipeline::unavailable(route, &snapshot)))
+    Err(last_error.unwrap_or_else(|| pipeline::unavailable(&choice.pool, &snapshot)))
 }
 
 /// Classify the outcome: an exchange failure as the request path's error, counted against
 /// the backend's health unless the client caused it.
-fn classify(err: ExchangeError, backend: &BackendEntry, route: &Route) -> ProxyError {
+fn classify(err: ExchangeError, backend: &BackendEntry, slot: usize) -> ProxyError {
     let err = ProxyError::exchange(err, backend);
     if err.side == Side::Client {
         return err;
@@ -286,8 +278,8 @@ fn classify(err: ExchangeError, backend: &BackendEntry, route: &Route) -> ProxyE
             backend.stats.record_connect_failure();
             tracing::debug!(backend = %backend.id, addr = %backend.addr, error = %source, "connect failed");
         }
-        Error::UpstreamTimeout { .. } => backend.stats.record_status(route.slot, 504),
-        _ => backend.stats.record_status(route.slot, 502),
+        Error::UpstreamTimeout { .. } => backend.stats.record_status(slot, 504),
+        _ => backend.stats.record_status(slot, 502),
     }
     err
 }
@@ -421,7 +413,7 @@ pub async fn to_region(
             forward(head, payload, route, target, state, request_id).await
         }
         _ => Err(Error::NoHealthyBackend {
-            pool: route.pool.id.to_string(),
+            pool: route.pool().id.to_string(),
         }
         .into()),
     }

@@ -71,7 +71,12 @@ async fn serve(
     let route = pipeline::route(head, state)?;
     ctx.route = Some(route.clone());
     pipeline::limits(&route, head, state).await?;
-    let outcome = match pipeline::place(&route, head, state, Protocol::Http) {
+    let placed = pipeline::place(&route, head, state, Protocol::Http);
+    let latency = match &placed {
+        Place::Pool(placed) => &placed.variant.latency,
+        Place::Region(_) => &route.variants[0].latency,
+    };
+    let outcome = match placed {
         Place::Region(region) => {
             // Boxed: rare, and it holds a whole second exchange.
             Box::pin(forward::to_region(
@@ -84,20 +89,22 @@ async fn serve(
             ))
             .await
         }
-        Place::Pool(pool) => match shed::admit(&pool.shed, route.shed_share, &route.id, &pool.id)
-            .await
-        {
-            Ok(admission) => {
-                let target = Target::Pool(pool);
-                let answered =
-                    forward::forward(head, payload, &route, target, state, &ctx.request_id).await;
-                drop(admission);
-                answered
+        Place::Pool(placed) => {
+            let pool = &placed.variant.pool;
+            match shed::admit(&pool.shed, route.shed_share, &route.id, &pool.id).await {
+                Ok(admission) => {
+                    let target = Target::Pool(placed);
+                    let answered =
+                        forward::forward(head, payload, &route, target, state, &ctx.request_id)
+                            .await;
+                    drop(admission);
+                    answered
+                }
+                Err(err) => Err(err.into()),
             }
-            Err(err) => Err(err.into()),
-        },
+        }
     };
-    route.latency.record(ctx.started.elapsed().as_secs_f64());
+    latency.record(ctx.started.elapsed().as_secs_f64());
     match outcome {
         Ok((resp, backend)) => {
             ctx.backend = Some(backend);

@@ -14,16 +14,16 @@
 //! handler, the WebSocket upgrade hook, an HTTP/2 server) feeds the same phases. A failing
 //! phase returns a [`ProxyError`], which the entry point answers.
 //!
-//! Where a traffic split will go: [`place`] decides which pool of this region serves the
-//! request ([`Place::Pool`]); a split is one more decision there, and everything after it
-//! already works on the chosen pool.
+//! [`place`] decides which pool of this region serves the request ([`Place::Pool`]): the
+//! route's, or the part of its traffic split ([`crate::routing::split`]) the request is
+//! assigned to; everything after it works on the chosen pool.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix_http::RequestHead;
-use actix_web::http::header::{self as ax, HeaderValue};
+use actix_web::http::header::{self as ax, HeaderName, HeaderValue};
 
 use super::error::ProxyError;
 use super::state::ProxyState;
@@ -35,8 +35,9 @@ use crate::logging::{self, AccessLine};
 use crate::policy::ratelimit::shared::RedisLink;
 use crate::regions::RegionEntry;
 use crate::routing::balance::Candidates;
-use crate::routing::{PoolHandle, PoolSnapshot, Route};
-use crate::session::Sticky;
+use crate::routing::split::Assign;
+use crate::routing::{PoolSnapshot, Route, Variant};
+use crate::session::{SessionRef, Sticky};
 
 /// What a request asks of the router.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,14 +159,26 @@ pub async fn limits(
 
 /// Where a request is served.
 pub enum Place<'r> {
-    /// By this pool of this region (the route's; a traffic split would choose among several).
-    Pool(&'r Arc<PoolHandle>),
+    /// By a pool of this region: the route's, or the part of its split the request is
+    /// assigned to.
+    Pool(Placed<'r>),
     /// By another region: this one has no capacity, or is evacuating.
     Region(Arc<RegionEntry>),
 }
 
-/// Place: this region's pool for the route, or another region when this one cannot take the
-/// request (see [`super::region::overflow_target`]).
+/// The pool of this region that serves a request, and what its split decided.
+pub struct Placed<'r> {
+    pub variant: &'r Variant,
+    /// The session the split assigned the request by: a sticky route goes on with the same
+    /// one, and a new one's token goes on the response so the viewer's next request sticks.
+    session: Option<SessionRef>,
+    /// The split's response header naming the pool, when it has one.
+    announce: Option<&'r HeaderName>,
+}
+
+/// Place: the pool of this region that serves the request (the route's, or the part of its
+/// split), or another region when this one cannot take it (see
+/// [`super::region::overflow_target`]).
 pub fn place<'r>(
     route: &'r Route,
     head: &RequestHead,
@@ -182,55 +195,127 @@ pub fn place<'r>(
     {
         return Place::Region(region);
     }
-    match super::region::overflow_target(&head.headers, peer, route, state) {
+    let placed = split(route, head, state);
+    match super::region::overflow_target(&head.headers, peer, route, &placed.variant.pool, state) {
         Some(region) => Place::Region(region),
-        None => Place::Pool(&route.pool),
+        None => Place::Pool(placed),
     }
 }
 
-/// The upstream choice: a pool's snapshot, its members in the order to try them, and a
-/// sticky session's record (which is told where the request landed).
+/// Split: the route's one pool, or the part of its split that the override header names, that
+/// the configured key falls in, or that the request's session falls in (a new session when it
+/// brings none).
+fn split<'r>(route: &'r Route, head: &RequestHead, state: &ProxyState) -> Placed<'r> {
+    let Some(split) = &route.split else {
+        return Placed {
+            variant: &route.variants[0],
+            session: None,
+            announce: None,
+        };
+    };
+    let mut session = None;
+    let at = match split.assign(&head.headers, &route.variants) {
+        Assign::Chosen(at) => at,
+        Assign::Key(key) => split.pick(key),
+        Assign::Session => {
+            let of = state.sessions.of(&head.headers);
+            let at = split.pick(of.id.as_bytes());
+            session = Some(of);
+            at
+        }
+    };
+    let variant = &route.variants[at];
+    if let Some(chosen) = &variant.chosen {
+        chosen.increment(1);
+    }
+    Placed {
+        variant,
+        session,
+        announce: split.response_header.as_ref(),
+    }
+}
+
+/// The upstream choice: a pool's snapshot, its members in the order to try them, the route's
+/// slot on the pool, and what the response must carry: a sticky session's record (told where
+/// the request landed), a split's new session token and pool name.
 pub struct Choice {
     pub snapshot: Arc<PoolSnapshot>,
     pub candidates: Candidates,
+    pub pool: Arc<str>,
+    /// The route's position on the pool: indexes its per-backend counters.
+    pub slot: usize,
     pub sticky: Option<Sticky>,
+    issue: Option<SessionRef>,
+    announce: Option<(HeaderName, HeaderValue)>,
 }
 
-/// Choose upstream: the snapshot's eligible backends in the balancer's order for `key`; with
-/// `sticky_pool` (a sticky route, served here) a known session's recorded backend first, while
-/// it is still eligible. A snapshot with no eligible backend is refused as overloaded (every
+impl Choice {
+    /// The request landed on `backend`: a sticky session's record moves there, and a new
+    /// session's token and the split's pool header go on the response.
+    pub fn landed(&self, backend: &Arc<str>, headers: &mut ax::HeaderMap, state: &ProxyState) {
+        let secure = state.proto == "https";
+        if let Some(sticky) = &self.sticky {
+            sticky.landed(&state.sessions, &self.pool, backend, headers, secure);
+        }
+        if let Some(session) = &self.issue {
+            state.sessions.issue(session, headers, secure);
+        }
+        if let Some((name, value)) = &self.announce {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+}
+
+/// Choose upstream: the snapshot's eligible backends in the balancer's order for `key`; on a
+/// sticky route served here (`placed`), a known session's recorded backend first, while it
+/// is still eligible. A snapshot with no eligible backend is refused as overloaded (every
 /// backend full) or without a healthy backend.
 pub async fn choose(
     route: &Route,
     snapshot: Arc<PoolSnapshot>,
-    sticky_pool: Option<&PoolHandle>,
+    placed: Option<Placed<'_>>,
     key: u64,
     head: &RequestHead,
     state: &ProxyState,
 ) -> Result<Choice, ProxyError> {
+    let variant = placed.as_ref().map_or(&route.variants[0], |p| p.variant);
     if snapshot.eligible.is_empty() {
-        return Err(unavailable(route, &snapshot));
+        return Err(unavailable(&variant.pool.id, &snapshot));
     }
     let mut candidates = snapshot.balancer.candidates(&snapshot.eligible, key);
-    let sticky = match sticky_pool {
-        // Boxed, like the other phases' rarely taken awaits: inline, the session store's
-        // future would enlarge every request's future, and each move of it.
-        Some(pool) => Some(Box::pin(state.sessions.sticky(&head.headers, &pool.id)).await),
-        None => None,
-    };
-    if let Some(sticky) = &sticky {
-        candidates = sticky.prefer(candidates, &snapshot.eligible);
+    let (mut sticky, mut issue, mut announce) = (None, None, None);
+    if let Some(placed) = placed {
+        announce = placed.announce.and_then(|name| {
+            let value = HeaderValue::from_str(&variant.pool.id).ok()?;
+            Some((name.clone(), value))
+        });
+        if route.sticky {
+            let session = placed
+                .session
+                .unwrap_or_else(|| state.sessions.of(&head.headers));
+            // Boxed, like the other phases' rarely taken awaits: inline, the session store's
+            // future would enlarge every request's future, and each move of it.
+            let found = Box::pin(state.sessions.sticky(session, &variant.pool.id)).await;
+            candidates = found.prefer(candidates, &snapshot.eligible);
+            sticky = Some(found);
+        } else {
+            issue = placed.session.filter(|s| s.issue);
+        }
     }
     Ok(Choice {
         snapshot,
         candidates,
+        pool: variant.pool.id.clone(),
+        slot: variant.slot,
         sticky,
+        issue,
+        announce,
     })
 }
 
 /// Why a pool took nobody: every candidate full (`overloaded`) or none healthy.
-pub fn unavailable(route: &Route, snapshot: &PoolSnapshot) -> ProxyError {
-    let pool = route.pool.id.to_string();
+pub fn unavailable(pool: &str, snapshot: &PoolSnapshot) -> ProxyError {
+    let pool = pool.to_string();
     match snapshot.overloaded {
         true => Error::Overloaded { pool }.into(),
         false => Error::NoHealthyBackend { pool }.into(),

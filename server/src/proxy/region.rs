@@ -13,7 +13,7 @@ use serde_json::json;
 use super::state::ProxyState;
 use crate::config::Overflow;
 use crate::regions::{HOP_HEADER, RegionEntry, geo};
-use crate::routing::Route;
+use crate::routing::{PoolHandle, Route};
 
 /// Answers `/v1/status` and `/v1/regions` (GET or HEAD); `None` for every other request.
 pub fn public_endpoint(req: &HttpRequest, state: &ProxyState) -> Option<HttpResponse> {
@@ -64,19 +64,20 @@ pub fn hopped(headers: &ax::HeaderMap, peer: Option<std::net::IpAddr>, state: &P
 }
 
 /// The remote region a request on `route` should go to, if the route overflows and the
-/// local pool has no capacity (no eligible backend, the region evacuating, or its load over
+/// local `pool` (the one placed) has no capacity (no eligible backend, the region evacuating, or its load over
 /// the route's `overflow_load`). A request that already made its hop stays here.
 pub fn overflow_target(
     headers: &ax::HeaderMap,
     peer: Option<std::net::IpAddr>,
     route: &Route,
+    pool: &PoolHandle,
     state: &ProxyState,
 ) -> Option<Arc<RegionEntry>> {
     if route.overflow == Overflow::Off || hopped(headers, peer, state) {
         return None;
     }
     let directory = &state.directory;
-    let no_capacity = route.pool.load().eligible.is_empty()
+    let no_capacity = pool.load().eligible.is_empty()
         || directory.local.evacuating()
         || route
             .overflow_load

@@ -27,7 +27,7 @@ use futures_util::SinkExt;
 
 use super::error::{ProxyError, error_response};
 use super::forward::upstream_target;
-use super::pipeline::{self, Ctx, Place, Protocol};
+use super::pipeline::{self, Ctx, Place, Placed, Protocol};
 use super::state::ProxyState;
 use crate::control::session::{End, Opened as SessionParts};
 use crate::control::{SessionActor, SessionTimers};
@@ -110,7 +110,7 @@ where
                 ctx.backend = Some(format!("region:{}", region.name).into());
                 tell_to_move(head, framed, &region.name, cause, &ctx.request_id).await
             }
-            Place::Pool(pool) => match open(head, &route, pool, state, &ctx.request_id).await {
+            Place::Pool(placed) => match open(head, &route, placed, state, &ctx.request_id).await {
                 Ok(Opened::Session(session)) => {
                     ctx.backend = Some(session.backend_id.clone());
                     relay(framed, *session, &route, state).await
@@ -287,7 +287,7 @@ where
 async fn open(
     head: &RequestHead,
     route: &Route,
-    pool: &Arc<PoolHandle>,
+    placed: Placed<'_>,
     state: &ProxyState,
     request_id: &HeaderValue,
 ) -> Result<Opened, ProxyError> {
@@ -298,9 +298,9 @@ async fn open(
         })
     })?;
     let proto = state.proto;
-    let sticky_pool = route.sticky.then_some(&**pool);
-    let choice = pipeline::choose(route, pool.load_full(), sticky_pool, 0, head, state).await?;
-    let (snapshot, order, sticky) = (choice.snapshot, choice.candidates, choice.sticky);
+    let pool = placed.variant.pool.clone();
+    let choice = pipeline::choose(route, pool.load_full(), Some(placed), 0, head, state).await?;
+    let (snapshot, order) = (choice.snapshot.clone(), choice.candidates.clone());
     let target = upstream_target(&head.uri, route);
     let mut attempts = 0;
     let mut full = true;
@@ -401,15 +401,7 @@ async fn open(
             .extensions
             .as_deref()
             .is_some_and(|e| offers(e).any(|name| name.eq_ignore_ascii_case(DEFLATE)));
-        if let Some(sticky) = &sticky {
-            sticky.landed(
-                &state.sessions,
-                &pool.id,
-                &backend.id,
-                switching.headers_mut(),
-                proto == "https",
-            );
-        }
+        choice.landed(&backend.id, switching.headers_mut(), state);
         return Ok(Opened::Session(Box::new(Accepted {
             switching,
             backend: End {
@@ -419,15 +411,15 @@ async fn open(
             deflate,
             guard,
             backend_id: backend.id.clone(),
-            sticky: sticky.as_ref().map(|s| s.id()),
-            pool: pool.clone(),
+            sticky: choice.sticky.as_ref().map(|s| s.id()),
+            pool,
         })));
     }
     if full {
-        let pool = route.pool.id.to_string();
+        let pool = choice.pool.to_string();
         return Err(Error::Overloaded { pool }.into());
     }
-    Err(last_error.unwrap_or_else(|| pipeline::unavailable(route, &snapshot)))
+    Err(last_error.unwrap_or_else(|| pipeline::unavailable(&choice.pool, &snapshot)))
 }
 
 /// The backend's refusal (401, 404, 503…) as the client's response.

@@ -10,6 +10,7 @@ pub mod balance;
 pub mod handoff;
 pub mod sessions;
 pub mod snapshot;
+pub mod split;
 pub mod stats;
 pub mod table;
 
@@ -17,5 +18,6 @@ pub use backend::{BackendEntry, BackendState, Health};
 pub use handoff::{CloseSession, MoveTo};
 pub use sessions::SessionRegistry;
 pub use snapshot::{PoolHandle, PoolSnapshot};
+pub use split::{Split, Variant};
 pub use stats::{BackendStats, InflightGuard, PeakEwma};
 pub use table::{Route, RouteTable};

@@ -6,13 +6,12 @@
 
 use std::sync::Arc;
 
-use metrics::Histogram;
-
 use super::backend::{BackendEntry, BackendState};
 use super::snapshot::PoolHandle;
+use super::split::{Split, Variant};
 use super::stats::BackendStats;
 use crate::config::{
-    Algorithm, Config, HashKey, HealthConfig, HealthKind, Overflow, PoolConfig, Timeouts,
+    Algorithm, Config, HealthConfig, HealthKind, Overflow, PoolConfig, RouteConfig, Timeouts,
 };
 use crate::policy::retry::RetryBudget;
 
@@ -24,16 +23,15 @@ pub struct Route {
     prefix: String,
     pub strip_prefix: bool,
     pub sticky: bool,
-    pub pool: Arc<PoolHandle>,
+    /// The pools the route sends to: one, or the parts of its split (in the config's order).
+    pub variants: Box<[Variant]>,
+    /// How a request picks among `variants`; `None` with one pool.
+    pub split: Option<Split>,
     pub timeouts: Timeouts,
     pub retries: u32,
     pub retry_non_idempotent: bool,
     pub budget: RetryBudget,
     pub retry_buffer_bytes: u64,
-    /// Position among the routes that send to the same pool: indexes per-backend counters.
-    pub slot: usize,
-    /// `Some` when the pool balances by consistent hash.
-    pub hash_key: Option<HashKey>,
     /// What to do when the pool has no capacity.
     pub overflow: Overflow,
     pub overflow_load: Option<f64>,
@@ -42,10 +40,19 @@ pub struct Route {
     pub rates: Option<crate::policy::ratelimit::RouteRates>,
     /// Share of the pool's `max_inflight` this route may fill (percent).
     pub shed_share: u32,
-    pub latency: Histogram,
 }
 
 impl Route {
+    /// The route's first pool (its only one without a split).
+    pub fn pool(&self) -> &Arc<PoolHandle> {
+        &self.variants[0].pool
+    }
+
+    /// Whether the route sends to `pool`.
+    pub fn sends_to(&self, pool: &str) -> bool {
+        self.variants.iter().any(|v| &*v.pool.id == pool)
+    }
+
     /// True when `path` is the prefix itself or continues it at a `/` boundary.
     pub fn matches_path(&self, path: &str) -> bool {
         prefix_matches(&self.prefix, path)
@@ -118,6 +125,18 @@ pub struct RouteTable {
     pub pools: Vec<Arc<PoolHandle>>,
 }
 
+/// The pools a route sends to, as indexes into the config's pools: its split's parts in
+/// order, or its one pool.
+fn route_pools(route: &RouteConfig) -> impl Iterator<Item = usize> + '_ {
+    let parts = route
+        .split
+        .as_ref()
+        .map(|s| &s.parts[..])
+        .unwrap_or_default();
+    let single = route.split.is_none().then_some(route.pool);
+    parts.iter().map(|&(p, _)| p).chain(single)
+}
+
 impl RouteTable {
     /// Builds the table and every pool's first snapshot (all backends up) from a config.
     pub fn build(config: &Config) -> RouteTable {
@@ -130,7 +149,9 @@ impl RouteTable {
     pub fn rebuild(config: &Config, previous: Option<&RouteTable>) -> (RouteTable, PoolChanges) {
         let mut slots = vec![Vec::<String>::new(); config.pools.len()];
         for route in &config.routes {
-            slots[route.pool].push(route.id.clone());
+            for pool in route_pools(route) {
+                slots[pool].push(route.id.clone());
+            }
         }
         let mut changes = PoolChanges::default();
         let pools: Vec<Arc<PoolHandle>> = config
@@ -185,32 +206,54 @@ impl RouteTable {
             .routes
             .iter()
             .map(|r| {
-                let slot = next_slot[r.pool];
-                next_slot[r.pool] += 1;
-                let pool = pools[r.pool].clone();
-                let hash_key = match &config.pools[r.pool].algorithm {
-                    Algorithm::ConsistentHash(key) => Some(key.clone()),
-                    _ => None,
-                };
+                let variants: Box<[Variant]> = route_pools(r)
+                    .map(|p| {
+                        let slot = next_slot[p];
+                        next_slot[p] += 1;
+                        let pool = pools[p].clone();
+                        Variant {
+                            slot,
+                            hash_key: match &config.pools[p].algorithm {
+                                Algorithm::ConsistentHash(key) => Some(key.clone()),
+                                _ => None,
+                            },
+                            latency: metrics::histogram!(
+                                "switchyard_request_duration_seconds",
+                                "route" => r.id.clone(),
+                                "pool" => pool.id.to_string(),
+                            ),
+                            chosen: r.split.as_ref().map(|_| {
+                                metrics::counter!(
+                                    "switchyard_split_requests_total",
+                                    "route" => r.id.clone(),
+                                    "pool" => pool.id.to_string(),
+                                )
+                            }),
+                            pool,
+                        }
+                    })
+                    .collect();
+                let split = r.split.as_ref().map(|s| {
+                    Split::new(
+                        s.parts.iter().map(|&(_, w)| w).collect(),
+                        &s.by,
+                        s.override_header.as_deref(),
+                        s.response_header.as_deref(),
+                    )
+                });
                 Arc::new(Route {
                     id: r.id.as_str().into(),
                     host: r.host.clone(),
                     prefix: r.path_prefix.clone(),
                     strip_prefix: r.strip_prefix,
                     sticky: r.sticky,
-                    latency: metrics::histogram!(
-                        "switchyard_request_duration_seconds",
-                        "route" => r.id.clone(),
-                        "pool" => pool.id.to_string(),
-                    ),
-                    pool,
+                    variants,
+                    split,
                     timeouts: r.timeouts,
                     retries: r.retries,
                     retry_non_idempotent: r.retry_non_idempotent,
                     budget: RetryBudget::new(r.retry_budget, &r.id),
                     retry_buffer_bytes: r.retry_buffer_bytes,
-                    slot,
-                    hash_key,
                     overflow: r.overflow,
                     overflow_load: r.overflow_load,
                     max_body_bytes: r.max_body_bytes,
@@ -326,7 +369,7 @@ mod tests {
         let t = table(&format!(
             "{POOLS}\n[[routes]]\nid = \"r1\"\npath_prefix = \"/x\"\npool = \"a\"\n[[routes]]\nid = \"r2\"\npath_prefix = \"/y\"\npool = \"a\"\n"
         ));
-        let mut slots: Vec<_> = t.routes().map(|r| r.slot).collect();
+        let mut slots: Vec<_> = t.routes().map(|r| r.variants[0].slot).collect();
         slots.sort();
         assert_eq!(slots, vec![0, 1]);
     }

@@ -224,10 +224,9 @@ impl Sessions {
         }
     }
 
-    /// The request's session on a sticky route of `pool`, with its recorded backend (looked up
-    /// in the store only for a genuine token).
-    pub async fn sticky(&self, headers: &ax::HeaderMap, pool: &str) -> Sticky {
-        let session = self.of(headers);
+    /// A request's session (see [`Sessions::of`]) on a sticky route of `pool`, with its
+    /// recorded backend (looked up in the store only for a genuine token).
+    pub async fn sticky(&self, session: SessionRef, pool: &str) -> Sticky {
         let recorded = if session.known {
             self.store.resume(session.id, pool).await
         } else {

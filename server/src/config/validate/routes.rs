@@ -4,12 +4,17 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{Ids, Issues, header_name};
-use crate::config::raw::{RawConfig, RawLimits, RawRateLimit, RawRoute, SessionStore};
+use crate::config::raw::{RawConfig, RawLimits, RawRateLimit, RawRoute, RawSplitBy, SessionStore};
 use crate::config::suggest::closest;
-use crate::config::{RateLimitConfig, RetryBudgetConfig, RouteConfig, Timeouts};
+use crate::config::{
+    RateLimitConfig, RetryBudgetConfig, RouteConfig, SplitBy, SplitConfig, Timeouts,
+};
 
 /// Largest accepted retry count: more only multiplies load during an outage.
 pub const MAX_RETRIES: u32 = 10;
+/// Largest weight of a part of a split: room for shares finer than a percent (basis points
+/// and beyond), and sums that stay far from overflowing.
+pub const MAX_SPLIT_WEIGHT: i64 = 1_000_000;
 /// Largest request body kept for retries: memory per request must stay bounded.
 pub const MAX_RETRY_BUFFER_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -55,13 +60,7 @@ fn route(
 ) -> Option<RouteConfig> {
     let key = |k: &str| format!("routes[{i}].{k}");
     let before = issues.count();
-    let pool = pools.get(r.pool.as_str()).copied();
-    if pool.is_none() {
-        let hint = closest(&r.pool, pools.keys().copied())
-            .map(|name| format!(" (did you mean {name:?}?)"))
-            .unwrap_or_default();
-        issues.push(key("pool"), format!("no pool named {:?}{hint}", r.pool));
-    }
+    let (pool, split) = targets(i, r, pools, issues);
     if let Some(load) = r.overflow_load
         && !(load.is_finite() && load > 0.0)
     {
@@ -124,6 +123,7 @@ fn route(
         strip_prefix: r.strip_prefix,
         sticky: r.sticky,
         pool: pool.expect("no issue was recorded, so the pool exists"),
+        split,
         timeouts: Timeouts {
             connect: r.timeouts.connect.0,
             response: r.timeouts.response.0,
@@ -142,6 +142,123 @@ fn route(
         rate_limit,
         shed_share: r.priority.shed_share(),
     })
+}
+
+/// Where a route sends: its `pool`, or its `split` (whose first pool is returned as the
+/// route's pool). Exactly one of them must be set.
+fn targets(
+    i: usize,
+    r: &RawRoute,
+    pools: &HashMap<&str, usize>,
+    issues: &mut Issues,
+) -> (Option<usize>, Option<SplitConfig>) {
+    let key = |k: &str| format!("routes[{i}].{k}");
+    let find = |name: &str, at: String, issues: &mut Issues| {
+        let found = pools.get(name).copied();
+        if found.is_none() {
+            let hint = closest(name, pools.keys().copied())
+                .map(|name| format!(" (did you mean {name:?}?)"))
+                .unwrap_or_default();
+            issues.push(at, format!("no pool named {name:?}{hint}"));
+        }
+        found
+    };
+    let split_keys = [
+        ("split_by", r.split_by.is_some()),
+        ("split_override_header", r.split_override_header.is_some()),
+        ("split_response_header", r.split_response_header.is_some()),
+    ];
+    let parts = match (&r.pool, &r.split) {
+        (Some(_), Some(_)) => {
+            issues.push(
+                key("split"),
+                "a route has either `pool` or `split`, not both",
+            );
+            return (None, None);
+        }
+        (None, None) => {
+            issues.push(
+                key("pool"),
+                "missing: the pool that serves the route (or a `split` among pools)",
+            );
+            return (None, None);
+        }
+        (Some(pool), None) => {
+            for (name, _) in split_keys.iter().filter(|(_, set)| *set) {
+                issues.push(key(name), "applies only to a route with `split`");
+            }
+            return (find(pool, key("pool"), issues), None);
+        }
+        (None, Some(parts)) => parts,
+    };
+    if parts.is_empty() {
+        issues.push(key("split"), "needs at least one pool");
+        return (None, None);
+    }
+    let mut found = Vec::with_capacity(parts.len());
+    for (j, part) in parts.iter().enumerate() {
+        let at = |k: &str| format!("routes[{i}].split[{j}].{k}");
+        let pool = find(&part.pool, at("pool"), issues);
+        if parts[..j].iter().any(|p| p.pool == part.pool) {
+            issues.push(
+                at("pool"),
+                format!("{:?} is already in the split", part.pool),
+            );
+        }
+        if !(0..=MAX_SPLIT_WEIGHT).contains(&part.weight) {
+            issues.push(
+                at("weight"),
+                format!("{} is not within 0..={MAX_SPLIT_WEIGHT}", part.weight),
+            );
+        }
+        found.push((pool, part.weight.clamp(0, MAX_SPLIT_WEIGHT) as u32));
+    }
+    if parts.iter().all(|p| p.weight == 0) {
+        issues.push(
+            key("split"),
+            "every weight is 0: at least one pool must take traffic",
+        );
+    }
+    let header = |name: &str, text: &Option<String>, issues: &mut Issues| {
+        text.as_deref().and_then(|text| {
+            super::header_name(text)
+                .map_err(|e| issues.push(key(name), e))
+                .ok()
+        })
+    };
+    let by = match &r.split_by {
+        None => SplitBy::Session,
+        Some(RawSplitBy::Header(text)) => super::header_name(text)
+            .map(SplitBy::Header)
+            .unwrap_or_else(|e| {
+                issues.push(key("split_by.header"), e);
+                SplitBy::Session
+            }),
+        Some(RawSplitBy::Cookie(name)) => {
+            let bad = name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+            if bad {
+                issues.push(
+                    key("split_by.cookie"),
+                    format!("{name:?} is not a cookie name"),
+                );
+            }
+            SplitBy::Cookie(name.clone())
+        }
+    };
+    let split = SplitConfig {
+        by,
+        override_header: header("split_override_header", &r.split_override_header, issues),
+        response_header: header("split_response_header", &r.split_response_header, issues),
+        parts: found
+            .iter()
+            .filter_map(|(pool, weight)| pool.map(|p| (p, *weight)))
+            .collect(),
+    };
+    let first = found.first().and_then(|(pool, _)| *pool);
+    (first, Some(split))
 }
 
 /// A route's rate limits: its own, else the node's default per-address limit (`[limits]

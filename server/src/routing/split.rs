@@ -1,0 +1,217 @@
+//! Which of a route's pools serves a request: the route's one pool, or a part of its weighted
+//! `split`. A viewer is assigned by a hash of a stable key — a configured header or cookie,
+//! else its session token — against the parts' cumulative weights, so it stays in one pool
+//! across requests, router nodes and restarts, and raising a part's weight only moves viewers
+//! into that part (never between the others). The weights can change at run time (admin calls
+//! and rollouts swap them whole); the request path reads them without a lock.
+
+use std::sync::Arc;
+
+use actix_web::http::header::{self as ax, HeaderName};
+use arc_swap::ArcSwap;
+use metrics::{Counter, Histogram};
+
+use super::snapshot::PoolHandle;
+use crate::config::{HashKey, SplitBy};
+use crate::routing::balance::hash::hash_bytes;
+
+/// One pool a route sends to, with the route's counters on it.
+#[derive(Debug)]
+pub struct Variant {
+    pub pool: Arc<PoolHandle>,
+    /// The route's position among the routes that send to this pool: indexes the pool's
+    /// per-backend counters.
+    pub slot: usize,
+    /// `Some` when the pool balances by consistent hash.
+    pub hash_key: Option<HashKey>,
+    /// The route's request durations on this pool.
+    pub latency: Histogram,
+    /// Requests the split sent here (`switchyard_split_requests_total`); `None` without a split.
+    pub chosen: Option<Counter>,
+}
+
+/// A route's weighted split among its variants.
+#[derive(Debug)]
+pub struct Split {
+    weights: ArcSwap<Vec<u32>>,
+    by: By,
+    override_header: Option<HeaderName>,
+    /// The response header naming the pool that served the request, when configured.
+    pub response_header: Option<HeaderName>,
+}
+
+#[derive(Debug)]
+enum By {
+    Session,
+    Header(HeaderName),
+    Cookie(String),
+}
+
+/// What a request is assigned by.
+pub enum Assign<'h> {
+    /// A part, by the override header.
+    Chosen(usize),
+    /// The configured header's or cookie's value.
+    Key(&'h [u8]),
+    /// Neither: the request's session token (issued to it when it has none).
+    Session,
+}
+
+impl Split {
+    /// A split with `weights` (one per variant, in order). Header names were validated.
+    pub fn new(
+        weights: Vec<u32>,
+        by: &SplitBy,
+        override_header: Option<&str>,
+        response_header: Option<&str>,
+    ) -> Split {
+        let name = |n: &str| HeaderName::from_bytes(n.as_bytes()).ok();
+        Split {
+            weights: ArcSwap::from_pointee(weights),
+            by: match by {
+                SplitBy::Session => By::Session,
+                SplitBy::Header(h) => name(h).map_or(By::Session, By::Header),
+                SplitBy::Cookie(c) => By::Cookie(c.clone()),
+            },
+            override_header: override_header.and_then(name),
+            response_header: response_header.and_then(name),
+        }
+    }
+
+    /// The weights now, one per variant.
+    pub fn weights(&self) -> Arc<Vec<u32>> {
+        self.weights.load_full()
+    }
+
+    /// Replaces the weights (same length as the variants, not all 0: the caller checks).
+    pub fn set_weights(&self, weights: Vec<u32>) {
+        self.weights.store(Arc::new(weights));
+    }
+
+    /// How the request is assigned: the override header naming one of `variants`' pools,
+    /// else the configured key when the request carries it, else its session.
+    pub fn assign<'h>(&self, headers: &'h ax::HeaderMap, variants: &[Variant]) -> Assign<'h> {
+        if let Some(name) = &self.override_header
+            && let Some(wanted) = headers.get(name)
+            && let Some(at) = variants
+                .iter()
+                .position(|v| v.pool.id.as_bytes() == wanted.as_bytes())
+        {
+            return Assign::Chosen(at);
+        }
+        let value = match &self.by {
+            By::Session => None,
+            By::Header(name) => headers.get(name).map(|v| v.as_bytes()),
+            By::Cookie(name) => cookie(headers, name),
+        };
+        match value {
+            Some(value) if !value.is_empty() => Assign::Key(value),
+            _ => Assign::Session,
+        }
+    }
+
+    /// The part that `key` falls in.
+    pub fn pick(&self, key: &[u8]) -> usize {
+        pick(&self.weights.load(), hash(key))
+    }
+}
+
+/// A key's hash: the consistent-hash balancer's (FNV-1a, then splitmix64's finaliser), fixed
+/// in this code, so every node and every version of the router assigns a key alike.
+pub fn hash(key: &[u8]) -> u64 {
+    hash_bytes(key)
+}
+
+/// The part whose share of the cumulative weights holds `hash`'s point in [0, total): the
+/// hash scaled by the total, so a change of the weights moves as few keys as it can.
+pub fn pick(weights: &[u32], hash: u64) -> usize {
+    let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
+    let point = ((u128::from(hash) * u128::from(total)) >> 64) as u64;
+    let mut upto = 0;
+    for (i, &w) in weights.iter().enumerate() {
+        upto += u64::from(w);
+        if point < upto {
+            return i;
+        }
+    }
+    // All weights 0 (refused by validation): the first part.
+    0
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+fn cookie<'h>(headers: &'h ax::HeaderMap, name: &str) -> Option<&'h [u8]> {
+    headers
+        .get_all(ax::COOKIE)
+        .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
+        .find_map(|pair| {
+            let pair = pair.trim_ascii_start();
+            let value = pair.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
+            Some(value.trim_ascii())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shares(weights: &[u32], keys: u32) -> Vec<f64> {
+        let mut counts = vec![0u32; weights.len()];
+        for k in 0..keys {
+            counts[pick(weights, hash(format!("viewer-{k}").as_bytes()))] += 1;
+        }
+        counts
+            .iter()
+            .map(|&c| f64::from(c) / f64::from(keys))
+            .collect()
+    }
+
+    #[test]
+    fn keys_land_within_a_percent_of_the_weights() {
+        for weights in [vec![95, 5], vec![50, 50], vec![1, 2, 7], vec![9_999, 1]] {
+            let total: u32 = weights.iter().sum();
+            for (share, w) in shares(&weights, 100_000).iter().zip(&weights) {
+                let want = f64::from(*w) / f64::from(total);
+                assert!(
+                    (share - want).abs() <= 0.01,
+                    "{weights:?}: {share} for a weight of {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn raising_a_weight_only_moves_keys_into_that_part() {
+        let steps: [&[u32]; 5] = [&[99, 1], &[95, 5], &[90, 10], &[75, 25], &[0, 100]];
+        for pair in steps.windows(2) {
+            for k in 0..20_000 {
+                let h = hash(format!("viewer-{k}").as_bytes());
+                let (before, after) = (pick(pair[0], h), pick(pair[1], h));
+                assert!(
+                    before == after || after == 1,
+                    "key {k} moved from part {before} to {after} going {:?} -> {:?}",
+                    pair[0],
+                    pair[1]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_zero_weight_takes_nothing_and_the_extremes_stay_in_range() {
+        assert_eq!(pick(&[0, 1, 0], 0), 1);
+        assert_eq!(pick(&[0, 1, 0], u64::MAX), 1);
+        assert_eq!(pick(&[1, 0], u64::MAX), 0);
+        assert_eq!(pick(&[0, 0], 7), 0);
+    }
+
+    #[test]
+    fn the_cookie_is_found_among_others_and_not_by_a_prefix_of_its_name() {
+        let mut headers = ax::HeaderMap::new();
+        headers.append(
+            ax::COOKIE,
+            ax::HeaderValue::from_static("uidx=no; uid = no; uid=viewer-7"),
+        );
+        assert_eq!(cookie(&headers, "uid"), Some(&b"viewer-7"[..]));
+        assert_eq!(cookie(&headers, "other"), None);
+    }
+}
