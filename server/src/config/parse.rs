@@ -183,14 +183,14 @@ mod tests {
 
     #[test]
     fn a_missing_required_key_stops_the_typed_pass() {
-        let (raw, issues) = parse("[[routes]]\nid = \"r\"\nbogus = 1\n");
+        let (raw, issues) = parse("[[routes]]\npool = \"p\"\nbogus = 1\n");
         assert!(raw.is_none());
         let all: Vec<String> = issues.iter().map(|i| i.to_string()).collect();
         assert!(
             all[0].starts_with("routes[0].bogus: unknown field"),
             "{all:?}"
         );
-        assert!(all[1].contains("missing field `pool`"), "{all:?}");
+        assert!(all[1].contains("missing field `id`"), "{all:?}");
     }
 
     #[test]

@@ -358,6 +358,102 @@ fn normalize_prefix(prefix: &str) -> String {
 mod tests {
     use super::*;
 
+    const POOLS: &str = r#"
+        [[pools]]
+        id = "v1"
+        backends = [{ id = "a", address = "127.0.0.1:1" }]
+        [[pools]]
+        id = "v2"
+        backends = [{ id = "b", address = "127.0.0.1:2" }]
+    "#;
+
+    /// The issues of a file with these pools and one route with `keys` after its prefix.
+    fn issues(keys: &str) -> String {
+        let text = format!("{POOLS}\n[[routes]]\nid = \"r\"\npath_prefix = \"/\"\n{keys}\n");
+        match crate::Config::from_toml_str(&text) {
+            Ok(_) => panic!("accepted:\n{keys}"),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_split_is_validated_into_its_pools_weights_and_options() {
+        let text = format!(
+            "{POOLS}\n[[routes]]\nid = \"r\"\npath_prefix = \"/\"\n\
+             split = [{{ pool = \"v1\", weight = 95 }}, {{ pool = \"v2\", weight = 5 }}]\n\
+             split_by = {{ cookie = \"uid\" }}\nsplit_override_header = \"X-Variant\"\n\
+             split_response_header = \"x-pool\"\n"
+        );
+        let config = crate::Config::from_toml_str(&text).unwrap();
+        let route = &config.routes[0];
+        assert_eq!(route.pool, 0, "the first part is the route's pool");
+        assert_eq!(
+            route.split,
+            Some(SplitConfig {
+                parts: vec![(0, 95), (1, 5)],
+                by: SplitBy::Cookie("uid".into()),
+                override_header: Some("x-variant".into()),
+                response_header: Some("x-pool".into()),
+            })
+        );
+    }
+
+    #[test]
+    fn bad_splits_are_refused_naming_the_key() {
+        let split = |parts: &str| format!("split = [{parts}]");
+        for (keys, want) in [
+            (
+                "pool = \"v1\"\nsplit = [{ pool = \"v2\", weight = 1 }]".to_string(),
+                "routes[0].split: a route has either `pool` or `split`, not both",
+            ),
+            (
+                String::new(),
+                "routes[0].pool: missing: the pool that serves the route (or a `split` among pools)",
+            ),
+            (split(""), "routes[0].split: needs at least one pool"),
+            (
+                split("{ pool = \"v1\", weight = -1 }, { pool = \"v2\", weight = 1 }"),
+                "routes[0].split[0].weight: -1 is not within 0..=1000000",
+            ),
+            (
+                split("{ pool = \"v1\", weight = 0 }, { pool = \"v2\", weight = 0 }"),
+                "routes[0].split: every weight is 0: at least one pool must take traffic",
+            ),
+            (
+                split("{ pool = \"v1\", weight = 1 }, { pool = \"v3\", weight = 1 }"),
+                "routes[0].split[1].pool: no pool named \"v3\" (did you mean \"v1\"?)",
+            ),
+            (
+                split("{ pool = \"v1\", weight = 1 }, { pool = \"v1\", weight = 2 }"),
+                "routes[0].split[1].pool: \"v1\" is already in the split",
+            ),
+            (
+                format!(
+                    "{}\nsplit_by = {{ header = \"bad header\" }}",
+                    split("{ pool = \"v1\", weight = 1 }")
+                ),
+                "routes[0].split_by.header: \"bad header\" is not a header name",
+            ),
+            (
+                format!(
+                    "{}\nsplit_by = {{ cookie = \"a;b\" }}",
+                    split("{ pool = \"v1\", weight = 1 }")
+                ),
+                "routes[0].split_by.cookie: \"a;b\" is not a cookie name",
+            ),
+            (
+                "pool = \"v1\"\nsplit_response_header = \"x-pool\"".to_string(),
+                "routes[0].split_response_header: applies only to a route with `split`",
+            ),
+        ] {
+            let got = issues(&keys);
+            assert!(
+                got.contains(want),
+                "`{want}` missing for:\n{keys}\ngot:\n{got}"
+            );
+        }
+    }
+
     #[test]
     fn prefixes_are_normalised() {
         assert_eq!(normalize_prefix("/api/"), "/api");
