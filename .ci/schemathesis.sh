@@ -96,6 +96,18 @@ id = "api"
 path_prefix = "/"
 pool = "api"
 
+# A blue-green route and a split, for the routes' endpoints.
+[[routes]]
+id = "live"
+path_prefix = "/live"
+pool = "api"
+standby = "green"
+
+[[routes]]
+id = "ab"
+path_prefix = "/ab"
+split = [{ pool = "api", weight = 90 }, { pool = "green", weight = 10 }]
+
 [[pools]]
 id = "api"
 algorithm = "round_robin"
@@ -104,6 +116,10 @@ backends = [
   { id = "api-2", address = "127.0.0.1:$backend_port", weight = 2 },
   { id = "api-3", address = "127.0.0.1:$backend_port" },
 ]
+
+[[pools]]
+id = "green"
+backends = [{ id = "green-1", address = "127.0.0.1:$backend_port" }]
 EOF
 
 "$bin/switchyard-backend" --listen "127.0.0.1:$backend_port" --id backend >"$tmp/backend.log" 2>&1 &

@@ -1,7 +1,13 @@
 # Shared by the bench scripts (sourced from the repository root): release binaries, a scratch
 # directory, processes stopped on exit, free loopback ports.
-cargo build --release -q -p switchyard -p switchyard-load
-BIN=target/release
+# BENCH_BIN=DIR measures the release binaries in DIR (switchyard, switchyard-load,
+# switchyard-backend built elsewhere, e.g. from another commit) instead of building these.
+if [ -n "${BENCH_BIN:-}" ]; then
+  BIN=$BENCH_BIN
+else
+  cargo build --release -q -p switchyard -p switchyard-load
+  BIN=target/release
+fi
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }

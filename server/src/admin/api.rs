@@ -59,6 +59,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(resource("/backends/{id}/drain", "POST").route(web::post().to(drain)))
             .service(resource("/backends/{id}/undrain", "POST").route(web::post().to(undrain)))
             .service(resource("/backends/{id}/weight", "PUT").route(web::put().to(weight)))
+            .configure(super::traffic::configure)
             .default_service(web::to(not_found)),
     );
 }
@@ -310,7 +311,7 @@ fn answer(status: StatusCode, table: &RouteTable, id: &str) -> Result<HttpRespon
 }
 
 /// Reads a JSON body (empty is `None`), at most [`MAX_BODY_BYTES`]; errors name the field.
-async fn read_json<T: serde::de::DeserializeOwned>(
+pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
     mut payload: web::Payload,
 ) -> Result<Option<T>, ApiError> {
     let mut body = web::BytesMut::new();
@@ -419,7 +420,7 @@ async fn act(
     if let Some(cluster) = &state.cluster {
         cluster.announce(&action).await;
     }
-    answer(status, &table, action.backend())
+    answer(status, &table, action.backend().unwrap_or_default())
 }
 
 async fn drain(

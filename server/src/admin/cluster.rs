@@ -5,6 +5,7 @@
 //!   `{key_prefix}admin` (pub/sub); every other node applies it to its own pool actor.
 //! - Persisted: the hash `{key_prefix}admin:backends` keeps, per backend, the drain under way
 //!   (`drain:<id>` → the drain with the time it was made) and the weight set (`weight:<id>`),
+//!   and per route the pools' weights set through the API (`route:<id>`, blue-green included),
 //!   so a node started later, or reconnecting after a Redis blip, reads it and catches up
 //!   (a drain's deadline counts from when it was made, not from when it was read). Its field
 //!   `written_ms` (the last change's time) tells a Redis that lost its data — restarted
@@ -135,19 +136,18 @@ impl Cluster {
         let client = self.store.master().await?;
         let call = async {
             let mut conn = client.get_multiplexed_async_connection().await?;
-            let backend = change.action.backend();
+            let field = change.action.field();
             match &change.action {
-                AdminAction::Drain { .. } => {
+                AdminAction::Drain { .. } | AdminAction::RouteWeights { .. } => {
                     let value = serde_json::to_string(change).unwrap_or_default();
-                    conn.hset::<_, _, _, ()>(&self.state_key, format!("drain:{backend}"), value)
+                    conn.hset::<_, _, _, ()>(&self.state_key, field, value)
                         .await?;
                 }
-                AdminAction::Undrain { .. } => {
-                    conn.hdel::<_, _, ()>(&self.state_key, format!("drain:{backend}"))
-                        .await?;
+                AdminAction::Undrain { .. } | AdminAction::RouteReset { .. } => {
+                    conn.hdel::<_, _, ()>(&self.state_key, field).await?;
                 }
                 AdminAction::Weight { weight, .. } => {
-                    conn.hset::<_, _, _, ()>(&self.state_key, format!("weight:{backend}"), weight)
+                    conn.hset::<_, _, _, ()>(&self.state_key, field, weight)
                         .await?;
                 }
             }
@@ -203,6 +203,7 @@ impl Cluster {
             return Ok(());
         }
         let mut persisted_drains = Vec::new();
+        let mut persisted_routes = Vec::new();
         for (field, value) in entries {
             let action = if let Some(backend) = field.strip_prefix("weight:") {
                 match value.parse() {
@@ -231,9 +232,16 @@ impl Cluster {
                             spread_ms: spread_ms.saturating_sub(elapsed).min(left),
                         }
                     }
+                    Ok(Persisted {
+                        action: action @ AdminAction::RouteWeights { .. },
+                        ..
+                    }) => action,
                     _ => continue,
                 }
             };
+            if let AdminAction::RouteWeights { route, .. } = &action {
+                persisted_routes.push(route.clone());
+            }
             if let AdminAction::Drain { backend, .. } = &action {
                 persisted_drains.push(backend.clone());
             }
@@ -246,13 +254,25 @@ impl Cluster {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|c| c.action.backend().to_string())
+            .map(|c| c.action.field())
             .collect();
         let table = self.table.load_full();
+        // Likewise a route's weights reset elsewhere.
+        for route in table.routes() {
+            let set_here = route.split.as_ref().is_some_and(|s| s.weights().by_admin);
+            let id = route.id.to_string();
+            if set_here && !persisted_routes.contains(&id) && !kept.contains(&format!("route:{id}"))
+            {
+                self.apply(&AdminAction::RouteReset { route: id }).await;
+            }
+        }
         for pool in &table.pools {
             for b in &pool.load().backends {
                 let id = b.id.to_string();
-                if b.state.is_drained() && !persisted_drains.contains(&id) && !kept.contains(&id) {
+                if b.state.is_drained()
+                    && !persisted_drains.contains(&id)
+                    && !kept.contains(&format!("drain:{id}"))
+                {
                     self.apply(&AdminAction::Undrain { backend: id }).await;
                 }
             }

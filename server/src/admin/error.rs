@@ -50,6 +50,14 @@ impl ApiError {
         )
     }
 
+    pub fn unknown_route(id: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_route",
+            format!("no route with id {id:?}"),
+        )
+    }
+
     /// The answer carries `name: value` too.
     pub fn with_header(mut self, name: HeaderName, value: &'static str) -> ApiError {
         self.headers.push((name, HeaderValue::from_static(value)));

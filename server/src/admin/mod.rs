@@ -4,8 +4,9 @@
 //! [`cluster`]).
 //!
 //! Layers, each importing only those below it: [`state`] and [`error`] (what handlers hold
-//! and how they refuse), [`action`] (applying a change to a pool actor), [`cluster`] (sharing
-//! changes between nodes), [`auth`], [`api`].
+//! and how they refuse), [`action`] (applying a change to a pool actor or a route's split),
+//! [`cluster`] (sharing changes between nodes), [`auth`], [`api`] and [`traffic`] (the routes'
+//! weights and blue-green switches).
 
 pub mod action;
 pub mod api;
@@ -13,6 +14,7 @@ pub mod auth;
 pub mod cluster;
 pub mod error;
 pub mod state;
+pub mod traffic;
 
 use actix_web::{HttpResponse, web};
 

@@ -50,6 +50,7 @@ impl RawRoute {
             sticky: false,
             pool: Some(pool.to_string()),
             split: None,
+            standby: None,
             split_by: None,
             split_override_header: None,
             split_response_header: None,

@@ -27,8 +27,8 @@ use std::time::Duration;
 pub use load::parse_address;
 pub use raw::{LogFormat, MAX_DURATION, Overflow};
 pub use validate::{
-    MAX_CONTROL_DURATION, MAX_RETRIES, MAX_RETRY_BUFFER_BYTES, MAX_WEIGHT, MIN_ADMIN_TOKEN_BYTES,
-    MIN_RESOLVE_INTERVAL, backend_id_problem,
+    MAX_CONTROL_DURATION, MAX_RETRIES, MAX_RETRY_BUFFER_BYTES, MAX_SPLIT_WEIGHT, MAX_WEIGHT,
+    MIN_ADMIN_TOKEN_BYTES, MIN_RESOLVE_INTERVAL, backend_id_problem,
 };
 
 /// A validated configuration.

@@ -242,6 +242,9 @@ pub struct RawRoute {
     /// `[{ pool = "api-v1", weight = 95 }, { pool = "api-v2", weight = 5 }]`. Each viewer is
     /// assigned by a hash of `split_by`, so it stays in one pool across requests and nodes.
     pub split: Option<Vec<RawSplitPart>>,
+    /// Blue-green: the pool that takes over when the admin API switches the route
+    /// (`POST /admin/v1/routes/{id}/switch`); `pool` serves until then. Not with `split`.
+    pub standby: Option<String>,
     /// What assigns a viewer to a pool of the split: `{ header = "x-user-id" }` or
     /// `{ cookie = "uid" }`. Default: the session token (a first request without one is
     /// given one and assigned by it).

@@ -3,7 +3,8 @@
 //! else its session token — against the parts' cumulative weights, so it stays in one pool
 //! across requests, router nodes and restarts, and raising a part's weight only moves viewers
 //! into that part (never between the others). The weights can change at run time (admin calls
-//! and rollouts swap them whole); the request path reads them without a lock.
+//! and rollouts swap them whole); the request path reads them without a lock. A blue-green
+//! route (`pool` + `standby`) is a split whose weights give everything to one colour.
 
 use std::sync::Arc;
 
@@ -33,7 +34,9 @@ pub struct Variant {
 /// A route's weighted split among its variants.
 #[derive(Debug)]
 pub struct Split {
-    weights: ArcSwap<Vec<u32>>,
+    weights: ArcSwap<Weights>,
+    /// The weights the config gave (what a reset returns to).
+    configured: Vec<u32>,
     by: By,
     override_header: Option<HeaderName>,
     /// The response header naming the pool that served the request, when configured.
@@ -45,6 +48,26 @@ enum By {
     Session,
     Header(HeaderName),
     Cookie(String),
+}
+
+/// A split's weights, one per variant, and where they came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Weights {
+    pub values: Vec<u32>,
+    /// Set through the admin API (kept across reloads, until a reset), not the config's.
+    pub by_admin: bool,
+}
+
+impl Weights {
+    /// The one part that takes traffic, when all the others weigh 0 (a blue-green route, a
+    /// split set to one pool): requests go there without a key.
+    pub fn sole(&self) -> Option<usize> {
+        let mut taking = self.values.iter().enumerate().filter(|(_, w)| **w > 0);
+        match (taking.next(), taking.next()) {
+            (Some((at, _)), None) => Some(at),
+            _ => None,
+        }
+    }
 }
 
 /// What a request is assigned by.
@@ -67,7 +90,11 @@ impl Split {
     ) -> Split {
         let name = |n: &str| HeaderName::from_bytes(n.as_bytes()).ok();
         Split {
-            weights: ArcSwap::from_pointee(weights),
+            weights: ArcSwap::from_pointee(Weights {
+                values: weights.clone(),
+                by_admin: false,
+            }),
+            configured: weights,
             by: match by {
                 SplitBy::Session => By::Session,
                 SplitBy::Header(h) => name(h).map_or(By::Session, By::Header),
@@ -79,17 +106,31 @@ impl Split {
     }
 
     /// The weights now, one per variant.
-    pub fn weights(&self) -> Arc<Vec<u32>> {
+    pub fn weights(&self) -> Arc<Weights> {
         self.weights.load_full()
     }
 
-    /// Replaces the weights (same length as the variants, not all 0: the caller checks).
-    pub fn set_weights(&self, weights: Vec<u32>) {
+    /// The weights the config gave.
+    pub fn configured(&self) -> &[u32] {
+        &self.configured
+    }
+
+    /// Replaces the weights whole (as many as the variants, not all 0: the caller checks).
+    pub fn set(&self, weights: Weights) {
         self.weights.store(Arc::new(weights));
     }
 
+    /// Back to the config's weights.
+    pub fn reset(&self) {
+        self.set(Weights {
+            values: self.configured.clone(),
+            by_admin: false,
+        });
+    }
+
     /// How the request is assigned: the override header naming one of `variants`' pools,
-    /// else the configured key when the request carries it, else its session.
+    /// else the one part that takes traffic (no key needed), else the configured key when the
+    /// request carries it, else its session.
     pub fn assign<'h>(&self, headers: &'h ax::HeaderMap, variants: &[Variant]) -> Assign<'h> {
         if let Some(name) = &self.override_header
             && let Some(wanted) = headers.get(name)
@@ -98,6 +139,9 @@ impl Split {
                 .position(|v| v.pool.id.as_bytes() == wanted.as_bytes())
         {
             return Assign::Chosen(at);
+        }
+        if let Some(sole) = self.weights.load().sole() {
+            return Assign::Chosen(sole);
         }
         let value = match &self.by {
             By::Session => None,
@@ -112,7 +156,7 @@ impl Split {
 
     /// The part that `key` falls in.
     pub fn pick(&self, key: &[u8]) -> usize {
-        pick(&self.weights.load(), hash(key))
+        pick(&self.weights.load().values, hash(key))
     }
 }
 

@@ -43,6 +43,11 @@ pub struct Route {
 }
 
 impl Route {
+    /// The host it matches (`None`: any).
+    pub fn host(&self) -> Option<&str> {
+        self.host.as_deref()
+    }
+
     /// The route's first pool (its only one without a split).
     pub fn pool(&self) -> &Arc<PoolHandle> {
         &self.variants[0].pool
@@ -123,6 +128,37 @@ pub struct RouteTable {
     /// In match precedence order.
     routes: Vec<Arc<Route>>,
     pub pools: Vec<Arc<PoolHandle>>,
+}
+
+/// Weights set through the admin API outlive a reload while the route splits among the same
+/// pools; a route whose pools changed starts from its config's weights (logged).
+fn keep_admin_weights(route: &Route, previous: &RouteTable) {
+    let Some(split) = &route.split else {
+        return;
+    };
+    let Some((old, old_split)) = previous
+        .routes
+        .iter()
+        .find(|r| r.id == route.id)
+        .and_then(|r| Some((r, r.split.as_ref()?)))
+    else {
+        return;
+    };
+    let weights = old_split.weights();
+    if !weights.by_admin {
+        return;
+    }
+    let pools = |r: &Route| {
+        r.variants
+            .iter()
+            .map(|v| v.pool.id.clone())
+            .collect::<Vec<_>>()
+    };
+    if pools(old) == pools(route) {
+        split.set((*weights).clone());
+    } else {
+        tracing::warn!(route = %route.id, "the route's pools changed: weights set through the admin API are dropped, the config's apply");
+    }
 }
 
 /// The pools a route sends to, as indexes into the config's pools: its split's parts in
@@ -265,6 +301,11 @@ impl RouteTable {
                 })
             })
             .collect();
+        if let Some(previous) = previous {
+            for route in &routes {
+                keep_admin_weights(route, previous);
+            }
+        }
         // Stable sort keeps file order among equals.
         routes.sort_by_key(|r| (r.host.is_none(), std::cmp::Reverse(r.prefix.len())));
         (RouteTable { routes, pools }, changes)

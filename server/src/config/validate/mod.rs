@@ -26,7 +26,7 @@ use super::{Cidr, Config, ConfigIssue};
 pub use address::{backend_address, internal_url};
 pub use node::MIN_ADMIN_TOKEN_BYTES;
 pub use pools::{MAX_CONTROL_DURATION, MAX_WEIGHT, MIN_RESOLVE_INTERVAL, backend_id_problem};
-pub use routes::{MAX_RETRIES, MAX_RETRY_BUFFER_BYTES};
+pub use routes::{MAX_RETRIES, MAX_RETRY_BUFFER_BYTES, MAX_SPLIT_WEIGHT};
 
 /// Checks a parsed file: the typed config, and every problem found (none: it is valid).
 pub fn validate(raw: RawConfig) -> (Config, Vec<ConfigIssue>) {

@@ -144,8 +144,9 @@ fn route(
     })
 }
 
-/// Where a route sends: its `pool`, or its `split` (whose first pool is returned as the
-/// route's pool). Exactly one of them must be set.
+/// Where a route sends: its `pool` (with its `standby`, a blue-green split giving everything
+/// to `pool`), or its `split` (whose first pool is returned as the route's pool). Exactly one
+/// of `pool` and `split` must be set.
 fn targets(
     i: usize,
     r: &RawRoute,
@@ -163,11 +164,13 @@ fn targets(
         }
         found
     };
-    let split_keys = [
-        ("split_by", r.split_by.is_some()),
-        ("split_override_header", r.split_override_header.is_some()),
-        ("split_response_header", r.split_response_header.is_some()),
-    ];
+    let header = |name: &str, text: &Option<String>, issues: &mut Issues| {
+        text.as_deref().and_then(|text| {
+            super::header_name(text)
+                .map_err(|e| issues.push(key(name), e))
+                .ok()
+        })
+    };
     let parts = match (&r.pool, &r.split) {
         (Some(_), Some(_)) => {
             issues.push(
@@ -184,13 +187,59 @@ fn targets(
             return (None, None);
         }
         (Some(pool), None) => {
-            for (name, _) in split_keys.iter().filter(|(_, set)| *set) {
-                issues.push(key(name), "applies only to a route with `split`");
+            if r.split_by.is_some() {
+                issues.push(key("split_by"), "applies only to a route with `split`");
             }
-            return (find(pool, key("pool"), issues), None);
+            let active = find(pool, key("pool"), issues);
+            let Some(standby) = &r.standby else {
+                for (name, set) in [
+                    ("split_override_header", r.split_override_header.is_some()),
+                    ("split_response_header", r.split_response_header.is_some()),
+                ] {
+                    if set {
+                        issues.push(
+                            key(name),
+                            "applies only to a route with `split` or `standby`",
+                        );
+                    }
+                }
+                return (active, None);
+            };
+            if standby == pool {
+                issues.push(
+                    key("standby"),
+                    format!("{standby:?} is the route's `pool`: the standby is another pool"),
+                );
+            }
+            let standby = find(standby, key("standby"), issues);
+            // Blue-green: a split that gives everything to the active colour.
+            let split = match (active, standby) {
+                (Some(active), Some(standby)) => Some(SplitConfig {
+                    parts: vec![(active, 1), (standby, 0)],
+                    by: SplitBy::Session,
+                    override_header: header(
+                        "split_override_header",
+                        &r.split_override_header,
+                        issues,
+                    ),
+                    response_header: header(
+                        "split_response_header",
+                        &r.split_response_header,
+                        issues,
+                    ),
+                }),
+                _ => None,
+            };
+            return (active, split);
         }
         (None, Some(parts)) => parts,
     };
+    if r.standby.is_some() {
+        issues.push(
+            key("standby"),
+            "a route has either `split` or `standby` (blue-green), not both",
+        );
+    }
     if parts.is_empty() {
         issues.push(key("split"), "needs at least one pool");
         return (None, None);
@@ -219,13 +268,6 @@ fn targets(
             "every weight is 0: at least one pool must take traffic",
         );
     }
-    let header = |name: &str, text: &Option<String>, issues: &mut Issues| {
-        text.as_deref().and_then(|text| {
-            super::header_name(text)
-                .map_err(|e| issues.push(key(name), e))
-                .ok()
-        })
-    };
     let by = match &r.split_by {
         None => SplitBy::Session,
         Some(RawSplitBy::Header(text)) => super::header_name(text)
@@ -443,7 +485,26 @@ mod tests {
             ),
             (
                 "pool = \"v1\"\nsplit_response_header = \"x-pool\"".to_string(),
-                "routes[0].split_response_header: applies only to a route with `split`",
+                "routes[0].split_response_header: applies only to a route with `split` or `standby`",
+            ),
+            (
+                "pool = \"v1\"\nstandby = \"v1\"".to_string(),
+                "routes[0].standby: \"v1\" is the route's `pool`: the standby is another pool",
+            ),
+            (
+                "pool = \"v1\"\nstandby = \"v3\"".to_string(),
+                "routes[0].standby: no pool named \"v3\"",
+            ),
+            (
+                format!(
+                    "{}\nstandby = \"v2\"",
+                    split("{ pool = \"v1\", weight = 1 }")
+                ),
+                "routes[0].standby: a route has either `split` or `standby` (blue-green), not both",
+            ),
+            (
+                "pool = \"v1\"\nstandby = \"v2\"\nsplit_by = { header = \"x-user\" }".to_string(),
+                "routes[0].split_by: applies only to a route with `split`",
             ),
         ] {
             let got = issues(&keys);
