@@ -51,6 +51,7 @@ impl RawRoute {
             pool: Some(pool.to_string()),
             split: None,
             standby: None,
+            shadow: None,
             split_by: None,
             split_override_header: None,
             split_response_header: None,

@@ -148,6 +148,8 @@ pub struct RouteConfig {
     pub pool: usize,
     /// A weighted split among pools (`split` in place of `pool`); `None` for one pool.
     pub split: Option<SplitConfig>,
+    /// Requests mirrored to another pool.
+    pub shadow: Option<ShadowConfig>,
     pub timeouts: Timeouts,
     pub retries: u32,
     pub retry_non_idempotent: bool,
@@ -174,6 +176,18 @@ pub struct SplitConfig {
     pub override_header: Option<String>,
     /// Lower-case header name.
     pub response_header: Option<String>,
+}
+
+/// A route's shadow traffic, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShadowConfig {
+    /// Index into [`Config::pools`].
+    pub pool: usize,
+    /// Mirrored requests per million.
+    pub per_million: u32,
+    pub timeout: std::time::Duration,
+    pub max_body_bytes: u64,
+    pub max_concurrent: u32,
 }
 
 /// What assigns a viewer to a part of a split.

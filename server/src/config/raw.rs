@@ -245,6 +245,9 @@ pub struct RawRoute {
     /// Blue-green: the pool that takes over when the admin API switches the route
     /// (`POST /admin/v1/routes/{id}/switch`); `pool` serves until then. Not with `split`.
     pub standby: Option<String>,
+    /// Shadow traffic: a share of the route's requests also sent to another pool, answers
+    /// discarded: `{ pool = "api-v2", percent = 10 }`.
+    pub shadow: Option<RawShadow>,
     /// What assigns a viewer to a pool of the split: `{ header = "x-user-id" }` or
     /// `{ cookie = "uid" }`. Default: the session token (a first request without one is
     /// given one and assigned by it).
@@ -300,6 +303,43 @@ pub struct RawSplitPart {
     pub pool: String,
     /// Its share against the other parts' weights (0 takes no traffic but the override's).
     pub weight: i64,
+}
+
+/// `shadow = { pool = "api-v2", percent = 10, timeout = "1s", max_body_bytes = 65536,
+/// max_concurrent = 100 }`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShadow {
+    pub pool: String,
+    /// Share of the route's requests mirrored, in percent (0 < percent ≤ 100). Default 100.
+    #[serde(default = "default_shadow_percent")]
+    pub percent: f64,
+    /// Longest wait for the shadow's answer (connect included). Default 1 s.
+    #[serde(default = "default_shadow_timeout")]
+    pub timeout: DurationStr,
+    /// Requests with a larger body (or a streamed one) are not mirrored. Default 64 KiB.
+    #[serde(default = "default_shadow_body")]
+    pub max_body_bytes: u64,
+    /// Mirrored requests in flight at once, per node; past it requests are not mirrored.
+    /// Default 100.
+    #[serde(default = "default_shadow_concurrent")]
+    pub max_concurrent: u32,
+}
+
+fn default_shadow_percent() -> f64 {
+    100.0
+}
+
+fn default_shadow_timeout() -> DurationStr {
+    DurationStr::secs(1)
+}
+
+fn default_shadow_body() -> u64 {
+    64 * 1024
+}
+
+fn default_shadow_concurrent() -> u32 {
+    100
 }
 
 /// `split_by`: the request value a viewer is assigned by.

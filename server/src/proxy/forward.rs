@@ -86,7 +86,18 @@ pub async fn forward(
     )
     .await
     .map_err(ProxyError::from)?;
-    exchange_with_retries(
+    // Mirrored beside the exchange, never before it: the shadow only learns the outcome.
+    let mirror = match (&route.shadow, hop) {
+        (Some(shadow), None) => super::shadow::start(
+            shadow,
+            &request,
+            &body,
+            head.method == Method::HEAD,
+            is_idempotent(&head.method),
+        ),
+        _ => None,
+    };
+    let answered = exchange_with_retries(
         head,
         route,
         choice,
@@ -96,7 +107,14 @@ pub async fn forward(
         state,
         request_id,
     )
-    .await
+    .await;
+    if let Some(mirror) = mirror {
+        mirror.primary(match &answered {
+            Ok((resp, _)) => resp.status().as_u16(),
+            Err(err) => err.error.status(),
+        });
+    }
+    answered
 }
 
 /// The request head as the backend gets it, and its body: read whole when small enough to

@@ -5,7 +5,8 @@
 //! limits → place → choose upstream → exchange / upgrade → classify → log) serves both entry
 //! points: [`http`] (the public listener's handler, exchanging through [`forward`]) and
 //! [`websocket`] (upgrades, relayed by a session actor). [`region`]: the public region
-//! endpoints and the overflow decision; [`error`]: the request path's error and the router's
+//! endpoints and the overflow decision; [`shadow`]: requests mirrored to a route's shadow
+//! pool; [`error`]: the request path's error and the router's
 //! own answers; [`state`]: what a listener's workers share. The client side toward backends
 //! is [`crate::upstream`]; policies are in [`crate::policy`].
 
@@ -14,6 +15,7 @@ pub mod forward;
 pub mod http;
 pub mod pipeline;
 pub mod region;
+pub mod shadow;
 pub mod state;
 pub mod websocket;
 

@@ -9,6 +9,7 @@ pub mod backend;
 pub mod balance;
 pub mod handoff;
 pub mod sessions;
+pub mod shadow;
 pub mod snapshot;
 pub mod split;
 pub mod stats;

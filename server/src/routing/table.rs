@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use super::backend::{BackendEntry, BackendState};
+use super::shadow::Shadow;
 use super::snapshot::PoolHandle;
 use super::split::{Split, Variant};
 use super::stats::BackendStats;
@@ -27,6 +28,8 @@ pub struct Route {
     pub variants: Box<[Variant]>,
     /// How a request picks among `variants`; `None` with one pool.
     pub split: Option<Split>,
+    /// Where a share of its requests is mirrored.
+    pub shadow: Option<Shadow>,
     pub timeouts: Timeouts,
     pub retries: u32,
     pub retry_non_idempotent: bool,
@@ -285,6 +288,10 @@ impl RouteTable {
                     sticky: r.sticky,
                     variants,
                     split,
+                    shadow: r
+                        .shadow
+                        .as_ref()
+                        .map(|s| Shadow::new(&r.id, pools[s.pool].clone(), s)),
                     timeouts: r.timeouts,
                     retries: r.retries,
                     retry_non_idempotent: r.retry_non_idempotent,

@@ -4,10 +4,12 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{Ids, Issues, header_name};
-use crate::config::raw::{RawConfig, RawLimits, RawRateLimit, RawRoute, RawSplitBy, SessionStore};
+use crate::config::raw::{
+    RawConfig, RawLimits, RawRateLimit, RawRoute, RawShadow, RawSplitBy, SessionStore,
+};
 use crate::config::suggest::closest;
 use crate::config::{
-    RateLimitConfig, RetryBudgetConfig, RouteConfig, SplitBy, SplitConfig, Timeouts,
+    RateLimitConfig, RetryBudgetConfig, RouteConfig, ShadowConfig, SplitBy, SplitConfig, Timeouts,
 };
 
 /// Largest accepted retry count: more only multiplies load during an outage.
@@ -61,6 +63,10 @@ fn route(
     let key = |k: &str| format!("routes[{i}].{k}");
     let before = issues.count();
     let (pool, split) = targets(i, r, pools, issues);
+    let shadow = r
+        .shadow
+        .as_ref()
+        .and_then(|raw| shadow(i, raw, pools, pool, issues));
     if let Some(load) = r.overflow_load
         && !(load.is_finite() && load > 0.0)
     {
@@ -124,6 +130,7 @@ fn route(
         sticky: r.sticky,
         pool: pool.expect("no issue was recorded, so the pool exists"),
         split,
+        shadow,
         timeouts: Timeouts {
             connect: r.timeouts.connect.0,
             response: r.timeouts.response.0,
@@ -141,6 +148,76 @@ fn route(
         max_body_bytes: r.max_body_bytes,
         rate_limit,
         shed_share: r.priority.shed_share(),
+    })
+}
+
+/// Largest `shadow.max_concurrent`: each holds a backend connection.
+pub const MAX_SHADOW_CONCURRENT: u32 = 10_000;
+
+/// A route's shadow: a known pool other than the one it mirrors, a share in (0, 100], a
+/// timeout, limits.
+fn shadow(
+    i: usize,
+    raw: &RawShadow,
+    pools: &HashMap<&str, usize>,
+    primary: Option<usize>,
+    issues: &mut Issues,
+) -> Option<ShadowConfig> {
+    let key = |k: &str| format!("routes[{i}].shadow.{k}");
+    let before = issues.count();
+    let pool = pools.get(raw.pool.as_str()).copied();
+    match pool {
+        None => {
+            let hint = closest(&raw.pool, pools.keys().copied())
+                .map(|name| format!(" (did you mean {name:?}?)"))
+                .unwrap_or_default();
+            issues.push(key("pool"), format!("no pool named {:?}{hint}", raw.pool));
+        }
+        Some(p) if Some(p) == primary => issues.push(
+            key("pool"),
+            format!(
+                "{:?} is the route's own pool: a shadow is another pool",
+                raw.pool
+            ),
+        ),
+        Some(_) => {}
+    }
+    if !(raw.percent.is_finite() && raw.percent > 0.0 && raw.percent <= 100.0) {
+        issues.push(
+            key("percent"),
+            format!("{} is not within (0, 100]", raw.percent),
+        );
+    }
+    if raw.timeout.0.is_zero() {
+        issues.push(key("timeout"), "must be more than 0");
+    }
+    if !(1..=MAX_SHADOW_CONCURRENT).contains(&raw.max_concurrent) {
+        issues.push(
+            key("max_concurrent"),
+            format!(
+                "{} is not within 1..={MAX_SHADOW_CONCURRENT}",
+                raw.max_concurrent
+            ),
+        );
+    }
+    if raw.max_body_bytes > MAX_RETRY_BUFFER_BYTES {
+        issues.push(
+            key("max_body_bytes"),
+            format!(
+                "{} is more than {MAX_RETRY_BUFFER_BYTES}",
+                raw.max_body_bytes
+            ),
+        );
+    }
+    if issues.count() != before {
+        return None;
+    }
+    Some(ShadowConfig {
+        pool: pool?,
+        per_million: (raw.percent * 10_000.0).round() as u32,
+        timeout: raw.timeout.0,
+        max_body_bytes: raw.max_body_bytes,
+        max_concurrent: raw.max_concurrent,
     })
 }
 
@@ -512,6 +589,43 @@ mod tests {
                 got.contains(want),
                 "`{want}` missing for:\n{keys}\ngot:\n{got}"
             );
+        }
+    }
+
+    #[test]
+    fn bad_shadows_are_refused_naming_the_key() {
+        for (shadow, want) in [
+            (
+                "{ pool = \"v3\" }",
+                "routes[0].shadow.pool: no pool named \"v3\"",
+            ),
+            (
+                "{ pool = \"v1\" }",
+                "routes[0].shadow.pool: \"v1\" is the route's own pool",
+            ),
+            (
+                "{ pool = \"v2\", percent = 0 }",
+                "routes[0].shadow.percent: 0 is not within (0, 100]",
+            ),
+            (
+                "{ pool = \"v2\", percent = 101 }",
+                "routes[0].shadow.percent: 101 is not within (0, 100]",
+            ),
+            (
+                "{ pool = \"v2\", timeout = \"0s\" }",
+                "routes[0].shadow.timeout: must be more than 0",
+            ),
+            (
+                "{ pool = \"v2\", max_concurrent = 0 }",
+                "routes[0].shadow.max_concurrent: 0 is not within 1..=10000",
+            ),
+            (
+                "{ pool = \"v2\", max_body_bytes = 99999999 }",
+                "routes[0].shadow.max_body_bytes: 99999999 is more than 16777216",
+            ),
+        ] {
+            let got = issues(&format!("pool = \"v1\"\nshadow = {shadow}"));
+            assert!(got.contains(want), "`{want}` missing for {shadow}:\n{got}");
         }
     }
 

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# User-space instructions per echoed WebSocket message, the tight way: the proxy (Switchyard,
+# release build, one worker, no access log; or HAProxy, nbthread 1) runs under valgrind's
+# callgrind in front of three switchyard-backends on /ws/echo, configured as in
+# ws-sessions.sh. `switchyard-load ws` opens SESSIONS sessions and each sends a 128-byte
+# message every SESSIONS/RATE s and waits for its echo. Each echo is TWO relayed messages
+# (client -> backend and backend -> client); the figure printed is per echo (and half of it
+# per relayed message).
+#
+# The load tool's sessions start messaging as soon as they open, so a single zeroed window
+# cannot hold exactly the messages the tool reports. So two measured runs go through the same
+# proxy process after a warm-up run: both open SESSIONS sessions (handshakes are before the
+# zero), the counters are zeroed at the same moment of each run (RAMP + SETTLE after its start,
+# once every session is open: checked with ss), and dumped once the tool has exited; run A
+# holds the sessions SHORT s, run B SHORT + SECONDS s. Everything the two runs share
+# (messages before the zero, the 2 x SESSIONS close handshakes, the tool's start and exit)
+# cancels in the difference:
+#     per echo = (instructions B - instructions A) / (echoed B - echoed A)
+# the counts being the load tool's `messages_echoed`. Both runs must lose nothing (sent =
+# echoed, no drops, no connect failures) or the script fails. Leaves OUT.* (the dumps; the
+# one of run A and of run B are named at the end) for `callgrind_annotate --inclusive=yes`.
+#
+#   load-tests/bench/callgrind-ws.sh [SESSIONS] [RATE] [SECONDS] [OUT]
+#       defaults 200 sessions, 300 messages/s, 20 s, /tmp/callgrind-ws.<proxy>.<pid>
+#   PROXY=haproxy load-tests/bench/callgrind-ws.sh ...     # HAProxy 2.6, ws-sessions.sh's config
+#   SWITCHYARD_BIN=/path/to/switchyard ...                 # another router build
+#   RAMP (sessions opened per s, default 200), SETTLE (s after the ramp before zeroing,
+#   default 3), SHORT (run A's hold in s, default 5).
+# Valgrind slows the proxy ~50x: keep RATE modest (the held-phase RTT percentiles are printed;
+# if they reach seconds or messages go missing, lower RATE). Traffic stays on 127.0.0.1;
+# everything started here is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source load-tests/bench/common.sh
+command -v valgrind >/dev/null || { echo "valgrind is missing (apt-get install valgrind)" >&2; exit 1; }
+SESSIONS=${1:-200}
+RATE=${2:-300}
+SECONDS_B=${3:-20}
+PROXY=${PROXY:-switchyard}
+OUT=${4:-/tmp/callgrind-ws.$PROXY.$$}
+RAMP=${RAMP:-200}
+SETTLE=${SETTLE:-3}
+SHORT=${SHORT:-5}
+INTERVAL_MS=$(( SESSIONS * 1000 / RATE ))
+[ "$PROXY" = haproxy ] && { command -v haproxy >/dev/null || { echo "missing haproxy" >&2; exit 1; }; }
+
+B=()
+for i in 1 2 3; do
+  p=$(free_port)
+  "$BIN/switchyard-backend" --listen "127.0.0.1:$p" --id "b$i" >/dev/null 2>&1 & PIDS+=($!)
+  B+=("$p")
+done
+for p in "${B[@]}"; do wait_port "$p"; done
+
+port=$(free_port); admin=$(free_port)
+case $PROXY in
+  haproxy)
+    cat > "$WORK/haproxy.cfg" <<CFG
+global
+  nbthread 1
+  maxconn 9900
+defaults
+  mode http
+  maxconn 9900
+  timeout connect 1s
+  timeout client 30s
+  timeout server 30s
+  timeout tunnel 1h
+frontend fe
+  bind 127.0.0.1:$port
+  default_backend be
+backend be
+  balance leastconn
+  server b1 127.0.0.1:${B[0]}
+  server b2 127.0.0.1:${B[1]}
+  server b3 127.0.0.1:${B[2]}
+CFG
+    proxy=(haproxy -db -f "$WORK/haproxy.cfg") ;;
+  *)
+    router_head "$port" "$admin" > "$WORK/router.toml"
+    cat >> "$WORK/router.toml" <<TOML
+[[routes]]
+id = "ws"
+path_prefix = "/"
+pool = "ws"
+timeouts = { connect = "1s", response = "5s", idle = "1h" }
+[[pools]]
+id = "ws"
+algorithm = "least_connections"
+backends = [ { id = "b1", address = "127.0.0.1:${B[0]}" }, { id = "b2", address = "127.0.0.1:${B[1]}" }, { id = "b3", address = "127.0.0.1:${B[2]}" } ]
+TOML
+    proxy=("${SWITCHYARD_BIN:-$BIN/switchyard}" serve --config "$WORK/router.toml") ;;
+esac
+rm -f "$OUT" "$OUT".*
+valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$OUT" \
+  "${proxy[@]}" >/dev/null 2>"$WORK/valgrind.log" &
+vg=$!
+PIDS+=("$vg")
+wait_port "$port"
+
+# Client connections the proxy holds open on its listening port.
+held() { ss -Htn state established "( sport = :$port )" | wc -l; }
+
+# One load run holding the sessions $1 s; with "measure", zeroes the counters RAMP + SETTLE
+# after its start and dumps them after it exits, and prints "echoed dumpfile".
+run() {
+  local hold=$1 mode=$2 json="$WORK/load.$RANDOM.json" t0 zero_at before dump
+  t0=$(date +%s.%N)
+  "$BIN/switchyard-load" ws "ws://127.0.0.1:$port/ws/echo" -n "$SESSIONS" --ramp "$RAMP" \
+    --interval "${INTERVAL_MS}ms" -d "${hold}s" --json > "$json" &
+  local load=$!
+  if [ "$mode" = measure ]; then
+    zero_at=$(python3 -c "print($t0 + $SESSIONS / $RAMP + $SETTLE)")
+    sleep "$(python3 -c "import time; print(max(0, $zero_at - time.time()))")"
+    local h; h=$(held)
+    [ "$h" -ge "$SESSIONS" ] || { echo "only $h of $SESSIONS sessions open at the zero (raise SETTLE or lower RAMP)" >&2; exit 1; }
+    callgrind_control -z "$vg" >/dev/null 2>&1
+  fi
+  wait "$load"
+  python3 - "$json" "$SESSIONS" >&2 <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); n = int(sys.argv[2])
+h = r["held_rtt_us"]
+print(f"  load: sessions opened {r['sessions_opened']} held {r['sessions_held']} connect failures "
+      f"{r['connect_failures']} drops {r['drops']}; messages sent {r['messages_sent']} echoed "
+      f"{r['messages_echoed']}; held rtt p50 {h['p50']/1000:.1f} ms p99 {h['p99']/1000:.1f} ms max {h['max']/1000:.1f} ms")
+ok = (r["sessions_opened"] == n and r["sessions_held"] == n and r["connect_failures"] == 0
+      and r["drops"] == 0 and r["messages_sent"] == r["messages_echoed"])
+sys.exit(0 if ok else 1)
+PY
+  [ "$mode" = measure ] || return 0
+  before=$(ls -1 "$OUT".* 2>/dev/null || true)
+  callgrind_control -d "$vg" >/dev/null 2>&1
+  dump=$(comm -13 <(echo "$before" | sort) <(ls -1 "$OUT".* | sort) | tail -1)
+  echo "$(python3 -c "import json; print(json.load(open('$json'))['messages_echoed'])") $dump"
+}
+
+total() { grep -E '^(summary|totals):' "$1" | head -1 | awk '{print $2}'; }
+
+echo "# $PROXY under callgrind: $SESSIONS sessions opened at $RAMP/s, one 128-byte message each per ${INTERVAL_MS} ms (~$RATE/s); run A holds ${SHORT} s, run B $((SHORT + SECONDS_B)) s" >&2
+echo "warm-up run (not measured)" >&2
+run 2 warmup
+echo "run A" >&2
+run "$SHORT" measure > "$WORK/a"; read -r nA dA < "$WORK/a"
+echo "run B" >&2
+run "$((SHORT + SECONDS_B))" measure > "$WORK/b"; read -r nB dB < "$WORK/b"
+kill -TERM "$vg"; wait "$vg" || true
+iA=$(total "$dA"); iB=$(total "$dB")
+echo "run A: $iA instructions, $nA echoed ($dA)"
+echo "run B: $iB instructions, $nB echoed ($dB)"
+python3 - "$iA" "$nA" "$iB" "$nB" "$PROXY" <<'PY'
+import sys
+iA, nA, iB, nB = map(int, sys.argv[1:5])
+d, n = iB - iA, nB - nA
+print(f"{sys.argv[5]}: {d} instructions for {n} echoed messages (B - A): {d / n:.0f} per echo "
+      f"(one message relayed each way), {d / n / 2:.0f} per relayed message")
+PY
