@@ -7,24 +7,26 @@
 # (client -> backend and backend -> client); the figure printed is per echo (and half of it
 # per relayed message).
 #
-# The load tool's sessions start messaging as soon as they open, so a single zeroed window
-# cannot hold exactly the messages the tool reports. So two measured runs go through the same
-# proxy process after a warm-up run: both open SESSIONS sessions (handshakes are before the
-# zero), the counters are zeroed at the same moment of each run (RAMP + SETTLE after its start,
-# once every session is open: checked with ss), and dumped once the tool has exited; run A
-# holds the sessions SHORT s, run B SHORT + SECONDS s. Everything the two runs share
-# (messages before the zero, the 2 x SESSIONS close handshakes, the tool's start and exit)
-# cancels in the difference:
+# The load tool's sessions start messaging as soon as they open, so a window zeroed once all
+# sessions are open cannot hold exactly the messages the tool reports as echoed. So two
+# measured runs go through the same proxy process after a warm-up run, each opening SESSIONS
+# fresh sessions: run A holds them SHORT s, run B SHORT + SECONDS s. For each, the counters are
+# zeroed just before the tool starts, dumped once every session is open (RAMP + SETTLE after
+# the start; checked with ss: the handshakes and the first messages) and dumped again after the
+# tool has exited (the held sessions' messages and the closes). Everything the runs share (the
+# handshakes, the closes, the tool's start and exit) cancels in the difference, and every
+# message the tool counts is inside the two dumps:
 #     per echo = (instructions B - instructions A) / (echoed B - echoed A)
 # the counts being the load tool's `messages_echoed`. Both runs must lose nothing (sent =
-# echoed, no drops, no connect failures) or the script fails. Leaves OUT.* (the dumps; the
-# one of run A and of run B are named at the end) for `callgrind_annotate --inclusive=yes`.
+# echoed, no drops, no connect failures) or the script fails. Leaves OUT.N (the dumps, named
+# at the end; the "held" dumps have no handshakes in them) for
+# `callgrind_annotate --inclusive=yes`.
 #
 #   load-tests/bench/callgrind-ws.sh [SESSIONS] [RATE] [SECONDS] [OUT]
 #       defaults 200 sessions, 300 messages/s, 20 s, /tmp/callgrind-ws.<proxy>.<pid>
 #   PROXY=haproxy load-tests/bench/callgrind-ws.sh ...     # HAProxy 2.6, ws-sessions.sh's config
 #   SWITCHYARD_BIN=/path/to/switchyard ...                 # another router build
-#   RAMP (sessions opened per s, default 200), SETTLE (s after the ramp before zeroing,
+#   RAMP (sessions opened per s, default 200), SETTLE (s after the ramp before the first dump,
 #   default 3), SHORT (run A's hold in s, default 5).
 # Valgrind slows the proxy ~50x: keep RATE modest (the held-phase RTT percentiles are printed;
 # if they reach seconds or messages go missing, lower RATE). Traffic stays on 127.0.0.1;
@@ -91,7 +93,7 @@ backends = [ { id = "b1", address = "127.0.0.1:${B[0]}" }, { id = "b2", address 
 TOML
     proxy=("${SWITCHYARD_BIN:-$BIN/switchyard}" serve --config "$WORK/router.toml") ;;
 esac
-rm -f "$OUT" "$OUT".*
+rm -f "$OUT" "$OUT".[0-9]*
 valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$OUT" \
   "${proxy[@]}" >/dev/null 2>"$WORK/valgrind.log" &
 vg=$!
@@ -101,10 +103,19 @@ wait_port "$port"
 # Client connections the proxy holds open on its listening port.
 held() { ss -Htn state established "( sport = :$port )" | wc -l; }
 
-# One load run holding the sessions $1 s; with "measure", zeroes the counters RAMP + SETTLE
-# after its start and dumps them after it exits, and prints "echoed dumpfile".
+# Dumps the counters and prints the new dump's file name.
+dump() {
+  local before; before=$(ls -1 "$OUT".[0-9]* 2>/dev/null || true)
+  callgrind_control -d "$vg" >/dev/null 2>&1
+  comm -13 <(echo "$before" | sort) <(ls -1 "$OUT".[0-9]* | sort) | tail -1
+}
+
+# One load run holding the sessions $1 s; with "measure", zeroes the counters before it,
+# dumps them RAMP + SETTLE after its start (all sessions open) and again after it exits, and
+# prints "echoed open-dump held-dump".
 run() {
-  local hold=$1 mode=$2 json="$WORK/load.$RANDOM.json" t0 zero_at before dump
+  local hold=$1 mode=$2 json="$WORK/load.$RANDOM.json" t0 zero_at d_open="" d_held
+  [ "$mode" = measure ] && callgrind_control -z "$vg" >/dev/null 2>&1
   t0=$(date +%s.%N)
   "$BIN/switchyard-load" ws "ws://127.0.0.1:$port/ws/echo" -n "$SESSIONS" --ramp "$RAMP" \
     --interval "${INTERVAL_MS}ms" -d "${hold}s" --json > "$json" &
@@ -113,8 +124,8 @@ run() {
     zero_at=$(python3 -c "print($t0 + $SESSIONS / $RAMP + $SETTLE)")
     sleep "$(python3 -c "import time; print(max(0, $zero_at - time.time()))")"
     local h; h=$(held)
-    [ "$h" -ge "$SESSIONS" ] || { echo "only $h of $SESSIONS sessions open at the zero (raise SETTLE or lower RAMP)" >&2; exit 1; }
-    callgrind_control -z "$vg" >/dev/null 2>&1
+    [ "$h" -ge "$SESSIONS" ] || { echo "only $h of $SESSIONS sessions open at the first dump (raise SETTLE or lower RAMP)" >&2; exit 1; }
+    d_open=$(dump)
   fi
   wait "$load"
   python3 - "$json" "$SESSIONS" >&2 <<'PY'
@@ -129,10 +140,8 @@ ok = (r["sessions_opened"] == n and r["sessions_held"] == n and r["connect_failu
 sys.exit(0 if ok else 1)
 PY
   [ "$mode" = measure ] || return 0
-  before=$(ls -1 "$OUT".* 2>/dev/null || true)
-  callgrind_control -d "$vg" >/dev/null 2>&1
-  dump=$(comm -13 <(echo "$before" | sort) <(ls -1 "$OUT".* | sort) | tail -1)
-  echo "$(python3 -c "import json; print(json.load(open('$json'))['messages_echoed'])") $dump"
+  d_held=$(dump)
+  echo "$(python3 -c "import json; print(json.load(open('$json'))['messages_echoed'])") $d_open $d_held"
 }
 
 total() { grep -E '^(summary|totals):' "$1" | head -1 | awk '{print $2}'; }
@@ -141,17 +150,18 @@ echo "# $PROXY under callgrind: $SESSIONS sessions opened at $RAMP/s, one 128-by
 echo "warm-up run (not measured)" >&2
 run 2 warmup
 echo "run A" >&2
-run "$SHORT" measure > "$WORK/a"; read -r nA dA < "$WORK/a"
+run "$SHORT" measure > "$WORK/a"; read -r nA oA hA < "$WORK/a"
 echo "run B" >&2
-run "$((SHORT + SECONDS_B))" measure > "$WORK/b"; read -r nB dB < "$WORK/b"
+run "$((SHORT + SECONDS_B))" measure > "$WORK/b"; read -r nB oB hB < "$WORK/b"
 kill -TERM "$vg"; wait "$vg" || true
-iA=$(total "$dA"); iB=$(total "$dB")
-echo "run A: $iA instructions, $nA echoed ($dA)"
-echo "run B: $iB instructions, $nB echoed ($dB)"
-python3 - "$iA" "$nA" "$iB" "$nB" "$PROXY" <<'PY'
+for r in A B; do
+  o=o$r h=h$r n=n$r
+  echo "run $r: $(total "${!o}") instructions to all open ($(basename "${!o}")) + $(total "${!h}") held ($(basename "${!h}")), ${!n} echoed"
+done
+python3 - "$(total "$oA")" "$(total "$hA")" "$nA" "$(total "$oB")" "$(total "$hB")" "$nB" "$PROXY" <<'PY'
 import sys
-iA, nA, iB, nB = map(int, sys.argv[1:5])
-d, n = iB - iA, nB - nA
-print(f"{sys.argv[5]}: {d} instructions for {n} echoed messages (B - A): {d / n:.0f} per echo "
+oA, hA, nA, oB, hB, nB = map(int, sys.argv[1:7])
+d, n = (oB + hB) - (oA + hA), nB - nA
+print(f"{sys.argv[7]}: {d} instructions for {n} echoed messages (B - A): {d / n:.0f} per echo "
       f"(one message relayed each way), {d / n / 2:.0f} per relayed message")
 PY

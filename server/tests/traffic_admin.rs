@@ -357,6 +357,14 @@ async fn bad_route_changes_are_refused_saying_what_was_wrong() {
         seen[0] > 0 && seen[1] > 0,
         "a refused change moved traffic: {seen:?}"
     );
+    // Each pool's outcomes: the requests just sent, none failed, a p99.
+    let view = admin.get("/admin/v1/routes/live").await.json();
+    let pools = view["pools"].as_array().unwrap();
+    for (pool, sent) in pools.iter().zip(seen) {
+        assert_eq!(pool["requests"], sent, "{view}");
+        assert_eq!(pool["errors"], 0, "{view}");
+        assert!(pool["p99_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{view}");
+    }
     // Routes are listed with their pools.
     let all = admin.get("/admin/v1/routes").await.json();
     let ids: Vec<&str> = all["routes"]

@@ -16,7 +16,7 @@ use super::action::{AdminAction, PoolWeight, one_pool, pool_list, reset_route, s
 use super::api::{read, read_json, resource};
 use super::error::ApiError;
 use super::state::AdminState;
-use crate::routing::{Route, RouteTable};
+use crate::routing::{Route, RouteTable, Variant};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(read("/routes", routes))
@@ -37,14 +37,14 @@ fn route_json(route: &Route) -> Value {
                 .variants
                 .iter()
                 .zip(now.values.iter().zip(split.configured()))
-                .map(|(v, (w, c))| json!({ "pool": &*v.pool.id, "weight": w, "configured_weight": c }))
+                .map(|(v, (w, c))| pool_json(v, *w, *c))
                 .collect();
             let active = now.sole().map(|at| route.variants[at].pool.id.to_string());
             ((pools, active), now.by_admin)
         }
         None => {
             let pool = &*route.pool().id;
-            let pools = vec![json!({ "pool": pool, "weight": 1, "configured_weight": 1 })];
+            let pools = vec![pool_json(&route.variants[0], 1, 1)];
             ((pools, Some(pool.to_string())), false)
         }
     };
@@ -57,6 +57,20 @@ fn route_json(route: &Route) -> Value {
         "pools": pools,
         "active": active,
         "weights_from": if by_admin { "admin" } else { "config" },
+    })
+}
+
+/// One pool of a route: its weight now and in the config, and what the route's HTTP requests
+/// on it came to on this node since it started (or since the last reload).
+fn pool_json(variant: &Variant, weight: u32, configured: u32) -> Value {
+    let tally = variant.outcomes.tally();
+    json!({
+        "pool": &*variant.pool.id,
+        "weight": weight,
+        "configured_weight": configured,
+        "requests": tally.requests,
+        "errors": tally.errors,
+        "p99_ms": tally.quantile(0.99).map(|d| d.as_secs_f64() * 1000.0),
     })
 }
 

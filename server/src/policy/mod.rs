@@ -1,7 +1,9 @@
 //! Policies the request path applies, below the routing table that holds them: the retry
 //! budget ([`retry`]), rate limits ([`ratelimit`], local and shared through Redis) and load
-//! shedding ([`shed`]).
+//! shedding ([`shed`]); and the canary judgement ([`canary`]) a rollout applies to the
+//! routes' outcomes.
 
+pub mod canary;
 pub mod ratelimit;
 pub mod retry;
 pub mod shed;

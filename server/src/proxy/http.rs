@@ -72,9 +72,10 @@ async fn serve(
     ctx.route = Some(route.clone());
     pipeline::limits(&route, head, state).await?;
     let placed = pipeline::place(&route, head, state, Protocol::Http);
-    let latency = match &placed {
-        Place::Pool(placed) => &placed.variant.latency,
-        Place::Region(_) => &route.variants[0].latency,
+    // The pool's counters (a request sent to another region counts on the route's first).
+    let (variant, here) = match &placed {
+        Place::Pool(placed) => (placed.variant, true),
+        Place::Region(_) => (&route.variants[0], false),
     };
     let outcome = match placed {
         Place::Region(region) => {
@@ -104,7 +105,15 @@ async fn serve(
             }
         }
     };
-    latency.record(ctx.started.elapsed().as_secs_f64());
+    let took = ctx.started.elapsed();
+    variant.latency.record(took.as_secs_f64());
+    if here {
+        let status = match &outcome {
+            Ok((resp, _)) => resp.status().as_u16(),
+            Err(err) => err.error.status(),
+        };
+        variant.outcomes.record(status, took);
+    }
     match outcome {
         Ok((resp, backend)) => {
             ctx.backend = Some(backend);

@@ -8,6 +8,7 @@
 pub mod backend;
 pub mod balance;
 pub mod handoff;
+pub mod outcomes;
 pub mod sessions;
 pub mod shadow;
 pub mod snapshot;

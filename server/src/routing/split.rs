@@ -12,6 +12,7 @@ use actix_web::http::header::{self as ax, HeaderName};
 use arc_swap::ArcSwap;
 use metrics::{Counter, Histogram};
 
+use super::outcomes::Outcomes;
 use super::snapshot::PoolHandle;
 use crate::config::{HashKey, SplitBy};
 use crate::routing::balance::hash::hash_bytes;
@@ -29,6 +30,9 @@ pub struct Variant {
     pub latency: Histogram,
     /// Requests the split sent here (`switchyard_split_requests_total`); `None` without a split.
     pub chosen: Option<Counter>,
+    /// The route's HTTP requests on this pool, their failures and latencies: what a canary's
+    /// judgement compares.
+    pub outcomes: Outcomes,
 }
 
 /// A route's weighted split among its variants.

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use super::backend::{BackendEntry, BackendState};
+use super::outcomes::Outcomes;
 use super::shadow::Shadow;
 use super::snapshot::PoolHandle;
 use super::split::{Split, Variant};
@@ -268,6 +269,7 @@ impl RouteTable {
                                     "pool" => pool.id.to_string(),
                                 )
                             }),
+                            outcomes: Outcomes::default(),
                             pool,
                         }
                     })
