@@ -75,8 +75,9 @@ for round in $(seq 1 "$ROUNDS"); do
       -d "${SECONDS_EACH}s" --json 2>/dev/null | python3 -c '
 import json, sys
 r = json.load(sys.stdin); l = r["latency_us"]
-bad = r["requests"] - r["status"]["2xx"]
-print(f"round {sys.argv[1]}  shadow {sys.argv[2]:<5} requests {r[\"requests\"]:>6}  not 2xx {bad}  p50 {l[\"p50\"]/1000:.3f} ms  p99 {l[\"p99\"]/1000:.3f} ms  p99.9 {l[\"p999\"]/1000:.3f} ms")
+n = r["requests"]; bad = n - r["status"]["2xx"]
+p50, p99, p999 = l["p50"] / 1000, l["p99"] / 1000, l["p999"] / 1000
+print(f"round {sys.argv[1]}  shadow {sys.argv[2]:<5} requests {n:>6}  not 2xx {bad}  p50 {p50:.3f} ms  p99 {p99:.3f} ms  p99.9 {p999:.3f} ms")
 ' "$round" "$shadow"
   done
 done
