@@ -14,6 +14,9 @@ pub const SESSION_HEADER: &str = "x-switchyard-session";
 /// Header carried by a request one region forwarded to another: a request that has it is
 /// never forwarded again (one hop at most, so two regions without backends cannot ping-pong).
 pub const HOP_HEADER: &str = "x-switchyard-hop";
+/// Marks a request the router mirrored to a route's shadow pool (`proxy::shadow`); taken off
+/// any request a client sends.
+pub const SHADOW_HEADER: &str = "x-switchyard-shadow";
 /// Longest client-supplied request id that is kept; longer ones are replaced.
 pub const MAX_REQUEST_ID_BYTES: usize = 200;
 

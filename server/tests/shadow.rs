@@ -80,7 +80,10 @@ async fn the_shadow_gets_the_request_marked_and_its_answer_never_reaches_the_cli
         "[[pools]]\nid = \"shadow\"\nhealth = {{ kind = \"none\" }}\nbackends = [{{ id = \"s1\", address = \"{shadow_addr}\" }}]\n"
     );
     let node = mirroring("mirrored", &primary, &shadow, "");
-    let reply = Client::new(node.addr()).get("/watch?id=7").await;
+    // A client's own marker is taken off: only the router marks a mirror.
+    let reply = Client::new(node.addr())
+        .get_with("/watch?id=7", &[("x-switchyard-shadow", "0")])
+        .await;
     assert_eq!((reply.status, reply.backend()), (200, "p1"));
     assert!(
         !reply.text().contains("shadow"),
@@ -95,6 +98,11 @@ async fn the_shadow_gets_the_request_marked_and_its_answer_never_reaches_the_cli
     assert!(
         head.contains("x-switchyard-shadow: 1\r\n"),
         "no marker in:\n{head}"
+    );
+    assert_eq!(
+        head.matches("x-switchyard-shadow").count(),
+        1,
+        "the client's marker went through:\n{head}"
     );
     wait_for(
         "the agreement is counted",
@@ -150,6 +158,30 @@ async fn a_shadow_that_hangs_or_fails_changes_nothing_for_the_primary() {
     )
     .await;
     assert_eq!(count(&node, "failing", "agree").await, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_nobody_listens_on_fails_its_mirrors_and_the_primary_answers() {
+    // A port that was free a moment ago: connects to it are refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let primary = backends(&["p1"]).await;
+    let shadow = format!(
+        "[[pools]]\nid = \"shadow\"\nhealth = {{ kind = \"none\" }}\nbackends = [{{ id = \"gone\", address = \"{addr}\" }}]\n"
+    );
+    let node = mirroring("refused", &primary, &shadow, "");
+    let client = Client::new(node.addr());
+    for _ in 0..10 {
+        let reply = client.get("/x").await;
+        assert_eq!((reply.status, reply.backend()), (200, "p1"));
+    }
+    wait_for(
+        "10 failed mirrors counted",
+        Duration::from_secs(10),
+        async || count(&node, "refused", "failed").await == 10.0,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,7 +242,11 @@ async fn large_bodies_are_not_mirrored_and_a_share_is_sampled() {
         assert_eq!(client.get("/x").await.status, 200);
     }
     wait_for("the mirrors finish", Duration::from_secs(10), async || {
-        count(&node, "sampled", "agree").await == sampled[0].requests_served() as f64
+        let mut ended = 0.0;
+        for outcome in ["agree", "disagree", "failed"] {
+            ended += count(&node, "sampled", outcome).await;
+        }
+        ended == sampled[0].requests_served() as f64
     })
     .await;
     let mirrored = sampled[0].requests_served();

@@ -228,17 +228,23 @@ async fn a_sticky_session_stays_on_its_backend_in_its_pool() {
         "sticky = true\nsplit = [{ pool = \"v1\", weight = 1 }, { pool = \"v2\", weight = 1 }]",
     );
     let client = Client::new(node.addr());
-    for viewer in 0..10 {
+    let mut pools = HashMap::new();
+    // New viewers until each pool has had three (1 in 2^20 not to get there in 40).
+    for viewer in 0..40 {
+        if pools.len() == 2 && pools.values().all(|n| *n >= 3) {
+            break;
+        }
         let first = client.get("/").await;
         let token = first
             .header("x-switchyard-session")
             .expect("a sticky route issues a token")
             .to_string();
+        let cookies = first.headers.get_all("set-cookie").iter().count();
         assert_eq!(
-            first.headers.get_all("x-switchyard-session").iter().count(),
-            1,
-            "the split and the sticky route issued two tokens"
+            cookies, 1,
+            "the split and the sticky route issued {cookies} cookies"
         );
+        *pools.entry(fleet.pool_of(first.backend())).or_insert(0) += 1;
         for _ in 0..5 {
             let again = client
                 .get_with("/", &[("x-switchyard-session", &token)])
@@ -250,6 +256,10 @@ async fn a_sticky_session_stays_on_its_backend_in_its_pool() {
             );
         }
     }
+    assert!(
+        pools.len() == 2 && pools.values().all(|n| *n >= 3),
+        "40 viewers did not reach both pools: {pools:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

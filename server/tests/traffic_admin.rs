@@ -7,7 +7,7 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -71,20 +71,22 @@ async fn serves(node: &switchyard::RouterHandle, want: &str) {
     .await;
 }
 
-/// Requests sent back to back through a node until stopped: how many, how many failed, and
-/// which colours answered.
+/// Requests sent back to back through a node until stopped: which colours answered (live),
+/// and at the end how many were sent and which failed.
 struct Load {
     stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<(usize, Vec<String>, [usize; 2])>,
+    seen: Arc<[AtomicUsize; 2]>,
+    task: tokio::task::JoinHandle<(usize, Vec<String>)>,
 }
 
 impl Load {
     fn start(node: &switchyard::RouterHandle) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
         let client = Client::new(node.addr());
-        let flag = stop.clone();
+        let (flag, counts) = (stop.clone(), seen.clone());
         let task = tokio::spawn(async move {
-            let (mut sent, mut failed, mut seen) = (0, Vec::new(), [0, 0]);
+            let (mut sent, mut failed) = (0, Vec::new());
             while !flag.load(Ordering::SeqCst) {
                 let reply = client.get("/").await;
                 sent += 1;
@@ -92,17 +94,37 @@ impl Load {
                     failed.push(format!("{}: {}", reply.status, reply.text()));
                     continue;
                 }
-                seen[usize::from(colour(&reply) == "green")] += 1;
+                counts[usize::from(colour(&reply) == "green")].fetch_add(1, Ordering::SeqCst);
             }
-            (sent, failed, seen)
+            (sent, failed)
         });
-        Load { stop, task }
+        Load { stop, seen, task }
     }
 
-    async fn finish(self) -> (usize, Vec<String>, [usize; 2]) {
+    fn seen(&self, colour: &str) -> usize {
+        self.seen[usize::from(colour == "green")].load(Ordering::SeqCst)
+    }
+
+    async fn finish(self) -> (usize, Vec<String>) {
         self.stop.store(true, Ordering::SeqCst);
         self.task.await.unwrap()
     }
+}
+
+/// Waits until every load has seen `more` answers of `colour` beyond what it had seen so far.
+async fn every_load_sees(loads: &[Load], colour: &str, more: usize) {
+    let from: Vec<usize> = loads.iter().map(|l| l.seen(colour)).collect();
+    wait_for(
+        &format!("every load gets {more} more answers from {colour}"),
+        Duration::from_secs(10),
+        async || {
+            loads
+                .iter()
+                .zip(&from)
+                .all(|(l, f)| l.seen(colour) >= f + more)
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,13 +138,13 @@ async fn a_blue_green_switch_and_back_under_steady_load_fails_no_request_on_any_
     let (a, b) = (node(&text), node(&text));
     hearing(&a).await;
     hearing(&b).await;
-    serves(&a, "blue").await;
     let loads = [
         Load::start(&a),
         Load::start(&a),
         Load::start(&b),
         Load::start(&b),
     ];
+    every_load_sees(&loads, "blue", 5).await;
 
     // Switch on A (no body: the other colour); A follows at once, B through the channel.
     let switched = admin_post(&a, "/admin/v1/routes/live/switch", "").await;
@@ -131,25 +153,21 @@ async fn a_blue_green_switch_and_back_under_steady_load_fails_no_request_on_any_
     assert_eq!(view["active"], "green", "{view}");
     assert_eq!(view["weights_from"], "admin", "{view}");
     assert_eq!(colour(&Client::new(a.addr()).get("/").await), "green");
-    serves(&b, "green").await;
+    every_load_sees(&loads, "green", 5).await;
 
     // And back, on B, naming the colour.
     let back = admin_post(&b, "/admin/v1/routes/live/switch", "{\"to\": \"blue\"}").await;
     assert_eq!(back.status, 200, "{}", back.text());
     assert_eq!(colour(&Client::new(b.addr()).get("/").await), "blue");
-    serves(&a, "blue").await;
+    every_load_sees(&loads, "blue", 5).await;
 
-    // Every load ran across the switches: each saw both colours, and none failed.
+    // Not one request failed on either node, before, during or after the switches.
     for load in loads {
-        let (sent, failed, seen) = load.finish().await;
+        let (sent, failed) = load.finish().await;
         assert!(
             failed.is_empty(),
             "{} of {sent} requests failed: {failed:?}",
             failed.len()
-        );
-        assert!(
-            seen[0] > 0 && seen[1] > 0,
-            "one load saw only one colour: {seen:?}"
         );
     }
 }
@@ -169,19 +187,33 @@ async fn weights_set_on_one_node_reach_every_node_survive_a_reload_and_a_restart
     hearing(&b).await;
     serves(&b, "blue").await;
 
-    let put = Client::new(a.admin_addr())
-        .send(
-            http::Method::PUT,
-            "/admin/v1/routes/live/weights",
-            &[
-                ("authorization", &format!("Bearer {ADMIN_TOKEN}")),
+    // Two calls, each naming one pool: green up, then blue down.
+    let put = |body: &'static str| {
+        let admin = Client::new(a.admin_addr());
+        async move {
+            let auth = format!("Bearer {ADMIN_TOKEN}");
+            let headers = [
+                ("authorization", auth.as_str()),
                 ("content-type", "application/json"),
-            ],
-            bytes::Bytes::from_static(b"{\"weights\": {\"blue\": 0, \"green\": 100}}"),
-        )
-        .await;
-    assert_eq!(put.status, 200, "{}", put.text());
-    let view: Value = put.json();
+            ];
+            let reply = admin
+                .send(
+                    http::Method::PUT,
+                    "/admin/v1/routes/live/weights",
+                    &headers,
+                    bytes::Bytes::from_static(body.as_bytes()),
+                )
+                .await;
+            assert_eq!(reply.status, 200, "{}", reply.text());
+            reply.json()
+        }
+    };
+    let view = put("{\"weights\": {\"green\": 100}}").await;
+    assert_eq!(
+        view["pools"][0]["weight"], 100,
+        "blue keeps its weight: {view}"
+    );
+    let view = put("{\"weights\": {\"blue\": 0}}").await;
     assert_eq!(view["pools"][1]["weight"], 100, "{view}");
     assert_eq!(view["pools"][1]["configured_weight"], 0, "{view}");
     serves(&b, "green").await;
@@ -208,6 +240,14 @@ async fn weights_set_on_one_node_reach_every_node_survive_a_reload_and_a_restart
         .await
         .json();
     assert_eq!(seen["weights_from"], "admin", "{seen}");
+    // The whole weights, not just the last call's pool.
+    let weights: Vec<&Value> = seen["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["weight"])
+        .collect();
+    assert_eq!(weights, [&Value::from(0), &Value::from(100)], "{seen}");
 
     // A reset on B returns every node to the config.
     let reset = admin_post(&b, "/admin/v1/routes/live/reset", "").await;
@@ -326,6 +366,12 @@ async fn bad_route_changes_are_refused_saying_what_was_wrong() {
             400,
             "bad_request",
             "name the pool to switch to",
+        ),
+        (
+            admin_post(&a, "/admin/v1/routes/one/reset", "").await,
+            409,
+            "single_pool",
+            "sends to one pool",
         ),
         (
             admin_post(&a, "/admin/v1/routes/one/switch", "").await,

@@ -79,13 +79,24 @@ impl AdminAction {
     }
 }
 
-/// Sets a route's weights on this node: every pool of the route named once, none unknown,
-/// not all 0. Answers the route.
+/// Which pools a weights change must name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Naming {
+    /// Some of the route's pools; the others keep their weight (an operator's call).
+    Some,
+    /// Every pool of the route, and no other (a change shared between nodes: a node whose
+    /// route has other pools — another config — ignores it rather than mix two configs).
+    Every,
+}
+
+/// Sets a route's weights on this node: no pool unknown, not all 0. Answers the route and its
+/// weights now, every pool named (what the other nodes are told).
 pub fn set_route_weights(
     table: &RouteTable,
     route: &str,
     weights: &[PoolWeight],
-) -> Result<Arc<Route>, ApiError> {
+    naming: Naming,
+) -> Result<(Arc<Route>, Vec<PoolWeight>), ApiError> {
     let found = table
         .routes()
         .find(|r| &*r.id == route)
@@ -113,8 +124,16 @@ pub fn set_route_weights(
         }
         values[at] = Some(w.weight);
     }
+    if naming == Naming::Every && values.iter().any(Option::is_none) {
+        return Err(ApiError::bad_request(format!(
+            "the weights name pools {:?}, but route {route:?} sends to {}",
+            weights.iter().map(|w| w.pool.as_str()).collect::<Vec<_>>(),
+            pool_list(found)
+        )));
+    }
+    // Pools left out keep their weight; all of it is swapped at once (a compare-and-swap
+    // would not help: two operators' calls are applied in the order they arrive).
     let current = split.weights();
-    // Pools left out keep their weight.
     let values: Vec<u32> = values
         .iter()
         .zip(&current.values)
@@ -125,11 +144,20 @@ pub fn set_route_weights(
             "field `weights`: every weight would be 0: at least one pool must take traffic",
         ));
     }
+    let every = found
+        .variants
+        .iter()
+        .zip(&values)
+        .map(|(v, &weight)| PoolWeight {
+            pool: v.pool.id.to_string(),
+            weight,
+        })
+        .collect();
     split.set(Weights {
         values,
         by_admin: true,
     });
-    Ok(found.clone())
+    Ok((found.clone(), every))
 }
 
 /// Returns a route to its config's weights on this node.
@@ -138,9 +166,8 @@ pub fn reset_route(table: &RouteTable, route: &str) -> Result<Arc<Route>, ApiErr
         .routes()
         .find(|r| &*r.id == route)
         .ok_or_else(|| ApiError::unknown_route(route))?;
-    if let Some(split) = &found.split {
-        split.reset();
-    }
+    let split = found.split.as_ref().ok_or_else(|| one_pool(route))?;
+    split.reset();
     Ok(found.clone())
 }
 
@@ -186,7 +213,7 @@ pub async fn apply(
 ) -> Result<(), ApiError> {
     let id = match action {
         AdminAction::RouteWeights { route, weights } => {
-            return set_route_weights(table, route, weights).map(|_| ());
+            return set_route_weights(table, route, weights, Naming::Every).map(|_| ());
         }
         AdminAction::RouteReset { route } => return reset_route(table, route).map(|_| ()),
         _ => action.backend().unwrap_or_default(),

@@ -204,7 +204,19 @@ impl Cluster {
         }
         let mut persisted_drains = Vec::new();
         let mut persisted_routes = Vec::new();
+        // Changes this node made while Redis was out and has not shared yet are newer than
+        // what Redis holds for the same field: they stay, and are published next.
+        let kept: Vec<String> = self
+            .kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|c| c.action.field())
+            .collect();
         for (field, value) in entries {
+            if kept.contains(&field) {
+                continue;
+            }
             let action = if let Some(backend) = field.strip_prefix("weight:") {
                 match value.parse() {
                     Ok(weight) => AdminAction::Weight {
@@ -249,13 +261,6 @@ impl Cluster {
         }
         // A drain lifted while this node was not listening: lift it here too (unless it is
         // one this node made during an outage and has not shared yet).
-        let kept: Vec<String> = self
-            .kept
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|c| c.action.field())
-            .collect();
         let table = self.table.load_full();
         // Likewise a route's weights reset elsewhere.
         for route in table.routes() {

@@ -12,7 +12,9 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::action::{AdminAction, PoolWeight, one_pool, pool_list, reset_route, set_route_weights};
+use super::action::{
+    AdminAction, Naming, PoolWeight, one_pool, pool_list, reset_route, set_route_weights,
+};
 use super::api::{read, read_json, resource};
 use super::error::ApiError;
 use super::state::AdminState;
@@ -98,9 +100,21 @@ async fn route(
 /// Applies a route change here, then tells the other nodes; answers with the route's view.
 async fn act(state: &AdminState, action: AdminAction) -> Result<HttpResponse, ApiError> {
     let table = state.table.load_full();
-    let route = match &action {
-        AdminAction::RouteWeights { route, weights } => set_route_weights(&table, route, weights)?,
-        AdminAction::RouteReset { route } => reset_route(&table, route)?,
+    // The other nodes are told the weights as they are now, every pool named: a change that
+    // named some pools is stored whole, so a node started later gets the same weights.
+    let (route, action) = match action {
+        AdminAction::RouteWeights { route, weights } => {
+            let (found, every) = set_route_weights(&table, &route, &weights, Naming::Some)?;
+            let action = AdminAction::RouteWeights {
+                route,
+                weights: every,
+            };
+            (found, action)
+        }
+        AdminAction::RouteReset { route } => (
+            reset_route(&table, &route)?,
+            AdminAction::RouteReset { route },
+        ),
         _ => return Err(ApiError::bad_request("not a route change")),
     };
     tracing::info!(action = ?action, "route changed through the admin API");

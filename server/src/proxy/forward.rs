@@ -88,13 +88,20 @@ pub async fn forward(
     .map_err(ProxyError::from)?;
     // Mirrored beside the exchange, never before it: the shadow only learns the outcome.
     let mirror = match (&route.shadow, hop) {
-        (Some(shadow), None) => super::shadow::start(
-            shadow,
-            &request,
-            &body,
-            head.method == Method::HEAD,
-            is_idempotent(&head.method),
-        ),
+        (Some(shadow), None) => {
+            let key = shadow.hash_key.as_ref().map_or(0, |k| {
+                let viewer = state.client_ip(peer(head), &head.headers);
+                hash_key(k, &head.headers, viewer)
+            });
+            super::shadow::start(
+                shadow,
+                &request,
+                &body,
+                head.method == Method::HEAD,
+                is_idempotent(&head.method),
+                key,
+            )
+        }
         _ => None,
     };
     let answered = exchange_with_retries(
@@ -175,7 +182,11 @@ async fn prepare(
     // unknown length) is streamed and never retried.
     let body = match framing {
         RequestFraming::None | RequestFraming::Length(0) => RequestBody::None,
-        RequestFraming::Length(n) if route.retries > 0 && n <= route.retry_buffer_bytes => {
+        // Kept whole to be sent again: on a retry, or to the route's shadow.
+        RequestFraming::Length(n)
+            if (route.retries > 0 && n <= route.retry_buffer_bytes)
+                || route.shadow.as_ref().is_some_and(|s| n <= s.max_body_bytes) =>
+        {
             // Boxed: only requests with a body wait here; the others need not carry its room.
             match Box::pin(exchange::buffer_body(payload, n, route.timeouts.idle)).await {
                 Ok(bytes) => RequestBody::Buffered(bytes),

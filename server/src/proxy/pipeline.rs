@@ -198,7 +198,12 @@ pub fn place<'r>(
     let placed = split(route, head, state);
     match super::region::overflow_target(&head.headers, peer, route, &placed.variant.pool, state) {
         Some(region) => Place::Region(region),
-        None => Place::Pool(placed),
+        None => {
+            if let Some(chosen) = &placed.variant.chosen {
+                chosen.increment(1);
+            }
+            Place::Pool(placed)
+        }
     }
 }
 
@@ -225,9 +230,6 @@ fn split<'r>(route: &'r Route, head: &RequestHead, state: &ProxyState) -> Placed
         }
     };
     let variant = &route.variants[at];
-    if let Some(chosen) = &variant.chosen {
-        chosen.increment(1);
-    }
     Placed {
         variant,
         session,

@@ -7,20 +7,18 @@
 
 use std::time::{Duration, Instant};
 
-use actix_web::body::BodySize;
+use actix_web::body::{BodySize, MessageBody};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use crate::headers::SHADOW_HEADER;
 use crate::routing::PoolHandle;
 use crate::routing::shadow::Shadow;
 use crate::upstream::Timeouts;
 use crate::upstream::h1::UpstreamBody;
 use crate::upstream::h1::exchange::RequestBody;
-
-/// The header that marks a mirrored request.
-pub const SHADOW_HEADER: &str = "x-switchyard-shadow";
-/// Most of a shadow's answer read (to put its connection back in the pool); a larger one is
-/// cut and its connection closed.
+/// Most of a shadow's answer read and dropped (to put its connection back in the pool); past
+/// it the rest is not waited for and the connection is closed.
 const DISCARD_LIMIT: usize = 1024 * 1024;
 
 /// A mirror under way: told the primary's status once it is known.
@@ -44,6 +42,7 @@ pub fn start(
     body: &RequestBody,
     head_request: bool,
     idempotent: bool,
+    key: u64,
 ) -> Option<Mirror> {
     if !shadow.sampled() {
         return None;
@@ -67,8 +66,7 @@ pub fn start(
     let (tell, told) = oneshot::channel::<(u16, Duration)>();
     let (pool, timeout, counts) = (shadow.pool.clone(), shadow.timeout, counts.clone());
     actix_rt::spawn(async move {
-        let _permit = permit;
-        let exchanged = exchange(&pool, &head, body, head_request, idempotent, timeout);
+        let exchanged = exchange(&pool, &head, body, head_request, idempotent, key, timeout);
         let status = match tokio::time::timeout(timeout, exchanged).await {
             Ok(Some((status, head_after))) => {
                 counts.shadow_latency.record(head_after.as_secs_f64());
@@ -76,6 +74,9 @@ pub fn start(
             }
             _ => None,
         };
+        // The shadow is done: its place goes to the next mirror while this one waits for the
+        // primary's status (a long poll may take a while).
+        drop(permit);
         match (told.await, status) {
             (_, None) => counts.failed.increment(1),
             (Ok((primary, took)), Some(status)) => {
@@ -113,10 +114,14 @@ async fn exchange(
     body: Option<Bytes>,
     head_request: bool,
     idempotent: bool,
+    key: u64,
     timeout: Duration,
 ) -> Option<(u16, Duration)> {
     let snapshot = pool.load_full();
-    let index = snapshot.balancer.candidates(&snapshot.eligible, 0).next()?;
+    let index = snapshot
+        .balancer
+        .candidates(&snapshot.eligible, key)
+        .next()?;
     let backend = &snapshot.eligible[index];
     let inflight = backend.stats.start_request();
     let timeouts = Timeouts {
@@ -156,7 +161,14 @@ async fn exchange(
         timeout,
         inflight,
     );
-    let _ = actix_web::body::to_bytes_limited(rest, DISCARD_LIMIT).await;
+    let mut rest = std::pin::pin!(rest);
+    let mut read = 0;
+    while read <= DISCARD_LIMIT {
+        match std::future::poll_fn(|cx| rest.as_mut().poll_next(cx)).await {
+            Some(Ok(chunk)) => read += chunk.len(),
+            Some(Err(_)) | None => break,
+        }
+    }
     Some((status, took))
 }
 

@@ -9,11 +9,14 @@ use std::time::Duration;
 use metrics::{Counter, Histogram};
 
 use super::snapshot::PoolHandle;
-use crate::config::ShadowConfig;
+use crate::config::{HashKey, ShadowConfig};
 
 #[derive(Debug)]
 pub struct Shadow {
     pub pool: Arc<PoolHandle>,
+    /// `Some` when the shadow pool balances by consistent hash: mirrors spread as its own
+    /// traffic would.
+    pub hash_key: Option<HashKey>,
     per_million: u32,
     pub timeout: Duration,
     pub max_body_bytes: u64,
@@ -51,7 +54,12 @@ impl Drop for Permit {
 }
 
 impl Shadow {
-    pub fn new(route: &str, pool: Arc<PoolHandle>, config: &ShadowConfig) -> Shadow {
+    pub fn new(
+        route: &str,
+        pool: Arc<PoolHandle>,
+        hash_key: Option<HashKey>,
+        config: &ShadowConfig,
+    ) -> Shadow {
         let outcome = |outcome: &'static str| {
             metrics::counter!(
                 "switchyard_shadow_requests_total",
@@ -78,6 +86,7 @@ impl Shadow {
             primary_latency: latency("primary"),
         };
         Shadow {
+            hash_key,
             per_million: config.per_million,
             timeout: config.timeout,
             max_body_bytes: config.max_body_bytes,

@@ -1,8 +1,8 @@
 //! Which of a route's pools serves a request: the route's one pool, or a part of its weighted
-//! `split`. A viewer is assigned by a hash of a stable key — a configured header or cookie,
-//! else its session token — against the parts' cumulative weights, so it stays in one pool
-//! across requests, router nodes and restarts, and raising a part's weight only moves viewers
-//! into that part (never between the others). The weights can change at run time (admin calls
+//! `split`. A viewer is assigned by weighted rendezvous hashing of a stable key — a configured
+//! header or cookie, else its session token — so it stays in one pool across requests, router
+//! nodes and restarts, and changing a part's weight only moves viewers into or out of that
+//! part (never between the others). The weights can change at run time (admin calls
 //! and rollouts swap them whole); the request path reads them without a lock. A blue-green
 //! route (`pool` + `standby`) is a split whose weights give everything to one colour.
 
@@ -15,7 +15,7 @@ use metrics::{Counter, Histogram};
 use super::outcomes::Outcomes;
 use super::snapshot::PoolHandle;
 use crate::config::{HashKey, SplitBy};
-use crate::routing::balance::hash::hash_bytes;
+use crate::routing::balance::hash::{hash_bytes, hash_u64};
 
 /// One pool a route sends to, with the route's counters on it.
 #[derive(Debug)]
@@ -41,6 +41,8 @@ pub struct Split {
     weights: ArcSwap<Weights>,
     /// The weights the config gave (what a reset returns to).
     configured: Vec<u32>,
+    /// One per variant: see [`salt`].
+    salts: Vec<u64>,
     by: By,
     override_header: Option<HeaderName>,
     /// The response header naming the pool that served the request, when configured.
@@ -88,6 +90,7 @@ impl Split {
     /// A split with `weights` (one per variant, in order). Header names were validated.
     pub fn new(
         weights: Vec<u32>,
+        pools: &[&str],
         by: &SplitBy,
         override_header: Option<&str>,
         response_header: Option<&str>,
@@ -99,6 +102,7 @@ impl Split {
                 by_admin: false,
             }),
             configured: weights,
+            salts: pools.iter().map(|p| salt(p)).collect(),
             by: match by {
                 SplitBy::Session => By::Session,
                 SplitBy::Header(h) => name(h).map_or(By::Session, By::Header),
@@ -160,30 +164,37 @@ impl Split {
 
     /// The part that `key` falls in.
     pub fn pick(&self, key: &[u8]) -> usize {
-        pick(&self.weights.load().values, hash(key))
+        pick(&self.weights.load().values, &self.salts, hash_bytes(key))
     }
 }
 
-/// A key's hash: the consistent-hash balancer's (FNV-1a, then splitmix64's finaliser), fixed
-/// in this code, so every node and every version of the router assigns a key alike.
-pub fn hash(key: &[u8]) -> u64 {
-    hash_bytes(key)
+/// A part's salt: the hash of its pool's id, so a part keeps its keys whatever its place in
+/// the list, and a key's score in a split differs from its place on a consistent-hash ring.
+pub fn salt(pool: &str) -> u64 {
+    hash_bytes(pool.as_bytes())
 }
 
-/// The part whose share of the cumulative weights holds `hash`'s point in [0, total): the
-/// hash scaled by the total, so a change of the weights moves as few keys as it can.
-pub fn pick(weights: &[u32], hash: u64) -> usize {
-    let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
-    let point = ((u128::from(hash) * u128::from(total)) >> 64) as u64;
-    let mut upto = 0;
-    for (i, &w) in weights.iter().enumerate() {
-        upto += u64::from(w);
-        if point < upto {
-            return i;
+/// Weighted rendezvous hashing: each part with a weight scores the key by `w / −ln(u)`, `u` a
+/// uniform draw in (0, 1) from the key's hash and the part's salt (splitmix64's finaliser, as
+/// the consistent-hash balancer's hashes); the highest score wins. A part wins a key with
+/// probability `w / Σw`, every node and version of the router scores alike, and changing one
+/// part's weight only moves keys into it (raised) or out of it (lowered), never between others.
+pub fn pick(weights: &[u32], salts: &[u64], key: u64) -> usize {
+    let mut best = (0, f64::NEG_INFINITY);
+    for (i, (&w, &salt)) in weights.iter().zip(salts).enumerate() {
+        if w == 0 {
+            continue;
+        }
+        let h = hash_u64(key ^ salt);
+        // 53 bits into (0, 1): never 0 (ln), never 1 (a score of infinity).
+        let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        let score = f64::from(w) / -u.ln();
+        if score > best.1 {
+            best = (i, score);
         }
     }
-    // All weights 0 (refused by validation): the first part.
-    0
+    // All weights 0 (refused by validation and by the admin API): the first part.
+    best.0
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.
@@ -202,10 +213,21 @@ fn cookie<'h>(headers: &'h ax::HeaderMap, name: &str) -> Option<&'h [u8]> {
 mod tests {
     use super::*;
 
+    const POOLS: [&str; 3] = ["api-v1", "api-v2", "api-v3"];
+
+    fn part(weights: &[u32], key: u32) -> usize {
+        let salts: Vec<u64> = POOLS.iter().map(|p| salt(p)).collect();
+        pick(
+            weights,
+            &salts,
+            hash_bytes(format!("viewer-{key}").as_bytes()),
+        )
+    }
+
     fn shares(weights: &[u32], keys: u32) -> Vec<f64> {
         let mut counts = vec![0u32; weights.len()];
         for k in 0..keys {
-            counts[pick(weights, hash(format!("viewer-{k}").as_bytes()))] += 1;
+            counts[part(weights, k)] += 1;
         }
         counts
             .iter()
@@ -228,14 +250,27 @@ mod tests {
     }
 
     #[test]
-    fn raising_a_weight_only_moves_keys_into_that_part() {
-        let steps: [&[u32]; 5] = [&[99, 1], &[95, 5], &[90, 10], &[75, 25], &[0, 100]];
+    fn changing_one_weight_only_moves_keys_into_or_out_of_that_part() {
+        // A canary's steps are "raise the canary" (only the relative weights matter), then a
+        // third part, a lowered baseline, a part removed.
+        let steps: [&[u32]; 7] = [
+            &[99, 1, 0],
+            &[99, 5, 0],
+            &[99, 25, 0],
+            &[99, 25, 30],
+            &[50, 25, 30],
+            &[50, 0, 30],
+            &[50, 0, 1],
+        ];
         for pair in steps.windows(2) {
+            let changed: Vec<usize> = (0..3).filter(|&i| pair[0][i] != pair[1][i]).collect();
+            let &[moved] = &changed[..] else {
+                panic!("steps change one weight at a time: {pair:?}");
+            };
             for k in 0..20_000 {
-                let h = hash(format!("viewer-{k}").as_bytes());
-                let (before, after) = (pick(pair[0], h), pick(pair[1], h));
+                let (before, after) = (part(pair[0], k), part(pair[1], k));
                 assert!(
-                    before == after || after == 1,
+                    before == after || before == moved || after == moved,
                     "key {k} moved from part {before} to {after} going {:?} -> {:?}",
                     pair[0],
                     pair[1]
@@ -246,10 +281,12 @@ mod tests {
 
     #[test]
     fn a_zero_weight_takes_nothing_and_the_extremes_stay_in_range() {
-        assert_eq!(pick(&[0, 1, 0], 0), 1);
-        assert_eq!(pick(&[0, 1, 0], u64::MAX), 1);
-        assert_eq!(pick(&[1, 0], u64::MAX), 0);
-        assert_eq!(pick(&[0, 0], 7), 0);
+        let salts = [salt("a"), salt("b"), salt("c")];
+        for key in [0, 1, u64::MAX, 0x8000_0000_0000_0000] {
+            assert_eq!(pick(&[0, 1, 0], &salts, key), 1);
+            assert_eq!(pick(&[1, 0, 0], &salts, key), 0);
+            assert_eq!(pick(&[0, 0, 0], &salts, key), 0);
+        }
     }
 
     #[test]

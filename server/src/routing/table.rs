@@ -275,8 +275,14 @@ impl RouteTable {
                     })
                     .collect();
                 let split = r.split.as_ref().map(|s| {
+                    let pools: Vec<&str> = s
+                        .parts
+                        .iter()
+                        .map(|&(p, _)| config.pools[p].id.as_str())
+                        .collect();
                     Split::new(
                         s.parts.iter().map(|&(_, w)| w).collect(),
+                        &pools,
                         &s.by,
                         s.override_header.as_deref(),
                         s.response_header.as_deref(),
@@ -290,10 +296,13 @@ impl RouteTable {
                     sticky: r.sticky,
                     variants,
                     split,
-                    shadow: r
-                        .shadow
-                        .as_ref()
-                        .map(|s| Shadow::new(&r.id, pools[s.pool].clone(), s)),
+                    shadow: r.shadow.as_ref().map(|s| {
+                        let hash_key = match &config.pools[s.pool].algorithm {
+                            Algorithm::ConsistentHash(key) => Some(key.clone()),
+                            _ => None,
+                        };
+                        Shadow::new(&r.id, pools[s.pool].clone(), hash_key, s)
+                    }),
                     timeouts: r.timeouts,
                     retries: r.retries,
                     retry_non_idempotent: r.retry_non_idempotent,

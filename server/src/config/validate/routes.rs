@@ -63,10 +63,14 @@ fn route(
     let key = |k: &str| format!("routes[{i}].{k}");
     let before = issues.count();
     let (pool, split) = targets(i, r, pools, issues);
+    let serving: Vec<usize> = match &split {
+        Some(split) => split.parts.iter().map(|&(p, _)| p).collect(),
+        None => pool.into_iter().collect(),
+    };
     let shadow = r
         .shadow
         .as_ref()
-        .and_then(|raw| shadow(i, raw, pools, pool, issues));
+        .and_then(|raw| shadow(i, raw, pools, &serving, issues));
     if let Some(load) = r.overflow_load
         && !(load.is_finite() && load > 0.0)
     {
@@ -154,13 +158,13 @@ fn route(
 /// Largest `shadow.max_concurrent`: each holds a backend connection.
 pub const MAX_SHADOW_CONCURRENT: u32 = 10_000;
 
-/// A route's shadow: a known pool other than the one it mirrors, a share in (0, 100], a
+/// A route's shadow: a known pool that does not serve the route, a share in (0, 100], a
 /// timeout, limits.
 fn shadow(
     i: usize,
     raw: &RawShadow,
     pools: &HashMap<&str, usize>,
-    primary: Option<usize>,
+    serving: &[usize],
     issues: &mut Issues,
 ) -> Option<ShadowConfig> {
     let key = |k: &str| format!("routes[{i}].shadow.{k}");
@@ -173,10 +177,12 @@ fn shadow(
                 .unwrap_or_default();
             issues.push(key("pool"), format!("no pool named {:?}{hint}", raw.pool));
         }
-        Some(p) if Some(p) == primary => issues.push(
+        // A pool that serves the route (its pool, a part of its split, its standby) would get
+        // some requests twice, a POST included.
+        Some(p) if serving.contains(&p) => issues.push(
             key("pool"),
             format!(
-                "{:?} is the route's own pool: a shadow is another pool",
+                "{:?} serves the route (its pool, a part of its split or its standby): a shadow is another pool",
                 raw.pool
             ),
         ),
@@ -601,7 +607,11 @@ mod tests {
             ),
             (
                 "{ pool = \"v1\" }",
-                "routes[0].shadow.pool: \"v1\" is the route's own pool",
+                "routes[0].shadow.pool: \"v1\" serves the route",
+            ),
+            (
+                "{ pool = \"v2\" }\nstandby = \"v2\"",
+                "routes[0].shadow.pool: \"v2\" serves the route",
             ),
             (
                 "{ pool = \"v2\", percent = 0 }",

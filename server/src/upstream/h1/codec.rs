@@ -92,6 +92,9 @@ pub fn write_request_head(
             // forwards, never passed on from a client; the session token is for routers (kept
             // when forwarding to another region's router, which needs it).
             || n == crate::headers::HOP_HEADER
+            // Only the router marks a mirrored request: a client's marker would make a
+            // backend take a real request for a shadow one.
+            || n == crate::headers::SHADOW_HEADER
             || (n == crate::headers::SESSION_HEADER && fwd.hop.is_none())
             // `Connection: host` cannot take the Host header away.
             || (n != "host"
