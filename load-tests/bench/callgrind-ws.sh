@@ -57,40 +57,10 @@ for p in "${B[@]}"; do wait_port "$p"; done
 port=$(free_port); admin=$(free_port)
 case $PROXY in
   haproxy)
-    cat > "$WORK/haproxy.cfg" <<CFG
-global
-  nbthread 1
-  maxconn 9900
-defaults
-  mode http
-  maxconn 9900
-  timeout connect 1s
-  timeout client 30s
-  timeout server 30s
-  timeout tunnel 1h
-frontend fe
-  bind 127.0.0.1:$port
-  default_backend be
-backend be
-  balance leastconn
-  server b1 127.0.0.1:${B[0]}
-  server b2 127.0.0.1:${B[1]}
-  server b3 127.0.0.1:${B[2]}
-CFG
+    haproxy_ws_config "$port" "${B[@]}" > "$WORK/haproxy.cfg"
     proxy=(haproxy -db -f "$WORK/haproxy.cfg") ;;
   *)
-    router_head "$port" "$admin" > "$WORK/router.toml"
-    cat >> "$WORK/router.toml" <<TOML
-[[routes]]
-id = "ws"
-path_prefix = "/"
-pool = "ws"
-timeouts = { connect = "1s", response = "5s", idle = "1h" }
-[[pools]]
-id = "ws"
-algorithm = "least_connections"
-backends = [ { id = "b1", address = "127.0.0.1:${B[0]}" }, { id = "b2", address = "127.0.0.1:${B[1]}" }, { id = "b3", address = "127.0.0.1:${B[2]}" } ]
-TOML
+    router_ws_config "$port" "$admin" "${B[@]}" > "$WORK/router.toml"
     proxy=("${SWITCHYARD_BIN:-$BIN/switchyard}" serve --config "$WORK/router.toml") ;;
 esac
 rm -f "$OUT" "$OUT".[0-9]*

@@ -87,3 +87,45 @@ backend be
   server b2 127.0.0.1:$3
 CFG
 }
+
+# WebSocket benchmarks' proxies, one worker / thread each, least connections over the three
+# test backends on the ports that follow $1 (HAProxy: port $1; Switchyard: port $1, admin $2).
+haproxy_ws_config() {
+  local port=$1
+  shift
+  cat <<CFG
+global
+  nbthread 1
+  maxconn 9900
+defaults
+  mode http
+  maxconn 9900
+  timeout connect 1s
+  timeout client 30s
+  timeout server 30s
+  timeout tunnel 1h
+frontend fe
+  bind 127.0.0.1:$port
+  default_backend be
+backend be
+  balance leastconn
+  server b1 127.0.0.1:$1
+  server b2 127.0.0.1:$2
+  server b3 127.0.0.1:$3
+CFG
+}
+
+router_ws_config() {
+  router_head "$1" "$2"
+  cat <<TOML
+[[routes]]
+id = "ws"
+path_prefix = "/"
+pool = "ws"
+timeouts = { connect = "1s", response = "5s", idle = "1h" }
+[[pools]]
+id = "ws"
+algorithm = "least_connections"
+backends = [ { id = "b1", address = "127.0.0.1:$3" }, { id = "b2", address = "127.0.0.1:$4" }, { id = "b3", address = "127.0.0.1:$5" } ]
+TOML
+}

@@ -42,18 +42,7 @@ SWITCHYARDS=${SWITCHYARDS:-"switchyard=$BIN/switchyard"}
 start_switchyard() {
   local bin=$1
   SY=$(free_port); local admin; admin=$(free_port)
-  router_head "$SY" "$admin" > "$WORK/switchyard.toml"
-  cat >> "$WORK/switchyard.toml" <<TOML
-[[routes]]
-id = "ws"
-path_prefix = "/"
-pool = "ws"
-timeouts = { connect = "1s", response = "5s", idle = "1h" }
-[[pools]]
-id = "ws"
-algorithm = "least_connections"
-backends = [ { id = "b1", address = "127.0.0.1:${B[0]}" }, { id = "b2", address = "127.0.0.1:${B[1]}" }, { id = "b3", address = "127.0.0.1:${B[2]}" } ]
-TOML
+  router_ws_config "$SY" "$admin" "${B[@]}" > "$WORK/switchyard.toml"
   "$bin" serve --config "$WORK/switchyard.toml" >/dev/null 2>"$WORK/switchyard.log" &
   PROXY_PID=$!; PIDS+=($PROXY_PID); PROXY_PORT=$SY
   wait_port "$SY"
@@ -61,26 +50,7 @@ TOML
 
 start_haproxy() {
   local port; port=$(free_port)
-  cat > "$WORK/haproxy.cfg" <<CFG
-global
-  nbthread 1
-  maxconn 9900
-defaults
-  mode http
-  maxconn 9900
-  timeout connect 1s
-  timeout client 30s
-  timeout server 30s
-  timeout tunnel 1h
-frontend fe
-  bind 127.0.0.1:$port
-  default_backend be
-backend be
-  balance leastconn
-  server b1 127.0.0.1:${B[0]}
-  server b2 127.0.0.1:${B[1]}
-  server b3 127.0.0.1:${B[2]}
-CFG
+  haproxy_ws_config "$port" "${B[@]}" > "$WORK/haproxy.cfg"
   haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>&1 &
   PROXY_PID=$!; PIDS+=($PROXY_PID); PROXY_PORT=$port
   wait_port "$port"
