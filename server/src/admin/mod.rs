@@ -4,7 +4,7 @@
 //! [`cluster`]).
 //!
 //! Layers, each importing only those below it: [`state`] and [`error`] (what handlers hold
-//! and how they refuse), [`action`] (applying a change to a pool actor or a route's split),
+//! and how they refuse), [`request`] (resources and JSON bodies), [`action`] (applying a change to a pool actor or a route's split),
 //! [`cluster`] (sharing changes between nodes), [`auth`], [`api`] and [`traffic`] (the routes'
 //! weights and blue-green switches).
 
@@ -13,6 +13,7 @@ pub mod api;
 pub mod auth;
 pub mod cluster;
 pub mod error;
+pub mod request;
 pub mod state;
 pub mod traffic;
 
@@ -24,9 +25,9 @@ use crate::telemetry;
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<state::AdminState>) {
     cfg.app_data(web::Data::from(state.ready.clone()))
         .app_data(state)
-        .service(api::read("/metrics", metrics))
-        .service(api::read("/healthz", healthz))
-        .service(api::read("/readyz", readyz))
+        .service(request::read("/metrics", metrics))
+        .service(request::read("/healthz", healthz))
+        .service(request::read("/readyz", readyz))
         .configure(api::configure);
 }
 

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use super::action::{
     AdminAction, Naming, PoolWeight, one_pool, pool_list, reset_route, set_route_weights,
 };
-use super::api::{read, read_json, resource};
 use super::error::ApiError;
+use super::request::{read, read_json, resource};
 use super::state::AdminState;
 use crate::routing::{Route, RouteTable, Variant};
 
