@@ -4,8 +4,10 @@
 # `perf record -e cpu-clock` (no hardware counters needed) while the load runs, then the
 # samples are split by where they landed: the share in the kernel, and the top kernel and
 # user-space symbols. MODE `ws`: 3,000 WebSocket sessions echoing 3,000 messages/s through the
-# proxy; `http`: closed-loop keep-alive HTTP (50 connections). Samples are taken only once all
-# sessions are open (ws) or after a warm-up (http).
+# proxy; `http`: closed-loop keep-alive HTTP (50 connections) with the HTTP benchmarks'
+# configs. Samples are taken only once all sessions are open (ws) or after a warm-up (http).
+# SYSCALLS=N instead counts the proxy's system calls (`strace -f -c`) over N HTTP requests
+# (8 connections) after a warm-up: what a request costs in calls and wake-ups.
 #
 #   load-tests/bench/kernel-share.sh ws|http [SECONDS]       # default 10 s of samples
 #   PROXY=haproxy load-tests/bench/kernel-share.sh ws
@@ -27,18 +29,36 @@ for i in 1 2 3; do
 done
 for p in "${B[@]}"; do wait_port "$p"; done
 
+# The WebSocket benchmarks' configs for ws; the HTTP benchmarks' (the same forwarding and
+# request-id headers on both, round robin over two backends) for http.
 port=$(free_port); admin=$(free_port)
+case $PROXY-$MODE in
+  haproxy-ws) haproxy_ws_config "$port" "${B[@]}" > "$WORK/haproxy.cfg" ;;
+  haproxy-*) haproxy_http_config "$port" "${B[0]}" "${B[1]}" > "$WORK/haproxy.cfg" ;;
+  *-ws) router_ws_config "$port" "$admin" "${B[@]}" > "$WORK/router.toml" ;;
+  *) router_config "$port" "$admin" "${B[0]}" "${B[1]}" > "$WORK/router.toml" ;;
+esac
 case $PROXY in
-  haproxy)
-    haproxy_ws_config "$port" "${B[@]}" > "$WORK/haproxy.cfg"
-    haproxy -db -f "$WORK/haproxy.cfg" >/dev/null 2>&1 & ;;
-  *)
-    router_ws_config "$port" "$admin" "${B[@]}" > "$WORK/router.toml"
-    "${SWITCHYARD_BIN:-$BIN/switchyard}" serve --config "$WORK/router.toml" >/dev/null 2>&1 & ;;
+  haproxy) haproxy -db -f "$WORK/haproxy.cfg" >/dev/null 2>&1 & ;;
+  *) "${SWITCHYARD_BIN:-$BIN/switchyard}" serve --config "$WORK/router.toml" >/dev/null 2>&1 & ;;
 esac
 proxy=$!
 PIDS+=("$proxy")
 wait_port "$port"
+
+if [ -n "${SYSCALLS:-}" ]; then
+  command -v strace >/dev/null || { echo "strace is missing" >&2; exit 1; }
+  "$BIN/switchyard-load" http "http://127.0.0.1:$port/x" -c 8 --requests 2000 >/dev/null 2>&1
+  strace -f -c -p "$proxy" -o "$WORK/strace.txt" & tracer=$!
+  sleep 1
+  "$BIN/switchyard-load" http "http://127.0.0.1:$port/x" -c 8 --requests "$SYSCALLS" \
+    --duration 300s 2>&1 | grep -E "requests|errors"
+  kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
+  echo "$PROXY: system calls over $SYSCALLS requests (calls per request in the last column)"
+  awk -v n="$SYSCALLS" '$1 ~ /^[0-9.]+$/ && NF >= 5 { printf "  %-16s %9d  %6.2f\n", $NF, $4, $4 / n }' \
+    "$WORK/strace.txt" | sort -k2 -n -r | head -8
+  exit 0
+fi
 
 case $MODE in
   ws)
