@@ -6,6 +6,7 @@
 # user-space symbols. MODE `ws`: 3,000 WebSocket sessions echoing 3,000 messages/s through the
 # proxy; `http`: closed-loop keep-alive HTTP (50 connections) with the HTTP benchmarks'
 # configs. Samples are taken only once all sessions are open (ws) or after a warm-up (http).
+# STAT=1 instead prints the proxy's context switches and CPU time over the window (`perf stat`).
 # SYSCALLS=N instead counts the proxy's system calls (`strace -f -c`) over N HTTP requests
 # (8 connections) after a warm-up: what a request costs in calls and wake-ups.
 #
@@ -54,6 +55,16 @@ if [ -n "${SYSCALLS:-}" ]; then
   "$BIN/switchyard-load" http "http://127.0.0.1:$port/x" -c 8 --requests "$SYSCALLS" \
     --duration 300s 2>&1 | grep -E "requests|errors"
   kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
+  # Context switches of every thread of the proxy over the same number of requests, untraced.
+  switches() {
+    cat /proc/"$proxy"/task/*/status | awk '/^voluntary_ctxt_switches/ {v+=$2} /^nonvoluntary_ctxt_switches/ {n+=$2} END {print v, n}'
+  }
+  read -r v0 n0 < <(switches)
+  "$BIN/switchyard-load" http "http://127.0.0.1:$port/x" -c 8 --requests "$SYSCALLS" \
+    --duration 300s >/dev/null 2>&1
+  read -r v1 n1 < <(switches)
+  awk -v v=$((v1 - v0)) -v n=$((n1 - n0)) -v r="$SYSCALLS" 'BEGIN {
+    printf "context switches per request: %.3f voluntary, %.3f involuntary\n", v / r, n / r }'
   echo "$PROXY: system calls over $SYSCALLS requests (calls per request in the last column)"
   awk -v n="$SYSCALLS" '$1 ~ /^[0-9.]+$/ && NF >= 5 { printf "  %-16s %9d  %6.2f\n", $NF, $4, $4 / n }' \
     "$WORK/strace.txt" | sort -k2 -n -r | head -8
@@ -75,6 +86,14 @@ case $MODE in
   *) echo "MODE is ws or http" >&2; exit 1 ;;
 esac
 PIDS+=("$load")
+if [ -n "${STAT:-}" ]; then
+  # Context switches and CPU time of the proxy over the window instead of samples.
+  perf stat -e context-switches,task-clock -p "$proxy" -- sleep "$SECONDS_SAMPLED" 2>&1 |
+    grep -E "context-switches|task-clock"
+  wait "$load" || true
+  grep -E "requests|messages" "$WORK/load.log" | head -2
+  exit 0
+fi
 perf record -q -e cpu-clock -F 2000 -p "$proxy" -o "$WORK/perf.data" -- sleep "$SECONDS_SAMPLED" 2>/dev/null
 wait "$load" || true
 grep -E "requests|messages|sessions" "$WORK/load.log" | head -3
