@@ -432,4 +432,41 @@ mod tests {
         slots.sort();
         assert_eq!(slots, vec![0, 1]);
     }
+
+    /// A table rebuilt from `split` after one whose route split 1/1 over a and b, with the
+    /// weights set by the admin API to 0/1.
+    fn reloaded(split: &str) -> Vec<u32> {
+        let route = |split: &str| {
+            Config::from_toml_str(&format!(
+                "{POOLS}\n[[pools]]\nid = \"c\"\nbackends = [{{ id = \"c1\", address = \"127.0.0.1:3\" }}]\n\
+                 [[routes]]\nid = \"r\"\npath_prefix = \"/\"\nsplit = [{split}]\n"
+            ))
+            .unwrap()
+        };
+        let before = RouteTable::build(&route(
+            "{ pool = \"a\", weight = 1 }, { pool = \"b\", weight = 1 }",
+        ));
+        let old = before.routes().next().unwrap().split.as_ref().unwrap();
+        old.set(crate::routing::split::Weights {
+            values: vec![0, 1],
+            by_admin: true,
+        });
+        let (after, _) = RouteTable::rebuild(&route(split), Some(&before));
+        let split = after.routes().next().unwrap().split.as_ref().unwrap();
+        split.weights().values.clone()
+    }
+
+    #[test]
+    fn admin_weights_outlive_a_reload_only_while_the_route_keeps_its_pools() {
+        // Same pools, other config weights: the admin's stay.
+        assert_eq!(
+            reloaded("{ pool = \"a\", weight = 9 }, { pool = \"b\", weight = 1 }"),
+            [0, 1]
+        );
+        // Other pools: the config's apply.
+        assert_eq!(
+            reloaded("{ pool = \"a\", weight = 9 }, { pool = \"c\", weight = 1 }"),
+            [9, 1]
+        );
+    }
 }
