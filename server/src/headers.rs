@@ -26,6 +26,25 @@ pub const REQUEST_ID_NAME: ax::HeaderName = ax::HeaderName::from_static(REQUEST_
 pub const SWITCHYARD_ERROR_NAME: ax::HeaderName = ax::HeaderName::from_static(SWITCHYARD_ERROR);
 pub const FORWARDED_FOR_NAME: ax::HeaderName = ax::HeaderName::from_static(FORWARDED_FOR);
 
+/// The value of cookie `name` in the request's `Cookie` headers (surrounding quotes removed),
+/// borrowed from them: `a=1; name=value` gives `value`; `namex=…` and `name =…` do not match.
+pub fn cookie<'h>(headers: &'h ax::HeaderMap, name: &str) -> Option<&'h [u8]> {
+    headers
+        .get_all(ax::COOKIE)
+        .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
+        .find_map(|pair| {
+            let value = pair
+                .trim_ascii_start()
+                .strip_prefix(name.as_bytes())?
+                .strip_prefix(b"=")?
+                .trim_ascii();
+            let unquoted = value
+                .strip_prefix(b"\"")
+                .and_then(|v| v.strip_suffix(b"\""));
+            Some(unquoted.unwrap_or(value))
+        })
+}
+
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), plus `expect`, which the
 /// router has already answered itself, and `content-length`/`transfer-encoding` on responses,
 /// which the client side recomputes from the body.
@@ -73,6 +92,19 @@ fn new_request_id() -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cookie_is_found_among_others_and_not_by_a_prefix_of_its_name() {
+        let mut headers = ax::HeaderMap::new();
+        headers.append(
+            ax::COOKIE,
+            ax::HeaderValue::from_static("uidx=no; uid = no; uid=viewer-7"),
+        );
+        assert_eq!(cookie(&headers, "uid"), Some(&b"viewer-7"[..]));
+        assert_eq!(cookie(&headers, "other"), None);
+        headers.append(ax::COOKIE, ax::HeaderValue::from_static("q=\"quoted\""));
+        assert_eq!(cookie(&headers, "q"), Some(&b"quoted"[..]));
+    }
 
     fn incoming(pairs: &[(&str, &str)]) -> ax::HeaderMap {
         let mut map = ax::HeaderMap::new();

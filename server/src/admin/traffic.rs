@@ -97,25 +97,29 @@ async fn route(
     Ok(HttpResponse::Ok().json(route_json(find(&table, &id)?)))
 }
 
-/// Applies a route change here, then tells the other nodes; answers with the route's view.
-async fn act(state: &AdminState, action: AdminAction) -> Result<HttpResponse, ApiError> {
+/// Sets `weights` on route `id` here (`None`: back to its config's), then tells the other
+/// nodes; answers with the route's view. They are told the weights as they are now, every pool
+/// named: a change that named some pools is stored whole, so a node started later gets the
+/// same weights.
+async fn act(
+    state: &AdminState,
+    id: String,
+    weights: Option<Vec<PoolWeight>>,
+) -> Result<HttpResponse, ApiError> {
     let table = state.table.load_full();
-    // The other nodes are told the weights as they are now, every pool named: a change that
-    // named some pools is stored whole, so a node started later gets the same weights.
-    let (route, action) = match action {
-        AdminAction::RouteWeights { route, weights } => {
-            let (found, every) = set_route_weights(&table, &route, &weights, Naming::Some)?;
+    let (route, action) = match weights {
+        Some(weights) => {
+            let (found, every) = set_route_weights(&table, &id, &weights, Naming::Some)?;
             let action = AdminAction::RouteWeights {
-                route,
+                route: id,
                 weights: every,
             };
             (found, action)
         }
-        AdminAction::RouteReset { route } => (
-            reset_route(&table, &route)?,
-            AdminAction::RouteReset { route },
+        None => (
+            reset_route(&table, &id)?,
+            AdminAction::RouteReset { route: id },
         ),
-        _ => return Err(ApiError::bad_request("not a route change")),
     };
     tracing::info!(action = ?action, "route changed through the admin API");
     if let Some(cluster) = &state.cluster {
@@ -152,11 +156,7 @@ async fn weights(
         .into_iter()
         .map(|(pool, weight)| PoolWeight { pool, weight })
         .collect();
-    let action = AdminAction::RouteWeights {
-        route: id.into_inner(),
-        weights,
-    };
-    act(&state, action).await
+    act(&state, id.into_inner(), Some(weights)).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,11 +207,7 @@ async fn switch(
             weight: u32::from(*p == to),
         })
         .collect();
-    let action = AdminAction::RouteWeights {
-        route: id.into_inner(),
-        weights,
-    };
-    act(&state, action).await
+    act(&state, id.into_inner(), Some(weights)).await
 }
 
 /// `POST /admin/v1/routes/{id}/reset`: the route's config weights again, on every node.
@@ -221,8 +217,5 @@ async fn reset(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     read_json::<Value>(payload).await?;
-    let action = AdminAction::RouteReset {
-        route: id.into_inner(),
-    };
-    act(&state, action).await
+    act(&state, id.into_inner(), None).await
 }

@@ -68,12 +68,11 @@ pub async fn forward(
         Target::Pool(placed) => (placed.variant.pool.load_full(), Some(placed), None),
         Target::Region(snapshot, from) => (snapshot, None, Some(from)),
     };
-    // X-Forwarded-For gets the immediate peer appended; hashing sees the viewer.
-    let hashed = placed.as_ref().and_then(|p| p.variant.hash_key.as_ref());
-    let key = hashed.map_or(0, |k| {
-        let viewer = state.client_ip(peer(head), &head.headers);
-        hash_key(k, &head.headers, viewer)
-    });
+    let key = balance_key(
+        placed.as_ref().and_then(|p| p.variant.hash_key.as_ref()),
+        head,
+        state,
+    );
     let choice = pipeline::choose(route, snapshot, placed, key, head, state).await?;
     let (request, body) = prepare(
         head,
@@ -89,10 +88,7 @@ pub async fn forward(
     // Mirrored beside the exchange, never before it: the shadow only learns the outcome.
     let mirror = match (&route.shadow, hop) {
         (Some(shadow), None) => {
-            let key = shadow.hash_key.as_ref().map_or(0, |k| {
-                let viewer = state.client_ip(peer(head), &head.headers);
-                hash_key(k, &head.headers, viewer)
-            });
+            let key = balance_key(shadow.hash_key.as_ref(), head, state);
             super::shadow::start(
                 shadow,
                 &request,
@@ -214,7 +210,7 @@ async fn prepare(
 async fn exchange_with_retries(
     head: &RequestHead,
     route: &Route,
-    mut choice: Choice,
+    mut choice: Choice<'_>,
     request: &[u8],
     mut body: RequestBody,
     hopped: bool,
@@ -254,7 +250,9 @@ async fn exchange_with_retries(
         let err = match exchanged.await {
             Ok((conn, answer)) => {
                 backend.stats.ewma.observe(sent.elapsed(), now_ns());
-                backend.stats.record_status(choice.slot, answer.status);
+                backend
+                    .stats
+                    .record_status(choice.variant.slot, answer.status);
                 backend.stats.record_outcome(answer.status < 500);
                 // A backend's 502/503 before any byte reached the client: another backend may
                 // do better. Its answer is dropped (and its connection closed) only once a
@@ -280,18 +278,18 @@ async fn exchange_with_retries(
                 choice.landed(&backend.id, resp.headers_mut(), state);
                 return Ok((resp, backend.id.clone()));
             }
-            Err(err) => classify(err, backend, choice.slot),
+            Err(err) => classify(err, backend, choice.variant.slot),
         };
         if !(err.retry.allows(retryable_method) && another && route.budget.try_withdraw()) {
             if err.retry == Retry::Always {
                 // A connect failure that ends the request is the client's 502.
-                backend.stats.record_status(choice.slot, 502);
+                backend.stats.record_status(choice.variant.slot, 502);
             }
             return Err(err);
         }
         last_error = Some(err);
     }
-    Err(last_error.unwrap_or_else(|| pipeline::unavailable(&choice.pool, &snapshot)))
+    Err(last_error.unwrap_or_else(|| pipeline::unavailable(&choice.variant.pool.id, &snapshot)))
 }
 
 /// Classify the outcome: an exchange failure as the request path's error, counted against
@@ -395,13 +393,19 @@ pub fn upstream_target<'a>(uri: &'a Uri, route: &Route) -> Cow<'a, str> {
     }
 }
 
-fn hash_key(key: &HashKey, headers: &ax::HeaderMap, client_ip: Option<IpAddr>) -> u64 {
+/// The request's key for a consistent-hash pool (`key`: its hash key; 0 for other pools): the
+/// header's value, else the viewer's address (X-Forwarded-For gets the immediate peer
+/// appended; hashing sees the viewer).
+fn balance_key(key: Option<&HashKey>, head: &RequestHead, state: &ProxyState) -> u64 {
+    let Some(key) = key else {
+        return 0;
+    };
     if let HashKey::Header(name) = key
-        && let Some(value) = headers.get(name.as_str())
+        && let Some(value) = head.headers.get(name.as_str())
     {
         return hash_bytes(value.as_bytes());
     }
-    match client_ip {
+    match state.client_ip(peer(head), &head.headers) {
         Some(IpAddr::V4(ip)) => hash_bytes(&ip.octets()),
         Some(IpAddr::V6(ip)) => hash_bytes(&ip.octets()),
         None => 0,

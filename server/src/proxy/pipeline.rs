@@ -221,7 +221,6 @@ fn split<'r>(route: &'r Route, head: &RequestHead, state: &ProxyState) -> Placed
     let mut session = None;
     let at = match split.assign(&head.headers, &route.variants) {
         Assign::Chosen(at) => at,
-        Assign::Key(key) => split.pick(key),
         Assign::Session => {
             let of = state.sessions.of(&head.headers);
             let at = split.pick(of.id.as_bytes());
@@ -240,24 +239,30 @@ fn split<'r>(route: &'r Route, head: &RequestHead, state: &ProxyState) -> Placed
 /// The upstream choice: a pool's snapshot, its members in the order to try them, the route's
 /// slot on the pool, and what the response must carry: a sticky session's record (told where
 /// the request landed), a split's new session token and pool name.
-pub struct Choice {
+pub struct Choice<'r> {
     pub snapshot: Arc<PoolSnapshot>,
     pub candidates: Candidates,
-    pub pool: Arc<str>,
-    /// The route's position on the pool: indexes its per-backend counters.
-    pub slot: usize,
+    /// The route's pool: its id, and its slot (the route's position there, which indexes the
+    /// pool's per-backend counters).
+    pub variant: &'r Variant,
     pub sticky: Option<Sticky>,
     issue: Option<SessionRef>,
     announce: Option<(HeaderName, HeaderValue)>,
 }
 
-impl Choice {
+impl Choice<'_> {
     /// The request landed on `backend`: a sticky session's record moves there, and a new
     /// session's token and the split's pool header go on the response.
     pub fn landed(&self, backend: &Arc<str>, headers: &mut ax::HeaderMap, state: &ProxyState) {
         let secure = state.proto == "https";
         if let Some(sticky) = &self.sticky {
-            sticky.landed(&state.sessions, &self.pool, backend, headers, secure);
+            sticky.landed(
+                &state.sessions,
+                &self.variant.pool.id,
+                backend,
+                headers,
+                secure,
+            );
         }
         if let Some(session) = &self.issue {
             state.sessions.issue(session, headers, secure);
@@ -272,14 +277,14 @@ impl Choice {
 /// sticky route served here (`placed`), a known session's recorded backend first, while it
 /// is still eligible. A snapshot with no eligible backend is refused as overloaded (every
 /// backend full) or without a healthy backend.
-pub async fn choose(
-    route: &Route,
+pub async fn choose<'r>(
+    route: &'r Route,
     snapshot: Arc<PoolSnapshot>,
-    placed: Option<Placed<'_>>,
+    placed: Option<Placed<'r>>,
     key: u64,
     head: &RequestHead,
     state: &ProxyState,
-) -> Result<Choice, ProxyError> {
+) -> Result<Choice<'r>, ProxyError> {
     let variant = placed.as_ref().map_or(&route.variants[0], |p| p.variant);
     if snapshot.eligible.is_empty() {
         return Err(unavailable(&variant.pool.id, &snapshot));
@@ -307,8 +312,7 @@ pub async fn choose(
     Ok(Choice {
         snapshot,
         candidates,
-        pool: variant.pool.id.clone(),
-        slot: variant.slot,
+        variant,
         sticky,
         issue,
         announce,

@@ -416,10 +416,10 @@ async fn open(
         })));
     }
     if full {
-        let pool = choice.pool.to_string();
+        let pool = choice.variant.pool.id.to_string();
         return Err(Error::Overloaded { pool }.into());
     }
-    Err(last_error.unwrap_or_else(|| pipeline::unavailable(&choice.pool, &snapshot)))
+    Err(last_error.unwrap_or_else(|| pipeline::unavailable(&choice.variant.pool.id, &snapshot)))
 }
 
 /// The backend's refusal (401, 404, 503…) as the client's response.

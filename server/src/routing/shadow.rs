@@ -22,11 +22,12 @@ pub struct Shadow {
     pub max_body_bytes: u64,
     max_concurrent: u32,
     inflight: Arc<AtomicU32>,
-    pub counts: ShadowCounts,
+    /// Shared with the mirrors in flight (one reference each, not a handle per counter).
+    pub counts: Arc<ShadowCounts>,
 }
 
 /// `switchyard_shadow_requests_total{route,pool,outcome}` and the two latencies.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ShadowCounts {
     /// Primary and shadow answered with the same status class.
     pub agree: Counter,
@@ -92,7 +93,7 @@ impl Shadow {
             max_body_bytes: config.max_body_bytes,
             max_concurrent: config.max_concurrent,
             inflight: Arc::new(AtomicU32::new(0)),
-            counts,
+            counts: Arc::new(counts),
             pool,
         }
     }

@@ -77,12 +77,10 @@ impl Weights {
 }
 
 /// What a request is assigned by.
-pub enum Assign<'h> {
-    /// A part, by the override header.
+pub enum Assign {
+    /// A part: the override header's, the one taking traffic, or the configured key's.
     Chosen(usize),
-    /// The configured header's or cookie's value.
-    Key(&'h [u8]),
-    /// Neither: the request's session token (issued to it when it has none).
+    /// None of those: by the request's session token (issued to it when it has none).
     Session,
 }
 
@@ -137,9 +135,9 @@ impl Split {
     }
 
     /// How the request is assigned: the override header naming one of `variants`' pools,
-    /// else the one part that takes traffic (no key needed), else the configured key when the
-    /// request carries it, else its session.
-    pub fn assign<'h>(&self, headers: &'h ax::HeaderMap, variants: &[Variant]) -> Assign<'h> {
+    /// else the one part that takes traffic (no key needed), else the part of the configured
+    /// key when the request carries it (one read of the weights), else by its session.
+    pub fn assign(&self, headers: &ax::HeaderMap, variants: &[Variant]) -> Assign {
         if let Some(name) = &self.override_header
             && let Some(wanted) = headers.get(name)
             && let Some(at) = variants
@@ -148,16 +146,19 @@ impl Split {
         {
             return Assign::Chosen(at);
         }
-        if let Some(sole) = self.weights.load().sole() {
+        let weights = self.weights.load();
+        if let Some(sole) = weights.sole() {
             return Assign::Chosen(sole);
         }
         let value = match &self.by {
             By::Session => None,
             By::Header(name) => headers.get(name).map(|v| v.as_bytes()),
-            By::Cookie(name) => cookie(headers, name),
+            By::Cookie(name) => crate::headers::cookie(headers, name),
         };
         match value {
-            Some(value) if !value.is_empty() => Assign::Key(value),
+            Some(key) if !key.is_empty() => {
+                Assign::Chosen(pick(&weights.values, &self.salts, hash_bytes(key)))
+            }
             _ => Assign::Session,
         }
     }
@@ -195,18 +196,6 @@ pub fn pick(weights: &[u32], salts: &[u64], key: u64) -> usize {
     }
     // All weights 0 (refused by validation and by the admin API): the first part.
     best.0
-}
-
-/// The value of cookie `name` in the request's `Cookie` headers.
-fn cookie<'h>(headers: &'h ax::HeaderMap, name: &str) -> Option<&'h [u8]> {
-    headers
-        .get_all(ax::COOKIE)
-        .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
-        .find_map(|pair| {
-            let pair = pair.trim_ascii_start();
-            let value = pair.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
-            Some(value.trim_ascii())
-        })
 }
 
 #[cfg(test)]
@@ -287,16 +276,5 @@ mod tests {
             assert_eq!(pick(&[1, 0, 0], &salts, key), 0);
             assert_eq!(pick(&[0, 0, 0], &salts, key), 0);
         }
-    }
-
-    #[test]
-    fn the_cookie_is_found_among_others_and_not_by_a_prefix_of_its_name() {
-        let mut headers = ax::HeaderMap::new();
-        headers.append(
-            ax::COOKIE,
-            ax::HeaderValue::from_static("uidx=no; uid = no; uid=viewer-7"),
-        );
-        assert_eq!(cookie(&headers, "uid"), Some(&b"viewer-7"[..]));
-        assert_eq!(cookie(&headers, "other"), None);
     }
 }

@@ -101,17 +101,6 @@ pub use crate::headers::SESSION_HEADER;
 /// Cookie that carries a session token.
 pub const SESSION_COOKIE: &str = "sy_session";
 
-/// The value of cookie `name` in the request's `Cookie` headers.
-fn cookie(headers: &ax::HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(ax::COOKIE)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim_matches('"').to_string())
-}
-
 /// The request path's view of sessions.
 pub struct Sessions {
     pub key: TokenKey,
@@ -199,11 +188,11 @@ impl Sessions {
     pub fn of(&self, headers: &ax::HeaderMap) -> SessionRef {
         let presented = headers
             .get(SESSION_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| cookie(headers, SESSION_COOKIE));
+            .map(|v| v.as_bytes())
+            .or_else(|| crate::headers::cookie(headers, SESSION_COOKIE))
+            .and_then(|token| std::str::from_utf8(token).ok());
         match presented {
-            Some(token) => match self.key.check(&token) {
+            Some(token) => match self.key.check(token) {
                 Some(Verified::Current(id)) => SessionRef {
                     id,
                     known: true,
