@@ -46,13 +46,7 @@ SHORT=${SHORT:-5}
 INTERVAL_MS=$(( SESSIONS * 1000 / RATE ))
 [ "$PROXY" = haproxy ] && { command -v haproxy >/dev/null || { echo "missing haproxy" >&2; exit 1; }; }
 
-B=()
-for i in 1 2 3; do
-  p=$(free_port)
-  "$BIN/switchyard-backend" --listen "127.0.0.1:$p" --id "b$i" >/dev/null 2>&1 & PIDS+=($!)
-  B+=("$p")
-done
-for p in "${B[@]}"; do wait_port "$p"; done
+start_backends 3
 
 port=$(free_port); admin=$(free_port)
 case $PROXY in

@@ -33,6 +33,18 @@ rate_per_ip = 0
 TOML
 }
 
+# Starts N test backends (ids b1..bN) on free ports and waits for them: their ports in B.
+start_backends() {
+  B=()
+  local i p
+  for i in $(seq 1 "$1"); do
+    p=$(free_port)
+    "$BIN/switchyard-backend" --listen "127.0.0.1:$p" --id "b$i" >/dev/null 2>&1 & PIDS+=($!)
+    B+=("$p")
+  done
+  for p in "${B[@]}"; do wait_port "$p"; done
+}
+
 # A whole benchmark config: router_head on $1 (admin $2), one route "/" without retries to a
 # round-robin pool, without health checks, over the test backends on the ports that follow
 # (ids b1, b2, ...).

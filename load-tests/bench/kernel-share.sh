@@ -22,13 +22,7 @@ cd "$(dirname "$0")/../.."
 command -v perf >/dev/null || { echo "perf is missing (apt-get install linux-perf)" >&2; exit 1; }
 source load-tests/bench/common.sh
 
-B=()
-for i in 1 2 3; do
-  p=$(free_port)
-  "$BIN/switchyard-backend" --listen "127.0.0.1:$p" --id "b$i" >/dev/null 2>&1 & PIDS+=($!)
-  B+=("$p")
-done
-for p in "${B[@]}"; do wait_port "$p"; done
+start_backends 3
 
 # The WebSocket benchmarks' configs for ws; the HTTP benchmarks' (the same forwarding and
 # request-id headers on both, round robin over two backends) for http.

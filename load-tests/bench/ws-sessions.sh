@@ -28,13 +28,7 @@ source load-tests/bench/common.sh
 # Interval between one session's messages for RATE messages/s in total, in ms.
 INTERVAL_MS=$(( SESSIONS * 1000 / RATE ))
 
-B=()
-for i in 1 2 3; do
-  port=$(free_port)
-  "$BIN/switchyard-backend" --listen 127.0.0.1:$port --id b$i >/dev/null & PIDS+=($!)
-  B+=("$port")
-done
-for port in "${B[@]}"; do wait_port "$port"; done
+start_backends 3
 
 SWITCHYARDS=${SWITCHYARDS:-"switchyard=$BIN/switchyard"}
 
