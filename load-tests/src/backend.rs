@@ -70,6 +70,9 @@ struct State {
     /// When not 0, every answer but `/health` gets this status: a backend that passes its
     /// health checks but fails real requests.
     fail_status: AtomicU16,
+    /// With `fail_status`: only one answer in this many gets it (0 or 1: every answer).
+    fail_every: AtomicU64,
+    fail_seq: AtomicU64,
     requests: AtomicU64,
     connections: AtomicU64,
     /// Turns `true` (or its sender drops) on stop: upgraded WebSocket sessions watch it too.
@@ -97,6 +100,8 @@ impl TestBackend {
             health_body: std::sync::Mutex::new(Bytes::from_static(b"ok")),
             base_delay_ms: AtomicU64::new(0),
             fail_status: AtomicU16::new(0),
+            fail_every: AtomicU64::new(0),
+            fail_seq: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             shutdown: rx.clone(),
@@ -147,9 +152,17 @@ impl TestBackend {
 
     /// From now on, answer every request but `/health` with `status` (`None`: as asked).
     pub fn set_fail_status(&self, status: Option<u16>) {
+        self.state.fail_every.store(0, Ordering::Relaxed);
         self.state
             .fail_status
             .store(status.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// From now on, answer one request in `every` (`/health` excepted) with `status`, the
+    /// others as asked: a backend with an error rate of `1 / every`.
+    pub fn set_fail_every(&self, status: u16, every: u64) {
+        self.state.fail_every.store(every, Ordering::Relaxed);
+        self.state.fail_status.store(status, Ordering::Relaxed);
     }
 
     /// TCP connections accepted so far: shows whether a client reuses keep-alive connections.
@@ -302,6 +315,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     if path == "/admin/health" && req.method() == Method::POST {
         return Ok(set_health(&state, req).await);
     }
+    if path == "/admin/fail" && req.method() == Method::POST {
+        return Ok(set_fail(&state, req).await);
+    }
     if path == "/admin/load" && req.method() == Method::POST {
         return Ok(set_load(&state, req).await);
     }
@@ -318,7 +334,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     if delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
     }
-    let forced = state.fail_status.load(Ordering::Relaxed);
+    let mut forced = state.fail_status.load(Ordering::Relaxed);
+    let every = state.fail_every.load(Ordering::Relaxed);
+    if forced != 0 && every > 1 && state.fail_seq.fetch_add(1, Ordering::Relaxed) % every != 0 {
+        forced = 0;
+    }
     let status = (forced != 0)
         .then_some(forced)
         .or(knobs.status)
@@ -416,6 +436,43 @@ fn plain(state: &State, status: StatusCode, msg: String) -> Response<Body> {
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     resp
+}
+
+/// `POST /admin/fail {"status": 503, "every": 20}`: from now on one answer in `every` (default
+/// 1: all) gets `status`; `{"status": 0}` stops it. What [`TestBackend::set_fail_every`] does,
+/// for a backend in another process.
+async fn set_fail(state: &State, req: Request<Incoming>) -> Response<Body> {
+    #[derive(serde::Deserialize)]
+    struct SetFail {
+        status: u16,
+        #[serde(default)]
+        every: u64,
+    }
+    let body = match req.into_body().collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(err) => return plain(state, StatusCode::BAD_REQUEST, format!("body: {err}")),
+    };
+    match serde_json::from_slice::<SetFail>(&body) {
+        Ok(SetFail { status, every }) if status == 0 || (100..=999).contains(&status) => {
+            state.fail_every.store(every, Ordering::Relaxed);
+            state.fail_status.store(status, Ordering::Relaxed);
+            plain(
+                state,
+                StatusCode::OK,
+                format!("fail {status} one in {}", every.max(1)),
+            )
+        }
+        Ok(SetFail { status, .. }) => plain(
+            state,
+            StatusCode::BAD_REQUEST,
+            format!("status {status}: expected 0 (off) or 100..=999"),
+        ),
+        Err(err) => plain(
+            state,
+            StatusCode::BAD_REQUEST,
+            format!("expected {{\"status\": N, \"every\": N}}: {err}"),
+        ),
+    }
 }
 
 async fn set_health(state: &State, req: Request<Incoming>) -> Response<Body> {

@@ -10,31 +10,10 @@
 mod support;
 
 use std::io::Read;
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::*;
-
-/// A `switchyard serve` process, killed on drop.
-struct Served {
-    child: Child,
-    listen: SocketAddr,
-    admin: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_addr() -> SocketAddr {
-    let port = switchyard_load::procs::free_port().expect("a free port");
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
 
 /// Starts the router binary with access logs on, its stdout going to `stdout`, in front of
 /// `backend`; returns once it answers on its admin port.

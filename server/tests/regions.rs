@@ -33,12 +33,6 @@ fn token_file() -> std::path::PathBuf {
     .clone()
 }
 
-fn free_addr() -> std::net::SocketAddr {
-    format!("127.0.0.1:{}", switchyard_load::procs::free_port().unwrap())
-        .parse()
-        .unwrap()
-}
-
 /// One router per region, each knowing all three; region k's pool holds `pools[k]`'s
 /// backends (none alive: its checks fail), its route overflows as `overflow`.
 struct World {

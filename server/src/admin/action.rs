@@ -16,7 +16,7 @@ use crate::control::RouterSupervisor;
 use crate::control::pool::{DrainBackend, PoolActor, SetWeight, UndrainBackend};
 use crate::control::region::{GetPoolActor, RegionActor};
 use crate::control::supervisor::GetRegionActors;
-use crate::routing::split::Weights;
+use crate::routing::split::{Weights, WeightsFrom};
 use crate::routing::{BackendEntry, PoolHandle, Route, RouteTable};
 
 /// An admin change, as applied to a pool actor and as sent to the other nodes.
@@ -155,7 +155,7 @@ pub fn set_route_weights(
         .collect();
     split.set(Weights {
         values,
-        by_admin: true,
+        from: WeightsFrom::Admin,
     });
     Ok((found.clone(), every))
 }

@@ -58,6 +58,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(resource("/backends/{id}/undrain", "POST").route(web::post().to(undrain)))
             .service(resource("/backends/{id}/weight", "PUT").route(web::put().to(weight)))
             .configure(super::traffic::configure)
+            .configure(super::rollouts::configure)
             .default_service(web::to(not_found)),
     );
 }

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use super::action::{self, AdminAction};
 use crate::control::RouterSupervisor;
 use crate::routing::RouteTable;
+use crate::routing::split::WeightsFrom;
 use crate::session::SharedStore;
 
 /// How often the background task reconnects and publishes kept changes.
@@ -264,7 +265,10 @@ impl Cluster {
         let table = self.table.load_full();
         // Likewise a route's weights reset elsewhere.
         for route in table.routes() {
-            let set_here = route.split.as_ref().is_some_and(|s| s.weights().by_admin);
+            let set_here = route
+                .split
+                .as_ref()
+                .is_some_and(|s| s.weights().from == WeightsFrom::Admin);
             let id = route.id.to_string();
             if set_here && !persisted_routes.contains(&id) && !kept.contains(&format!("route:{id}"))
             {

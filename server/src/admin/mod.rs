@@ -5,8 +5,8 @@
 //!
 //! Layers, each importing only those below it: [`state`] and [`error`] (what handlers hold
 //! and how they refuse), [`request`] (resources and JSON bodies), [`action`] (applying a change to a pool actor or a route's split),
-//! [`cluster`] (sharing changes between nodes), [`auth`], [`api`] and [`traffic`] (the routes'
-//! weights and blue-green switches).
+//! [`cluster`] (sharing changes between nodes), [`auth`], [`api`], [`traffic`] (the routes'
+//! weights and blue-green switches) and [`rollouts`] (canary rollouts).
 
 pub mod action;
 pub mod api;
@@ -14,6 +14,7 @@ pub mod auth;
 pub mod cluster;
 pub mod error;
 pub mod request;
+pub mod rollouts;
 pub mod state;
 pub mod traffic;
 

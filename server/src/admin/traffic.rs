@@ -17,7 +17,10 @@ use super::action::{
 };
 use super::error::ApiError;
 use super::request::{read, read_json, resource};
+use super::rollouts::rollouts;
 use super::state::AdminState;
+use crate::control::rollout::{Forget, List, RolloutError};
+use crate::routing::split::WeightsFrom;
 use crate::routing::{Route, RouteTable, Variant};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -32,7 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// one pool taking traffic when only one does (a blue-green route's active colour), and
 /// whether the weights are the config's or set through the API.
 fn route_json(route: &Route) -> Value {
-    let (weights, by_admin) = match &route.split {
+    let (weights, from) = match &route.split {
         Some(split) => {
             let now = split.weights();
             let pools: Vec<Value> = route
@@ -42,12 +45,12 @@ fn route_json(route: &Route) -> Value {
                 .map(|(v, (w, c))| pool_json(v, *w, *c))
                 .collect();
             let active = now.sole().map(|at| route.variants[at].pool.id.to_string());
-            ((pools, active), now.by_admin)
+            ((pools, active), now.from)
         }
         None => {
             let pool = &*route.pool().id;
             let pools = vec![pool_json(&route.variants[0], 1, 1)];
-            ((pools, Some(pool.to_string())), false)
+            ((pools, Some(pool.to_string())), WeightsFrom::Config)
         }
     };
     let (pools, active) = weights;
@@ -58,7 +61,7 @@ fn route_json(route: &Route) -> Value {
         "sticky": route.sticky,
         "pools": pools,
         "active": active,
-        "weights_from": if by_admin { "admin" } else { "config" },
+        "weights_from": from.as_str(),
     })
 }
 
@@ -106,6 +109,30 @@ async fn act(
     id: String,
     weights: Option<Vec<PoolWeight>>,
 ) -> Result<HttpResponse, ApiError> {
+    // A route under a rollout is the rollout's to weigh; a reset forgets its finished ones.
+    let actor = rollouts(state).await?;
+    let mut forgot = 0;
+    match &weights {
+        Some(_) => {
+            let (all, _) = actor.send(List).await.unwrap_or_default();
+            if let Some(active) = all
+                .iter()
+                .find(|r| r.plan.route == id && r.phase.is_active())
+            {
+                return Err(RolloutError::Exists {
+                    route: id,
+                    existing: active.id.clone(),
+                }
+                .into());
+            }
+        }
+        None => {
+            forgot = actor
+                .send(Forget { route: id.clone() })
+                .await
+                .map_err(|_| ApiError::unavailable("the rollouts actor did not answer"))??;
+        }
+    }
     let table = state.table.load_full();
     let (route, action) = match weights {
         Some(weights) => {
@@ -116,10 +143,18 @@ async fn act(
             };
             (found, action)
         }
-        None => (
-            reset_route(&table, &id)?,
-            AdminAction::RouteReset { route: id },
-        ),
+        None => {
+            let route = match reset_route(&table, &id) {
+                Ok(route) => route,
+                // A route that splits only for the rollouts just forgotten is back to its
+                // config's one pool already (or about to be, when the table is rebuilt).
+                Err(err) if forgot > 0 && err.kind == "single_pool" => {
+                    return Ok(HttpResponse::Ok().json(route_json(find(&table, &id)?)));
+                }
+                Err(err) => return Err(err),
+            };
+            (route, AdminAction::RouteReset { route: id })
+        }
     };
     tracing::info!(action = ?action, "route changed through the admin API");
     if let Some(cluster) = &state.cluster {

@@ -6,6 +6,8 @@
 //!  ├─ RemoteRegionActor     one per remote region: probes its routers (/v1/status)
 //!      └─ PoolActor         one per pool: membership, publishes PoolSnapshots
 //!          └─ BackendActor  one per backend: health checks, address re-resolution
+//!  └─ Rollouts             this node's canary rollouts (shared through Redis)
+//!      └─ RolloutActor      one per rollout: applies its weights, reports and judges
 //! SessionActor              one per live WebSocket session: runs its relay, obeys CloseSession
 //! ```
 //! Actors never sit on the request path: they publish immutable snapshots through `arc-swap`
@@ -19,6 +21,7 @@ pub mod pool;
 pub mod region;
 pub mod reload;
 pub mod remote;
+pub mod rollout;
 pub mod session;
 pub mod supervisor;
 

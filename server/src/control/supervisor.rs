@@ -1,8 +1,11 @@
 //! `RouterSupervisor`: the root of the actor tree. Starts the local region with its pools,
 //! keeps the metrics exporter's histograms drained, sweeps expired session records, and
 //! applies config reloads: a new route table (kept pools keep their handles, so requests and
-//! sessions under way are untouched) and the pool changes for the region to carry out.
+//! sessions under way are untouched) and the pool changes for the region to carry out. Routes
+//! under a rollout send to its canary pool too, whether or not their config splits
+//! ([`SetCanaries`]): the table is built from the config with those routes amended.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +15,9 @@ use arc_swap::ArcSwap;
 use super::pool::Reconfigure;
 use super::region::{ApplyPools, RegionActor};
 use super::remote::RemoteRegionActor;
-use crate::config::Config;
+use super::rollout::Rollouts;
+use super::rollout::ledger::Ledger;
+use crate::config::{Config, SplitBy, SplitConfig};
 use crate::regions::Directory;
 use crate::routing::RouteTable;
 use crate::session::Store;
@@ -28,7 +33,22 @@ pub struct RouterSupervisor {
     directory: Arc<Directory>,
     regions: Vec<Addr<RegionActor>>,
     remotes: Vec<Addr<RemoteRegionActor>>,
+    /// Route id → the pools a rollout weighs on it (its baseline and canary).
+    canaries: BTreeMap<String, Vec<String>>,
+    rollouts: Option<Addr<Rollouts>>,
 }
+
+/// The node's [`Rollouts`].
+#[derive(Message, Debug)]
+#[rtype(result = "Option<Addr<Rollouts>>")]
+pub struct GetRollouts;
+
+/// The routes rollouts weigh (route id → the rollout's baseline and canary pools), whole: the
+/// table is rebuilt when they change. A route gets a split of its config's pools and those
+/// (a pool it does not send to joins with weight 0, until the rollout sets its weights).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct SetCanaries(pub BTreeMap<String, Vec<String>>);
 
 /// How often expired session records are swept.
 pub const SESSION_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
@@ -70,6 +90,8 @@ impl RouterSupervisor {
             directory,
             regions: Vec::new(),
             remotes: Vec::new(),
+            canaries: BTreeMap::new(),
+            rollouts: None,
         }
     }
 }
@@ -105,6 +127,11 @@ impl Actor for RouterSupervisor {
                 RemoteRegionActor::new(entry, addr, config)
             }));
         }
+        let ledger = match self.sessions.shared() {
+            Some(shared) => Ledger::redis(shared.clone()),
+            None => Ledger::memory(),
+        };
+        self.rollouts = Some(Rollouts::new(ledger, self.table.clone(), ctx.address()).start());
         ctx.run_interval(SESSION_SWEEP_INTERVAL, |act, _| {
             let dropped = act.sessions.sweep();
             metrics::gauge!("switchyard_sessions_recorded").set(act.sessions.len() as f64);
@@ -115,15 +142,18 @@ impl Actor for RouterSupervisor {
 }
 
 impl RouterSupervisor {
-    fn reload(&mut self, new: Config) -> ReloadReport {
+    /// Builds the table for `config` (the rollouts' canaries added) and has the region apply
+    /// the pool changes.
+    fn rebuild(&self, config: &Config) -> (ReloadReport, RouteTable) {
         let old = self.table.load_full();
-        let (table, changes) = RouteTable::rebuild(&new, Some(&old));
+        let (table, changes) =
+            RouteTable::rebuild(&with_canaries(config, &self.canaries), Some(&old));
         let report = ReloadReport {
-            routes: new.routes.len(),
+            routes: config.routes.len(),
             pools_added: changes.added.iter().map(|(c, _)| c.id.clone()).collect(),
             pools_kept: changes.kept.iter().map(|(c, _)| c.id.clone()).collect(),
             pools_removed: changes.removed.clone(),
-            restart_needed: restart_needed(&self.config, &new),
+            restart_needed: restart_needed(&self.config, config),
         };
         if let Some(region) = self.regions.first() {
             region.do_send(ApplyPools {
@@ -136,6 +166,11 @@ impl RouterSupervisor {
                 removed: changes.removed,
             });
         }
+        (report, table)
+    }
+
+    fn reload(&mut self, new: Config) -> ReloadReport {
+        let (report, table) = self.rebuild(&new);
         self.table.store(Arc::new(table));
         // Keep what a reload cannot change, so the next reload compares against what runs.
         let mut applied = new;
@@ -150,6 +185,40 @@ impl RouterSupervisor {
         metrics::counter!("switchyard_config_reloads_total", "outcome" => "applied").increment(1);
         report
     }
+}
+
+/// `config` with each route of `canaries` sending to its rollout's pools too (a pool the
+/// config no longer has is left out, logged).
+fn with_canaries<'c>(
+    config: &'c Config,
+    canaries: &BTreeMap<String, Vec<String>>,
+) -> std::borrow::Cow<'c, Config> {
+    if canaries.is_empty() {
+        return std::borrow::Cow::Borrowed(config);
+    }
+    let mut amended = config.clone();
+    for (route, wanted) in canaries {
+        let Some(at) = amended.routes.iter().position(|r| r.id == *route) else {
+            continue;
+        };
+        for canary in wanted {
+            let Some(pool) = amended.pools.iter().position(|p| p.id == *canary) else {
+                tracing::warn!(%route, pool = %canary, "a rollout's pool is not in the config: the route does not send to it");
+                continue;
+            };
+            let r = &mut amended.routes[at];
+            let split = r.split.get_or_insert_with(|| SplitConfig {
+                parts: vec![(r.pool, 1)],
+                by: SplitBy::Session,
+                override_header: None,
+                response_header: None,
+            });
+            if !split.parts.iter().any(|(p, _)| *p == pool) {
+                split.parts.push((pool, 0));
+            }
+        }
+    }
+    std::borrow::Cow::Owned(amended)
 }
 
 /// Sections that differ and that only a restart applies.
@@ -196,6 +265,29 @@ impl Handler<Reload> for RouterSupervisor {
 
     fn handle(&mut self, msg: Reload, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.reload(msg.0))
+    }
+}
+
+impl Handler<SetCanaries> for RouterSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetCanaries, _: &mut Context<Self>) {
+        if msg.0 == self.canaries {
+            return;
+        }
+        tracing::info!(canaries = ?msg.0, "routes under a rollout changed: rebuilding the route table");
+        self.canaries = msg.0;
+        let config = self.config.clone();
+        let (_, table) = self.rebuild(&config);
+        self.table.store(Arc::new(table));
+    }
+}
+
+impl Handler<GetRollouts> for RouterSupervisor {
+    type Result = MessageResult<GetRollouts>;
+
+    fn handle(&mut self, _: GetRollouts, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.rollouts.clone())
     }
 }
 

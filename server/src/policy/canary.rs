@@ -4,18 +4,23 @@
 //! latency worse than the baseline's by more than the thresholds allow? Every verdict carries
 //! the figures behind it and a sentence that says them, for the rollout's history and log.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::routing::outcomes::Tally;
 
 /// When a canary fails. Defaults: error rate over the baseline's × 1.5 + 0.5 percentage
-/// points, p99 over the baseline's × 1.25, judged on at least 200 canary requests.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+/// points, p99 over the baseline's × 1.25 (+ `latency_margin_ms`, 0 by default), judged on at
+/// least 200 canary requests. A service answering in a few milliseconds wants a latency
+/// margin: there a scheduling hiccup moves a p99 by more than a quarter.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Thresholds {
     pub error_ratio: f64,
     /// Percentage points added to the baseline's error rate × `error_ratio`.
     pub error_margin_pp: f64,
     pub latency_ratio: f64,
+    /// Milliseconds added to the baseline's p99 × `latency_ratio`.
+    #[serde(default)]
+    pub latency_margin_ms: f64,
     pub min_requests: u64,
 }
 
@@ -25,13 +30,14 @@ impl Default for Thresholds {
             error_ratio: 1.5,
             error_margin_pp: 0.5,
             latency_ratio: 1.25,
+            latency_margin_ms: 0.0,
             min_requests: 200,
         }
     }
 }
 
 /// One side's figures over the window.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Figures {
     pub requests: u64,
     pub errors: u64,
@@ -52,7 +58,7 @@ impl Figures {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Within every threshold, on enough requests.
@@ -63,7 +69,7 @@ pub enum Verdict {
     Failing,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Judgement {
     pub verdict: Verdict,
     pub canary: Figures,
@@ -110,18 +116,22 @@ pub fn judge(baseline: &Tally, canary: &Tally, t: &Thresholds) -> Judgement {
     }
     let latency = match (c.p99_ms, b.p99_ms) {
         (Some(cp), Some(bp)) if b.requests >= t.min_requests => {
-            let limit = bp * t.latency_ratio;
+            let limit = bp * t.latency_ratio + t.latency_margin_ms;
+            let margin = match t.latency_margin_ms {
+                0.0 => String::new(),
+                m => format!(" + {m} ms"),
+            };
             if cp > limit {
                 return verdict(
                     Verdict::Failing,
                     format!(
-                        "canary p99 {cp:.1} ms > baseline p99 {bp:.1} ms × {} = {limit:.1} ms",
+                        "canary p99 {cp:.1} ms > baseline p99 {bp:.1} ms × {}{margin} = {limit:.1} ms",
                         t.latency_ratio
                     ),
                 );
             }
             format!(
-                "p99 {cp:.1} ms ≤ {limit:.1} ms (baseline {bp:.1} ms × {})",
+                "p99 {cp:.1} ms ≤ {limit:.1} ms (baseline {bp:.1} ms × {}{margin})",
                 t.latency_ratio
             )
         }

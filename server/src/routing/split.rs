@@ -60,8 +60,26 @@ enum By {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Weights {
     pub values: Vec<u32>,
-    /// Set through the admin API (kept across reloads, until a reset), not the config's.
-    pub by_admin: bool,
+    pub from: WeightsFrom,
+}
+
+/// Who set a split's weights. The admin API's and a rollout's outlive reloads (while the
+/// route keeps its pools); a reset returns to the config's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightsFrom {
+    Config,
+    Admin,
+    Rollout,
+}
+
+impl WeightsFrom {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WeightsFrom::Config => "config",
+            WeightsFrom::Admin => "admin",
+            WeightsFrom::Rollout => "rollout",
+        }
+    }
 }
 
 impl Weights {
@@ -97,7 +115,7 @@ impl Split {
         Split {
             weights: ArcSwap::from_pointee(Weights {
                 values: weights.clone(),
-                by_admin: false,
+                from: WeightsFrom::Config,
             }),
             configured: weights,
             salts: pools.iter().map(|p| salt(p)).collect(),
@@ -130,7 +148,7 @@ impl Split {
     pub fn reset(&self) {
         self.set(Weights {
             values: self.configured.clone(),
-            by_admin: false,
+            from: WeightsFrom::Config,
         });
     }
 

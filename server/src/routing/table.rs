@@ -10,7 +10,7 @@ use super::backend::{BackendEntry, BackendState};
 use super::outcomes::Outcomes;
 use super::shadow::Shadow;
 use super::snapshot::PoolHandle;
-use super::split::{Split, Variant};
+use super::split::{Split, Variant, WeightsFrom};
 use super::stats::BackendStats;
 use crate::config::{
     Algorithm, Config, HealthConfig, HealthKind, Overflow, PoolConfig, RouteConfig, Timeouts,
@@ -149,7 +149,7 @@ fn keep_admin_weights(route: &Route, previous: &RouteTable) {
         return;
     };
     let weights = old_split.weights();
-    if !weights.by_admin {
+    if weights.from == WeightsFrom::Config {
         return;
     }
     let pools = |r: &Route| {
@@ -449,7 +449,7 @@ mod tests {
         let old = before.routes().next().unwrap().split.as_ref().unwrap();
         old.set(crate::routing::split::Weights {
             values: vec![0, 1],
-            by_admin: true,
+            from: crate::routing::split::WeightsFrom::Admin,
         });
         let (after, _) = RouteTable::rebuild(&route(split), Some(&before));
         let split = after.routes().next().unwrap().split.as_ref().unwrap();

@@ -507,3 +507,24 @@ pub async fn sessions_while_redis_is_out(
     }
     made
 }
+
+/// A `switchyard serve` process (the binary, as operators run it), killed on drop.
+pub struct Served {
+    pub child: std::process::Child,
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+    pub _dir: tempfile::TempDir,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback address for a listener the test hands to a router.
+pub fn free_addr() -> SocketAddr {
+    let port = switchyard_load::procs::free_port().expect("a free port");
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
