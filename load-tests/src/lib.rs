@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod canary;
 pub mod cli_http;
 pub mod compare;
 pub mod drain;

@@ -18,6 +18,8 @@
 //!   [`crate::shutdown`].
 //! - `region-loss`: a region's router killed under directory-following clients; see
 //!   [`crate::region_loss`].
+//! - `canary`: a canary rollout whose canary starts failing at its third step, rolled back by
+//!   the router itself; see [`crate::canary`].
 //! - `soak`: `--duration` (default 50 s, e.g. `30m`) of mixed HTTP and SDK WebSocket traffic
 //!   through a sticky, Redis-backed router while backends are drained and undrained, the config
 //!   reloaded and Redis restarted; fails on errors or on the router's memory or descriptors
@@ -43,6 +45,7 @@ pub const SCENARIOS: &[&str] = &[
     "drain-haproxy",
     "shutdown",
     "region-loss",
+    "canary",
     "soak",
 ];
 
@@ -112,6 +115,7 @@ pub async fn run(name: &str, options: &Options, say: impl Fn(&str)) -> Result<Ve
         "drain-haproxy" => crate::drain_haproxy::run(options, say).await,
         "shutdown" => crate::shutdown::run(options, say).await,
         "region-loss" => crate::region_loss::run(options, say).await,
+        "canary" => crate::canary::run(options, say).await,
         "soak" => crate::soak::run(options, say).await,
         other => Err(format!(
             "unknown scenario {other:?}; known: {}",

@@ -97,7 +97,8 @@ enum Command {
     },
     /// A fault scenario with its own router and backends; ends with a verdict line.
     Scenario {
-        /// One of: backend-kill, redis-outage, drain, drain-haproxy, shutdown, region-loss, soak.
+        /// One of: backend-kill, redis-outage, drain, drain-haproxy, shutdown, region-loss, canary,
+        /// soak.
         name: String,
         /// SDK sessions held by `drain`, `shutdown` and `region-loss` (defaults keep a run
         /// under 60 s; the benchmark uses 9000).
