@@ -442,6 +442,18 @@ async fn the_deciding_node_killed_mid_rollout_hands_over_and_the_rollout_goes_on
     .await;
     assert_eq!(done["percent"], 100.0, "{done:#}");
     load.finish().await;
+
+    // A node started now (a restart) picks the rollout up from Redis and applies its weights.
+    let late = node(&text);
+    wait_for(
+        "a node started after the rollout sends everything to the canary",
+        Duration::from_secs(10),
+        async || {
+            weight(late.admin_addr(), "v1").await == 0
+                && Client::new(late.addr()).get("/").await.backend() == "v2-a"
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -602,6 +614,31 @@ async fn an_operator_pauses_resumes_promotes_and_rolls_back_and_bad_starts_say_w
         (Some(60.0), Some(200))
     );
     assert_eq!(first["weights"]["v2"], 10_000, "{first:#}");
+    wait_for(
+        "the route takes the rollout's weights",
+        Duration::from_secs(10),
+        async || weight(admin, "v2").await == 10_000,
+    )
+    .await;
+    // A reload keeps the route's canary and the rollout's weights.
+    let reloaded = a
+        .reload_async(switchyard::Config::from_toml_str(&format!(
+            "[node]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nworkers = 1\nshutdown_timeout = \"1s\"\n{}\n[log]\naccess = false\n\n{}",
+            admin_node(),
+            config(None, &v1, &v2)
+        ))
+        .unwrap())
+        .await;
+    assert!(reloaded.is_ok(), "{reloaded:?}");
+    assert_eq!(
+        weight(admin, "v2").await,
+        10_000,
+        "the reload kept the rollout's weights"
+    );
+    assert_eq!(
+        Client::new(admin).get("/admin/v1/routes/live").await.json()["weights_from"],
+        "rollout"
+    );
 
     let again = post(
         admin,
