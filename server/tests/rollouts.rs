@@ -259,6 +259,30 @@ async fn a_canary_failing_five_percent_is_rolled_back_on_every_node_before_25_pe
     let series =
         "switchyard_rollout_decisions_total{route=\"live\",action=\"rollback\",by=\"controller\"}";
     assert!(metric(&a, series).await >= 1.0, "the rollback is counted");
+
+    // The canary, fixed, rolled out again: judged on its own requests, not on the errors the
+    // route counted during the first rollout — so it goes all the way.
+    v2[0].set_fail_status(None);
+    let again = start(
+        b.admin_addr(),
+        r#"{"route": "live", "baseline": "v1", "canary": "v2", "steps": [10, 50, 100], "hold": "1s", "min_requests": 100, "thresholds": {"latency_margin_ms": 50}}"#,
+    )
+    .await;
+    assert_ne!(
+        again["id"],
+        id.as_str(),
+        "a new rollout replaces the finished one"
+    );
+    let second = again["id"].as_str().unwrap();
+    let done = reaches(a.admin_addr(), second, "promoted", Duration::from_secs(60)).await;
+    assert!(
+        done["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["action"] != "rollback"),
+        "{done:#}"
+    );
     for load in loads {
         load.finish().await;
     }

@@ -33,8 +33,8 @@ pub struct RouterSupervisor {
     directory: Arc<Directory>,
     regions: Vec<Addr<RegionActor>>,
     remotes: Vec<Addr<RemoteRegionActor>>,
-    /// Route id → the pools a rollout weighs on it (its baseline and canary).
-    canaries: BTreeMap<String, Vec<String>>,
+    /// Route id → the pools a rollout weighs on it, with the rollout's weights now.
+    canaries: BTreeMap<String, Vec<(String, u32)>>,
     rollouts: Option<Addr<Rollouts>>,
 }
 
@@ -43,12 +43,13 @@ pub struct RouterSupervisor {
 #[rtype(result = "Option<Addr<Rollouts>>")]
 pub struct GetRollouts;
 
-/// The routes rollouts weigh (route id → the rollout's baseline and canary pools), whole: the
-/// table is rebuilt when they change. A route gets a split of its config's pools and those
-/// (a pool it does not send to joins with weight 0, until the rollout sets its weights).
+/// The routes rollouts weigh (route id → the rollout's pools with its weights now), whole:
+/// the table is rebuilt when a route's pools change. Such a route gets a split of its
+/// config's pools and the rollout's, weighed as the rollout says (so a rebuild never falls
+/// back to the config's weights, even for a moment).
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct SetCanaries(pub BTreeMap<String, Vec<String>>);
+pub struct SetCanaries(pub BTreeMap<String, Vec<(String, u32)>>);
 
 /// How often expired session records are swept.
 pub const SESSION_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
@@ -187,11 +188,11 @@ impl RouterSupervisor {
     }
 }
 
-/// `config` with each route of `canaries` sending to its rollout's pools too (a pool the
-/// config no longer has is left out, logged).
+/// `config` with each route of `canaries` sending to its rollout's pools too, with the
+/// rollout's weights (a pool the config no longer has is left out, logged).
 fn with_canaries<'c>(
     config: &'c Config,
-    canaries: &BTreeMap<String, Vec<String>>,
+    canaries: &BTreeMap<String, Vec<(String, u32)>>,
 ) -> std::borrow::Cow<'c, Config> {
     if canaries.is_empty() {
         return std::borrow::Cow::Borrowed(config);
@@ -201,7 +202,7 @@ fn with_canaries<'c>(
         let Some(at) = amended.routes.iter().position(|r| r.id == *route) else {
             continue;
         };
-        for canary in wanted {
+        for (canary, weight) in wanted {
             let Some(pool) = amended.pools.iter().position(|p| p.id == *canary) else {
                 tracing::warn!(%route, pool = %canary, "a rollout's pool is not in the config: the route does not send to it");
                 continue;
@@ -213,8 +214,9 @@ fn with_canaries<'c>(
                 override_header: None,
                 response_header: None,
             });
-            if !split.parts.iter().any(|(p, _)| *p == pool) {
-                split.parts.push((pool, 0));
+            match split.parts.iter_mut().find(|(p, _)| *p == pool) {
+                Some(part) => part.1 = *weight,
+                None => split.parts.push((pool, *weight)),
             }
         }
     }
@@ -272,11 +274,24 @@ impl Handler<SetCanaries> for RouterSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: SetCanaries, _: &mut Context<Self>) {
-        if msg.0 == self.canaries {
+        // Only a change of pools needs a new table; weights alone the rollouts set on the
+        // routes' splits (kept here for the next rebuild).
+        let pools = |m: &BTreeMap<String, Vec<(String, u32)>>| {
+            m.iter()
+                .map(|(r, ps)| {
+                    (
+                        r.clone(),
+                        ps.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
+                    )
+                })
+                .collect::<BTreeMap<_, _>>()
+        };
+        let same = pools(&msg.0) == pools(&self.canaries);
+        self.canaries = msg.0;
+        if same {
             return;
         }
-        tracing::info!(canaries = ?msg.0, "routes under a rollout changed: rebuilding the route table");
-        self.canaries = msg.0;
+        tracing::info!(canaries = ?self.canaries, "routes under a rollout changed: rebuilding the route table");
         let config = self.config.clone();
         let (_, table) = self.rebuild(&config);
         self.table.store(Arc::new(table));

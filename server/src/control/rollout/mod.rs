@@ -180,10 +180,7 @@ impl Rollouts {
         metrics::gauge!("switchyard_rollout_deciding").set(f64::from(u8::from(deciding)));
         let canaries = all
             .iter()
-            .map(|r| {
-                let pools = vec![r.plan.baseline.clone(), r.plan.canary.clone()];
-                (r.plan.route.clone(), pools)
-            })
+            .map(|r| (r.plan.route.clone(), r.weights()))
             .collect();
         self.supervisor.do_send(SetCanaries(canaries));
         self.actors.retain(|id, actor| {
@@ -211,13 +208,6 @@ impl Rollouts {
             });
         }
         self.known = all;
-    }
-
-    /// The route's rollout under way, from the last read.
-    fn active_on(&self, route: &str) -> Option<&Rollout> {
-        self.known
-            .iter()
-            .find(|r| r.plan.route == route && r.phase.is_active())
     }
 }
 
@@ -311,25 +301,26 @@ impl Handler<Forget> for Rollouts {
     type Result = ResponseActFuture<Self, Result<usize, RolloutError>>;
 
     fn handle(&mut self, forget: Forget, _: &mut Context<Self>) -> Self::Result {
-        if let Some(active) = self.active_on(&forget.route) {
-            let err = RolloutError::Exists {
-                route: forget.route,
-                existing: active.id.clone(),
-            };
-            return Box::pin(fut::ready(Err(err)));
-        }
         let ledger = self.ledger.clone();
-        let ids: Vec<String> = self
-            .known
-            .iter()
-            .filter(|r| r.plan.route == forget.route)
-            .map(|r| r.id.clone())
-            .collect();
+        // Read now, not the last tick's view: a rollout started elsewhere a moment ago counts,
+        // and with the ledger unreadable nothing is forgotten (503) rather than seemingly.
         let remove = async move {
-            for id in &ids {
-                ledger.remove(id).await?;
+            let on_route: Vec<Rollout> = ledger
+                .all()
+                .await?
+                .into_iter()
+                .filter(|r| r.plan.route == forget.route)
+                .collect();
+            if let Some(active) = on_route.iter().find(|r| r.phase.is_active()) {
+                return Err(RolloutError::Exists {
+                    route: forget.route,
+                    existing: active.id.clone(),
+                });
             }
-            Ok(ids.len())
+            for r in &on_route {
+                ledger.remove(&r.id).await?;
+            }
+            Ok(on_route.len())
         };
         Box::pin(remove.into_actor(self).map(|removed, act, ctx| {
             if removed.as_ref().is_ok_and(|n| *n > 0) {
@@ -382,18 +373,26 @@ struct Sync {
 #[rtype(result = "()")]
 struct Stop;
 
-/// This node's outcomes for a rollout since it first applied it: the route's counters start
-/// again when the route table is rebuilt (a reload, a canary added), so each reading is added
-/// as the difference from the one before (or whole, after such a restart).
+/// This node's outcomes for a rollout since its first reading here (what the route counted
+/// before — an earlier rollout's requests — is not this one's). The route's counters start
+/// again when the route table is rebuilt (a reload, a canary added): a reading from another
+/// `Route` than the last one counts whole, as everything since that rebuild.
 #[derive(Default)]
 struct Counted {
+    /// The route the last reading came from (its address: compared, never dereferenced).
+    route: Option<usize>,
     last: Pair,
     total: Pair,
 }
 
 impl Counted {
-    fn add(&mut self, reading: Pair) {
-        self.total.add(&reading.since(&self.last));
+    fn add(&mut self, route: usize, reading: Pair) {
+        match self.route {
+            None => {}
+            Some(same) if same == route => self.total.add(&reading.since(&self.last)),
+            Some(_) => self.total.add(&reading),
+        }
+        self.route = Some(route);
         self.last = reading;
     }
 }
@@ -437,7 +436,13 @@ impl RolloutActor {
             values,
             from: WeightsFrom::Rollout,
         };
-        if *split.weights() != next {
+        // A finished rollout's weights hold until someone else sets the route's (the admin
+        // API): then they are that one's.
+        let now = split.weights();
+        if !self.rollout.phase.is_active() && now.from == WeightsFrom::Admin {
+            return;
+        }
+        if *now != next {
             split.set(next);
             tracing::info!(rollout = %self.rollout.id, route = %route.id, percent = self.rollout.percent(), "applied the rollout's weights");
         }
@@ -464,7 +469,8 @@ impl RolloutActor {
             baseline: side(&self.rollout.plan.baseline)?,
             canary: side(&self.rollout.plan.canary)?,
         };
-        self.counted.add(reading);
+        self.counted
+            .add(std::sync::Arc::as_ptr(route) as usize, reading);
         Some(self.counted.total.clone())
     }
 }
@@ -536,7 +542,10 @@ impl Handler<Sync> for RolloutActor {
                     if let Some(action) = action {
                         decided(&rollout, action, By::Controller, "");
                     }
-                    act.rollout = rollout;
+                    // An operator's change read meanwhile is newer: it stays.
+                    if rollout.version >= act.rollout.version {
+                        act.rollout = rollout;
+                    }
                     act.apply_weights();
                 }
                 Ok(None) => {}
