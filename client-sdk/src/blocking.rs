@@ -116,6 +116,15 @@ impl Client {
         self.runtime.block(self.inner.request(req))?
     }
 
+    /// [`crate::Client::request`], blocking, given up after `deadline` for the whole call
+    /// (retries included) — when it is shorter than the client's own `deadline`:
+    /// [`ErrorKind::Deadline`] then.
+    pub fn request_within(&self, req: Request, deadline: Duration) -> Result<Response, Error> {
+        self.runtime
+            .block(async { tokio::time::timeout(deadline, self.inner.request(req)).await })?
+            .map_err(|_| Error::new(ErrorKind::Deadline(deadline), None, 0, true))?
+    }
+
     /// [`crate::Client::get`], blocking.
     pub fn get(&self, path: &str) -> Result<Response, Error> {
         self.runtime.block(self.inner.get(path))?
