@@ -54,7 +54,7 @@ int main(int argc, char **argv) {
     }
     size_t len = 0;
     sy_response_body(resp, &len);
-    const char *backend = sy_response_header(resp, "x-backend-id");
+    const char *backend = sy_response_backend(resp);
     printf("GET /api/titles: %u, %zu bytes from %s\n", sy_response_status(resp), len,
            backend ? backend : "-");
     sy_response_free(resp);

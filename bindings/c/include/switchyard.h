@@ -164,6 +164,10 @@ const char *sy_response_header(const struct sy_response *resp, const char *name)
 // response.
 const uint8_t *sy_response_body(const struct sy_response *resp, size_t *len);
 
+// The backend that answered (its `X-Backend-Id`), or NULL when it did not say. Owned by the
+// response.
+const char *sy_response_backend(const struct sy_response *resp);
+
 // The region that answered. Owned by the response.
 const char *sy_response_region(const struct sy_response *resp);
 

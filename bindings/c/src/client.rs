@@ -232,6 +232,24 @@ pub extern "C" fn sy_response_body(resp: *const sy_response, len: *mut usize) ->
     })
 }
 
+/// The backend that answered (its `X-Backend-Id`), or NULL when it did not say. Owned by the
+/// response.
+// SAFETY: exported to C under its `sy_` name, which nothing else in a program defines.
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+pub extern "C" fn sy_response_backend(resp: *const sy_response) -> *const c_char {
+    guard::value(std::ptr::null(), || {
+        handle::get(resp, Kind::Response)
+            .ok()
+            .and_then(|r| {
+                r.headers
+                    .iter()
+                    .find(|(n, _)| n.to_bytes() == b"x-backend-id")
+            })
+            .map_or(std::ptr::null(), |(_, v)| v.as_ptr())
+    })
+}
+
 /// The region that answered. Owned by the response.
 // SAFETY: exported to C under its `sy_` name, which nothing else in a program defines.
 #[allow(unsafe_code)]

@@ -4,6 +4,8 @@
 //!
 //! - `tests/c/errors.c`: every bad input gets its error kind and message, never a crash.
 //! - `examples/player.c`: a session through a drain of its backend; every message comes back.
+//! - `tests/c/leak.c`: forgets a response and an error, and valgrind says so — a handle a
+//!   program forgets is a leak memcheck reports, not hidden by the library's registry.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -15,16 +17,18 @@ use switchyard_load::TestBackend;
 
 const TOKEN: &str = "a-test-admin-token-of-16-bytes+";
 
-/// `target/debug` (or the profile folder these tests run from): where the static library is.
-fn profile_dir() -> PathBuf {
+/// The static library `cargo test` just built: beside this test binary, in the profile's
+/// `deps/` (`cargo build` also copies it up to the profile folder; `cargo test` does not, so
+/// that copy may be stale).
+fn static_lib() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+    exe.parent().unwrap().join("libswitchyard_ffi.a")
 }
 
 /// Compiles `source` against the static library into `dir`.
 fn compile(source: &str, dir: &Path) -> PathBuf {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let lib = profile_dir().join("libswitchyard_ffi.a");
+    let lib = static_lib();
     assert!(
         lib.exists(),
         "{} is missing: build the crate first",
@@ -201,4 +205,27 @@ fn the_c_player_plays_a_session_through_a_drain_with_every_message_back() {
         lines.iter().any(|l| l.starts_with("resumed on ")),
         "the session resumed on the other backend:\n{text}"
     );
+}
+
+#[test]
+fn a_handle_the_program_forgets_is_a_leak_valgrind_reports() {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        eprintln!("valgrind is not installed: nothing to check");
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let router = router(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let program = compile("tests/c/leak.c", dir.path());
+    let out = command(&program)
+        .arg(format!("http://{}", router.handle.addr()))
+        .output()
+        .expect("run leak");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(97),
+        "memcheck did not fail on the leaks:\n{stderr}"
+    );
+    assert!(stderr.contains("definitely lost"), "{stderr}");
 }

@@ -29,7 +29,8 @@ struct Client {
 }
 
 /// An answer: `status`, `headers` (a list of `(name, value)`, names lower case), `body`
-/// (bytes), `region`; `header(name)`, `text()` and `json()` read it.
+/// (bytes), `region`, `backend` (the backend that answered, when it said); `header(name)`,
+/// `text()` and `json()` read it.
 #[pyclass(module = "switchyard_client", frozen)]
 struct Response {
     #[pyo3(get)]
@@ -40,30 +41,51 @@ struct Response {
     region: String,
 }
 
-/// Headers from a dict or a list of `(name, value)` pairs of `str`.
+/// Headers from a dict or a list of `(name, value)` pairs of `str`; a refusal names the
+/// entry that is not a `str`.
 fn headers_of(headers: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<(String, String)>> {
-    let Some(headers) = headers else {
+    let Some(headers) = headers.filter(|h| !h.is_none()) else {
         return Ok(Vec::new());
     };
-    if headers.is_none() {
-        return Ok(Vec::new());
+    let text = |value: Bound<'_, PyAny>, what: String| -> PyResult<String> {
+        value.extract::<String>().map_err(|_| {
+            PyTypeError::new_err(format!("{what} must be a str, not {}", type_name(&value)))
+        })
+    };
+    if let Ok(dict) = headers.cast::<PyDict>() {
+        return dict
+            .iter()
+            .map(|(k, v)| {
+                let name = text(k, "a header name".into())?;
+                let value = text(v, format!("header {name:?}'s value"))?;
+                Ok((name, value))
+            })
+            .collect();
     }
-    let pairs: Vec<(String, String)> = if let Ok(dict) = headers.cast::<PyDict>() {
-        dict.iter()
-            .map(|(k, v)| Ok((k.extract()?, v.extract()?)))
-            .collect::<PyResult<_>>()
-    } else if headers.is_instance_of::<PyList>() || headers.is_instance_of::<PyTuple>() {
-        headers.extract()
-    } else {
-        Err(PyTypeError::new_err(""))
+    if headers.is_instance_of::<PyList>() || headers.is_instance_of::<PyTuple>() {
+        return headers
+            .try_iter()?
+            .enumerate()
+            .map(|(i, pair)| {
+                let pair = pair?;
+                let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) =
+                    pair.extract().map_err(|_| {
+                        PyTypeError::new_err(format!(
+                            "headers[{i}] must be a (name, value) pair, not {}",
+                            type_name(&pair)
+                        ))
+                    })?;
+                Ok((
+                    text(name, format!("headers[{i}]'s name"))?,
+                    text(value, format!("headers[{i}]'s value"))?,
+                ))
+            })
+            .collect();
     }
-    .map_err(|_| {
-        PyTypeError::new_err(format!(
-            "headers must be a dict or a list of (name, value) pairs of str, not {}",
-            type_name(headers)
-        ))
-    })?;
-    Ok(pairs)
+    Err(PyTypeError::new_err(format!(
+        "headers must be a dict or a list of (name, value) pairs of str, not {}",
+        type_name(headers)
+    )))
 }
 
 /// A body from `bytes`, `bytearray` or `str` (sent as UTF-8).

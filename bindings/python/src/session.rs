@@ -277,7 +277,16 @@ impl Session {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Event>> {
-        // `None` ends the iteration (pyo3 turns it into StopIteration).
+        // `None` ends the iteration (pyo3 turns it into StopIteration): also for a session
+        // this app closed, so a `for` loop over it just ends.
+        if self
+            .inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+        {
+            return Ok(None);
+        }
         self.next(py, None)
     }
 

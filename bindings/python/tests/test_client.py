@@ -91,6 +91,10 @@ def test_errors_are_exceptions_of_their_kind(router):
         client.post("/", body=42)
     with pytest.raises(TypeError, match="headers must be"):
         client.get("/", headers=7)
+    with pytest.raises(TypeError, match="header \"x-a\"'s value must be a str, not int"):
+        client.get("/", headers={"x-a": 1})
+    with pytest.raises(TypeError, match=r"headers\[0\] must be a \(name, value\) pair"):
+        client.get("/", headers=["x-a"])
     with pytest.raises(ValueError, match="deadline"):
         client.get("/", deadline=-1)
 
@@ -112,6 +116,7 @@ def test_errors_are_exceptions_of_their_kind(router):
     session.close()  # twice: nothing
     with pytest.raises(sy.SessionClosed):
         session.send("late")
+    assert list(session) == [], "iterating a closed session just ends"
 
 
 def test_the_gil_is_released_while_a_request_waits(router):

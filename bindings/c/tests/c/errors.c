@@ -98,6 +98,9 @@ int main(int argc, char **argv) {
     rc = sy_request(client, "GET", "/api/x?status=404", NULL, 0, NULL, 0, 0, &resp, &err);
     check(rc == SY_OK && err == NULL && sy_response_status(resp) == 404, "a 404 is an answer");
     check(sy_response_header(resp, "X-Backend-Id") != NULL, "headers are read in any case");
+    check(sy_response_backend(resp) != NULL &&
+              strcmp(sy_response_backend(resp), sy_response_header(resp, "x-backend-id")) == 0,
+          "sy_response_backend is the X-Backend-Id");
     check(sy_response_header(resp, "x-missing") == NULL, "a missing header is NULL");
     check(sy_response_header_name(resp, 1000) == NULL, "a header index past the end is NULL");
     sy_response_free(resp);
