@@ -123,6 +123,10 @@ pub fn regions_banner(demos: &[Demo]) -> String {
         let _ = writeln!(out, "admin token: {token}   (the same for every region)");
         let base = format!("http://{}", first.router().addr());
         let admin = format!("http://{}", first.router().admin_addr());
+        let _ = writeln!(
+            out,
+            "console {admin}/console#token={token}   (each region's admin listener has one)"
+        );
         let _ = writeln!(out);
         let _ = writeln!(out, "Try:");
         let _ = writeln!(
@@ -230,6 +234,10 @@ impl Demo {
         );
         let token = self.config.node.admin_token.as_deref().unwrap_or("-");
         let _ = writeln!(out, "admin token: {token}");
+        let _ = writeln!(
+            out,
+            "console {admin}/console#token={token}   (open it in a browser: watch and drain backends)"
+        );
         let _ = writeln!(out);
         let _ = writeln!(out, "Routes (path prefix -> pool, balancer: backends):");
         for route in &self.config.routes {

@@ -123,6 +123,62 @@ async fn changes_need_the_token_and_it_is_checked_before_anything_else() {
 }
 
 #[tokio::test]
+async fn the_token_check_says_valid_or_not_and_each_backend_shows_its_recent_figures() {
+    let bs = backends(&["a1", "a2"]).await;
+    let r = router_with(&token_node(), &ws_pool(&bs));
+    let admin = Admin::of(&r);
+    let check = |token: Option<&'static str>| admin.call("POST", "/admin/v1/auth", token, "");
+    let right = check(Some(TOKEN)).await;
+    assert_eq!(
+        (right.status, right.json()["valid"].clone()),
+        (200, true.into())
+    );
+    let wrong = check(Some("not-the-token-at-all")).await;
+    assert_eq!(
+        (wrong.status, wrong.json()["valid"].clone()),
+        (200, false.into())
+    );
+    assert_eq!(wrong.json()["error"], "forbidden");
+    let none = check(None).await;
+    assert_eq!(
+        (none.status, none.json()["error"].clone()),
+        (401, "unauthorized".into())
+    );
+
+    // 20 answers through the pool, a quarter of them 500s: each backend's figures show them.
+    let client = Client::new(r.addr());
+    for i in 0..20 {
+        let path = if i % 4 == 0 {
+            "/ws/x?status=500"
+        } else {
+            "/ws/x"
+        };
+        client.get(path).await;
+    }
+    let all = admin.client.get("/admin/v1/backends").await.json();
+    let backends = all["backends"].as_array().unwrap();
+    let rps: f64 = backends.iter().map(|b| b["rps"].as_f64().unwrap()).sum();
+    assert!(rps > 0.0, "{all:#}");
+    for b in backends {
+        assert!(b["recent_s"].as_f64().unwrap() <= 11.0, "{b:#}");
+        let rate = b["error_rate"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&rate), "{b:#}");
+    }
+    // Whichever backends took them, 5 of the 20 failed.
+    let answered: Vec<&serde_json::Value> = backends
+        .iter()
+        .filter(|b| b["p99_ms"].is_number())
+        .collect();
+    assert!(!answered.is_empty(), "{all:#}");
+    assert!(
+        answered
+            .iter()
+            .any(|b| b["error_rate"].as_f64().unwrap() > 0.0),
+        "the 500s show in an error rate: {all:#}"
+    );
+}
+
+#[tokio::test]
 async fn without_a_configured_token_the_admin_api_is_read_only() {
     let bs = backends(&["a1"]).await;
     let r = router(&ws_pool(&bs));

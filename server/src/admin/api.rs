@@ -42,6 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .service(read("/pools", pools))
             .service(resource("/reload", "POST").route(web::post().to(reload)))
+            .service(resource("/auth", "POST").route(web::post().to(auth_check)))
             .service(
                 resource("/backends", "GET, HEAD, POST")
                     .route(web::get().to(backends))
@@ -71,7 +72,13 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
     ))
 }
 
+/// Two decimals are plenty for a rate or a latency on a page.
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
 fn backend_json(pool: &PoolHandle, b: &BackendEntry) -> Value {
+    let recent = b.stats.recent(std::time::Instant::now());
     json!({
         "id": &*b.id,
         "pool": &*pool.id,
@@ -80,6 +87,10 @@ fn backend_json(pool: &PoolHandle, b: &BackendEntry) -> Value {
         "weight": b.weight,
         "inflight": b.stats.inflight(),
         "sessions": b.stats.sessions(),
+        "rps": round2(recent.rps),
+        "error_rate": round2(recent.error_rate),
+        "p99_ms": recent.p99_ms.map(round2),
+        "recent_s": round2(recent.seconds),
         "health": {
             "checks": b.health.checks.as_str(),
             "ejected": b.health.ejected,
@@ -87,6 +98,13 @@ fn backend_json(pool: &PoolHandle, b: &BackendEntry) -> Value {
             "consecutive_failures": b.stats.consecutive_failures(),
         },
     })
+}
+
+/// `POST /admin/v1/auth` with the right token (a wrong one or none is answered by the token
+/// check, [`super::auth::AUTH_CHECK`]): `{"valid": true}`. Changes nothing; the console checks
+/// a token with it before keeping it.
+async fn auth_check() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "valid": true }))
 }
 
 async fn status(state: web::Data<AdminState>) -> HttpResponse {

@@ -2,15 +2,25 @@
 //! `Authorization: Bearer TOKEN`, checked before routing, so an unknown backend id without a
 //! token is 401, not 404. Reads (`GET`) need none: the admin listener is loopback-only by
 //! default. Without a configured token the API is read-only.
+//!
+//! Every call that changes something is logged (target `switchyard::admin::audit`) with who
+//! made it — the client's address and a short fingerprint of the token it presented (the
+//! first 8 hex digits of its SHA-256; never the token) — and what came of it.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::Next;
-use actix_web::{ResponseError, web};
+use actix_web::{HttpResponse, ResponseError, web};
 
 use super::error::ApiError;
 use super::state::AdminState;
+
+/// `POST /admin/v1/auth`: says whether the bearer token presented is this node's —
+/// `{"valid": true}` (by its handler, once the check passed) or `{"valid": false, "error",
+/// "message"}` — with `200` either way, and changes nothing. Without a token it is `401`, as
+/// any call.
+pub const AUTH_CHECK: &str = "/admin/v1/auth";
 
 pub async fn require_token(
     req: ServiceRequest,
@@ -28,6 +38,11 @@ pub async fn require_token(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
+    let who = req
+        .peer_addr()
+        .map_or_else(|| "-".to_string(), |a| a.to_string());
+    let fingerprint = presented.map_or_else(|| "none".to_string(), fingerprint);
+    let (method, path) = (req.method().clone(), req.path().to_string());
     let refusal = match (presented, configured) {
         (None, _) => ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -41,16 +56,41 @@ pub async fn require_token(
             "the admin API is read-only on this node: no admin token is configured (node.admin_token_file or SWITCHYARD_ADMIN_TOKEN)",
         ),
         (Some(given), Some(token)) if same(given.as_bytes(), token.as_bytes()) => {
-            return next.call(req).await.map(|r| r.map_into_left_body());
+            let answered = next.call(req).await?;
+            tracing::info!(target: "switchyard::admin::audit", client = %who, token = %fingerprint, %method, %path, status = answered.status().as_u16(), "admin call");
+            return Ok(answered.map_into_left_body());
         }
         (Some(_), Some(_)) => {
             ApiError::new(StatusCode::FORBIDDEN, "forbidden", "wrong admin token")
         }
     };
     metrics::counter!("switchyard_admin_refused_total").increment(1);
+    if path == AUTH_CHECK && presented.is_some() {
+        // The console's check: a wrong token is its answer, not a failed call (a browser
+        // would log a refused one as an error).
+        tracing::warn!(target: "switchyard::admin::audit", client = %who, token = %fingerprint, %method, %path, reason = refusal.kind, "admin token refused");
+        let answer = HttpResponse::Ok().json(serde_json::json!({
+            "valid": false,
+            "error": refusal.kind,
+            "message": refusal.message,
+        }));
+        return Ok(req.into_response(answer).map_into_right_body());
+    }
+    tracing::warn!(target: "switchyard::admin::audit", client = %who, token = %fingerprint, %method, %path, status = refusal.status.as_u16(), reason = refusal.kind, "admin call refused");
     Ok(req
         .into_response(refusal.error_response())
         .map_into_right_body())
+}
+
+/// The first 8 hex digits of the token's SHA-256: tells two tokens apart in the log without
+/// showing either.
+fn fingerprint(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Compares the two tokens' SHA-256 digests byte by byte, all 32 of them: the time depends

@@ -1,7 +1,7 @@
 //! The admin listener (default `127.0.0.1:9901`): `/metrics` (Prometheus text), `/healthz`
 //! (the process is alive), `/readyz` (it takes traffic; false while stopping) and the JSON
 //! admin API under `/admin/v1/` ([`api`], guarded by [`auth`], shared across nodes by
-//! [`cluster`]).
+//! [`cluster`]), and the operator console at `/console` ([`console`]).
 //!
 //! Layers, each importing only those below it: [`state`] and [`error`] (what handlers hold
 //! and how they refuse), [`request`] (resources and JSON bodies), [`action`] (applying a change to a pool actor or a route's split),
@@ -12,6 +12,7 @@ pub mod action;
 pub mod api;
 pub mod auth;
 pub mod cluster;
+pub mod console;
 pub mod error;
 pub mod request;
 pub mod rollouts;
@@ -29,6 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<state::AdminStat
         .service(request::read("/metrics", metrics))
         .service(request::read("/healthz", healthz))
         .service(request::read("/readyz", readyz))
+        .configure(console::configure)
         .configure(api::configure);
 }
 

@@ -252,7 +252,7 @@ async fn exchange_with_retries(
                 backend.stats.ewma.observe(sent.elapsed(), now_ns());
                 backend
                     .stats
-                    .record_status(choice.variant.slot, answer.status);
+                    .record_status(choice.variant.slot, answer.status, sent.elapsed());
                 backend.stats.record_outcome(answer.status < 500);
                 // A backend's 502/503 before any byte reached the client: another backend may
                 // do better. Its answer is dropped (and its connection closed) only once a
@@ -278,12 +278,14 @@ async fn exchange_with_retries(
                 choice.landed(&backend.id, resp.headers_mut(), state);
                 return Ok((resp, backend.id.clone()));
             }
-            Err(err) => classify(err, backend, choice.variant.slot),
+            Err(err) => classify(err, backend, choice.variant.slot, sent.elapsed()),
         };
         if !(err.retry.allows(retryable_method) && another && route.budget.try_withdraw()) {
             if err.retry == Retry::Always {
                 // A connect failure that ends the request is the client's 502.
-                backend.stats.record_status(choice.variant.slot, 502);
+                backend
+                    .stats
+                    .record_status(choice.variant.slot, 502, sent.elapsed());
             }
             return Err(err);
         }
@@ -294,7 +296,12 @@ async fn exchange_with_retries(
 
 /// Classify the outcome: an exchange failure as the request path's error, counted against
 /// the backend's health unless the client caused it.
-fn classify(err: ExchangeError, backend: &BackendEntry, slot: usize) -> ProxyError {
+fn classify(
+    err: ExchangeError,
+    backend: &BackendEntry,
+    slot: usize,
+    took: std::time::Duration,
+) -> ProxyError {
     let err = ProxyError::exchange(err, backend);
     if err.side == Side::Client {
         return err;
@@ -305,8 +312,8 @@ fn classify(err: ExchangeError, backend: &BackendEntry, slot: usize) -> ProxyErr
             backend.stats.record_connect_failure();
             tracing::debug!(backend = %backend.id, addr = %backend.addr, error = %source, "connect failed");
         }
-        Error::UpstreamTimeout { .. } => backend.stats.record_status(slot, 504),
-        _ => backend.stats.record_status(slot, 502),
+        Error::UpstreamTimeout { .. } => backend.stats.record_status(slot, 504, took),
+        _ => backend.stats.record_status(slot, 502, took),
     }
     err
 }

@@ -1,13 +1,18 @@
 //! Per-backend live counters shared by the control plane and the request path. Everything here
 //! is an atomic: the request path updates it without locks, actors read it when they decide.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use metrics::{Counter, Gauge};
 
+use super::outcomes::{Outcomes, Tally};
 use crate::clock::now_ns;
+
+/// How far back a backend's recent figures (`requests per second`, error rate, p99) look.
+pub const RECENT: Duration = Duration::from_secs(10);
 
 /// How fast the peak-EWMA forgets a slow response: linkerd2-proxy and Finagle use 10 s.
 pub const EWMA_DECAY: Duration = Duration::from_secs(10);
@@ -31,6 +36,23 @@ pub struct BackendStats {
     /// Request counters by route slot (see `Route::slot`) then status class 1xx..5xx;
     /// replaced when a reload changes the pool's routes.
     requests: arc_swap::ArcSwap<Vec<[Counter; 5]>>,
+    /// Every answer (or failure) of this backend: status and time to the answer's head.
+    pub outcomes: Outcomes,
+    /// Readings of `outcomes`, one a second (the pool actor's), covering [`RECENT`].
+    readings: Mutex<VecDeque<(Instant, Tally)>>,
+}
+
+/// A backend's figures over the last [`RECENT`] (or since its first reading).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Recent {
+    pub seconds: f64,
+    pub requests: u64,
+    pub errors: u64,
+    pub rps: f64,
+    /// Percent of `requests`.
+    pub error_rate: f64,
+    /// Time to the answer's head, ms; `None` without requests.
+    pub p99_ms: Option<f64>,
 }
 
 /// The request counters of one backend, one set per route in slot order.
@@ -77,6 +99,53 @@ impl BackendStats {
                 "backend" => backend.to_string(),
             ),
             requests,
+            outcomes: Outcomes::default(),
+            // The first reading is the backend's start: its figures cover its first seconds too.
+            readings: Mutex::new(VecDeque::from([(Instant::now(), Tally::default())])),
+        }
+    }
+
+    /// Takes a reading of the outcomes (the pool actor does, once a second), keeping what
+    /// [`RECENT`] needs.
+    pub fn take_reading(&self, now: Instant) {
+        let tally = self.outcomes.tally();
+        let mut readings = self.readings.lock().unwrap_or_else(|e| e.into_inner());
+        readings.push_back((now, tally));
+        while readings.len() > 1
+            && readings
+                .get(1)
+                .is_some_and(|(t, _)| now.duration_since(*t) >= RECENT)
+        {
+            readings.pop_front();
+        }
+    }
+
+    /// The figures since the oldest reading kept (up to [`RECENT`] ago).
+    pub fn recent(&self, now: Instant) -> Recent {
+        let oldest = self
+            .readings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .front()
+            .cloned();
+        let (since, window) = match oldest {
+            Some((t, tally)) => (
+                now.saturating_duration_since(t).as_secs_f64(),
+                self.outcomes.tally().since(&tally),
+            ),
+            None => (0.0, Tally::default()),
+        };
+        Recent {
+            seconds: since,
+            requests: window.requests,
+            errors: window.errors,
+            rps: if since > 0.0 {
+                window.requests as f64 / since
+            } else {
+                0.0
+            },
+            error_rate: window.error_rate() * 100.0,
+            p99_ms: window.quantile(0.99).map(|d| d.as_secs_f64() * 1000.0),
         }
     }
 
@@ -174,8 +243,10 @@ impl BackendStats {
             .store(Arc::new(route_counters(pool, backend, routes)));
     }
 
-    /// Counts a finished request under its route slot and status.
-    pub fn record_status(&self, slot: usize, status: u16) {
+    /// Counts a finished request under its route slot and status, `took` to its answer's head
+    /// (or its failure).
+    pub fn record_status(&self, slot: usize, status: u16, took: Duration) {
+        self.outcomes.record(status, took);
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         if let Some(counters) = self.requests.load().get(slot) {
             counters[class].increment(1);

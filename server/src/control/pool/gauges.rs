@@ -39,10 +39,13 @@ impl PoolActor {
         }
     }
 
-    /// Copies every backend's in-flight and session counts into their gauges.
+    /// Copies every backend's in-flight and session counts into their gauges, and takes the
+    /// reading its recent figures (admin API) are computed from.
     pub(super) fn publish_counters(&self) {
+        let now = std::time::Instant::now();
         for m in &self.members {
             m.stats.publish_gauges();
+            m.stats.take_reading(now);
         }
     }
 }
