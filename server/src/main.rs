@@ -51,6 +51,11 @@ enum Command {
         /// listen port + k and the admin port + k.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=8))]
         regions: u16,
+        /// Also run N viewers (0-2000): each holds a WebSocket session on /ws/echo through the
+        /// (first) router and sends a message a second, so a drain in the console has sessions
+        /// to move.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=2000))]
+        viewers: u16,
     },
 }
 
@@ -92,13 +97,47 @@ fn main() -> ExitCode {
             listen,
             admin_listen,
             regions,
-        } => demo(listen, admin_listen, regions),
+            viewers,
+        } => demo(listen, admin_listen, regions, viewers),
     }
+}
+
+/// `--viewers N`: N SDK sessions on `/ws/echo` through `router`, each sending a message a
+/// second (the load tools' viewers), opened 50 a second on a runtime of their own.
+#[cfg(feature = "demo")]
+fn demo_viewers(
+    router: SocketAddr,
+    n: usize,
+) -> (tokio::runtime::Runtime, tokio::sync::watch::Sender<bool>) {
+    use switchyard_load::viewers::{self, Plan, Tally};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("demo-viewers")
+        .enable_all()
+        .build()
+        .expect("a runtime for the demo's viewers");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let plan = Plan::echo_in_one_region(
+        vec![format!("http://{router}")],
+        std::time::Duration::from_secs(1),
+    );
+    let _inside = runtime.enter();
+    viewers::start(
+        &plan,
+        n,
+        50.0,
+        std::sync::Arc::new(Tally::default()),
+        stopped,
+    );
+    println!(
+        "{n} viewers hold sessions on /ws/echo (a message a second each): drain a ws-* backend in the console and watch them move"
+    );
+    (runtime, stop)
 }
 
 /// `switchyard demo`: the router in front of in-process test backends, one region or several.
 #[cfg(feature = "demo")]
-fn demo(listen: SocketAddr, admin_listen: SocketAddr, regions: u16) -> ExitCode {
+fn demo(listen: SocketAddr, admin_listen: SocketAddr, regions: u16, viewers: u16) -> ExitCode {
     use switchyard::config::{LogConfig, LogFormat};
     use switchyard::demo::{Demo, DemoOptions};
 
@@ -144,9 +183,17 @@ fn demo(listen: SocketAddr, admin_listen: SocketAddr, regions: u16) -> ExitCode 
     match started {
         Ok((demos, banner)) => {
             print!("{banner}");
+            let load = match (viewers, demos.first()) {
+                (0, _) | (_, None) => None,
+                (n, Some(first)) => Some(demo_viewers(first.router().addr(), usize::from(n))),
+            };
             use std::io::Write;
             let _ = std::io::stdout().flush();
             wait_for_shutdown_signal();
+            if let Some((runtime, stop)) = load {
+                let _ = stop.send(true);
+                runtime.shutdown_background();
+            }
             for demo in demos {
                 demo.stop();
             }

@@ -383,10 +383,20 @@ async fn a_flapping_backend_is_held_down_on_its_next_comeback() {
     eventually("flappy down again", WAIT, || state() == BackendState::Down).await;
     bs[1].set_health(200);
     let held_from = std::time::Instant::now();
+    // Meanwhile the snapshot (and so the admin API and the console) says why it stays down.
+    let held_down = || {
+        let table = router.table();
+        let snap = table.pool("api").unwrap().load_full();
+        snap.backends
+            .iter()
+            .any(|b| &*b.id == "flappy" && b.health.held_down)
+    };
+    eventually("flappy shown as held down", WAIT, held_down).await;
     eventually("flappy back after its hold", WAIT, || {
         state() == BackendState::Up
     })
     .await;
+    assert!(!held_down(), "no longer held once back");
     let held = held_from.elapsed();
     // rise (2 checks, ~200 ms) would bring it back at once without damping.
     assert!(

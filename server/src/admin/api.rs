@@ -85,6 +85,10 @@ fn backend_json(pool: &PoolHandle, b: &BackendEntry) -> Value {
         "address": b.addr.to_string(),
         "state": b.state.as_str(),
         "weight": b.weight,
+        "configured_weight": b.health.configured_weight,
+        "weight_percent": b.health.weight_percent,
+        "slow_start": b.health.slow_start,
+        "drain_left_s": b.health.drain_left.map(|d| round2(d.as_secs_f64())),
         "inflight": b.stats.inflight(),
         "sessions": b.stats.sessions(),
         "rps": round2(recent.rps),
@@ -94,6 +98,7 @@ fn backend_json(pool: &PoolHandle, b: &BackendEntry) -> Value {
         "health": {
             "checks": b.health.checks.as_str(),
             "ejected": b.health.ejected,
+            "held_down": b.health.held_down,
             "overloaded": b.health.overloaded,
             "consecutive_failures": b.stats.consecutive_failures(),
         },

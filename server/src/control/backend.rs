@@ -32,6 +32,8 @@ pub struct BackendChanged {
     pub state: BackendState,
     /// From the latest load report, if the pool reads them.
     pub load: Option<Load>,
+    /// Passing its checks again, but held down by flap damping (it stays `Down` meanwhile).
+    pub held_down: bool,
 }
 
 pub struct BackendActor {
@@ -48,6 +50,8 @@ pub struct BackendActor {
     /// Passes and failures in a row, against the checks' `rise` and `fall`.
     verdicts: RiseFall,
     flaps: FlapDamper,
+    /// Held down by flap damping now (told to the pool when it changes).
+    held_down: bool,
     load: Option<Load>,
     lookup_failing: bool,
     restarts: u32,
@@ -73,6 +77,7 @@ impl BackendActor {
             health,
             tls,
             flaps: FlapDamper::default(),
+            held_down: false,
             load: None,
             lookup_failing: false,
             restarts: 0,
@@ -108,6 +113,8 @@ impl BackendActor {
             self.load = result.load;
         }
         self.verdicts.record(result.passed);
+        let was_held = self.held_down;
+        self.held_down = false;
         let next = match self.state {
             BackendState::Unknown if result.passed => BackendState::Up,
             BackendState::Unknown => BackendState::Down,
@@ -120,6 +127,7 @@ impl BackendActor {
                 match comeback {
                     Comeback::Allowed => BackendState::Up,
                     Comeback::Held(_) => {
+                        self.held_down = true;
                         if self.verdicts.just_risen() {
                             tracing::warn!(pool = %self.pool, backend = %self.config.id, hold_s = left, "backend keeps flapping: held down");
                         }
@@ -139,7 +147,7 @@ impl BackendActor {
             metrics::gauge!("switchyard_backend_healthy", "pool" => pool, "backend" => backend)
                 .set(if next == BackendState::Up { 1.0 } else { 0.0 });
             self.publish();
-        } else if load_changed {
+        } else if load_changed || self.held_down != was_held {
             self.publish();
         }
     }
@@ -195,6 +203,7 @@ impl BackendActor {
             addr: self.addr,
             state: self.state,
             load: self.load,
+            held_down: self.held_down,
         });
     }
 }

@@ -53,6 +53,17 @@ impl BackendState {
 pub struct Health {
     /// The active checks' verdict: `Up`, `Down` or `Unknown`.
     pub checks: BackendState,
+    /// Passing its checks again but held down by flap damping.
+    pub held_down: bool,
+    /// Ramping up after it (re)joined: its weight is below the configured one for a while.
+    pub slow_start: bool,
+    /// Its weight in the config (or as last set through the admin API).
+    pub configured_weight: u32,
+    /// Its effective weight as a percent of `configured_weight` (below 100 while slow start
+    /// ramps it or a load report scales it down).
+    pub weight_percent: u32,
+    /// An operator's drain: how long until whatever is left is closed (none once drained).
+    pub drain_left: Option<std::time::Duration>,
     pub ejected: bool,
     pub overloaded: bool,
 }
@@ -90,6 +101,11 @@ impl BackendEntry {
             state,
             health: Health {
                 checks: state,
+                held_down: false,
+                slow_start: false,
+                configured_weight: weight,
+                weight_percent: 100,
+                drain_left: None,
                 ejected: state == BackendState::Ejected,
                 overloaded: state == BackendState::Overloaded,
             },

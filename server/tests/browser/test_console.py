@@ -68,7 +68,7 @@ def test_a_drain_moves_200_sessions_and_the_page_shows_it_live(router, page):
         assert before + ws2_before == 200, (before, ws2_before)
         page.screenshot(path=str(ARTIFACTS / "console-before-drain.png"), full_page=True)
 
-        answers = iter(["5"])  # the drain's deadline (s), then the confirmation
+        answers = iter(["5", "3"])  # the drain's deadline and spread (s), then the confirmation
         page.on("dialog", lambda d: d.accept(next(answers, None)) if d.type == "prompt" else d.accept())
         ws1.get_by_role("button", name="Drain").click()
         expect(page.locator("#message")).to_contain_text("202")

@@ -79,6 +79,21 @@ function askButton(label, question, fallback, build) {
   }, label);
 }
 
+// A drain asks two numbers: its deadline, then the spread its sessions are moved over.
+function drainButton(backend) {
+  return el("button", {
+    class: "act", type: "button", disabled: !token(),
+    onclick: () => {
+      const deadline = Number(window.prompt(`Drain ${backend}: close whatever is still open after how many seconds?`, "60"));
+      if (!Number.isFinite(deadline) || deadline <= 0) return say("a drain's deadline is a number of seconds above 0", false);
+      const spread = Number(window.prompt(`Move ${backend}'s sessions over how many seconds (at most ${deadline})?`, String(Math.min(10, deadline))));
+      if (!Number.isFinite(spread) || spread < 0 || spread > deadline) return say(`the spread is 0 to ${deadline} seconds`, false);
+      act(`Drain ${backend} (deadline ${deadline} s, sessions moved over ${spread} s)`, "POST",
+        `/admin/v1/backends/${encodeURIComponent(backend)}/drain`, { deadline_s: deadline, spread_s: spread });
+    },
+  }, "Drain");
+}
+
 function spark(values) {
   const w = 100, h = 20, max = Math.max(1, ...values);
   const step = values.length > 1 ? w / (values.length - 1) : w;
@@ -128,13 +143,22 @@ function drawPools(pools) {
       seen.push(b.rps || 0);
       if (seen.length > HISTORY) seen.shift();
       sparks.set(b.id, seen);
-      if (b.state === "draining") progress.push(`draining ${b.id} (${p.id}): ${b.sessions} session(s), ${b.inflight} request(s) left`);
+      if (b.state === "draining") {
+        const left = b.drain_left_s === null || b.drain_left_s === undefined ? "" : `, deadline in ${Math.ceil(b.drain_left_s)} s`;
+        progress.push(`draining ${b.id} (${p.id}): ${b.sessions} session(s), ${b.inflight} request(s) left${left}`);
+      }
+      if (b.slow_start) progress.push(`slow start ${b.id} (${p.id}): at ${b.weight_percent} % of its weight`);
+      const held = b.health && b.health.held_down;
+      const weight = b.weight_percent < 100 ? `${b.configured_weight} (${b.weight_percent} %)` : String(b.configured_weight);
       const drained = b.state === "draining" || b.state === "drained";
       const id = encodeURIComponent(b.id);
       return el("tr", { "data-backend": b.id },
         el("td", {}, b.id),
-        el("td", {}, el("span", { class: "state " + b.state, "data-field": "state" }, b.state)),
-        el("td", { class: "num" }, b.weight),
+        el("td", {},
+          el("span", { class: "state " + b.state, "data-field": "state" }, b.state),
+          held ? el("span", { class: "state down", title: "its checks pass again; flap damping holds it down a while" }, "held down") : "",
+          b.slow_start ? el("span", { class: "state unknown" }, "slow start") : ""),
+        el("td", { class: "num", "data-field": "weight" }, weight),
         el("td", { class: "num" }, b.inflight),
         el("td", { class: "num", "data-field": "sessions" }, b.sessions),
         el("td", { class: "num" }, num(b.rps, 1)),
@@ -144,10 +168,9 @@ function drawPools(pools) {
         el("td", {},
           drained
             ? button("Undrain", `Undrain ${b.id}`, "POST", `/admin/v1/backends/${id}/undrain`)
-            : askButton("Drain", `Drain ${b.id}: close what is still open after how many seconds?`, "60",
-              (s) => [`Drain ${b.id} (deadline ${s} s)`, "POST", `/admin/v1/backends/${id}/drain`, { deadline_s: s, spread_s: Math.min(10, s) }]),
+            : drainButton(b.id),
           " ",
-          askButton("Weight", `New weight for ${b.id} (1-10000)`, String(b.weight),
+          askButton("Weight", `New weight for ${b.id} (1-10000)`, String(b.configured_weight),
             (w) => [`Set ${b.id}'s weight to ${w}`, "PUT", `/admin/v1/backends/${id}/weight`, { weight: Math.round(w) }])),
       );
     });

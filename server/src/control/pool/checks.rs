@@ -21,9 +21,11 @@ impl PoolActor {
             && member.health == change.state
             && member.load_percent == load_percent
             && member.overloaded == overloaded
+            && member.held_down == change.held_down
         {
             return;
         }
+        member.held_down = change.held_down;
         member.load_percent = load_percent;
         member.overloaded = overloaded;
         // Back from failed checks: ease it in (a first verdict is not a comeback), and forget

@@ -29,6 +29,8 @@ pub(super) struct Member {
     pub(super) stats: Arc<BackendStats>,
     /// An operator's drain, from the request until `undrain`.
     pub(super) drain: Option<DrainState>,
+    /// Held down by flap damping (its checks pass, it stays down a while).
+    pub(super) held_down: bool,
     /// Leaving the pool (removed by a reload or the admin API): dropped once drained.
     pub(super) removing: bool,
     /// Its pool's TLS settings for it (kept across publications, so the keep-alive pool's
@@ -70,6 +72,7 @@ impl Member {
             overloaded: false,
             stats,
             drain: None,
+            held_down: false,
             removing: false,
             tls,
         }

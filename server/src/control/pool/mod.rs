@@ -88,6 +88,7 @@ mod tests {
                 addr: "127.0.0.1:1001".parse().unwrap(),
                 state: BackendState::Down,
                 load: None,
+                held_down: false,
             })
             .await
             .unwrap();
@@ -112,6 +113,7 @@ mod tests {
             addr: "127.0.0.1:1002".parse().unwrap(),
             state: BackendState::Up,
             load: None,
+            held_down: false,
         };
         actor.send(same.clone()).await.unwrap();
         assert_eq!(

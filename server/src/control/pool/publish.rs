@@ -33,6 +33,19 @@ impl PoolActor {
                         .with_tls(m.tls.clone())
                         .with_health(Health {
                             checks: m.health,
+                            held_down: m.held_down,
+                            slow_start: ramp.as_ref().is_some_and(|w| {
+                                m.joined_at.is_some() && w[i] < m.weight.saturating_mul(100)
+                            }),
+                            configured_weight: m.weight,
+                            weight_percent: ramp
+                                .as_ref()
+                                .map_or(100, |w| (w[i] / m.weight.max(1)).min(100)),
+                            drain_left: m
+                                .drain
+                                .as_ref()
+                                .filter(|d| !d.drained)
+                                .map(|d| d.deadline.saturating_duration_since(now)),
                             ejected: m.ejected_until.is_some(),
                             overloaded: m.overloaded,
                         }),
