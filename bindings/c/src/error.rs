@@ -3,11 +3,9 @@
 //! (`SY_OK`, 0, on success) and, when the caller passes a `sy_error **`, store an error there
 //! that the caller frees with `sy_error_free`.
 
-use std::ffi::{CString, c_char};
+use std::ffi::CString;
 
 use switchyard_client::{Error, ErrorKind};
-
-use crate::handle::{self, Kind};
 
 pub const SY_OK: i32 = 0;
 /// Could not connect to any endpoint.
@@ -50,9 +48,9 @@ pub const SY_ERR_OTHER: i32 = 99;
 /// it with `sy_error_free`.
 #[allow(non_camel_case_types)]
 pub struct sy_error {
-    kind: i32,
-    retryable: bool,
-    message: CString,
+    pub(crate) kind: i32,
+    pub(crate) retryable: bool,
+    pub(crate) message: CString,
 }
 
 /// An error on its way to C.
@@ -107,86 +105,4 @@ impl From<Error> for FfiError {
             message: err.to_string(),
         }
     }
-}
-
-/// Stores `err` in `*out` (when `out` is not NULL) and returns its kind.
-pub fn report(err: FfiError, out: *mut *mut sy_error) -> i32 {
-    let kind = err.kind;
-    if !out.is_null() {
-        // A message with a NUL byte in it loses what follows (C strings end there).
-        let text = err
-            .message
-            .split('\0')
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        let error = sy_error {
-            kind,
-            retryable: err.retryable,
-            message: CString::new(text).unwrap_or_default(),
-        };
-        let ptr = handle::give(error, Kind::Error);
-        #[allow(unsafe_code)]
-        // SAFETY: the caller passes a writable `sy_error **` (documented) or NULL, checked above.
-        unsafe {
-            *out = ptr;
-        }
-    }
-    kind
-}
-
-/// Sets `*out` to NULL (when given): a call that succeeds leaves no error behind.
-pub fn clear(out: *mut *mut sy_error) {
-    if !out.is_null() {
-        #[allow(unsafe_code)]
-        // SAFETY: as in `report`: a writable `sy_error **` or NULL.
-        unsafe {
-            *out = std::ptr::null_mut();
-        }
-    }
-}
-
-/// The error's kind (`SY_ERR_*`); `SY_ERR_INVALID_HANDLE` for a pointer that is not a live
-/// error.
-// SAFETY: exported to C under its `sy_` name, which nothing else in a program defines.
-#[allow(unsafe_code)]
-#[unsafe(no_mangle)]
-pub extern "C" fn sy_error_kind(err: *const sy_error) -> i32 {
-    crate::guard::value(SY_ERR_PANIC, || {
-        handle::get(err, Kind::Error).map_or(SY_ERR_INVALID_HANDLE, |e| e.kind)
-    })
-}
-
-/// Whether the same call could succeed if made again later.
-// SAFETY: exported to C under its `sy_` name, which nothing else in a program defines.
-#[allow(unsafe_code)]
-#[unsafe(no_mangle)]
-pub extern "C" fn sy_error_retryable(err: *const sy_error) -> bool {
-    crate::guard::value(false, || {
-        handle::get(err, Kind::Error).is_ok_and(|e| e.retryable)
-    })
-}
-
-/// What went wrong, in words (UTF-8, owned by the error); NULL for a pointer that is not a
-/// live error.
-// SAFETY: exported to C under its `sy_` name, which nothing else in a program defines.
-#[allow(unsafe_code)]
-#[unsafe(no_mangle)]
-pub extern "C" fn sy_error_message(err: *const sy_error) -> *const c_char {
-    crate::guard::value(std::ptr::null(), || {
-        handle::get(err, Kind::Error).map_or(std::ptr::null(), |e| e.message.as_ptr())
-    })
-}
-
-/// Frees an error (NULL is fine; a pointer that is not a live error is ignored).
-// SAFETY: exported to C under its `sy_` name, which nothing else in a program defines.
-#[allow(unsafe_code)]
-#[unsafe(no_mangle)]
-pub extern "C" fn sy_error_free(err: *mut sy_error) {
-    if err.is_null() {
-        return;
-    }
-    crate::guard::value((), || {
-        let _ = handle::take(err, Kind::Error);
-    })
 }

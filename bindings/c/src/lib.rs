@@ -6,7 +6,8 @@
 //!   and the response accessors.
 //! - [`session`]: WebSocket sessions — open, send, poll the next event (no callbacks into C),
 //!   close — and the event accessors.
-//! - [`error`]: an error is a stable integer kind, a retryable flag and a message.
+//! - [`error`]: an error is a stable integer kind, a retryable flag and a message
+//!   ([`error_access`]: what C reads of it).
 //! - [`handle`]: every object C holds is an opaque pointer checked against the live ones, so a
 //!   pointer freed twice, freed and used, or of the wrong type is an error, not a crash.
 //!
@@ -23,6 +24,7 @@
 pub mod args;
 pub mod client;
 pub mod error;
+pub mod error_access;
 pub mod guard;
 pub mod handle;
 pub mod session;

@@ -88,7 +88,9 @@ fn backend_json(pool: &PoolHandle, b: &BackendEntry) -> Value {
         "configured_weight": b.health.configured_weight,
         "weight_percent": b.health.weight_percent,
         "slow_start": b.health.slow_start,
-        "drain_left_s": b.health.drain_left.map(|d| round2(d.as_secs_f64())),
+        "drain_left_s": b.health.drain_deadline.map(|d| {
+            round2(d.saturating_duration_since(crate::clock::Instant::now()).as_secs_f64())
+        }),
         "inflight": b.stats.inflight(),
         "sessions": b.stats.sessions(),
         "rps": round2(recent.rps),

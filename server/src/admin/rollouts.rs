@@ -15,13 +15,16 @@ use super::error::ApiError;
 use super::request::{read, read_json, resource};
 use super::state::AdminState;
 use crate::config::raw::DurationStr;
-use crate::control::rollout::{Change, List, RolloutError, Rollouts, Start, Status};
-use crate::control::supervisor::GetRollouts;
-use crate::policy::canary::Thresholds;
-use crate::policy::rollout::{
+use crate::control::rollout::canary::Thresholds;
+use crate::control::rollout::plan::{
     Action, DEFAULT_HOLD_MS, DEFAULT_STEPS, Plan, Rollout, TOTAL, check_steps, check_thresholds,
 };
+use crate::control::rollout::{Change, List, RolloutError, Rollouts, Start, Status};
+use crate::control::supervisor::GetRollouts;
 use crate::routing::RouteTable;
+
+/// Longest wait for the rollouts actor's view (it answers from memory: longer means stuck).
+pub const LIST_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -104,6 +107,7 @@ async fn list(state: web::Data<AdminState>) -> Result<HttpResponse, ApiError> {
     let (all, status) = rollouts(&state)
         .await?
         .send(List)
+        .timeout(LIST_WITHIN)
         .await
         .map_err(|_| ApiError::unavailable("the rollouts actor did not answer"))?;
     let views: Vec<Value> = all.iter().map(|r| view(r, &status)).collect();
@@ -123,6 +127,7 @@ async fn one(
     let (all, status) = rollouts(&state)
         .await?
         .send(List)
+        .timeout(LIST_WITHIN)
         .await
         .map_err(|_| ApiError::unavailable("the rollouts actor did not answer"))?;
     let found = all
@@ -263,7 +268,11 @@ async fn start(
     };
     let actor = rollouts(&state).await?;
     // One under way on the route is the answer, before what the route looks like under it.
-    let (all, _) = actor.send(List).await.unwrap_or_default();
+    let (all, _) = actor
+        .send(List)
+        .timeout(LIST_WITHIN)
+        .await
+        .unwrap_or_default();
     if let Some(active) = all
         .iter()
         .find(|r| r.plan.route == body.route && r.phase.is_active())
@@ -279,7 +288,11 @@ async fn start(
         .send(Start(plan))
         .await
         .map_err(|_| ApiError::unavailable("the rollouts actor did not answer"))??;
-    let (_, status) = actor.send(List).await.unwrap_or_default();
+    let (_, status) = actor
+        .send(List)
+        .timeout(LIST_WITHIN)
+        .await
+        .unwrap_or_default();
     Ok(HttpResponse::build(StatusCode::CREATED).json(view(&rollout, &status)))
 }
 
@@ -295,7 +308,11 @@ async fn change(
         .send(Change { id, action })
         .await
         .map_err(|_| ApiError::unavailable("the rollouts actor did not answer"))??;
-    let (_, status) = actor.send(List).await.unwrap_or_default();
+    let (_, status) = actor
+        .send(List)
+        .timeout(LIST_WITHIN)
+        .await
+        .unwrap_or_default();
     Ok(HttpResponse::Ok().json(view(&rollout, &status)))
 }
 

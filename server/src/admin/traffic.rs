@@ -17,7 +17,7 @@ use super::action::{
 };
 use super::error::ApiError;
 use super::request::{read, read_json, resource};
-use super::rollouts::rollouts;
+use super::rollouts::{LIST_WITHIN, rollouts};
 use super::state::AdminState;
 use crate::control::rollout::{Forget, List, RolloutError};
 use crate::routing::split::WeightsFrom;
@@ -114,7 +114,11 @@ async fn act(
     let mut forgot = 0;
     match &weights {
         Some(_) => {
-            let (all, _) = actor.send(List).await.unwrap_or_default();
+            let (all, _) = actor
+                .send(List)
+                .timeout(LIST_WITHIN)
+                .await
+                .unwrap_or_default();
             if let Some(active) = all
                 .iter()
                 .find(|r| r.plan.route == id && r.phase.is_active())

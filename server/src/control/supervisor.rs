@@ -15,8 +15,8 @@ use arc_swap::ArcSwap;
 use super::pool::Reconfigure;
 use super::region::{ApplyPools, RegionActor};
 use super::remote::RemoteRegionActor;
-use super::rollout::Rollouts;
 use super::rollout::ledger::Ledger;
+use super::rollout::{Rollouts, SetCanaries};
 use crate::config::{Config, SplitBy, SplitConfig};
 use crate::regions::Directory;
 use crate::routing::RouteTable;
@@ -42,14 +42,6 @@ pub struct RouterSupervisor {
 #[derive(Message, Debug)]
 #[rtype(result = "Option<Addr<Rollouts>>")]
 pub struct GetRollouts;
-
-/// The routes rollouts weigh (route id → the rollout's pools with its weights now), whole:
-/// the table is rebuilt when a route's pools change. Such a route gets a split of its
-/// config's pools and the rollout's, weighed as the rollout says (so a rebuild never falls
-/// back to the config's weights, even for a moment).
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct SetCanaries(pub BTreeMap<String, Vec<(String, u32)>>);
 
 /// How often expired session records are swept.
 pub const SESSION_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
@@ -132,7 +124,8 @@ impl Actor for RouterSupervisor {
             Some(shared) => Ledger::redis(shared.clone()),
             None => Ledger::memory(),
         };
-        self.rollouts = Some(Rollouts::new(ledger, self.table.clone(), ctx.address()).start());
+        self.rollouts =
+            Some(Rollouts::new(ledger, self.table.clone(), ctx.address().recipient()).start());
         ctx.run_interval(SESSION_SWEEP_INTERVAL, |act, _| {
             let dropped = act.sessions.sweep();
             metrics::gauge!("switchyard_sessions_recorded").set(act.sessions.len() as f64);

@@ -62,8 +62,8 @@ pub struct Health {
     /// Its effective weight as a percent of `configured_weight` (below 100 while slow start
     /// ramps it or a load report scales it down).
     pub weight_percent: u32,
-    /// An operator's drain: how long until whatever is left is closed (none once drained).
-    pub drain_left: Option<std::time::Duration>,
+    /// An operator's drain under way: when whatever is left is closed (none once drained).
+    pub drain_deadline: Option<crate::clock::Instant>,
     pub ejected: bool,
     pub overloaded: bool,
 }
@@ -105,7 +105,7 @@ impl BackendEntry {
                 slow_start: false,
                 configured_weight: weight,
                 weight_percent: 100,
-                drain_left: None,
+                drain_deadline: None,
                 ejected: state == BackendState::Ejected,
                 overloaded: state == BackendState::Overloaded,
             },

@@ -139,11 +139,8 @@ impl BackendStats {
             seconds: since,
             requests: window.requests,
             errors: window.errors,
-            rps: if since > 0.0 {
-                window.requests as f64 / since
-            } else {
-                0.0
-            },
+            // Over at least a second: one request just after start is not a thousand a second.
+            rps: window.requests as f64 / since.max(1.0),
             error_rate: window.error_rate() * 100.0,
             p99_ms: window.quantile(0.99).map(|d| d.as_secs_f64() * 1000.0),
         }

@@ -30,7 +30,7 @@ function say(text, ok) {
 }
 
 async function read(path) {
-  const resp = await fetch(path, { cache: "no-store" });
+  const resp = await fetch(path, { cache: "no-store", signal: AbortSignal.timeout(3000) });
   if (!resp.ok) throw new Error(`${path}: ${resp.status}`);
   return resp.json();
 }
@@ -54,7 +54,10 @@ async function act(what, method, path, body) {
   let shown = text;
   try { shown = JSON.stringify(JSON.parse(text), null, 2); } catch (_) { /* not JSON */ }
   if (resp.status === 401 || resp.status === 403) {
-    return say(`${what}: refused (${resp.status}) — wrong admin token? Nothing changed.\n${shown}`, false);
+    sessionStorage.removeItem(KEY);
+    drawAuth();
+    refresh();
+    return say(`${what}: refused (${resp.status}) — the admin token is not (or no longer) this node's; it is forgotten, nothing changed.\n${shown}`, false);
   }
   say(`${what}: ${resp.status}\n${shown}`, resp.ok);
   refresh();
@@ -64,15 +67,25 @@ function button(label, what, method, path, body) {
   return el("button", { class: "act", type: "button", disabled: !token(), onclick: () => act(what, method, path, body) }, label);
 }
 
+// Asks for a number: `null` when the operator cancels; refuses a blank or a non-number.
+function askNumber(question, fallback) {
+  const answer = window.prompt(question, fallback);
+  if (answer === null) return null;
+  const value = answer.trim() === "" ? NaN : Number(answer);
+  if (!Number.isFinite(value) || value < 0) {
+    say(`${JSON.stringify(answer)} is not a number: nothing sent`, false);
+    return null;
+  }
+  return value;
+}
+
 // A button that asks for a number first (a drain's deadline, a weight).
 function askButton(label, question, fallback, build) {
   return el("button", {
     class: "act", type: "button", disabled: !token(),
     onclick: () => {
-      const answer = window.prompt(question, fallback);
-      if (answer === null) return;
-      const value = Number(answer);
-      if (!Number.isFinite(value) || value < 0) return say(`${answer}: not a number`, false);
+      const value = askNumber(question, fallback);
+      if (value === null) return;
       const [what, method, path, body] = build(value);
       act(what, method, path, body);
     },
@@ -84,10 +97,12 @@ function drainButton(backend) {
   return el("button", {
     class: "act", type: "button", disabled: !token(),
     onclick: () => {
-      const deadline = Number(window.prompt(`Drain ${backend}: close whatever is still open after how many seconds?`, "60"));
-      if (!Number.isFinite(deadline) || deadline <= 0) return say("a drain's deadline is a number of seconds above 0", false);
-      const spread = Number(window.prompt(`Move ${backend}'s sessions over how many seconds (at most ${deadline})?`, String(Math.min(10, deadline))));
-      if (!Number.isFinite(spread) || spread < 0 || spread > deadline) return say(`the spread is 0 to ${deadline} seconds`, false);
+      const deadline = askNumber(`Drain ${backend}: close whatever is still open after how many seconds?`, "60");
+      if (deadline === null) return;
+      if (deadline <= 0) return say("a drain's deadline is a number of seconds above 0: nothing sent", false);
+      const spread = askNumber(`Move ${backend}'s sessions over how many seconds (at most ${deadline})?`, String(Math.min(10, deadline)));
+      if (spread === null) return;
+      if (spread > deadline) return say(`the spread is 0 to ${deadline} seconds: nothing sent`, false);
       act(`Drain ${backend} (deadline ${deadline} s, sessions moved over ${spread} s)`, "POST",
         `/admin/v1/backends/${encodeURIComponent(backend)}/drain`, { deadline_s: deadline, spread_s: spread });
     },
@@ -137,6 +152,8 @@ function drawRegions(regions) {
 function drawPools(pools) {
   const root = $("pools");
   const progress = [];
+  const present = new Set(pools.flatMap((p) => p.backends.map((b) => b.id)));
+  for (const id of [...sparks.keys()]) if (!present.has(id)) sparks.delete(id);
   root.replaceChildren(...pools.map((p) => {
     const rows = p.backends.map((b) => {
       const seen = sparks.get(b.id) || [];
@@ -213,23 +230,34 @@ function drawAuth() {
   state.textContent = has ? "token in use: actions enabled" : "read-only: enter the admin token to act";
   state.className = "auth-state" + (has ? " ok" : "");
   $("reload").disabled = !has;
+  document.querySelectorAll("button.act").forEach((b) => { b.disabled = !has; });
 }
 
 let busy = false;
+let pressing = false; // a redraw between a button's press and release would lose the click
+document.addEventListener("pointerdown", () => { pressing = true; });
+document.addEventListener("pointerup", () => { pressing = false; setTimeout(refresh, 0); });
+document.addEventListener("pointercancel", () => { pressing = false; });
+
+// Each view from its own call: one that fails (or times out) leaves the others live.
 async function refresh() {
-  if (busy) return;
+  if (busy || pressing) return;
   busy = true;
   try {
-    const [status, regions, pools, rollouts] = await Promise.all([
+    const [status, regions, pools, rollouts] = await Promise.allSettled([
       read("/admin/v1/status"), read("/admin/v1/regions"), read("/admin/v1/pools"), read("/admin/v1/rollouts"),
     ]);
-    drawNode(status);
-    drawRegions(regions.regions || []);
-    drawPools(pools.pools || []);
-    drawRollouts(rollouts);
+    const failed = [];
+    const draw = (result, fn, what) => {
+      if (result.status === "fulfilled") fn(result.value);
+      else failed.push(`${what}: ${result.reason && result.reason.message ? result.reason.message : result.reason}`);
+    };
+    draw(status, drawNode, "status");
+    draw(regions, (v) => drawRegions(v.regions || []), "regions");
+    draw(pools, (v) => drawPools(v.pools || []), "pools");
+    draw(rollouts, drawRollouts, "rollouts");
+    if (failed.length) $("node").textContent = `cannot read the admin API (${failed.join("; ")})`;
     drawAuth();
-  } catch (err) {
-    $("node").textContent = `cannot read the admin API: ${err.message}`;
   } finally {
     busy = false;
   }
@@ -251,6 +279,7 @@ async function useToken(candidate) {
     sessionStorage.removeItem(KEY);
     say(`Wrong admin token: nothing changed, actions stay disabled (${verdict.message}).`, false);
   }
+  drawAuth();
   refresh();
 }
 
@@ -268,7 +297,7 @@ document.addEventListener("DOMContentLoaded", () => {
     $("token").value = "";
     if (candidate) useToken(candidate);
   });
-  $("forget-token").addEventListener("click", () => { sessionStorage.removeItem(KEY); say("Token forgotten: read-only.", true); refresh(); });
+  $("forget-token").addEventListener("click", () => { sessionStorage.removeItem(KEY); say("Token forgotten: read-only.", true); drawAuth(); refresh(); });
   $("reload").addEventListener("click", () => act("Reload the config file", "POST", "/admin/v1/reload"));
   refresh();
   setInterval(refresh, 1000);

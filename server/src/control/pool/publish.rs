@@ -34,18 +34,20 @@ impl PoolActor {
                         .with_health(Health {
                             checks: m.health,
                             held_down: m.held_down,
-                            slow_start: ramp.as_ref().is_some_and(|w| {
-                                m.joined_at.is_some() && w[i] < m.weight.saturating_mul(100)
-                            }),
+                            // Ramping: below the share its load report allows.
+                            slow_start: m.joined_at.is_some()
+                                && ramp
+                                    .as_ref()
+                                    .is_some_and(|w| w[i] / m.weight.max(1) < m.load_percent),
                             configured_weight: m.weight,
                             weight_percent: ramp
                                 .as_ref()
                                 .map_or(100, |w| (w[i] / m.weight.max(1)).min(100)),
-                            drain_left: m
+                            drain_deadline: m
                                 .drain
                                 .as_ref()
                                 .filter(|d| !d.drained)
-                                .map(|d| d.deadline.saturating_duration_since(now)),
+                                .map(|d| d.deadline),
                             ejected: m.ejected_until.is_some(),
                             overloaded: m.overloaded,
                         }),

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 
-use crate::policy::rollout::{Pair, Rollout};
+use crate::control::rollout::plan::{Pair, Rollout};
 use crate::session::SharedStore;
 
 /// Why the ledger could not be read or written this time.

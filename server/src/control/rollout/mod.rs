@@ -8,11 +8,13 @@
 //!                         node's outcomes for it and reports them; on the node holding the
 //!                         lease, sums every node's, judges the step and stores the decision
 //! ```
-//! What a rollout is and how it decides is [`crate::policy::rollout`]; where it is kept and
+//! What a rollout is and how it decides is [`plan`] (judging with [`canary`]); where it is kept and
 //! how the nodes share it, [`ledger`]. Redis down: nothing is decided (a rollout never
 //! advances blind), every node keeps the weights it applied, and the status says why.
 
+pub mod canary;
 pub mod ledger;
+pub mod plan;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,8 +24,7 @@ use actix::prelude::*;
 use arc_swap::ArcSwap;
 
 use self::ledger::{Ledger, LedgerError};
-use super::supervisor::{RouterSupervisor, SetCanaries};
-use crate::policy::rollout::{Action, By, Next, Pair, Plan, Rollout};
+use crate::control::rollout::plan::{Action, By, Next, Pair, Plan, Rollout};
 use crate::routing::RouteTable;
 use crate::routing::split::{Weights, WeightsFrom};
 
@@ -40,6 +41,14 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+/// The routes rollouts weigh (route id → the rollout's pools with its weights now), whole:
+/// the table is rebuilt when a route's pools change. Such a route gets a split of its
+/// config's pools and the rollout's, weighed as the rollout says (so a rebuild never falls
+/// back to the config's weights, even for a moment).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct SetCanaries(pub BTreeMap<String, Vec<(String, u32)>>);
 
 /// Why a rollout call was refused.
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +110,8 @@ pub struct Rollouts {
     ledger: Arc<Ledger>,
     node: String,
     table: Arc<ArcSwap<RouteTable>>,
-    supervisor: Addr<RouterSupervisor>,
+    /// The supervisor, told which routes need their rollouts' pools.
+    supervisor: Recipient<SetCanaries>,
     actors: BTreeMap<String, Addr<RolloutActor>>,
     known: Vec<Rollout>,
     status: Status,
@@ -112,7 +122,7 @@ impl Rollouts {
     pub fn new(
         ledger: Ledger,
         table: Arc<ArcSwap<RouteTable>>,
-        supervisor: Addr<RouterSupervisor>,
+        supervisor: Recipient<SetCanaries>,
     ) -> Rollouts {
         Rollouts {
             status: Status {
@@ -504,7 +514,8 @@ impl Handler<Sync> for RolloutActor {
         self.judging = true;
         let (ledger, node) = (self.ledger.clone(), self.node.clone());
         let mut rollout = self.rollout.clone();
-        let deciding = sync.deciding && rollout.phase == crate::policy::rollout::Phase::Running;
+        let deciding =
+            sync.deciding && rollout.phase == crate::control::rollout::plan::Phase::Running;
         let judge = async move {
             ledger.report(&rollout.id, &node, &mine).await?;
             if !deciding {
