@@ -336,7 +336,13 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     }
     let mut forced = state.fail_status.load(Ordering::Relaxed);
     let every = state.fail_every.load(Ordering::Relaxed);
-    if forced != 0 && every > 1 && state.fail_seq.fetch_add(1, Ordering::Relaxed) % every != 0 {
+    if forced != 0
+        && every > 1
+        && !state
+            .fail_seq
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(every)
+    {
         forced = 0;
     }
     let status = (forced != 0)

@@ -531,7 +531,7 @@ async fn http_connection(
         tick.tick().await;
         i += 1;
         tally.requests.fetch_add(1, Ordering::Relaxed);
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             match get(&client, &plain, None).await {
                 Ok(a) if a.status == 200 => {}
                 Ok(a) => tally.error(format!("status {}", a.status)),

@@ -189,11 +189,11 @@ async fn viewer(
                     let Some((from, n)) = msg.as_text().and_then(|t| parse_echo(t, me)) else {
                         continue;
                     };
-                    if backend.as_deref() != Some(from) {
-                        if let Some(before) = backend.replace(from.to_string()) {
-                            let mut moves = tally.moves.lock().unwrap_or_else(|e| e.into_inner());
-                            *moves.entry((before, from.to_string())).or_default() += 1;
-                        }
+                    if backend.as_deref() != Some(from)
+                        && let Some(before) = backend.replace(from.to_string())
+                    {
+                        let mut moves = tally.moves.lock().unwrap_or_else(|e| e.into_inner());
+                        *moves.entry((before, from.to_string())).or_default() += 1;
                     }
                     if outstanding.remove(&n) {
                         echoed.insert(n);

@@ -273,7 +273,7 @@ impl Demo {
         let ws = base.replacen("http://", "ws://", 1);
         let _ = writeln!(
             out,
-            "  websocat {ws}/ws/echo                     # any WebSocket client: each message comes back as '<backend>: <message>'"
+            "  {ws}/ws/echo                              # a WebSocket echo: each message comes back as '<backend>: <message>' (demo --viewers N holds sessions there)"
         );
         let _ = writeln!(
             out,
@@ -285,7 +285,7 @@ impl Demo {
         );
         let _ = writeln!(
             out,
-            "  curl -s -X POST -H 'Authorization: Bearer {token}' -d '{{\"deadline_s\": 30, \"spread_s\": 5}}' {admin}/admin/v1/backends/stream-1/drain"
+            "  curl -s -X POST -H 'Authorization: Bearer {token}' -d '{{\"deadline_s\": 30, \"spread_s\": 5}}' {admin}/admin/v1/backends/ws-1/drain"
         );
         let _ = writeln!(
             out,

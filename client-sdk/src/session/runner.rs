@@ -217,7 +217,7 @@ impl Runner {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            if attempt > 1 && attempt % 4 == 0 {
+            if attempt > 1 && attempt.is_multiple_of(4) {
                 self.client.refresh_directory(true).await;
             }
             let target = match (attempt, &outage.hint) {

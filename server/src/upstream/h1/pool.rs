@@ -162,7 +162,7 @@ pub fn checkin(conn: Conn) {
             c.set(c.get().wrapping_add(1));
             c.get()
         });
-        if checkins % SWEEP_EVERY == 0 {
+        if checkins.is_multiple_of(SWEEP_EVERY) {
             pool.retain(|_, idle| {
                 idle.retain(|i| now.duration_since(i.since) < POOL_IDLE_TIMEOUT);
                 !idle.is_empty()
