@@ -6,6 +6,8 @@
 //!
 //!     cargo run -p switchyard-client --example requests -- --directory
 //!
+//! The router's address is `SWITCHYARD_URL` (default `http://127.0.0.1:8080`, the demo's).
+//!
 //! Or from a configuration file (JSON or TOML, as in docs/SDK.md):
 //!
 //!     cargo run -p switchyard-client --example requests -- --config client.toml
@@ -17,6 +19,7 @@ use switchyard_client::{Client, ClientBuilder, ClientConfig, Request};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
+    let router = std::env::var("SWITCHYARD_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
     let builder = match args.iter().position(|a| a == "--config") {
         Some(i) => {
             let path = args.get(i + 1).ok_or("--config needs a file")?;
@@ -28,9 +31,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ClientBuilder::from_config(config)
         }
         None if args.iter().any(|a| a == "--directory") => {
-            Client::builder().directory("http://127.0.0.1:8080/v1/regions?lat=48.86&lon=2.35")
+            Client::builder().directory(format!("{router}/v1/regions?lat=48.86&lon=2.35"))
         }
-        None => Client::builder().region("local", "http://127.0.0.1:8080"),
+        None => Client::builder().region("local", router.as_str()),
     };
     let client = builder.build()?;
     println!("regions in order: {:?}", client.regions().await);

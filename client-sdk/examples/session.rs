@@ -1,7 +1,7 @@
 //! A WebSocket session through `switchyard demo` that survives a drain: run the demo, start
 //! this, then drain the backend it names with the admin token the demo printed:
 //!
-//!     cargo run -p switchyard-client --example session
+//!     cargo run -p switchyard-client --example session      # SWITCHYARD_URL=... for another router
 //!     curl -s -X POST -H 'Authorization: Bearer TOKEN' \
 //!          http://127.0.0.1:9901/admin/v1/backends/ws-1/drain
 //!
@@ -15,9 +15,9 @@ use switchyard_client::{Client, Event, Message};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let client = Client::builder()
-        .region("local", "http://127.0.0.1:8080")
-        .build()?;
+    // The router's address: `SWITCHYARD_URL`, default the demo's.
+    let router = std::env::var("SWITCHYARD_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
+    let client = Client::builder().region("local", router.as_str()).build()?;
     let mut session = client.session("/ws/echo").await?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut n = 0;

@@ -24,7 +24,7 @@ pub enum StartupError {
         reason: crate::logging::LogError,
     },
     /// A listener's address is taken or not this host's. `listener`: `public`, `admin`.
-    #[error("cannot listen on {addr} ({listener} listener): {source}")]
+    #[error("cannot listen on {addr} ({listener} listener): {source}{}", bind_hint(.listener, .source))]
     Bind {
         listener: &'static str,
         addr: SocketAddr,
@@ -79,4 +79,18 @@ fn indented(err: &ConfigError) -> String {
         .map(|issue| format!("  {issue}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// What to change when an address is taken: the config key, or the demo's flag.
+fn bind_hint(listener: &str, source: &io::Error) -> String {
+    if source.kind() != io::ErrorKind::AddrInUse {
+        return String::new();
+    }
+    let (key, flag) = match listener {
+        "admin" => ("node.admin_listen", "--admin-listen"),
+        _ => ("node.listen (or a listener's address)", "--listen"),
+    };
+    format!(
+        " — another process holds it: stop that one, or choose another address ({key} in the config; {flag} for `switchyard demo`)"
+    )
 }

@@ -32,6 +32,14 @@ pub fn public_endpoint(req: &HttpRequest, state: &ProxyState) -> Option<HttpResp
     let body = match path {
         "/v1/status" => state.directory.status(&table, ready),
         _ => {
+            // A location asked for and not understood is the client's mistake: said, not
+            // silently replaced by this region's.
+            if let Some(problem) = req.uri().query().and_then(geo::query_problem) {
+                return Some(HttpResponse::BadRequest().json(json!({
+                    "error": "bad_location",
+                    "message": format!("GET /v1/regions: {problem}"),
+                })));
+            }
             let fallback = state.directory.local.location.unwrap_or((0.0, 0.0));
             let client = geo::locate(
                 &state.directory.config,

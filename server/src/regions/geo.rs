@@ -81,6 +81,36 @@ pub fn locate(
     }
 }
 
+/// What is wrong with a query that names `lat` or `lon`: both are needed, as numbers within
+/// range (latitude −90 to 90, longitude −180 to 180). `None`: the query names neither (the
+/// location comes from elsewhere) or both are right.
+pub fn query_problem(query: &str) -> Option<String> {
+    let (mut lat, mut lon) = (None, None);
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("lat", v)) => lat = Some(v),
+            Some(("lon", v)) => lon = Some(v),
+            _ => {}
+        }
+    }
+    let check = |name: &str, value: Option<&str>, limit: f64| match value {
+        None => Some(format!(
+            "`{name}` is missing: give both lat and lon, in degrees"
+        )),
+        Some(v) => match v.trim().parse::<f64>() {
+            Ok(x) if x.is_finite() && (-limit..=limit).contains(&x) => None,
+            Ok(x) => Some(format!(
+                "`{name}` = {x} is out of range (-{limit} to {limit} degrees)"
+            )),
+            Err(_) => Some(format!("`{name}` = {v:?} is not a number of degrees")),
+        },
+    };
+    if lat.is_none() && lon.is_none() {
+        return None;
+    }
+    check("lat", lat, 90.0).or_else(|| check("lon", lon, 180.0))
+}
+
 /// `lat=..&lon=..` from a query string.
 fn query_lat_lon(query: &str) -> Option<(f64, f64)> {
     let (mut lat, mut lon) = (None, None);
@@ -97,6 +127,28 @@ fn query_lat_lon(query: &str) -> Option<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_location_query_that_is_wrong_says_what() {
+        assert_eq!(query_problem("lat=48.86&lon=2.35"), None);
+        assert_eq!(query_problem("x=1"), None);
+        assert!(
+            query_problem("lat=999&lon=2")
+                .unwrap()
+                .contains("`lat` = 999 is out of range")
+        );
+        assert!(
+            query_problem("lat=abc&lon=2")
+                .unwrap()
+                .contains("not a number")
+        );
+        assert!(query_problem("lat=1").unwrap().contains("`lon` is missing"));
+        assert!(
+            query_problem("lat=1&lon=181")
+                .unwrap()
+                .contains("`lon` = 181")
+        );
+    }
     use crate::config::Cidr;
 
     const PARIS: (f64, f64) = (48.8566, 2.3522);

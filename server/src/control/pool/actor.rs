@@ -29,6 +29,8 @@ pub const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 pub struct PoolActor {
     /// When the last slow-start step was published.
     pub(super) ramp_published: Option<Instant>,
+    /// Panic mode was logged (once the first health verdicts were in), and its end not yet.
+    pub(super) panic_told: bool,
     pub(super) config: PoolConfig,
     pub(super) handle: Arc<PoolHandle>,
     pub(super) members: Vec<Member>,
@@ -59,6 +61,7 @@ impl PoolActor {
             .collect();
         PoolActor {
             ramp_published: None,
+            panic_told: false,
             config,
             handle,
             members,

@@ -167,7 +167,7 @@ impl PoolActor {
         }
         member.joined_at = Some(Instant::now());
         tracing::info!(pool = %pool, backend = %member.id, "backend undrained: takes work again");
-        metrics::counter!("switchyard_backend_admin_transitions_total", "pool" => pool, "backend" => member.id.to_string(), "to" => "active").increment(1);
+        metrics::counter!("switchyard_backend_admin_transitions_total", "pool" => pool, "backend" => member.id.to_string(), "to" => "up").increment(1);
         self.publish();
         Ok(())
     }

@@ -11,7 +11,6 @@ impl PoolActor {
     pub(super) fn publish(&mut self) {
         let previous = self.handle.load();
         let version = previous.version + 1;
-        let was_panicking = previous.panic;
         drop(previous);
         let now = Instant::now();
         let ramp = self.effective_weights(now);
@@ -63,12 +62,18 @@ impl PoolActor {
         } else {
             0.0
         });
-        if panic != was_panicking {
-            if panic {
-                tracing::warn!(pool = %self.config.id, eligible, "too few healthy backends: routing across all of them (panic mode)");
-            } else {
-                tracing::info!(pool = %self.config.id, "enough healthy backends again: panic mode over");
-            }
+        // Logged once the first health verdicts are in: at start every backend is unknown
+        // for a moment, and a warning that clears in the same millisecond only alarms.
+        let judged = self
+            .members
+            .iter()
+            .all(|m| m.health != crate::routing::BackendState::Unknown);
+        if panic && judged && !self.panic_told {
+            tracing::warn!(pool = %self.config.id, eligible, "too few healthy backends: routing across all of them (panic mode)");
+            self.panic_told = true;
+        } else if !panic && self.panic_told {
+            tracing::info!(pool = %self.config.id, "enough healthy backends again: panic mode over");
+            self.panic_told = false;
         }
         tracing::debug!(pool = %self.config.id, version, "published pool snapshot");
     }
