@@ -31,6 +31,9 @@ pub const DEFAULT_DRAIN_SPREAD: Duration = Duration::from_secs(10);
 pub const MAX_DRAIN_SECONDS: f64 = 86_400.0;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // Before the guarded scope, which would otherwise take the path: it runs the token check
+    // itself and answers a wrong token with `200 {"valid": false}`.
+    cfg.service(resource("/admin/v1/auth", "POST").route(web::post().to(super::auth::token_check)));
     cfg.service(
         web::scope("/admin/v1")
             .wrap(actix_web::middleware::from_fn(super::auth::require_token))
@@ -42,7 +45,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .service(read("/pools", pools))
             .service(resource("/reload", "POST").route(web::post().to(reload)))
-            .service(resource("/auth", "POST").route(web::post().to(auth_check)))
             .service(
                 resource("/backends", "GET, HEAD, POST")
                     .route(web::get().to(backends))
@@ -105,13 +107,6 @@ fn backend_json(pool: &PoolHandle, b: &BackendEntry) -> Value {
             "consecutive_failures": b.stats.consecutive_failures(),
         },
     })
-}
-
-/// `POST /admin/v1/auth` with the right token (a wrong one or none is answered by the token
-/// check, [`super::auth::AUTH_CHECK`]): `{"valid": true}`. Changes nothing; the console checks
-/// a token with it before keeping it.
-async fn auth_check() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "valid": true }))
 }
 
 async fn status(state: web::Data<AdminState>) -> HttpResponse {

@@ -11,16 +11,57 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
 use super::error::ApiError;
 use super::state::AdminState;
 
-/// `POST /admin/v1/auth`: says whether the bearer token presented is this node's —
-/// `{"valid": true}` (by its handler, once the check passed) or `{"valid": false, "error",
-/// "message"}` — with `200` either way, and changes nothing. Without a token it is `401`, as
-/// any call.
-pub const AUTH_CHECK: &str = "/admin/v1/auth";
+/// The bearer token a request presents, if any.
+fn presented(headers: &header::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// Whether `presented` may change things on this node: `Err` is the refusal — `401` without
+/// a token, `403` for a wrong one or when this node has none configured (read-only).
+fn check(configured: Option<&str>, presented: Option<&str>) -> Result<(), ApiError> {
+    match (presented, configured) {
+        (None, _) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this call needs Authorization: Bearer <admin token>",
+        )
+        .with_header(header::WWW_AUTHENTICATE, "Bearer")),
+        (Some(_), None) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the admin API is read-only on this node: no admin token is configured (node.admin_token_file or SWITCHYARD_ADMIN_TOKEN)",
+        )),
+        (Some(given), Some(token)) if same(given.as_bytes(), token.as_bytes()) => Ok(()),
+        (Some(_), Some(_)) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "wrong admin token",
+        )),
+    }
+}
+
+/// Who made a call, for the audit log: the client's address and its token's fingerprint.
+fn who(peer: Option<std::net::SocketAddr>, presented: Option<&str>) -> (String, String) {
+    (
+        peer.map_or_else(|| "-".to_string(), |a| a.to_string()),
+        presented.map_or_else(|| "none".to_string(), fingerprint),
+    )
+}
+
+/// Counts and logs a refused call.
+fn refused(client: &str, token: &str, method: &Method, path: &str, refusal: &ApiError) {
+    metrics::counter!("switchyard_admin_refused_total").increment(1);
+    tracing::warn!(target: "switchyard::admin::audit", %client, %token, %method, %path, status = refusal.status.as_u16(), reason = refusal.kind, "admin call refused");
+}
 
 pub async fn require_token(
     req: ServiceRequest,
@@ -32,54 +73,52 @@ pub async fn require_token(
     let configured = req
         .app_data::<web::Data<AdminState>>()
         .and_then(|s| s.token.clone());
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let who = req
-        .peer_addr()
-        .map_or_else(|| "-".to_string(), |a| a.to_string());
-    let fingerprint = presented.map_or_else(|| "none".to_string(), fingerprint);
+    let presented = presented(req.headers());
+    let (client, token) = who(req.peer_addr(), presented);
     let (method, path) = (req.method().clone(), req.path().to_string());
-    let refusal = match (presented, configured) {
-        (None, _) => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "this call needs Authorization: Bearer <admin token>",
-        )
-        .with_header(header::WWW_AUTHENTICATE, "Bearer"),
-        (Some(_), None) => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "the admin API is read-only on this node: no admin token is configured (node.admin_token_file or SWITCHYARD_ADMIN_TOKEN)",
-        ),
-        (Some(given), Some(token)) if same(given.as_bytes(), token.as_bytes()) => {
+    match check(configured.as_deref(), presented) {
+        Ok(()) => {
             let answered = next.call(req).await?;
-            tracing::info!(target: "switchyard::admin::audit", client = %who, token = %fingerprint, %method, %path, status = answered.status().as_u16(), "admin call");
-            return Ok(answered.map_into_left_body());
+            tracing::info!(target: "switchyard::admin::audit", %client, %token, %method, %path, status = answered.status().as_u16(), "admin call");
+            Ok(answered.map_into_left_body())
         }
-        (Some(_), Some(_)) => {
-            ApiError::new(StatusCode::FORBIDDEN, "forbidden", "wrong admin token")
+        Err(refusal) => {
+            refused(&client, &token, &method, &path, &refusal);
+            Ok(req
+                .into_response(refusal.error_response())
+                .map_into_right_body())
         }
-    };
-    metrics::counter!("switchyard_admin_refused_total").increment(1);
-    if path == AUTH_CHECK && presented.is_some() {
-        // The console's check: a wrong token is its answer, not a failed call (a browser
-        // would log a refused one as an error).
-        tracing::warn!(target: "switchyard::admin::audit", client = %who, token = %fingerprint, %method, %path, reason = refusal.kind, "admin token refused");
-        let answer = HttpResponse::Ok().json(serde_json::json!({
-            "valid": false,
-            "error": refusal.kind,
-            "message": refusal.message,
-        }));
-        return Ok(req.into_response(answer).map_into_right_body());
     }
-    tracing::warn!(target: "switchyard::admin::audit", client = %who, token = %fingerprint, %method, %path, status = refusal.status.as_u16(), reason = refusal.kind, "admin call refused");
-    Ok(req
-        .into_response(refusal.error_response())
-        .map_into_right_body())
+}
+
+/// `POST /admin/v1/auth`: whether the bearer token presented is this node's —
+/// `{"valid": true}`, or `{"valid": false, "error", "message"}` (counted and logged as a
+/// refusal) — `200` either way; without a token `401`, as any call. Changes nothing: the
+/// console checks a token with it before keeping it (a refused call would be an error in the
+/// browser's console). Served outside the guarded scope, with the same check.
+pub async fn token_check(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+) -> Result<HttpResponse, ApiError> {
+    let presented = presented(req.headers());
+    match check(state.token.as_deref(), presented) {
+        Ok(()) => Ok(HttpResponse::Ok().json(serde_json::json!({ "valid": true }))),
+        Err(refusal) => {
+            let (client, token) = who(req.peer_addr(), presented);
+            if presented.is_none() {
+                refused(&client, &token, req.method(), req.path(), &refusal);
+                return Err(refusal);
+            }
+            // A token checked and found wrong: an answer, not a refused call.
+            metrics::counter!("switchyard_admin_refused_total").increment(1);
+            tracing::warn!(target: "switchyard::admin::audit", %client, %token, reason = refusal.kind, "admin token refused");
+            Ok(HttpResponse::Ok().json(serde_json::json!({
+                "valid": false,
+                "error": refusal.kind,
+                "message": refusal.message,
+            })))
+        }
+    }
 }
 
 /// The first 8 hex digits of the token's SHA-256: tells two tokens apart in the log without

@@ -33,11 +33,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::head().to(list))
             .route(web::post().to(start)),
     )
-    .service(read("/rollouts/{id}", one))
-    .service(resource("/rollouts/{id}/pause", "POST").route(web::post().to(pause)))
-    .service(resource("/rollouts/{id}/resume", "POST").route(web::post().to(resume)))
-    .service(resource("/rollouts/{id}/promote", "POST").route(web::post().to(promote)))
-    .service(resource("/rollouts/{id}/rollback", "POST").route(web::post().to(rollback)));
+    .service(read("/rollouts/{id}", one));
+    for action in [
+        Action::Pause,
+        Action::Resume,
+        Action::Promote,
+        Action::Rollback,
+    ] {
+        let path = format!("/rollouts/{{id}}/{}", action.as_str());
+        cfg.service(resource(&path, "POST").route(web::post().to(
+            move |state: web::Data<AdminState>, id: web::Path<String>, payload: web::Payload| {
+                change(state, id.into_inner(), action, payload)
+            },
+        )));
+    }
 }
 
 /// The node's rollouts actor.
@@ -49,6 +58,33 @@ pub async fn rollouts(state: &AdminState) -> Result<Addr<Rollouts>, ApiError> {
         .ok()
         .flatten()
         .ok_or_else(|| ApiError::unavailable("the rollouts actor is not running"))
+}
+
+/// The rollouts and this node's status as the actor last read them (none if it does not
+/// answer in time).
+async fn last_read(actor: &Addr<Rollouts>) -> (Vec<Rollout>, Status) {
+    actor
+        .send(List)
+        .timeout(LIST_WITHIN)
+        .await
+        .unwrap_or_default()
+}
+
+/// `409 rollout_exists` when `route` has a rollout running or paused: the route is that
+/// rollout's to weigh.
+pub async fn refuse_if_active(actor: &Addr<Rollouts>, route: &str) -> Result<(), ApiError> {
+    let (all, _) = last_read(actor).await;
+    match all
+        .iter()
+        .find(|r| r.plan.route == route && r.phase.is_active())
+    {
+        Some(active) => Err(RolloutError::Exists {
+            route: route.to_string(),
+            existing: active.id.clone(),
+        }
+        .into()),
+        None => Ok(()),
+    }
 }
 
 impl From<RolloutError> for ApiError {
@@ -268,31 +304,13 @@ async fn start(
     };
     let actor = rollouts(&state).await?;
     // One under way on the route is the answer, before what the route looks like under it.
-    let (all, _) = actor
-        .send(List)
-        .timeout(LIST_WITHIN)
-        .await
-        .unwrap_or_default();
-    if let Some(active) = all
-        .iter()
-        .find(|r| r.plan.route == body.route && r.phase.is_active())
-    {
-        return Err(RolloutError::Exists {
-            route: body.route,
-            existing: active.id.clone(),
-        }
-        .into());
-    }
+    refuse_if_active(&actor, &body.route).await?;
     let plan = plan(&state.table.load(), body)?;
     let rollout = actor
         .send(Start(plan))
         .await
         .map_err(|_| ApiError::unavailable("the rollouts actor did not answer"))??;
-    let (_, status) = actor
-        .send(List)
-        .timeout(LIST_WITHIN)
-        .await
-        .unwrap_or_default();
+    let (_, status) = last_read(&actor).await;
     Ok(HttpResponse::build(StatusCode::CREATED).json(view(&rollout, &status)))
 }
 
@@ -308,42 +326,6 @@ async fn change(
         .send(Change { id, action })
         .await
         .map_err(|_| ApiError::unavailable("the rollouts actor did not answer"))??;
-    let (_, status) = actor
-        .send(List)
-        .timeout(LIST_WITHIN)
-        .await
-        .unwrap_or_default();
+    let (_, status) = last_read(&actor).await;
     Ok(HttpResponse::Ok().json(view(&rollout, &status)))
-}
-
-async fn pause(
-    state: web::Data<AdminState>,
-    id: web::Path<String>,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    change(state, id.into_inner(), Action::Pause, payload).await
-}
-
-async fn resume(
-    state: web::Data<AdminState>,
-    id: web::Path<String>,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    change(state, id.into_inner(), Action::Resume, payload).await
-}
-
-async fn promote(
-    state: web::Data<AdminState>,
-    id: web::Path<String>,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    change(state, id.into_inner(), Action::Promote, payload).await
-}
-
-async fn rollback(
-    state: web::Data<AdminState>,
-    id: web::Path<String>,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    change(state, id.into_inner(), Action::Rollback, payload).await
 }

@@ -17,9 +17,9 @@ use super::action::{
 };
 use super::error::ApiError;
 use super::request::{read, read_json, resource};
-use super::rollouts::{LIST_WITHIN, rollouts};
+use super::rollouts::{refuse_if_active, rollouts};
 use super::state::AdminState;
-use crate::control::rollout::{Forget, List, RolloutError};
+use crate::control::rollout::Forget;
 use crate::routing::split::WeightsFrom;
 use crate::routing::{Route, RouteTable, Variant};
 
@@ -113,23 +113,7 @@ async fn act(
     let actor = rollouts(state).await?;
     let mut forgot = 0;
     match &weights {
-        Some(_) => {
-            let (all, _) = actor
-                .send(List)
-                .timeout(LIST_WITHIN)
-                .await
-                .unwrap_or_default();
-            if let Some(active) = all
-                .iter()
-                .find(|r| r.plan.route == id && r.phase.is_active())
-            {
-                return Err(RolloutError::Exists {
-                    route: id,
-                    existing: active.id.clone(),
-                }
-                .into());
-            }
-        }
+        Some(_) => refuse_if_active(&actor, &id).await?,
         None => {
             forgot = actor
                 .send(Forget { route: id.clone() })
@@ -148,16 +132,16 @@ async fn act(
             (found, action)
         }
         None => {
-            let route = match reset_route(&table, &id) {
-                Ok(route) => route,
-                // A route that splits only for the rollouts just forgotten is back to its
-                // config's one pool already (or about to be, when the table is rebuilt).
-                Err(err) if forgot > 0 && err.kind == "single_pool" => {
-                    return Ok(HttpResponse::Ok().json(route_json(find(&table, &id)?)));
-                }
-                Err(err) => return Err(err),
-            };
-            (route, AdminAction::RouteReset { route: id })
+            // A route that split only for the rollouts just forgotten is back to its config's
+            // one pool (its table was rebuilt): nothing is left to reset.
+            let found = find(&table, &id)?;
+            if forgot > 0 && found.split.is_none() {
+                return Ok(HttpResponse::Ok().json(route_json(found)));
+            }
+            (
+                reset_route(&table, &id)?,
+                AdminAction::RouteReset { route: id },
+            )
         }
     };
     tracing::info!(action = ?action, "route changed through the admin API");
