@@ -16,11 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use crate::drain::admin_call_with;
 use crate::procs::{self, ScratchDir};
 use crate::scenario::{Http, Options, Verdict, get};
 
@@ -96,33 +95,9 @@ pub async fn run(_: &Options, say: impl Fn(&str)) -> Result<Verdict, String> {
         nodes.push((listen, admin));
     }
     let get_client: Http = Client::builder(TokioExecutor::new()).build_http();
-    let post_client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let post = |addr: SocketAddr, path: String, body: String, auth: bool| {
-        let client = post_client.clone();
-        async move {
-            let mut req = ::http::Request::post(format!("http://{addr}{path}"))
-                .header("content-type", "application/json");
-            if auth {
-                req = req.header("authorization", format!("Bearer {TOKEN}"));
-            }
-            let req = req
-                .body(Full::new(Bytes::from(body)))
-                .map_err(|e| e.to_string())?;
-            let resp = tokio::time::timeout(Duration::from_secs(5), client.request(req))
-                .await
-                .map_err(|_| format!("POST {path}: no answer within 5 s"))?
-                .map_err(|e| format!("POST {path}: {e}"))?;
-            let status = resp.status().as_u16();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>((
-                status,
-                String::from_utf8_lossy(&body.to_bytes()).to_string(),
-            ))
-        }
+    // The admin API's calls and the canary backend's `/admin/fail`, with the admin token.
+    let post = |addr: SocketAddr, path: String, body: String| async move {
+        admin_call_with(addr, TOKEN, "POST", &path, &body).await
     };
     let read = |admin: SocketAddr, path: String| {
         let client = get_client.clone();
@@ -195,7 +170,6 @@ pub async fn run(_: &Options, say: impl Fn(&str)) -> Result<Verdict, String> {
         nodes[0].1,
         "/admin/v1/rollouts".into(),
         r#"{"route": "all", "baseline": "stable", "canary": "canary", "steps": [5, 10, 25, 50, 100], "hold": "2s", "min_requests": 100, "thresholds": {"latency_margin_ms": 50}}"#.into(),
-        true,
     )
     .await?;
     if status != 201 {
@@ -223,7 +197,6 @@ pub async fn run(_: &Options, say: impl Fn(&str)) -> Result<Verdict, String> {
         canary_addr,
         "/admin/fail".into(),
         r#"{"status": 503}"#.into(),
-        false,
     )
     .await?;
     if status != 200 {

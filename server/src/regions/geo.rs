@@ -85,14 +85,7 @@ pub fn locate(
 /// range (latitude −90 to 90, longitude −180 to 180). `None`: the query names neither (the
 /// location comes from elsewhere) or both are right.
 pub fn query_problem(query: &str) -> Option<String> {
-    let (mut lat, mut lon) = (None, None);
-    for pair in query.split('&') {
-        match pair.split_once('=') {
-            Some(("lat", v)) => lat = Some(v),
-            Some(("lon", v)) => lon = Some(v),
-            _ => {}
-        }
-    }
+    let (lat, lon) = query_parts(query);
     let check = |name: &str, value: Option<&str>, limit: f64| match value {
         None => Some(format!(
             "`{name}` is missing: give both lat and lon, in degrees"
@@ -111,8 +104,8 @@ pub fn query_problem(query: &str) -> Option<String> {
     check("lat", lat, 90.0).or_else(|| check("lon", lon, 180.0))
 }
 
-/// `lat=..&lon=..` from a query string.
-fn query_lat_lon(query: &str) -> Option<(f64, f64)> {
+/// The `lat` and `lon` values of a query string, as written.
+fn query_parts(query: &str) -> (Option<&str>, Option<&str>) {
     let (mut lat, mut lon) = (None, None);
     for pair in query.split('&') {
         match pair.split_once('=') {
@@ -121,6 +114,12 @@ fn query_lat_lon(query: &str) -> Option<(f64, f64)> {
             _ => {}
         }
     }
+    (lat, lon)
+}
+
+/// `lat=..&lon=..` from a query string.
+fn query_lat_lon(query: &str) -> Option<(f64, f64)> {
+    let (lat, lon) = query_parts(query);
     parse_lat_lon(&format!("{},{}", lat?, lon?))
 }
 
