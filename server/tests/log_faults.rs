@@ -28,42 +28,20 @@ async fn serve_with(backend: &TestBackend, stdout: Stdio, log: &str) -> Served {
 
 /// [`serve_with`] with `RUST_LOG` set to `rust_log`.
 async fn serve_filtered(backend: &TestBackend, stdout: Stdio, log: &str, rust_log: &str) -> Served {
-    let (listen, admin) = (free_addr(), free_addr());
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("router.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[node]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\nworkers = 1\nshutdown_timeout = \"1s\"\nshutdown_delay = \"0s\"\n\
-             [log]\naccess = true\n{log}\n[limits]\nrate_per_ip = 0\n\n{}{}",
-            route("api", "/api", "api"),
-            pool_with("api", "round_robin", std::slice::from_ref(backend), "health = { kind = \"none\" }")
-        ),
+    Served::start(
+        |listen, admin| {
+            format!(
+                "[node]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\nworkers = 1\nshutdown_timeout = \"1s\"\nshutdown_delay = \"0s\"\n\
+                 [log]\naccess = true\n{log}\n[limits]\nrate_per_ip = 0\n\n{}{}",
+                route("api", "/api", "api"),
+                pool_with("api", "round_robin", std::slice::from_ref(backend), "health = { kind = \"none\" }")
+            )
+        },
+        |cmd| {
+            cmd.env("RUST_LOG", rust_log).stdout(stdout);
+        },
     )
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", rust_log)
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .spawn()
-        .expect("start switchyard");
-    let served = Served {
-        child,
-        listen,
-        admin,
-        _dir: dir,
-    };
-    let started = Instant::now();
-    while tokio::net::TcpStream::connect(listen).await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the router did not listen on {listen} within 20 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    served
+    .await
 }
 
 async fn dropped(served: &Served, sink: &str, reason: &str) -> f64 {

@@ -9,7 +9,7 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -374,37 +374,18 @@ async fn a_canary_twice_as_slow_in_its_tail_is_rolled_back_on_latency() {
 }
 
 async fn serve(text: &str) -> Served {
-    let (listen, admin) = (free_addr(), free_addr());
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("router.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[node]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\nworkers = 1\n{}\n{text}",
-            admin_node()
-        ),
+    Served::start(
+        |listen, admin| {
+            format!(
+                "[node]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\nworkers = 1\n{}\n{text}",
+                admin_node()
+            )
+        },
+        |cmd| {
+            cmd.stdout(Stdio::null());
+        },
     )
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start switchyard");
-    let served = Served {
-        child,
-        listen,
-        admin,
-        _dir: dir,
-    };
-    wait_for(
-        &format!("the router process answers on {admin}"),
-        Duration::from_secs(20),
-        async || tokio::net::TcpStream::connect(admin).await.is_ok(),
-    )
-    .await;
-    served
+    .await
 }
 
 async fn deciding(admin: SocketAddr) -> bool {

@@ -516,6 +516,41 @@ pub struct Served {
     pub _dir: tempfile::TempDir,
 }
 
+impl Served {
+    /// Starts `switchyard serve` with the config `config(listen, admin)` makes for two free
+    /// addresses (written to a file of its own), `command` adding to the process (its stdout,
+    /// environment); returns once both listeners accept.
+    pub async fn start(
+        config: impl FnOnce(SocketAddr, SocketAddr) -> String,
+        command: impl FnOnce(&mut std::process::Command),
+    ) -> Served {
+        let (listen, admin) = (free_addr(), free_addr());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("router.toml");
+        std::fs::write(&file, config(listen, admin)).unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        cmd.args(["serve", "--config"])
+            .arg(&file)
+            .stdin(std::process::Stdio::null());
+        command(&mut cmd);
+        let served = Served {
+            child: cmd.spawn().expect("start switchyard"),
+            listen,
+            admin,
+            _dir: dir,
+        };
+        for addr in [listen, admin] {
+            wait_for(
+                &format!("the router process listens on {addr}"),
+                Duration::from_secs(20),
+                async || tokio::net::TcpStream::connect(addr).await.is_ok(),
+            )
+            .await;
+        }
+        served
+    }
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
