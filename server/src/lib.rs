@@ -24,6 +24,7 @@ pub mod health;
 pub mod lifecycle;
 pub mod logging;
 pub mod policy;
+pub mod probe;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod regions;

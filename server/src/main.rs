@@ -38,6 +38,15 @@ enum Command {
         /// The TOML configuration file.
         file: PathBuf,
     },
+    /// GET a URL and exit 0 on a 2xx answer, 1 otherwise: a health check for containers
+    /// and exec probes (e.g. `switchyard probe http://127.0.0.1:9901/readyz`).
+    Probe {
+        /// An http:// URL.
+        url: String,
+        /// Longest wait for the whole answer.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
     /// Run the router in front of built-in test backends: no config, no Redis.
     #[cfg(feature = "demo")]
     Demo {
@@ -92,6 +101,7 @@ fn main() -> ExitCode {
                 ExitCode::from(err.exit_code())
             }
         },
+        Command::Probe { url, timeout } => probe(&url, timeout),
         #[cfg(feature = "demo")]
         Command::Demo {
             listen,
@@ -99,6 +109,27 @@ fn main() -> ExitCode {
             regions,
             viewers,
         } => demo(listen, admin_listen, regions, viewers),
+    }
+}
+
+/// `switchyard probe URL`: quiet on success (probes run every few seconds), one line on failure.
+fn probe(url: &str, timeout: std::time::Duration) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("switchyard probe: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(switchyard::probe::probe(url, timeout)) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("switchyard probe: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
 
