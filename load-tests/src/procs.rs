@@ -330,3 +330,71 @@ pub fn serve(name: &str, path: &Path, listen: SocketAddr) -> Result<Proc, String
     wait_for_port(&mut proc, listen)?;
     Ok(proc)
 }
+
+/// A Redis Cluster of `masters` masters with one replica each, on free ports, made with
+/// `redis-cli --cluster create`; a master that stops answering for `node_timeout` is failed
+/// over to its replica. Node configs live in `scratch`.
+pub struct RedisCluster {
+    /// Every node, masters first as created (`redis-cli` makes the first `masters` ports the
+    /// masters and the rest their replicas).
+    pub nodes: Vec<(u16, Proc)>,
+}
+
+impl RedisCluster {
+    pub fn start(
+        scratch: &ScratchDir,
+        masters: usize,
+        node_timeout: std::time::Duration,
+    ) -> Result<RedisCluster, String> {
+        let mut nodes = Vec::new();
+        for _ in 0..masters * 2 {
+            // The cluster bus gets a free port of its own (by default it is port + 10000,
+            // which may be taken or past 65535).
+            let (port, bus) = (free_port()?, free_port()?);
+            let conf = scratch.path().join(format!("cluster-{port}.conf"));
+            let proc = start_redis_with(
+                port,
+                &[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    &conf.to_string_lossy(),
+                    "--cluster-port",
+                    &bus.to_string(),
+                    "--cluster-node-timeout",
+                    &node_timeout.as_millis().to_string(),
+                    "--dir",
+                    &scratch.path().to_string_lossy(),
+                ],
+            )?;
+            nodes.push((port, proc));
+        }
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|(port, _)| format!("127.0.0.1:{port}"))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .map_err(|err| format!("redis-cli: {err} (apt-get install -y redis-tools)"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "redis-cli --cluster create failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(RedisCluster { nodes })
+    }
+
+    /// `host:port` of every node.
+    pub fn addresses(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|(port, _)| format!("127.0.0.1:{port}"))
+            .collect()
+    }
+}

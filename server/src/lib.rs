@@ -27,6 +27,7 @@ pub mod policy;
 pub mod probe;
 pub mod proxy;
 pub mod proxy_protocol;
+pub mod redis_conn;
 pub mod regions;
 pub mod relay;
 pub mod routing;

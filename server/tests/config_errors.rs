@@ -219,6 +219,29 @@ fn sentinels_without_the_redis_store_are_refused() {
 }
 
 #[test]
+fn cluster_node_mistakes_are_named() {
+    rejected(
+        &format!(
+            "{POOL}[sessions]\nstore = \"redis\"\ncluster_nodes = [\"127.0.0.1:7000\", \"node-b:70000\"]\n"
+        ),
+        "sessions.cluster_nodes[1]",
+        "\"node-b:70000\" is not host:port",
+    );
+    rejected(
+        &format!("{POOL}[sessions]\ncluster_nodes = [\"127.0.0.1:7000\"]\n"),
+        "sessions.cluster_nodes",
+        "only used with store = \"redis\"",
+    );
+    rejected(
+        &format!(
+            "{POOL}[sessions]\nstore = \"redis\"\ncluster_nodes = [\"127.0.0.1:7000\"]\nsentinels = [\"127.0.0.1:26379\"]\n"
+        ),
+        "sessions.cluster_nodes",
+        "not with sessions.sentinels",
+    );
+}
+
+#[test]
 fn region_and_directory_mistakes_are_named() {
     let regions = "[node]\nregion = \"eu-west\"\n\
         [[regions]]\nname = \"eu-west\"\n\

@@ -74,6 +74,8 @@ pub struct RedisConfig {
     /// Sentinels to ask for the master's address (empty: `url` names the server).
     pub sentinels: Vec<String>,
     pub sentinel_master: String,
+    /// Redis Cluster seed nodes (empty: not a cluster).
+    pub cluster_nodes: Vec<String>,
     /// Redis TTL of a session's record until its client first comes back.
     pub unconfirmed_ttl: Duration,
 }

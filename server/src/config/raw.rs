@@ -57,6 +57,9 @@ pub struct RawSessions {
     pub sentinels: Vec<String>,
     /// The master name the sentinels monitor. Default `mymaster`.
     pub sentinel_master: String,
+    /// Redis Cluster: `host:port` of some of its nodes (the rest are found from them).
+    /// `redis_url` then only gives the user, password and TLS. Not with `sentinels`.
+    pub cluster_nodes: Vec<String>,
     /// When a session is moved, how long the router waits for the backend's close (relaying
     /// what the backend still sends) before it closes the client. Default 2 s.
     pub handoff_linger: DurationStr,
@@ -84,6 +87,7 @@ impl Default for RawSessions {
             store_timeout: DurationStr::millis(100),
             sentinels: Vec::new(),
             sentinel_master: "mymaster".to_string(),
+            cluster_nodes: Vec::new(),
             handoff_linger: DurationStr::secs(2),
             max_records: DEFAULT_MAX_RECORDS,
             unconfirmed_ttl: None,

@@ -18,6 +18,10 @@
 //! - Sentinel: with `sessions.sentinels` set, the master's address comes from the sentinels,
 //!   and is asked for again every second while the store is down — so after a failover the
 //!   store follows the promoted replica within a second or two of the sentinels' decision.
+//! - Cluster: with `sessions.cluster_nodes` set, a Redis Cluster: each record (one key) goes to
+//!   the node owning its slot; the cluster connection follows `MOVED` and failovers, and while
+//!   the store is down it is rebuilt every second from the seed nodes, so a promoted replica is
+//!   found as soon as the cluster has promoted it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,13 +30,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManagerConfig;
+use redis::cluster::ClusterClient;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::store::{MemoryStore, Record, SessionStore};
 use crate::config::RedisConfig;
+use crate::redis_conn::RedisConn;
 
 /// Most writes kept while Redis is unreachable; older ones are dropped first.
 pub const MAX_PENDING_WRITES: usize = 100_000;
@@ -45,7 +51,8 @@ pub struct SharedStore {
     local: MemoryStore,
     client: redis::Client,
     sentinel: Option<tokio::sync::Mutex<SentinelClient>>,
-    conn: ArcSwapOption<ConnectionManager>,
+    cluster: Option<ClusterClient>,
+    conn: ArcSwapOption<RedisConn>,
     prefix: String,
     ttl: Duration,
     /// Redis TTL of records not yet confirmed (`[sessions] unconfirmed_ttl`).
@@ -108,7 +115,7 @@ impl crate::policy::ratelimit::shared::RedisLink for SharedStore {
         SharedStore::key_prefix(self)
     }
 
-    fn connection(&self) -> Option<ConnectionManager> {
+    fn connection(&self) -> Option<RedisConn> {
         SharedStore::connection(self)
     }
 
@@ -135,6 +142,41 @@ pub enum StoreError {
     Sentinel(#[source] redis::RedisError),
     #[error("sentinels did not answer in time")]
     SentinelTimeout,
+}
+
+/// The cluster client over `config.cluster_nodes`, with `redis_url`'s user, password and scheme,
+/// and the store's timeouts.
+fn cluster_client(
+    config: &RedisConfig,
+    client: &redis::Client,
+) -> Result<ClusterClient, StoreError> {
+    let info = client.get_connection_info();
+    let scheme = match info.addr() {
+        redis::ConnectionAddr::TcpTls { .. } => "rediss",
+        _ => "redis",
+    };
+    let nodes: Vec<String> = config
+        .cluster_nodes
+        .iter()
+        .map(|node| format!("{scheme}://{node}"))
+        .collect();
+    let mut builder = ClusterClient::builder(nodes)
+        .connection_timeout(config.timeout.max(Duration::from_millis(200)))
+        .response_timeout(config.timeout)
+        // One quick retry (a MOVED after a failover); the store's own timeout bounds the rest.
+        .retries(1)
+        .min_retry_wait(10)
+        .max_retry_wait(50);
+    if let Some(user) = info.redis_settings().username() {
+        builder = builder.username(user);
+    }
+    if let Some(password) = info.redis_settings().password() {
+        builder = builder.password(password);
+    }
+    builder.build().map_err(|source| StoreError::Settings {
+        key: "sessions.cluster_nodes",
+        source,
+    })
 }
 
 impl SharedStore {
@@ -177,10 +219,15 @@ impl SharedStore {
                 Some(tokio::sync::Mutex::new(sentinel))
             }
         };
+        let cluster = match config.cluster_nodes.is_empty() {
+            true => None,
+            false => Some(cluster_client(config, &client)?),
+        };
         Ok(SharedStore {
             local,
             client,
             sentinel,
+            cluster,
             conn: ArcSwapOption::empty(),
             prefix: config.key_prefix.clone(),
             ttl,
@@ -216,7 +263,7 @@ impl SharedStore {
     /// A handle on the store's Redis connection for other shared state (rate limits), or
     /// `None` while it is not connected or marked down — callers then fall back rather than
     /// wait on a server that is known not to answer.
-    pub fn connection(&self) -> Option<ConnectionManager> {
+    pub fn connection(&self) -> Option<RedisConn> {
         match self.is_up() {
             true => self.conn.load_full().map(|conn| (*conn).clone()),
             false => None,
@@ -373,8 +420,23 @@ impl SharedStore {
         }
     }
 
-    /// A connection manager to the (current) master.
+    /// A connection to the cluster, or a connection manager to the (current) master.
     async fn connect(&self) {
+        if let Some(cluster) = &self.cluster {
+            return match tokio::time::timeout(
+                Duration::from_secs(2),
+                cluster.get_async_connection(),
+            )
+            .await
+            {
+                Ok(Ok(conn)) => {
+                    self.conn.store(Some(Arc::new(RedisConn::Cluster(conn))));
+                    self.set_up(true, "");
+                }
+                Ok(Err(err)) => self.set_up(false, &err.to_string()),
+                Err(_) => self.set_up(false, "connect timed out"),
+            };
+        }
         let client = match self.master().await {
             Ok(client) => client,
             Err(err) => return self.set_up(false, &err.to_string()),
@@ -393,7 +455,7 @@ impl SharedStore {
                 if self.sentinel.is_some() {
                     tracing::info!(master = %client.get_connection_info().addr(), "session store: master from the sentinels");
                 }
-                self.conn.store(Some(Arc::new(conn)));
+                self.conn.store(Some(Arc::new(RedisConn::Single(conn))));
                 self.set_up(true, "");
             }
             Ok(Err(err)) => self.set_up(false, &err.to_string()),
@@ -405,8 +467,10 @@ impl SharedStore {
     pub async fn maintain(self: Arc<Self>) {
         loop {
             // Behind sentinels a store that is down may be talking to a demoted master: ask
-            // the sentinels again rather than waiting for the old address to come back.
-            if self.conn.load().is_none() || (self.sentinel.is_some() && !self.is_up()) {
+            // the sentinels again rather than waiting for the old address to come back. A
+            // cluster connection is rebuilt too: it then reads the slots afresh.
+            let follows_failovers = self.sentinel.is_some() || self.cluster.is_some();
+            if self.conn.load().is_none() || (follows_failovers && !self.is_up()) {
                 self.connect().await;
             } else if !self.is_up() {
                 // Probe with a PING so a store marked down comes back without traffic.
@@ -435,6 +499,11 @@ impl SharedStore {
             }
             actix_rt::time::sleep(RECONNECT_EVERY).await;
         }
+    }
+
+    /// Whether the store is a Redis Cluster (a script then touches keys of one slot only).
+    pub fn is_cluster(&self) -> bool {
+        self.cluster.is_some()
     }
 
     pub fn sweep(&self) -> usize {

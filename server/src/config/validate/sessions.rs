@@ -18,6 +18,9 @@ pub(super) fn sessions(raw: &RawSessions, issues: &mut Issues) -> SessionsConfig
             if !raw.sentinels.is_empty() {
                 issues.push("sessions.sentinels", "only used with store = \"redis\"");
             }
+            if !raw.cluster_nodes.is_empty() {
+                issues.push("sessions.cluster_nodes", "only used with store = \"redis\"");
+            }
             None
         }
         SessionStore::Redis => Some(redis(raw, issues)),
@@ -65,16 +68,27 @@ fn redis(raw: &RawSessions, issues: &mut Issues) -> RedisConfig {
     if raw.store_timeout.0.is_zero() {
         issues.push("sessions.store_timeout", "must be more than 0");
     }
-    for (i, sentinel) in raw.sentinels.iter().enumerate() {
-        let valid = sentinel
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-        if !valid {
-            issues.push(
-                format!("sessions.sentinels[{i}]"),
-                format!("{sentinel:?} is not host:port"),
-            );
+    for (list, addresses) in [
+        ("sessions.sentinels", &raw.sentinels),
+        ("sessions.cluster_nodes", &raw.cluster_nodes),
+    ] {
+        for (i, address) in addresses.iter().enumerate() {
+            let valid = address
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !valid {
+                issues.push(
+                    format!("{list}[{i}]"),
+                    format!("{address:?} is not host:port"),
+                );
+            }
         }
+    }
+    if !raw.sentinels.is_empty() && !raw.cluster_nodes.is_empty() {
+        issues.push(
+            "sessions.cluster_nodes",
+            "not with sessions.sentinels: a Redis Cluster fails over by itself",
+        );
     }
     if !raw.sentinels.is_empty() && raw.sentinel_master.is_empty() {
         issues.push("sessions.sentinel_master", "must not be empty");
@@ -85,6 +99,7 @@ fn redis(raw: &RawSessions, issues: &mut Issues) -> RedisConfig {
         timeout: raw.store_timeout.0,
         sentinels: raw.sentinels.clone(),
         sentinel_master: raw.sentinel_master.clone(),
+        cluster_nodes: raw.cluster_nodes.clone(),
         unconfirmed_ttl: raw
             .unconfirmed_ttl
             .map_or(DEFAULT_UNCONFIRMED_TTL.min(raw.ttl.0), |d| d.0),

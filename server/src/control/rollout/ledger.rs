@@ -11,6 +11,10 @@
 //!   canary) as JSON, counted since it first applied the rollout; the deciding node sums them.
 //! - `rollouts:lease` — the node that decides, with a short expiry it renews on every tick;
 //!   another node takes it when the holder stops renewing (dies, or loses Redis).
+//!
+//! On a Redis Cluster the three share the hash tag `{rollouts}` (`{prefix}{rollouts}`,
+//! `{prefix}{rollouts}:lease`, `{prefix}{rollouts}:{id}:tallies`), so the scripts that touch
+//! several of them run on one node.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -19,6 +23,7 @@ use std::time::Duration;
 use redis::AsyncCommands;
 
 use crate::control::rollout::plan::{Pair, Rollout};
+use crate::redis_conn::{RedisConn, hash_tagged};
 use crate::session::SharedStore;
 
 /// Why the ledger could not be read or written this time.
@@ -102,10 +107,22 @@ impl Ledger {
 
     pub fn redis(store: Arc<SharedStore>) -> Ledger {
         let prefix = store.key_prefix().to_string();
+        let (rollouts, lease, tallies) = match store.is_cluster() {
+            false => (
+                format!("{prefix}rollouts"),
+                format!("{prefix}rollouts:lease"),
+                format!("{prefix}rollout:"),
+            ),
+            true => (
+                hash_tagged(&prefix, "rollouts", ""),
+                hash_tagged(&prefix, "rollouts", ":lease"),
+                hash_tagged(&prefix, "rollouts", ":"),
+            ),
+        };
         Ledger::Redis(RedisLedger {
-            rollouts: format!("{prefix}rollouts"),
-            lease: format!("{prefix}rollouts:lease"),
-            prefix: format!("{prefix}rollout:"),
+            rollouts,
+            lease,
+            prefix: tallies,
             store,
         })
     }
@@ -303,7 +320,7 @@ impl RedisLedger {
     /// fails marks the store down (its probe brings it back).
     async fn call<T, F, Fut>(&self, call: F) -> Result<T, LedgerError>
     where
-        F: FnOnce(redis::aio::ConnectionManager) -> Fut,
+        F: FnOnce(RedisConn) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let conn = self.store.connection().ok_or(LedgerError::Unreachable)?;

@@ -7,6 +7,10 @@
 //!   theoretical arrival time is reached, so idle clients cost nothing.
 //! - Keys: `{key_prefix}rl:{route}:{client address}` and `{key_prefix}rl:{route}:k:{hash}` —
 //!   an API key is stored only as (half of) its SHA-256, never as sent.
+//! - Redis Cluster: a client address's bucket and an API key's live in different slots, and
+//!   one script may touch one slot only, so there each bucket is checked by a script of its
+//!   own, the address first: a request then passing its address limit but not its key limit
+//!   has still been charged on its address (one request's worth).
 //! - Fail-open: the local limit has already passed when this runs, so when Redis is not
 //!   connected, down, slow (the store's `timeout`) or fails, the request passes; counted in
 //!   `switchyard_rate_limit_fallbacks_total{route}` and logged at most once per
@@ -105,7 +109,7 @@ fn key_key(prefix: &str, route: &str, value: &[u8]) -> String {
 /// so the policy needs nothing of the session store above it.
 pub trait RedisLink {
     fn key_prefix(&self) -> &str;
-    fn connection(&self) -> Option<redis::aio::ConnectionManager>;
+    fn connection(&self) -> Option<crate::redis_conn::RedisConn>;
     fn timeout(&self) -> Duration;
     fn unreachable(&self, why: &str);
 }
@@ -120,59 +124,66 @@ impl SharedRates {
         key: Option<&[u8]>,
         store: Option<&dyn RedisLink>,
     ) -> Result<(), (&'static str, Duration)> {
-        let mut buckets: Vec<(&'static str, Gcra)> = Vec::with_capacity(2);
         let Some(store) = store else {
             fall_back(route, "the session store is not Redis");
             return Ok(());
         };
         let prefix = store.key_prefix();
-        let mut script = SCRIPT.prepare_invoke();
+        let mut buckets: Vec<(&'static str, Gcra, String)> = Vec::with_capacity(2);
         if let (Some(gcra), Some(ip)) = (self.per_ip, peer) {
-            script.key(ip_key(prefix, route, ip));
-            buckets.push(("client address", gcra));
+            buckets.push(("client address", gcra, ip_key(prefix, route, ip)));
         }
         if let (Some(gcra), Some(value)) = (self.per_key, key) {
-            script.key(key_key(prefix, route, value));
-            buckets.push(("key", gcra));
+            buckets.push(("key", gcra, key_key(prefix, route, value)));
         }
         if buckets.is_empty() {
             return Ok(());
-        }
-        for (_, gcra) in &buckets {
-            script.arg(gcra.interval_us).arg(gcra.tolerance_us);
         }
         let Some(mut conn) = store.connection() else {
             fall_back(route, "Redis is not connected");
             return Ok(());
         };
-        let answer: Result<redis::RedisResult<(usize, u64)>, _> =
-            tokio::time::timeout(store.timeout(), script.invoke_async(&mut conn)).await;
-        match answer {
-            Ok(Ok((0, _))) => Ok(()),
-            Ok(Ok((i, wait_us))) => match buckets.get(i - 1) {
-                Some((by, _)) => Err((by, Duration::from_micros(wait_us))),
-                None => {
-                    fall_back(route, "unexpected answer from the rate limit script");
-                    Ok(())
-                }
-            },
-            Ok(Err(err)) => {
-                if err.is_io_error()
-                    || err.is_connection_refusal()
-                    || err.is_connection_dropped()
-                    || err.is_timeout()
-                {
-                    store.unreachable(&err.to_string());
-                }
-                fall_back(route, &err.to_string());
-                Ok(())
+        let groups: Vec<&[(&'static str, Gcra, String)]> = match conn.is_cluster() {
+            true => buckets.chunks(1).collect(),
+            false => vec![&buckets[..]],
+        };
+        for group in groups {
+            let mut script = SCRIPT.prepare_invoke();
+            for (_, gcra, key) in group {
+                script.key(key).arg(gcra.interval_us).arg(gcra.tolerance_us);
             }
-            Err(_) => {
-                store.unreachable("timed out");
-                fall_back(route, "timed out");
-                Ok(())
+            let answer: Result<redis::RedisResult<(usize, u64)>, _> =
+                tokio::time::timeout(store.timeout(), script.invoke_async(&mut conn)).await;
+            match answer {
+                Ok(Ok((0, _))) => {}
+                Ok(Ok((i, wait_us))) => {
+                    return match group.get(i - 1) {
+                        Some((by, _, _)) => Err((by, Duration::from_micros(wait_us))),
+                        None => {
+                            fall_back(route, "unexpected answer from the rate limit script");
+                            Ok(())
+                        }
+                    };
+                }
+                Ok(Err(err)) => {
+                    if err.is_io_error()
+                        || err.is_connection_refusal()
+                        || err.is_connection_dropped()
+                        || err.is_timeout()
+                    {
+                        store.unreachable(&err.to_string());
+                    }
+                    fall_back(route, &err.to_string());
+                    return Ok(());
+                }
+                Err(_) => {
+                    store.unreachable("timed out");
+                    fall_back(route, "timed out");
+                    return Ok(());
+                }
             }
         }
+        Ok(())
     }
 }
 
