@@ -644,7 +644,14 @@ async fn run(
     while Instant::now() < deadline && !idle(&table.load()) {
         actix_rt::time::sleep(Duration::from_millis(20)).await;
     }
-    public_handle.stop(true).await;
+    // Past the deadline with work left, stop at once: a graceful stop would wait up to
+    // another `shutdown_timeout` for those connections, and the window operators size their
+    // grace periods by (shutdown_delay + shutdown_timeout) would be exceeded.
+    let graceful = idle(&table.load());
+    if !graceful {
+        tracing::warn!("shutdown_timeout reached with requests or sessions left: closing them");
+    }
+    public_handle.stop(graceful).await;
     admin_handle.stop(true).await;
     actix_rt::System::current().stop();
 }

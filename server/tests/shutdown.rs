@@ -95,3 +95,53 @@ async fn sigterm_fails_readiness_first_then_moves_sessions_then_exits() {
     };
     assert!(status.success(), "exited with {status}");
 }
+
+/// A request still running when `shutdown_timeout` ends does not hold the process: it is cut
+/// and the router exits within `shutdown_delay` + `shutdown_timeout` (plus a margin for a busy
+/// machine) — the window a Kubernetes grace period or `docker stop -t` is sized by.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_the_shutdown_timeout_does_not_hold_the_exit() {
+    let bs = backends(&["t1"]).await;
+    let scratch = ScratchDir::new("shutdown-late").unwrap();
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
+    let admin = std::net::SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
+    let config = format!(
+        "[node]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\nworkers = 1\n\
+         shutdown_delay = \"0s\"\nshutdown_timeout = \"3s\"\n[log]\naccess = false\n\
+         [[routes]]\nid = \"slow\"\npath_prefix = \"/\"\npool = \"all\"\n\
+         timeouts = {{ connect = \"1s\", response = \"60s\" }}\n{}",
+        pool_with("all", "round_robin", &bs, "health = { kind = \"none\" }")
+    );
+    let path = scratch.write("router.toml", &config).unwrap();
+    let mut router = procs::serve("switchyard", &path, listen).unwrap();
+    // The backend answers after 30 s: far past the window.
+    let slow = tokio::spawn(async move { Client::new(listen).get("/slow?delay_ms=30000").await });
+    eventually(
+        "the slow request reaches the backend",
+        Duration::from_secs(5),
+        || bs[0].requests_served() >= 1,
+    )
+    .await;
+
+    let signalled = Instant::now();
+    router.terminate().unwrap();
+    // Before this was fixed a graceful stop then waited another shutdown_timeout (6 s).
+    let limit = Duration::from_secs(3) + Duration::from_secs(2);
+    let status = loop {
+        if let Some(status) = router.exited() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < limit,
+            "the router still runs {limit:?} after SIGTERM with shutdown_timeout = 3s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "exited with {status}");
+    println!("exited {:?} after SIGTERM", signalled.elapsed());
+    assert!(
+        signalled.elapsed() >= Duration::from_millis(2900),
+        "the request was given its shutdown_timeout first"
+    );
+    let _ = slow.await;
+}
