@@ -260,7 +260,7 @@ impl Demo {
         );
         let _ = writeln!(
             out,
-            "  curl -N '{base}/stream/movie?bytes=200000&chunk_bytes=20000&chunk_ms=200'   # streamed as produced"
+            "  curl -sN -o /dev/null -w '%{{size_download}} bytes in %{{time_total}} s\\n' '{base}/stream/movie?bytes=200000&chunk_bytes=20000&chunk_ms=200'   # 10 chunks, 200 ms apart, streamed as produced"
         );
         let _ = writeln!(
             out,
