@@ -221,10 +221,15 @@ async fn json_access_lines_parse_with_every_field() {
     assert_eq!(reply.status, 200);
     let missing = client.get("/nowhere").await;
     assert_eq!(missing.status, 404);
+    // A streamed answer: 3 chunks 200 ms apart.
+    let streamed = client
+        .get("/api/movie?bytes=30000&chunk_bytes=10000&chunk_ms=200")
+        .await;
+    assert_eq!(streamed.body.len(), 30_000);
     wait_for(
-        "2 access lines in the file",
+        "3 access lines in the file",
         Duration::from_secs(10),
-        async || access_lines(&path) == 2,
+        async || access_lines(&path) == 3,
     )
     .await;
     let lines = access_lines_of(&path);
@@ -247,14 +252,36 @@ async fn json_access_lines_parse_with_every_field() {
     assert_eq!(fields["backend"], "b1");
     assert_eq!(fields["peer"], "127.0.0.1");
     assert!(fields["duration_us"].as_u64().is_some(), "{first}");
+    assert!(
+        fields["total_us"].as_u64() >= fields["duration_us"].as_u64(),
+        "{first}"
+    );
+    assert_eq!(fields["bytes"], reply.body.len(), "{first}");
     assert_eq!(fields["request_id"], "id\"with\\quotes");
     let second = &parsed[1]["fields"];
     assert_eq!(second["status"], 404);
     assert_eq!(second["backend"], "-");
     assert_eq!(
+        second["bytes"],
+        missing.body.len(),
+        "the router's own answer: {second}"
+    );
+    assert_eq!(
         second["request_id"].as_str().map(str::len),
         Some(36),
         "a generated id: {second}"
+    );
+    // The streamed answer's line comes when its last byte is sent: the total covers the
+    // chunks' 400 ms of gaps, the time to the head does not.
+    let third = &parsed[2]["fields"];
+    assert_eq!(third["bytes"], 30_000, "{third}");
+    let (head_us, total_us) = (
+        third["duration_us"].as_u64().unwrap(),
+        third["total_us"].as_u64().unwrap(),
+    );
+    assert!(
+        total_us >= 400_000 && head_us < total_us,
+        "duration_us {head_us}, total_us {total_us}"
     );
 }
 
@@ -283,9 +310,17 @@ async fn text_access_lines_on_stdout_keep_their_shape() {
     let fields = rest
         .strip_prefix(" INFO switchyard::access: method=GET path=/api/x status=200 backend=\"b1\" peer=127.0.0.1 duration_us=")
         .unwrap_or_else(|| panic!("unexpected shape: {line}"));
-    let (duration, id) = fields.split_once(' ').unwrap();
-    assert!(duration.parse::<u64>().is_ok(), "{line}");
-    assert_eq!(id, "request_id=r-1");
+    let parts: Vec<&str> = fields.split(' ').collect();
+    assert_eq!(parts.len(), 4, "{line}");
+    assert!(parts[0].parse::<u64>().is_ok(), "{line}");
+    assert!(
+        parts[1]
+            .strip_prefix("total_us=")
+            .is_some_and(|t| t.parse::<u64>().is_ok()),
+        "{line}"
+    );
+    assert_eq!(parts[2], format!("bytes={}", reply.body.len()), "{line}");
+    assert_eq!(parts[3], "request_id=r-1");
     // The other logs still reach stdout.
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains("switchyard serving"), "{text}");

@@ -3,9 +3,14 @@
 //! access events before they left `tracing` (so collectors parsing them see no change):
 //!
 //! ```text
-//! 2026-11-30T16:51:05.896627Z  INFO switchyard::access: method=GET path=/api/x status=200 backend="b1" peer=127.0.0.1 duration_us=4501 request_id=abc
-//! {"timestamp":"2026-11-30T16:51:05.896627Z","level":"INFO","fields":{"method":"GET","path":"/api/x","status":200,"backend":"b1","peer":"127.0.0.1","duration_us":4501,"request_id":"abc"},"target":"switchyard::access"}
+//! 2026-11-30T16:51:05.896627Z  INFO switchyard::access: method=GET path=/api/x status=200 backend="b1" peer=127.0.0.1 duration_us=4501 total_us=9012 bytes=5120 request_id=abc
+//! {"timestamp":"2026-11-30T16:51:05.896627Z","level":"INFO","fields":{"method":"GET","path":"/api/x","status":200,"backend":"b1","peer":"127.0.0.1","duration_us":4501,"total_us":9012,"bytes":5120,"request_id":"abc"},"target":"switchyard::access"}
 //! ```
+//!
+//! `duration_us` is the time to the response head (what it always was); `total_us` the time
+//! until the answer's last byte was handed to the connection (or the client went away), and
+//! `bytes` the answer's body bytes sent — the line is written then, so a stream's line comes
+//! when the stream ends.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -25,7 +30,12 @@ pub struct AccessLine<'a> {
     pub backend: &'a str,
     /// The immediate peer; `-` in the line when unknown.
     pub peer: Option<IpAddr>,
+    /// Time to the response head.
     pub duration_us: u64,
+    /// Time until the body was sent (or the client went away).
+    pub total_us: u64,
+    /// Body bytes sent to the client.
+    pub bytes: u64,
     pub request_id: &'a [u8],
 }
 
@@ -95,6 +105,10 @@ fn text(out: &mut Vec<u8>, clock: &mut Clock, now: SystemTime, line: &AccessLine
     peer(out, &mut numbers, line.peer);
     out.extend_from_slice(b" duration_us=");
     out.extend_from_slice(numbers.format(line.duration_us).as_bytes());
+    out.extend_from_slice(b" total_us=");
+    out.extend_from_slice(numbers.format(line.total_us).as_bytes());
+    out.extend_from_slice(b" bytes=");
+    out.extend_from_slice(numbers.format(line.bytes).as_bytes());
     out.extend_from_slice(b" request_id=");
     out.extend_from_slice(String::from_utf8_lossy(line.request_id).as_bytes());
     out.push(b'\n');
@@ -117,6 +131,10 @@ fn json(out: &mut Vec<u8>, clock: &mut Clock, now: SystemTime, line: &AccessLine
     peer(out, &mut numbers, line.peer);
     out.extend_from_slice(b"\",\"duration_us\":");
     out.extend_from_slice(numbers.format(line.duration_us).as_bytes());
+    out.extend_from_slice(b",\"total_us\":");
+    out.extend_from_slice(numbers.format(line.total_us).as_bytes());
+    out.extend_from_slice(b",\"bytes\":");
+    out.extend_from_slice(numbers.format(line.bytes).as_bytes());
     out.extend_from_slice(b",\"request_id\":");
     json_str(out, &String::from_utf8_lossy(line.request_id));
     out.extend_from_slice(b"},\"target\":\"");
@@ -203,6 +221,8 @@ mod tests {
             backend,
             peer: Some(IpAddr::from([127, 0, 0, 1])),
             duration_us: 4501,
+            total_us: 9012,
+            bytes: 5120,
             request_id,
         }
     }
@@ -249,7 +269,8 @@ mod tests {
         assert_eq!(
             text,
             "2026-11-30T17:51:05.896627Z  INFO switchyard::access: method=GET path=/api/x \
-             status=200 backend=\"b1\" peer=127.0.0.1 duration_us=4501 request_id=abc\"d\\e\n"
+             status=200 backend=\"b1\" peer=127.0.0.1 duration_us=4501 total_us=9012 bytes=5120 \
+             request_id=abc\"d\\e\n"
         );
         let mut out = Vec::new();
         debug_str(&mut out, "a\"b\\c\nd é");
@@ -295,6 +316,8 @@ mod tests {
                     "backend": "region:eu",
                     "peer": "-",
                     "duration_us": 4501,
+                    "total_us": 9012,
+                    "bytes": 5120,
                     "request_id": "abc\"d\\e",
                 },
                 "target": "switchyard::access",

@@ -21,7 +21,7 @@ use actix_web::{HttpResponse, web};
 use bytes::BytesMut;
 
 use super::error::ProxyError;
-use super::pipeline::{self, Choice, Placed, peer};
+use super::pipeline::{self, Choice, PendingLine, Placed, peer};
 use super::state::ProxyState;
 use crate::clock::now_ns;
 use crate::config::{HashKey, Overflow};
@@ -31,17 +31,36 @@ use crate::headers;
 use crate::regions::RegionEntry;
 use crate::routing::balance::hash::hash_bytes;
 use crate::routing::{BackendEntry, InflightGuard, PoolSnapshot, Route};
+use crate::upstream::h1::body::Holder;
 use crate::upstream::h1::codec::{self, Forwarding};
 use crate::upstream::h1::exchange::{self, ExchangeError, RequestBody};
 use crate::upstream::h1::{Framing, RequestFraming, UpstreamBody};
 
 pub type Response = HttpResponse<EitherBody<UpstreamBody<Held>>>;
 
-/// What a request holds until its answer's body is sent: the backend's in-flight count, and
-/// the request's place among its connection's streams (added by the entry point).
+/// What a request holds until its answer's body is sent: the backend's in-flight count, the
+/// request's place among its connection's streams, and its access line (both added by the
+/// entry point), written when the body is done.
 pub struct Held {
     _inflight: InflightGuard,
     pub stream: Option<StreamGuard>,
+    pub access: Option<Box<PendingLine>>,
+}
+
+impl Holder for Held {
+    fn sent(&mut self, bytes: usize) {
+        if let Some(line) = self.access.as_mut() {
+            line.sent(bytes);
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(line) = self.access.take() {
+            line.write();
+        }
+    }
 }
 
 /// Largest refused body read and dropped before answering 413.
@@ -341,6 +360,7 @@ fn client_response(
     let held = Held {
         _inflight: inflight,
         stream: None,
+        access: None,
     };
     let body = UpstreamBody::new(
         conn,

@@ -10,13 +10,13 @@
 
 use std::sync::Arc;
 
-use actix_web::body::EitherBody;
+use actix_web::body::{BodySize, EitherBody, MessageBody};
 use actix_web::http::header as ax;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::error::{ProxyError, error_response};
 use super::forward::{self, Response, Target, request_framing};
-use super::pipeline::{self, Ctx, Place, Protocol};
+use super::pipeline::{self, Ctx, PendingLine, Place, Protocol};
 use super::state::ProxyState;
 use crate::error::Error;
 use crate::headers;
@@ -43,21 +43,45 @@ pub async fn handle(
                 Ok(resp) => resp,
                 Err(err) => error_response(&err.error, &ctx.request_id),
             };
-            // The request's place among its connection's streams lasts until its body is sent.
-            match stream {
-                Some(stream) => resp.map_body(|_, body| match body {
-                    EitherBody::Left { mut body } => {
-                        body.held_mut().stream = Some(stream);
-                        EitherBody::left(body)
-                    }
-                    answered => answered,
-                }),
-                None => resp,
+            let line = pipeline::access_logged(&state)
+                .then(|| PendingLine::new(&ctx, head, resp.status().as_u16()));
+            if stream.is_none() && line.is_none() {
+                return resp;
             }
+            // The request's place among its connection's streams, and its access line, last
+            // until its body is sent.
+            return resp.map_body(|_, body| match body {
+                EitherBody::Left { mut body } => {
+                    let held = body.held_mut();
+                    held.stream = stream;
+                    held.access = line;
+                    EitherBody::left(body)
+                }
+                answered => {
+                    if let Some(line) = line {
+                        line.write_with(body_bytes(&answered));
+                    }
+                    answered
+                }
+            });
         }
     };
-    pipeline::log(&ctx, head, resp.status().as_u16(), &state);
+    pipeline::log(
+        &ctx,
+        head,
+        resp.status().as_u16(),
+        body_bytes(resp.body()),
+        &state,
+    );
     resp
+}
+
+/// The length of an answer the router made itself (0 when it has none, or streams one).
+fn body_bytes(body: &impl MessageBody) -> u64 {
+    match body.size() {
+        BodySize::Sized(n) => n,
+        BodySize::None | BodySize::Stream => 0,
+    }
 }
 
 /// The phases after admission: route, limits, place, then the exchange here (under the

@@ -328,20 +328,86 @@ pub fn unavailable(pool: &str, snapshot: &PoolSnapshot) -> ProxyError {
     }
 }
 
-/// Log: one access line per request, from its context (when `[log] access` is on).
-pub fn log(ctx: &Ctx, head: &RequestHead, status: u16, state: &ProxyState) {
-    if !state.access_log || !logging::access_log_on() {
+/// Log: one access line per request, from its context (when `[log] access` is on), written
+/// now: for answers whose body is already known (the router's own, a WebSocket's 101),
+/// `bytes` is that body's length and the total is the time to the head.
+pub fn log(ctx: &Ctx, head: &RequestHead, status: u16, bytes: u64, state: &ProxyState) {
+    if !access_logged(state) {
         return;
     }
+    let duration_us = ctx.started.elapsed().as_micros() as u64;
     logging::access_log(&AccessLine {
         method: head.method.as_str(),
         path: head.uri.path(),
         status,
         backend: ctx.backend.as_deref().unwrap_or("-"),
         peer: head.peer_addr.map(|a| a.ip()),
-        duration_us: ctx.started.elapsed().as_micros() as u64,
+        duration_us,
+        total_us: duration_us,
+        bytes,
         request_id: ctx.request_id.as_bytes(),
     });
+}
+
+/// Whether this request gets an access line at all.
+pub fn access_logged(state: &ProxyState) -> bool {
+    state.access_log && logging::access_log_on()
+}
+
+/// Log, for an answer streamed from a backend: what the line will say, kept by the body
+/// until its last byte is sent (or the client goes away), when it is written with the total
+/// time and the bytes sent.
+pub struct PendingLine {
+    method: actix_web::http::Method,
+    uri: actix_web::http::Uri,
+    status: u16,
+    backend: Option<Arc<str>>,
+    peer: Option<IpAddr>,
+    started: Instant,
+    duration_us: u64,
+    request_id: HeaderValue,
+    bytes: u64,
+}
+
+impl PendingLine {
+    pub fn new(ctx: &Ctx, head: &RequestHead, status: u16) -> Box<PendingLine> {
+        Box::new(PendingLine {
+            method: head.method.clone(),
+            uri: head.uri.clone(),
+            status,
+            backend: ctx.backend.clone(),
+            peer: head.peer_addr.map(|a| a.ip()),
+            started: ctx.started,
+            duration_us: ctx.started.elapsed().as_micros() as u64,
+            request_id: ctx.request_id.clone(),
+            bytes: 0,
+        })
+    }
+
+    pub fn sent(&mut self, bytes: usize) {
+        self.bytes += bytes as u64;
+    }
+
+    /// Writes the line for a body the router made itself, of `bytes`.
+    pub fn write_with(mut self: Box<Self>, bytes: u64) {
+        self.bytes = bytes;
+        self.write();
+    }
+
+    /// Writes the line: the body is done.
+    pub fn write(&self) {
+        logging::access_log(&AccessLine {
+            method: self.method.as_str(),
+            path: self.uri.path(),
+            status: self.status,
+            backend: self.backend.as_deref().unwrap_or("-"),
+            peer: self.peer,
+            duration_us: self.duration_us,
+            total_us: self.started.elapsed().as_micros() as u64,
+            bytes: self.bytes,
+            request_id: self.request_id.as_bytes(),
+        });
+    }
 }
 
 /// The immediate peer's address.

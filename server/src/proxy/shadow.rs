@@ -12,11 +12,15 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use crate::headers::SHADOW_HEADER;
-use crate::routing::PoolHandle;
 use crate::routing::shadow::Shadow;
+use crate::routing::{InflightGuard, PoolHandle};
 use crate::upstream::Timeouts;
 use crate::upstream::h1::UpstreamBody;
+use crate::upstream::h1::body::Holder;
 use crate::upstream::h1::exchange::RequestBody;
+
+/// A shadow's answer is read to the end and dropped: its body holds only the in-flight count.
+impl Holder for InflightGuard {}
 /// Most of a shadow's answer read and dropped (to put its connection back in the pool); past
 /// it the rest is not waited for and the connection is closed.
 const DISCARD_LIMIT: usize = 1024 * 1024;

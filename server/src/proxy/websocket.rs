@@ -128,7 +128,7 @@ where
             },
         },
     };
-    pipeline::log(&ctx, head, status, state);
+    pipeline::log(&ctx, head, status, 0, state);
 }
 
 /// The pipeline's phases before the upgrade: admit, route, the upgrade itself checked, and the

@@ -51,6 +51,12 @@ pub struct UpstreamBody<G> {
 
 type BodyError = Box<dyn std::error::Error>;
 
+/// What a body holds for its request, told of each piece of the answer as it goes out (the
+/// access log counts the bytes). Holders that need not know take the default.
+pub trait Holder: Unpin {
+    fn sent(&mut self, _bytes: usize) {}
+}
+
 impl<G> UpstreamBody<G> {
     /// What the body holds for its request, to add to it.
     pub fn held_mut(&mut self) -> &mut G {
@@ -137,7 +143,7 @@ impl<G> UpstreamBody<G> {
     }
 }
 
-impl<G: Unpin> MessageBody for UpstreamBody<G> {
+impl<G: Holder> MessageBody for UpstreamBody<G> {
     type Error = BodyError;
 
     fn size(&self) -> BodySize {
@@ -185,6 +191,7 @@ impl<G: Unpin> MessageBody for UpstreamBody<G> {
                     if last {
                         this.finish();
                     }
+                    this.held.sent(data.len());
                     return Poll::Ready(Some(Ok(data)));
                 }
                 Step::Fail(message) => return Poll::Ready(Some(Err(this.fail(message)))),
