@@ -129,7 +129,7 @@ fn is_master(port: u16) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn behind_sentinels_the_store_follows_a_failover() {
+async fn behind_sentinels_sessions_survive_a_failover_under_load() {
     use switchyard_load::procs::{
         ScratchDir, free_port, start_redis, start_redis_with, start_sentinel,
     };
@@ -166,52 +166,94 @@ async fn behind_sentinels_the_store_follows_a_failover() {
 
     let bs = backends(&["s1", "s2"]).await;
     // redis_url's host is not used behind sentinels: only its credentials and database.
-    let r = router(&format!(
-        "[sessions]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:1\"\nstore_timeout = \"200ms\"\n\
-         sentinels = [\"127.0.0.1:{sentinel_port}\"]\nsentinel_master = \"sy\"\n\
-         [[routes]]\nid = \"stream\"\npath_prefix = \"/stream\"\npool = \"stream\"\nsticky = true\n{}",
-        pool_with("stream", "round_robin", &bs, "health = { kind = \"none\" }")
-    ));
-    let client = Client::new(r.addr());
-    let first = client.get("/stream/a").await;
-    let key = session_key(first.header("x-switchyard-session").unwrap());
+    let key_file = scratch.write("cookie-key", "a shared test key").unwrap();
+    let node = || {
+        router(&format!(
+            "[sessions]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:1\"\nstore_timeout = \"200ms\"\n\
+             sentinels = [\"127.0.0.1:{sentinel_port}\"]\nsentinel_master = \"sy\"\ncookie_key_file = \"{}\"\n\
+             [[routes]]\nid = \"stream\"\npath_prefix = \"/stream\"\npool = \"stream\"\nsticky = true\n{}",
+            key_file.display(),
+            pool_with("stream", "round_robin", &bs, "health = { kind = \"none\" }")
+        ))
+    };
+    let (a, b) = (node(), node());
+    let client = Client::new(a.addr());
+    let mut made: Vec<(String, String)> = Vec::new();
+    for n in 0..20 {
+        let reply = client.get(&format!("/stream/before-{n}")).await;
+        assert_eq!(reply.status, 200);
+        let token = reply.header("x-switchyard-session").unwrap().to_string();
+        made.push((token, reply.backend().to_string()));
+    }
+    for (token, _) in &made {
+        let key = session_key(token);
+        eventually(
+            "the records in the master the sentinel named",
+            Duration::from_secs(10),
+            || {
+                redis_query::<Option<String>>(master_port, redis::cmd("GET").arg(&key))
+                    .flatten()
+                    .is_some()
+            },
+        )
+        .await;
+    }
+    // Redis replicates asynchronously: the kill comes once the replica has what the master has.
     eventually(
-        "the record in the master the sentinel named",
+        "the replica acknowledges the master's writes",
         Duration::from_secs(10),
-        || {
-            redis_query::<Option<String>>(master_port, redis::cmd("GET").arg(&key))
-                .flatten()
-                .is_some()
-        },
+        || redis_query::<i64>(master_port, redis::cmd("WAIT").arg(1).arg(1000)) == Some(1),
     )
     .await;
 
     master.kill();
-    eventually(
-        "the sentinel promotes the replica",
-        Duration::from_secs(30),
-        || is_master(replica_port),
-    )
-    .await;
-    // Sessions made after the failover are recorded in the promoted replica.
-    let after = client.get("/stream/a").await;
-    assert_eq!(
-        after.status,
-        200,
-        "a 5xx during the failover: {}",
-        after.text()
-    );
-    let key = session_key(after.header("x-switchyard-session").unwrap());
-    eventually(
-        "a new record in the promoted replica",
-        Duration::from_secs(20),
-        || {
-            redis_query::<Option<String>>(replica_port, redis::cmd("GET").arg(&key))
-                .flatten()
-                .is_some()
-        },
-    )
-    .await;
+    // Session load through A during the failover: every request is answered.
+    let mut n = 0;
+    while !is_master(replica_port) {
+        let reply = client.get(&format!("/stream/during-{n}")).await;
+        assert_eq!(
+            reply.status,
+            200,
+            "a failed request during the failover: {}",
+            reply.text()
+        );
+        let token = reply.header("x-switchyard-session").unwrap().to_string();
+        made.push((token, reply.backend().to_string()));
+        n += 1;
+        assert!(
+            n < 600,
+            "the sentinel did not promote the replica within ~30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every record — those made before the kill, and those A kept while no master answered —
+    // is in the promoted replica, and node B resumes each session on its backend.
+    for (token, _) in &made {
+        let key = session_key(token);
+        eventually(
+            "every record in the promoted replica",
+            Duration::from_secs(20),
+            || {
+                redis_query::<Option<String>>(replica_port, redis::cmd("GET").arg(&key))
+                    .flatten()
+                    .is_some()
+            },
+        )
+        .await;
+    }
+    let via_b = Client::new(b.addr());
+    for (token, home) in &made {
+        let reply = via_b
+            .get_with("/stream/again", &[("x-switchyard-session", token)])
+            .await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            reply.backend(),
+            home,
+            "node B placed a session anew after the failover ({} sessions, {n} during it)",
+            made.len()
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
