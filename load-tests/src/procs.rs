@@ -216,6 +216,9 @@ pub fn start_redis_with(port: u16, extra: &[&str]) -> Result<Proc, String> {
                 "",
                 "--appendonly",
                 "no",
+                // A replica's full sync may still write an RDB file: not into the checkout.
+                "--dir",
+                &std::env::temp_dir().to_string_lossy(),
             ])
             .args(extra),
     )

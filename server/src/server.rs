@@ -125,8 +125,11 @@ impl Drop for RouterHandle {
 /// The session-token key from the configured file or environment variable, or a random one
 /// (tokens then last only as long as this process, and other nodes cannot check them).
 fn token_key(config: &Config) -> Result<TokenKey, StartupError> {
+    // Trimmed, as a key read from a file is: a node given the key by file and another by
+    // environment (with a trailing newline) sign alike.
     let from_env = std::env::var(&config.sessions.cookie_key_env)
         .ok()
+        .map(|k| k.trim().to_string())
         .filter(|k| !k.is_empty())
         .map(String::into_bytes);
     let key = match config.sessions.cookie_key.clone().or(from_env) {
@@ -147,6 +150,7 @@ fn token_key(config: &Config) -> Result<TokenKey, StartupError> {
             .previous_key_env
             .as_ref()
             .and_then(|env| std::env::var(env).ok())
+            .map(|k| k.trim().to_string())
             .filter(|k| !k.is_empty())
         {
             Some(previous) => key.with_previous(

@@ -40,7 +40,8 @@ use super::store::{MemoryStore, Record, SessionStore};
 use crate::config::RedisConfig;
 use crate::redis_conn::RedisConn;
 
-/// Most writes kept while Redis is unreachable; older ones are dropped first.
+/// Most writes kept while Redis is unreachable; past it one kept write is dropped for each new
+/// one (any one: a `HashMap` has no order).
 pub const MAX_PENDING_WRITES: usize = 100_000;
 /// How often the background task tries to (re)connect and to flush kept writes.
 pub const RECONNECT_EVERY: Duration = Duration::from_secs(1);
