@@ -6,17 +6,8 @@ use actix_web::http::header::HeaderMap;
 
 use crate::config::DirectoryConfig;
 
-/// Mean Earth radius (IUGG), km.
-const EARTH_RADIUS_KM: f64 = 6371.0088;
-
-/// Great-circle distance between two `(lat, lon)` points in degrees (haversine).
-pub fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
-    let (lat1, lon1) = (a.0.to_radians(), a.1.to_radians());
-    let (lat2, lon2) = (b.0.to_radians(), b.1.to_radians());
-    let h = ((lat2 - lat1) / 2.0).sin().powi(2)
-        + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
-    2.0 * EARTH_RADIUS_KM * h.sqrt().min(1.0).asin()
-}
+/// Great-circle distance (haversine): the selection crate's, shared with the simulator.
+pub use switchyard_regions::geo::distance_km;
 
 /// `"lat,lon"` in degrees, within range.
 pub fn parse_lat_lon(text: &str) -> Option<(f64, f64)> {

@@ -2,8 +2,11 @@
 //! load, evacuation as atomics the region actors keep), where a client is, and which remote
 //! region takes a request the local region cannot.
 //!
-//! - [`geo`]: great-circle distance and the client's location (an explicit `lat,lon` query, a
-//!   geo header from a trusted proxy, the CIDR table, else this node's own region).
+//! - [`geo`]: the client's location (an explicit `lat,lon` query, a geo header from a trusted
+//!   proxy, the CIDR table, else this node's own region).
+//!
+//! The decisions themselves — the directory's order, the overflow target — are the
+//! `switchyard-regions` crate's, on plain inputs, so `switchyard-load sim` runs the same code.
 //! - [`probe`]: one `GET /v1/status` of a remote region's router.
 
 pub mod geo;
@@ -14,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use serde_json::{Value, json};
+use switchyard_regions::{self as select, Candidate};
 
 use crate::config::{Algorithm, Config, DirectoryConfig};
 use crate::routing::{BackendEntry, BackendState, BackendStats, PoolHandle, RouteTable};
@@ -198,49 +202,70 @@ impl Directory {
     }
 
     /// Every region, nearest usable first: healthy and not evacuating ones by distance from
-    /// `from` (within 50 km counts as a tie, broken by load), then the others, marked.
+    /// `from` (within 50 km counts as a tie, broken by load), then the others, marked
+    /// ([`select::order`]).
     pub fn ordered(&self, table: &RouteTable, ready: bool, from: (f64, f64)) -> Vec<RegionView> {
-        let mut views: Vec<RegionView> = self
+        let mut views: Vec<Option<RegionView>> = self
             .regions
             .iter()
-            .map(|r| self.view(r, table, ready, from))
+            .map(|r| Some(self.view(r, table, ready, from)))
             .collect();
-        views.sort_by(|a, b| {
-            let usable = |v: &RegionView| v.healthy && !v.evacuating;
-            let band = |v: &RegionView| v.distance_km.map_or(u64::MAX, |d| (d / 50.0) as u64);
-            usable(b)
-                .cmp(&usable(a))
-                .then(band(a).cmp(&band(b)))
-                .then(a.load.total_cmp(&b.load))
-        });
-        views
+        let candidates: Vec<Candidate> = self
+            .regions
+            .iter()
+            .zip(&views)
+            .map(|(r, v)| {
+                let v = v.as_ref().expect("every view is there until taken");
+                Candidate {
+                    location: r.location,
+                    healthy: v.healthy,
+                    evacuating: v.evacuating,
+                    load: v.load,
+                }
+            })
+            .collect();
+        select::order(&candidates, from)
+            .into_iter()
+            .filter_map(|i| views[i].take())
+            .collect()
+    }
+
+    /// The remote regions as the overflow decision sees them (this one's own entry is never
+    /// chosen: it is excluded by index).
+    fn remote_candidates(&self) -> Vec<Candidate> {
+        self.regions
+            .iter()
+            .map(|r| Candidate {
+                location: r.location,
+                healthy: r.healthy.load(Ordering::Relaxed),
+                evacuating: r.evacuating(),
+                load: f64::from(r.load_milli.load(Ordering::Relaxed)) / 1000.0,
+            })
+            .collect()
     }
 
     /// The nearest healthy, not evacuating remote region with an endpoint, from this region,
-    /// whose reported load is under `max_load` (a region as full as this one is no better).
+    /// whose reported load is under `max_load` (a region as full as this one is no better;
+    /// [`select::overflow_target`]).
     pub fn nearest_remote_under(&self, max_load: f64) -> Option<Arc<RegionEntry>> {
-        self.nearest_remote()
-            .filter(|r| f64::from(r.load_milli.load(Ordering::Relaxed)) / 1000.0 < max_load)
+        let this = self.regions.iter().position(|r| r.local)?;
+        select::overflow_target(
+            &self.remote_candidates(),
+            self.local.location,
+            this,
+            max_load,
+            |i| self.regions[i].forward.is_some(),
+        )
+        .map(|i| Arc::clone(&self.regions[i]))
     }
 
     /// The nearest healthy, not evacuating remote region with an endpoint, from this region.
     pub fn nearest_remote(&self) -> Option<Arc<RegionEntry>> {
-        let from = self.local.location.unwrap_or((0.0, 0.0));
-        let mut candidates: Vec<&Arc<RegionEntry>> = self
-            .regions
-            .iter()
-            .filter(|r| {
-                !r.local
-                    && r.forward.is_some()
-                    && r.healthy.load(Ordering::Relaxed)
-                    && !r.evacuating()
-            })
-            .collect();
-        candidates.sort_by(|a, b| {
-            let d = |r: &RegionEntry| r.location.map_or(f64::MAX, |at| geo::distance_km(from, at));
-            d(a).total_cmp(&d(b))
-        });
-        candidates.first().map(|r| Arc::clone(r))
+        let this = self.regions.iter().position(|r| r.local)?;
+        select::nearest_other(&self.remote_candidates(), self.local.location, this, |i| {
+            self.regions[i].forward.is_some()
+        })
+        .map(|i| Arc::clone(&self.regions[i]))
     }
 
     /// `GET /v1/regions`.
