@@ -13,6 +13,7 @@ pub mod procs;
 pub mod region_loss;
 pub mod scenario;
 pub mod shutdown;
+pub mod sim;
 pub mod soak;
 pub mod viewers;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use switchyard_load::compare::{self, CompareOptions};
 use switchyard_load::load::ws::{self, WsLoad};
-use switchyard_load::{cli_http, scenario};
+use switchyard_load::{cli_http, scenario, sim};
 
 #[derive(Parser, Debug)]
 #[command(name = "switchyard-load", version, about = "Load tests for Switchyard")]
@@ -107,6 +107,33 @@ enum Command {
         /// How long `soak` runs, e.g. 45s or 30m (default 50s).
         #[arg(long, value_parser = humantime_duration)]
         duration: Option<Duration>,
+    },
+    /// The global simulation (docs/SCALE.md): 23 regions, 200 million viewers by metro,
+    /// region loss and flash crowds, decided by the router's own region code and the SDK's
+    /// reconnect rules; prints the tables and writes SVG charts.
+    Sim {
+        /// normal-day, evening-peak, region-loss, two-region-loss, flash-crowd, dns-baseline,
+        /// or all.
+        #[arg(default_value = "all")]
+        scenario: String,
+        /// Concurrent viewers at the global peak.
+        #[arg(long, default_value_t = 200e6)]
+        viewers: f64,
+        /// Size regions so their normal peak uses this share of their capacity.
+        #[arg(long, default_value_t = 0.6)]
+        headroom: f64,
+        /// A region's load past which new sessions overflow to the next region.
+        #[arg(long, default_value_t = 0.9)]
+        overflow_load: f64,
+        /// Sessions one router node holds (default: docs/BENCHMARKS.md's 100,000).
+        #[arg(long)]
+        node_sessions: Option<f64>,
+        /// Folder for the charts (SVG).
+        #[arg(long, default_value = "sim-out")]
+        out: std::path::PathBuf,
+        /// Print one JSON object (every report) instead of the tables.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -289,6 +316,45 @@ fn main() -> ExitCode {
                 Err(msg) => {
                     eprintln!("switchyard-load compare: {msg}");
                     ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Sim {
+            scenario,
+            viewers,
+            headroom,
+            overflow_load,
+            node_sessions,
+            out,
+            json,
+        } => {
+            let options = sim::Options {
+                scenario,
+                viewers,
+                headroom,
+                overflow_load,
+                node_sessions,
+                out: Some(out),
+                json,
+                progress: !json,
+            };
+            match sim::run(&options) {
+                Ok(outcome) if json => {
+                    let value = serde_json::json!({
+                        "reports": outcome.reports,
+                        "charts": outcome.charts,
+                        "took_s": outcome.took_s,
+                    });
+                    println!("{value}");
+                    ExitCode::SUCCESS
+                }
+                Ok(outcome) => {
+                    print!("{}", sim::print(&outcome));
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("switchyard-load sim: {err}");
+                    ExitCode::from(2)
                 }
             }
         }

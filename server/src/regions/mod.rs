@@ -321,3 +321,63 @@ fn forward_pool(region: &str, addr: SocketAddr) -> Arc<PoolHandle> {
         vec![entry],
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The directory's answer is `switchyard_regions::order` on the same inputs — the function
+    /// `switchyard-load sim` places its viewers with — for viewers all over the map, with
+    /// regions healthy, down and evacuating.
+    #[test]
+    fn the_directory_orders_as_the_shared_selection_code() {
+        let places = [
+            ("eu-west", 53.35, -6.26),
+            ("eu-central", 50.11, 8.68),
+            ("us-east", 39.04, -77.49),
+            ("ap-southeast", 1.35, 103.82),
+            ("sa-east", -23.55, -46.63),
+        ];
+        let mut toml = String::from(
+            "[node]\nregion = \"eu-west\"\n[[routes]]\nid = \"r\"\npath_prefix = \"/\"\npool = \"p\"\n\
+             [[pools]]\nid = \"p\"\nbackends = [{ id = \"b\", address = \"127.0.0.1:9\" }]\n",
+        );
+        for (i, (name, lat, lon)) in places.iter().enumerate() {
+            toml.push_str(&format!(
+                "[[regions]]\nname = \"{name}\"\nlocation = {{ lat = {lat}, lon = {lon} }}\nendpoint = \"http://127.0.0.1:{}\"\n",
+                9100 + i
+            ));
+        }
+        let config = Config::from_toml_str(&toml).unwrap();
+        let table = RouteTable::build(&config);
+        let directory = Directory::new(&config);
+        directory.regions[2].set_probe(false, None);
+        directory.regions[3].set_evacuating(true);
+        directory.regions[4].set_probe(true, Some(0.7));
+        for lat in (-60..=60).step_by(30) {
+            for lon in (-150..=150).step_by(50) {
+                let from = (f64::from(lat), f64::from(lon));
+                let views = directory.ordered(&table, true, from);
+                let candidates: Vec<Candidate> = directory
+                    .regions
+                    .iter()
+                    .map(|r| {
+                        let v = views.iter().find(|v| v.name == r.name).unwrap();
+                        Candidate {
+                            location: r.location,
+                            healthy: v.healthy,
+                            evacuating: v.evacuating,
+                            load: v.load,
+                        }
+                    })
+                    .collect();
+                let shared: Vec<&str> = select::order(&candidates, from)
+                    .into_iter()
+                    .map(|i| directory.regions[i].name.as_str())
+                    .collect();
+                let answered: Vec<&str> = views.iter().map(|v| v.name.as_str()).collect();
+                assert_eq!(answered, shared, "from {from:?}");
+            }
+        }
+    }
+}
