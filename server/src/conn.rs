@@ -9,7 +9,7 @@ use std::hash::BuildHasher;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -110,8 +110,6 @@ pub struct Conn {
     pub over_limit: bool,
     /// [`SEEN_REQUEST`], [`SEEN_BYTES`], [`REFUSED`].
     flags: AtomicU8,
-    /// Requests in progress on it (more than one only over HTTP/2).
-    streams: AtomicU32,
 }
 
 const SEEN_BYTES: u8 = 1;
@@ -131,32 +129,6 @@ impl Conn {
 
     fn refused(&self) {
         self.flags.fetch_or(REFUSED, Ordering::Relaxed);
-    }
-
-    /// A place for one more request in progress, unless `max` (> 0) are already; held until
-    /// the answer's body has been sent.
-    pub fn open_stream(self: &Arc<Self>, max: u32) -> Option<StreamGuard> {
-        if max == 0 {
-            return Some(StreamGuard(None));
-        }
-        self.streams
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| StreamGuard(Some(self.clone())))
-    }
-}
-
-/// One request's place among its connection's streams.
-#[derive(Debug)]
-pub struct StreamGuard(Option<Arc<Conn>>);
-
-impl Drop for StreamGuard {
-    fn drop(&mut self) {
-        if let Some(conn) = self.0.take() {
-            conn.streams.fetch_sub(1, Ordering::AcqRel);
-        }
     }
 }
 
@@ -365,7 +337,6 @@ pub async fn admit(
             over_limit: slot.is_none(),
             // An over-limit connection is counted as refused already.
             flags: AtomicU8::new(if slot.is_none() { REFUSED } else { 0 }),
-            streams: AtomicU32::new(0),
         }),
         _slot: slot,
         _listener: place,

@@ -84,9 +84,6 @@ pub enum Error {
     /// answered once and closed.
     #[error("{max} connections are open from this client address already")]
     TooManyConnections { max: u32 },
-    /// The connection has `max_streams_per_connection` requests in progress already.
-    #[error("{max} requests are in progress on this connection already")]
-    TooManyStreams { max: u32 },
     /// A limit of the request head or body (`[limits]`, a route's `max_body_bytes`).
     #[error("{what} is {size} bytes, over the limit of {max}")]
     TooLarge {
@@ -110,7 +107,6 @@ impl Error {
             Error::BadRequest { .. } => "bad_request",
             Error::RateLimited { .. } => "rate_limited",
             Error::TooManyConnections { .. } => "connection_limit",
-            Error::TooManyStreams { .. } => "stream_limit",
             // The same wire kind as full backends: the region cannot take it now.
             Error::Shed { .. } => "overloaded",
             Error::TooLarge { what: "uri", .. } => "uri_too_long",
@@ -126,9 +122,7 @@ impl Error {
         match self {
             Error::NoRoute { .. } => 404,
             Error::BadRequest { .. } => 400,
-            Error::RateLimited { .. }
-            | Error::TooManyConnections { .. }
-            | Error::TooManyStreams { .. } => 429,
+            Error::RateLimited { .. } | Error::TooManyConnections { .. } => 429,
             Error::Shed { .. } => 503,
             Error::TooLarge { what: "uri", .. } => 414,
             Error::TooLarge {

@@ -265,6 +265,15 @@ fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public
                     })
                     .keep_alive(limits.idle_timeout)
                     .client_request_timeout(limits.header_timeout)
+                    // HTTP/2 settings the client sees (and the h2 layer enforces): streams
+                    // over the limit are refused with REFUSED_STREAM, retryable by clients.
+                    .h2_max_concurrent_streams(limits.max_streams_per_connection)
+                    .h2_initial_window_size(limits.h2_initial_stream_window)
+                    .h2_initial_connection_window_size(limits.h2_initial_connection_window)
+                    .h2_max_frame_size(limits.h2_max_frame_size)
+                    .h2_max_header_list_size(
+                        u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX),
+                    )
                     .tcp_nodelay(true)
                     .local_addr(local)
                     .graceful_shutdown_signal(move || {

@@ -387,3 +387,22 @@ fn syntax_and_semantic_problems_are_all_reported_in_one_run() {
         );
     }
 }
+
+#[test]
+fn http2_settings_outside_the_protocols_bounds_are_named() {
+    rejected(
+        &format!("{POOL}[limits]\nh2_max_frame_size = 1000\n"),
+        "limits.h2_max_frame_size",
+        "must be from 16384 to 16777215 bytes",
+    );
+    rejected(
+        &format!("{POOL}[limits]\nh2_initial_stream_window = 100\n"),
+        "limits.h2_initial_stream_window",
+        "must be from 65535 to 2147483647 bytes",
+    );
+    rejected(
+        &format!("{POOL}[limits]\nh2_initial_connection_window = 4294967295\n"),
+        "limits.h2_initial_connection_window",
+        "must be from 65535",
+    );
+}

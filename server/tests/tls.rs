@@ -365,53 +365,161 @@ async fn a_tls_connection_over_the_per_address_limit_is_closed_before_its_handsh
     .await;
 }
 
+/// A client that opens more streams than the router advertised — frames written by hand, as
+/// a client ignoring SETTINGS would — gets the extra ones refused the HTTP/2 way:
+/// `RST_STREAM(REFUSED_STREAM)`, which says the request was never processed and may be sent
+/// again, while the streams within the limit are served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_http2_connection_gets_its_max_streams_each_held_until_its_body_is_sent() {
-    let (_dir, _bs, _r, addr) = a_test_router("[limits]\nmax_streams_per_connection = 1").await;
-    let stream = tls_connect(addr, "a.test", &[b"h2"]).await;
-    let (sender, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .expect("h2 handshake");
-    tokio::spawn(conn);
-    let send = |path: &str| {
-        let mut sender = sender.clone();
-        let request = http::Request::get(format!("https://a.test:{}{path}", addr.port()))
-            .body(Empty::<Bytes>::new())
-            .unwrap();
-        async move {
-            tokio::time::timeout(REQUEST_DEADLINE, sender.send_request(request))
-                .await
-                .expect("an answer within the deadline")
-                .expect("h2 answer")
-        }
+async fn streams_over_the_limit_are_refused_with_refused_stream() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_dir, bs, _r, addr) = a_test_router("[limits]\nmax_streams_per_connection = 2").await;
+    let mut tls = tls_connect(addr, "a.test", &[b"h2"]).await;
+    let frame = |kind: u8, flags: u8, stream: u32, payload: &[u8]| {
+        let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+        f.extend([kind, flags]);
+        f.extend(stream.to_be_bytes());
+        f.extend(payload);
+        f
     };
-    // Three slow requests at once on one connection: one is served, two refused.
-    let answers = futures_util::future::join_all((0..3).map(|_| send("/slow?delay_ms=800"))).await;
-    let mut statuses: Vec<u16> = answers.iter().map(|a| a.status().as_u16()).collect();
-    statuses.sort();
-    assert_eq!(statuses, [200, 429, 429]);
-    let refused = answers.iter().find(|a| a.status() == 429).unwrap();
-    assert_eq!(refused.headers()["x-switchyard-error"], "stream_limit");
-    assert!(refused.headers().contains_key("retry-after"));
+    // HPACK by hand: :method GET (static 2), :scheme https (7), :path and :authority as
+    // literals with indexed names (4 and 1).
+    let headers = |path: &str| {
+        let mut block = vec![0x82, 0x87, 0x44, path.len() as u8];
+        block.extend(path.as_bytes());
+        block.extend([0x41, 6]);
+        block.extend(b"a.test");
+        block
+    };
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(frame(4, 0, 0, &[]));
+    let streams: Vec<u32> = (0..8).map(|i| 1 + 2 * i).collect();
+    for id in &streams {
+        // END_STREAM | END_HEADERS
+        out.extend(frame(
+            1,
+            0x5,
+            *id,
+            &headers(&format!("/burst-{id}?delay_ms=300")),
+        ));
+    }
+    tls.write_all(&out).await.unwrap();
 
-    // A streamed answer keeps its place after its head, until its body is sent.
-    let streaming = send("/video?bytes=4000&chunk_bytes=1000&chunk_ms=500").await;
-    assert_eq!(streaming.status(), 200);
-    let meanwhile = send("/meanwhile").await;
-    assert_eq!(
-        meanwhile.status(),
-        429,
-        "the streamed body still holds the place"
+    let (mut answered, mut refused) = (Vec::new(), Vec::new());
+    let mut buf = Vec::new();
+    let deadline = tokio::time::Instant::now() + REQUEST_DEADLINE * 2;
+    while answered.len() + refused.len() < streams.len() {
+        let mut chunk = [0u8; 16384];
+        let n = tokio::time::timeout_at(deadline, tls.read(&mut chunk))
+            .await
+            .expect("every stream answered or refused in time")
+            .unwrap();
+        assert!(n > 0, "the router closed the connection");
+        buf.extend(&chunk[..n]);
+        while buf.len() >= 9 {
+            let len = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]) as usize;
+            if buf.len() < 9 + len {
+                break;
+            }
+            let (kind, flags) = (buf[3], buf[4]);
+            let id = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff;
+            let payload = buf[9..9 + len].to_vec();
+            buf.drain(..9 + len);
+            match kind {
+                // SETTINGS: acknowledge the router's.
+                4 if flags & 1 == 0 => tls.write_all(&frame(4, 1, 0, &[])).await.unwrap(),
+                1 => answered.push(id),
+                3 => refused.push((id, u32::from_be_bytes(payload[..4].try_into().unwrap()))),
+                _ => {}
+            }
+        }
+    }
+    assert!(
+        answered.len() >= 2,
+        "the streams within the limit are served: {answered:?}"
     );
-    let body = streaming.into_body().collect().await.unwrap().to_bytes();
-    assert_eq!(body.len(), 4000);
-    wait_for("the place is given back", REQUEST_DEADLINE, async || {
-        send("/after").await.status() == 200
+    assert!(
+        !refused.is_empty(),
+        "streams over the limit are refused: {answered:?}"
+    );
+    for (id, code) in &refused {
+        assert_eq!(
+            *code, 7,
+            "stream {id}: RST_STREAM code {code}, not REFUSED_STREAM (7)"
+        );
+    }
+    // A refused stream never reached a backend.
+    assert_eq!(bs[0].requests_served(), answered.len() as u64);
+}
+
+/// HTTP/2 settings the client can see: `SETTINGS_MAX_CONCURRENT_STREAMS` is
+/// `max_streams_per_connection`, and a client that obeys it (as browsers, gRPC and the `h2`
+/// crate do) gets every request served — many more than the limit at once, queued by the
+/// client, none refused with a 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_client_is_told_the_stream_limit_and_every_request_is_served() {
+    let (_dir, _bs, _r, addr) = a_test_router(
+        "[limits]\nmax_streams_per_connection = 5\nh2_max_frame_size = 32768\n\
+         h2_initial_stream_window = 131072\nmax_header_bytes = 8192",
+    )
+    .await;
+    let stream = tls_connect(addr, "a.test", &[b"h2"]).await;
+    let (client, mut connection) = h2::client::handshake(stream).await.expect("h2 handshake");
+    // The server's SETTINGS arrive with the connection's first frames: drive it until then.
+    let settings_seen = tokio::time::timeout(REQUEST_DEADLINE, async {
+        loop {
+            if connection.max_concurrent_send_streams() == 5 {
+                return;
+            }
+            tokio::select! {
+                _ = &mut connection => panic!("the connection ended"),
+                _ = tokio::time::sleep(std::time::Duration::from_millis(5)) => {}
+            }
+        }
     })
     .await;
+    assert!(
+        settings_seen.is_ok(),
+        "SETTINGS_MAX_CONCURRENT_STREAMS never said 5 (it says {})",
+        connection.max_concurrent_send_streams()
+    );
+    tokio::spawn(connection);
+    let client = client.ready().await.expect("h2 ready");
+    let send = |path: String| {
+        let mut client = client.clone();
+        async move {
+            let request = http::Request::get(format!("https://a.test:{}{path}", addr.port()))
+                .body(())
+                .unwrap();
+            let answer = tokio::time::timeout(REQUEST_DEADLINE * 4, async {
+                client = client.ready().await?;
+                let (response, _) = client.send_request(request, true)?;
+                let response = response.await?;
+                let status = response.status().as_u16();
+                let mut body = response.into_body();
+                let mut bytes = 0;
+                while let Some(chunk) = body.data().await {
+                    let chunk = chunk?;
+                    bytes += chunk.len();
+                    let _ = body.flow_control().release_capacity(chunk.len());
+                }
+                Ok::<_, h2::Error>((status, bytes))
+            })
+            .await
+            .expect("an answer within the deadline");
+            answer.expect("an h2 answer, not a refused stream")
+        }
+    };
+    // 40 slow requests at once over a limit of 5: every one served.
+    let answers = futures_util::future::join_all(
+        (0..40).map(|i| send(format!("/slow-{i}?delay_ms=100&bytes=70000"))),
+    )
+    .await;
+    assert!(
+        answers
+            .iter()
+            .all(|(status, bytes)| *status == 200 && *bytes == 70_000),
+        "{answers:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,6 +28,9 @@ pub struct HttpServiceBuilder<T, S, X = ExpectHandler, U = UpgradeHandler> {
     h1_write_buffer_size: usize,
     h2_conn_window_size: u32,
     h2_stream_window_size: u32,
+    h2_max_concurrent_streams: u32,
+    h2_max_frame_size: Option<u32>,
+    h2_max_header_list_size: Option<u32>,
     graceful_shutdown_signal: Option<GracefulShutdownSignal>,
     expect: X,
     upgrade: Option<U>,
@@ -55,6 +58,9 @@ where
             h1_write_buffer_size: DEFAULT_H1_WRITE_BUFFER_SIZE,
             h2_conn_window_size: DEFAULT_H2_CONN_WINDOW_SIZE,
             h2_stream_window_size: DEFAULT_H2_STREAM_WINDOW_SIZE,
+            h2_max_concurrent_streams: 0,
+            h2_max_frame_size: None,
+            h2_max_header_list_size: None,
             graceful_shutdown_signal: None,
 
             // dispatcher parts
@@ -204,6 +210,30 @@ where
         self
     }
 
+    /// Sets `SETTINGS_MAX_CONCURRENT_STREAMS` for HTTP/2 connections (`0`: no limit).
+    ///
+    /// See [`ServiceConfigBuilder::h2_max_concurrent_streams`] for more details.
+    pub fn h2_max_concurrent_streams(mut self, max: u32) -> Self {
+        self.h2_max_concurrent_streams = max;
+        self
+    }
+
+    /// Sets `SETTINGS_MAX_FRAME_SIZE` for HTTP/2 connections.
+    ///
+    /// See [`ServiceConfigBuilder::h2_max_frame_size`] for more details.
+    pub fn h2_max_frame_size(mut self, size: u32) -> Self {
+        self.h2_max_frame_size = Some(size);
+        self
+    }
+
+    /// Sets `SETTINGS_MAX_HEADER_LIST_SIZE` for HTTP/2 connections.
+    ///
+    /// See [`ServiceConfigBuilder::h2_max_header_list_size`] for more details.
+    pub fn h2_max_header_list_size(mut self, size: u32) -> Self {
+        self.h2_max_header_list_size = Some(size);
+        self
+    }
+
     /// Provide service for `EXPECT: 100-Continue` support.
     ///
     /// Service get called with request that contains `EXPECT: 100-Continue` header.
@@ -227,6 +257,9 @@ where
             h1_write_buffer_size: self.h1_write_buffer_size,
             h2_conn_window_size: self.h2_conn_window_size,
             h2_stream_window_size: self.h2_stream_window_size,
+            h2_max_concurrent_streams: self.h2_max_concurrent_streams,
+            h2_max_frame_size: self.h2_max_frame_size,
+            h2_max_header_list_size: self.h2_max_header_list_size,
             graceful_shutdown_signal: self.graceful_shutdown_signal,
             expect: expect.into_factory(),
             upgrade: self.upgrade,
@@ -257,6 +290,9 @@ where
             h1_write_buffer_size: self.h1_write_buffer_size,
             h2_conn_window_size: self.h2_conn_window_size,
             h2_stream_window_size: self.h2_stream_window_size,
+            h2_max_concurrent_streams: self.h2_max_concurrent_streams,
+            h2_max_frame_size: self.h2_max_frame_size,
+            h2_max_header_list_size: self.h2_max_header_list_size,
             graceful_shutdown_signal: self.graceful_shutdown_signal,
             expect: self.expect,
             upgrade: Some(upgrade.into_factory()),
@@ -298,8 +334,17 @@ where
             .h1_write_buffer_size(self.h1_write_buffer_size)
             .h2_initial_window_size(self.h2_stream_window_size)
             .h2_initial_connection_window_size(self.h2_conn_window_size)
-            .graceful_shutdown_signal(self.graceful_shutdown_signal)
-            .build();
+            .h2_max_concurrent_streams(self.h2_max_concurrent_streams)
+            .graceful_shutdown_signal(self.graceful_shutdown_signal);
+        let cfg = match self.h2_max_frame_size {
+            Some(size) => cfg.h2_max_frame_size(size),
+            None => cfg,
+        };
+        let cfg = match self.h2_max_header_list_size {
+            Some(size) => cfg.h2_max_header_list_size(size),
+            None => cfg,
+        }
+        .build();
 
         H1Service::with_config(cfg, service.into_factory())
             .expect(self.expect)
@@ -329,8 +374,17 @@ where
             .h1_write_buffer_size(self.h1_write_buffer_size)
             .h2_initial_window_size(self.h2_stream_window_size)
             .h2_initial_connection_window_size(self.h2_conn_window_size)
-            .graceful_shutdown_signal(self.graceful_shutdown_signal)
-            .build();
+            .h2_max_concurrent_streams(self.h2_max_concurrent_streams)
+            .graceful_shutdown_signal(self.graceful_shutdown_signal);
+        let cfg = match self.h2_max_frame_size {
+            Some(size) => cfg.h2_max_frame_size(size),
+            None => cfg,
+        };
+        let cfg = match self.h2_max_header_list_size {
+            Some(size) => cfg.h2_max_header_list_size(size),
+            None => cfg,
+        }
+        .build();
 
         crate::h2::H2Service::with_config(cfg, service.into_factory())
             .on_connect_ext(self.on_connect_ext)
@@ -357,8 +411,17 @@ where
             .h1_write_buffer_size(self.h1_write_buffer_size)
             .h2_initial_window_size(self.h2_stream_window_size)
             .h2_initial_connection_window_size(self.h2_conn_window_size)
-            .graceful_shutdown_signal(self.graceful_shutdown_signal)
-            .build();
+            .h2_max_concurrent_streams(self.h2_max_concurrent_streams)
+            .graceful_shutdown_signal(self.graceful_shutdown_signal);
+        let cfg = match self.h2_max_frame_size {
+            Some(size) => cfg.h2_max_frame_size(size),
+            None => cfg,
+        };
+        let cfg = match self.h2_max_header_list_size {
+            Some(size) => cfg.h2_max_header_list_size(size),
+            None => cfg,
+        }
+        .build();
 
         HttpService::with_config(cfg, service.into_factory())
             .expect(self.expect)

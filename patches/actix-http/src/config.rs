@@ -170,6 +170,33 @@ impl ServiceConfigBuilder {
         self
     }
 
+    /// Sets `SETTINGS_MAX_CONCURRENT_STREAMS` for HTTP/2 connections: advertised to the client,
+    /// and enforced — a stream over it is refused with `RST_STREAM(REFUSED_STREAM)`, which
+    /// clients may retry. `0` means no limit (the setting is then not sent).
+    ///
+    /// The default is no limit.
+    pub fn h2_max_concurrent_streams(mut self, max: u32) -> Self {
+        self.inner.h2_max_concurrent_streams = (max > 0).then_some(max);
+        self
+    }
+
+    /// Sets `SETTINGS_MAX_FRAME_SIZE` for HTTP/2 connections (16,384 to 16,777,215 bytes).
+    ///
+    /// The default is the protocol's, 16,384.
+    pub fn h2_max_frame_size(mut self, size: u32) -> Self {
+        self.inner.h2_max_frame_size = Some(size);
+        self
+    }
+
+    /// Sets `SETTINGS_MAX_HEADER_LIST_SIZE` for HTTP/2 connections: advertised, and a header
+    /// block that decodes past it is refused.
+    ///
+    /// The default is the `h2` crate's (16 MiB).
+    pub fn h2_max_header_list_size(mut self, size: u32) -> Self {
+        self.inner.h2_max_header_list_size = Some(size);
+        self
+    }
+
     /// Builds a [`ServiceConfig`] from this [`ServiceConfigBuilder`] instance
     pub fn build(self) -> ServiceConfig {
         ServiceConfig(Rc::new(self.inner))
@@ -193,6 +220,9 @@ struct Inner {
     h1_write_buffer_size: usize,
     h2_conn_window_size: u32,
     h2_stream_window_size: u32,
+    h2_max_concurrent_streams: Option<u32>,
+    h2_max_frame_size: Option<u32>,
+    h2_max_header_list_size: Option<u32>,
     graceful_shutdown_signal: Option<GracefulShutdownSignal>,
 }
 
@@ -210,6 +240,9 @@ impl Default for Inner {
             h1_write_buffer_size: DEFAULT_H1_WRITE_BUFFER_SIZE,
             h2_conn_window_size: DEFAULT_H2_CONN_WINDOW_SIZE,
             h2_stream_window_size: DEFAULT_H2_STREAM_WINDOW_SIZE,
+            h2_max_concurrent_streams: None,
+            h2_max_frame_size: None,
+            h2_max_header_list_size: None,
             graceful_shutdown_signal: None,
         }
     }
@@ -236,6 +269,9 @@ impl ServiceConfig {
             h1_write_buffer_size: DEFAULT_H1_WRITE_BUFFER_SIZE,
             h2_conn_window_size: DEFAULT_H2_CONN_WINDOW_SIZE,
             h2_stream_window_size: DEFAULT_H2_STREAM_WINDOW_SIZE,
+            h2_max_concurrent_streams: None,
+            h2_max_frame_size: None,
+            h2_max_header_list_size: None,
             graceful_shutdown_signal: None,
         }))
     }
@@ -319,6 +355,18 @@ impl ServiceConfig {
     }
 
     /// HTTP/2 initial connection-level flow control window size (in bytes).
+    pub fn h2_max_concurrent_streams(&self) -> Option<u32> {
+        self.0.h2_max_concurrent_streams
+    }
+
+    pub fn h2_max_frame_size(&self) -> Option<u32> {
+        self.0.h2_max_frame_size
+    }
+
+    pub fn h2_max_header_list_size(&self) -> Option<u32> {
+        self.0.h2_max_header_list_size
+    }
+
     pub fn h2_initial_connection_window_size(&self) -> u32 {
         self.0.h2_conn_window_size
     }

@@ -222,6 +222,9 @@ pub struct Limits {
     pub max_connections_per_ip: u32,
     /// 0: no limit.
     pub max_streams_per_connection: u32,
+    pub h2_initial_stream_window: u32,
+    pub h2_initial_connection_window: u32,
+    pub h2_max_frame_size: u32,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     /// A blocked write to a client fails after this long.

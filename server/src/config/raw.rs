@@ -647,10 +647,18 @@ pub struct RawLimits {
     pub rate_per_ip: u32,
     /// Requests at once over `rate_per_ip`. Default 2 × `rate_per_ip`.
     pub burst_per_ip: Option<u32>,
-    /// Requests in progress at once on one client connection (HTTP/2 streams; HTTP/1.1 has
-    /// one at a time anyway), counted until the answer's body is sent: beyond it `429
-    /// stream_limit`. Default 100, HAProxy's `tune.h2.max-concurrent-streams`; 0: off.
+    /// HTTP/2 streams open at once on one client connection: advertised to the client as
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`, and a stream over it is refused with
+    /// `RST_STREAM(REFUSED_STREAM)`, which clients retry. Default 100, HAProxy's
+    /// `tune.h2.max-concurrent-streams`; 0: no limit (nothing advertised).
     pub max_streams_per_connection: u32,
+    /// HTTP/2 initial stream flow-control window (`SETTINGS_INITIAL_WINDOW_SIZE`): how much
+    /// of one request body a client may send before the router reads it. Default 1 MiB.
+    pub h2_initial_stream_window: u32,
+    /// HTTP/2 initial connection flow-control window. Default 2 MiB.
+    pub h2_initial_connection_window: u32,
+    /// HTTP/2 `SETTINGS_MAX_FRAME_SIZE`. Default 16384 (the protocol's).
+    pub h2_max_frame_size: u32,
     /// Time a client has to send a whole request head once its connection is open (or, on
     /// a kept-alive connection, once it starts the next one): slow-header (slowloris)
     /// clients get 408 and are closed. Default 10 s, Envoy's edge advice.
@@ -675,6 +683,9 @@ impl Default for RawLimits {
             rate_per_ip: 1000,
             burst_per_ip: None,
             max_streams_per_connection: 100,
+            h2_initial_stream_window: 1024 * 1024,
+            h2_initial_connection_window: 2 * 1024 * 1024,
+            h2_max_frame_size: 16_384,
             header_timeout: DurationStr::secs(10),
             idle_timeout: DurationStr::secs(75),
             write_timeout: DurationStr::secs(30),

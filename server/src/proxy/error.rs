@@ -88,7 +88,6 @@ impl From<Error> for ProxyError {
             | Error::BadRequest { .. }
             | Error::RateLimited { .. }
             | Error::TooManyConnections { .. }
-            | Error::TooManyStreams { .. }
             | Error::TooLarge { .. } => Side::Client,
             Error::NoHealthyBackend { .. }
             | Error::Overloaded { .. }
@@ -138,8 +137,7 @@ pub fn public_message(err: &Error) -> String {
         Error::TooLarge { .. }
         | Error::RateLimited { .. }
         | Error::Shed { .. }
-        | Error::TooManyConnections { .. }
-        | Error::TooManyStreams { .. } => err.to_string(),
+        | Error::TooManyConnections { .. } => err.to_string(),
     }
 }
 

@@ -25,7 +25,6 @@ use super::pipeline::{self, Choice, PendingLine, Placed, peer};
 use super::state::ProxyState;
 use crate::clock::now_ns;
 use crate::config::{HashKey, Overflow};
-use crate::conn::StreamGuard;
 use crate::error::{Error, Retry, Side};
 use crate::headers;
 use crate::regions::RegionEntry;
@@ -38,12 +37,10 @@ use crate::upstream::h1::{Framing, RequestFraming, UpstreamBody};
 
 pub type Response = HttpResponse<EitherBody<UpstreamBody<Held>>>;
 
-/// What a request holds until its answer's body is sent: the backend's in-flight count, the
-/// request's place among its connection's streams, and its access line (both added by the
-/// entry point), written when the body is done.
+/// What a request holds until its answer's body is sent: the backend's in-flight count, and
+/// its access line (added by the entry point), written when the body is done.
 pub struct Held {
     _inflight: InflightGuard,
-    pub stream: Option<StreamGuard>,
     pub access: Option<Box<PendingLine>>,
 }
 
@@ -359,7 +356,6 @@ fn client_response(
     };
     let held = Held {
         _inflight: inflight,
-        stream: None,
         access: None,
     };
     let body = UpstreamBody::new(

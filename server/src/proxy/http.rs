@@ -32,35 +32,30 @@ pub async fn handle(
     let head = req.head();
     let mut ctx = Ctx::new(Protocol::Http, head);
     let conn = req.conn_data::<Arc<crate::conn::Conn>>();
-    let resp = match pipeline::admit(conn, head, &state, Protocol::Http) {
+    let resp = match pipeline::admit(conn, head, &state) {
         Err(err) => error_response(&err.error, &ctx.request_id),
         Ok(_) if let Some(port) = state.redirect_https => redirect_to_https(&req, port),
         Ok(_) if let Some(answer) = super::region::public_endpoint(&req, &state) => {
             answer.map_into_right_body()
         }
-        Ok(stream) => {
+        Ok(()) => {
             let resp = match serve(&mut ctx, head, payload, &state).await {
                 Ok(resp) => resp,
                 Err(err) => error_response(&err.error, &ctx.request_id),
             };
-            let line = pipeline::access_logged(&state)
-                .then(|| PendingLine::new(&ctx, head, resp.status().as_u16()));
-            if stream.is_none() && line.is_none() {
+            let Some(line) = pipeline::access_logged(&state)
+                .then(|| PendingLine::new(&ctx, head, resp.status().as_u16()))
+            else {
                 return resp;
-            }
-            // The request's place among its connection's streams, and its access line, last
-            // until its body is sent.
+            };
+            // The access line waits for the body to be sent.
             return resp.map_body(|_, body| match body {
                 EitherBody::Left { mut body } => {
-                    let held = body.held_mut();
-                    held.stream = stream;
-                    held.access = line;
+                    body.held_mut().access = Some(line);
                     EitherBody::left(body)
                 }
                 answered => {
-                    if let Some(line) = line {
-                        line.write_with(body_bytes(&answered));
-                    }
+                    line.write_with(body_bytes(&answered));
                     answered
                 }
             });

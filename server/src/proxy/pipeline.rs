@@ -28,7 +28,7 @@ use actix_web::http::header::{self as ax, HeaderName, HeaderValue};
 use super::error::ProxyError;
 use super::state::ProxyState;
 use crate::config::Limits;
-use crate::conn::{Conn, StreamGuard};
+use crate::conn::Conn;
 use crate::error::Error;
 use crate::headers;
 use crate::logging::{self, AccessLine};
@@ -88,15 +88,14 @@ impl Ctx {
 }
 
 /// Admit: counts the request on its connection and refuses it when the connection is over
-/// `max_connections_per_ip`; gives an HTTP request its place among the connection's streams
-/// (held until its answer's body is sent: `max_streams_per_connection`); checks the head
-/// against `[limits]` (414, 431).
+/// `max_connections_per_ip`; checks the head against `[limits]` (414, 431). (Streams per
+/// HTTP/2 connection are the h2 layer's: advertised in `SETTINGS_MAX_CONCURRENT_STREAMS`,
+/// and one over it never reaches the router — it is refused with `REFUSED_STREAM`.)
 pub fn admit(
     conn: Option<&Arc<Conn>>,
     head: &RequestHead,
     state: &ProxyState,
-    protocol: Protocol,
-) -> Result<Option<StreamGuard>, ProxyError> {
+) -> Result<(), ProxyError> {
     if let Some(conn) = conn {
         conn.saw_request();
         if conn.over_limit {
@@ -106,19 +105,10 @@ pub fn admit(
             .into());
         }
     }
-    let max_streams = state.limits.max_streams_per_connection;
-    let stream = match (protocol, conn) {
-        (Protocol::Http, Some(conn)) => match conn.open_stream(max_streams) {
-            None => return Err(Error::TooManyStreams { max: max_streams }.into()),
-            opened => opened,
-        },
-        _ => None,
-    };
     head_within_limits(head, &state.limits).map_err(|err| {
         tracing::debug!(error = %err, "request head over a limit");
         err
-    })?;
-    Ok(stream)
+    })
 }
 
 /// Route: the first route whose host and path prefix match.

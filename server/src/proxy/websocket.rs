@@ -139,7 +139,7 @@ async fn decide(
     head: &RequestHead,
     state: &ProxyState,
 ) -> Result<Arc<Route>, ProxyError> {
-    pipeline::admit(conn, head, state, Protocol::WebSocket)?;
+    pipeline::admit(conn, head, state)?;
     let route = pipeline::route(head, state)?;
     ctx.route = Some(route.clone());
     if !is_websocket(head) {

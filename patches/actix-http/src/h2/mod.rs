@@ -65,6 +65,15 @@ where
     builder
         .initial_window_size(config.h2_initial_window_size())
         .initial_connection_window_size(config.h2_initial_connection_window_size());
+    if let Some(max) = config.h2_max_concurrent_streams() {
+        builder.max_concurrent_streams(max);
+    }
+    if let Some(size) = config.h2_max_frame_size() {
+        builder.max_frame_size(size);
+    }
+    if let Some(size) = config.h2_max_header_list_size() {
+        builder.max_header_list_size(size);
+    }
 
     HandshakeWithTimeout {
         handshake: builder.handshake(io),
