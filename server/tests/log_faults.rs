@@ -367,3 +367,91 @@ async fn rust_log_turns_access_lines_off() {
     );
     assert_eq!(access_lines(&path), 0, "{text}");
 }
+
+/// A TLS router binary in front of `backend`, its stdout to a file, `RUST_LOG` as given.
+async fn serve_tls(
+    backend: &TestBackend,
+    rust_log: &str,
+) -> (
+    Served,
+    std::path::PathBuf,
+    std::net::SocketAddr,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["a.test".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (cert_path, key_path) = (dir.path().join("a.pem"), dir.path().join("a.key"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let out = dir.path().join("stdout.log");
+    let tls = free_addr();
+    let file = std::fs::File::create(&out).unwrap();
+    let served = Served::start(
+        |listen, admin| {
+            format!(
+                "[node]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\nworkers = 1\nshutdown_timeout = \"1s\"\nshutdown_delay = \"0s\"\n\
+                 [log]\naccess = false\n\
+                 [[listeners]]\nid = \"https\"\naddress = \"{tls}\"\ntls = {{ certificates = [{{ names = [\"a.test\"], cert = \"{}\", key = \"{}\" }}] }}\n{}{}",
+                cert_path.display(),
+                key_path.display(),
+                route("api", "/api", "api"),
+                pool_with("api", "round_robin", std::slice::from_ref(backend), "health = { kind = \"none\" }")
+            )
+        },
+        |cmd| {
+            cmd.env("RUST_LOG", rust_log).stdout(Stdio::from(file));
+        },
+    )
+    .await;
+    (served, out, tls, dir)
+}
+
+/// `openssl s_client` sends the address itself as SNI (as wrk does), which rustls warns of.
+fn handshake_with_an_ip_as_sni(tls: std::net::SocketAddr) {
+    let done = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &tls.to_string(),
+            "-servername",
+            "127.0.0.1",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl (Debian's openssl package) runs");
+    assert!(done.success() || done.code().is_some());
+}
+
+/// A client can make rustls log a warning per handshake (an IP address as SNI): by default
+/// those library lines are errors only, so the router's log stays quiet however many such
+/// handshakes come; naming the target in RUST_LOG brings them back.
+#[tokio::test]
+async fn a_client_cannot_flood_the_log_with_library_warnings() {
+    let bs = backends(&["b1"]).await;
+    let (mut quiet, out, tls, _dir) = serve_tls(&bs[0], "info").await;
+    for _ in 0..5 {
+        handshake_with_an_ip_as_sni(tls);
+    }
+    stop(&mut quiet).await;
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        !text.lines().any(|l| l.contains("rustls")),
+        "library warnings in the log:\n{text}"
+    );
+
+    let (mut loud, out, tls, _dir) = serve_tls(&bs[0], "info,rustls=warn").await;
+    handshake_with_an_ip_as_sni(tls);
+    stop(&mut loud).await;
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("WARN") && l.contains("rustls")),
+        "with rustls=warn named, the handshake's warning is logged (so the quiet run proves something):\n{text}"
+    );
+}

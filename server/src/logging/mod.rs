@@ -55,13 +55,41 @@ pub struct LogError {
     pub source: io::Error,
 }
 
+/// Libraries that log what a client does to a connection (rustls warns of every handshake
+/// whose SNI is an IP address; h2 and actix-http of a client's protocol errors): a line per
+/// connection that any client can make the router write, so they log only errors unless the
+/// filter names them itself. What clients do wrong is counted in
+/// `switchyard_router_errors_total{kind}` instead.
+const QUIET_LIBRARIES: &[&str] = &["rustls", "h2", "actix_http"];
+
+/// `spec` (RUST_LOG syntax) with `target=error` added for each of [`QUIET_LIBRARIES`] it does
+/// not name.
+pub fn quiet_libraries(spec: &str) -> String {
+    let named = |target: &str| {
+        spec.split(',')
+            .any(|d| d.trim().split(['=', '[']).next() == Some(target))
+    };
+    let mut out = spec.trim().to_string();
+    for target in QUIET_LIBRARIES.iter().filter(|t| !named(t)) {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(target);
+        out.push_str("=error");
+    }
+    out
+}
+
 /// Sets up logging for the process. Fails only when `[log] access_path` cannot be opened for
 /// appending, with the path and the reason.
 pub fn init_logging(config: &LogConfig) -> Result<Logs, LogError> {
     let filter = || {
-        EnvFilter::try_from_default_env()
-            .or_else(|_| EnvFilter::try_new(&config.level))
-            .unwrap_or_else(|_| EnvFilter::new("info"))
+        let spec = std::env::var(EnvFilter::DEFAULT_ENV)
+            .ok()
+            .filter(|s| EnvFilter::try_new(s).is_ok())
+            .unwrap_or_else(|| config.level.clone());
+        EnvFilter::try_new(quiet_libraries(&spec))
+            .unwrap_or_else(|_| EnvFilter::new(quiet_libraries("info")))
     };
     let file = match &config.access_path {
         Some(path) => Some(AccessFile::open(path).map_err(|source| LogError {
@@ -156,5 +184,30 @@ fn format_layer(
     match format {
         LogFormat::Json => layer.json().boxed(),
         LogFormat::Text => layer.boxed(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quiet_libraries;
+
+    #[test]
+    fn client_triggered_library_logs_are_errors_only_unless_named() {
+        assert_eq!(
+            quiet_libraries("info"),
+            "info,rustls=error,h2=error,actix_http=error"
+        );
+        assert_eq!(
+            quiet_libraries("debug,rustls=trace"),
+            "debug,rustls=trace,h2=error,actix_http=error"
+        );
+        assert_eq!(
+            quiet_libraries(" h2[conn]=debug "),
+            "h2[conn]=debug,rustls=error,actix_http=error"
+        );
+        assert_eq!(
+            quiet_libraries(""),
+            "rustls=error,h2=error,actix_http=error"
+        );
     }
 }
