@@ -87,8 +87,10 @@ fn node(
         .take(3)
         .map(|a| format!("\"{a}\""))
         .collect();
+    // A generous store timeout: the test is about the failover, not about a busy machine
+    // making one lookup late (a late lookup places the session anew, by design).
     router(&format!(
-        "[sessions]\nstore = \"redis\"\nstore_timeout = \"200ms\"\ncookie_key_file = \"{}\"\n\
+        "[sessions]\nstore = \"redis\"\nstore_timeout = \"1s\"\ncookie_key_file = \"{}\"\n\
          cluster_nodes = [{}]\n\
          [[routes]]\nid = \"stream\"\npath_prefix = \"/stream\"\npool = \"stream\"\nsticky = true\n{}",
         key.display(),
@@ -212,7 +214,7 @@ async fn shared_rate_limits_count_across_nodes_on_a_cluster() {
     // two buckets in two slots. `cl-probe` shows when a node counts in the cluster.
     let node = |name: &str| {
         router(&format!(
-            "[sessions]\nstore = \"redis\"\nstore_timeout = \"200ms\"\ncluster_nodes = [{}]\n\
+            "[sessions]\nstore = \"redis\"\nstore_timeout = \"1s\"\ncluster_nodes = [{}]\n\
              [[routes]]\nid = \"cl-ip\"\npath_prefix = \"/ip\"\npool = \"api\"\n\
              rate_limit = {{ per_ip = 1, burst = 3, shared = true }}\n\
              [[routes]]\nid = \"cl-key\"\npath_prefix = \"/key\"\npool = \"api\"\n\

@@ -18,6 +18,16 @@ const BOUND: Duration = Duration::from_millis(1200);
 /// A node with a sticky route `/stream`, a shared rate limit on `/limited` (named `route`,
 /// since metrics are per process and tests run at once), and the admin token.
 fn node(bs: &[TestBackend], redis: &RedisServer, route: &str) -> RouterHandle {
+    node_with_timeout(bs, redis, route, STORE_TIMEOUT)
+}
+
+/// [`node`] with its own store timeout.
+fn node_with_timeout(
+    bs: &[TestBackend],
+    redis: &RedisServer,
+    route: &str,
+    store_timeout: Duration,
+) -> RouterHandle {
     let key = std::env::temp_dir().join(format!("switchyard-hang-key-{}", redis.port));
     std::fs::write(&key, "a shared test key").unwrap();
     router_with(
@@ -28,7 +38,7 @@ fn node(bs: &[TestBackend], redis: &RedisServer, route: &str) -> RouterHandle {
              [[routes]]\nid = \"{route}\"\npath_prefix = \"/limited\"\npool = \"p\"\n\
              rate_limit = {{ per_ip = 1000, shared = true }}\n{}",
             redis.url(),
-            STORE_TIMEOUT.as_millis(),
+            store_timeout.as_millis(),
             key.display(),
             pool_with("p", "round_robin", bs, "health = { kind = \"none\" }")
         ),
@@ -50,9 +60,12 @@ async fn timed_get(client: &Client, path: &str, headers: &[(&str, &str)]) -> Rep
 async fn sessions_route_from_memory_while_redis_hangs_and_reach_it_when_it_runs_again() {
     let redis = RedisServer::start();
     let bs = backends(&["s1", "s2", "s3"]).await;
+    // Node B only reads the records afterwards: a generous timeout, so a busy machine
+    // cannot make its one lookup time out (and place the session anew) — the hang's timing
+    // is node A's.
     let (a, b) = (
         node(&bs, &redis, "hang-sessions-a"),
-        node(&bs, &redis, "hang-sessions-b"),
+        node_with_timeout(&bs, &redis, "hang-sessions-b", Duration::from_secs(3)),
     );
     let via_a = Client::new(a.addr());
     let first = via_a.get("/stream/x").await;

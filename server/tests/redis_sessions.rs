@@ -169,7 +169,7 @@ async fn behind_sentinels_sessions_survive_a_failover_under_load() {
     let key_file = scratch.write("cookie-key", "a shared test key").unwrap();
     let node = || {
         router(&format!(
-            "[sessions]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:1\"\nstore_timeout = \"200ms\"\n\
+            "[sessions]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:1\"\nstore_timeout = \"1s\"\n\
              sentinels = [\"127.0.0.1:{sentinel_port}\"]\nsentinel_master = \"sy\"\ncookie_key_file = \"{}\"\n\
              [[routes]]\nid = \"stream\"\npath_prefix = \"/stream\"\npool = \"stream\"\nsticky = true\n{}",
             key_file.display(),
