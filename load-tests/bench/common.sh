@@ -141,3 +141,56 @@ algorithm = "least_connections"
 backends = [ { id = "b1", address = "127.0.0.1:$3" }, { id = "b2", address = "127.0.0.1:$4" }, { id = "b3", address = "127.0.0.1:$5" } ]
 TOML
 }
+
+# TLS benchmarks: an ECDSA P-256 certificate for bench.test in $WORK (cert.pem, key.pem, and
+# haproxy.pem with both); a backend b1 on $B; Switchyard (public $SY, TLS $SYT, admin $SYA,
+# pid $SYPID) and HAProxy (TLS $HA with ALPN h2 and http/1.1, pid $HAPID), one worker /
+# thread each, in front of it.
+start_tls_peers() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj "/CN=bench.test" -addext "subjectAltName=DNS:bench.test" \
+    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+  cat "$WORK/cert.pem" "$WORK/key.pem" > "$WORK/haproxy.pem"
+  B=$(free_port)
+  "$BIN/switchyard-backend" --listen 127.0.0.1:$B --id b1 >/dev/null & PIDS+=($!)
+  wait_port "$B"
+  SY=$(free_port); SYT=$(free_port); SYA=$(free_port)
+  router_head "$SY" "$SYA" > "$WORK/switchyard.toml"
+  cat >> "$WORK/switchyard.toml" <<TOML
+[[listeners]]
+id = "https"
+address = "127.0.0.1:$SYT"
+tls = { certificates = [{ names = ["bench.test"], cert = "$WORK/cert.pem", key = "$WORK/key.pem" }] }
+[[routes]]
+id = "all"
+path_prefix = "/"
+pool = "p"
+retries = 0
+[[pools]]
+id = "p"
+backends = [ { id = "b1", address = "127.0.0.1:$B" } ]
+TOML
+  "$BIN/switchyard" serve --config "$WORK/switchyard.toml" >/dev/null & SYPID=$!; PIDS+=($SYPID)
+  wait_port "$SYT"
+  HA=$(free_port)
+  cat > "$WORK/haproxy.cfg" <<CFG
+global
+  nbthread 1
+  maxconn 9000
+  ssl-default-bind-options ssl-min-ver TLSv1.2
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 30s
+  timeout server 30s
+  option http-keep-alive
+frontend fe
+  bind 127.0.0.1:$HA ssl crt $WORK/haproxy.pem alpn h2,http/1.1
+  default_backend be
+backend be
+  http-reuse always
+  server b1 127.0.0.1:$B
+CFG
+  haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>&1 & HAPID=$!; PIDS+=($HAPID)
+  wait_port "$HA"
+}

@@ -188,19 +188,7 @@ async fn sessions_survive_a_master_killed_under_load() {
         )
         .await;
     }
-    let via_b = Client::new(b.addr());
-    for (token, home) in &made {
-        let reply = via_b
-            .get_with("/stream/again", &[("x-switchyard-session", token)])
-            .await;
-        assert_eq!(reply.status, 200);
-        assert_eq!(
-            reply.backend(),
-            home,
-            "node B placed a session anew after the failover ({} sessions made)",
-            made.len()
-        );
-    }
+    resumes_each_on_its_backend(&b, &made).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

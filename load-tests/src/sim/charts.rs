@@ -94,14 +94,7 @@ pub fn day(report: &Report, path: &Path) -> Result<PathBuf, SimError> {
             .label(row.name.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| failed(path, e))?;
-    root.present().map_err(|e| failed(path, e))?;
-    Ok(path.to_path_buf())
+    finish(chart, root, path)
 }
 
 /// Reconnects accepted per second after the loss, one line per policy.
@@ -148,6 +141,19 @@ pub fn wave(report: &Report, path: &Path) -> Result<PathBuf, SimError> {
             .label(w.policy)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
     }
+    finish(chart, root, path)
+}
+
+/// The legend, then the file.
+fn finish<'a, X, Y>(
+    mut chart: ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    root: DrawingArea<SVGBackend<'a>, plotters::coord::Shift>,
+    path: &Path,
+) -> Result<PathBuf, SimError>
+where
+    X: Ranged,
+    Y: Ranged,
+{
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))

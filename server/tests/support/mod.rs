@@ -563,3 +563,21 @@ pub fn free_addr() -> SocketAddr {
     let port = switchyard_load::procs::free_port().expect("a free port");
     SocketAddr::from(([127, 0, 0, 1], port))
 }
+
+/// Every `(token, backend)` session resumes through `node` on its backend (a request with its
+/// token goes to the backend it was placed on): what sharing sessions through Redis promises.
+pub async fn resumes_each_on_its_backend(node: &RouterHandle, made: &[(String, String)]) {
+    let client = Client::new(node.addr());
+    for (i, (token, home)) in made.iter().enumerate() {
+        let reply = client
+            .get_with("/stream/again", &[("x-switchyard-session", token)])
+            .await;
+        assert_eq!(reply.status, 200, "session {i} of {}", made.len());
+        assert_eq!(
+            reply.backend(),
+            home,
+            "session {i} of {} was placed anew instead of resumed",
+            made.len()
+        );
+    }
+}
