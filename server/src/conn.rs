@@ -374,7 +374,14 @@ pub fn count_end(conn: &Conn, outcome: &Result<(), actix_http::error::DispatchEr
         Err(DispatchError::Parse(ParseError::UriTooLong)) => Some("uri_too_long"),
         Err(DispatchError::Parse(ParseError::Io(_))) => None,
         Err(DispatchError::Parse(_)) => Some("malformed_request"),
-        Err(DispatchError::H2(err)) if !err.is_io() => Some("http2_protocol"),
+        // The h2 layer ended the connection (RFC 9113 error codes): a flood (rapid reset,
+        // CONTINUATION) is ENHANCE_YOUR_CALM (11), an undecodable header block a
+        // COMPRESSION_ERROR (9).
+        Err(DispatchError::H2(err)) if !err.is_io() => Some(match err.reason().map(u32::from) {
+            Some(11) => "http2_flood",
+            Some(9) => "http2_compression",
+            _ => "http2_protocol",
+        }),
         _ => None,
     };
     match kind {

@@ -365,72 +365,142 @@ async fn a_tls_connection_over_the_per_address_limit_is_closed_before_its_handsh
     .await;
 }
 
-/// A client that opens more streams than the router advertised — frames written by hand, as
-/// a client ignoring SETTINGS would — gets the extra ones refused the HTTP/2 way:
-/// `RST_STREAM(REFUSED_STREAM)`, which says the request was never processed and may be sent
-/// again, while the streams within the limit are served.
+/// An HTTP/2 client that writes its frames by hand: it can do what a well-behaved client
+/// (and the `h2` crate) never would — ignore SETTINGS, flood, reset at once.
+struct RawH2 {
+    tls: TlsStream<TcpStream>,
+    buf: Vec<u8>,
+}
+
+/// Frame types.
+const DATA: u8 = 0;
+const HEADERS: u8 = 1;
+const RST_STREAM: u8 = 3;
+const SETTINGS: u8 = 4;
+const PING: u8 = 6;
+const GOAWAY: u8 = 7;
+const CONTINUATION: u8 = 9;
+
+impl RawH2 {
+    /// TLS with ALPN h2, the preface and empty SETTINGS.
+    async fn connect(addr: std::net::SocketAddr) -> RawH2 {
+        let tls = tls_connect(addr, "a.test", &[b"h2"]).await;
+        let mut raw = RawH2 {
+            tls,
+            buf: Vec::new(),
+        };
+        let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        hello.extend(frame(SETTINGS, 0, 0, &[]));
+        raw.send(&hello).await;
+        raw
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        // A router that already closed the connection is an answer too.
+        let _ = self.tls.write_all(bytes).await;
+    }
+
+    /// The next frame `(type, flags, stream, payload)`, acknowledging the router's SETTINGS;
+    /// `None` when the connection ends or nothing comes before `deadline`.
+    async fn next(&mut self, deadline: tokio::time::Instant) -> Option<(u8, u8, u32, Vec<u8>)> {
+        loop {
+            if self.buf.len() >= 9 {
+                let len = u32::from_be_bytes([0, self.buf[0], self.buf[1], self.buf[2]]) as usize;
+                if self.buf.len() >= 9 + len {
+                    let (kind, flags) = (self.buf[3], self.buf[4]);
+                    let id = u32::from_be_bytes(self.buf[5..9].try_into().unwrap()) & 0x7fff_ffff;
+                    let payload = self.buf[9..9 + len].to_vec();
+                    self.buf.drain(..9 + len);
+                    if kind == SETTINGS && flags & 1 == 0 {
+                        self.send(&frame(SETTINGS, 1, 0, &[])).await;
+                    }
+                    return Some((kind, flags, id, payload));
+                }
+            }
+            let mut chunk = [0u8; 16384];
+            match tokio::time::timeout_at(deadline, self.tls.read(&mut chunk)).await {
+                Ok(Ok(n)) if n > 0 => self.buf.extend(&chunk[..n]),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Reads until the connection ends (or `within` passes); the GOAWAY's error code if one
+    /// came.
+    async fn goaway(&mut self, within: std::time::Duration) -> Option<u32> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut code = None;
+        while let Some((kind, _, _, payload)) = self.next(deadline).await {
+            if kind == GOAWAY && payload.len() >= 8 {
+                code = Some(u32::from_be_bytes(payload[4..8].try_into().unwrap()));
+            }
+        }
+        code
+    }
+}
+
+/// One frame: 3-byte length, type, flags, stream id, payload.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    f.extend([kind, flags]);
+    f.extend(stream.to_be_bytes());
+    f.extend(payload);
+    f
+}
+
+/// A GET's header block, HPACK by hand: `:method GET` (static 2), `:scheme https` (7), and
+/// `:path` and `:authority` as literals with indexed names (4 and 1).
+fn get_block(path: &str) -> Vec<u8> {
+    let mut block = vec![0x82, 0x87, 0x44, path.len() as u8];
+    block.extend(path.as_bytes());
+    block.extend([0x41, 6]);
+    block.extend(b"a.test");
+    block
+}
+
+/// END_STREAM | END_HEADERS.
+const WHOLE: u8 = 0x5;
+
+/// While (or after) a connection is attacked, another client is served at once.
+async fn still_serves(addr: std::net::SocketAddr) {
+    let mut stream = tls_connect(addr, "a.test", &[b"http/1.1"]).await;
+    let answer = tokio::time::timeout(REQUEST_DEADLINE, http1(&mut stream, "/after-the-attack"))
+        .await
+        .expect("another client is answered in time");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// A client that opens more streams than the router advertised gets the extra ones refused
+/// the HTTP/2 way: `RST_STREAM(REFUSED_STREAM)`, which says the request was never processed
+/// and may be sent again, while the streams within the limit are served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_over_the_limit_are_refused_with_refused_stream() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (_dir, bs, _r, addr) = a_test_router("[limits]\nmax_streams_per_connection = 2").await;
-    let mut tls = tls_connect(addr, "a.test", &[b"h2"]).await;
-    let frame = |kind: u8, flags: u8, stream: u32, payload: &[u8]| {
-        let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
-        f.extend([kind, flags]);
-        f.extend(stream.to_be_bytes());
-        f.extend(payload);
-        f
-    };
-    // HPACK by hand: :method GET (static 2), :scheme https (7), :path and :authority as
-    // literals with indexed names (4 and 1).
-    let headers = |path: &str| {
-        let mut block = vec![0x82, 0x87, 0x44, path.len() as u8];
-        block.extend(path.as_bytes());
-        block.extend([0x41, 6]);
-        block.extend(b"a.test");
-        block
-    };
-    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    out.extend(frame(4, 0, 0, &[]));
+    let mut h2 = RawH2::connect(addr).await;
     let streams: Vec<u32> = (0..8).map(|i| 1 + 2 * i).collect();
+    let mut out = Vec::new();
     for id in &streams {
-        // END_STREAM | END_HEADERS
         out.extend(frame(
-            1,
-            0x5,
+            HEADERS,
+            WHOLE,
             *id,
-            &headers(&format!("/burst-{id}?delay_ms=300")),
+            &get_block(&format!("/burst-{id}?delay_ms=300")),
         ));
     }
-    tls.write_all(&out).await.unwrap();
-
+    h2.send(&out).await;
     let (mut answered, mut refused) = (Vec::new(), Vec::new());
-    let mut buf = Vec::new();
     let deadline = tokio::time::Instant::now() + REQUEST_DEADLINE * 2;
     while answered.len() + refused.len() < streams.len() {
-        let mut chunk = [0u8; 16384];
-        let n = tokio::time::timeout_at(deadline, tls.read(&mut chunk))
+        match h2
+            .next(deadline)
             .await
             .expect("every stream answered or refused in time")
-            .unwrap();
-        assert!(n > 0, "the router closed the connection");
-        buf.extend(&chunk[..n]);
-        while buf.len() >= 9 {
-            let len = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]) as usize;
-            if buf.len() < 9 + len {
-                break;
+        {
+            (HEADERS, _, id, _) => answered.push(id),
+            (RST_STREAM, _, id, code) => {
+                refused.push((id, u32::from_be_bytes(code[..4].try_into().unwrap())))
             }
-            let (kind, flags) = (buf[3], buf[4]);
-            let id = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff;
-            let payload = buf[9..9 + len].to_vec();
-            buf.drain(..9 + len);
-            match kind {
-                // SETTINGS: acknowledge the router's.
-                4 if flags & 1 == 0 => tls.write_all(&frame(4, 1, 0, &[])).await.unwrap(),
-                1 => answered.push(id),
-                3 => refused.push((id, u32::from_be_bytes(payload[..4].try_into().unwrap()))),
-                _ => {}
-            }
+            _ => {}
         }
     }
     assert!(
@@ -449,6 +519,109 @@ async fn streams_over_the_limit_are_refused_with_refused_stream() {
     }
     // A refused stream never reached a backend.
     assert_eq!(bs[0].requests_served(), answered.len() as u64);
+}
+
+/// Rapid reset (CVE-2023-44487): streams opened and reset at once, thousands of them. The
+/// router does not start a backend request per reset stream without bound, ends the
+/// connection, and serves other clients meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rapid_reset_ends_the_connection_and_spares_the_backends() {
+    let (_dir, bs, r, addr) = a_test_router("").await;
+    let mut h2 = RawH2::connect(addr).await;
+    let mut out = Vec::new();
+    for i in 0..5_000u32 {
+        let id = 1 + 2 * i;
+        out.extend(frame(
+            HEADERS,
+            WHOLE,
+            id,
+            &get_block("/reset?delay_ms=1000"),
+        ));
+        out.extend(frame(RST_STREAM, 0, id, &8u32.to_be_bytes())); // CANCEL
+    }
+    h2.send(&out).await;
+    still_serves(addr).await;
+    let code = h2.goaway(REQUEST_DEADLINE * 2).await;
+    assert_eq!(code, Some(11), "GOAWAY(ENHANCE_YOUR_CALM)");
+    wait_for_flood_counted(&r).await;
+    assert!(
+        bs[0].requests_served() < 1_000,
+        "{} backend requests for 5000 reset streams",
+        bs[0].requests_served()
+    );
+    println!(
+        "rapid reset: GOAWAY {code:?}, {} backend requests",
+        bs[0].requests_served()
+    );
+}
+
+/// Floods of SETTINGS, PING and empty DATA frames: the router keeps serving other clients
+/// while one connection sends them by the thousand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_frame_floods_do_not_starve_other_clients() {
+    let (_dir, _bs, _r, addr) = a_test_router("").await;
+    for (name, flood) in [
+        ("SETTINGS", frame(SETTINGS, 0, 0, &[])),
+        ("PING", frame(PING, 0, 0, &[0; 8])),
+        ("empty DATA", frame(DATA, 0, 1, &[])),
+    ] {
+        let mut h2 = RawH2::connect(addr).await;
+        if name == "empty DATA" {
+            // A stream that stays open for its body, then endless empty DATA frames on it.
+            h2.send(&frame(HEADERS, 0x4, 1, &get_block("/upload")))
+                .await;
+        }
+        let burst: Vec<u8> = flood
+            .iter()
+            .copied()
+            .cycle()
+            .take(flood.len() * 20_000)
+            .collect();
+        h2.send(&burst).await;
+        still_serves(addr).await;
+        // These are answered (acknowledged, ponged, ignored), not cut: the connection may
+        // stay open; it must not stop others from being served.
+        let code = h2.goaway(std::time::Duration::from_millis(500)).await;
+        println!("{name} flood: GOAWAY {code:?}");
+    }
+}
+
+/// CONTINUATION flood (CVE-2024-27316 family): a header block that never ends — HEADERS
+/// without END_HEADERS, then CONTINUATION frames past any header limit. The router ends the
+/// connection instead of buffering them, and serves other clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_block_that_never_ends_is_cut() {
+    let (_dir, _bs, r, addr) = a_test_router("[limits]\nmax_header_bytes = 8192").await;
+    let mut h2 = RawH2::connect(addr).await;
+    let mut block = get_block("/never-ends");
+    // Literal header `x-pad: <4000 bytes>` without indexing, again and again.
+    let mut pad = vec![0x00, 5];
+    pad.extend(b"x-pad");
+    pad.extend([0x7f, 0xa1, 0x1e]); // length 4000 (127 + 3873 as a varint)
+    pad.extend(std::iter::repeat_n(b'a', 4000));
+    block.extend(&pad);
+    h2.send(&frame(HEADERS, 0x1, 1, &block)).await; // END_STREAM, no END_HEADERS
+    for _ in 0..2_000 {
+        h2.send(&frame(CONTINUATION, 0, 1, &pad)).await;
+    }
+    still_serves(addr).await;
+    let code = h2.goaway(REQUEST_DEADLINE).await;
+    assert_eq!(code, Some(11), "GOAWAY(ENHANCE_YOUR_CALM)");
+    wait_for_flood_counted(&r).await;
+}
+
+/// An attacked connection the h2 layer ended is counted as `http2_flood` (metrics are per
+/// process and tests run at once: at least one).
+async fn wait_for_flood_counted(router: &switchyard::RouterHandle) {
+    let series = "switchyard_router_errors_total{kind=\"http2_flood\"}";
+    let deadline = std::time::Instant::now() + REQUEST_DEADLINE;
+    while metric(router, series).await < 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{series} never counted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// HTTP/2 settings the client can see: `SETTINGS_MAX_CONCURRENT_STREAMS` is
