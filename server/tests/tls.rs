@@ -610,6 +610,68 @@ async fn a_header_block_that_never_ends_is_cut() {
     wait_for_flood_counted(&r).await;
 }
 
+/// HPACK bomb: one large header put in the dynamic table, then referenced by its index again
+/// and again — a few kilobytes on the wire that decode to megabytes. The stream is refused
+/// once the decoded list passes `max_header_bytes` (the h2 layer answers `431` itself);
+/// nothing reaches a backend, and other clients are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_block_that_decompresses_past_the_limit_is_refused() {
+    let (_dir, bs, _r, addr) = a_test_router("[limits]\nmax_header_bytes = 8192").await;
+    let mut h2 = RawH2::connect(addr).await;
+    let mut block = get_block("/bomb");
+    // `x-bomb: <4000 bytes>` with incremental indexing (it becomes dynamic entry 62)...
+    block.extend([0x40, 6]);
+    block.extend(b"x-bomb");
+    block.extend([0x7f, 0xa1, 0x1e]); // length 4000
+    block.extend(std::iter::repeat_n(b'b', 4000));
+    // ...then indexed 1,000 times: one byte each, 4 MB decoded.
+    block.extend(std::iter::repeat_n(0x80 | 62, 1000));
+    h2.send(&frame(HEADERS, WHOLE, 1, &block)).await;
+    let deadline = tokio::time::Instant::now() + REQUEST_DEADLINE;
+    let mut outcome = None;
+    while let Some((kind, _, id, payload)) = h2.next(deadline).await {
+        match kind {
+            RST_STREAM if id == 1 => {
+                outcome = Some(format!(
+                    "RST_STREAM {}",
+                    u32::from_be_bytes(payload[..4].try_into().unwrap())
+                ));
+                break;
+            }
+            GOAWAY => {
+                outcome = Some(format!(
+                    "GOAWAY {}",
+                    u32::from_be_bytes(payload[4..8].try_into().unwrap())
+                ));
+                break;
+            }
+            // `:status 431` as h2 encodes it (literal, Huffman "431"): Request Header Fields
+            // Too Large, answered by the h2 layer itself.
+            HEADERS if id == 1 && payload.starts_with(&[0x48, 0x83, 0x69, 0x90, 0xff]) => {
+                outcome = Some("431".to_string());
+                break;
+            }
+            HEADERS if id == 1 => {
+                outcome = Some(format!("an answer {:?}", &payload[..payload.len().min(8)]));
+                break;
+            }
+            _ => {}
+        }
+    }
+    println!("HPACK bomb: {outcome:?}");
+    let outcome = outcome.expect("the stream is refused in time");
+    assert!(
+        outcome == "431" || outcome.starts_with("RST_STREAM") || outcome.starts_with("GOAWAY"),
+        "a 4 MB header list was not refused: {outcome}"
+    );
+    still_serves(addr).await;
+    assert_eq!(
+        bs[0].requests_served(),
+        1,
+        "only the other client's request reached a backend"
+    );
+}
+
 /// An attacked connection the h2 layer ended is counted as `http2_flood` (metrics are per
 /// process and tests run at once: at least one).
 async fn wait_for_flood_counted(router: &switchyard::RouterHandle) {
