@@ -194,7 +194,14 @@ async fn first_checks(config: &Config, table: &ArcSwap<RouteTable>) {
 /// The running public listeners: the server, their addresses, the TLS listeners' certificates.
 type Public = (actix_server::Server, Vec<SocketAddr>, Vec<Arc<SniResolver>>);
 
-fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public, StartupError> {
+/// `draining` turns true when a graceful stop begins (after `shutdown_delay`): client
+/// connections are then wound down — HTTP/1.1 keep-alive ends after the answer in progress,
+/// HTTP/2 connections get the two-phase GOAWAY — so clients move while the node drains.
+fn public_server(
+    config: &Config,
+    state: web::Data<ProxyState>,
+    draining: tokio::sync::watch::Receiver<bool>,
+) -> Result<Public, StartupError> {
     let per_worker = config
         .node
         .max_connections
@@ -241,6 +248,7 @@ fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public
         let local = listener.local_addr().map_err(bind_error)?;
         listen.push(local);
         let shutdown = shutdown.clone();
+        let draining = draining.clone();
         let name = format!("switchyard-{local}");
         // Each listener's own view: its scheme, and whether it only redirects.
         let state = web::Data::new(ProxyState {
@@ -254,6 +262,7 @@ fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public
                 let upgrade_state = state.clone();
                 let expect_state = state.clone();
                 let shutdown = shutdown.clone();
+                let draining = draining.clone();
                 let app = App::new()
                     .app_data(state.clone())
                     .default_service(web::to(proxy::handle))
@@ -277,8 +286,19 @@ fn public_server(config: &Config, state: web::Data<ProxyState>) -> Result<Public
                     .tcp_nodelay(true)
                     .local_addr(local)
                     .graceful_shutdown_signal(move || {
-                        let shutdown = shutdown.clone();
-                        async move { shutdown.notified().await }
+                        let (shutdown, mut draining) = (shutdown.clone(), draining.clone());
+                        async move {
+                            tokio::select! {
+                                _ = shutdown.notified() => {}
+                                drained = draining.wait_for(|on| *on) => {
+                                    if drained.is_err() {
+                                        // The control plane is gone: only the server's own
+                                        // stop can still come.
+                                        std::future::pending::<()>().await;
+                                    }
+                                }
+                            }
+                        }
                     })
                     .expect(fn_service(move |req: Request| {
                         let refused = proxy::http::refuse_expectation(req.head(), &expect_state);
@@ -555,7 +575,8 @@ async fn run(
         limits: config.limits,
         trusted_proxies: Arc::new(config.node.trusted_proxies.clone()),
     });
-    let (public, listen, tls) = match public_server(&config, state) {
+    let (draining, draining_rx) = tokio::sync::watch::channel(false);
+    let (public, listen, tls) = match public_server(&config, state, draining_rx) {
         Ok(bound) => bound,
         Err(err) => {
             let _ = bound_tx.send(Err(err));
@@ -625,6 +646,9 @@ async fn run(
     ready.set(false);
     actix_rt::time::sleep(delay).await;
     public_handle.pause().await;
+    // Client connections wind down now (keep-alive ends, HTTP/2 gets GOAWAY), not only at
+    // the end of the window.
+    let _ = draining.send(true);
     let deadline = Instant::now() + config.node.shutdown_timeout;
     let sessions = handoff::every_session(&table.load().pools);
     if !sessions.is_empty() {

@@ -414,6 +414,9 @@ impl RawH2 {
                     if kind == SETTINGS && flags & 1 == 0 {
                         self.send(&frame(SETTINGS, 1, 0, &[])).await;
                     }
+                    if kind == PING && flags & 1 == 0 {
+                        self.send(&frame(PING, 1, 0, &payload)).await;
+                    }
                     return Some((kind, flags, id, payload));
                 }
             }
@@ -669,6 +672,65 @@ async fn a_header_block_that_decompresses_past_the_limit_is_refused() {
         bs[0].requests_served(),
         1,
         "only the other client's request reached a backend"
+    );
+}
+
+/// A graceful stop winds HTTP/2 connections down the RFC 9113 §6.8 way: GOAWAY with the
+/// highest stream id and a PING first (streams already on their way are still taken), then
+/// GOAWAY with the last stream it took — and the stream in flight is answered in full
+/// before the connection ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_sends_the_two_phase_goaway_and_finishes_the_stream_in_flight() {
+    let (_dir, bs, r, addr) = a_test_router("").await;
+    let mut h2 = RawH2::connect(addr).await;
+    h2.send(&frame(
+        HEADERS,
+        WHOLE,
+        1,
+        &get_block("/in-flight?delay_ms=600&bytes=5000"),
+    ))
+    .await;
+    let deadline = std::time::Instant::now() + REQUEST_DEADLINE;
+    while bs[0].requests_served() < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request never reached the backend"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let stopped = tokio::task::spawn_blocking(move || r.stop());
+
+    let (mut goaways, mut answered, mut body) = (Vec::new(), false, 0usize);
+    let mut ended = false;
+    let deadline = tokio::time::Instant::now() + REQUEST_DEADLINE;
+    while let Some((kind, flags, id, payload)) = h2.next(deadline).await {
+        match kind {
+            GOAWAY => goaways.push((
+                u32::from_be_bytes(payload[..4].try_into().unwrap()) & 0x7fff_ffff,
+                u32::from_be_bytes(payload[4..8].try_into().unwrap()),
+            )),
+            HEADERS if id == 1 => answered = true,
+            DATA if id == 1 => {
+                body += payload.len();
+                ended |= flags & 1 == 1;
+            }
+            _ => {}
+        }
+    }
+    stopped.await.unwrap();
+    assert_eq!(
+        goaways.first(),
+        Some(&(0x7fff_ffff, 0)),
+        "first GOAWAY: the highest stream id, NO_ERROR ({goaways:?})"
+    );
+    assert_eq!(
+        goaways.last(),
+        Some(&(1, 0)),
+        "last GOAWAY: the last stream taken, NO_ERROR ({goaways:?})"
+    );
+    assert!(
+        answered && ended && body == 5000,
+        "the stream in flight was answered in full: {body} bytes"
     );
 }
 

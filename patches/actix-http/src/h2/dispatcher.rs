@@ -42,6 +42,9 @@ pin_project! {
         config: ServiceConfig,
         peer_addr: Option<net::SocketAddr>,
         ping_pong: Option<H2PingPong>,
+        // Resolves when the server stops gracefully: the connection then goes away in two
+        // phases (RFC 9113 §6.8) and ends once its streams have finished.
+        graceful_shutdown: Option<crate::config::GracefulShutdownFuture>,
         _phantom: PhantomData<B>
     }
 }
@@ -70,6 +73,7 @@ where
             ping_pong: conn.ping_pong().unwrap(),
         });
 
+        let graceful_shutdown = config.graceful_shutdown();
         Self {
             flow,
             config,
@@ -77,6 +81,7 @@ where
             connection: conn,
             conn_data: conn_data.0.map(Rc::new),
             ping_pong,
+            graceful_shutdown,
             _phantom: PhantomData,
         }
     }
@@ -109,6 +114,18 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+
+        // A graceful stop: GOAWAY with the highest stream id and a PING, then — once the PING
+        // comes back, so streams the client sent meanwhile are counted — GOAWAY with the last
+        // stream taken; `poll_accept` then ends when the streams in flight have finished.
+        if this
+            .graceful_shutdown
+            .as_mut()
+            .is_some_and(|signal| signal.as_mut().poll(cx).is_ready())
+        {
+            this.graceful_shutdown = None;
+            this.connection.graceful_shutdown();
+        }
 
         loop {
             match Pin::new(&mut this.connection).poll_accept(cx)? {
