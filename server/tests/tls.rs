@@ -384,13 +384,23 @@ const CONTINUATION: u8 = 9;
 impl RawH2 {
     /// TLS with ALPN h2, the preface and empty SETTINGS.
     async fn connect(addr: std::net::SocketAddr) -> RawH2 {
+        RawH2::connect_with(addr, &[]).await
+    }
+
+    /// TLS with ALPN h2, the preface and SETTINGS of `(identifier, value)`s.
+    async fn connect_with(addr: std::net::SocketAddr, settings: &[(u16, u32)]) -> RawH2 {
         let tls = tls_connect(addr, "a.test", &[b"h2"]).await;
         let mut raw = RawH2 {
             tls,
             buf: Vec::new(),
         };
         let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-        hello.extend(frame(SETTINGS, 0, 0, &[]));
+        let mut payload = Vec::new();
+        for (id, value) in settings {
+            payload.extend(id.to_be_bytes());
+            payload.extend(value.to_be_bytes());
+        }
+        hello.extend(frame(SETTINGS, 0, 0, &payload));
         raw.send(&hello).await;
         raw
     }
@@ -732,6 +742,43 @@ async fn a_graceful_stop_sends_the_two_phase_goaway_and_finishes_the_stream_in_f
         answered && ended && body == 5000,
         "the stream in flight was answered in full: {body} bytes"
     );
+}
+
+/// Zero-window stall: a client that sets its flow-control window to 0 and never opens it
+/// cannot hold an answer (and the backend exchange behind it) forever: once `write_timeout`
+/// passes with no room to send, the stream is reset with CANCEL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_opens_its_window_has_the_stream_reset() {
+    let (_dir, _bs, _r, addr) = a_test_router("[limits]\nwrite_timeout = \"500ms\"").await;
+    // SETTINGS_INITIAL_WINDOW_SIZE (4) = 0.
+    let mut h2 = RawH2::connect_with(addr, &[(4, 0)]).await;
+    let asked = std::time::Instant::now();
+    h2.send(&frame(
+        HEADERS,
+        WHOLE,
+        1,
+        &get_block("/stalled?bytes=100000"),
+    ))
+    .await;
+    let deadline = tokio::time::Instant::now() + REQUEST_DEADLINE;
+    let mut reset = None;
+    while let Some((kind, _, id, payload)) = h2.next(deadline).await {
+        if kind == RST_STREAM && id == 1 {
+            reset = Some(u32::from_be_bytes(payload[..4].try_into().unwrap()));
+            break;
+        }
+        assert!(
+            kind != DATA || payload.is_empty(),
+            "DATA sent into a closed window"
+        );
+    }
+    assert_eq!(reset, Some(8), "the stalled stream is reset with CANCEL");
+    assert!(
+        asked.elapsed() >= std::time::Duration::from_millis(450),
+        "reset after write_timeout, not at once ({:?})",
+        asked.elapsed()
+    );
+    still_serves(addr).await;
 }
 
 /// An attacked connection the h2 layer ended is counted as `http2_flood` (metrics are per

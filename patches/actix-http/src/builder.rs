@@ -31,6 +31,7 @@ pub struct HttpServiceBuilder<T, S, X = ExpectHandler, U = UpgradeHandler> {
     h2_max_concurrent_streams: u32,
     h2_max_frame_size: Option<u32>,
     h2_max_header_list_size: Option<u32>,
+    h2_send_timeout: Option<Duration>,
     graceful_shutdown_signal: Option<GracefulShutdownSignal>,
     expect: X,
     upgrade: Option<U>,
@@ -61,6 +62,7 @@ where
             h2_max_concurrent_streams: 0,
             h2_max_frame_size: None,
             h2_max_header_list_size: None,
+            h2_send_timeout: None,
             graceful_shutdown_signal: None,
 
             // dispatcher parts
@@ -234,6 +236,14 @@ where
         self
     }
 
+    /// Sets how long an HTTP/2 response may wait for the client's flow-control window.
+    ///
+    /// See [`ServiceConfigBuilder::h2_send_timeout`] for more details.
+    pub fn h2_send_timeout(mut self, timeout: Duration) -> Self {
+        self.h2_send_timeout = Some(timeout);
+        self
+    }
+
     /// Provide service for `EXPECT: 100-Continue` support.
     ///
     /// Service get called with request that contains `EXPECT: 100-Continue` header.
@@ -260,6 +270,7 @@ where
             h2_max_concurrent_streams: self.h2_max_concurrent_streams,
             h2_max_frame_size: self.h2_max_frame_size,
             h2_max_header_list_size: self.h2_max_header_list_size,
+            h2_send_timeout: self.h2_send_timeout,
             graceful_shutdown_signal: self.graceful_shutdown_signal,
             expect: expect.into_factory(),
             upgrade: self.upgrade,
@@ -293,6 +304,7 @@ where
             h2_max_concurrent_streams: self.h2_max_concurrent_streams,
             h2_max_frame_size: self.h2_max_frame_size,
             h2_max_header_list_size: self.h2_max_header_list_size,
+            h2_send_timeout: self.h2_send_timeout,
             graceful_shutdown_signal: self.graceful_shutdown_signal,
             expect: self.expect,
             upgrade: Some(upgrade.into_factory()),
@@ -343,6 +355,10 @@ where
         let cfg = match self.h2_max_header_list_size {
             Some(size) => cfg.h2_max_header_list_size(size),
             None => cfg,
+        };
+        let cfg = match self.h2_send_timeout {
+            Some(timeout) => cfg.h2_send_timeout(timeout),
+            None => cfg,
         }
         .build();
 
@@ -383,6 +399,10 @@ where
         let cfg = match self.h2_max_header_list_size {
             Some(size) => cfg.h2_max_header_list_size(size),
             None => cfg,
+        };
+        let cfg = match self.h2_send_timeout {
+            Some(timeout) => cfg.h2_send_timeout(timeout),
+            None => cfg,
         }
         .build();
 
@@ -419,6 +439,10 @@ where
         };
         let cfg = match self.h2_max_header_list_size {
             Some(size) => cfg.h2_max_header_list_size(size),
+            None => cfg,
+        };
+        let cfg = match self.h2_send_timeout {
+            Some(timeout) => cfg.h2_send_timeout(timeout),
             None => cfg,
         }
         .build();

@@ -197,6 +197,16 @@ impl ServiceConfigBuilder {
         self
     }
 
+    /// Sets how long an HTTP/2 response may wait for the client to open its flow-control
+    /// window (send capacity) before its stream is reset with `CANCEL`: a client that never
+    /// reads would otherwise hold the response, and what it holds, forever.
+    ///
+    /// The default is no limit.
+    pub fn h2_send_timeout(mut self, timeout: Duration) -> Self {
+        self.inner.h2_send_timeout = Some(timeout);
+        self
+    }
+
     /// Builds a [`ServiceConfig`] from this [`ServiceConfigBuilder`] instance
     pub fn build(self) -> ServiceConfig {
         ServiceConfig(Rc::new(self.inner))
@@ -223,6 +233,7 @@ struct Inner {
     h2_max_concurrent_streams: Option<u32>,
     h2_max_frame_size: Option<u32>,
     h2_max_header_list_size: Option<u32>,
+    h2_send_timeout: Option<Duration>,
     graceful_shutdown_signal: Option<GracefulShutdownSignal>,
 }
 
@@ -243,6 +254,7 @@ impl Default for Inner {
             h2_max_concurrent_streams: None,
             h2_max_frame_size: None,
             h2_max_header_list_size: None,
+            h2_send_timeout: None,
             graceful_shutdown_signal: None,
         }
     }
@@ -272,6 +284,7 @@ impl ServiceConfig {
             h2_max_concurrent_streams: None,
             h2_max_frame_size: None,
             h2_max_header_list_size: None,
+            h2_send_timeout: None,
             graceful_shutdown_signal: None,
         }))
     }
@@ -365,6 +378,10 @@ impl ServiceConfig {
 
     pub fn h2_max_header_list_size(&self) -> Option<u32> {
         self.0.h2_max_header_list_size
+    }
+
+    pub fn h2_send_timeout(&self) -> Option<Duration> {
+        self.0.h2_send_timeout
     }
 
     pub fn h2_initial_connection_window_size(&self) -> u32 {

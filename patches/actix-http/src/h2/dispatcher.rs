@@ -231,6 +231,7 @@ where
     B: MessageBody,
 {
     let (res, body) = res.replace_body(());
+    let send_timeout = config.h2_send_timeout();
 
     // prepare response.
     let mut size = body.size();
@@ -258,7 +259,19 @@ where
             // reserve enough space and wait for stream ready.
             stream.reserve_capacity(chunk_size);
 
-            match poll_fn(|cx| stream.poll_capacity(cx)).await {
+            let capacity = poll_fn(|cx| stream.poll_capacity(cx));
+            let capacity = match send_timeout {
+                Some(limit) => match tokio::time::timeout(limit, capacity).await {
+                    Ok(capacity) => capacity,
+                    // The client kept its window shut: give up the stream (and the body).
+                    Err(_) => {
+                        stream.send_reset(h2::Reason::CANCEL);
+                        return Ok(());
+                    }
+                },
+                None => capacity.await,
+            };
+            match capacity {
                 // No capacity left. drop body and return.
                 None => return Ok(()),
 
