@@ -244,6 +244,36 @@ where
         self
     }
 
+    /// The [`ServiceConfig`] of what has been set (the graceful-shutdown signal moves into it).
+    fn service_config(&mut self) -> crate::ServiceConfig {
+        let cfg = ServiceConfigBuilder::new()
+            .keep_alive(self.keep_alive)
+            .client_request_timeout(self.client_request_timeout)
+            .client_disconnect_timeout(self.client_disconnect_timeout)
+            .tcp_nodelay(self.tcp_nodelay)
+            .secure(self.secure)
+            .local_addr(self.local_addr)
+            .h1_allow_half_closed(self.h1_allow_half_closed)
+            .h1_write_buffer_size(self.h1_write_buffer_size)
+            .h2_initial_window_size(self.h2_stream_window_size)
+            .h2_initial_connection_window_size(self.h2_conn_window_size)
+            .h2_max_concurrent_streams(self.h2_max_concurrent_streams)
+            .graceful_shutdown_signal(self.graceful_shutdown_signal.take());
+        let cfg = match self.h2_max_frame_size {
+            Some(size) => cfg.h2_max_frame_size(size),
+            None => cfg,
+        };
+        let cfg = match self.h2_max_header_list_size {
+            Some(size) => cfg.h2_max_header_list_size(size),
+            None => cfg,
+        };
+        match self.h2_send_timeout {
+            Some(timeout) => cfg.h2_send_timeout(timeout),
+            None => cfg,
+        }
+        .build()
+    }
+
     /// Provide service for `EXPECT: 100-Continue` support.
     ///
     /// Service get called with request that contains `EXPECT: 100-Continue` header.
@@ -327,7 +357,7 @@ where
     }
 
     /// Finish service configuration and create a service for the HTTP/1 protocol.
-    pub fn h1<F, B>(self, service: F) -> H1Service<T, S, B, X, U>
+    pub fn h1<F, B>(mut self, service: F) -> H1Service<T, S, B, X, U>
     where
         B: MessageBody,
         F: IntoServiceFactory<S, Request>,
@@ -335,32 +365,7 @@ where
         S::InitError: fmt::Debug,
         S::Response: Into<Response<B>>,
     {
-        let cfg = ServiceConfigBuilder::new()
-            .keep_alive(self.keep_alive)
-            .client_request_timeout(self.client_request_timeout)
-            .client_disconnect_timeout(self.client_disconnect_timeout)
-            .tcp_nodelay(self.tcp_nodelay)
-            .secure(self.secure)
-            .local_addr(self.local_addr)
-            .h1_allow_half_closed(self.h1_allow_half_closed)
-            .h1_write_buffer_size(self.h1_write_buffer_size)
-            .h2_initial_window_size(self.h2_stream_window_size)
-            .h2_initial_connection_window_size(self.h2_conn_window_size)
-            .h2_max_concurrent_streams(self.h2_max_concurrent_streams)
-            .graceful_shutdown_signal(self.graceful_shutdown_signal);
-        let cfg = match self.h2_max_frame_size {
-            Some(size) => cfg.h2_max_frame_size(size),
-            None => cfg,
-        };
-        let cfg = match self.h2_max_header_list_size {
-            Some(size) => cfg.h2_max_header_list_size(size),
-            None => cfg,
-        };
-        let cfg = match self.h2_send_timeout {
-            Some(timeout) => cfg.h2_send_timeout(timeout),
-            None => cfg,
-        }
-        .build();
+        let cfg = self.service_config();
 
         H1Service::with_config(cfg, service.into_factory())
             .expect(self.expect)
@@ -370,7 +375,7 @@ where
 
     /// Finish service configuration and create a service for the HTTP/2 protocol.
     #[cfg(feature = "http2")]
-    pub fn h2<F, B>(self, service: F) -> crate::h2::H2Service<T, S, B>
+    pub fn h2<F, B>(mut self, service: F) -> crate::h2::H2Service<T, S, B>
     where
         F: IntoServiceFactory<S, Request>,
         S::Error: Into<Response<BoxBody>> + 'static,
@@ -379,39 +384,14 @@ where
 
         B: MessageBody + 'static,
     {
-        let cfg = ServiceConfigBuilder::new()
-            .keep_alive(self.keep_alive)
-            .client_request_timeout(self.client_request_timeout)
-            .client_disconnect_timeout(self.client_disconnect_timeout)
-            .tcp_nodelay(self.tcp_nodelay)
-            .secure(self.secure)
-            .local_addr(self.local_addr)
-            .h1_allow_half_closed(self.h1_allow_half_closed)
-            .h1_write_buffer_size(self.h1_write_buffer_size)
-            .h2_initial_window_size(self.h2_stream_window_size)
-            .h2_initial_connection_window_size(self.h2_conn_window_size)
-            .h2_max_concurrent_streams(self.h2_max_concurrent_streams)
-            .graceful_shutdown_signal(self.graceful_shutdown_signal);
-        let cfg = match self.h2_max_frame_size {
-            Some(size) => cfg.h2_max_frame_size(size),
-            None => cfg,
-        };
-        let cfg = match self.h2_max_header_list_size {
-            Some(size) => cfg.h2_max_header_list_size(size),
-            None => cfg,
-        };
-        let cfg = match self.h2_send_timeout {
-            Some(timeout) => cfg.h2_send_timeout(timeout),
-            None => cfg,
-        }
-        .build();
+        let cfg = self.service_config();
 
         crate::h2::H2Service::with_config(cfg, service.into_factory())
             .on_connect_ext(self.on_connect_ext)
     }
 
     /// Finish service configuration and create `HttpService` instance.
-    pub fn finish<F, B>(self, service: F) -> HttpService<T, S, B, X, U>
+    pub fn finish<F, B>(mut self, service: F) -> HttpService<T, S, B, X, U>
     where
         F: IntoServiceFactory<S, Request>,
         S::Error: Into<Response<BoxBody>> + 'static,
@@ -420,32 +400,7 @@ where
 
         B: MessageBody + 'static,
     {
-        let cfg = ServiceConfigBuilder::new()
-            .keep_alive(self.keep_alive)
-            .client_request_timeout(self.client_request_timeout)
-            .client_disconnect_timeout(self.client_disconnect_timeout)
-            .tcp_nodelay(self.tcp_nodelay)
-            .secure(self.secure)
-            .local_addr(self.local_addr)
-            .h1_allow_half_closed(self.h1_allow_half_closed)
-            .h1_write_buffer_size(self.h1_write_buffer_size)
-            .h2_initial_window_size(self.h2_stream_window_size)
-            .h2_initial_connection_window_size(self.h2_conn_window_size)
-            .h2_max_concurrent_streams(self.h2_max_concurrent_streams)
-            .graceful_shutdown_signal(self.graceful_shutdown_signal);
-        let cfg = match self.h2_max_frame_size {
-            Some(size) => cfg.h2_max_frame_size(size),
-            None => cfg,
-        };
-        let cfg = match self.h2_max_header_list_size {
-            Some(size) => cfg.h2_max_header_list_size(size),
-            None => cfg,
-        };
-        let cfg = match self.h2_send_timeout {
-            Some(timeout) => cfg.h2_send_timeout(timeout),
-            None => cfg,
-        }
-        .build();
+        let cfg = self.service_config();
 
         HttpService::with_config(cfg, service.into_factory())
             .expect(self.expect)
