@@ -239,3 +239,37 @@ fn bad_input_is_named() {
         "metros.csv line 2, field lon: longitude 200 is outside -180..=180"
     );
 }
+
+#[test]
+fn the_command_takes_a_scenario_and_prints_json() {
+    let out = tempfile_dir();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard-load"))
+        .args(["sim", "--scenario", "dns-baseline", "--json", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let value: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let report = &value["reports"][0];
+    assert_eq!(report["scenario"], "dns-baseline");
+    assert_eq!(report["waves"].as_array().unwrap().len(), 2);
+    assert!(out.join("wave-dns-baseline.svg").exists());
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard-load"))
+        .args(["sim", "--scenario", "tuesday"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown scenario \"tuesday\""));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// A fresh folder for a run's charts.
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("switchyard-sim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -113,9 +113,12 @@ enum Command {
     /// reconnect rules; prints the tables and writes SVG charts.
     Sim {
         /// normal-day, evening-peak, region-loss, two-region-loss, flash-crowd, dns-baseline,
-        /// or all.
-        #[arg(default_value = "all")]
-        scenario: String,
+        /// or all (the default).
+        #[arg(long = "scenario", value_name = "NAME")]
+        scenario: Option<String>,
+        /// The scenario, given without `--scenario`.
+        #[arg(value_name = "SCENARIO", conflicts_with = "scenario")]
+        scenario_arg: Option<String>,
         /// Concurrent viewers at the global peak.
         #[arg(long, default_value_t = 200e6)]
         viewers: f64,
@@ -128,8 +131,9 @@ enum Command {
         /// Sessions one router node holds (default: docs/BENCHMARKS.md's 100,000).
         #[arg(long)]
         node_sessions: Option<f64>,
-        /// Folder for the charts (SVG).
-        #[arg(long, default_value = "sim-out")]
+        /// Folder for the charts (SVG); the default, run from the repository root, rewrites
+        /// the ones docs/SCALE.md shows.
+        #[arg(long, default_value = "docs/scale")]
         out: std::path::PathBuf,
         /// Print one JSON object (every report) instead of the tables.
         #[arg(long)]
@@ -321,6 +325,7 @@ fn main() -> ExitCode {
         }
         Command::Sim {
             scenario,
+            scenario_arg,
             viewers,
             headroom,
             overflow_load,
@@ -329,7 +334,9 @@ fn main() -> ExitCode {
             json,
         } => {
             let options = sim::Options {
-                scenario,
+                scenario: scenario
+                    .or(scenario_arg)
+                    .unwrap_or_else(|| "all".to_string()),
                 viewers,
                 headroom,
                 overflow_load,
