@@ -77,8 +77,11 @@ async fn reconnects_resumes_and_resends_are_counted() {
     // Connection 0 hands off after leaving messages unread; connection 1 reads one message
     // and is lost (4002); then it echoes.
     let backend = Scripted::start("m", |n| match n {
+        // Long enough for the client to have written messages 2..=6 before the close, on a
+        // busy machine too (at 100 ms a slow run closed before they left the client's queue,
+        // and nothing was left to re-send).
         0 => Plan::Echo {
-            hold: Duration::from_millis(100),
+            hold: Duration::from_secs(1),
             retry_after_ms: 0,
         },
         1 => Plan::CloseAfter(1, 4002, "backend lost".into()),
