@@ -180,7 +180,6 @@ fn every_scenario_runs_and_reports() {
         overflow_load: 0.9,
         node_sessions: None,
         out: None,
-        json: false,
         progress: false,
     })
     .unwrap();
@@ -206,7 +205,6 @@ fn bad_input_is_named() {
         overflow_load: 0.9,
         node_sessions: None,
         out: None,
-        json: false,
         progress: false,
     };
     let err = sim::run(&options("tuesday", 0.6)).err().unwrap();

@@ -13,15 +13,8 @@ use switchyard_load::procs::{RedisCluster, ScratchDir};
 /// Fails over a master that stops answering for this long.
 const NODE_TIMEOUT: Duration = Duration::from_millis(1000);
 
-/// One command on the cluster node at `port` (not routed: for `CLUSTER` and `WAIT`).
-fn on_node<T: redis::FromRedisValue>(port: u16, cmd: &mut redis::Cmd) -> Option<T> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
-    let mut conn = client.get_connection().ok()?;
-    cmd.query(&mut conn).ok()
-}
-
 fn cluster_ok(port: u16) -> bool {
-    on_node::<String>(port, redis::cmd("CLUSTER").arg("INFO"))
+    redis_query::<String>(port, redis::cmd("CLUSTER").arg("INFO"))
         .is_some_and(|info| info.contains("cluster_state:ok"))
 }
 
@@ -35,7 +28,7 @@ fn cluster_get(nodes: &[String], key: &str) -> Option<String> {
 
 /// The port of the master a node at `port` sees as master `nth` (by its listing).
 fn masters(port: u16) -> Vec<u16> {
-    let nodes: String = on_node(port, redis::cmd("CLUSTER").arg("NODES")).unwrap_or_default();
+    let nodes: String = redis_query(port, redis::cmd("CLUSTER").arg("NODES")).unwrap_or_default();
     nodes
         .lines()
         .filter(|line| line.contains("master") && !line.contains("fail"))
@@ -65,9 +58,9 @@ async fn started_cluster(scratch: &ScratchDir) -> RedisCluster {
             &format!("replica {port} in sync"),
             Duration::from_secs(30),
             || {
-                on_node::<String>(port, redis::cmd("INFO").arg("replication")).is_some_and(|info| {
-                    info.contains("role:slave") && info.contains("master_link_status:up")
-                })
+                redis_query::<String>(port, redis::cmd("INFO").arg("replication")).is_some_and(
+                    |info| info.contains("role:slave") && info.contains("master_link_status:up"),
+                )
             },
         )
         .await;
@@ -128,7 +121,7 @@ async fn sessions_survive_a_master_killed_under_load() {
     // Kill a master once its replica holds what it has (Redis replicates asynchronously: a
     // record written in the last milliseconds before a master dies can be lost).
     let victim = masters(cluster.nodes[0].0)[0];
-    let replicated: Option<i64> = on_node(victim, redis::cmd("WAIT").arg(1).arg(2000));
+    let replicated: Option<i64> = redis_query(victim, redis::cmd("WAIT").arg(1).arg(2000));
     assert_eq!(
         replicated,
         Some(1),

@@ -116,13 +116,6 @@ async fn routing_goes_on_through_a_redis_outage_and_records_are_written_when_it_
     );
 }
 
-/// Runs one command on the Redis (or sentinel) at `port`.
-fn redis_query<T: redis::FromRedisValue>(port: u16, cmd: &mut redis::Cmd) -> Option<T> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
-    let mut conn = client.get_connection().ok()?;
-    cmd.query(&mut conn).ok()
-}
-
 fn is_master(port: u16) -> bool {
     redis_query::<String>(port, redis::cmd("INFO").arg("replication"))
         .is_some_and(|info| info.contains("role:master"))

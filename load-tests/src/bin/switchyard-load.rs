@@ -342,7 +342,6 @@ fn main() -> ExitCode {
                 overflow_load,
                 node_sessions,
                 out: Some(out),
-                json,
                 progress: !json,
             };
             match sim::run(&options) {

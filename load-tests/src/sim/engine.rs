@@ -17,7 +17,6 @@
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
-use std::time::Duration;
 
 use switchyard_client::pacing::{Cause, PacingConfig, reconnect_delay};
 use switchyard_regions::geo::distance_km;
@@ -528,9 +527,4 @@ impl Engine {
             gave_up,
         }
     }
-}
-
-/// A duration in seconds, for tables.
-pub fn secs(d: Duration) -> f64 {
-    d.as_secs_f64()
 }

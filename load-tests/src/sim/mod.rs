@@ -76,7 +76,6 @@ pub struct Options {
     pub node_sessions: Option<f64>,
     /// Where the charts go; `None`: no charts.
     pub out: Option<PathBuf>,
-    pub json: bool,
     pub progress: bool,
 }
 

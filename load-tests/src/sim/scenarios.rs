@@ -62,6 +62,11 @@ pub struct Report {
     pub day: Vec<Vec<f64>>,
 }
 
+/// Over what its nodes hold: sessions, or API requests a second.
+fn over_capacity(engine: &Engine, r: &RegionRow) -> bool {
+    r.peak_load > 1.0 || r.peak_rps > f64::from(r.nodes) * engine.settings.node.rps
+}
+
 /// Weighted percentile of `(value, weight)`.
 pub fn percentile(values: &mut [(f64, f64)], q: f64) -> f64 {
     values.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -131,7 +136,7 @@ fn report_of(
         .collect();
     let overloaded = regions
         .iter()
-        .filter(|r| r.peak_load > 1.0)
+        .filter(|r| over_capacity(engine, r))
         .map(|r| r.name.clone())
         .collect();
     Report {
@@ -231,7 +236,7 @@ fn loss(
             report.overloaded = report
                 .regions
                 .iter()
-                .filter(|r| r.peak_load > 1.0)
+                .filter(|r| over_capacity(engine, r))
                 .map(|r| r.name.clone())
                 .collect();
         }

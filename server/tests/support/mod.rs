@@ -564,6 +564,14 @@ pub fn free_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// One command on the Redis server (or sentinel, or cluster node — unrouted) at `port`, on a
+/// connection of its own; `None` when it cannot be reached or refuses the command.
+pub fn redis_query<T: redis::FromRedisValue>(port: u16, cmd: &mut redis::Cmd) -> Option<T> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
+    let mut conn = client.get_connection().ok()?;
+    cmd.query(&mut conn).ok()
+}
+
 /// Every `(token, backend)` session resumes through `node` on its backend (a request with its
 /// token goes to the backend it was placed on): what sharing sessions through Redis promises.
 pub async fn resumes_each_on_its_backend(node: &RouterHandle, made: &[(String, String)]) {
