@@ -8,6 +8,7 @@ pub mod cli_http;
 pub mod compare;
 pub mod drain;
 pub mod drain_haproxy;
+pub mod grpc;
 pub mod load;
 pub mod procs;
 pub mod region_loss;

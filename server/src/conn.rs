@@ -127,7 +127,7 @@ impl Conn {
         }
     }
 
-    fn refused(&self) {
+    pub(crate) fn refused(&self) {
         self.flags.fetch_or(REFUSED, Ordering::Relaxed);
     }
 }
@@ -267,6 +267,46 @@ pub async fn handshake(
         _ => actix_http::Protocol::Http1,
     };
     Ok((tls, protocol, Some(conn.peer)))
+}
+
+/// What every HTTP/2 connection starts with (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The protocol of an admitted connection on a plain listener: HTTP/2 when the client opens
+/// with the HTTP/2 preface (prior knowledge, "h2c": how gRPC clients speak without TLS),
+/// else HTTP/1.1, as HAProxy and Envoy's `AUTO` codec tell them apart. The first bytes are
+/// peeked, not read; a client silent for `wait` is handed to HTTP/1.1, whose own timeouts
+/// apply.
+pub async fn sniff_h2c(
+    io: ClientIo<TcpStream>,
+    wait: std::time::Duration,
+) -> (
+    ClientIo<TcpStream>,
+    actix_http::Protocol,
+    Option<SocketAddr>,
+) {
+    let peer = Some(io.conn.peer);
+    let mut first = [0u8; 24];
+    let sniffed = tokio::time::timeout(wait, async {
+        loop {
+            let n = io.io.peek(&mut first).await?;
+            if n == 0 || first[..n] != H2_PREFACE[..n] {
+                return Ok::<_, io::Error>(false);
+            }
+            if n == H2_PREFACE.len() {
+                return Ok(true);
+            }
+            // Part of the preface so far: wait for the rest (peek returns at once while any
+            // byte is buffered).
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    let protocol = match sniffed {
+        Ok(Ok(true)) => actix_http::Protocol::Http2,
+        _ => actix_http::Protocol::Http1,
+    };
+    (io, protocol, peer)
 }
 
 /// Accepts a new connection: reads the PROXY header first when the listener takes one, then

@@ -19,6 +19,7 @@ pub mod control;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
+pub mod h2_frames;
 pub mod headers;
 pub mod health;
 pub mod lifecycle;

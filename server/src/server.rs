@@ -5,6 +5,7 @@
 //! right away) with a [`RouterHandle`]; [`RouterHandle::stop`] stops gracefully: readiness
 //! fails first, listeners close, in-flight requests finish within `shutdown_timeout`.
 
+use crate::h2_frames::FrameWatch;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -365,11 +366,11 @@ fn public_server(
         builder = match tls {
             None => builder.listen(name, listener, move || {
                 admit()
-                    .map(|io: ClientIo<TcpStream>| {
-                        let peer = io.conn().peer;
-                        (io, actix_http::Protocol::Http1, Some(peer))
-                    })
-                    .and_then(service!(ClientIo<TcpStream>))
+                    .and_then(fn_service(move |io: ClientIo<TcpStream>| async move {
+                        let (io, protocol, peer) = conn::sniff_h2c(io, limits.header_timeout).await;
+                        Ok((FrameWatch::new(io, protocol), protocol, peer))
+                    }))
+                    .and_then(service!(FrameWatch<ClientIo<TcpStream>>))
             }),
             Some(tls) => {
                 let resolver =
@@ -391,14 +392,18 @@ fn public_server(
                         Arc::new(tokio::sync::Semaphore::new(conn::HANDSHAKES_PER_WORKER));
                     admit()
                         .and_then(fn_service(move |io: ClientIo<TcpStream>| {
-                            conn::handshake(
+                            let handshake = conn::handshake(
                                 io,
                                 tls_config.clone(),
                                 permits.clone(),
                                 TLS_HANDSHAKE_TIMEOUT,
-                            )
+                            );
+                            async move {
+                                let (tls, protocol, peer) = handshake.await?;
+                                Ok((FrameWatch::new(tls, protocol), protocol, peer))
+                            }
                         }))
-                        .and_then(service!(conn::TlsIo))
+                        .and_then(service!(FrameWatch<conn::TlsIo>))
                 })
             }
         }

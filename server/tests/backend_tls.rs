@@ -316,6 +316,7 @@ async fn a_certificate_that_does_not_verify_is_a_connect_failure_and_fails_check
     let result = switchyard::health::active::check(
         foreign.addr,
         entry.tls.as_deref(),
+        entry.protocol,
         &switchyard::config::HealthKind::Tcp,
         Duration::from_secs(2),
     )

@@ -568,16 +568,53 @@ async fn rapid_reset_ends_the_connection_and_spares_the_backends() {
     );
 }
 
-/// Floods of SETTINGS, PING and empty DATA frames: the router keeps serving other clients
-/// while one connection sends them by the thousand.
+/// Stream-id exhaustion: stream ids only grow and end at 2³¹−1. A client that gets there is
+/// served on that last stream; a stream opened after it can only reuse a lower id, a
+/// connection error (`GOAWAY(PROTOCOL_ERROR)`, counted as `http2_protocol`) that reaches no
+/// backend, while other clients are served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn control_frame_floods_do_not_starve_other_clients() {
-    let (_dir, _bs, _r, addr) = a_test_router("").await;
+async fn the_last_stream_id_is_served_and_a_stream_past_it_ends_the_connection() {
+    let (_dir, bs, r, addr) = a_test_router("").await;
+    let mut h2 = RawH2::connect(addr).await;
+    let last = 0x7fff_ffff;
+    h2.send(&frame(HEADERS, WHOLE, last, &get_block("/last-stream")))
+        .await;
+    let deadline = tokio::time::Instant::now() + REQUEST_DEADLINE;
+    loop {
+        match h2.next(deadline).await {
+            Some((HEADERS, _, id, _)) if id == last => break,
+            Some(_) => {}
+            None => panic!("the stream with the highest id was not answered"),
+        }
+    }
+    h2.send(&frame(HEADERS, WHOLE, 1, &get_block("/wrapped-around")))
+        .await;
+    let code = h2.goaway(REQUEST_DEADLINE).await;
+    assert_eq!(code, Some(1), "GOAWAY(PROTOCOL_ERROR)");
+    wait_for_counted(&r, "http2_protocol").await;
+    still_serves(addr).await;
+    assert_eq!(
+        bs[0].requests_served(),
+        2,
+        "the last stream and the other client reached the backend; the reused id did not"
+    );
+}
+
+/// Floods of SETTINGS, PING and empty DATA frames (CVE-2019-9512, -9515, -9518): each costs
+/// the router work (an acknowledgement, a pong, a frame to parse) and carries nothing. The
+/// connection is ended once past the router's limits, each flood is counted as
+/// `http2_flood`, and other clients are served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_and_empty_frame_floods_end_the_connection_and_are_counted() {
+    let (_dir, _bs, r, addr) = a_test_router("").await;
+    let series = "switchyard_router_errors_total{kind=\"http2_flood\"}";
     for (name, flood) in [
         ("SETTINGS", frame(SETTINGS, 0, 0, &[])),
         ("PING", frame(PING, 0, 0, &[0; 8])),
         ("empty DATA", frame(DATA, 0, 1, &[])),
     ] {
+        // Other tests in this process count floods too: this one looks for its own increase.
+        let before = metric(&r, series).await;
         let mut h2 = RawH2::connect(addr).await;
         if name == "empty DATA" {
             // A stream that stays open for its body, then endless empty DATA frames on it.
@@ -592,10 +629,18 @@ async fn control_frame_floods_do_not_starve_other_clients() {
             .collect();
         h2.send(&burst).await;
         still_serves(addr).await;
-        // These are answered (acknowledged, ponged, ignored), not cut: the connection may
-        // stay open; it must not stop others from being served.
-        let code = h2.goaway(std::time::Duration::from_millis(500)).await;
-        println!("{name} flood: GOAWAY {code:?}");
+        // The connection ends (nothing more to read) well before the deadline.
+        let deadline = tokio::time::Instant::now() + REQUEST_DEADLINE;
+        while h2.next(deadline).await.is_some() {}
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} flood: the connection was not ended"
+        );
+        let counted = metric(&r, series).await;
+        assert!(
+            counted > before,
+            "{name} flood: {series} went from {before} to {counted}"
+        );
     }
 }
 
@@ -980,7 +1025,13 @@ async fn http2_conformance_errors_are_the_ones_the_rfc_prescribes() {
 /// An attacked connection the h2 layer ended is counted as `http2_flood` (metrics are per
 /// process and tests run at once: at least one).
 async fn wait_for_flood_counted(router: &switchyard::RouterHandle) {
-    let series = "switchyard_router_errors_total{kind=\"http2_flood\"}";
+    wait_for_counted(router, "http2_flood").await;
+}
+
+/// Waits until `switchyard_router_errors_total{kind}` counted one.
+async fn wait_for_counted(router: &switchyard::RouterHandle, kind: &str) {
+    let series = format!("switchyard_router_errors_total{{kind=\"{kind}\"}}");
+    let series = series.as_str();
     let deadline = std::time::Instant::now() + REQUEST_DEADLINE;
     while metric(router, series).await < 1.0 {
         assert!(

@@ -93,6 +93,7 @@ impl RawPool {
             max_inflight: None,
             queue_timeout: super::raw::default_queue_timeout(),
             tls: None,
+            protocol: Default::default(),
         }
     }
 

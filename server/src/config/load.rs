@@ -76,7 +76,7 @@ pub fn load(config: &mut Config) -> Vec<ConfigIssue> {
             && !tls.ca.as_os_str().is_empty()
         {
             // Built once here so a bad CA file is refused at load, not at the first connection.
-            match PoolTls::load(&tls.ca, tls.server_name.as_deref()) {
+            match PoolTls::load(&tls.ca, tls.server_name.as_deref(), tls.h2) {
                 Ok(loaded) => {
                     tls.ca_certificates = loaded
                         .ca_certificates()
@@ -143,7 +143,7 @@ impl PoolTlsConfig {
             .iter()
             .map(|der| CertificateDer::from(der.clone()))
             .collect();
-        PoolTls::shared(&self.ca, roots, self.server_name.as_deref())
+        PoolTls::shared(&self.ca, roots, self.server_name.as_deref(), self.h2)
             .expect("the same certificates and name built a client config at load")
             .for_backend(&address.host, address.is_name, address.resolved.ip())
     }

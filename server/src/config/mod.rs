@@ -238,7 +238,7 @@ pub struct RetryBudgetConfig {
 }
 
 /// A route's timeouts toward its backends (`[routes.timeouts]`): the upstream layer's type.
-pub use crate::upstream::Timeouts;
+pub use crate::upstream::{Timeouts, UpstreamProtocol};
 
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
@@ -257,6 +257,8 @@ pub struct PoolConfig {
     pub queue_timeout: Duration,
     /// TLS to the backends; `None`: plain TCP.
     pub tls: Option<PoolTlsConfig>,
+    /// HTTP/1.1 or HTTP/2 to the backends.
+    pub protocol: UpstreamProtocol,
 }
 
 /// A pool's `tls`: what its backends' certificates are checked against. Equal when a reload
@@ -270,12 +272,16 @@ pub struct PoolTlsConfig {
     pub ca_certificates: Vec<Vec<u8>>,
     /// Name sent as SNI and checked; `None`: each backend's host.
     pub server_name: Option<String>,
+    /// ALPN offers `h2` (a pool with `protocol = "h2"`) rather than `http/1.1`.
+    pub h2: bool,
 }
 
 /// Active health checks of a pool's backends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthConfig {
     pub kind: HealthKind,
+    /// The pool's protocol: HTTP and gRPC checks are sent over HTTP/2 for an `h2` pool.
+    pub protocol: UpstreamProtocol,
     pub interval: Duration,
     pub timeout: Duration,
     pub rise: u32,
@@ -307,6 +313,10 @@ pub enum HealthKind {
         load_report: bool,
         /// A slower answer fails the check.
         max_response_time: Option<Duration>,
+    },
+    /// `grpc.health.v1.Health/Check` for `service` must answer `SERVING`.
+    Grpc {
+        service: String,
     },
 }
 

@@ -478,6 +478,10 @@ pub struct RawPool {
     pub queue_timeout: DurationStr,
     /// TLS to the pool's backends, verified against a CA file. Default none: plain TCP.
     pub tls: Option<RawPoolTls>,
+    /// What the backends speak: `"http1"` (default) or `"h2"` (HTTP/2: ALPN `h2` over TLS,
+    /// prior knowledge over plain TCP; one multiplexed connection per backend and worker).
+    #[serde(default)]
+    pub protocol: PoolProtocol,
 }
 
 /// `tls = { ca = "...", server_name = "..." }` of a pool.
@@ -511,6 +515,9 @@ pub struct RawHealth {
     pub kind: HealthCheck,
     /// Path of HTTP checks. Default `/health`.
     pub path: String,
+    /// Service name a gRPC check asks about (`grpc.health.v1.Health/Check`). Default `""`:
+    /// the server as a whole.
+    pub service: Option<String>,
     /// Statuses that pass an HTTP check. Default: any 2xx or 3xx (as HAProxy).
     pub expect: Option<Vec<u16>>,
     /// Between checks of one backend, shortened by up to 20% at random. Default 1 s: with
@@ -547,6 +554,7 @@ impl Default for RawHealth {
         RawHealth {
             kind: HealthCheck::Tcp,
             path: "/health".to_string(),
+            service: None,
             expect: None,
             interval: DurationStr::secs(1),
             timeout: DurationStr::millis(500),
@@ -847,6 +855,15 @@ macro_rules! closed_set {
 }
 
 closed_set! {
+    /// A pool's `protocol`: the HTTP version its backends speak.
+    PoolProtocol, "protocol" {
+        #[default]
+        Http1 = "http1",
+        H2 = "h2",
+    }
+}
+
+closed_set! {
     /// `[sessions] store`: where session records live.
     SessionStore, "store" {
         /// In this process (default; one node).
@@ -921,6 +938,8 @@ closed_set! {
         Tcp = "tcp",
         /// A GET of `path` must answer with an expected status.
         Http = "http",
+        /// The gRPC health protocol must answer `SERVING` (pools with `protocol = "h2"`).
+        Grpc = "grpc",
         /// Every backend counts as healthy.
         None = "none",
     }

@@ -90,8 +90,9 @@ impl BackendActor {
         let kind = self.health.kind.clone();
         let timeout = self.health.timeout;
         let tls = self.tls.clone();
+        let protocol = self.health.protocol;
         ctx.spawn(
-            async move { active::check(addr, tls.as_deref(), &kind, timeout).await }
+            async move { active::check(addr, tls.as_deref(), protocol, &kind, timeout).await }
                 .into_actor(self)
                 .map(|result, act, ctx| {
                     // Checks start an interval apart, however long one took.

@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::grpc;
+use crate::upstream::h2;
+
 use crate::config::HealthKind;
+use crate::upstream::UpstreamProtocol;
 use crate::upstream::h1::{BackendStream, exchange};
 use crate::upstream::tls::BackendTls;
 
@@ -129,15 +133,17 @@ impl RiseFall {
     }
 }
 
-/// Checks `addr` (over TLS when `tls` is set) once within `timeout`.
+/// Checks `addr` (over TLS when `tls` is set; HTTP and gRPC checks over HTTP/2 for `h2`
+/// pools) once within `timeout`.
 pub async fn check(
     addr: SocketAddr,
     tls: Option<&BackendTls>,
+    protocol: UpstreamProtocol,
     kind: &HealthKind,
     timeout: Duration,
 ) -> CheckResult {
     let started = Instant::now();
-    let outcome = tokio::time::timeout(timeout, probe(addr, tls, kind, timeout)).await;
+    let outcome = tokio::time::timeout(timeout, probe(addr, tls, protocol, kind, timeout)).await;
     let took = started.elapsed();
     if let (
         Ok(Ok(_)),
@@ -180,6 +186,7 @@ pub async fn check(
 async fn probe(
     addr: SocketAddr,
     tls: Option<&BackendTls>,
+    protocol: UpstreamProtocol,
     kind: &HealthKind,
     timeout: Duration,
 ) -> Result<(String, Option<Load>), String> {
@@ -187,6 +194,14 @@ async fn probe(
     let mut stream = exchange::connect_stream(addr, tls, timeout)
         .await
         .map_err(|err| err.to_string())?;
+    if let HealthKind::Grpc { service } = kind {
+        return grpc_check(stream, addr, tls, service).await;
+    }
+    if protocol == UpstreamProtocol::H2
+        && let HealthKind::Http { .. } = kind
+    {
+        return h2_check(stream, addr, tls, kind).await;
+    }
     let HealthKind::Http {
         path,
         expect,
@@ -204,14 +219,7 @@ async fn probe(
         .await
         .map_err(|err| err.to_string())?;
     let status = answer.status;
-    let ok = if expect.is_empty() {
-        (200..400).contains(&status)
-    } else {
-        expect.contains(&status)
-    };
-    if !ok {
-        return Err(format!("status {status}"));
-    }
+    expected(status, expect)?;
     // With reports on, an answer without one means "no load to speak of".
     let load = if *load_report {
         let body = answer.body(MAX_HEAD_BYTES).await.unwrap_or_default();
@@ -220,6 +228,105 @@ async fn probe(
         None
     };
     Ok((format!("status {status}"), load))
+}
+
+/// Whether an HTTP check's status passes: one of `expect`, or any 2xx or 3xx without a list.
+fn expected(status: u16, expect: &[u16]) -> Result<(), String> {
+    let ok = if expect.is_empty() {
+        (200..400).contains(&status)
+    } else {
+        expect.contains(&status)
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("status {status}"))
+    }
+}
+
+/// `grpc.health.v1.Health/Check` over HTTP/2: passes on `grpc-status: 0` and `SERVING`.
+async fn grpc_check(
+    stream: BackendStream,
+    addr: SocketAddr,
+    tls: Option<&BackendTls>,
+    service: &str,
+) -> Result<(String, Option<Load>), String> {
+    let mut request = http::Request::new(http_body_util::Full::new(grpc::request_body(service)));
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = h2_uri(addr, tls, grpc::CHECK_PATH)?;
+    let headers = request.headers_mut();
+    headers.insert(
+        "content-type",
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert("te", http::HeaderValue::from_static("trailers"));
+    headers.insert(
+        "user-agent",
+        http::HeaderValue::from_static("switchyard-health"),
+    );
+    let answer = h2::probe::send(stream, request, MAX_HEAD_BYTES).await?;
+    if answer.status != 200 {
+        return Err(format!("HTTP status {}", answer.status));
+    }
+    let grpc_status = answer
+        .trailer("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("missing");
+    if grpc_status != "0" {
+        let message = answer
+            .trailer("grpc-message")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        return Err(format!("grpc-status {grpc_status} {message}")
+            .trim_end()
+            .to_string());
+    }
+    match grpc::serving_status(&answer.body)? {
+        grpc::Serving::Serving => Ok(("SERVING".to_string(), None)),
+        other => Err(other.name()),
+    }
+}
+
+/// An HTTP check of an `h2` pool: `GET {path}` over HTTP/2, the status judged as over
+/// HTTP/1.1 (load reports included).
+async fn h2_check(
+    stream: BackendStream,
+    addr: SocketAddr,
+    tls: Option<&BackendTls>,
+    kind: &HealthKind,
+) -> Result<(String, Option<Load>), String> {
+    let HealthKind::Http {
+        path,
+        expect,
+        load_report,
+        ..
+    } = kind
+    else {
+        return Err("not an HTTP check".to_string());
+    };
+    let mut request = http::Request::new(http_body_util::Full::new(bytes::Bytes::new()));
+    *request.uri_mut() = h2_uri(addr, tls, path)?;
+    request.headers_mut().insert(
+        "user-agent",
+        http::HeaderValue::from_static("switchyard-health"),
+    );
+    let answer = h2::probe::send(stream, request, MAX_HEAD_BYTES).await?;
+    let status = answer.status;
+    expected(status, expect)?;
+    let load = load_report.then(|| Load::from_report(&answer.body).unwrap_or(Load::IDLE));
+    Ok((format!("status {status}"), load))
+}
+
+/// The URI of an HTTP/2 check: the backend's address as authority (what HTTP/1.1 checks send
+/// as `Host`).
+fn h2_uri(addr: SocketAddr, tls: Option<&BackendTls>, path: &str) -> Result<http::Uri, String> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    http::Uri::builder()
+        .scheme(scheme)
+        .authority(addr.to_string())
+        .path_and_query(path)
+        .build()
+        .map_err(|err| format!("check URI: {err}"))
 }
 
 /// Why a probe got no usable answer (for the check's or probe's log line).

@@ -37,7 +37,9 @@ impl ProxyError {
                 addr: backend.addr,
                 source: Box::new(err),
             },
-            ExchangeError::ClientBody(reason) => Error::BadRequest { reason },
+            ExchangeError::ClientBody(reason) | ExchangeError::BadRequest(reason) => {
+                Error::BadRequest { reason }
+            }
             ExchangeError::BodyTooLarge(max) => Error::TooLarge {
                 what: "body",
                 size: max + 1,

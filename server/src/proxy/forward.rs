@@ -14,13 +14,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix_http::RequestHead;
+use actix_web::HttpResponse;
 use actix_web::body::{BodySize, BoxBody, EitherBody};
 use actix_web::http::header::{self as ax, HeaderValue};
 use actix_web::http::{Method, StatusCode, Uri};
-use actix_web::{HttpResponse, web};
 use bytes::BytesMut;
 
 use super::error::ProxyError;
+use super::http::ClientBody;
 use super::pipeline::{self, Choice, PendingLine, Placed, peer};
 use super::state::ProxyState;
 use crate::clock::now_ns;
@@ -30,12 +31,12 @@ use crate::headers;
 use crate::regions::RegionEntry;
 use crate::routing::balance::hash::hash_bytes;
 use crate::routing::{BackendEntry, InflightGuard, PoolSnapshot, Route};
-use crate::upstream::h1::body::Holder;
 use crate::upstream::h1::codec::{self, Forwarding};
 use crate::upstream::h1::exchange::{self, ExchangeError, RequestBody};
 use crate::upstream::h1::{Framing, RequestFraming, UpstreamBody};
+use crate::upstream::{AnswerBody, Holder, UpstreamProtocol, h2};
 
-pub type Response = HttpResponse<EitherBody<UpstreamBody<Held>>>;
+pub type Response = HttpResponse<EitherBody<AnswerBody<Held>>>;
 
 /// What a request holds until its answer's body is sent: the backend's in-flight count, and
 /// its access line (added by the entry point), written when the body is done.
@@ -74,7 +75,7 @@ pub enum Target<'a> {
 /// failure may be retried); the answer's body streams from the backend's connection.
 pub async fn forward(
     head: &RequestHead,
-    payload: web::Payload,
+    payload: ClientBody,
     route: &Route,
     target: Target<'_>,
     state: &ProxyState,
@@ -141,14 +142,21 @@ pub async fn forward(
 /// `max_body_bytes` (413) and an upgrade request that carries a body.
 async fn prepare(
     head: &RequestHead,
-    payload: web::Payload,
+    payload: ClientBody,
     route: &Route,
     snapshot: &PoolSnapshot,
     hop: Option<&str>,
     state: &ProxyState,
     request_id: &HeaderValue,
 ) -> Result<(BytesMut, RequestBody), Error> {
-    let framing = request_framing(&head.headers);
+    let ClientBody {
+        payload,
+        h2_follows,
+    } = payload;
+    let framing = match request_framing(&head.headers) {
+        RequestFraming::None if h2_follows => RequestFraming::Chunked,
+        framing => framing,
+    };
     if let RequestFraming::Length(n) = framing
         && route.max_body_bytes > 0
         && n > route.max_body_bytes
@@ -185,7 +193,11 @@ async fn prepare(
             client_ip: peer(head),
             proto: state.proto,
             request_id: request_id.as_bytes(),
-            fallback_host: snapshot.eligible[0].authority.as_str(),
+            // An HTTP/2 client's host is its `:authority`, which carries no `Host` header.
+            fallback_host: head
+                .uri
+                .authority()
+                .map_or(snapshot.eligible[0].authority.as_str(), |a| a.as_str()),
             hop,
         },
         framing,
@@ -254,43 +266,42 @@ async fn exchange_with_retries(
         let another = attempt + 1 < attempts && choice.candidates.clone().next().is_some();
         let inflight = backend.stats.start_request();
         let sent = Instant::now();
-        let exchanged = crate::upstream::h1::exchange(
-            backend.addr,
-            backend.tls.as_deref(),
-            request,
-            &mut body,
-            head_request,
-            idempotent,
-            &route.timeouts,
-        );
-        let err = match exchanged.await {
-            Ok((conn, answer)) => {
+        let exchanged = match backend.protocol {
+            UpstreamProtocol::Http1 => crate::upstream::h1::exchange(
+                backend.addr,
+                backend.tls.as_deref(),
+                request,
+                &mut body,
+                head_request,
+                idempotent,
+                &route.timeouts,
+            )
+            .await
+            .map(|(conn, answer)| Answer::H1(conn, answer)),
+            UpstreamProtocol::H2 => exchange_h2(head, backend, request, &mut body, route).await,
+        };
+        let err = match exchanged {
+            Ok(answer) => {
+                let status = answer.status();
                 backend.stats.ewma.observe(sent.elapsed(), now_ns());
                 backend
                     .stats
-                    .record_status(choice.variant.slot, answer.status, sent.elapsed());
-                backend.stats.record_outcome(answer.status < 500);
+                    .record_status(choice.variant.slot, status, sent.elapsed());
+                backend.stats.record_outcome(status < 500);
                 // A backend's 502/503 before any byte reached the client: another backend may
                 // do better. Its answer is dropped (and its connection closed) only once a
                 // retry is granted; otherwise it goes to the client unchanged.
-                if matches!(answer.status, 502 | 503)
+                if matches!(status, 502 | 503)
                     && retryable_method
                     && another
                     && route.budget.try_withdraw()
                 {
-                    tracing::debug!(backend = %backend.id, status = answer.status, "retrying on another backend");
+                    tracing::debug!(backend = %backend.id, status, "retrying on another backend");
                     continue;
                 }
                 // Another region's router answered: its own errors pass through.
-                let mut resp = client_response(
-                    conn,
-                    answer,
-                    head_request,
-                    route,
-                    inflight,
-                    request_id,
-                    hopped,
-                );
+                let mut resp =
+                    client_response(answer, head_request, route, inflight, request_id, hopped);
                 choice.landed(&backend.id, resp.headers_mut(), state);
                 return Ok((resp, backend.id.clone()));
             }
@@ -334,40 +345,128 @@ fn classify(
     err
 }
 
-/// Turns a backend's answer into the client's response, its body streamed from `conn`.
+/// A backend's answer, up to its head, from either protocol's client.
+enum Answer {
+    H1(
+        crate::upstream::h1::pool::Conn,
+        crate::upstream::h1::ResponseHead,
+    ),
+    H2(http::Response<hyper::body::Incoming>),
+}
+
+impl Answer {
+    fn status(&self) -> u16 {
+        match self {
+            Answer::H1(_, head) => head.status,
+            Answer::H2(resp) => resp.status().as_u16(),
+        }
+    }
+}
+
+/// One exchange with an HTTP/2 backend: the same head as HTTP/1.1 would send, over this
+/// worker's multiplexed connection to it. A buffered body stays for a retry; a streamed one is
+/// consumed.
+async fn exchange_h2(
+    head: &RequestHead,
+    backend: &BackendEntry,
+    request: &[u8],
+    body: &mut RequestBody,
+    route: &Route,
+) -> Result<Answer, ExchangeError> {
+    let body = match body {
+        RequestBody::None => h2::H2RequestBody::Empty,
+        RequestBody::Buffered(bytes) => h2::H2RequestBody::Full(Some(bytes.clone())),
+        RequestBody::Stream { .. } => match std::mem::replace(body, RequestBody::None) {
+            RequestBody::Stream { payload, limit, .. } => h2::H2RequestBody::Stream {
+                payload,
+                limit,
+                sent: 0,
+            },
+            _ => unreachable!("matched as a stream just above"),
+        },
+    };
+    let scheme = if backend.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let request = h2::head::request(
+        request,
+        scheme,
+        h2::head::wants_trailers(&head.headers),
+        body,
+    )?;
+    h2::exchange(
+        backend.addr,
+        backend.tls.as_deref(),
+        request,
+        &route.timeouts,
+    )
+    .await
+    .map(Answer::H2)
+}
+
+/// Turns a backend's answer into the client's response, its body streamed from the backend's
+/// connection (an HTTP/2 backend's trailers passed on to an HTTP/2 client).
 fn client_response(
-    conn: crate::upstream::h1::pool::Conn,
-    answer: crate::upstream::h1::ResponseHead,
+    answer: Answer,
     head_request: bool,
     route: &Route,
     inflight: InflightGuard,
     request_id: &HeaderValue,
     from_router: bool,
 ) -> Response {
-    // A status actix-web cannot represent was already refused by the parser (3 digits).
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let size = match answer.framing {
-        Framing::Empty if head_request => answer
-            .content_length
-            .map_or(BodySize::None, BodySize::Sized),
-        Framing::Empty => BodySize::None,
-        Framing::Length(n) => BodySize::Sized(n),
-        Framing::Chunked | Framing::Close => BodySize::Stream,
-    };
     let held = Held {
         _inflight: inflight,
         access: None,
     };
-    let body = UpstreamBody::new(
-        conn,
-        answer.framing,
-        size,
-        answer.reusable,
-        route.timeouts.idle,
-        held,
-    );
-    let mut resp = HttpResponse::with_body(status, EitherBody::left(body));
-    *resp.headers_mut() = answer.headers;
+    let mut resp = match answer {
+        Answer::H1(conn, answer) => {
+            // A status actix-web cannot represent was already refused by the parser (3 digits).
+            let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let size = match answer.framing {
+                Framing::Empty if head_request => answer
+                    .content_length
+                    .map_or(BodySize::None, BodySize::Sized),
+                Framing::Empty => BodySize::None,
+                Framing::Length(n) => BodySize::Sized(n),
+                Framing::Chunked | Framing::Close => BodySize::Stream,
+            };
+            let body = UpstreamBody::new(
+                conn,
+                answer.framing,
+                size,
+                answer.reusable,
+                route.timeouts.idle,
+                held,
+            );
+            let mut resp = HttpResponse::with_body(status, EitherBody::left(AnswerBody::H1(body)));
+            *resp.headers_mut() = answer.headers;
+            resp
+        }
+        Answer::H2(answer) => {
+            let (parts, incoming) = answer.into_parts();
+            let status =
+                StatusCode::from_u16(parts.status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let length = parts
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok());
+            let size = match (hyper::body::Body::is_end_stream(&incoming), length) {
+                (true, Some(n)) if head_request => BodySize::Sized(n),
+                (true, _) => BodySize::None,
+                (false, Some(n)) => BodySize::Sized(n),
+                (false, None) => BodySize::Stream,
+            };
+            let trailers = actix_http::h2::ResponseTrailers::default();
+            let body =
+                h2::ResponseBody::new(incoming, size, trailers.clone(), route.timeouts.idle, held);
+            let mut resp = HttpResponse::with_body(status, EitherBody::left(AnswerBody::H2(body)));
+            *resp.headers_mut() = h2::head::headers(&parts.headers);
+            resp.extensions_mut().insert(trailers);
+            resp
+        }
+    };
     if !from_router {
         // Only the router speaks with X-Switchyard-Error: a backend's copy would make clients
         // (the SDK) treat its answer as the router's, e.g. retry a POST it never should.
@@ -439,7 +538,7 @@ fn balance_key(key: Option<&HashKey>, head: &RequestHead, state: &ProxyState) ->
 /// (one hop at most), or a 307 to its endpoint. Logged and counted.
 pub async fn to_region(
     head: &RequestHead,
-    payload: web::Payload,
+    payload: ClientBody,
     route: &Route,
     region: Arc<RegionEntry>,
     state: &ProxyState,

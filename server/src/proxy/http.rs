@@ -26,7 +26,7 @@ use crate::upstream::h1::RequestFraming;
 /// The default service of the public listener: every request comes here.
 pub async fn handle(
     req: HttpRequest,
-    payload: web::Payload,
+    payload: ClientBody,
     state: web::Data<ProxyState>,
 ) -> Response {
     let head = req.head();
@@ -79,12 +79,37 @@ fn body_bytes(body: &impl MessageBody) -> u64 {
     }
 }
 
+/// The client's request body, extracted as `web::Payload` is, with one more fact: whether an
+/// HTTP/2 request's body follows its head. HTTP/2 frames delimit a body, so one may come
+/// without `Content-Length`; the exchange then streams it (as chunked to an HTTP/1.1 backend).
+pub struct ClientBody {
+    pub payload: web::Payload,
+    pub h2_follows: bool,
+}
+
+impl actix_web::FromRequest for ClientBody {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<ClientBody, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let h2_follows = req.version() == actix_web::http::Version::HTTP_2
+            && !matches!(payload, actix_web::dev::Payload::None);
+        let extracted = web::Payload::from_request(req, payload)
+            .into_inner()
+            .map(|payload| ClientBody {
+                payload,
+                h2_follows,
+            });
+        std::future::ready(extracted)
+    }
+}
+
 /// The phases after admission: route, limits, place, then the exchange here (under the
 /// pool's shedding admission) or the move to another region.
 async fn serve(
     ctx: &mut Ctx,
     head: &actix_http::RequestHead,
-    payload: web::Payload,
+    payload: ClientBody,
     state: &ProxyState,
 ) -> Result<Response, ProxyError> {
     let route = pipeline::route(head, state)?;

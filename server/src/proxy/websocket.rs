@@ -310,6 +310,17 @@ async fn open(
             break;
         }
         let backend = &snapshot.eligible[index];
+        // WebSocket handshakes are HTTP/1.1; an HTTP/2 pool's backends are not asked (RFC 8441
+        // extended CONNECT is not spoken to backends).
+        if backend.protocol == crate::upstream::UpstreamProtocol::H2 {
+            return Err(Error::BadRequest {
+                reason: format!(
+                    "route {:?} sends to pool {:?}, whose backends speak HTTP/2: WebSocket sessions need a pool with protocol = \"http1\"",
+                    route.id, pool.id
+                ),
+            }
+            .into());
+        }
         // Full backends (max_sessions) take no new session; when all are full, the client
         // gets 503 + Retry-After before any upgrade, and existing sessions are untouched.
         let Some(guard) = backend.stats.try_start_session() else {

@@ -81,6 +81,8 @@ pub struct BackendEntry {
     pub stats: Arc<BackendStats>,
     /// How to speak TLS to it (its pool's `tls`); `None`: plain TCP.
     pub tls: Option<Arc<crate::upstream::tls::BackendTls>>,
+    /// HTTP/1.1 or HTTP/2 (its pool's `protocol`).
+    pub protocol: crate::upstream::UpstreamProtocol,
 }
 
 impl BackendEntry {
@@ -111,7 +113,13 @@ impl BackendEntry {
             },
             stats,
             tls: None,
+            protocol: crate::upstream::UpstreamProtocol::Http1,
         }
+    }
+
+    pub fn with_protocol(mut self, protocol: crate::upstream::UpstreamProtocol) -> BackendEntry {
+        self.protocol = protocol;
+        self
     }
 
     pub fn with_tls(mut self, tls: Option<Arc<crate::upstream::tls::BackendTls>>) -> BackendEntry {

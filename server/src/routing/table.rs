@@ -218,7 +218,8 @@ impl RouteTable {
                                 initial_state(&pool.health),
                                 stats,
                             )
-                            .with_tls(tls),
+                            .with_tls(tls)
+                            .with_protocol(pool.protocol),
                         )
                     })
                     .collect();

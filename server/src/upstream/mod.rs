@@ -1,13 +1,20 @@
 //! The router's client side toward backends, used by the request path, health checks and
 //! WebSocket sessions alike: [`h1`] (HTTP/1.1 connections, pool, framing, streamed bodies),
+//! [`h2`] (HTTP/2 to pools with `protocol = "h2"`: multiplexed connections, trailers),
 //! [`tls`] (TLS to backends: a pool's CA file and server name) and [`ws`] (the WebSocket
 //! handshake that hands a session's raw connection to the relay).
 
 pub mod h1;
+pub mod h2;
 pub mod tls;
 pub mod ws;
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use actix_web::body::{BodySize, MessageBody};
+use bytes::Bytes;
 
 /// How long an exchange with a backend may take, step by step (a route's `timeouts`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,4 +25,58 @@ pub struct Timeouts {
     pub response: Duration,
     /// Longest silence of either side while a body streams (and a WebSocket session is open).
     pub idle: Duration,
+}
+
+/// What a pool's backends speak (`pools[].protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 (default): one request at a time per pooled connection.
+    #[default]
+    Http1,
+    /// HTTP/2: ALPN `h2` over TLS, prior knowledge over plain TCP; requests multiplexed on
+    /// one connection per backend and worker.
+    H2,
+}
+
+/// What an answer's body holds for its request, told of each piece of the answer as it goes
+/// out (the access log counts the bytes). Holders that need not know take the default.
+pub trait Holder: Unpin {
+    fn sent(&mut self, _bytes: usize) {}
+}
+
+/// A backend's answer body on its way to the client, from either protocol's client.
+pub enum AnswerBody<G> {
+    H1(h1::UpstreamBody<G>),
+    H2(h2::ResponseBody<G>),
+}
+
+impl<G> AnswerBody<G> {
+    /// What the body holds for its request, to add to it.
+    pub fn held_mut(&mut self) -> &mut G {
+        match self {
+            AnswerBody::H1(body) => body.held_mut(),
+            AnswerBody::H2(body) => body.held_mut(),
+        }
+    }
+}
+
+impl<G: Holder> MessageBody for AnswerBody<G> {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        match self {
+            AnswerBody::H1(body) => body.size(),
+            AnswerBody::H2(body) => body.size(),
+        }
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        match self.get_mut() {
+            AnswerBody::H1(body) => Pin::new(body).poll_next(cx),
+            AnswerBody::H2(body) => Pin::new(body).poll_next(cx),
+        }
+    }
 }

@@ -6,8 +6,8 @@
 //!
 //! The CA file is the only trust root (no public roots): backends are the operator's own, and
 //! a public CA vouching for an internal name would be a mistake, not a feature. Both TLS 1.2
-//! and 1.3 are spoken; ALPN offers `http/1.1` only, since the router's backend client speaks
-//! HTTP/1.1 (WebSocket handshakes included). The connection itself is made in
+//! and 1.3 are spoken; ALPN offers `http/1.1` (the router's HTTP/1.1 client, WebSocket
+//! handshakes included), or `h2` alone for a pool with `protocol = "h2"`. The connection itself is made in
 //! [`crate::upstream::h1::stream`].
 
 use std::net::IpAddr;
@@ -42,7 +42,7 @@ pub struct TlsIssue {
 
 impl PoolTls {
     /// Reads the CA file and builds the client config.
-    pub fn load(ca: &Path, server_name: Option<&str>) -> Result<PoolTls, TlsIssue> {
+    pub fn load(ca: &Path, server_name: Option<&str>, h2: bool) -> Result<PoolTls, TlsIssue> {
         let server_name = parse_server_name(server_name)?;
         let roots: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
             .map_err(|err| ca_issue(ca, format!("cannot read: {err}")))?
@@ -51,7 +51,7 @@ impl PoolTls {
         if roots.is_empty() {
             return Err(ca_issue(ca, "no certificate in it".to_string()));
         }
-        PoolTls::build(ca, roots, server_name)
+        PoolTls::build(ca, roots, server_name, h2)
     }
 
     /// Settings for these CA certificates (read from `ca` earlier) and name whose client
@@ -61,13 +61,16 @@ impl PoolTls {
         ca: &Path,
         roots: Vec<CertificateDer<'static>>,
         server_name: Option<&str>,
+        h2: bool,
     ) -> Result<PoolTls, TlsIssue> {
         let server_name = parse_server_name(server_name)?;
         let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
         shared.retain(|s| s.config.strong_count() > 0);
         let in_use = shared
             .iter()
-            .filter(|s| s.ca == ca && s.server_name == server_name && s.roots == roots)
+            .filter(|s| {
+                s.ca == ca && s.server_name == server_name && s.roots == roots && s.h2 == h2
+            })
             .find_map(|s| s.config.upgrade());
         if let Some(config) = in_use {
             return Ok(PoolTls {
@@ -77,11 +80,12 @@ impl PoolTls {
                 config,
             });
         }
-        let built = PoolTls::build(ca, roots, server_name)?;
+        let built = PoolTls::build(ca, roots, server_name, h2)?;
         shared.push(SharedConfig {
             ca: built.ca.clone(),
             server_name: built.server_name.clone(),
             roots: built.roots.clone(),
+            h2,
             config: Arc::downgrade(&built.config),
         });
         Ok(built)
@@ -96,6 +100,7 @@ impl PoolTls {
         ca: &Path,
         roots: Vec<CertificateDer<'static>>,
         server_name: Option<ServerName<'static>>,
+        h2: bool,
     ) -> Result<PoolTls, TlsIssue> {
         let mut store = rustls::RootCertStore::empty();
         let (added, unusable) = store.add_parsable_certificates(roots.iter().cloned());
@@ -111,7 +116,11 @@ impl PoolTls {
             .map_err(|err| ca_issue(ca, format!("cannot build a TLS client: {err}")))?
             .with_root_certificates(store)
             .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = vec![if h2 {
+            b"h2".to_vec()
+        } else {
+            b"http/1.1".to_vec()
+        }];
         Ok(PoolTls {
             ca: ca.to_path_buf(),
             server_name,
@@ -162,6 +171,7 @@ struct SharedConfig {
     ca: PathBuf,
     server_name: Option<ServerName<'static>>,
     roots: Vec<CertificateDer<'static>>,
+    h2: bool,
     config: Weak<ClientConfig>,
 }
 
@@ -221,7 +231,7 @@ mod tests {
         if let Some(text) = ca_text {
             std::fs::write(&path, text).unwrap();
         }
-        PoolTls::load(&path, name).unwrap_err()
+        PoolTls::load(&path, name, false).unwrap_err()
     }
 
     #[test]
@@ -250,15 +260,15 @@ mod tests {
         let roots = || vec![ca.cert.der().clone()];
         let ip = IpAddr::from([127, 0, 0, 1]);
         let path = Path::new("ca.pem");
-        let first = PoolTls::shared(path, roots(), None)
+        let first = PoolTls::shared(path, roots(), None, false)
             .unwrap()
             .for_backend("a.test", true, ip);
-        let second = PoolTls::shared(path, roots(), None)
+        let second = PoolTls::shared(path, roots(), None, false)
             .unwrap()
             .for_backend("b.test", true, ip);
         assert!(Arc::ptr_eq(&first.config, &second.config));
         assert_ne!(first.id, second.id);
-        let other_name = PoolTls::shared(path, roots(), Some("pool.test"))
+        let other_name = PoolTls::shared(path, roots(), Some("pool.test"), false)
             .unwrap()
             .for_backend("a.test", true, ip);
         assert!(!Arc::ptr_eq(&first.config, &other_name.config));

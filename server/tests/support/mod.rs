@@ -38,6 +38,19 @@ pub async fn backend_at(id: &str, addr: SocketAddr) -> std::io::Result<TestBacke
         .expect("backend start task")
 }
 
+/// Starts a gRPC test backend (`switchyard.test.Echo` and the gRPC health service) on a free
+/// port, on the backends' own runtime.
+pub async fn grpc_backend(name: &str) -> switchyard_load::grpc::GrpcBackend {
+    let name = name.to_string();
+    backend_runtime()
+        .spawn(async move {
+            switchyard_load::grpc::GrpcBackend::start(&name, "127.0.0.1:0".parse().unwrap()).await
+        })
+        .await
+        .expect("gRPC backend start task")
+        .expect("start gRPC backend")
+}
+
 /// Starts test backends with the given ids on free ports.
 pub async fn backends(ids: &[&str]) -> Vec<TestBackend> {
     let mut out = Vec::new();

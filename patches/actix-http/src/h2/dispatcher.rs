@@ -131,8 +131,15 @@ where
             match Pin::new(&mut this.connection).poll_accept(cx)? {
                 Poll::Ready(Some((req, tx))) => {
                     let (parts, body) = req.into_parts();
-                    let payload = crate::h2::Payload::new(body);
-                    let pl = Payload::H2 { payload };
+                    // A request whose HEADERS ended the stream has no body: say so, as the
+                    // h1 dispatcher does for a request without one.
+                    let pl = if body.is_end_stream() {
+                        Payload::None
+                    } else {
+                        Payload::H2 {
+                            payload: crate::h2::Payload::new(body),
+                        }
+                    };
                     let mut req = Request::with_payload(pl);
                     let head_req = parts.method == Method::HEAD;
 
@@ -230,6 +237,7 @@ async fn handle_response<B>(
 where
     B: MessageBody,
 {
+    let trailers = res.extensions().get::<super::ResponseTrailers>().cloned();
     let (res, body) = res.replace_body(());
     let send_timeout = config.h2_send_timeout();
 
@@ -295,10 +303,20 @@ where
         }
     }
 
-    // response body streaming finished. send end of stream and return.
-    stream
-        .send_data(Bytes::new(), true)
-        .map_err(DispatchError::SendData)?;
+    // response body streaming finished: send its trailers if it left any, else end the
+    // stream with an empty DATA frame.
+    match trailers.and_then(|t| t.take()).filter(|t| !t.is_empty()) {
+        Some(trailers) => {
+            let mut map = http::HeaderMap::with_capacity(trailers.len());
+            for (name, value) in trailers.iter() {
+                map.append(name.clone(), value.clone());
+            }
+            stream.send_trailers(map).map_err(DispatchError::SendData)?;
+        }
+        None => stream
+            .send_data(Bytes::new(), true)
+            .map_err(DispatchError::SendData)?,
+    }
 
     Ok(())
 }

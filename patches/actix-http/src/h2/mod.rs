@@ -25,6 +25,27 @@ mod service;
 
 pub use self::{dispatcher::Dispatcher, service::H2Service};
 
+/// Trailers for an HTTP/2 response, filled by its body while it streams.
+///
+/// Insert one into a response's extensions and keep a clone: when the body ends, the h2
+/// dispatcher sends whatever the slot holds as a trailing `HEADERS` frame (with `END_STREAM`)
+/// instead of an empty `DATA` frame. A proxy fills it from its backend's trailers, which is
+/// what gRPC needs (`grpc-status` is a trailer). HTTP/1.1 responses ignore it.
+#[derive(Debug, Clone, Default)]
+pub struct ResponseTrailers(std::rc::Rc<std::cell::RefCell<Option<crate::header::HeaderMap>>>);
+
+impl ResponseTrailers {
+    /// Sets the trailers to send when the body ends (replacing any set before).
+    pub fn set(&self, trailers: crate::header::HeaderMap) {
+        *self.0.borrow_mut() = Some(trailers);
+    }
+
+    /// Takes the trailers set so far.
+    pub fn take(&self) -> Option<crate::header::HeaderMap> {
+        self.0.borrow_mut().take()
+    }
+}
+
 /// HTTP/2 peer stream.
 pub struct Payload {
     stream: RecvStream,

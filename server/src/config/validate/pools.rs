@@ -7,11 +7,12 @@ use rustls::pki_types::ServerName;
 
 use super::{Ids, Issues, NO_ADDRESS, address::backend_address, header_name};
 use crate::config::raw::{
-    AlgorithmName, HealthCheck, InitialHealth, RawBackend, RawHealth, RawPool, RawPoolTls,
+    AlgorithmName, HealthCheck, InitialHealth, PoolProtocol, RawBackend, RawHealth, RawPool,
+    RawPoolTls,
 };
 use crate::config::{
     Algorithm, BackendAddress, BackendConfig, FlapConfig, HashKey, HealthConfig, HealthKind,
-    OutlierConfig, PoolConfig, PoolTlsConfig,
+    OutlierConfig, PoolConfig, PoolTlsConfig, UpstreamProtocol,
 };
 
 /// Largest accepted backend weight: enough for percentages with two decimals.
@@ -80,7 +81,11 @@ fn pool(i: usize, p: &RawPool, ids: &mut Ids, issues: &mut Issues) -> PoolConfig
         .enumerate()
         .map(|(j, b)| backend(&format!("pools[{i}].backends[{j}]"), b, ids, issues))
         .collect();
-    let health = health(i, &p.health, issues);
+    let protocol = match p.protocol {
+        PoolProtocol::Http1 => UpstreamProtocol::Http1,
+        PoolProtocol::H2 => UpstreamProtocol::H2,
+    };
+    let health = health(i, &p.health, protocol, issues);
     let outlier = outlier(i, p, issues);
     if p.max_inflight == Some(0) {
         issues.push(
@@ -100,7 +105,10 @@ fn pool(i: usize, p: &RawPool, ids: &mut Ids, issues: &mut Issues) -> PoolConfig
     if p.panic_threshold > 100 {
         issues.push(key("panic_threshold"), "must be 0..=100 (percent)");
     }
-    let tls = p.tls.as_ref().map(|t| tls(i, t, &backends, issues));
+    let tls = p
+        .tls
+        .as_ref()
+        .map(|t| tls(i, t, &backends, protocol, issues));
     PoolConfig {
         id: p.id.clone(),
         algorithm,
@@ -113,12 +121,19 @@ fn pool(i: usize, p: &RawPool, ids: &mut Ids, issues: &mut Issues) -> PoolConfig
         max_inflight: p.max_inflight,
         queue_timeout: p.queue_timeout.0,
         tls,
+        protocol,
     }
 }
 
 /// A pool's `tls`: a CA file named (read by the load step), and every backend with a name
 /// to verify (`server_name`, or its host; an invalid `server_name` is reported at load).
-fn tls(i: usize, t: &RawPoolTls, backends: &[BackendConfig], issues: &mut Issues) -> PoolTlsConfig {
+fn tls(
+    i: usize,
+    t: &RawPoolTls,
+    backends: &[BackendConfig],
+    protocol: UpstreamProtocol,
+    issues: &mut Issues,
+) -> PoolTlsConfig {
     if t.ca.trim().is_empty() {
         issues.push(
             format!("pools[{i}].tls.ca"),
@@ -145,6 +160,7 @@ fn tls(i: usize, t: &RawPoolTls, backends: &[BackendConfig], issues: &mut Issues
         // Read from the file by the load step.
         ca_certificates: Vec::new(),
         server_name: t.server_name.clone(),
+        h2: protocol == UpstreamProtocol::H2,
     }
 }
 
@@ -176,7 +192,12 @@ fn outlier(i: usize, p: &RawPool, issues: &mut Issues) -> OutlierConfig {
     }
 }
 
-fn health(i: usize, h: &RawHealth, issues: &mut Issues) -> HealthConfig {
+fn health(
+    i: usize,
+    h: &RawHealth,
+    protocol: UpstreamProtocol,
+    issues: &mut Issues,
+) -> HealthConfig {
     let key = |k: &str| format!("pools[{i}].health.{k}");
     let kind = match h.kind {
         HealthCheck::None => HealthKind::None,
@@ -199,7 +220,26 @@ fn health(i: usize, h: &RawHealth, issues: &mut Issues) -> HealthConfig {
                 max_response_time: h.max_response_time.map(|d| d.0),
             }
         }
+        HealthCheck::Grpc => {
+            if protocol != UpstreamProtocol::H2 {
+                issues.push(
+                    key("kind"),
+                    "\"grpc\" checks need the pool's protocol = \"h2\" (gRPC runs over HTTP/2)",
+                );
+            }
+            let service = h.service.clone().unwrap_or_default();
+            if service.len() > 256 || service.chars().any(|c| c.is_control()) {
+                issues.push(
+                    key("service"),
+                    format!("{service:?} must be at most 256 characters, none of them control characters"),
+                );
+            }
+            HealthKind::Grpc { service }
+        }
     };
+    if h.kind != HealthCheck::Grpc && h.service.is_some() {
+        issues.push(key("service"), "only applies to kind = \"grpc\"");
+    }
     if h.kind != HealthCheck::Http {
         for (name, set) in [
             ("max_response_time", h.max_response_time.is_some()),
@@ -242,6 +282,7 @@ fn health(i: usize, h: &RawHealth, issues: &mut Issues) -> HealthConfig {
     }
     HealthConfig {
         kind,
+        protocol,
         interval: h.interval.0,
         timeout: h.timeout.0,
         rise: h.rise,

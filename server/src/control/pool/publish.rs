@@ -30,6 +30,7 @@ impl PoolActor {
                 Arc::new(
                     BackendEntry::new(m.id.clone(), m.addr, weight, m.state(), m.stats.clone())
                         .with_tls(m.tls.clone())
+                        .with_protocol(self.config.protocol)
                         .with_health(Health {
                             checks: m.health,
                             held_down: m.held_down,

@@ -51,11 +51,7 @@ pub struct UpstreamBody<G> {
 
 type BodyError = Box<dyn std::error::Error>;
 
-/// What a body holds for its request, told of each piece of the answer as it goes out (the
-/// access log counts the bytes). Holders that need not know take the default.
-pub trait Holder: Unpin {
-    fn sent(&mut self, _bytes: usize) {}
-}
+pub use crate::upstream::Holder;
 
 impl<G> UpstreamBody<G> {
     /// What the body holds for its request, to add to it.

@@ -68,6 +68,14 @@ pub enum ExchangeError {
     /// A streamed body grew past the route's `max_body_bytes`.
     #[error("the request body went over {0} bytes")]
     BodyTooLarge(u64),
+    /// The client's request cannot be sent as it is (an HTTP/2 backend needs a valid
+    /// authority, method and header values).
+    #[error("the request cannot be forwarded: {0}")]
+    BadRequest(String),
+    /// An HTTP/2 backend refused the stream before processing it (`REFUSED_STREAM`), or the
+    /// connection closed before the request went out: safe to send anywhere again.
+    #[error("the backend refused the request unprocessed: {0}")]
+    Refused(String),
 }
 
 impl ExchangeError {
@@ -85,7 +93,9 @@ impl ExchangeError {
     /// Whose failure this is: the client's body, or the backend (and the way to it).
     pub fn side(&self) -> Side {
         match self {
-            ExchangeError::ClientBody(_) | ExchangeError::BodyTooLarge(_) => Side::Client,
+            ExchangeError::ClientBody(_)
+            | ExchangeError::BodyTooLarge(_)
+            | ExchangeError::BadRequest(_) => Side::Client,
             _ => Side::Upstream,
         }
     }
@@ -95,7 +105,10 @@ impl ExchangeError {
     pub fn retry(&self) -> Retry {
         match self {
             err if err.is_connect() => Retry::Always,
-            ExchangeError::ClientBody(_) | ExchangeError::BodyTooLarge(_) => Retry::Never,
+            ExchangeError::Refused(_) => Retry::Always,
+            ExchangeError::ClientBody(_)
+            | ExchangeError::BodyTooLarge(_)
+            | ExchangeError::BadRequest(_) => Retry::Never,
             _ => Retry::IfIdempotent,
         }
     }
