@@ -146,6 +146,7 @@ TOML
 # haproxy.pem with both); a backend b1 on $B; Switchyard (public $SY, TLS $SYT, admin $SYA,
 # pid $SYPID) and HAProxy (TLS $HA with ALPN h2 and http/1.1, pid $HAPID), one worker /
 # thread each, in front of it.
+# WRAP: a command the two proxies are started under (e.g. valgrind), unset for none.
 start_tls_peers() {
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
     -subj "/CN=bench.test" -addext "subjectAltName=DNS:bench.test" \
@@ -170,7 +171,7 @@ retries = 0
 id = "p"
 backends = [ { id = "b1", address = "127.0.0.1:$B" } ]
 TOML
-  "$BIN/switchyard" serve --config "$WORK/switchyard.toml" >/dev/null & SYPID=$!; PIDS+=($SYPID)
+  ${WRAP:-} "$BIN/switchyard" serve --config "$WORK/switchyard.toml" >/dev/null 2>"$WORK/switchyard.err" & SYPID=$!; PIDS+=($SYPID)
   wait_port "$SYT"
   HA=$(free_port)
   cat > "$WORK/haproxy.cfg" <<CFG
@@ -191,6 +192,6 @@ backend be
   http-reuse always
   server b1 127.0.0.1:$B
 CFG
-  haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>&1 & HAPID=$!; PIDS+=($HAPID)
+  ${WRAP:-} haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>"$WORK/haproxy.err" & HAPID=$!; PIDS+=($HAPID)
   wait_port "$HA"
 }

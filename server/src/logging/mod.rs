@@ -10,6 +10,7 @@
 mod access;
 mod line;
 mod sink;
+mod throttle;
 
 use std::io;
 use std::sync::OnceLock;
@@ -22,6 +23,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 pub use line::AccessLine;
+pub use throttle::Throttle;
 
 use crate::config::{LogConfig, LogFormat};
 use access::AccessLog;

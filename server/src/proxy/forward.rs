@@ -14,14 +14,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix_http::RequestHead;
-use actix_web::HttpResponse;
 use actix_web::body::{BodySize, BoxBody, EitherBody};
 use actix_web::http::header::{self as ax, HeaderValue};
 use actix_web::http::{Method, StatusCode, Uri};
+use actix_web::{HttpResponse, web};
 use bytes::BytesMut;
 
 use super::error::ProxyError;
-use super::http::ClientBody;
 use super::pipeline::{self, Choice, PendingLine, Placed, peer};
 use super::state::ProxyState;
 use crate::clock::now_ns;
@@ -58,6 +57,34 @@ impl Drop for Held {
         if let Some(line) = self.access.take() {
             line.write();
         }
+    }
+}
+
+/// The client's request body, extracted as `web::Payload` is, with one more fact: whether an
+/// HTTP/2 request's body follows its head. HTTP/2 frames delimit a body, so one may come
+/// without `Content-Length`; the exchange then streams it (as chunked to an HTTP/1.1 backend).
+pub struct ClientBody {
+    pub payload: web::Payload,
+    pub h2_follows: bool,
+}
+
+impl actix_web::FromRequest for ClientBody {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<ClientBody, actix_web::Error>>;
+
+    fn from_request(
+        req: &actix_web::HttpRequest,
+        payload: &mut actix_web::dev::Payload,
+    ) -> Self::Future {
+        let h2_follows = req.version() == actix_web::http::Version::HTTP_2
+            && !matches!(payload, actix_web::dev::Payload::None);
+        let extracted = web::Payload::from_request(req, payload)
+            .into_inner()
+            .map(|payload| ClientBody {
+                payload,
+                h2_follows,
+            });
+        std::future::ready(extracted)
     }
 }
 

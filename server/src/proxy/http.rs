@@ -15,7 +15,7 @@ use actix_web::http::header as ax;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::error::{ProxyError, error_response};
-use super::forward::{self, Response, Target, request_framing};
+use super::forward::{self, ClientBody, Response, Target, request_framing};
 use super::pipeline::{self, Ctx, PendingLine, Place, Protocol};
 use super::state::ProxyState;
 use crate::error::Error;
@@ -76,31 +76,6 @@ fn body_bytes(body: &impl MessageBody) -> u64 {
     match body.size() {
         BodySize::Sized(n) => n,
         BodySize::None | BodySize::Stream => 0,
-    }
-}
-
-/// The client's request body, extracted as `web::Payload` is, with one more fact: whether an
-/// HTTP/2 request's body follows its head. HTTP/2 frames delimit a body, so one may come
-/// without `Content-Length`; the exchange then streams it (as chunked to an HTTP/1.1 backend).
-pub struct ClientBody {
-    pub payload: web::Payload,
-    pub h2_follows: bool,
-}
-
-impl actix_web::FromRequest for ClientBody {
-    type Error = actix_web::Error;
-    type Future = std::future::Ready<Result<ClientBody, actix_web::Error>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
-        let h2_follows = req.version() == actix_web::http::Version::HTTP_2
-            && !matches!(payload, actix_web::dev::Payload::None);
-        let extracted = web::Payload::from_request(req, payload)
-            .into_inner()
-            .map(|payload| ClientBody {
-                payload,
-                h2_follows,
-            });
-        std::future::ready(extracted)
     }
 }
 

@@ -20,7 +20,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_http::RequestHead;
 use actix_web::http::header::{self as ax, HeaderName, HeaderValue};
@@ -29,9 +29,9 @@ use super::error::ProxyError;
 use super::state::ProxyState;
 use crate::config::Limits;
 use crate::conn::Conn;
-use crate::error::Error;
+use crate::error::{Error, Side};
 use crate::headers;
-use crate::logging::{self, AccessLine};
+use crate::logging::{self, AccessLine, Throttle};
 use crate::policy::ratelimit::shared::RedisLink;
 use crate::regions::RegionEntry;
 use crate::routing::balance::Candidates;
@@ -72,14 +72,25 @@ impl Ctx {
     }
 
     /// Notes a failure of the exchange (or of placing the request): its backend for the log
-    /// and one warning line naming the route.
+    /// and a warning line naming the route — at most one a second for the backends' failures
+    /// and one every 10 s for the clients' own (a bad body, one too large), each saying how
+    /// many were left out, so no client can flood the log. Every failure is counted in
+    /// `switchyard_router_errors_total` and has its access line.
     pub fn failed(&mut self, err: &ProxyError) {
-        if let Some(route) = &self.route {
+        static UPSTREAM: Throttle = Throttle::new(Duration::from_secs(1));
+        static CLIENT: Throttle = Throttle::new(Duration::from_secs(10));
+        let throttle = match err.side {
+            Side::Client => &CLIENT,
+            _ => &UPSTREAM,
+        };
+        if let Some(route) = &self.route
+            && let Some(left_out) = throttle.allow()
+        {
             let what = match self.protocol {
                 Protocol::Http => "request failed",
                 Protocol::WebSocket => "WebSocket session failed to open",
             };
-            tracing::warn!(route = %route.id, request_id = ?self.request_id, error = %err, "{what}");
+            tracing::warn!(route = %route.id, request_id = ?self.request_id, error = %err, left_out, "{what}");
         }
         if err.backend.is_some() {
             self.backend.clone_from(&err.backend);

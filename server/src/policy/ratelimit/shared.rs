@@ -20,12 +20,11 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::LazyLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::clock::now_ns;
+use crate::logging::Throttle;
 
 /// Fallbacks are logged at most this often (they are all counted).
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -60,8 +59,8 @@ return {0, 0}
 /// restarted server).
 static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(GCRA));
 
-/// When a fallback was last logged (`now_ns`), shared by every route of the process.
-static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
+/// Fallback lines: one per [`LOG_EVERY`], shared by every route of the process.
+static FALLBACK_LOG: Throttle = Throttle::new(LOG_EVERY);
 
 /// One limit's GCRA parameters in microseconds (Redis's `TIME` resolution).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,16 +191,11 @@ impl SharedRates {
 fn fall_back(route: &str, why: &str) {
     metrics::counter!("switchyard_rate_limit_fallbacks_total", "route" => route.to_string())
         .increment(1);
-    let now = now_ns();
-    let last = LAST_LOGGED.load(Ordering::Relaxed);
-    if (last == 0 || now.saturating_sub(last) >= LOG_EVERY.as_nanos() as u64)
-        && LAST_LOGGED
-            .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    {
+    if let Some(left_out) = FALLBACK_LOG.allow() {
         tracing::warn!(
             route,
             reason = why,
+            left_out,
             "shared rate limit unavailable: local limits only (fail-open; see switchyard_rate_limit_fallbacks_total)"
         );
     }

@@ -12,17 +12,16 @@ use actix_web::http::header::{
 };
 use http::header::{HeaderName, HeaderValue};
 
-use super::body::RequestBody;
 use crate::upstream::h1::ExchangeError;
 
 /// The request for an HTTP/2 backend: `h1_head` (a complete HTTP/1.1 request head, as the
 /// router writes it) with `body`; `scheme` is `http` or `https` (the backend connection's).
-pub fn request(
+pub fn request<B>(
     h1_head: &[u8],
     scheme: &'static str,
     te_trailers: bool,
-    body: RequestBody,
-) -> Result<http::Request<RequestBody>, ExchangeError> {
+    body: B,
+) -> Result<http::Request<B>, ExchangeError> {
     let bad = |what: String| ExchangeError::BadRequest(what);
     let lines = h1_head.windows(2).filter(|w| w == b"\r\n").count();
     let mut headers = vec![httparse::EMPTY_HEADER; lines];
@@ -104,6 +103,7 @@ pub fn headers(from: &http::HeaderMap) -> AxHeaders {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upstream::h2::body::RequestBody;
 
     #[test]
     fn the_h1_head_becomes_pseudo_headers_and_loses_its_framing() {
