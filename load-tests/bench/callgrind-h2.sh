@@ -6,11 +6,13 @@
 # requests (`h2load -c1 -m10`: one connection, ten streams at a time), counters dumped.
 # Per request = the dump's total / N: TLS, HTTP/2 and the proxying, without start-up.
 #
-#   load-tests/bench/callgrind-h2.sh [N]      # default 5000
+#   load-tests/bench/callgrind-h2.sh [N] [OUT]   # default 5000; OUT: keep the two profiles
+#                                                # there (callgrind_annotate --inclusive=yes)
 #
 # Needs valgrind, nghttp2-client, haproxy and openssl.
 set -euo pipefail
 N=${1:-5000}
+OUT=${2:-}
 cd "$(dirname "$0")/../.."
 for tool in valgrind callgrind_control h2load haproxy openssl; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y valgrind nghttp2-client haproxy openssl" >&2; exit 1; }
@@ -29,6 +31,7 @@ for proxy in switchyard haproxy; do
   callgrind_control -d "$pid" >/dev/null 2>&1
   dump=$(ls -1 "$WORK/callgrind.$pid".* | sort | tail -1)
   total=$(grep -E '^(summary|totals):' "$dump" | head -1 | awk '{print $2}')
+  [ -n "$OUT" ] && mkdir -p "$OUT" && cp "$dump" "$OUT/$proxy.callgrind"
   printf "%-10s  %s of %s succeeded  %s instructions  %s per request\n" \
     "$proxy" "$ok" "$N" "$total" "$(( total / N ))"
 done

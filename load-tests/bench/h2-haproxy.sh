@@ -4,8 +4,9 @@
 #   settings   `nghttp -nv`: the SETTINGS frame each proxy sends (Switchyard's from [limits])
 #   burst      `h2load -c1 -m200 -n2000`: one connection asking for 200 streams at once —
 #              every request must complete (the client obeys the advertised limit)
-#   rate/CPU   `h2load -c10 -m10 -n N` per round: requests/s, and the proxy's CPU time per
-#              request from /proc/PID/stat over the run
+#   rate/CPU   per round, `h2load -c10 -m10 -n N` (HTTP/2) and `h2load --h1 -c10 -n N`
+#              (HTTPS/1.1 keep-alive): requests/s, and the proxy's CPU time per request from
+#              /proc/PID/stat over the run
 # Traffic stays on 127.0.0.1; everything started here is stopped on exit.
 #
 #   load-tests/bench/h2-haproxy.sh [ROUNDS] [REQUESTS]     # defaults 3 and 200000
@@ -34,16 +35,26 @@ for proxy in switchyard haproxy; do
   echo "## $proxy: h2load -c1 -m200 -n2000"
   h2load -c1 -m200 -n2000 "https://127.0.0.1:$port/x" 2>&1 | grep -E "^requests:|^status codes:"
 done
+# One measured run: requests/s, and the proxy's CPU per request over it.
+measure() { # proxy, mode label, h2load arguments...
+  local proxy=$1 mode=$2 port pid before out used rate ok us
+  shift 2
+  port=$([ "$proxy" = haproxy ] && echo "$HA" || echo "$SYT")
+  pid=$([ "$proxy" = haproxy ] && echo "$HAPID" || echo "$SYPID")
+  before=$(ticks "$pid")
+  out=$(h2load "$@" -n "$N" "https://127.0.0.1:$port/x" 2>&1)
+  used=$(( $(ticks "$pid") - before ))
+  rate=$(echo "$out" | awk '/^finished in/ { print $4 }')
+  ok=$(echo "$out" | awk '/^requests:/ { print $8 }')
+  us=$(python3 -c "print(f'{$used / $hz / $N * 1e6:.2f}')")
+  printf "round %s  %-9s %-10s  %10s req/s  %s µs CPU/request  %s of %s succeeded\n" "$round" "$mode" "$proxy" "$rate" "$us" "$ok" "$N"
+}
 for round in $(seq 1 "$ROUNDS"); do
   for proxy in haproxy switchyard; do
-    port=$([ "$proxy" = haproxy ] && echo "$HA" || echo "$SYT")
-    pid=$([ "$proxy" = haproxy ] && echo "$HAPID" || echo "$SYPID")
-    before=$(ticks "$pid")
-    out=$(h2load -c10 -m10 -n "$N" "https://127.0.0.1:$port/x" 2>&1)
-    used=$(( $(ticks "$pid") - before ))
-    rate=$(echo "$out" | awk '/^finished in/ { print $4 }')
-    ok=$(echo "$out" | awk '/^requests:/ { print $8 }')
-    us=$(python3 -c "print(f'{$used / $hz / $N * 1e6:.2f}')")
-    printf "round %s  %-10s  %10s req/s  %s µs CPU/request  %s of %s succeeded\n" "$round" "$proxy" "$rate" "$us" "$ok" "$N"
+    measure "$proxy" h2 -c10 -m10
+  done
+  # HTTPS/1.1 keep-alive: ten connections, one request at a time on each.
+  for proxy in haproxy switchyard; do
+    measure "$proxy" https1.1 --h1 -c10
   done
 done

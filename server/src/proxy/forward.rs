@@ -499,8 +499,11 @@ fn client_response(
         // (the SDK) treat its answer as the router's, e.g. retry a POST it never should.
         resp.headers_mut().remove(headers::SWITCHYARD_ERROR_NAME);
     }
-    resp.headers_mut()
-        .insert(headers::REQUEST_ID_NAME, request_id.clone());
+    // Unique per answer: an HTTP/2 client's HPACK table gains nothing from it, so it is sent
+    // as a literal never indexed rather than pushing reusable entries out of the table.
+    let mut id = request_id.clone();
+    id.set_sensitive(true);
+    resp.headers_mut().insert(headers::REQUEST_ID_NAME, id);
     resp
 }
 

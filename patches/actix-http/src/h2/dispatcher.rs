@@ -257,6 +257,13 @@ where
 
     let mut body = pin!(body);
 
+    // A body of known length without trailers ends the stream with its last DATA frame, as
+    // other servers do, instead of an empty DATA frame after it.
+    let mut left = match size {
+        BodySize::Sized(n) if trailers.is_none() => Some(n),
+        _ => None,
+    };
+
     // poll response body and send chunks to client
     while let Some(res) = poll_fn(|cx| body.as_mut().poll_next(cx)).await {
         let mut chunk = res.map_err(|err| DispatchError::ResponseBody(err.into()))?;
@@ -267,17 +274,24 @@ where
             // reserve enough space and wait for stream ready.
             stream.reserve_capacity(chunk_size);
 
-            let capacity = poll_fn(|cx| stream.poll_capacity(cx));
-            let capacity = match send_timeout {
-                Some(limit) => match tokio::time::timeout(limit, capacity).await {
-                    Ok(capacity) => capacity,
-                    // The client kept its window shut: give up the stream (and the body).
-                    Err(_) => {
-                        stream.send_reset(h2::Reason::CANCEL);
-                        return Ok(());
+            // Capacity at hand (the usual case) needs no timer.
+            let capacity = match poll_fn(|cx| Poll::Ready(stream.poll_capacity(cx))).await {
+                Poll::Ready(capacity) => capacity,
+                Poll::Pending => {
+                    let capacity = poll_fn(|cx| stream.poll_capacity(cx));
+                    match send_timeout {
+                        Some(limit) => match tokio::time::timeout(limit, capacity).await {
+                            Ok(capacity) => capacity,
+                            // The client kept its window shut: give up the stream (and the
+                            // body).
+                            Err(_) => {
+                                stream.send_reset(h2::Reason::CANCEL);
+                                return Ok(());
+                            }
+                        },
+                        None => capacity.await,
                     }
-                },
-                None => capacity.await,
+                }
             };
             match capacity {
                 // No capacity left. drop body and return.
@@ -289,10 +303,17 @@ where
                     // split chunk to writeable size and send to client
                     let len = chunk.len();
                     let bytes = chunk.split_to(cmp::min(len, cap));
+                    if let Some(left) = left.as_mut() {
+                        *left = left.saturating_sub(bytes.len() as u64);
+                    }
+                    let last = chunk.is_empty() && left == Some(0);
 
                     stream
-                        .send_data(bytes, false)
+                        .send_data(bytes, last)
                         .map_err(DispatchError::SendData)?;
+                    if last {
+                        return Ok(());
+                    }
 
                     // Current chuck completely sent. break send loop and poll next one.
                     if chunk.is_empty() {
