@@ -404,3 +404,77 @@ async fn an_h2c_client_body_without_a_length_reaches_an_http1_backend_whole() {
     );
     r.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_go_on_while_a_backend_stops_gracefully_with_a_stream_in_flight() {
+    let (a, b) = (grpc_backend("a").await, grpc_backend("b").await);
+    let r = router(&grpc_config(&[&a, &b], "health = { kind = \"none\" }"));
+    let mut echo = client(r.addr()).await;
+    // Both backends hold a connection from the router, each with a long stream on it.
+    let mut streams = Vec::new();
+    for _ in 0..2 {
+        let stream = echo
+            .server_stream(StreamRequest {
+                message: "long".to_string(),
+                count: 40,
+                interval_ms: 25,
+                fail_code: 0,
+            })
+            .await
+            .expect("a long stream starts")
+            .into_inner();
+        streams.push(stream);
+    }
+    // Backend a stops gracefully: GOAWAY, its stream finishes, it takes no new calls.
+    drop(a);
+    let mut answered = std::collections::BTreeMap::new();
+    for i in 0..20 {
+        let reply = echo
+            .unary(EchoRequest {
+                message: format!("during the stop {i}"),
+                fail_code: 0,
+            })
+            .await
+            .unwrap_or_else(|err| panic!("call {i} failed while a backend stopped: {err:?}"))
+            .into_inner();
+        *answered.entry(reply.backend).or_insert(0) += 1;
+    }
+    for mut stream in streams {
+        let mut n = 0;
+        while let Some(_) = stream.message().await.expect("the long streams finish") {
+            n += 1;
+        }
+        assert_eq!(n, 40, "a stream in flight was finished in full");
+    }
+    assert!(answered.get("b").is_some(), "{answered:?}");
+    r.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_routers_own_refusals_reach_grpc_clients_as_grpc_statuses() {
+    // A pool whose only backend is gone: the router answers itself, as gRPC clients read it.
+    let gone = grpc_backend("gone").await;
+    let config = grpc_config(
+        &[&gone],
+        "health = { kind = \"grpc\", interval = \"100ms\", timeout = \"100ms\", rise = 1, fall = 1 }",
+    );
+    let r = router(&config);
+    drop(gone);
+    eventually("the backend is marked down", WAIT, || {
+        state_of(&r, "gone") == BackendState::Down
+    })
+    .await;
+    let mut echo = client(r.addr()).await;
+    let err = echo
+        .unary(EchoRequest::default())
+        .await
+        .expect_err("nobody can answer");
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert_eq!(err.message(), "pool \"grpc\" has no healthy backend");
+    assert_eq!(
+        err.metadata().get("x-switchyard-error").unwrap(),
+        "no_healthy_backend"
+    );
+    assert!(err.metadata().get("x-request-id").is_some());
+    r.stop();
+}

@@ -182,3 +182,97 @@ pub fn error_response<L>(err: &Error, request_id: &HeaderValue) -> HttpResponse<
     }
     resp
 }
+
+/// The router's own answer to `head`: [`error_response`], or for a gRPC client the same
+/// refusal the way gRPC carries it ([`as_grpc`]).
+pub fn error_answer<L>(
+    err: &Error,
+    request_id: &HeaderValue,
+    head: &actix_http::RequestHead,
+) -> HttpResponse<EitherBody<L>> {
+    let resp = error_response(err, request_id);
+    match is_grpc(&head.headers) {
+        true => as_grpc(resp, &public_message(err)),
+        false => resp,
+    }
+}
+
+/// A gRPC request (`content-type: application/grpc`, with or without a `+codec` suffix, or
+/// gRPC-Web).
+pub fn is_grpc(headers: &ax::HeaderMap) -> bool {
+    headers
+        .get(ax::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// A refusal for a gRPC client: gRPC clients read the outcome from `grpc-status`, not the
+/// HTTP status (a JSON body would be taken for a malformed message), so the answer is
+/// "trailers-only" — HTTP 200 with `grpc-status` and `grpc-message` in its head and no body
+/// — the HTTP status mapped as the gRPC project's HTTP-to-gRPC table does (Envoy's own replies
+/// do the same): 429, 502, 503 and 504 are `UNAVAILABLE`, which gRPC clients may retry.
+/// `X-Switchyard-Error`, `X-Request-Id` and `Retry-After` stay.
+pub fn as_grpc<L>(resp: HttpResponse<EitherBody<L>>, message: &str) -> HttpResponse<EitherBody<L>> {
+    let code: u16 = match resp.status().as_u16() {
+        400 => 13,                   // INTERNAL
+        401 => 16,                   // UNAUTHENTICATED
+        403 => 7,                    // PERMISSION_DENIED
+        404 => 12,                   // UNIMPLEMENTED
+        429 | 502 | 503 | 504 => 14, // UNAVAILABLE
+        _ => 2,                      // UNKNOWN
+    };
+    let mut grpc = HttpResponse::with_body(StatusCode::OK, EitherBody::right(BoxBody::new(())));
+    for (name, value) in resp.headers() {
+        if name != ax::CONTENT_TYPE && name != ax::CONTENT_LENGTH {
+            grpc.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    let headers = grpc.headers_mut();
+    headers.insert(
+        ax::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert(
+        ax::HeaderName::from_static("grpc-status"),
+        HeaderValue::from(code),
+    );
+    if let Ok(message) = HeaderValue::from_str(&percent_encode(message)) {
+        headers.insert(ax::HeaderName::from_static("grpc-message"), message);
+    }
+    grpc
+}
+
+/// `grpc-message` encoding: bytes outside printable ASCII, and `%`, as `%XX`.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_for_a_grpc_client_is_a_grpc_status() {
+        let err = Error::NoHealthyBackend {
+            pool: "catalog".to_string(),
+        };
+        let id = HeaderValue::from_static("req-1");
+        let resp: HttpResponse<EitherBody<()>> = as_grpc(error_response(&err, &id), "100% gone");
+        assert_eq!(resp.status(), StatusCode::OK);
+        let h = resp.headers();
+        assert_eq!(h.get("grpc-status").unwrap(), "14");
+        assert_eq!(h.get("grpc-message").unwrap(), "100%25 gone");
+        assert_eq!(h.get("content-type").unwrap(), "application/grpc");
+        assert_eq!(h.get(SWITCHYARD_ERROR).unwrap(), "no_healthy_backend");
+        assert_eq!(h.get(REQUEST_ID).unwrap(), "req-1");
+        assert!(h.get("retry-after").is_some());
+        assert!(h.get("content-length").is_none());
+    }
+}

@@ -272,11 +272,10 @@ async fn exchange_with_retries(
     state: &ProxyState,
     request_id: &HeaderValue,
 ) -> Result<(Response, Arc<str>), ProxyError> {
-    let attempts = if body.replayable() {
-        1 + route.retries
-    } else {
-        1
-    };
+    // A streamed body can go to another backend only while no exchange has taken it (an
+    // HTTP/2 backend gives back a request it never sent).
+    let streamed = !body.replayable();
+    let attempts = 1 + route.retries;
     let head_request = head.method == Method::HEAD;
     let idempotent = is_idempotent(&head.method);
     let retryable_method = idempotent || route.retry_non_idempotent;
@@ -289,8 +288,7 @@ async fn exchange_with_retries(
             break;
         };
         let backend = &snapshot.eligible[index];
-        // Whether a failure of this attempt may be retried (the budget is asked only then).
-        let another = attempt + 1 < attempts && choice.candidates.clone().next().is_some();
+        let next_candidate = attempt + 1 < attempts && choice.candidates.clone().next().is_some();
         let inflight = backend.stats.start_request();
         let sent = Instant::now();
         let exchanged = match backend.protocol {
@@ -307,6 +305,9 @@ async fn exchange_with_retries(
             .map(|(conn, answer)| Answer::H1(conn, answer)),
             UpstreamProtocol::H2 => exchange_h2(head, backend, request, &mut body, route).await,
         };
+        // Whether a failure of this attempt may be retried (the budget is asked only then).
+        let body_left = !streamed || matches!(body, RequestBody::Stream { .. });
+        let another = next_candidate && body_left;
         let err = match exchanged {
             Ok(answer) => {
                 let status = answer.status();
@@ -400,17 +401,25 @@ async fn exchange_h2(
     body: &mut RequestBody,
     route: &Route,
 ) -> Result<Answer, ExchangeError> {
-    let body = match body {
-        RequestBody::None => h2::H2RequestBody::Empty,
-        RequestBody::Buffered(bytes) => h2::H2RequestBody::Full(Some(bytes.clone())),
-        RequestBody::Stream { .. } => match std::mem::replace(body, RequestBody::None) {
-            RequestBody::Stream { payload, limit, .. } => h2::H2RequestBody::Stream {
+    let (h2_body, framing) = match std::mem::replace(body, RequestBody::None) {
+        RequestBody::None => (h2::H2RequestBody::Empty, None),
+        RequestBody::Buffered(bytes) => {
+            let sent = h2::H2RequestBody::Full(Some(bytes.clone()));
+            *body = RequestBody::Buffered(bytes);
+            (sent, None)
+        }
+        RequestBody::Stream {
+            payload,
+            framing,
+            limit,
+        } => (
+            h2::H2RequestBody::Stream {
                 payload,
                 limit,
                 sent: 0,
             },
-            _ => unreachable!("matched as a stream just above"),
-        },
+            Some(framing),
+        ),
     };
     let scheme = if backend.tls.is_some() {
         "https"
@@ -421,16 +430,35 @@ async fn exchange_h2(
         request,
         scheme,
         h2::head::wants_trailers(&head.headers),
-        body,
+        h2_body,
     )?;
-    h2::exchange(
+    match h2::exchange(
         backend.addr,
         backend.tls.as_deref(),
         request,
         &route.timeouts,
     )
     .await
-    .map(Answer::H2)
+    {
+        Ok(answer) => Ok(Answer::H2(answer)),
+        Err(failed) => {
+            // Never sent: a streamed body is still whole, for the next attempt.
+            if let (Some(unsent), Some(framing)) = (failed.unsent, framing)
+                && let h2::H2RequestBody::Stream {
+                    payload,
+                    limit,
+                    sent: 0,
+                } = unsent.into_body()
+            {
+                *body = RequestBody::Stream {
+                    payload,
+                    framing,
+                    limit,
+                };
+            }
+            Err(failed.error)
+        }
+    }
 }
 
 /// Turns a backend's answer into the client's response, its body streamed from the backend's

@@ -14,7 +14,7 @@ use actix_web::body::{BodySize, EitherBody, MessageBody};
 use actix_web::http::header as ax;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::error::{ProxyError, error_response};
+use super::error::{ProxyError, error_answer, error_response};
 use super::forward::{self, ClientBody, Response, Target, request_framing};
 use super::pipeline::{self, Ctx, PendingLine, Place, Protocol};
 use super::state::ProxyState;
@@ -33,7 +33,7 @@ pub async fn handle(
     let mut ctx = Ctx::new(Protocol::Http, head);
     let conn = req.conn_data::<Arc<crate::conn::Conn>>();
     let resp = match pipeline::admit(conn, head, &state) {
-        Err(err) => error_response(&err.error, &ctx.request_id),
+        Err(err) => error_answer(&err.error, &ctx.request_id, head),
         Ok(_) if let Some(port) = state.redirect_https => redirect_to_https(&req, port),
         Ok(_) if let Some(answer) = super::region::public_endpoint(&req, &state) => {
             answer.map_into_right_body()
@@ -41,7 +41,7 @@ pub async fn handle(
         Ok(()) => {
             let resp = match serve(&mut ctx, head, payload, &state).await {
                 Ok(resp) => resp,
-                Err(err) => error_response(&err.error, &ctx.request_id),
+                Err(err) => error_answer(&err.error, &ctx.request_id, head),
             };
             let Some(line) = pipeline::access_logged(&state)
                 .then(|| PendingLine::new(&ctx, head, resp.status().as_u16()))

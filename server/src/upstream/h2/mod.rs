@@ -32,46 +32,109 @@ use crate::upstream::Timeouts;
 use crate::upstream::h1::ExchangeError;
 use crate::upstream::tls::BackendTls;
 
+/// Why an exchange failed, and the request when it never left the router (so its body can
+/// go to another backend).
+pub struct Failed {
+    pub error: ExchangeError,
+    pub unsent: Option<http::Request<H2RequestBody>>,
+}
+
 /// Sends `request` to the backend at `addr` over this worker's HTTP/2 connection to it (made
-/// now if there is none) and waits for the answer's head, within the route's timeouts.
+/// now if there is none) and waits for the answer's head, within the route's timeouts. When
+/// that connection closes before the request is handed to it (a backend that sent GOAWAY), the
+/// request goes once more on a new connection.
 pub async fn exchange(
     addr: std::net::SocketAddr,
     tls: Option<&BackendTls>,
-    request: http::Request<H2RequestBody>,
+    mut request: http::Request<H2RequestBody>,
     timeouts: &Timeouts,
-) -> Result<http::Response<Incoming>, ExchangeError> {
-    let mut sender = conn::sender(addr, tls, timeouts.connect).await?;
-    // A stream the connection cannot take yet (the backend's stream limit) waits here, bounded
+) -> Result<http::Response<Incoming>, Failed> {
+    // A stream the connection cannot take yet (the backend's stream limit) waits too, bounded
     // by the response timeout like the answer itself.
-    let sent = async {
-        // The connection closed before the request went out: nothing reached the backend.
-        sender.ready().await.map_err(|err| {
-            conn::forget(addr, tls);
-            ExchangeError::Refused(format!(
-                "connection closed before the request was sent: {err}"
-            ))
-        })?;
-        sender.send_request(request).await.map_err(failure)
-    };
-    match tokio::time::timeout(timeouts.response, sent).await {
-        Ok(answer) => answer,
-        Err(_) => Err(ExchangeError::HeadTimeout(timeouts.response)),
+    let deadline = tokio::time::Instant::now() + timeouts.response;
+    let timed_out = ExchangeError::HeadTimeout(timeouts.response);
+    for _ in 0..2 {
+        let mut sender = match conn::sender(addr, tls, timeouts.connect).await {
+            Ok(sender) => sender,
+            Err(error) => {
+                return Err(Failed {
+                    error,
+                    unsent: Some(request),
+                });
+            }
+        };
+        match tokio::time::timeout_at(deadline, sender.ready()).await {
+            Ok(Ok(())) => {}
+            // Closed before the request went out: a new connection.
+            Ok(Err(_)) => {
+                conn::forget(addr, tls);
+                continue;
+            }
+            Err(_) => {
+                return Err(Failed {
+                    error: timed_out,
+                    unsent: Some(request),
+                });
+            }
+        }
+        match tokio::time::timeout_at(deadline, sender.try_send_request(request)).await {
+            Ok(Ok(answer)) => return Ok(answer),
+            Ok(Err(mut err)) => match err.take_message() {
+                Some(unsent) => {
+                    conn::forget(addr, tls);
+                    request = unsent;
+                }
+                None => {
+                    let error = failure(err.into_error());
+                    if matches!(error, ExchangeError::Refused(_)) {
+                        // A backend going away: the next request makes a new connection.
+                        conn::forget(addr, tls);
+                    }
+                    return Err(Failed {
+                        error,
+                        unsent: None,
+                    });
+                }
+            },
+            Err(_) => {
+                return Err(Failed {
+                    error: timed_out,
+                    unsent: None,
+                });
+            }
+        }
     }
+    Err(Failed {
+        error: ExchangeError::Refused(
+            "two connections closed before the request could be sent".to_string(),
+        ),
+        unsent: Some(request),
+    })
 }
 
-/// An HTTP/2 failure before the answer's head, as the retry rules see it: a stream the backend
-/// refused (`REFUSED_STREAM`, or one past its `GOAWAY`) was never processed and may go
-/// anywhere; the client's own body failing is the client's; anything else may have reached
-/// the backend.
+/// An HTTP/2 failure before the answer's head, as the retry rules see it: a request hyper never
+/// sent, a stream the backend refused (`REFUSED_STREAM`), or one it turned away with a
+/// graceful `GOAWAY` (`NO_ERROR`: h2
+/// gives that error only to streams past the GOAWAY's last stream id, and to new ones, which
+/// RFC 9113 §6.8 says were not processed), may go anywhere; the client's own body failing is
+/// the client's; anything else may have reached the backend.
 fn failure(err: hyper::Error) -> ExchangeError {
     use std::error::Error as _;
+    // hyper cancels a request it had not handed to the connection yet when the connection
+    // closes (the backend went away): it never reached the backend (hyper's own pooled client
+    // retries these for the same reason).
+    if err.is_canceled() {
+        return ExchangeError::Refused(err.to_string());
+    }
     let mut source = err.source();
     while let Some(cause) = source {
         if let Some(client) = cause.downcast_ref::<body::ClientBodyError>() {
             return client.clone().into();
         }
         if let Some(h2) = cause.downcast_ref::<::h2::Error>() {
-            if h2.reason() == Some(::h2::Reason::REFUSED_STREAM) {
+            let graceful_go_away =
+                h2.is_go_away() && h2.is_remote() && h2.reason() == Some(::h2::Reason::NO_ERROR);
+            if graceful_go_away || h2.reason() == Some(::h2::Reason::REFUSED_STREAM) {
                 return ExchangeError::Refused(h2.to_string());
             }
             break;
