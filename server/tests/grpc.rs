@@ -441,12 +441,17 @@ async fn calls_go_on_while_a_backend_stops_gracefully_with_a_stream_in_flight() 
     }
     for mut stream in streams {
         let mut n = 0;
-        while let Some(_) = stream.message().await.expect("the long streams finish") {
+        while stream
+            .message()
+            .await
+            .expect("the long streams finish")
+            .is_some()
+        {
             n += 1;
         }
         assert_eq!(n, 40, "a stream in flight was finished in full");
     }
-    assert!(answered.get("b").is_some(), "{answered:?}");
+    assert!(answered.contains_key("b"), "{answered:?}");
     r.stop();
 }
 
