@@ -199,6 +199,14 @@ impl WriteDeadline {
     }
 }
 
+/// An HTTP/2 stream reset because its client kept its flow-control window shut for
+/// `write_timeout` (the zero-window stall): counted as the HTTP/1.1 write timeouts are, and as
+/// a refusal of kind `http2_stalled_stream`.
+pub fn count_h2_send_timeout() {
+    metrics::counter!("switchyard_client_write_timeouts_total").increment(1);
+    count_refused("http2_stalled_stream");
+}
+
 /// Counts a connection-level refusal in the same family as the request-level ones.
 pub fn count_refused(kind: &'static str) {
     metrics::counter!("switchyard_router_errors_total", "kind" => kind).increment(1);

@@ -283,7 +283,7 @@ fn public_server(
                     .h2_max_frame_size(limits.h2_max_frame_size)
                     // A stream whose client keeps its window shut is reset after the same
                     // time a blocked HTTP/1.1 write gets (`write_timeout`).
-                    .h2_send_timeout(limits.write_timeout)
+                    .h2_send_timeout_counted(limits.write_timeout, conn::count_h2_send_timeout)
                     .h2_max_header_list_size(
                         u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX),
                     )

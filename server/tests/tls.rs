@@ -794,7 +794,7 @@ async fn a_graceful_stop_sends_the_two_phase_goaway_and_finishes_the_stream_in_f
 /// passes with no room to send, the stream is reset with CANCEL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_opens_its_window_has_the_stream_reset() {
-    let (_dir, _bs, _r, addr) = a_test_router("[limits]\nwrite_timeout = \"500ms\"").await;
+    let (_dir, _bs, r, addr) = a_test_router("[limits]\nwrite_timeout = \"500ms\"").await;
     // SETTINGS_INITIAL_WINDOW_SIZE (4) = 0.
     let mut h2 = RawH2::connect_with(addr, &[(4, 0)]).await;
     let asked = std::time::Instant::now();
@@ -823,6 +823,7 @@ async fn a_client_that_never_opens_its_window_has_the_stream_reset() {
         "reset after write_timeout, not at once ({:?})",
         asked.elapsed()
     );
+    wait_for_counted(&r, "http2_stalled_stream").await;
     still_serves(addr).await;
 }
 

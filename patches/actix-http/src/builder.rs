@@ -31,7 +31,7 @@ pub struct HttpServiceBuilder<T, S, X = ExpectHandler, U = UpgradeHandler> {
     h2_max_concurrent_streams: u32,
     h2_max_frame_size: Option<u32>,
     h2_max_header_list_size: Option<u32>,
-    h2_send_timeout: Option<Duration>,
+    h2_send_timeout: Option<(Duration, Option<fn()>)>,
     graceful_shutdown_signal: Option<GracefulShutdownSignal>,
     expect: X,
     upgrade: Option<U>,
@@ -240,7 +240,16 @@ where
     ///
     /// See [`ServiceConfigBuilder::h2_send_timeout`] for more details.
     pub fn h2_send_timeout(mut self, timeout: Duration) -> Self {
-        self.h2_send_timeout = Some(timeout);
+        self.h2_send_timeout = Some((timeout, None));
+        self
+    }
+
+    /// [`h2_send_timeout`](Self::h2_send_timeout), calling `on_timeout` each time it resets a
+    /// stream.
+    ///
+    /// See [`ServiceConfigBuilder::h2_on_send_timeout`] for more details.
+    pub fn h2_send_timeout_counted(mut self, timeout: Duration, on_timeout: fn()) -> Self {
+        self.h2_send_timeout = Some((timeout, Some(on_timeout)));
         self
     }
 
@@ -268,7 +277,10 @@ where
             None => cfg,
         };
         match self.h2_send_timeout {
-            Some(timeout) => cfg.h2_send_timeout(timeout),
+            Some((timeout, None)) => cfg.h2_send_timeout(timeout),
+            Some((timeout, Some(on_timeout))) => {
+                cfg.h2_send_timeout(timeout).h2_on_send_timeout(on_timeout)
+            }
             None => cfg,
         }
         .build()

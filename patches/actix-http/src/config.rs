@@ -207,6 +207,13 @@ impl ServiceConfigBuilder {
         self
     }
 
+    /// Sets a function called each time [`h2_send_timeout`](Self::h2_send_timeout) resets a
+    /// stream (to count such clients).
+    pub fn h2_on_send_timeout(mut self, on_timeout: fn()) -> Self {
+        self.inner.h2_on_send_timeout = Some(on_timeout);
+        self
+    }
+
     /// Builds a [`ServiceConfig`] from this [`ServiceConfigBuilder`] instance
     pub fn build(self) -> ServiceConfig {
         ServiceConfig(Rc::new(self.inner))
@@ -234,6 +241,7 @@ struct Inner {
     h2_max_frame_size: Option<u32>,
     h2_max_header_list_size: Option<u32>,
     h2_send_timeout: Option<Duration>,
+    h2_on_send_timeout: Option<fn()>,
     graceful_shutdown_signal: Option<GracefulShutdownSignal>,
 }
 
@@ -255,6 +263,7 @@ impl Default for Inner {
             h2_max_frame_size: None,
             h2_max_header_list_size: None,
             h2_send_timeout: None,
+            h2_on_send_timeout: None,
             graceful_shutdown_signal: None,
         }
     }
@@ -285,6 +294,7 @@ impl ServiceConfig {
             h2_max_frame_size: None,
             h2_max_header_list_size: None,
             h2_send_timeout: None,
+            h2_on_send_timeout: None,
             graceful_shutdown_signal: None,
         }))
     }
@@ -382,6 +392,10 @@ impl ServiceConfig {
 
     pub fn h2_send_timeout(&self) -> Option<Duration> {
         self.0.h2_send_timeout
+    }
+
+    pub fn h2_on_send_timeout(&self) -> Option<fn()> {
+        self.0.h2_on_send_timeout
     }
 
     pub fn h2_initial_connection_window_size(&self) -> u32 {

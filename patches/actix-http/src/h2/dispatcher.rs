@@ -240,6 +240,7 @@ where
     let trailers = res.extensions().get::<super::ResponseTrailers>().cloned();
     let (res, body) = res.replace_body(());
     let send_timeout = config.h2_send_timeout();
+    let on_send_timeout = config.h2_on_send_timeout();
 
     // prepare response.
     let mut size = body.size();
@@ -286,6 +287,9 @@ where
                             // body).
                             Err(_) => {
                                 stream.send_reset(h2::Reason::CANCEL);
+                                if let Some(on_timeout) = on_send_timeout {
+                                    on_timeout();
+                                }
                                 return Ok(());
                             }
                         },
