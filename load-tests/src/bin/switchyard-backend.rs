@@ -1,5 +1,6 @@
-//! `switchyard-backend --listen ADDR --id ID`: the test backend as a process. Prints nothing but
-//! errors.
+//! `switchyard-backend --listen ADDR --id ID [--grpc ADDR]`: the test backend as a process
+//! (with `--grpc`, also the gRPC Echo and health services on that address, HTTP/2 cleartext).
+//! Prints nothing but errors.
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
@@ -24,6 +25,10 @@ struct Args {
     /// Runtime worker threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Also serve gRPC (`switchyard.test.Echo` and `grpc.health.v1`) on this address, for a
+    /// pool with `protocol = "h2"`.
+    #[arg(long)]
+    grpc: Option<SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -50,7 +55,18 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let grpc = match args.grpc {
+            None => None,
+            Some(addr) => match switchyard_load::grpc::GrpcBackend::start(&args.id, addr).await {
+                Ok(grpc) => Some(grpc),
+                Err(err) => {
+                    eprintln!("switchyard-backend: cannot serve gRPC on {addr}: {err}");
+                    return ExitCode::FAILURE;
+                }
+            },
+        };
         let _ = tokio::signal::ctrl_c().await;
+        drop(grpc);
         backend.stop().await;
         ExitCode::SUCCESS
     })
