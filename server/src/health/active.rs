@@ -197,11 +197,6 @@ async fn probe(
     if let HealthKind::Grpc { service } = kind {
         return grpc_check(stream, addr, tls, service).await;
     }
-    if protocol == UpstreamProtocol::H2
-        && let HealthKind::Http { .. } = kind
-    {
-        return h2_check(stream, addr, tls, kind).await;
-    }
     let HealthKind::Http {
         path,
         expect,
@@ -215,6 +210,9 @@ async fn probe(
         };
         return Ok((how.to_string(), None));
     };
+    if protocol == UpstreamProtocol::H2 {
+        return h2_check(stream, addr, tls, path, expect, *load_report).await;
+    }
     let answer = get(&mut stream, addr, path, "switchyard-health", MAX_HEAD_BYTES)
         .await
         .map_err(|err| err.to_string())?;
@@ -293,17 +291,10 @@ async fn h2_check(
     stream: BackendStream,
     addr: SocketAddr,
     tls: Option<&BackendTls>,
-    kind: &HealthKind,
+    path: &str,
+    expect: &[u16],
+    load_report: bool,
 ) -> Result<(String, Option<Load>), String> {
-    let HealthKind::Http {
-        path,
-        expect,
-        load_report,
-        ..
-    } = kind
-    else {
-        return Err("not an HTTP check".to_string());
-    };
     let mut request = http::Request::new(http_body_util::Full::new(bytes::Bytes::new()));
     *request.uri_mut() = h2_uri(addr, tls, path)?;
     request.headers_mut().insert(
