@@ -112,20 +112,14 @@ pub async fn exchange(
     })
 }
 
-/// An HTTP/2 failure before the answer's head, as the retry rules see it: a request hyper never
-/// sent, a stream the backend refused (`REFUSED_STREAM`), or one it turned away with a
-/// graceful `GOAWAY` (`NO_ERROR`: h2
+/// An HTTP/2 failure before the answer's head, as the retry rules see it (a request hyper never
+/// sent comes back whole from `try_send_request` and does not get here): a stream the backend
+/// refused (`REFUSED_STREAM`), or one it turned away with a graceful `GOAWAY` (`NO_ERROR`: h2
 /// gives that error only to streams past the GOAWAY's last stream id, and to new ones, which
 /// RFC 9113 §6.8 says were not processed), may go anywhere; the client's own body failing is
 /// the client's; anything else may have reached the backend.
 fn failure(err: hyper::Error) -> ExchangeError {
     use std::error::Error as _;
-    // hyper cancels a request it had not handed to the connection yet when the connection
-    // closes (the backend went away): it never reached the backend (hyper's own pooled client
-    // retries these for the same reason).
-    if err.is_canceled() {
-        return ExchangeError::Refused(err.to_string());
-    }
     let mut source = err.source();
     while let Some(cause) = source {
         if let Some(client) = cause.downcast_ref::<body::ClientBodyError>() {
