@@ -278,7 +278,7 @@ pub async fn handshake(
 }
 
 /// What every HTTP/2 connection starts with (RFC 9113 §3.4).
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+pub(crate) const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// The protocol of an admitted connection on a plain listener: HTTP/2 when the client opens
 /// with the HTTP/2 preface (prior knowledge, "h2c": how gRPC clients speak without TLS),

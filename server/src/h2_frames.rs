@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use actix_rt::net::{ActixStream, Ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::conn::{Conn, HasConn, count_refused};
+use crate::conn::{Conn, H2_PREFACE, HasConn, count_refused};
 
 /// Empty frames in a row (DATA without END_STREAM, HEADERS or CONTINUATION with no payload)
 /// that end a connection: a real client sends next to none; Envoy ends one at 2.
@@ -29,9 +29,6 @@ pub const MAX_EMPTY_FRAMES_IN_A_ROW: u32 = 10;
 /// [`CONTROL_WINDOW`]: gRPC keep-alives and flow-control probes stay far below it.
 pub const MAX_CONTROL_FRAMES: u32 = 1000;
 pub const CONTROL_WINDOW: Duration = Duration::from_secs(10);
-
-/// The client connection preface (RFC 9113 §3.4), which precedes the first frame.
-const PREFACE_LEN: usize = 24;
 
 const DATA: u8 = 0;
 const HEADERS: u8 = 1;
@@ -44,7 +41,8 @@ const ACK: u8 = 0x1;
 /// Where the reader is in the client's frame stream, and what it has counted.
 #[derive(Debug)]
 pub struct Scanner {
-    /// Preface bytes still to pass.
+    /// Preface bytes still to pass (the client connection preface, RFC 9113 §3.4, precedes
+    /// the first frame).
     preface: usize,
     /// The frame header being read, and how much of it has come.
     head: [u8; 9],
@@ -59,7 +57,7 @@ pub struct Scanner {
 impl Default for Scanner {
     fn default() -> Scanner {
         Scanner {
-            preface: PREFACE_LEN,
+            preface: H2_PREFACE.len(),
             head: [0; 9],
             have: 0,
             skip: 0,
@@ -246,7 +244,7 @@ mod tests {
     }
 
     fn preface() -> Vec<u8> {
-        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec()
+        H2_PREFACE.to_vec()
     }
 
     #[test]

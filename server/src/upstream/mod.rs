@@ -9,9 +9,12 @@ pub mod h2;
 pub mod tls;
 pub mod ws;
 
+use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
+
+use tokio::time::{Instant, Sleep};
 
 use actix_web::body::{BodySize, MessageBody};
 use bytes::Bytes;
@@ -78,5 +81,40 @@ impl<G: Holder> MessageBody for AnswerBody<G> {
             AnswerBody::H1(body) => Pin::new(body).poll_next(cx),
             AnswerBody::H2(body) => Pin::new(body).poll_next(cx),
         }
+    }
+}
+
+/// The route's `idle` limit on an answer's body, for either protocol's body: armed only when
+/// the backend makes the body wait, so quick answers never touch the timer.
+pub struct BodyIdle {
+    after: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl BodyIdle {
+    pub fn new(after: Duration) -> BodyIdle {
+        BodyIdle { after, timer: None }
+    }
+
+    /// Data came: the wait starts again.
+    pub fn progressed(&mut self) {
+        if let Some(timer) = self.timer.as_mut() {
+            timer.as_mut().reset(Instant::now() + self.after);
+        }
+    }
+
+    /// The body waits on the backend: `Ready` with the error to end it once it has waited the
+    /// whole limit (counted in `switchyard_upstream_body_timeouts_total`), else `Pending`.
+    pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let after = self.after;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+        ready!(timer.as_mut().poll(cx));
+        metrics::counter!("switchyard_upstream_body_timeouts_total").increment(1);
+        Poll::Ready(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("backend body idle for {after:?}; cutting the response"),
+        ))
     }
 }

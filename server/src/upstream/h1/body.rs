@@ -11,9 +11,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use crate::upstream::BodyIdle;
 use actix_web::body::{BodySize, MessageBody};
 use bytes::Bytes;
-use tokio::time::{Instant, Sleep};
 
 use super::codec::{ChunkedDecoder, Decoded, Framing};
 use super::pool::{self, Conn};
@@ -41,9 +41,7 @@ pub struct UpstreamBody<G> {
     state: State,
     size: BodySize,
     reusable: bool,
-    idle: Duration,
-    /// Armed only when the backend makes us wait, so quick answers never touch the timer.
-    timer: Option<Pin<Box<Sleep>>>,
+    idle: BodyIdle,
     /// What the request holds until its answer is sent (or dropped): the caller's guards,
     /// given back on drop. Opaque here, so this layer needs nothing of the request path.
     held: G,
@@ -79,8 +77,7 @@ impl<G> UpstreamBody<G> {
             state,
             size,
             reusable,
-            idle,
-            timer: None,
+            idle: BodyIdle::new(idle),
             held,
         };
         if matches!(body.state, State::Length(0)) {
@@ -117,24 +114,11 @@ impl<G> UpstreamBody<G> {
         conn.buf.reserve(BODY_READ_BYTES);
         match conn.stream.poll_read_buf(cx, &mut conn.buf) {
             Poll::Ready(Ok(n)) => {
-                if let Some(timer) = self.timer.as_mut() {
-                    timer.as_mut().reset(Instant::now() + self.idle);
-                }
+                self.idle.progressed();
                 Poll::Ready(Ok(n))
             }
             Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
-            Poll::Pending => {
-                let idle = self.idle;
-                let timer = self
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
-                ready!(timer.as_mut().poll(cx));
-                metrics::counter!("switchyard_upstream_body_timeouts_total").increment(1);
-                Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("backend body idle for {idle:?}; cutting the response"),
-                )))
-            }
+            Poll::Pending => self.idle.poll_expired(cx).map(Err),
         }
     }
 }

@@ -12,10 +12,9 @@ use actix_web::web;
 use bytes::Bytes;
 use futures_util::Stream;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use tokio::time::{Instant, Sleep};
 
-use crate::upstream::Holder;
 use crate::upstream::h1::ExchangeError;
+use crate::upstream::{BodyIdle, Holder};
 
 /// Why the client's request body could not be sent: the client's fault, never the backend's.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -106,8 +105,7 @@ pub struct ResponseBody<G> {
     incoming: Incoming,
     size: BodySize,
     trailers: ResponseTrailers,
-    idle: Duration,
-    timer: Option<Pin<Box<Sleep>>>,
+    idle: BodyIdle,
     done: bool,
     held: G,
 }
@@ -125,8 +123,7 @@ impl<G> ResponseBody<G> {
             incoming,
             size,
             trailers,
-            idle,
-            timer: None,
+            idle: BodyIdle::new(idle),
             done,
             held,
         }
@@ -156,9 +153,7 @@ impl<G: Holder> MessageBody for ResponseBody<G> {
             }
             match Pin::new(&mut this.incoming).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    if let Some(timer) = this.timer.as_mut() {
-                        timer.as_mut().reset(Instant::now() + this.idle);
-                    }
+                    this.idle.progressed();
                     match frame.into_data() {
                         Ok(data) if data.is_empty() => {}
                         Ok(data) => {
@@ -181,17 +176,9 @@ impl<G: Holder> MessageBody for ResponseBody<G> {
                     return Poll::Ready(None);
                 }
                 Poll::Pending => {
-                    let idle = this.idle;
-                    let timer = this
-                        .timer
-                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
-                    ready!(timer.as_mut().poll(cx));
+                    let expired = ready!(this.idle.poll_expired(cx));
                     this.done = true;
-                    metrics::counter!("switchyard_upstream_body_timeouts_total").increment(1);
-                    return Poll::Ready(Some(Err(format!(
-                        "backend body idle for {idle:?}; cutting the response"
-                    )
-                    .into())));
+                    return Poll::Ready(Some(Err(expired.into())));
                 }
             }
         }

@@ -67,15 +67,20 @@ pub async fn sender(
 ) -> Result<SendRequest<RequestBody>, ExchangeError> {
     let key = key(addr, tls);
     let waiting_since = Instant::now();
-    let (open, connecting) = CONNECTIONS.with(|c| {
+    // The usual case: an open connection, handed out without anything else cloned.
+    let connecting = CONNECTIONS.with(|c| {
         let mut c = c.borrow_mut();
         let slot = c.entry(key).or_default();
         slot.open = slot.open.take().filter(|s| !s.is_closed());
-        (slot.open.clone(), slot.connecting.clone())
+        match &slot.open {
+            Some(sender) => Ok(sender.clone()),
+            None => Err(slot.connecting.clone()),
+        }
     });
-    if let Some(sender) = open {
-        return Ok(sender);
-    }
+    let connecting = match connecting {
+        Ok(sender) => return Ok(sender),
+        Err(connecting) => connecting,
+    };
     let _connecting = connecting.lock().await;
     // Made, or failed, while this request waited for the connect in progress.
     let outcome = CONNECTIONS.with(|c| {
